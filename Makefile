@@ -1,0 +1,46 @@
+# The two commands of the quick start are `make up` and `make test`.
+# Everything is installed from uv.lock into .venv; uv itself into .tools.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV_BIN := .venv/bin
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: install up test lint typecheck pytest bench clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+install: $(UV)
+	$(UV) sync --frozen --quiet
+
+## Run the whole platform on this machine: four APIs, their workers, moto, SQLite, Redis stand-in.
+up: install
+	$(VENV_BIN)/stories up
+
+## Install everything, then lint, type-check, check import rules and run every test.
+test: install
+	scripts/ensure-services
+	$(MAKE) --no-print-directory lint typecheck pytest
+
+lint:
+	$(VENV_BIN)/ruff check .
+	$(VENV_BIN)/ruff format --check .
+	$(VENV_BIN)/lint-imports
+
+typecheck:
+	$(VENV_BIN)/mypy
+
+pytest:
+	$(VENV_BIN)/pytest
+
+## Benchmarks: each figure beside its baseline from the same run (needs wrk).
+bench: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	scripts/ensure-services
+	$(VENV_BIN)/stories bench
+
+clean:
+	rm -rf .venv .tools .stories .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""The access service: accounts, tokens, the seven roles, entitlements, decisions."""

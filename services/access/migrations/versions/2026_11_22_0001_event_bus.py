@@ -1,0 +1,23 @@
+"""The outbox and inbox of the access service.
+
+Revision ID: access_0001
+Revises:
+Create Date: 2026-11-22
+"""
+
+from collections.abc import Sequence
+
+from shared.migrations import create_event_bus_tables, drop_event_bus_tables
+
+revision: str = "access_0001"
+down_revision: str | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    create_event_bus_tables()
+
+
+def downgrade() -> None:
+    drop_event_bus_tables()

@@ -1,0 +1,1 @@
+"""The content service: submissions, their review, books, uploads and publishing."""

@@ -1,0 +1,1 @@
+"""The delivery service: signed links to published books, and reading sessions."""

@@ -1,0 +1,1 @@
+"""The metrics service: educational and workflow metrics from every platform event."""

@@ -1,0 +1,257 @@
+"""The app factory: one FastAPI app per service, built the same way for all four.
+
+Clients are created in the lifespan, never at import, and handed out by small
+dependencies (`SessionDep`, `ResourcesDep`). The worker process builds the same
+`Resources` through `open_resources`, so API and worker share one definition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import httpx
+import structlog
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.auth import JwksKeyCache, TokenVerifier, redis_denylist
+from shared.aws import AwsClients, open_aws_clients
+from shared.db import create_engine, create_session_factory
+from shared.events import Producer
+from shared.middleware import RequestContextMiddleware
+from shared.problems import ProblemDetail, install_problem_handlers, problem_response
+from shared.redis import create_redis
+from shared.settings import ServiceSettings
+from shared.telemetry import Telemetry
+from shared.topology import SUBSCRIPTIONS, topic_arn
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Resources:
+    settings: ServiceSettings
+    telemetry: Telemetry
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    redis: Redis
+    aws: AwsClients
+    http: httpx.AsyncClient
+    verifier: TokenVerifier
+    # Called when a session commits outbox events; the worker points it at its relay.
+    relay_wakers: list[Callable[[], None]] = field(default_factory=list)
+
+    _topic_arns: dict[Producer, str] = field(default_factory=dict)
+
+    async def events_topic_arn(self, producer: Producer) -> str:
+        """The producer's topic ARN: from settings when deployed, else asked of SNS once."""
+        if producer not in self._topic_arns:
+            configured = self.settings.events_topic_arn
+            self._topic_arns[producer] = configured or await topic_arn(
+                self.aws.sns, self.settings.resource_names, producer
+            )
+        return self._topic_arns[producer]
+
+    def wake_relays(self) -> None:
+        for wake in self.relay_wakers:
+            wake()
+
+
+async def open_resources(
+    settings: ServiceSettings, stack: AsyncExitStack, telemetry: Telemetry | None = None
+) -> Resources:
+    engine = create_engine(
+        settings.database_url,
+        schema=settings.database_schema,
+        pool_size=settings.database_pool_size,
+    )
+    stack.push_async_callback(engine.dispose)
+    redis = create_redis(settings.redis_url)
+    stack.push_async_callback(redis.aclose)
+    aws = await open_aws_clients(settings, stack)
+    http = await stack.enter_async_context(
+        httpx.AsyncClient(timeout=httpx.Timeout(5.0), limits=httpx.Limits(max_connections=100))
+    )
+    verifier = TokenVerifier(
+        keys=JwksKeyCache(
+            jwks_url=settings.jwks_url,
+            http=http,
+            refetch_interval=settings.jwks_refetch_interval_seconds,
+            max_age=settings.jwks_cache_seconds,
+        ),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        is_revoked=redis_denylist(redis),
+    )
+    resources = Resources(
+        settings=settings,
+        telemetry=telemetry or Telemetry(settings.service_name),
+        engine=engine,
+        session_factory=create_session_factory(engine),
+        redis=redis,
+        aws=aws,
+        http=http,
+        verifier=verifier,
+    )
+    resources.session_factory.configure(info={"wake_outbox_relay": resources.wake_relays})
+    return resources
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: committed if the endpoint succeeds, else rolled back."""
+    async with resources.session_factory() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+# scope="function": commit before the response is sent, so a failed commit is
+# the client's error response rather than a 200 for work that never landed.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+ReadinessCheck = Callable[[Resources], Awaitable[None]]
+
+
+async def check_database(resources: Resources) -> None:
+    async with resources.engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+async def check_redis(resources: Resources) -> None:
+    await resources.redis.ping()
+
+
+def aws_readiness_check(service: str, produces: Producer | None) -> ReadinessCheck:
+    """Check the AWS resources this service itself depends on exist and answer."""
+
+    async def check_aws(resources: Resources) -> None:
+        names = resources.settings.resource_names
+        if produces is not None:
+            arn = await resources.events_topic_arn(produces)
+            await resources.aws.sns.get_topic_attributes(TopicArn=arn)
+        if service in SUBSCRIPTIONS:
+            await resources.aws.sqs.get_queue_url(QueueName=names.queue(service))
+
+    return check_aws
+
+
+def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get(
+        "/readyz",
+        summary="Database, Redis and AWS are reachable",
+        responses={503: {"model": ProblemDetail}},
+    )
+    async def readyz(request: Request, resources: ResourcesDep) -> Response:
+        async def run(name: str, check: ReadinessCheck) -> tuple[str, str]:
+            try:
+                await asyncio.wait_for(check(resources), timeout=3.0)
+            except Exception as exc:  # reported, not raised: readiness is an answer
+                log.warning("readiness check failed", check=name, error=repr(exc))
+                return name, f"failing: {type(exc).__name__}"
+            return name, "ok"
+
+        results = dict(await asyncio.gather(*(run(n, c) for n, c in checks.items())))
+        if all(v == "ok" for v in results.values()):
+            return JSONResponse({"status": "ready", "checks": results})
+        return problem_response(
+            request,
+            status=503,
+            code="not-ready",
+            title="Not ready",
+            detail="Some dependencies are not reachable.",
+            checks=results,
+        )
+
+    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def metrics(resources: ResourcesDep) -> Response:
+        return Response(
+            generate_latest(resources.telemetry.registry), media_type=CONTENT_TYPE_LATEST
+        )
+
+    return router
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter],
+    produces: Producer | None,
+    extra_lifespan: Callable[[Resources, AsyncExitStack], Awaitable[None]] | None = None,
+    resources: Resources | None = None,
+) -> FastAPI:
+    """Assemble a service: lifespan-built clients, health, metrics, errors, CORS, request ids.
+
+    Passing `resources` lets a caller that already owns them (a test, the
+    embedded run) share them; the app then neither opens nor closes them.
+    """
+    telemetry = resources.telemetry if resources else Telemetry(settings.service_name)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            app.state.resources = resources or await open_resources(settings, stack, telemetry)
+            if extra_lifespan is not None:
+                await extra_lifespan(app.state.resources, stack)
+            yield
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        responses={422: {"model": ProblemDetail}, 500: {"model": ProblemDetail}},
+    )
+    install_problem_handlers(app)
+    checks: dict[str, ReadinessCheck] = {
+        "database": check_database,
+        "redis": check_redis,
+        "aws": aws_readiness_check(settings.service_name, produces),
+    }
+    app.include_router(health_router(checks))
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "If-Match",
+            "If-None-Match",
+            "Idempotency-Key",
+            "X-Request-ID",
+        ],
+        expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
+    )
+    app.add_middleware(RequestContextMiddleware, telemetry=telemetry)
+    return app

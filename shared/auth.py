@@ -1,0 +1,208 @@
+"""Verifying the access service's JWTs locally, and the principal dependency.
+
+Keys come from the access service's JWKS URL and are cached in process. A token
+signed with a key we have not seen triggers one refetch, at most once per
+`refetch_interval`, so a rotation is picked up at once while forged tokens with
+random key ids cannot make us hammer the JWKS endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import httpx
+import jwt
+import structlog
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from shared.problems import Forbidden, ServiceUnavailable, Unauthorized
+from shared.roles import Role
+
+log = structlog.get_logger(__name__)
+
+# Asymmetric only: an HMAC algorithm would let anyone holding the public key
+# sign tokens, and "none" signs nothing.
+ALLOWED_ALGORITHMS = frozenset({"RS256", "EdDSA"})
+REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti"]
+CLOCK_SKEW_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    role: Role
+    token_id: str
+    expires_at: datetime
+    kind: str = "user"  # "service" for the credential access issues to other services
+
+    @property
+    def user_id(self) -> uuid.UUID:
+        return uuid.UUID(self.subject)
+
+
+class JwksKeyCache:
+    def __init__(
+        self,
+        *,
+        jwks_url: str,
+        http: httpx.AsyncClient,
+        refetch_interval: float = 30.0,
+        max_age: float = 3600.0,
+    ) -> None:
+        self._url = jwks_url
+        self._http = http
+        self._refetch_interval = refetch_interval
+        self._max_age = max_age
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def key(self, kid: str) -> jwt.PyJWK | None:
+        now = time.monotonic()
+        key = self._keys.get(kid)
+        if key is not None and now - self._fetched_at < self._max_age:
+            return key
+        if now - self._fetched_at >= self._refetch_interval or not self._keys:
+            await self._refresh()
+        return self._keys.get(kid)
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            # Another request may have refreshed while we waited for the lock.
+            if time.monotonic() - self._fetched_at < self._refetch_interval and self._keys:
+                return
+            try:
+                response = await self._http.get(self._url, timeout=3.0)
+                response.raise_for_status()
+                keys: dict[str, jwt.PyJWK] = {}
+                for data in response.json().get("keys", []):
+                    try:
+                        jwk = jwt.PyJWK(data)
+                    except jwt.PyJWTError:
+                        log.warning("ignoring unusable JWKS key", kid=data.get("kid"))
+                        continue
+                    if jwk.key_id:
+                        keys[jwk.key_id] = jwk
+            except (httpx.HTTPError, ValueError) as exc:
+                # Keep the keys we had; note the attempt so we do not retry per request.
+                self._fetched_at = time.monotonic()
+                log.warning("jwks fetch failed", url=self._url, error=str(exc))
+                if not self._keys:
+                    raise ServiceUnavailable(
+                        "The signing keys cannot be fetched right now."
+                    ) from exc
+                return
+            self._keys = keys
+            self._fetched_at = time.monotonic()
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        *,
+        keys: JwksKeyCache,
+        issuer: str,
+        audience: str,
+        is_revoked: Callable[[str], Awaitable[bool]] | None = None,
+    ) -> None:
+        self._keys = keys
+        self._issuer = issuer
+        self._audience = audience
+        self._is_revoked = is_revoked
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("The token is malformed.") from exc
+        algorithm = header.get("alg")
+        if algorithm not in ALLOWED_ALGORITHMS:
+            raise Unauthorized("The token's signing algorithm is not accepted.")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise Unauthorized("The token names no signing key.")
+        key = await self._keys.key(kid)
+        if key is None:
+            raise Unauthorized("The token was signed by an unknown key.")
+        if key.algorithm_name != algorithm:
+            raise Unauthorized("The token's algorithm does not match its key.")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.key,
+                algorithms=[algorithm],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=CLOCK_SKEW_SECONDS,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("The token has expired.") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"The token is not valid: {exc}.") from exc
+        try:
+            role = Role(str(claims.get("role")))
+        except ValueError as exc:
+            raise Unauthorized("The token carries no known role.") from exc
+        principal = Principal(
+            subject=str(claims["sub"]),
+            role=role,
+            token_id=str(claims["jti"]),
+            expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+            kind=str(claims.get("kind", "user")),
+        )
+        if self._is_revoked is not None and await self._is_revoked(principal.token_id):
+            raise Unauthorized("The token has been revoked.")
+        return principal
+
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from POST /v1/auth/login")
+
+
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("Send an access token as 'Authorization: Bearer <token>'.")
+    verifier: TokenVerifier = request.app.state.resources.verifier
+    return await verifier.verify(credentials.credentials)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_role(minimum: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency that lets through principals of `minimum` rank or higher."""
+
+    async def check(principal: CurrentPrincipal) -> Principal:
+        if principal.kind != "user" or not principal.role.at_least(minimum):
+            raise Forbidden(f"This needs the {minimum.value} role or higher.")
+        return principal
+
+    return check
+
+
+def denylist_key(token_id: str) -> str:
+    return f"auth:denied:{token_id}"
+
+
+async def deny_token(redis: Any, token_id: str, expires_at: datetime) -> None:
+    """Refuse a token until it would have expired anyway (logout)."""
+    ttl = int((expires_at - datetime.now(UTC)).total_seconds()) + CLOCK_SKEW_SECONDS
+    if ttl > 0:
+        await redis.set(denylist_key(token_id), "1", ex=ttl)
+
+
+def redis_denylist(redis: Any) -> Callable[[str], Awaitable[bool]]:
+    async def is_denied(token_id: str) -> bool:
+        return bool(await redis.exists(denylist_key(token_id)))
+
+    return is_denied

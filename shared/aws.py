@@ -1,0 +1,47 @@
+"""AWS clients (aioboto3) pointed at AWS itself, LocalStack or moto by settings alone."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import aioboto3
+from botocore.config import Config
+
+from shared.settings import ServiceSettings
+
+
+@dataclass
+class AwsClients:
+    sns: Any
+    sqs: Any
+    s3: Any
+
+
+async def open_aws_clients(settings: ServiceSettings, stack: AsyncExitStack) -> AwsClients:
+    """Open SNS, SQS and S3 clients that close with `stack`."""
+    session = aioboto3.Session(
+        aws_access_key_id=settings.aws_access_key_id,
+        aws_secret_access_key=(
+            settings.aws_secret_access_key.get_secret_value()
+            if settings.aws_secret_access_key
+            else None
+        ),
+        region_name=settings.aws_region,
+    )
+    config = Config(
+        retries={"max_attempts": 3, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=max(30, settings.consumer_wait_seconds + 10),
+        max_pool_connections=50,
+        # Path-style keeps presigned URLs valid on emulators without wildcard DNS.
+        s3={"addressing_style": "path"} if settings.aws_endpoint_url else None,
+    )
+
+    async def client(name: str) -> Any:
+        return await stack.enter_async_context(
+            session.client(name, endpoint_url=settings.aws_endpoint_url, config=config)
+        )
+
+    return AwsClients(sns=await client("sns"), sqs=await client("sqs"), s3=await client("s3"))

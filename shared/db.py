@@ -1,0 +1,150 @@
+"""Database engine, metadata conventions and the unit-of-work session.
+
+PostgreSQL (asyncpg) is the real store; each service lives in its own schema,
+reached through the connection's `search_path`, so table names stay unqualified
+and the same models and migrations run on the SQLite file of the embedded run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_metadata() -> MetaData:
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class EventBusBase(DeclarativeBase):
+    """Tables every service carries with the same shape (outbox, inbox).
+
+    Declared once; each service's schema holds its own copy, created by its
+    migrations, and its Alembic environment compares against this metadata
+    beside its own.
+    """
+
+    metadata = new_metadata()
+
+
+# Set on a session factory's info so committed events nudge the in-process relay.
+WAKE_RELAY_INFO_KEY = "wake_outbox_relay"
+EVENTS_RECORDED_INFO_KEY = "outbox_events_recorded"
+
+
+class UnitOfWorkSession(AsyncSession):
+    """An AsyncSession that, after committing new outbox events, wakes the relay.
+
+    Without the nudge the relay still finds them on its next poll; with it, an
+    event is on its way to SNS within a millisecond of the commit.
+    """
+
+    async def commit(self) -> None:
+        await super().commit()
+        if self.info.pop(EVENTS_RECORDED_INFO_KEY, False):
+            wake = self.info.get(WAKE_RELAY_INFO_KEY)
+            if wake is not None:
+                wake()
+
+
+def is_postgres(url: str) -> bool:
+    return make_url(url).get_backend_name() == "postgresql"
+
+
+def create_engine(url: str, *, schema: str, pool_size: int = 10) -> AsyncEngine:
+    if is_postgres(url):
+        return create_async_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=False,
+            connect_args={"server_settings": {"search_path": schema}},
+        )
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args={"timeout": 30})
+    event.listen(engine.sync_engine, "connect", _tune_sqlite)
+    return engine
+
+
+def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the embedded run's API, relay and consumer read while one writes.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_session_factory(
+    engine: AsyncEngine, *, wake_relay: Callable[[], None] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(
+        engine,
+        class_=UnitOfWorkSession,
+        expire_on_commit=False,
+        info={WAKE_RELAY_INFO_KEY: wake_relay},
+    )
+
+
+@asynccontextmanager
+async def unit_of_work(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One transaction: committed if the block succeeds, rolled back if it raises."""
+    async with factory() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+async def ensure_database(url: str) -> None:
+    """Create the PostgreSQL database named in `url` if it does not exist yet."""
+    import asyncpg  # only PostgreSQL deployments and tests get here
+
+    parsed = make_url(url)
+    admin = await asyncpg.connect(
+        host=parsed.host,
+        port=parsed.port or 5432,
+        user=parsed.username,
+        password=parsed.password,
+        database="postgres",
+    )
+    try:
+        exists = await admin.fetchval(
+            "SELECT 1 FROM pg_database WHERE datname = $1", parsed.database
+        )
+        if not exists:
+            await admin.execute(f'CREATE DATABASE "{parsed.database}"')
+    finally:
+        await admin.close()
+
+
+async def drop_schema(url: str, schema: str) -> None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await engine.dispose()

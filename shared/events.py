@@ -1,0 +1,243 @@
+"""Event contracts: the CloudEvents 1.0 envelope and one typed payload per event type.
+
+Plain pydantic models with no I/O, so producers, consumers and tests all agree on
+the exact shape. A payload's `dataversion` changes only when its shape does;
+consumers refuse versions they do not know rather than guess.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.roles import Role
+
+
+class UnknownEventError(ValueError):
+    """The envelope names a type or version no contract describes."""
+
+
+class Producer(StrEnum):
+    ACCESS = "access"
+    CONTENT = "content"
+    DELIVERY = "delivery"
+
+
+class EventData(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: ClassVar[str]
+    version: ClassVar[str] = "1"
+    producer: ClassVar[Producer]
+    subject_field: ClassVar[str]
+
+    @property
+    def subject(self) -> str:
+        return str(getattr(self, self.subject_field))
+
+
+BookAccess = Literal["free", "entitled"]
+ReviewDecision = Literal["approve", "request_changes", "reject"]
+
+
+class UserRegistered(EventData):
+    type = "user.registered"
+    producer = Producer.ACCESS
+    subject_field = "user_id"
+    user_id: uuid.UUID
+    role: Role
+
+
+class UserLoggedIn(EventData):
+    type = "user.logged_in"
+    producer = Producer.ACCESS
+    subject_field = "user_id"
+    user_id: uuid.UUID
+    role: Role
+
+
+class RoleAssigned(EventData):
+    type = "role.assigned"
+    producer = Producer.ACCESS
+    subject_field = "user_id"
+    user_id: uuid.UUID
+    previous_role: Role
+    role: Role
+    assigned_by: uuid.UUID | None
+
+
+class EntitlementGranted(EventData):
+    type = "entitlement.granted"
+    producer = Producer.ACCESS
+    subject_field = "entitlement_id"
+    entitlement_id: uuid.UUID
+    user_id: uuid.UUID
+    book_id: uuid.UUID
+    source: str
+    granted_by: uuid.UUID | None
+    expires_at: datetime | None = None
+
+
+class EntitlementRevoked(EventData):
+    type = "entitlement.revoked"
+    producer = Producer.ACCESS
+    subject_field = "entitlement_id"
+    entitlement_id: uuid.UUID
+    user_id: uuid.UUID
+    book_id: uuid.UUID
+    revoked_by: uuid.UUID | None
+
+
+class SubmissionCreated(EventData):
+    type = "submission.created"
+    producer = Producer.CONTENT
+    subject_field = "submission_id"
+    submission_id: uuid.UUID
+    author_id: uuid.UUID
+    language: str
+    category: str
+
+
+class SubmissionSubmitted(EventData):
+    type = "submission.submitted"
+    producer = Producer.CONTENT
+    subject_field = "submission_id"
+    submission_id: uuid.UUID
+    author_id: uuid.UUID
+
+
+class SubmissionReviewed(EventData):
+    type = "submission.reviewed"
+    producer = Producer.CONTENT
+    subject_field = "submission_id"
+    submission_id: uuid.UUID
+    reviewer_id: uuid.UUID
+    decision: ReviewDecision
+    seconds_since_submitted: float
+
+
+class BookCreated(EventData):
+    type = "book.created"
+    producer = Producer.CONTENT
+    subject_field = "book_id"
+    book_id: uuid.UUID
+    submission_id: uuid.UUID
+    title: str
+    language: str
+    access: BookAccess
+
+
+class BookPublished(EventData):
+    type = "book.published"
+    producer = Producer.CONTENT
+    subject_field = "book_id"
+    book_id: uuid.UUID
+    object_key: str
+    object_version: str
+    access: BookAccess
+    language: str
+
+
+class BookUnpublished(EventData):
+    type = "book.unpublished"
+    producer = Producer.CONTENT
+    subject_field = "book_id"
+    book_id: uuid.UUID
+
+
+class DeliveryIssued(EventData):
+    type = "delivery.issued"
+    producer = Producer.DELIVERY
+    subject_field = "book_id"
+    book_id: uuid.UUID
+    user_id: uuid.UUID
+    method: Literal["s3", "cloudfront", "cloudfront-cookies"]
+
+
+class ReadingProgressed(EventData):
+    type = "reading.progressed"
+    producer = Producer.DELIVERY
+    subject_field = "book_id"
+    book_id: uuid.UUID
+    user_id: uuid.UUID
+    page: int = Field(ge=0)
+    total_pages: int = Field(gt=0)
+
+
+class ReadingCompleted(EventData):
+    type = "reading.completed"
+    producer = Producer.DELIVERY
+    subject_field = "book_id"
+    book_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+EVENT_CONTRACTS: dict[str, type[EventData]] = {
+    contract.type: contract
+    for contract in (
+        UserRegistered,
+        UserLoggedIn,
+        RoleAssigned,
+        EntitlementGranted,
+        EntitlementRevoked,
+        SubmissionCreated,
+        SubmissionSubmitted,
+        SubmissionReviewed,
+        BookCreated,
+        BookPublished,
+        BookUnpublished,
+        DeliveryIssued,
+        ReadingProgressed,
+        ReadingCompleted,
+    )
+}
+
+
+def event_types_of(producer: Producer) -> list[str]:
+    return sorted(t for t, c in EVENT_CONTRACTS.items() if c.producer is producer)
+
+
+class Envelope(BaseModel):
+    """A CloudEvents 1.0 structured-mode JSON event."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    specversion: Literal["1.0"] = "1.0"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    source: str
+    type: str
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    subject: str | None = None
+    datacontenttype: Literal["application/json"] = "application/json"
+    dataversion: str
+    traceid: str | None = None
+    data: dict[str, Any]
+
+    @classmethod
+    def wrap(
+        cls, data: EventData, *, trace_id: str | None = None, time: datetime | None = None
+    ) -> Envelope:
+        return cls(
+            source=f"/stories/{data.producer.value}",
+            type=data.type,
+            time=time or datetime.now(UTC),
+            subject=data.subject,
+            dataversion=data.version,
+            traceid=trace_id,
+            data=data.model_dump(mode="json"),
+        )
+
+    def contract(self) -> EventData:
+        """The typed payload; raises UnknownEventError or pydantic.ValidationError."""
+        contract = EVENT_CONTRACTS.get(self.type)
+        if contract is None:
+            raise UnknownEventError(f"unknown event type {self.type!r}")
+        if contract.version != self.dataversion:
+            raise UnknownEventError(
+                f"{self.type} dataversion {self.dataversion!r} is not {contract.version!r}"
+            )
+        return contract.model_validate(self.data)

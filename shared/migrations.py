@@ -1,0 +1,82 @@
+"""Alembic, once for all services: each service's `migrations/env.py` calls
+`run_migrations_from_env` with its metadata; `upgrade` runs them from code.
+
+Each service migrates its own schema on PostgreSQL (created if missing, under
+an advisory lock so replicas starting together do not race) or its own SQLite
+file in the embedded run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command, context, op
+from alembic.config import Config
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import Connection
+
+from shared.db import EventBusBase, create_engine, is_postgres
+
+
+def alembic_config(migrations: Path, database_url: str, schema: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    config.attributes["schema"] = schema
+    return config
+
+
+def upgrade_sync(migrations: Path, database_url: str, schema: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(migrations, database_url, schema), revision)
+
+
+async def upgrade(migrations: Path, database_url: str, schema: str, revision: str = "head") -> None:
+    # Alembic drives its own event loop; give it a thread so callers may be async.
+    await asyncio.to_thread(upgrade_sync, migrations, database_url, schema, revision)
+
+
+def run_migrations_from_env(service_metadata: MetaData) -> None:
+    """The body of every service's env.py."""
+    config = context.config
+    url = config.get_main_option("sqlalchemy.url")
+    assert url is not None
+    schema = config.attributes["schema"]
+    target = [service_metadata, EventBusBase.metadata]
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=target, literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    asyncio.run(_run_online(url, schema, target))
+
+
+async def _run_online(url: str, schema: str, target: list[MetaData]) -> None:
+    engine = create_engine(url, schema=schema, pool_size=1)
+    try:
+        if is_postgres(url):
+            async with engine.begin() as connection:
+                await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        async with engine.connect() as connection:
+            await connection.run_sync(_run_with_connection, target, schema, is_postgres(url))
+    finally:
+        await engine.dispose()
+
+
+def _run_with_connection(
+    connection: Connection, target: list[MetaData], schema: str, postgres: bool
+) -> None:
+    context.configure(connection=connection, target_metadata=target, compare_type=True)
+    with context.begin_transaction():
+        if postgres:
+            connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": schema})
+        context.run_migrations()
+
+
+def create_event_bus_tables() -> None:
+    """Create the outbox and inbox in the migrating service's schema."""
+    EventBusBase.metadata.create_all(op.get_bind())
+
+
+def drop_event_bus_tables() -> None:
+    EventBusBase.metadata.drop_all(op.get_bind())

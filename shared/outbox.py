@@ -1,0 +1,231 @@
+"""The transactional outbox: events are rows written with the state change they
+describe, and a relay publishes them to the producer's SNS topic afterwards.
+
+An event in a rolled-back transaction never exists; a committed one is
+published at least once, even across SNS outages and relay crashes. The
+consumer's inbox turns "at least once" into "once in effect".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Text,
+    delete,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import EVENTS_RECORDED_INFO_KEY, EventBusBase, unit_of_work
+from shared.events import Envelope, EventData
+from shared.telemetry import Telemetry
+
+log = structlog.get_logger(__name__)
+
+SNS_BATCH_LIMIT = 10
+
+
+class OutboxMessage(EventBusBase):
+    __tablename__ = "outbox"
+    __table_args__ = (
+        # Partial: the relay's "what is left" query stays small however many
+        # published rows pile up before the purge.
+        Index(
+            "ix_outbox_unpublished",
+            "position",
+            postgresql_where=text("published_at IS NULL"),
+            sqlite_where=text("published_at IS NULL"),
+        ),
+        Index("ix_outbox_published_at", "published_at"),
+    )
+
+    # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+    position: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    event_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    event_type: Mapped[str] = mapped_column(String(100))
+    envelope: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+def record_event(
+    session: AsyncSession, data: EventData, *, trace_id: str | None = None
+) -> Envelope:
+    """Add an event to the session's transaction; it is published only if that commits."""
+    envelope = Envelope.wrap(data, trace_id=trace_id)
+    session.add(
+        OutboxMessage(
+            event_id=envelope.id,
+            event_type=envelope.type,
+            envelope=envelope.model_dump_json(),
+        )
+    )
+    session.info[EVENTS_RECORDED_INFO_KEY] = True
+    return envelope
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows to one SNS topic, oldest first.
+
+    Rows are claimed with `FOR UPDATE SKIP LOCKED` (a no-op on SQLite, where
+    one writer at a time is the rule anyway), so any number of relays can run
+    against one database without publishing a row twice in the normal case.
+    """
+
+    def __init__(
+        self,
+        *,
+        session_factory: async_sessionmaker[AsyncSession],
+        sns: Any,
+        topic_arn: str,
+        telemetry: Telemetry,
+        batch_size: int = 100,
+        poll_seconds: float = 0.2,
+        max_backoff_seconds: float = 30.0,
+        retention: timedelta = timedelta(days=7),
+    ) -> None:
+        self._factory = session_factory
+        self._sns = sns
+        self._topic_arn = topic_arn
+        self._telemetry = telemetry
+        self._batch_size = batch_size
+        self._poll_seconds = poll_seconds
+        self._max_backoff = max_backoff_seconds
+        self._retention = retention
+        self._woken = asyncio.Event()
+
+    def wake(self) -> None:
+        self._woken.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        failures = 0
+        next_housekeeping = 0.0
+        while not stop.is_set():
+            try:
+                published, complete = await self.publish_pending()
+                if time.monotonic() >= next_housekeeping:
+                    await self._housekeeping()
+                    next_housekeeping = time.monotonic() + 5.0
+            except Exception:  # keep relaying through DB and SNS outages; the rows wait
+                log.exception("outbox relay pass failed", topic=self._topic_arn)
+                published, complete = 0, False
+            if not complete:
+                failures += 1
+                delay = min(self._max_backoff, 0.25 * 2 ** min(failures, 10))
+                # Jitter so relays of several instances do not retry in lockstep.
+                await _sleep_until(stop, None, delay * random.uniform(0.5, 1.0))  # noqa: S311
+                continue
+            failures = 0
+            if published == self._batch_size:
+                continue  # more may be waiting: go again at once
+            await _sleep_until(stop, self._woken, self._poll_seconds)
+            self._woken.clear()
+
+    async def publish_pending(self) -> tuple[int, bool]:
+        """Publish one batch. Returns (published, whether every attempt succeeded)."""
+        async with unit_of_work(self._factory) as session:
+            rows = (
+                await session.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.published_at.is_(None))
+                    .order_by(OutboxMessage.position)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            published: list[OutboxMessage] = []
+            complete = True
+            for start in range(0, len(rows), SNS_BATCH_LIMIT):
+                chunk = rows[start : start + SNS_BATCH_LIMIT]
+                sent, chunk_complete = await self._publish_chunk(chunk)
+                published.extend(sent)
+                if not chunk_complete:
+                    complete = False
+                    break  # SNS is struggling: keep the order, try the rest later
+            self._mark_published(published)
+        self._telemetry.outbox_published.inc(len(published))
+        return len(published), complete
+
+    async def _publish_chunk(
+        self, chunk: Sequence[OutboxMessage]
+    ) -> tuple[list[OutboxMessage], bool]:
+        try:
+            response = await self._sns.publish_batch(
+                TopicArn=self._topic_arn,
+                PublishBatchRequestEntries=[
+                    {
+                        "Id": str(row.position),
+                        "Message": row.envelope,
+                        "MessageAttributes": {
+                            "type": {"DataType": "String", "StringValue": row.event_type}
+                        },
+                    }
+                    for row in chunk
+                ],
+            )
+        except Exception as exc:  # SNS unreachable or refusing: count, back off, retry
+            self._telemetry.outbox_publish_failures.inc()
+            log.warning("sns publish failed", topic=self._topic_arn, error=str(exc))
+            for row in chunk:
+                row.attempts += 1
+                row.last_error = str(exc)[:1000]
+            return [], False
+        failed = {f["Id"]: f for f in response.get("Failed", [])}
+        sent = [row for row in chunk if str(row.position) not in failed]
+        for row in chunk:
+            if str(row.position) in failed:
+                row.attempts += 1
+                row.last_error = str(failed[str(row.position)].get("Message", "failed"))[:1000]
+        if failed:
+            self._telemetry.outbox_publish_failures.inc()
+            log.warning("sns refused events", topic=self._topic_arn, failed=len(failed))
+        return sent, not failed
+
+    def _mark_published(self, rows: Sequence[OutboxMessage]) -> None:
+        now = datetime.now(UTC)
+        for row in rows:
+            row.published_at = now
+            row.attempts += 1
+
+    async def _housekeeping(self) -> None:
+        async with unit_of_work(self._factory) as session:
+            pending = await session.scalar(
+                select(func.count()).where(OutboxMessage.published_at.is_(None))
+            )
+            self._telemetry.outbox_pending.set(pending or 0)
+            await session.execute(
+                delete(OutboxMessage).where(
+                    OutboxMessage.published_at < datetime.now(UTC) - self._retention
+                )
+            )
+
+
+async def _sleep_until(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
+    """Sleep up to `seconds`, returning early when `stop` (or `wake`) is set."""
+    events = [stop] if wake is None else [stop, wake]
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

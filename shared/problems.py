@@ -1,0 +1,220 @@
+"""RFC 9457 problem details for every failure, validation included.
+
+Raise a `Problem` (or a subclass) from anywhere below an endpoint; the
+handlers here turn it, FastAPI's validation errors, Starlette's HTTP errors and
+anything unexpected into `application/problem+json`. Unexpected errors never
+leak their message: the client gets the request id to quote instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_BASE_URI = "https://stories.example/problems/"
+
+log = structlog.get_logger(__name__)
+
+
+class ProblemDetail(BaseModel):
+    """The body of every error response (RFC 9457)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+
+
+class Problem(Exception):  # noqa: N818 - named for the RFC, not "...Error"
+    status: int = 400
+    code: str = "bad-request"
+    title: str = "Bad request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        title: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail or title or self.title)
+        self.detail = detail
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
+        if title is not None:
+            self.title = title
+        self.headers = dict(headers or {})
+        self.extensions = extensions
+
+
+class Unauthorized(Problem):
+    status, code, title = 401, "unauthorized", "Authentication required"
+
+    def __init__(self, detail: str | None = None, **kw: Any) -> None:
+        kw.setdefault("headers", {"WWW-Authenticate": 'Bearer realm="stories"'})
+        super().__init__(detail, **kw)
+
+
+class Forbidden(Problem):
+    status, code, title = 403, "forbidden", "Not allowed"
+
+
+class NotFound(Problem):
+    status, code, title = 404, "not-found", "Not found"
+
+
+class Conflict(Problem):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class PreconditionFailed(Problem):
+    status, code, title = 412, "precondition-failed", "Precondition failed"
+
+
+class Unprocessable(Problem):
+    status, code, title = 422, "unprocessable", "Unprocessable content"
+
+
+class TooManyRequests(Problem):
+    status, code, title = 429, "too-many-requests", "Too many requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int, **kw: Any) -> None:
+        kw.setdefault("headers", {"Retry-After": str(max(1, retry_after))})
+        super().__init__(detail, retry_after=max(1, retry_after), **kw)
+
+
+class ServiceUnavailable(Problem):
+    status, code, title = 503, "service-unavailable", "Service unavailable"
+
+
+_STATUS_CODES = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    409: "conflict",
+    412: "precondition-failed",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "unprocessable",
+    429: "too-many-requests",
+    503: "service-unavailable",
+}
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE_URI + code,
+        "title": title,
+        "status": status,
+        "instance": request.url.path,
+    }
+    if detail:
+        body["detail"] = detail
+    request_id = request.scope.get("state", {}).get("request_id")
+    if request_id:
+        body["request_id"] = request_id
+    body.update(extensions)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Problem)
+    return problem_response(
+        request,
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        headers=exc.headers,
+        **exc.extensions,
+    )
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    title = exc.detail if isinstance(exc.detail, str) else "HTTP error"
+    return problem_response(
+        request,
+        status=exc.status_code,
+        code=_STATUS_CODES.get(exc.status_code, "http-error"),
+        title=title,
+        headers=exc.headers,
+    )
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "location": [str(part) for part in error.get("loc", ())],
+            "message": error.get("msg", "invalid"),
+            "type": error.get("type", "invalid"),
+        }
+        for error in exc.errors()
+    ]
+    return problem_response(
+        request,
+        status=422,
+        code="validation-error",
+        title="The request is not valid",
+        detail="; ".join(f"{'.'.join(e['location'])}: {e['message']}" for e in errors),
+        errors=errors,
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", path=request.url.path, exc_info=exc)
+    return problem_response(
+        request,
+        status=500,
+        code="internal-error",
+        title="Internal error",
+        detail="Something went wrong on our side; quote the request id if you report it.",
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+# For OpenAPI: `responses=problem_responses(401, 403)` documents the error bodies.
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {
+            "model": ProblemDetail,
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": ProblemDetail.model_json_schema()}},
+            "description": _STATUS_CODES.get(status, "error").replace("-", " ").capitalize(),
+        }
+        for status in statuses
+    }

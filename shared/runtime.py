@@ -1,0 +1,125 @@
+"""Running a service: its API under uvicorn, its worker (outbox relay and SQS
+consumer), its migrations, all from one `ServiceDefinition` per service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+import uvicorn
+from fastapi import FastAPI
+
+from shared.app import Resources, open_resources
+from shared.consumer import ConsumerConfig, Handlers, SqsConsumer
+from shared.events import Producer
+from shared.outbox import OutboxRelay
+from shared.settings import ServiceSettings
+from shared.topology import queue_url
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str
+    settings_class: type[ServiceSettings]
+    # Builds the app; given Resources, the app shares them instead of opening its own.
+    create_app: Callable[[ServiceSettings, Resources | None], FastAPI]
+    produces: Producer | None
+    handlers: Handlers
+    migrations: Path
+    default_port: int
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to its owner, so several can share a process."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def uvicorn_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=True,
+    )
+
+
+async def serve_api(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> None:
+    server = EmbeddedServer(uvicorn_config(app, host, port))
+    serving = asyncio.create_task(server.serve())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    stopping.cancel()
+    await serving
+
+
+async def run_worker(
+    definition: ServiceDefinition,
+    settings: ServiceSettings,
+    stop: asyncio.Event,
+    resources: Resources | None = None,
+) -> None:
+    """Relay this service's outbox and consume its queue until `stop` is set."""
+    async with AsyncExitStack() as stack:
+        r = resources or await open_resources(settings, stack)
+        jobs = []
+        if definition.produces is not None:
+            relay = OutboxRelay(
+                session_factory=r.session_factory,
+                sns=r.aws.sns,
+                topic_arn=await r.events_topic_arn(definition.produces),
+                telemetry=r.telemetry,
+                batch_size=settings.outbox_batch_size,
+                poll_seconds=settings.outbox_poll_seconds,
+            )
+            r.relay_wakers.append(relay.wake)
+            jobs.append(relay.run(stop))
+        if definition.handlers:
+            name = settings.resource_names.queue(definition.name)
+            consumer = SqsConsumer(
+                queue_name=name,
+                queue_url=await queue_url(r.aws.sqs, name),
+                sqs=r.aws.sqs,
+                handlers=definition.handlers,
+                session_factory=r.session_factory,
+                telemetry=r.telemetry,
+                resources=r,
+                config=ConsumerConfig(
+                    batch_size=settings.consumer_batch_size,
+                    concurrency=settings.consumer_concurrency,
+                    wait_seconds=settings.consumer_wait_seconds,
+                    visibility_seconds=settings.consumer_visibility_seconds,
+                    retry_base_seconds=settings.consumer_retry_base_seconds,
+                ),
+            )
+            jobs.append(consumer.run(stop))
+        log.info(
+            "worker started",
+            service=definition.name,
+            relay=definition.produces is not None,
+            consumer=bool(definition.handlers),
+        )
+        await asyncio.gather(*jobs)
+        log.info("worker stopped", service=definition.name)

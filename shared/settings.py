@@ -1,0 +1,122 @@
+"""Settings every service shares, read from the environment.
+
+Each service subclasses `ServiceSettings` with its own env prefix (`ACCESS_`,
+`CONTENT_`, ...). A prefixed variable wins; the same name without a prefix is
+the platform-wide fallback, so `REDIS_URL` reaches all four services while
+`ACCESS_DATABASE_URL` reaches only one.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from shared.topology import ResourceNames
+
+# Values that mean "nobody set this": acceptable on a laptop, never in a deployment.
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "test", "password", "dev"})
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+    @property
+    def is_deployed(self) -> bool:
+        return self in (Environment.STAGING, Environment.PRODUCTION)
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", env_file=None)
+
+    # Set by each subclass: the service's name, which is also its DB schema.
+    service_name: ClassVar[str]
+
+    environment: Environment = Environment.DEVELOPMENT
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    database_url: str = "sqlite+aiosqlite:///./.stories/db.sqlite3"
+    database_pool_size: int = 10
+    # PostgreSQL schema holding this service's tables; defaults to the service's name.
+    database_schema: str = ""
+    redis_url: str = "memory://"
+
+    aws_endpoint_url: str | None = None
+    aws_region: str = "us-east-1"
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: SecretStr | None = None
+    # Prefix of every topic, queue and bucket name, so several stacks can share
+    # one account or emulator.
+    resource_prefix: str = "stories-"
+    # The ARN of the topic this service publishes to; deployments set it (so the
+    # task role needs no sns:CreateTopic), emulators let it be looked up.
+    events_topic_arn: str | None = None
+
+    jwks_url: str = "http://127.0.0.1:8002/.well-known/jwks.json"
+    jwt_issuer: str = "stories-access"
+    jwt_audience: str = "stories"
+    # An unknown `kid` triggers a JWKS refetch at most this often, so forged
+    # tokens with random kids cannot turn us into a load generator.
+    jwks_refetch_interval_seconds: float = 30.0
+    jwks_cache_seconds: float = 3600.0
+
+    cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000"])
+
+    outbox_poll_seconds: float = 0.2
+    outbox_batch_size: int = 100
+    consumer_batch_size: int = 10
+    consumer_concurrency: int = 10
+    consumer_wait_seconds: int = 20
+    consumer_visibility_seconds: int = 30
+    # First retry delay after a handler failure; doubles on each receive.
+    consumer_retry_base_seconds: float = 1.0
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        platform_env = EnvSettingsSource(settings_cls, env_prefix="")
+        return init_settings, env_settings, platform_env, file_secret_settings
+
+    @model_validator(mode="after")
+    def _default_schema_to_service_name(self) -> ServiceSettings:
+        if not self.database_schema:
+            self.database_schema = self.service_name
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_development_shortcuts_when_deployed(self) -> ServiceSettings:
+        if not self.environment.is_deployed:
+            return self
+        problems = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value() in PLACEHOLDER_SECRETS:
+                problems.append(f"{name} is a placeholder")
+        if self.redis_url.startswith("memory://"):
+            problems.append("redis_url must name a real Redis (memory:// is for the embedded run)")
+        if self.database_url.startswith("sqlite"):
+            problems.append("database_url must name PostgreSQL (SQLite is for the embedded run)")
+        if problems:
+            raise ValueError(f"refusing {self.environment} settings: " + "; ".join(problems))
+        return self
+
+    @property
+    def resource_names(self) -> ResourceNames:
+        return ResourceNames(self.resource_prefix)

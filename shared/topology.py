@@ -1,0 +1,239 @@
+"""Who publishes what and who listens: the topics, queues, subscriptions and
+buckets the platform needs, and the idempotent bootstrap that creates them on
+whatever AWS endpoint is configured (AWS, LocalStack, moto).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from botocore.exceptions import ClientError
+
+from shared.events import Producer, event_types_of
+
+log = structlog.get_logger(__name__)
+
+MAX_RECEIVE_COUNT = 5
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+QUEUE_VISIBILITY_SECONDS = 30
+
+BOOK_EVENTS = ["book.created", "book.published", "book.unpublished"]
+
+# consumer -> producer -> event types it takes (None: every type of that producer).
+SUBSCRIPTIONS: dict[str, dict[Producer, list[str] | None]] = {
+    "access": {Producer.CONTENT: BOOK_EVENTS},
+    "delivery": {
+        Producer.CONTENT: ["book.published", "book.unpublished"],
+        Producer.ACCESS: ["entitlement.revoked"],
+    },
+    "metrics": dict.fromkeys(Producer),
+}
+
+BUCKETS = ("uploads", "published")
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    prefix: str
+
+    def topic(self, producer: Producer | str) -> str:
+        return f"{self.prefix}{Producer(producer).value}-events"
+
+    def queue(self, consumer: str) -> str:
+        return f"{self.prefix}{consumer}"
+
+    def dead_letter_queue(self, consumer: str) -> str:
+        return f"{self.prefix}{consumer}-dlq"
+
+    def bucket(self, purpose: str) -> str:
+        return f"{self.prefix}{purpose}"
+
+
+def filter_policy(event_types: list[str] | None) -> str | None:
+    if event_types is None:
+        return None
+    return json.dumps({"type": sorted(event_types)})
+
+
+async def topic_arn(sns: Any, names: ResourceNames, producer: Producer | str) -> str:
+    # CreateTopic is idempotent and answers the ARN without needing list rights.
+    response = await sns.create_topic(Name=names.topic(producer))
+    arn: str = response["TopicArn"]
+    return arn
+
+
+async def queue_url(sqs: Any, name: str) -> str:
+    response = await sqs.get_queue_url(QueueName=name)
+    url: str = response["QueueUrl"]
+    return url
+
+
+async def bootstrap(
+    *, sns: Any, sqs: Any, s3: Any, names: ResourceNames, region: str
+) -> dict[str, Any]:
+    """Create (or bring up to date) every topic, queue, DLQ, subscription and bucket."""
+    topics = {p: await topic_arn(sns, names, p) for p in Producer}
+    queues: dict[str, str] = {}
+    for consumer, sources in SUBSCRIPTIONS.items():
+        dlq_url = (
+            await sqs.create_queue(
+                QueueName=names.dead_letter_queue(consumer),
+                Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)},
+            )
+        )["QueueUrl"]
+        dlq_arn = await _queue_arn(sqs, dlq_url)
+        url = (await sqs.create_queue(QueueName=names.queue(consumer)))["QueueUrl"]
+        arn = await _queue_arn(sqs, url)
+        source_arns = [topics[p] for p in sources]
+        await sqs.set_queue_attributes(
+            QueueUrl=url,
+            Attributes={
+                "VisibilityTimeout": str(QUEUE_VISIBILITY_SECONDS),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
+                ),
+                "Policy": json.dumps(_queue_policy(arn, source_arns)),
+            },
+        )
+        for producer, types in sources.items():
+            await _subscribe(sns, topics[producer], arn, filter_policy(types))
+        queues[consumer] = url
+    for purpose in BUCKETS:
+        await _create_bucket(s3, names.bucket(purpose), region, versioned=purpose == "published")
+    log.info("bootstrap complete", topics=len(topics), queues=len(queues), buckets=len(BUCKETS))
+    return {"topics": {p.value: a for p, a in topics.items()}, "queues": queues}
+
+
+async def _queue_arn(sqs: Any, url: str) -> str:
+    attrs = await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    arn: str = attrs["Attributes"]["QueueArn"]
+    return arn
+
+
+def _queue_policy(queue_arn: str, topic_arns: list[str]) -> dict[str, Any]:
+    # Only our own topics may write to the queue.
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AllowPlatformTopics",
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arns}},
+            }
+        ],
+    }
+
+
+async def _subscribe(sns: Any, topic: str, queue_arn: str, policy: str | None) -> None:
+    existing = None
+    paginator = sns.get_paginator("list_subscriptions_by_topic")
+    async for page in paginator.paginate(TopicArn=topic):
+        for sub in page.get("Subscriptions", []):
+            if sub.get("Endpoint") == queue_arn and sub.get("Protocol") == "sqs":
+                existing = sub["SubscriptionArn"]
+    if existing is None:
+        attributes = {"RawMessageDelivery": "true"}
+        if policy is not None:
+            attributes["FilterPolicy"] = policy
+        await sns.subscribe(
+            TopicArn=topic,
+            Protocol="sqs",
+            Endpoint=queue_arn,
+            Attributes=attributes,
+            ReturnSubscriptionArn=True,
+        )
+        return
+    await sns.set_subscription_attributes(
+        SubscriptionArn=existing, AttributeName="RawMessageDelivery", AttributeValue="true"
+    )
+    if policy is not None:
+        await sns.set_subscription_attributes(
+            SubscriptionArn=existing, AttributeName="FilterPolicy", AttributeValue=policy
+        )
+
+
+async def _create_bucket(s3: Any, name: str, region: str, *, versioned: bool) -> None:
+    kwargs: dict[str, Any] = {"Bucket": name}
+    if region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    try:
+        await s3.create_bucket(**kwargs)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+    await s3.put_public_access_block(
+        Bucket=name,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    if versioned:
+        # Signed links bind an object version, so republishing never swaps the
+        # file under a link already handed out.
+        await s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+
+
+async def redrive_dead_letters(sqs: Any, names: ResourceNames, consumer: str) -> int:
+    """Move every message in a consumer's DLQ back to its queue; returns how many moved.
+
+    Done by hand because not every emulator has StartMessageMoveTask. A message
+    is deleted from the DLQ only after the queue has accepted it.
+    """
+    source = await queue_url(sqs, names.queue(consumer))
+    dlq = await queue_url(sqs, names.dead_letter_queue(consumer))
+    moved = 0
+    while True:
+        response = await sqs.receive_message(
+            QueueUrl=dlq,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=1,
+            VisibilityTimeout=60,
+            MessageAttributeNames=["All"],
+        )
+        messages = response.get("Messages", [])
+        if not messages:
+            return moved
+        sent = await sqs.send_message_batch(
+            QueueUrl=source,
+            Entries=[
+                {
+                    "Id": str(i),
+                    "MessageBody": m["Body"],
+                    "MessageAttributes": {
+                        k: {"DataType": v["DataType"], "StringValue": v["StringValue"]}
+                        for k, v in m.get("MessageAttributes", {}).items()
+                        if k != "dead_letter_reason" and "StringValue" in v
+                    },
+                }
+                for i, m in enumerate(messages)
+            ],
+        )
+        accepted = {int(s["Id"]) for s in sent.get("Successful", [])}
+        if accepted:
+            await sqs.delete_message_batch(
+                QueueUrl=dlq,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": messages[i]["ReceiptHandle"]}
+                    for i in sorted(accepted)
+                ],
+            )
+        moved += len(accepted)
+        if len(accepted) < len(messages):
+            raise RuntimeError(f"the queue refused {len(messages) - len(accepted)} messages")
+
+
+def consumed_event_types(consumer: str) -> set[str] | None:
+    """Every event type a consumer's subscriptions let through (None: all)."""
+    types: set[str] = set()
+    for producer, listed in SUBSCRIPTIONS.get(consumer, {}).items():
+        types.update(listed if listed is not None else event_types_of(producer))
+    return types

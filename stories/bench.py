@@ -1,0 +1,340 @@
+"""`stories bench`: named benchmarks, each figure printed beside a baseline
+measured in the same run on the same machine (which is shared and noisy, so
+only ratios within one run mean much).
+
+- plumbing: a bare endpoint through our app factory vs. the same endpoint in a
+  plain FastAPI app; uvicorn with one worker, `wrk` in a separate process.
+- events: outbox -> SNS -> SQS -> consumer (the metrics service's real handler,
+  PostgreSQL) vs. a raw SQS send/receive/delete loop, on one moto server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AsyncExitStack
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+
+from services.metrics.main import SERVICE as METRICS
+from services.metrics.settings import MetricsSettings
+from shared.app import open_resources
+from shared.consumer import ConsumerConfig, EventContext, SqsConsumer
+from shared.db import drop_schema, ensure_database, unit_of_work
+from shared.events import BookUnpublished, EventData, Producer
+from shared.migrations import upgrade
+from shared.outbox import OutboxRelay, record_event
+from shared.topology import bootstrap, queue_url
+from stories.emulator import free_port, moto_server_process
+
+BENCH_DATABASE_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/stories_test"
+)
+
+
+@dataclass
+class Figure:
+    benchmark: str
+    row: str
+    throughput: float
+    unit: str
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    baseline_of: str | None = None  # the row this one is compared with
+    target_ratio: float | None = None
+
+
+# --- HTTP load with wrk -----------------------------------------------------------------
+
+_WRK_LATENCY = re.compile(r"^\s+(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
+_WRK_RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def parse_wrk(output: str) -> tuple[float, float, float]:
+    """(requests/s, p50 ms, p99 ms) from `wrk --latency` output."""
+    rps = _WRK_RPS.search(output)
+    latencies = {m[0]: float(m[1]) * _UNIT_MS[m[2]] for m in _WRK_LATENCY.findall(output)}
+    if rps is None or set(latencies) != {"50", "99"}:
+        raise ValueError(f"unexpected wrk output:\n{output}")
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    if errors:
+        raise ValueError(f"the server answered {errors.group(1)} errors under load")
+    return float(rps.group(1)), latencies["50"], latencies["99"]
+
+
+def run_wrk(url: str, *, seconds: float, connections: int) -> tuple[float, float, float]:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("wrk is not installed: `apt-get install wrk` (make bench does it)")
+    result = subprocess.run(
+        [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    )
+    return parse_wrk(result.stdout)
+
+
+@contextlib.contextmanager
+def uvicorn_process(factory: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """One uvicorn worker serving `factory`, as in production (uvloop, httptools)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "uvicorn", "--factory", factory,
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            "--log-level", "warning", "--no-access-log",
+        ],
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/bare", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"{factory} did not start")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def bench_plumbing(*, duration: float, connections: int, rounds: int = 2) -> list[Figure]:
+    apps = {
+        "plain FastAPI, bare endpoint": "stories.bench_apps:plain_app",
+        "our app factory, same endpoint": "stories.bench_apps:platform_app",
+    }
+    best: dict[str, tuple[float, float, float]] = {}
+    with tempfile.TemporaryDirectory() as data_dir:
+        # Alternate the two servers so drift on the shared machine hits both.
+        for _ in range(rounds):
+            for row, factory in apps.items():
+                with uvicorn_process(factory, {"BENCH_DATA_DIR": data_dir}) as url:
+                    run_wrk(f"{url}/bare", seconds=2, connections=connections)  # warm-up
+                    measured = run_wrk(f"{url}/bare", seconds=duration, connections=connections)
+                if row not in best or measured[0] > best[row][0]:
+                    best[row] = measured
+    plain, ours = apps
+    return [
+        Figure("plumbing", plain, *_rps(best[plain])),
+        Figure("plumbing", ours, *_rps(best[ours]), baseline_of=plain, target_ratio=0.8),
+    ]
+
+
+def _rps(measured: tuple[float, float, float]) -> tuple[float, str, float, float]:
+    rps, p50, p99 = measured
+    return rps, "req/s", p50, p99
+
+
+# --- event throughput -------------------------------------------------------------------
+
+
+def _percentiles(latencies: list[float]) -> tuple[float, float]:
+    ordered = sorted(latencies)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return statistics.median(ordered) * 1000, p99 * 1000
+
+
+async def raw_sqs_loop(sqs: Any, url: str, count: int) -> Figure:
+    """Baseline: send in batches of 10 while one loop receives and batch-deletes."""
+
+    async def produce() -> None:
+        for start in range(0, count, 10):
+            await sqs.send_message_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "MessageBody": json.dumps({"sent": time.time()})}
+                    for i in range(start, min(count, start + 10))
+                ],
+            )
+
+    latencies: list[float] = []
+    started = time.perf_counter()
+    producer = asyncio.create_task(produce())
+    while len(latencies) < count:
+        response = await sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        messages = response.get("Messages", [])
+        if not messages:
+            continue
+        await sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+            ],
+        )
+        done = time.time()
+        latencies += [done - json.loads(m["Body"])["sent"] for m in messages]
+    elapsed = time.perf_counter() - started
+    await producer
+    p50, p99 = _percentiles(latencies)
+    return Figure(
+        "events", "raw SQS send/receive/delete loop", count / elapsed, "events/s", p50, p99
+    )
+
+
+async def outbox_pipeline(resources: Any, settings: MetricsSettings, count: int) -> Figure:
+    """Producers commit events (10 per transaction); relay, SNS, SQS, consumer, event log."""
+    committed_at: dict[uuid.UUID, float] = {}
+    latencies: list[float] = []
+    finished = asyncio.Event()
+
+    def measured(handler: Callable[[EventContext, Any], Any]) -> Any:
+        async def handle(context: EventContext, data: EventData) -> None:
+            await handler(context, data)
+            event_id = context.envelope.id
+
+            async def done() -> None:
+                latencies.append(time.time() - committed_at[event_id])
+                if len(latencies) >= count:
+                    finished.set()
+
+            context.after_commit(done)
+
+        return handle
+
+    handlers = {contract: measured(h) for contract, h in METRICS.handlers.items()}
+    names = settings.resource_names
+    relay = OutboxRelay(
+        session_factory=resources.session_factory,
+        sns=resources.aws.sns,
+        topic_arn=await resources.events_topic_arn(Producer.CONTENT),
+        telemetry=resources.telemetry,
+        poll_seconds=settings.outbox_poll_seconds,
+    )
+    resources.relay_wakers.append(relay.wake)
+    consumer = SqsConsumer(
+        queue_name=names.queue("metrics"),
+        queue_url=await queue_url(resources.aws.sqs, names.queue("metrics")),
+        sqs=resources.aws.sqs,
+        handlers=handlers,
+        session_factory=resources.session_factory,
+        telemetry=resources.telemetry,
+        config=ConsumerConfig(batch_size=10, concurrency=10, wait_seconds=1),
+    )
+
+    async def produce() -> None:
+        for start in range(0, count, 10):
+            async with unit_of_work(resources.session_factory) as session:
+                ids = [
+                    record_event(session, BookUnpublished(book_id=uuid.uuid4())).id
+                    for _ in range(min(10, count - start))
+                ]
+            now = time.time()
+            committed_at.update(dict.fromkeys(ids, now))
+
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    workers = [asyncio.create_task(relay.run(stop)), asyncio.create_task(consumer.run(stop))]
+    await produce()
+    await asyncio.wait_for(finished.wait(), timeout=600)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    await asyncio.gather(*workers)
+    p50, p99 = _percentiles(latencies)
+    return Figure(
+        "events",
+        "outbox -> SNS -> SQS -> consumer",
+        count / elapsed,
+        "events/s",
+        p50,
+        p99,
+        baseline_of="raw SQS send/receive/delete loop",
+    )
+
+
+async def bench_events(*, events: int) -> list[Figure]:
+    tag = uuid.uuid4().hex[:8]
+    await ensure_database(BENCH_DATABASE_URL)
+    with moto_server_process() as aws_url:
+        settings = MetricsSettings(
+            environment="test",
+            database_url=BENCH_DATABASE_URL,
+            database_schema=f"bench_{tag}",
+            redis_url="memory://bench",
+            aws_endpoint_url=aws_url,
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",  # noqa: S106 - the emulator takes any
+            resource_prefix=f"bench{tag}-",
+        )
+        await upgrade(METRICS.migrations, settings.database_url, settings.database_schema)
+        try:
+            async with AsyncExitStack() as stack:
+                resources = await open_resources(settings, stack)
+                aws = resources.aws
+                await bootstrap(
+                    sns=aws.sns, sqs=aws.sqs, s3=aws.s3, names=settings.resource_names,
+                    region=settings.aws_region,
+                )  # fmt: skip
+                raw_url = (await aws.sqs.create_queue(QueueName=f"bench{tag}-raw"))["QueueUrl"]
+                raw = await raw_sqs_loop(aws.sqs, raw_url, events)
+                ours = await outbox_pipeline(resources, settings, events)
+        finally:
+            await drop_schema(settings.database_url, settings.database_schema)
+    return [raw, ours]
+
+
+# --- the table --------------------------------------------------------------------------
+
+
+def format_table(figures: list[Figure]) -> str:
+    by_row = {f.row: f for f in figures}
+    header = (
+        f"{'benchmark':<10} {'row':<36} {'throughput':>16} {'p50':>10} {'p99':>10}  vs baseline"
+    )
+    lines = [header, "-" * len(header)]
+    for f in figures:
+        p50 = f"{f.p50_ms:.2f} ms" if f.p50_ms is not None else "-"
+        p99 = f"{f.p99_ms:.2f} ms" if f.p99_ms is not None else "-"
+        versus = "(baseline)"
+        if f.baseline_of is not None and f.baseline_of in by_row:
+            ratio = f.throughput / by_row[f.baseline_of].throughput
+            versus = f"{ratio:.2f}x"
+            if f.target_ratio is not None:
+                verdict = "meets" if ratio >= f.target_ratio else "MISSES"
+                versus += f" ({verdict} target {f.target_ratio:.2f})"
+        throughput = f"{f.throughput:>10,.0f} {f.unit:<5}"
+        lines.append(f"{f.benchmark:<10} {f.row:<36} {throughput} {p50:>10} {p99:>10}  {versus}")
+    return "\n".join(lines)
+
+
+def run_benchmarks(names: list[str], *, duration: float, connections: int, events: int) -> int:
+    benchmarks: dict[str, Callable[[], list[Figure]]] = {
+        "plumbing": lambda: bench_plumbing(duration=duration, connections=connections),
+        "events": lambda: asyncio.run(bench_events(events=events)),
+    }
+    unknown = set(names) - set(benchmarks)
+    if unknown:
+        print(f"unknown benchmarks {sorted(unknown)}; known: {sorted(benchmarks)}")
+        return 2
+    figures: list[Figure] = []
+    for name in names or benchmarks:
+        print(f"running {name} ...", flush=True)
+        figures += benchmarks[name]()
+    print()
+    print(format_table(figures))
+    results = os.environ.get("BENCH_RESULTS")
+    if results:
+        with open(results, "w") as out:
+            json.dump([asdict(f) for f in figures], out, indent=2)
+    return 0

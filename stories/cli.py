@@ -1,0 +1,168 @@
+"""The `stories` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic_settings import SettingsConfigDict
+
+from shared.app import open_resources
+from shared.logging import configure_logging
+from shared.migrations import upgrade
+from shared.runtime import install_stop_signals, run_worker, serve_api
+from shared.settings import ServiceSettings
+from shared.topology import SUBSCRIPTIONS, bootstrap, redrive_dead_letters
+
+
+class PlatformSettings(ServiceSettings):
+    """Settings for platform-wide commands (bootstrap, dlq) that belong to no one service."""
+
+    model_config = SettingsConfigDict(env_prefix="STORIES_")
+    service_name: ClassVar[str] = "platform"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stories", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    from stories.registry import SERVICES
+
+    names = sorted(SERVICES)
+
+    up = commands.add_parser("up", help="run the whole platform in one process (embedded defaults)")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--data-dir", type=Path, default=Path(".stories"))
+    up.add_argument("--aws-port", type=int, default=4599, help="port of the in-process moto server")
+    up.add_argument(
+        "--base-port", type=int, default=8001, help="content's port; the others follow it"
+    )
+
+    serve = commands.add_parser("serve", help="run one service's API")
+    serve.add_argument("service", choices=names)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int)
+
+    worker = commands.add_parser("worker", help="run one service's outbox relay and consumer")
+    worker.add_argument("service", choices=names)
+
+    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("services", nargs="*", metavar="SERVICE", help=f"default: all of {names}")
+
+    commands.add_parser("bootstrap", help="create topics, queues, DLQs, subscriptions, buckets")
+
+    dlq = commands.add_parser("dlq", help="dead-letter queues")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
+    redrive = dlq_commands.add_parser("redrive", help="move a consumer's dead letters back")
+    redrive.add_argument("queue", choices=sorted(SUBSCRIPTIONS), help="the consuming service")
+
+    bench = commands.add_parser("bench", help="run benchmarks and print figures beside baselines")
+    bench.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
+    bench.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
+    bench.add_argument("--connections", type=int, default=64)
+    bench.add_argument("--events", type=int, default=2000, help="events per event benchmark")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from stories.registry import SERVICES
+
+    if args.command == "up":
+        configure_logging("INFO", json=False)
+        from stories.embedded import main as run_embedded
+
+        run_embedded(args.host, args.data_dir, args.aws_port, args.base_port)
+        return 0
+    if args.command == "bench":
+        from stories.bench import run_benchmarks
+
+        configure_logging("WARNING", json=False)
+        return run_benchmarks(
+            args.names,
+            duration=args.duration,
+            connections=args.connections,
+            events=args.events,
+        )
+    if args.command == "serve":
+        service = SERVICES[args.service]
+        settings = service.settings_class()
+        configure_logging(settings.log_level, json=settings.log_json)
+        app = service.create_app(settings, None)
+
+        async def serve() -> None:
+            stop = asyncio.Event()
+            install_stop_signals(stop)
+            await serve_api(app, args.host, args.port or service.default_port, stop)
+
+        asyncio.run(serve())
+        return 0
+    if args.command == "worker":
+        service = SERVICES[args.service]
+        settings = service.settings_class()
+        configure_logging(settings.log_level, json=settings.log_json)
+
+        async def work() -> None:
+            stop = asyncio.Event()
+            install_stop_signals(stop)
+            await run_worker(service, settings, stop)
+
+        asyncio.run(work())
+        return 0
+    if args.command == "migrate":
+        configure_logging("INFO", json=False)
+
+        async def migrate() -> None:
+            unknown = set(args.services) - set(SERVICES)
+            if unknown:
+                raise SystemExit(f"unknown services: {sorted(unknown)}")
+            for name in args.services or SERVICES:
+                service = SERVICES[name]
+                settings = service.settings_class()
+                await upgrade(service.migrations, settings.database_url, settings.database_schema)
+                print(f"{name}: migrated")
+
+        asyncio.run(migrate())
+        return 0
+    if args.command == "bootstrap":
+        configure_logging("INFO", json=False)
+        return asyncio.run(_bootstrap())
+    if args.command == "dlq":
+        configure_logging("INFO", json=False)
+        return asyncio.run(_redrive(args.queue))
+    return 2
+
+
+async def _bootstrap() -> int:
+    settings = PlatformSettings()
+    async with AsyncExitStack() as stack:
+        r = await open_resources(settings, stack)
+        created = await bootstrap(
+            sns=r.aws.sns,
+            sqs=r.aws.sqs,
+            s3=r.aws.s3,
+            names=settings.resource_names,
+            region=settings.aws_region,
+        )
+    for producer, arn in created["topics"].items():
+        print(f"topic  {producer:<9} {arn}")
+    for consumer, url in created["queues"].items():
+        print(f"queue  {consumer:<9} {url}")
+    return 0
+
+
+async def _redrive(consumer: str) -> int:
+    settings = PlatformSettings()
+    async with AsyncExitStack() as stack:
+        r = await open_resources(settings, stack)
+        moved = await redrive_dead_letters(r.aws.sqs, settings.resource_names, consumer)
+    print(f"moved {moved} message(s) from {settings.resource_names.dead_letter_queue(consumer)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

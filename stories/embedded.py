@@ -1,0 +1,136 @@
+"""`stories up`: the whole platform in one process, with no setup.
+
+Defaults: a SQLite file per service, an in-process Redis stand-in, and an
+in-process moto server for SNS, SQS and S3. Any of them is replaced by setting
+the usual variables (`REDIS_URL`, `AWS_ENDPOINT_URL`, `ACCESS_DATABASE_URL`...)
+before starting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import structlog
+
+from shared.app import open_resources
+from shared.migrations import upgrade
+from shared.runtime import install_stop_signals, run_worker, serve_api
+from shared.settings import ServiceSettings
+from shared.topology import bootstrap
+from stories.registry import SERVICES
+
+log = structlog.get_logger(__name__)
+
+
+def embedded_defaults(
+    data_dir: Path, aws_endpoint: str | None, host: str, ports: dict[str, int]
+) -> dict[str, str]:
+    defaults = {
+        "JWKS_URL": f"http://{host}:{ports['access']}/.well-known/jwks.json",
+        "REDIS_URL": "memory://embedded",
+        "AWS_ACCESS_KEY_ID": "embedded",
+        "AWS_SECRET_ACCESS_KEY": "embedded",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "LOG_JSON": "false",
+    }
+    if aws_endpoint:
+        defaults["AWS_ENDPOINT_URL"] = aws_endpoint
+    for name in SERVICES:
+        defaults[f"{name.upper()}_DATABASE_URL"] = (
+            f"sqlite+aiosqlite:///{(data_dir / f'{name}.sqlite3').resolve()}"
+        )
+    return defaults
+
+
+def start_moto(host: str, port: int) -> object:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    return server
+
+
+async def run_platform(
+    *,
+    host: str,
+    data_dir: Path,
+    aws_port: int,
+    base_port: int = 8001,
+    stop: asyncio.Event | None = None,
+    ready: asyncio.Event | None = None,
+) -> None:
+    stop = stop or asyncio.Event()
+    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+    moto = None
+    if "AWS_ENDPOINT_URL" not in os.environ:
+        moto = start_moto(host, aws_port)
+        aws_endpoint: str | None = f"http://{host}:{aws_port}"
+    else:
+        aws_endpoint = None
+    ports = {name: s.default_port - 8001 + base_port for name, s in SERVICES.items()}
+    for key, value in embedded_defaults(data_dir, aws_endpoint, host, ports).items():
+        os.environ.setdefault(key, value)
+    try:
+        settings: dict[str, ServiceSettings] = {
+            name: service.settings_class() for name, service in SERVICES.items()
+        }
+        for name, service in SERVICES.items():
+            await upgrade(
+                service.migrations, settings[name].database_url, settings[name].database_schema
+            )
+        async with AsyncExitStack() as stack:
+            first = next(iter(settings.values()))
+            platform = await open_resources(first, stack)
+            await bootstrap(
+                sns=platform.aws.sns,
+                sqs=platform.aws.sqs,
+                s3=platform.aws.s3,
+                names=first.resource_names,
+                region=first.aws_region,
+            )
+            jobs = []
+            for name, service in SERVICES.items():
+                resources = await open_resources(settings[name], stack)
+                app = service.create_app(settings[name], resources)
+                jobs.append(serve_api(app, host, ports[name], stop))
+                jobs.append(run_worker(service, settings[name], stop, resources))
+            running = [asyncio.create_task(job) for job in jobs]
+            _print_banner(host, ports, os.environ.get("AWS_ENDPOINT_URL", "AWS"), data_dir)
+            if ready is not None:
+                ready.set()
+            await asyncio.wait(
+                [*running, asyncio.create_task(stop.wait())],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            stop.set()
+            results = await asyncio.gather(*running, return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    log.error("component failed", error=repr(result))
+    finally:
+        if moto is not None:
+            moto.stop()  # type: ignore[attr-defined]
+
+
+def _print_banner(host: str, ports: dict[str, int], aws: str, data_dir: Path) -> None:
+    lines = ["", "1001 Stories is running (Ctrl-C stops it):", ""]
+    for name, port in ports.items():
+        base = f"http://{host}:{port}"
+        lines.append(f"  {name:<9} {base:<24} docs {base}/docs")
+    lines += ["", f"  AWS endpoint {aws}; data in {data_dir.resolve()}", ""]
+    print("\n".join(lines), flush=True)
+
+
+def main(host: str, data_dir: Path, aws_port: int, base_port: int) -> None:
+    async def run() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        await run_platform(
+            host=host, data_dir=data_dir, aws_port=aws_port, base_port=base_port, stop=stop
+        )
+
+    asyncio.run(run())

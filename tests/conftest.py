@@ -1,0 +1,94 @@
+"""Fixtures: the real PostgreSQL and Redis of this machine, a moto server process,
+and per-test isolation (a fresh schema and a fresh resource-name prefix)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.app import Resources, open_resources
+from shared.db import EventBusBase, drop_schema, ensure_database
+from shared.logging import configure_logging
+from shared.settings import ServiceSettings
+from shared.topology import bootstrap
+from tests.support import (
+    TEST_DATABASE_URL,
+    TEST_REDIS_URL,
+    SampleSettings,
+    moto_server_process,
+    unique_prefix,
+    unique_schema,
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    configure_logging("WARNING", json=False)
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    with moto_server_process() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> str:
+    """The test database, created on first use."""
+    await ensure_database(TEST_DATABASE_URL)
+    return TEST_DATABASE_URL
+
+
+def make_settings(
+    settings_class: type[ServiceSettings], *, database_url: str, moto_url: str, **overrides: Any
+) -> ServiceSettings:
+    values: dict[str, Any] = {
+        "environment": "test",
+        "database_url": database_url,
+        "database_schema": unique_schema(settings_class.service_name),
+        "redis_url": TEST_REDIS_URL,
+        "aws_endpoint_url": moto_url,
+        "aws_access_key_id": "test",
+        "aws_secret_access_key": "test",
+        "resource_prefix": unique_prefix(),
+        "consumer_wait_seconds": 1,
+        "consumer_retry_base_seconds": 0,
+        "outbox_poll_seconds": 0.05,
+        "log_json": False,
+    }
+    values.update(overrides)
+    return settings_class(**values)
+
+
+@pytest.fixture
+async def settings(database_url: str, moto_url: str) -> AsyncIterator[ServiceSettings]:
+    s = make_settings(SampleSettings, database_url=database_url, moto_url=moto_url)
+    yield s
+    await drop_schema(database_url, s.database_schema)
+
+
+@pytest.fixture
+async def resources(settings: ServiceSettings) -> AsyncIterator[Resources]:
+    """Clients against a fresh schema holding the outbox and inbox, and bootstrapped AWS."""
+    async with AsyncExitStack() as stack:
+        r = await open_resources(settings, stack)
+        async with r.engine.begin() as connection:
+            await connection.execute(text(f'CREATE SCHEMA "{settings.database_schema}"'))
+            await connection.run_sync(EventBusBase.metadata.create_all)
+        await bootstrap(
+            sns=r.aws.sns,
+            sqs=r.aws.sqs,
+            s3=r.aws.s3,
+            names=settings.resource_names,
+            region=settings.aws_region,
+        )
+        yield r
+
+
+@pytest.fixture
+def session_factory(resources: Resources) -> async_sessionmaker[AsyncSession]:
+    return resources.session_factory

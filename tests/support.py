@@ -1,0 +1,147 @@
+"""Helpers the tests share: a TCP proxy that
+can be cut to simulate an outage, an HTTP server in a thread, and settings."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import ClassVar
+
+import uvicorn
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+from stories.emulator import free_port, moto_server_process
+
+__all__ = ["free_port", "moto_server_process"]
+
+TEST_DATABASE_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/stories_test"
+)
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float = 15.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out waiting for {what or condition}")
+
+
+async def eventually(
+    condition: Callable[[], object], *, timeout: float = 15.0, what: str = ""
+) -> None:
+    """Await until `condition()` (sync or async) is truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what or condition}")
+        await asyncio.sleep(0.05)
+
+
+class ToggleableProxy:
+    """A TCP proxy on loopback; `cut()` refuses and drops connections, `restore()` heals."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self.up = True
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def cut(self) -> None:
+        self.up = False
+        for writer in list(self._writers):
+            writer.close()
+
+    def restore(self) -> None:
+        self.up = True
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.up:
+            writer.close()
+            return
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers.update({writer, upstream_writer})
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    if not self.up:
+                        break
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+                self._writers.discard(dst)
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+
+class ThreadedServer:
+    """A uvicorn server in a background thread, for a real HTTP peer in tests."""
+
+    def __init__(self, app: object, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on")  # type: ignore[arg-type]
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ThreadedServer:
+        self.thread.start()
+        wait_until(lambda: self.server.started, what="test HTTP server")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+class SampleSettings(ServiceSettings):
+    """Settings of a service that exists only in tests."""
+
+    model_config = SettingsConfigDict(env_prefix="SAMPLE_")
+    service_name: ClassVar[str] = "sample"
+
+
+def unique_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}-"
+
+
+def unique_schema(name: str) -> str:
+    return f"t_{uuid.uuid4().hex[:10]}_{name}"

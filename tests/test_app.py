@@ -1,0 +1,369 @@
+"""The app factory over real HTTP: problem+json, request ids, metrics, readiness,
+the unit-of-work session, and JWT verification against a JWKS URL."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from fastapi import APIRouter, Depends, FastAPI
+from sqlalchemy import func, select
+
+from shared.app import Resources, SessionDep, create_service_app
+from shared.auth import CurrentPrincipal, Principal, deny_token, require_role
+from shared.events import BookUnpublished, Producer
+from shared.outbox import OutboxMessage, record_event
+from shared.problems import Conflict
+from shared.roles import Role
+from shared.settings import ServiceSettings
+from tests.support import ThreadedServer
+
+ISSUER, AUDIENCE = "stories-access", "stories"
+
+
+@dataclass
+class SigningKey:
+    kid: str
+    algorithm: str
+    private: Any
+
+    def jwk(self) -> dict[str, Any]:
+        public = self.private.public_key()
+        algo = (
+            jwt.algorithms.RSAAlgorithm
+            if self.algorithm == "RS256"
+            else jwt.algorithms.OKPAlgorithm
+        )
+        data: dict[str, Any] = algo.to_jwk(public, as_dict=True)
+        return {**data, "kid": self.kid, "alg": self.algorithm, "use": "sig"}
+
+    def token(self, **overrides: Any) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": str(uuid.uuid4()),
+            "role": "LEARNER",
+            "iat": now,
+            "exp": now + 300,
+            "jti": uuid.uuid4().hex,
+        }
+        claims.update(overrides)
+        claims = {k: v for k, v in claims.items() if v is not None}
+        return jwt.encode(claims, self.private, algorithm=self.algorithm, headers={"kid": self.kid})
+
+
+RSA_KEY = SigningKey(
+    "rsa-1", "RS256", rsa.generate_private_key(public_exponent=65537, key_size=2048)
+)
+ED_KEY = SigningKey("ed-1", "EdDSA", ed25519.Ed25519PrivateKey.generate())
+STRANGER_KEY = SigningKey(
+    "rsa-1", "RS256", rsa.generate_private_key(public_exponent=65537, key_size=2048)
+)
+
+
+class JwksEndpoint:
+    def __init__(self) -> None:
+        self.keys = [RSA_KEY, ED_KEY]
+        self.fetches = 0
+        self.app = FastAPI()
+
+        @self.app.get("/.well-known/jwks.json")
+        async def jwks() -> dict[str, Any]:
+            self.fetches += 1
+            return {"keys": [k.jwk() for k in self.keys]}
+
+
+@pytest.fixture(scope="module")
+def jwks() -> Iterator[JwksEndpoint]:
+    endpoint = JwksEndpoint()
+    with ThreadedServer(endpoint.app) as server:
+        endpoint.url = f"{server.url}/.well-known/jwks.json"  # type: ignore[attr-defined]
+        yield endpoint
+
+
+def sample_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/things/{thing_id}")
+    async def get_thing(thing_id: int) -> dict[str, int]:
+        return {"thing_id": thing_id}
+
+    @router.post("/things", status_code=201)
+    async def create_thing(session: SessionDep) -> dict[str, str]:
+        envelope = record_event(session, BookUnpublished(book_id=uuid.uuid4()))
+        return {"event_id": str(envelope.id)}
+
+    @router.post("/things/conflicting")
+    async def create_conflicting_thing(session: SessionDep) -> None:
+        record_event(session, BookUnpublished(book_id=uuid.uuid4()))
+        raise Conflict("That thing already exists.")
+
+    @router.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret connection string postgres://admin:hunter2@db")
+
+    @router.get("/me")
+    async def me(principal: CurrentPrincipal) -> dict[str, str]:
+        return {"subject": principal.subject, "role": principal.role.value}
+
+    @router.get("/admin")
+    async def admin(
+        principal: Annotated[Principal, Depends(require_role(Role.ADMIN))],
+    ) -> dict[str, str]:
+        return {"subject": principal.subject}
+
+    return router
+
+
+@pytest.fixture
+async def client(
+    resources: Resources, settings: ServiceSettings, jwks: JwksEndpoint
+) -> AsyncIterator[httpx.AsyncClient]:
+    app_settings = settings.model_copy(update={"jwks_url": jwks.url})  # type: ignore[attr-defined]
+    app = create_service_app(
+        app_settings,
+        title="sample",
+        description="a service that exists only in tests",
+        routers=[sample_router()],
+        produces=Producer.CONTENT,
+    )
+    with ThreadedServer(app) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            yield http
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["type"].startswith("https://")
+    assert body["title"]
+    return body
+
+
+async def outbox_rows(resources: Resources) -> int:
+    async with resources.session_factory() as session:
+        return int(await session.scalar(select(func.count()).select_from(OutboxMessage)) or 0)
+
+
+async def test_health_and_readiness_answer(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "redis": "ok", "aws": "ok"}
+
+
+async def test_readiness_fails_with_problem_json_when_redis_is_down(
+    resources: Resources, settings: ServiceSettings
+) -> None:
+    broken = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    app = create_service_app(
+        broken, title="t", description="t", routers=[], produces=Producer.CONTENT
+    )
+    with ThreadedServer(app) as server:
+        response = httpx.get(f"{server.url}/readyz", timeout=10)
+    body = assert_problem(response, 503)
+    assert body["checks"]["redis"].startswith("failing")
+    assert body["checks"]["database"] == "ok"
+
+
+async def test_unknown_routes_and_methods_are_problems(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.get("/nowhere"), 404)
+    assert_problem(await client.delete("/things/1"), 405)
+
+
+async def test_validation_errors_are_problems_that_name_the_field(
+    client: httpx.AsyncClient,
+) -> None:
+    body = assert_problem(await client.get("/things/not-a-number"), 422)
+    assert body["errors"][0]["location"] == ["path", "thing_id"]
+    assert "thing_id" in body["detail"]
+
+
+async def test_unexpected_errors_leak_nothing(client: httpx.AsyncClient) -> None:
+    response = await client.get("/boom", headers={"X-Request-ID": "trace-me-123"})
+    body = assert_problem(response, 500)
+    assert "hunter2" not in response.text
+    assert body["request_id"] == "trace-me-123"
+
+
+async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) -> None:
+    generated = await client.get("/healthz")
+    assert len(generated.headers["x-request-id"]) == 32
+    echoed = await client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["x-request-id"] == "abc-123"
+    unsafe = await client.get("/healthz", headers={"X-Request-ID": "a b\tc<script>"})
+    assert unsafe.headers["x-request-id"] != "a b\tc<script>"
+
+
+async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
+    for thing in (1, 2, 3):
+        await client.get(f"/things/{thing}")
+    text = (await client.get("/metrics")).text
+    assert 'http_requests_total{method="GET",route="/things/{thing_id}",status="200"} 3.0' in text
+    assert "outbox_pending_events" in text
+    assert "/things/1" not in text
+
+
+async def test_cors_allows_the_frontend_origin(client: httpx.AsyncClient) -> None:
+    response = await client.options(
+        "/things/1",
+        headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "GET"},
+    )
+    assert response.headers["access-control-allow-origin"] == "http://localhost:3000"
+
+
+async def test_the_session_commits_the_events_of_a_successful_request(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    response = await client.post("/things")
+    assert response.status_code == 201
+    assert await outbox_rows(resources) == 1
+
+
+async def test_the_session_rolls_back_the_events_of_a_failed_request(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    body = assert_problem(await client.post("/things/conflicting"), 409)
+    assert body["detail"] == "That thing already exists."
+    assert await outbox_rows(resources) == 0
+
+
+@pytest.mark.parametrize("key", [RSA_KEY, ED_KEY], ids=["RS256", "EdDSA"])
+async def test_a_valid_token_identifies_the_caller(
+    client: httpx.AsyncClient, key: SigningKey
+) -> None:
+    subject = str(uuid.uuid4())
+    response = await client.get(
+        "/me", headers={"Authorization": f"Bearer {key.token(sub=subject, role='TEACHER')}"}
+    )
+    assert response.json() == {"subject": subject, "role": "TEACHER"}
+
+
+def _tampered() -> str:
+    header, payload, signature = RSA_KEY.token().split(".")
+    claims = jwt.utils.base64url_decode(payload).replace(b"LEARNER", b"ADMIN\x20\x20")
+    return ".".join([header, jwt.utils.base64url_encode(claims).decode(), signature])
+
+
+def _alg_none() -> str:
+    return jwt.encode(
+        {"iss": ISSUER, "aud": AUDIENCE, "sub": "x", "role": "ADMIN", "exp": time.time() + 60},
+        key="",
+        algorithm="none",
+        headers={"kid": RSA_KEY.kid},
+    )
+
+
+def _hmac_with_public_key() -> str:
+    # The classic confusion attack: HS256 "signed" with the published RSA key.
+    return jwt.encode(
+        {"iss": ISSUER, "aud": AUDIENCE, "sub": "x", "role": "ADMIN", "exp": time.time() + 60},
+        key="not-the-private-key-but-long-enough-for-hs256",
+        algorithm="HS256",
+        headers={"kid": RSA_KEY.kid},
+    )
+
+
+BAD_TOKENS = {
+    "expired": lambda: RSA_KEY.token(exp=int(time.time()) - 120, iat=int(time.time()) - 600),
+    "wrong audience": lambda: RSA_KEY.token(aud="someone-else"),
+    "wrong issuer": lambda: RSA_KEY.token(iss="https://evil.example"),
+    "unknown key": lambda: SigningKey("rsa-9", "RS256", STRANGER_KEY.private).token(),
+    "foreign key, known kid": lambda: STRANGER_KEY.token(),
+    "alg none": _alg_none,
+    "hmac confusion": _hmac_with_public_key,
+    "tampered": _tampered,
+    "missing jti": lambda: RSA_KEY.token(jti=None),
+    "unknown role": lambda: RSA_KEY.token(role="EMPEROR"),
+    "garbage": lambda: "not.a.jwt",
+}
+
+
+@pytest.mark.parametrize("make_token", BAD_TOKENS.values(), ids=BAD_TOKENS.keys())
+async def test_bad_tokens_are_rejected_with_401_problem_json(
+    client: httpx.AsyncClient, make_token: Any
+) -> None:
+    response = await client.get("/me", headers={"Authorization": f"Bearer {make_token()}"})
+    assert_problem(response, 401)
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_no_token_is_401(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.get("/me"), 401)
+
+
+async def test_a_denied_token_is_rejected(client: httpx.AsyncClient, resources: Resources) -> None:
+    token = RSA_KEY.token()
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert (
+        await client.get("/me", headers={"Authorization": f"Bearer {token}"})
+    ).status_code == 200
+    await deny_token(resources.redis, claims["jti"], resources_expiry(claims))
+    assert_problem(await client.get("/me", headers={"Authorization": f"Bearer {token}"}), 401)
+
+
+def resources_expiry(claims: dict[str, Any]) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(claims["exp"], UTC)
+
+
+async def test_a_lower_role_is_forbidden_and_a_higher_one_allowed(
+    client: httpx.AsyncClient,
+) -> None:
+    teacher = RSA_KEY.token(role="TEACHER")
+    admin = RSA_KEY.token(role="ADMIN")
+    assert_problem(await client.get("/admin", headers={"Authorization": f"Bearer {teacher}"}), 403)
+    assert (
+        await client.get("/admin", headers={"Authorization": f"Bearer {admin}"})
+    ).status_code == 200
+
+
+async def test_unknown_key_ids_refetch_the_jwks_at_most_once_per_interval(
+    client: httpx.AsyncClient, jwks: JwksEndpoint
+) -> None:
+    await client.get("/me", headers={"Authorization": f"Bearer {RSA_KEY.token()}"})
+    before = jwks.fetches
+    for n in range(20):
+        forged = SigningKey(f"random-{n}", "RS256", STRANGER_KEY.private).token()
+        await client.get("/me", headers={"Authorization": f"Bearer {forged}"})
+    assert jwks.fetches - before <= 1
+
+
+async def test_a_rotated_in_key_is_picked_up_without_a_restart(
+    resources: Resources, settings: ServiceSettings, jwks: JwksEndpoint
+) -> None:
+    app_settings = settings.model_copy(
+        update={"jwks_url": jwks.url, "jwks_refetch_interval_seconds": 0.0}  # type: ignore[attr-defined]
+    )
+    app = create_service_app(
+        app_settings, title="t", description="t", routers=[sample_router()], produces=None
+    )
+    new_key = SigningKey(
+        "rsa-2", "RS256", rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    )
+    with ThreadedServer(app) as server:
+        first = httpx.get(
+            f"{server.url}/me", headers={"Authorization": f"Bearer {RSA_KEY.token()}"}, timeout=10
+        )
+        assert first.status_code == 200
+        jwks.keys = [RSA_KEY, ED_KEY, new_key]
+        try:
+            rotated = httpx.get(
+                f"{server.url}/me",
+                headers={"Authorization": f"Bearer {new_key.token()}"},
+                timeout=10,
+            )
+        finally:
+            jwks.keys = [RSA_KEY, ED_KEY]
+    assert rotated.status_code == 200

@@ -1,0 +1,170 @@
+"""`stories up`: the whole platform in one command, with nothing else set up."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from services.metrics.models import RecordedEvent
+from shared.db import create_engine, create_session_factory, unit_of_work
+from shared.events import BookUnpublished
+from shared.outbox import record_event
+from tests.support import eventually, free_port, wait_until
+
+pytestmark = pytest.mark.slow
+
+SERVICE_OFFSETS = {"content": 0, "access": 1, "delivery": 2, "metrics": 3}
+
+
+def _free_port_run(length: int) -> int:
+    for _ in range(50):
+        base = free_port()
+        if base + length >= 65535:
+            continue
+        try:
+            for port in range(base, base + length):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no run of free ports")
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    workdir = tmp_path_factory.mktemp("embedded")
+    base = _free_port_run(4)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not (
+            k.endswith("_DATABASE_URL") or k in {"REDIS_URL", "AWS_ENDPOINT_URL", "DATABASE_URL"}
+        )
+    }
+    log = (workdir / "up.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stories.cli",
+            "up",
+            "--base-port",
+            str(base),
+            "--aws-port",
+            str(free_port()),
+            "--data-dir",
+            str(workdir / "data"),
+        ],
+        cwd=workdir,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+    def all_ready() -> bool:
+        try:
+            return all(
+                httpx.get(f"http://127.0.0.1:{base + o}/readyz", timeout=2).status_code == 200
+                for o in SERVICE_OFFSETS.values()
+            )
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(all_ready, timeout=60, what="the embedded platform")
+        yield base, workdir
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+        log.close()
+
+
+def test_every_service_is_ready_and_documents_its_api(platform: tuple[int, Path]) -> None:
+    base, _ = platform
+    for name, offset in SERVICE_OFFSETS.items():
+        url = f"http://127.0.0.1:{base + offset}"
+        ready = httpx.get(f"{url}/readyz", timeout=5)
+        assert ready.json()["checks"] == {"database": "ok", "redis": "ok", "aws": "ok"}, name
+        openapi = httpx.get(f"{url}/openapi.json", timeout=5).json()
+        assert openapi["info"]["title"] == f"1001 Stories — {name}"
+        assert httpx.get(f"{url}/docs", timeout=5).status_code == 200
+
+
+async def test_an_event_from_one_services_outbox_reaches_another_services_consumer(
+    platform: tuple[int, Path],
+) -> None:
+    _, workdir = platform
+    data = workdir / "data"
+    content = create_engine(f"sqlite+aiosqlite:///{data / 'content.sqlite3'}", schema="content")
+    metrics = create_engine(f"sqlite+aiosqlite:///{data / 'metrics.sqlite3'}", schema="metrics")
+    try:
+        async with unit_of_work(create_session_factory(content)) as session:
+            event = record_event(session, BookUnpublished(book_id=uuid.uuid4()))
+
+        async def logged_by_metrics() -> bool:
+            async with metrics.connect() as connection:
+                found = await connection.scalar(
+                    select(RecordedEvent.event_type).where(RecordedEvent.event_id == event.id)
+                )
+            return found == "book.unpublished"
+
+        await eventually(logged_by_metrics, timeout=30, what="the event in metrics' log")
+    finally:
+        await content.dispose()
+        await metrics.dispose()
+
+
+def test_ctrl_c_stops_everything_cleanly(tmp_path: Path) -> None:
+    base = _free_port_run(4)
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "AWS_ENDPOINT_URL"}}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stories.cli",
+            "up",
+            "--base-port",
+            str(base),
+            "--aws-port",
+            str(free_port()),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until(
+            lambda: _answers(f"http://127.0.0.1:{base + 3}/healthz"), timeout=60, what="metrics"
+        )
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    assert "1001 Stories is running" in output
+    assert f"http://127.0.0.1:{base + 1}/docs" in output
+    assert "Traceback" not in output
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -1,0 +1,96 @@
+"""Event contracts: the envelope is CloudEvents 1.0 and every listed type has a contract."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from pydantic import ValidationError
+
+from shared.events import (
+    EVENT_CONTRACTS,
+    BookPublished,
+    Envelope,
+    Producer,
+    ReadingProgressed,
+    UnknownEventError,
+    event_types_of,
+)
+
+ARCHITECTURE_EVENT_TYPES = {
+    "user.registered",
+    "user.logged_in",
+    "role.assigned",
+    "entitlement.granted",
+    "entitlement.revoked",
+    "submission.created",
+    "submission.submitted",
+    "submission.reviewed",
+    "book.created",
+    "book.published",
+    "book.unpublished",
+    "delivery.issued",
+    "reading.progressed",
+    "reading.completed",
+}
+
+
+def test_every_event_type_of_the_architecture_has_a_contract() -> None:
+    assert set(EVENT_CONTRACTS) == ARCHITECTURE_EVENT_TYPES
+
+
+def test_each_event_type_has_exactly_one_producer() -> None:
+    by_producer = [set(event_types_of(p)) for p in Producer]
+    assert set().union(*by_producer) == ARCHITECTURE_EVENT_TYPES
+    assert sum(len(s) for s in by_producer) == len(ARCHITECTURE_EVENT_TYPES)
+
+
+def test_an_envelope_is_a_cloudevent_and_round_trips() -> None:
+    data = BookPublished(
+        book_id=uuid.uuid4(),
+        object_key="books/abc/v1.pdf",
+        object_version="v1",
+        access="free",
+        language="sw",
+    )
+    envelope = Envelope.wrap(data, trace_id="trace-1")
+    body = json.loads(envelope.model_dump_json())
+
+    assert body["specversion"] == "1.0"
+    assert body["type"] == "book.published"
+    assert body["source"] == "/stories/content"
+    assert body["subject"] == str(data.book_id)
+    assert body["dataversion"] == "1"
+    assert body["traceid"] == "trace-1"
+    assert body["datacontenttype"] == "application/json"
+    assert Envelope.model_validate_json(envelope.model_dump_json()).contract() == data
+
+
+def test_an_unknown_type_is_refused() -> None:
+    envelope = Envelope(source="/x", type="book.burned", dataversion="1", data={})
+    with pytest.raises(UnknownEventError):
+        envelope.contract()
+
+
+def test_an_unknown_data_version_is_refused() -> None:
+    data = ReadingProgressed(book_id=uuid.uuid4(), user_id=uuid.uuid4(), page=1, total_pages=9)
+    envelope = Envelope.wrap(data).model_copy(update={"dataversion": "2"})
+    with pytest.raises(UnknownEventError, match="dataversion"):
+        envelope.contract()
+
+
+def test_a_payload_that_breaks_its_contract_is_refused() -> None:
+    envelope = Envelope(
+        source="/stories/delivery",
+        type="reading.progressed",
+        dataversion="1",
+        data={
+            "book_id": str(uuid.uuid4()),
+            "user_id": str(uuid.uuid4()),
+            "page": -1,
+            "total_pages": 0,
+        },
+    )
+    with pytest.raises(ValidationError):
+        envelope.contract()
