@@ -16,7 +16,6 @@ from typing import Annotated
 import httpx
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
@@ -27,7 +26,7 @@ from shared.auth import JwksKeyCache, TokenVerifier, redis_denylist
 from shared.aws import AwsClients, open_aws_clients
 from shared.db import create_engine, create_session_factory
 from shared.events import Producer
-from shared.middleware import RequestContextMiddleware
+from shared.middleware import CorsPolicy, RequestContextMiddleware
 from shared.problems import ProblemDetail, install_problem_handlers, problem_response
 from shared.redis import create_redis
 from shared.settings import ServiceSettings
@@ -235,23 +234,11 @@ def create_service_app(
         "redis": check_redis,
         "aws": aws_readiness_check(settings.service_name, produces),
     }
-    app.include_router(health_router(checks))
     for router in routers:
         app.include_router(router)
+    # Routes match in order: the service's own (hot) routes go first.
+    app.include_router(health_router(checks))
     app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_credentials=True,
-        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-        allow_headers=[
-            "Authorization",
-            "Content-Type",
-            "If-Match",
-            "If-None-Match",
-            "Idempotency-Key",
-            "X-Request-ID",
-        ],
-        expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
+        RequestContextMiddleware, telemetry=telemetry, cors=CorsPolicy(settings.cors_origins)
     )
-    app.add_middleware(RequestContextMiddleware, telemetry=telemetry)
     return app

@@ -43,21 +43,33 @@ class InboxEntry(EventBusBase):
     processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-async def claim_event(session: AsyncSession, envelope: Envelope) -> bool:
-    """Record the event as processed in this transaction; False if it already was.
+async def claim_events(session: AsyncSession, envelopes: list[Envelope]) -> set[uuid.UUID]:
+    """Record events as processed in this transaction; returns the ids that were new.
 
     On PostgreSQL a concurrent claim of the same id waits on the primary key
     until the first transaction ends, so two deliveries racing each other still
     apply the event once.
     """
+    if not envelopes:
+        return set()
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = datetime.now(UTC)
+    unique = {e.id: e for e in envelopes}
     result = await session.execute(
         insert(InboxEntry)
-        .values(event_id=envelope.id, event_type=envelope.type, processed_at=datetime.now(UTC))
+        .values(
+            [{"event_id": e.id, "event_type": e.type, "processed_at": now} for e in unique.values()]
+        )
         .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(InboxEntry.event_id)
     )
-    return bool(getattr(result, "rowcount", 0) == 1)
+    return set(result.scalars())
+
+
+async def claim_event(session: AsyncSession, envelope: Envelope) -> bool:
+    """Claim one event; False if it was already processed."""
+    return envelope.id in await claim_events(session, [envelope])
 
 
 @dataclass
@@ -85,7 +97,9 @@ class PoisonMessageError(Exception):
 @dataclass(frozen=True)
 class ConsumerConfig:
     batch_size: int = 10
-    concurrency: int = 10
+    # Messages in flight; above batch_size, the next batch is received while
+    # the previous one is being applied.
+    concurrency: int = 20
     wait_seconds: int = 20
     visibility_seconds: int = 30
     retry_base_seconds: float = 1.0
@@ -93,7 +107,31 @@ class ConsumerConfig:
     receive_grace_seconds: float = 1.0
 
 
+@dataclass
+class _Delivery:
+    """One received message, parsed."""
+
+    message: dict[str, Any]
+    envelope: Envelope
+    data: EventData
+    handler: EventHandler
+
+
+class _HandlerFailedError(Exception):
+    def __init__(self, index: int) -> None:
+        super().__init__(f"handler of delivery {index} failed")
+        self.index = index
+
+
 class SqsConsumer:
+    """Receives batches from one queue and applies each batch in one transaction.
+
+    One commit per batch (not per message) is what lets a consumer keep up with
+    the queue; if any handler in the batch fails, the batch is rolled back, the
+    failing message is scheduled for retry, and the rest are applied again
+    without it, so one bad event never holds back the others.
+    """
+
     def __init__(
         self,
         *,
@@ -117,7 +155,8 @@ class SqsConsumer:
         self._config = config or ConsumerConfig()
         self._dlq_url = dead_letter_queue_url
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._capacity = asyncio.Semaphore(self._config.concurrency)
+        self._busy = 0  # messages being handled
+        self._slot_freed = asyncio.Event()
         self.released_on_shutdown = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -127,14 +166,17 @@ class SqsConsumer:
         stopping = asyncio.create_task(stop.wait())
         try:
             while not stop.is_set():
-                await self._capacity.acquire()
-                self._capacity.release()
-                free = self._free_slots()
+                while self._busy >= self._config.concurrency and not stop.is_set():
+                    self._slot_freed.clear()
+                    freed = asyncio.create_task(self._slot_freed.wait())
+                    await asyncio.wait({freed, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                    freed.cancel()
+                if stop.is_set():
+                    break
+                free = self._config.concurrency - self._busy
                 receive = asyncio.create_task(self._receive(min(free, self._config.batch_size)))
-                done, _ = await asyncio.wait(
-                    {receive, stopping}, return_when=asyncio.FIRST_COMPLETED
-                )
-                if receive not in done:
+                await asyncio.wait({receive, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not receive.done():
                     # Shutting down mid long-poll: let it finish briefly so any
                     # messages SQS already handed out are released, not hidden.
                     await asyncio.wait({receive}, timeout=self._config.receive_grace_seconds)
@@ -152,18 +194,15 @@ class SqsConsumer:
                 if stop.is_set():
                     await self._release(messages)
                     break
-                for message in messages:
-                    await self._capacity.acquire()
-                    task = asyncio.create_task(self._handle_and_release_slot(message))
+                if messages:
+                    self._busy += len(messages)
+                    task = asyncio.create_task(self._handle_batch_and_free_slots(messages))
                     self._in_flight.add(task)
                     task.add_done_callback(self._in_flight.discard)
         finally:
             stopping.cancel()
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
-
-    def _free_slots(self) -> int:
-        return max(1, self._config.concurrency - len(self._in_flight))
 
     async def _receive(self, count: int) -> list[dict[str, Any]]:
         response = await self._sqs.receive_message(
@@ -179,58 +218,73 @@ class SqsConsumer:
 
     async def _release(self, messages: list[dict[str, Any]]) -> None:
         """Hand unstarted messages straight back to the queue for another consumer."""
-        for message in messages:
-            await self._sqs.change_message_visibility(
-                QueueUrl=self._queue_url,
-                ReceiptHandle=message["ReceiptHandle"],
-                VisibilityTimeout=0,
-            )
-            self.released_on_shutdown += 1
+        if not messages:
+            return
+        await self._sqs.change_message_visibility_batch(
+            QueueUrl=self._queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(messages)
+            ],
+        )
+        self.released_on_shutdown += len(messages)
 
-    async def _handle_and_release_slot(self, message: dict[str, Any]) -> None:
+    async def _handle_batch_and_free_slots(self, messages: list[dict[str, Any]]) -> None:
         gauge = self._telemetry.consumer_in_flight.labels(self.queue_name)
-        gauge.inc()
+        gauge.inc(len(messages))
         started = time.perf_counter()
         try:
-            outcome = await self.handle(message)
-            self._telemetry.consumer_messages.labels(self.queue_name, outcome).inc()
+            outcomes = await self.handle_batch(messages)
+            for outcome in outcomes:
+                self._telemetry.consumer_messages.labels(self.queue_name, outcome).inc()
+        except Exception:  # never lose the runner to one batch; the messages come back
+            log.exception("batch handling failed", queue=self.queue_name)
         finally:
-            gauge.dec()
-            self._telemetry.consumer_handle_seconds.labels(self.queue_name).observe(
-                time.perf_counter() - started
-            )
-            self._capacity.release()
+            gauge.dec(len(messages))
+            elapsed = time.perf_counter() - started
+            for _ in messages:
+                self._telemetry.consumer_handle_seconds.labels(self.queue_name).observe(elapsed)
+            self._busy -= len(messages)
+            self._slot_freed.set()
 
-    async def handle(self, message: dict[str, Any]) -> str:
-        """Handle one message; returns the outcome label."""
-        heartbeat = asyncio.create_task(self._keep_invisible(message))
+    async def handle_batch(self, messages: list[dict[str, Any]]) -> list[str]:
+        """Handle received messages; returns one outcome label per message."""
+        heartbeat = asyncio.create_task(self._keep_invisible(messages))
+        outcomes: list[str] = []
+        deliveries: list[_Delivery] = []
         try:
-            try:
-                envelope, data, handler = self._parse(message)
-            except PoisonMessageError as exc:
-                await self._dead_letter(message, str(exc))
-                return "dead_lettered"
-            try:
-                applied = await self._apply(envelope, data, handler)
-            except Exception as exc:  # left on the queue: retried, then redriven to the DLQ
-                log.exception(
-                    "event handler failed",
-                    queue=self.queue_name,
-                    event_id=str(envelope.id),
-                    event_type=envelope.type,
-                    receive_count=_receive_count(message),
-                    error=str(exc),
-                )
-                await self._retry_later(message)
-                return "failed"
+            for message in messages:
+                try:
+                    deliveries.append(self._parse(message))
+                except PoisonMessageError as exc:
+                    await self._dead_letter(message, str(exc))
+                    outcomes.append("dead_lettered")
+            done: list[_Delivery] = []
+            while deliveries:
+                try:
+                    applied = await self._apply(deliveries)
+                except _HandlerFailedError as failure:
+                    failed = deliveries.pop(failure.index)
+                    log.exception(
+                        "event handler failed",
+                        queue=self.queue_name,
+                        event_id=str(failed.envelope.id),
+                        event_type=failed.envelope.type,
+                        receive_count=_receive_count(failed.message),
+                    )
+                    await self._retry_later(failed.message)
+                    outcomes.append("failed")
+                    continue
+                outcomes += ["applied" if a else "duplicate" for a in applied]
+                done = deliveries
+                break
         finally:
             heartbeat.cancel()
-        await self._sqs.delete_message(
-            QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"]
-        )
-        return "applied" if applied else "duplicate"
+        if done:
+            await self._delete([d.message for d in done])
+        return outcomes
 
-    def _parse(self, message: dict[str, Any]) -> tuple[Envelope, EventData, EventHandler]:
+    def _parse(self, message: dict[str, Any]) -> _Delivery:
         try:
             envelope = Envelope.model_validate_json(message["Body"])
             data = envelope.contract()
@@ -239,39 +293,73 @@ class SqsConsumer:
         handler = self._handlers.get(envelope.type)
         if handler is None:
             raise PoisonMessageError(f"no handler for {envelope.type} on {self.queue_name}")
-        return envelope, data, handler
+        return _Delivery(message, envelope, data, handler)
 
-    async def _apply(self, envelope: Envelope, data: EventData, handler: EventHandler) -> bool:
+    async def _apply(self, deliveries: list[_Delivery]) -> list[bool]:
+        """Apply every delivery in one transaction; which were new (not duplicates)."""
+        contexts: list[EventContext] = []
         async with self._factory() as session:
-            context = EventContext(session=session, envelope=envelope, resources=self._resources)
             try:
-                if not await claim_event(session, envelope):
-                    await session.rollback()
-                    return False
-                await handler(context, data)
+                claimed = await claim_events(session, [d.envelope for d in deliveries])
+                applied = []
+                for index, delivery in enumerate(deliveries):
+                    event_id = delivery.envelope.id
+                    if event_id not in claimed:
+                        applied.append(False)
+                        continue
+                    claimed.discard(event_id)  # a second copy in this batch is a duplicate
+                    context = EventContext(
+                        session=session, envelope=delivery.envelope, resources=self._resources
+                    )
+                    try:
+                        await delivery.handler(context, delivery.data)
+                    except Exception as exc:
+                        raise _HandlerFailedError(index) from exc
+                    contexts.append(context)
+                    applied.append(True)
                 await session.commit()
             except BaseException:
                 await session.rollback()
                 raise
-        for action in context._after_commit:
-            try:
-                await action()
-            except Exception:  # the state is committed; a missed nudge only delays a cache
-                log.exception("after-commit action failed", event_id=str(envelope.id))
-        return True
+        for context in contexts:
+            for action in context._after_commit:
+                try:
+                    await action()
+                except Exception:  # the state is committed; a missed nudge only delays a cache
+                    log.exception("after-commit action failed", event_id=str(context.envelope.id))
+        return applied
 
-    async def _keep_invisible(self, message: dict[str, Any]) -> None:
-        """Extend the visibility timeout while a slow handler is still working."""
+    async def _delete(self, messages: list[dict[str, Any]]) -> None:
+        for start in range(0, len(messages), 10):
+            chunk = messages[start : start + 10]
+            response = await self._sqs.delete_message_batch(
+                QueueUrl=self._queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
+                ],
+            )
+            for failure in response.get("Failed", []):
+                # Applied and committed; a redelivery will be absorbed by the inbox.
+                log.warning("delete failed", queue=self.queue_name, error=failure.get("Message"))
+
+    async def _keep_invisible(self, messages: list[dict[str, Any]]) -> None:
+        """Extend the visibility timeout while a slow batch is still being handled."""
         period = self._config.visibility_seconds / 2
         while True:
             await asyncio.sleep(period)
             try:
-                await self._sqs.change_message_visibility(
+                await self._sqs.change_message_visibility_batch(
                     QueueUrl=self._queue_url,
-                    ReceiptHandle=message["ReceiptHandle"],
-                    VisibilityTimeout=self._config.visibility_seconds,
+                    Entries=[
+                        {
+                            "Id": str(i),
+                            "ReceiptHandle": m["ReceiptHandle"],
+                            "VisibilityTimeout": self._config.visibility_seconds,
+                        }
+                        for i, m in enumerate(messages)
+                    ],
                 )
-            except Exception:  # best effort: worst case the message is delivered again
+            except Exception:  # best effort: worst case a message is delivered again
                 log.warning("could not extend visibility", queue=self.queue_name)
 
     async def _retry_later(self, message: dict[str, Any]) -> None:

@@ -11,6 +11,8 @@ import sys
 
 import structlog
 
+from shared.middleware import add_request_id
+
 
 def _drop_color_message(
     _logger: object, _name: str, event: structlog.types.EventDict
@@ -23,6 +25,7 @@ def _drop_color_message(
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     shared_processors: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_request_id,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.stdlib.ExtraAdder(),

@@ -1,16 +1,22 @@
-"""Pure ASGI middleware: request ids and per-route metrics.
+"""One pure ASGI middleware for what every request needs: an id, CORS, metrics.
 
 Deliberately not `BaseHTTPMiddleware`, which wraps every response in a stream
-and costs a large share of a small endpoint's throughput.
+and costs a large share of a small endpoint's throughput, and one layer rather
+than three: the request headers are scanned once, metric children are cached
+per label set, and the request id lives in one ContextVar the logs read.
+(Starlette's CORSMiddleware alone costs about a sixth of a bare endpoint.)
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
+from collections.abc import MutableMapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
 
-import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.telemetry import Telemetry
@@ -18,49 +24,127 @@ from shared.telemetry import Telemetry
 REQUEST_ID_HEADER = b"x-request-id"
 _SAFE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
+current_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def add_request_id(
+    _logger: object, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: every log line written while handling a request names it."""
+    request_id = current_request_id.get()
+    if request_id is not None:
+        event.setdefault("request_id", request_id)
+    return event
+
+
+@dataclass(frozen=True)
+class CorsPolicy:
+    allow_origins: Sequence[str]
+    allow_methods: Sequence[str] = ("GET", "POST", "PUT", "PATCH", "DELETE")
+    allow_headers: Sequence[str] = (
+        "authorization",
+        "content-type",
+        "if-match",
+        "if-none-match",
+        "idempotency-key",
+        "x-request-id",
+    )
+    expose_headers: Sequence[str] = ("ETag", "Location", "Retry-After", "X-Request-ID")
+    max_age_seconds: int = 600
+
 
 class RequestContextMiddleware:
-    """Give every request an id (the caller's, if sane) and count it by route template."""
+    """Give every request an id (the caller's, if sane), apply CORS, count it by route."""
 
-    def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
+    def __init__(self, app: ASGIApp, telemetry: Telemetry, cors: CorsPolicy) -> None:
         self.app = app
-        self.requests = telemetry.http_requests
-        self.latency = telemetry.http_latency
+        self._origins = frozenset(cors.allow_origins)
+        self._allow_any_origin = "*" in self._origins
+        self._methods = frozenset(m.upper() for m in cors.allow_methods)
+        self._headers = frozenset(h.lower() for h in cors.allow_headers)
+        self._cors_headers = [
+            (b"access-control-allow-credentials", b"true"),
+            (b"access-control-expose-headers", ", ".join(cors.expose_headers).encode()),
+        ]
+        self._preflight_headers = [
+            (b"access-control-allow-methods", ", ".join(sorted(self._methods)).encode()),
+            (b"access-control-allow-headers", ", ".join(sorted(self._headers)).encode()),
+            (b"access-control-max-age", str(cors.max_age_seconds).encode()),
+        ]
+        self._requests = telemetry.http_requests
+        self._latency = telemetry.http_latency
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._histograms: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _request_id_from(scope)
+        request_id = None
+        origin = preflight_method = None
+        for name, value in scope["headers"]:
+            if name == REQUEST_ID_HEADER and _SAFE_REQUEST_ID.match(value):
+                request_id = value.decode()
+            elif name == b"origin":
+                origin = value
+            elif name == b"access-control-request-method":
+                preflight_method = value
+        if request_id is None:
+            request_id = os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        encoded_id = request_id.encode()
+        added = [(REQUEST_ID_HEADER, request_id.encode()), (b"vary", b"Origin")]
+        if origin is not None and self._origin_allowed(origin):
+            added += [(b"access-control-allow-origin", origin), *self._cors_headers]
+            if preflight_method is not None and scope["method"] == "OPTIONS":
+                await self._answer_preflight(scope, send, preflight_method, added)
+                return
+        token = current_request_id.set(request_id)
         status = 500
         started = time.perf_counter()
 
-        async def send_with_id(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (REQUEST_ID_HEADER, encoded_id)]
+                message["headers"] = [*message.get("headers", []), *added]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_headers)
         finally:
-            route = scope.get("route")
-            # The template ("/v1/books/{book_id}"), never the raw path, so ids
-            # cannot blow up the metric's cardinality.
-            template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
-            self.requests.labels(method, template, str(status)).inc()
-            self.latency.labels(method, template).observe(time.perf_counter() - started)
-            structlog.contextvars.unbind_contextvars("request_id")
+            current_request_id.reset(token)
+            self._record(scope, status, time.perf_counter() - started)
 
+    def _origin_allowed(self, origin: bytes) -> bool:
+        return self._allow_any_origin or origin.decode("latin-1") in self._origins
 
-def _request_id_from(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == REQUEST_ID_HEADER and _SAFE_REQUEST_ID.match(value):
-            decoded: str = value.decode()
-            return decoded
-    return uuid.uuid4().hex
+    async def _answer_preflight(
+        self, scope: Scope, send: Send, method: bytes, added: list[tuple[bytes, bytes]]
+    ) -> None:
+        requested_headers = b""
+        for name, value in scope["headers"]:
+            if name == b"access-control-request-headers":
+                requested_headers = value
+        asked = {h.strip().lower() for h in requested_headers.decode("latin-1").split(",")} - {""}
+        allowed = method.decode("latin-1").upper() in self._methods and asked <= self._headers
+        status = 204 if allowed else 403
+        headers = added + self._preflight_headers if allowed else added
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        # The template ("/v1/books/{book_id}"), never the raw path, so ids
+        # cannot blow up the metric's cardinality.
+        template = getattr(route, "path", None) or "unmatched"
+        method = scope["method"]
+        counter = self._counters.get((method, template, status))
+        if counter is None:
+            counter = self._requests.labels(method, template, str(status))
+            self._counters[(method, template, status)] = counter
+        counter.inc()
+        histogram = self._histograms.get((method, template))
+        if histogram is None:
+            histogram = self._latency.labels(method, template)
+            self._histograms[(method, template)] = histogram
+        histogram.observe(seconds)

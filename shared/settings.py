@@ -76,7 +76,7 @@ class ServiceSettings(BaseSettings):
     outbox_poll_seconds: float = 0.2
     outbox_batch_size: int = 100
     consumer_batch_size: int = 10
-    consumer_concurrency: int = 10
+    consumer_concurrency: int = 20
     consumer_wait_seconds: int = 20
     consumer_visibility_seconds: int = 30
     # First retry delay after a handler failure; doubles on each receive.

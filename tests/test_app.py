@@ -214,12 +214,54 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
     assert "/things/1" not in text
 
 
-async def test_cors_allows_the_frontend_origin(client: httpx.AsyncClient) -> None:
+async def test_cors_preflight_allows_the_frontend_origin(client: httpx.AsyncClient) -> None:
     response = await client.options(
         "/things/1",
-        headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "GET"},
+        headers={
+            "Origin": "http://localhost:3000",
+            "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": "Authorization, If-Match",
+        },
     )
+    assert response.status_code == 204
     assert response.headers["access-control-allow-origin"] == "http://localhost:3000"
+    assert "PATCH" in response.headers["access-control-allow-methods"]
+    assert response.headers["access-control-allow-credentials"] == "true"
+
+
+async def test_cors_answers_the_frontend_origin_and_exposes_etag(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/things/1", headers={"Origin": "http://localhost:3000"})
+    assert response.headers["access-control-allow-origin"] == "http://localhost:3000"
+    assert "ETag" in response.headers["access-control-expose-headers"]
+    assert "Origin" in response.headers["vary"]
+
+
+async def test_cors_grants_nothing_to_other_origins(client: httpx.AsyncClient) -> None:
+    response = await client.get("/things/1", headers={"Origin": "https://evil.example"})
+    assert response.status_code == 200
+    assert "access-control-allow-origin" not in response.headers
+    preflight = await client.options(
+        "/things/1",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "DELETE"},
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+async def test_cors_preflight_refuses_headers_it_does_not_allow(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.options(
+        "/things/1",
+        headers={
+            "Origin": "http://localhost:3000",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "X-Forged-Role",
+        },
+    )
+    assert response.status_code == 403
+    assert "access-control-allow-headers" not in response.headers
 
 
 async def test_the_session_commits_the_events_of_a_successful_request(
