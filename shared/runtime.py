@@ -15,6 +15,7 @@ from pathlib import Path
 import structlog
 import uvicorn
 from fastapi import FastAPI
+from prometheus_client import start_http_server
 
 from shared.app import Resources, open_resources
 from shared.consumer import ConsumerConfig, Handlers, SqsConsumer
@@ -80,10 +81,19 @@ async def run_worker(
     settings: ServiceSettings,
     stop: asyncio.Event,
     resources: Resources | None = None,
+    metrics_address: tuple[str, int] | None = None,
 ) -> None:
-    """Relay this service's outbox and consume its queue until `stop` is set."""
+    """Relay this service's outbox and consume its queue until `stop` is set.
+
+    With `metrics_address`, the worker's own Prometheus figures (outbox and
+    consumer gauges) are served there, since a worker has no API to carry them.
+    """
     async with AsyncExitStack() as stack:
         r = resources or await open_resources(settings, stack)
+        if metrics_address is not None:
+            host, port = metrics_address
+            server, _ = start_http_server(port, host, registry=r.telemetry.registry)
+            stack.callback(server.shutdown)
         jobs = []
         if definition.produces is not None:
             relay = OutboxRelay(

@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run one service's outbox relay and consumer")
     worker.add_argument("service", choices=names)
+    worker.add_argument("--metrics-host", default="127.0.0.1")
+    worker.add_argument("--metrics-port", type=int, help="serve the worker's Prometheus metrics")
 
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("services", nargs="*", metavar="SERVICE", help=f"default: all of {names}")
@@ -109,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         async def work() -> None:
             stop = asyncio.Event()
             install_stop_signals(stop)
-            await run_worker(service, settings, stop)
+            metrics = (args.metrics_host, args.metrics_port) if args.metrics_port else None
+            await run_worker(service, settings, stop, metrics_address=metrics)
 
         asyncio.run(work())
         return 0

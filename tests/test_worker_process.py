@@ -1,0 +1,91 @@
+"""`stories worker` as the container runs it: consumes, serves its metrics, stops on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+import httpx
+from sqlalchemy import select
+
+from services.metrics.main import SERVICE as METRICS
+from services.metrics.models import RecordedEvent
+from shared.app import Resources
+from shared.db import create_engine, drop_schema
+from shared.events import Envelope, SubmissionSubmitted
+from shared.migrations import upgrade
+from shared.settings import ServiceSettings
+from tests.support import eventually, free_port, unique_schema
+
+
+async def test_the_worker_applies_events_reports_metrics_and_drains_on_sigterm(
+    resources: Resources, settings: ServiceSettings
+) -> None:
+    schema = unique_schema("metrics")
+    await upgrade(METRICS.migrations, settings.database_url, schema)
+    envelope = Envelope.wrap(
+        SubmissionSubmitted(submission_id=uuid.uuid4(), author_id=uuid.uuid4())
+    )
+    await resources.aws.sns.publish(
+        TopicArn=await resources.events_topic_arn(SubmissionSubmitted.producer),
+        Message=envelope.model_dump_json(),
+        MessageAttributes={"type": {"DataType": "String", "StringValue": envelope.type}},
+    )
+    metrics_port = free_port()
+    env = {
+        **os.environ,
+        "ENVIRONMENT": "test",
+        "METRICS_DATABASE_URL": settings.database_url,
+        "METRICS_DATABASE_SCHEMA": schema,
+        "METRICS_REDIS_URL": settings.redis_url,
+        "AWS_ENDPOINT_URL": settings.aws_endpoint_url or "",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "RESOURCE_PREFIX": settings.resource_prefix,
+        "CONSUMER_WAIT_SECONDS": "5",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stories.cli",
+            "worker",
+            "metrics",
+            "--metrics-port",
+            str(metrics_port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    engine = create_engine(settings.database_url, schema=schema)
+    try:
+
+        async def logged() -> bool:
+            async with engine.connect() as connection:
+                found = await connection.scalar(
+                    select(RecordedEvent.event_id).where(RecordedEvent.event_id == envelope.id)
+                )
+            return found is not None
+
+        await eventually(logged, timeout=30, what="the event in the metrics log")
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        assert 'consumer_messages_total{outcome="applied",queue=' in scraped
+
+        # SIGTERM in the middle of a 5 s long poll: the worker still stops promptly.
+        started = asyncio.get_running_loop().time()
+        process.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.to_thread(process.communicate, timeout=30)
+        assert process.returncode == 0, output
+        assert asyncio.get_running_loop().time() - started < 5
+        assert "worker stopped" in output
+    finally:
+        if process.poll() is None:
+            process.kill()
+        await engine.dispose()
+        await drop_schema(settings.database_url, schema)
