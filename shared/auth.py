@@ -21,6 +21,7 @@ import jwt
 import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from redis.exceptions import RedisError
 
 from shared.problems import Forbidden, ServiceUnavailable, Unauthorized
 from shared.roles import Role
@@ -203,6 +204,10 @@ async def deny_token(redis: Any, token_id: str, expires_at: datetime) -> None:
 
 def redis_denylist(redis: Any) -> Callable[[str], Awaitable[bool]]:
     async def is_denied(token_id: str) -> bool:
-        return bool(await redis.exists(denylist_key(token_id)))
+        try:
+            return bool(await redis.exists(denylist_key(token_id)))
+        except RedisError as exc:
+            # Fail closed: a logged-out token must never work because Redis is down.
+            raise ServiceUnavailable("Token revocation cannot be checked right now.") from exc
 
     return is_denied

@@ -409,3 +409,19 @@ async def test_a_rotated_in_key_is_picked_up_without_a_restart(
         finally:
             jwks.keys = [RSA_KEY, ED_KEY]
     assert rotated.status_code == 200
+
+
+async def test_a_token_is_refused_with_503_when_revocation_cannot_be_checked(
+    resources: Resources, settings: ServiceSettings, jwks: JwksEndpoint
+) -> None:
+    broken = settings.model_copy(
+        update={"redis_url": "redis://127.0.0.1:1/0", "jwks_url": jwks.url}  # type: ignore[attr-defined]
+    )
+    app = create_service_app(
+        broken, title="t", description="t", routers=[sample_router()], produces=None
+    )
+    with ThreadedServer(app) as server:
+        response = httpx.get(
+            f"{server.url}/me", headers={"Authorization": f"Bearer {RSA_KEY.token()}"}, timeout=10
+        )
+    assert_problem(response, 503)

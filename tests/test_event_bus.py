@@ -386,3 +386,17 @@ async def test_published_messages_carry_the_event_type_attribute(bus: Bus) -> No
     assert body["specversion"] == "1.0"
     assert body["type"] == "book.unpublished"
     assert body["source"] == "/stories/content"
+
+
+async def test_two_relays_on_one_outbox_publish_each_event_once(bus: Bus) -> None:
+    ids = await bus.commit_events(200)
+    stop = asyncio.Event()
+    relays = [bus.relay(batch_size=20) for _ in range(2)]
+    runs = [asyncio.create_task(r.run(stop)) for r in relays]
+    try:
+        await eventually(lambda: _is_zero(bus.unpublished()), what="outbox drained")
+    finally:
+        stop.set()
+        await asyncio.gather(*runs)
+    published = await bus.drain_queue_ids()
+    assert sorted(published) == sorted(ids)  # every event, and none twice

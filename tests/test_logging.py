@@ -1,0 +1,33 @@
+"""Logs are JSON lines that carry the request id of the request they were written in."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import structlog
+
+from shared.logging import configure_logging
+from shared.middleware import current_request_id
+
+
+def test_log_lines_are_json_with_the_request_id(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("INFO", json=True)
+    try:
+        token = current_request_id.set("req-42")
+        try:
+            structlog.get_logger("test").info("book published", book_id="b-1")
+            logging.getLogger("uvicorn.error").warning("stdlib line")
+        finally:
+            current_request_id.reset(token)
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    finally:
+        configure_logging("WARNING", json=False)
+    assert lines[0]["event"] == "book published"
+    assert lines[0]["book_id"] == "b-1"
+    assert lines[0]["request_id"] == "req-42"
+    assert lines[0]["level"] == "info"
+    assert "timestamp" in lines[0]
+    assert lines[1]["event"] == "stdlib line"
+    assert lines[1]["request_id"] == "req-42"
