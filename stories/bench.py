@@ -5,10 +5,10 @@ only ratios within one run mean much).
 - plumbing: a bare endpoint through our app factory vs. the same endpoint in a
   plain FastAPI app; uvicorn with one worker, `wrk` in a separate process.
 - events: outbox -> SNS -> SQS -> consumer (the metrics service's real handler,
-  PostgreSQL) vs. a raw SQS send/receive/delete loop, on one moto server: the
-  drain of a filled queue (throughput) and a steady 100 events/s (latency).
-  moto's receive slows with queue depth, so the drain figures are the
-  emulator's as much as ours; compare rows only within a run.
+  PostgreSQL) vs. a raw SQS send/receive/delete loop, on one moto server:
+  producers flat out (throughput) and a steady 100 events/s (latency). moto's
+  receive slows as a queue grows, so flat-out figures are the emulator's as
+  much as ours; compare rows only within a run.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def _rps(measured: tuple[float, float, float]) -> tuple[float, str, float, float
 
 def _percentiles(latencies: list[float], rate: float | None) -> tuple[float | None, float | None]:
     if rate is None:
-        return None, None  # a drain's latencies only say how long the queue was
+        return None, None  # flat out, latency only says how long the queue grew
     ordered = sorted(latencies)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     return statistics.median(ordered) * 1000, p99 * 1000
@@ -170,14 +170,14 @@ async def _paced(count: int, rate: float | None, send_ten: Callable[[int], Any])
 
 
 def _mode(rate: float | None, count: int) -> str:
-    return f"drain {count}" if rate is None else f"{rate:.0f}/s steady"
+    return f"{count} flat out" if rate is None else f"{rate:.0f}/s steady"
 
 
 async def raw_sqs_loop(sqs: Any, url: str, count: int, rate: float | None) -> Figure:
     """Baseline: send in batches of 10; one loop receives 10 at a time and batch-deletes.
 
-    rate None: the queue is filled first and the drain is timed; otherwise the
-    sends are paced and run alongside the loop, and latency is send -> delete.
+    The sends run alongside the loop, flat out (rate None: throughput) or paced
+    (latency, send -> delete).
     """
 
     async def send_ten(n: int) -> None:
@@ -188,11 +188,7 @@ async def raw_sqs_loop(sqs: Any, url: str, count: int, rate: float | None) -> Fi
             ],
         )
 
-    producer = None
-    if rate is None:
-        await _paced(count, None, send_ten)
-    else:
-        producer = asyncio.create_task(_paced(count, rate, send_ten))
+    producer = asyncio.create_task(_paced(count, rate, send_ten))
     latencies: list[float] = []
     started = time.perf_counter()
     while len(latencies) < count:
@@ -211,8 +207,7 @@ async def raw_sqs_loop(sqs: Any, url: str, count: int, rate: float | None) -> Fi
         done = time.time()
         latencies += [done - json.loads(m["Body"])["sent"] for m in messages]
     elapsed = time.perf_counter() - started
-    if producer is not None:
-        await producer
+    await producer
     p50, p99 = _percentiles(latencies, rate)
     row = f"raw SQS loop, {_mode(rate, count)}"
     return Figure("events", row, count / elapsed, "ev/s", p50, p99)
@@ -224,8 +219,8 @@ async def outbox_pipeline(
     """Producers commit events (10 per transaction) -> relay -> SNS -> SQS -> consumer.
 
     The consumer runs the metrics service's real handler on PostgreSQL, one
-    commit per batch. rate None: the outbox is filled first and the drain is
-    timed; otherwise commits are paced, and latency is commit -> consumer commit.
+    commit per batch. Producers commit flat out (rate None: throughput) or paced
+    (latency, producer commit -> consumer commit).
     """
     committed_at: dict[uuid.UUID, float] = {}
     latencies: list[float] = []
@@ -270,11 +265,7 @@ async def outbox_pipeline(
             ids = [record_event(session, _submission_created()).id for _ in range(n)]
         committed_at.update(dict.fromkeys(ids, time.time()))
 
-    producer = None
-    if rate is None:
-        await _paced(count, None, commit_ten)
-    else:
-        producer = asyncio.create_task(_paced(count, rate, commit_ten))
+    producer = asyncio.create_task(_paced(count, rate, commit_ten))
     stop = asyncio.Event()
     started = time.perf_counter()
     workers = [asyncio.create_task(relay.run(stop)), asyncio.create_task(consumer.run(stop))]
@@ -282,8 +273,7 @@ async def outbox_pipeline(
     elapsed = time.perf_counter() - started
     stop.set()
     await asyncio.gather(*workers)
-    if producer is not None:
-        await producer
+    await producer
     p50, p99 = _percentiles(latencies, rate)
     return Figure(
         "events",

@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     bench.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
     bench.add_argument("--connections", type=int, default=64)
-    bench.add_argument("--events", type=int, default=2000, help="events per event benchmark")
+    bench.add_argument("--events", type=int, default=1000, help="events in the flat-out run")
     return parser
 
 
