@@ -22,12 +22,14 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shared.auth import JwksKeyCache, TokenVerifier, redis_denylist
+from shared.auth import JwksKeyCache, TokenDenyList, TokenVerifier
 from shared.aws import AwsClients, open_aws_clients
 from shared.db import create_engine, create_session_factory
+from shared.decisions import DecisionCache
 from shared.events import Producer
 from shared.middleware import CorsPolicy, RequestContextMiddleware
-from shared.problems import ProblemDetail, install_problem_handlers, problem_response
+from shared.problems import Problem, ProblemDetail, install_problem_handlers, problem_response
+from shared.pubsub import InvalidationBus
 from shared.redis import create_redis
 from shared.settings import ServiceSettings
 from shared.telemetry import Telemetry
@@ -45,6 +47,9 @@ class Resources:
     redis: Redis
     aws: AwsClients
     http: httpx.AsyncClient
+    bus: InvalidationBus
+    denylist: TokenDenyList
+    decisions: DecisionCache
     verifier: TokenVerifier
     # Called when a session commits outbox events; the worker points it at its relay.
     relay_wakers: list[Callable[[], None]] = field(default_factory=list)
@@ -80,6 +85,8 @@ async def open_resources(
     http = await stack.enter_async_context(
         httpx.AsyncClient(timeout=httpx.Timeout(5.0), limits=httpx.Limits(max_connections=100))
     )
+    bus = InvalidationBus(redis)
+    denylist = TokenDenyList(redis, bus)
     verifier = TokenVerifier(
         keys=JwksKeyCache(
             jwks_url=settings.jwks_url,
@@ -89,7 +96,7 @@ async def open_resources(
         ),
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
-        is_revoked=redis_denylist(redis),
+        is_revoked=denylist.is_denied,
     )
     resources = Resources(
         settings=settings,
@@ -99,8 +106,19 @@ async def open_resources(
         redis=redis,
         aws=aws,
         http=http,
+        bus=bus,
+        denylist=denylist,
+        decisions=DecisionCache(redis, bus),
         verifier=verifier,
     )
+    stop_bus = asyncio.Event()
+    listening = asyncio.create_task(bus.run(stop_bus))
+
+    async def stop_listening() -> None:
+        stop_bus.set()
+        await listening
+
+    stack.push_async_callback(stop_listening)
     resources.session_factory.configure(info={"wake_outbox_relay": resources.wake_relays})
     return resources
 
@@ -119,6 +137,12 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
         try:
             yield session
             await session.commit()
+        except Problem as refusal:
+            if refusal.commit_changes:
+                await session.commit()
+            else:
+                await session.rollback()
+            raise
         except BaseException:
             await session.rollback()
             raise
@@ -203,7 +227,7 @@ def create_service_app(
     description: str,
     routers: Sequence[APIRouter],
     produces: Producer | None,
-    extra_lifespan: Callable[[Resources, AsyncExitStack], Awaitable[None]] | None = None,
+    extra_lifespan: Callable[[FastAPI, Resources, AsyncExitStack], Awaitable[None]] | None = None,
     resources: Resources | None = None,
 ) -> FastAPI:
     """Assemble a service: lifespan-built clients, health, metrics, errors, CORS, request ids.
@@ -218,7 +242,7 @@ def create_service_app(
         async with AsyncExitStack() as stack:
             app.state.resources = resources or await open_resources(settings, stack, telemetry)
             if extra_lifespan is not None:
-                await extra_lifespan(app.state.resources, stack)
+                await extra_lifespan(app, app.state.resources, stack)
             yield
 
     app = FastAPI(
@@ -239,6 +263,9 @@ def create_service_app(
     # Routes match in order: the service's own (hot) routes go first.
     app.include_router(health_router(checks))
     app.add_middleware(
-        RequestContextMiddleware, telemetry=telemetry, cors=CorsPolicy(settings.cors_origins)
+        RequestContextMiddleware,
+        telemetry=telemetry,
+        cors=CorsPolicy(settings.cors_origins),
+        max_body_bytes=settings.max_body_bytes,
     )
     return app

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import httpx
 import jwt
@@ -24,6 +24,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.exceptions import RedisError
 
 from shared.problems import Forbidden, ServiceUnavailable, Unauthorized
+from shared.pubsub import InvalidationBus
 from shared.roles import Role
 
 log = structlog.get_logger(__name__)
@@ -104,11 +105,23 @@ class JwksKeyCache:
             self._fetched_at = time.monotonic()
 
 
+class KeySource(Protocol):
+    async def key(self, kid: str) -> jwt.PyJWK | None: ...
+
+
 class TokenVerifier:
+    """Verifies access tokens; remembers tokens it has verified until they expire.
+
+    The memo is keyed by the whole token (signature included), so it can only
+    return what a full verification returned; revocation is checked every time.
+    """
+
+    MEMO_LIMIT = 50_000
+
     def __init__(
         self,
         *,
-        keys: JwksKeyCache,
+        keys: KeySource,
         issuer: str,
         audience: str,
         is_revoked: Callable[[str], Awaitable[bool]] | None = None,
@@ -117,8 +130,20 @@ class TokenVerifier:
         self._issuer = issuer
         self._audience = audience
         self._is_revoked = is_revoked
+        self._memo: dict[str, Principal] = {}
 
     async def verify(self, token: str) -> Principal:
+        principal = self._memo.get(token)
+        if principal is None or principal.expires_at <= datetime.now(UTC):
+            principal = await self._verify_signature_and_claims(token)
+            if len(self._memo) >= self.MEMO_LIMIT:
+                self._memo.clear()
+            self._memo[token] = principal
+        if self._is_revoked is not None and await self._is_revoked(principal.token_id):
+            raise Unauthorized("The token has been revoked.")
+        return principal
+
+    async def _verify_signature_and_claims(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -148,20 +173,25 @@ class TokenVerifier:
             raise Unauthorized("The token has expired.") from exc
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"The token is not valid: {exc}.") from exc
-        try:
-            role = Role(str(claims.get("role")))
-        except ValueError as exc:
-            raise Unauthorized("The token carries no known role.") from exc
-        principal = Principal(
+        kind = str(claims.get("kind", "user"))
+        if kind == "service":
+            # A service acts for itself, never as a user: it gets the lowest
+            # role, and require_role refuses service principals anyway.
+            role = Role.LEARNER
+        elif kind == "user":
+            try:
+                role = Role(str(claims.get("role")))
+            except ValueError as exc:
+                raise Unauthorized("The token carries no known role.") from exc
+        else:
+            raise Unauthorized("The token is of an unknown kind.")
+        return Principal(
             subject=str(claims["sub"]),
             role=role,
             token_id=str(claims["jti"]),
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
-            kind=str(claims.get("kind", "user")),
+            kind=kind,
         )
-        if self._is_revoked is not None and await self._is_revoked(principal.token_id):
-            raise Unauthorized("The token has been revoked.")
-        return principal
 
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /v1/auth/login")
@@ -180,6 +210,16 @@ async def current_principal(
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
+async def current_service(principal: CurrentPrincipal) -> Principal:
+    """For internal routes: only a service credential gets through, never a user's token."""
+    if principal.kind != "service":
+        raise Forbidden("This route is for platform services only.")
+    return principal
+
+
+CallingService = Annotated[Principal, Depends(current_service)]
+
+
 def require_role(minimum: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that lets through principals of `minimum` rank or higher."""
 
@@ -191,23 +231,67 @@ def require_role(minimum: Role) -> Callable[[Principal], Awaitable[Principal]]:
     return check
 
 
+DENIED_TOKENS_CHANNEL = "auth:denied"
+
+
 def denylist_key(token_id: str) -> str:
     return f"auth:denied:{token_id}"
 
 
-async def deny_token(redis: Any, token_id: str, expires_at: datetime) -> None:
-    """Refuse a token until it would have expired anyway (logout)."""
-    ttl = int((expires_at - datetime.now(UTC)).total_seconds()) + CLOCK_SKEW_SECONDS
-    if ttl > 0:
-        await redis.set(denylist_key(token_id), "1", ex=ttl)
+class TokenDenyList:
+    """Logged-out tokens, refused by every service until they would have expired.
 
+    Redis holds the list; each instance mirrors it in process, kept current by
+    pub/sub, so checking a token costs no round trip. Whenever the subscription
+    is down or still catching up, checks go to Redis, and fail closed (503) if
+    Redis cannot answer: a logged-out token must never work because of an outage.
+    """
 
-def redis_denylist(redis: Any) -> Callable[[str], Awaitable[bool]]:
-    async def is_denied(token_id: str) -> bool:
+    def __init__(self, redis: Any, bus: InvalidationBus) -> None:
+        self._redis = redis
+        self._bus = bus
+        self._denied: dict[str, float] = {}  # token id -> expiry (epoch seconds)
+        self._synced = False
+        self._loading: asyncio.Task[None] | None = None
+        bus.subscribe(DENIED_TOKENS_CHANNEL, self._remember)
+        bus.on_reconnect(self._resync)
+
+    async def deny(self, token_id: str, expires_at: datetime) -> None:
+        ttl = int((expires_at - datetime.now(UTC)).total_seconds()) + CLOCK_SKEW_SECONDS
+        if ttl <= 0:
+            return
+        await self._redis.set(denylist_key(token_id), "1", ex=ttl)
+        self._denied[token_id] = time.time() + ttl
+        await self._bus.publish(DENIED_TOKENS_CHANNEL, f"{token_id} {time.time() + ttl}")
+
+    async def is_denied(self, token_id: str) -> bool:
+        if self._bus.connected and self._synced:
+            expiry = self._denied.get(token_id)
+            return expiry is not None and expiry > time.time()
         try:
-            return bool(await redis.exists(denylist_key(token_id)))
+            return bool(await self._redis.exists(denylist_key(token_id)))
         except RedisError as exc:
-            # Fail closed: a logged-out token must never work because Redis is down.
             raise ServiceUnavailable("Token revocation cannot be checked right now.") from exc
 
-    return is_denied
+    def _remember(self, message: str) -> None:
+        token_id, _, expiry = message.partition(" ")
+        self._denied[token_id] = float(expiry or time.time() + 3600)
+
+    def _resync(self) -> None:
+        self._synced = False
+        self._loading = asyncio.get_running_loop().create_task(self._load())
+
+    async def _load(self) -> None:
+        """Copy the whole list from Redis (after a (re)subscribe, messages may be missed)."""
+        now = time.time()
+        loaded: dict[str, float] = {}
+        try:
+            async for key in self._redis.scan_iter(match=denylist_key("*"), count=1000):
+                ttl = await self._redis.ttl(key)
+                if ttl and ttl > 0:
+                    loaded[key.removeprefix(denylist_key(""))] = now + ttl
+        except RedisError:
+            log.warning("could not load the token deny-list; checking Redis per request")
+            return
+        self._denied = {**loaded, **{k: v for k, v in self._denied.items() if v > now}}
+        self._synced = True

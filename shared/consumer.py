@@ -23,24 +23,24 @@ from typing import Any
 
 import structlog
 from pydantic import ValidationError
-from sqlalchemy import DateTime, String
+from sqlalchemy import String
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import EventBusBase
+from shared.db import PlatformTables, UtcDateTime
 from shared.events import Envelope, EventData, UnknownEventError
 from shared.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
 
 
-class InboxEntry(EventBusBase):
+class InboxEntry(PlatformTables):
     __tablename__ = "inbox"
 
     event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     event_type: Mapped[str] = mapped_column(String(100))
-    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    processed_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 async def claim_events(session: AsyncSession, envelopes: list[Envelope]) -> set[uuid.UUID]:

@@ -7,13 +7,15 @@ and the same models and migrations run on the SQLite file of the embedded run.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, event
-from sqlalchemy.engine import make_url
+import structlog
+from sqlalchemy import DateTime, MetaData, TypeDecorator, event
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+
+log = structlog.get_logger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -31,12 +35,33 @@ NAMING_CONVENTION = {
 }
 
 
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    PostgreSQL keeps the zone; SQLite hands back naive values, which would
+    otherwise leak into comparisons and JSON without their "Z".
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
 def new_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class EventBusBase(DeclarativeBase):
-    """Tables every service carries with the same shape (outbox, inbox).
+class PlatformTables(DeclarativeBase):
+    """Tables every service carries with the same shape (outbox, inbox, idempotency keys).
 
     Declared once; each service's schema holds its own copy, created by its
     migrations, and its Alembic environment compares against this metadata
@@ -49,6 +74,7 @@ class EventBusBase(DeclarativeBase):
 # Set on a session factory's info so committed events nudge the in-process relay.
 WAKE_RELAY_INFO_KEY = "wake_outbox_relay"
 EVENTS_RECORDED_INFO_KEY = "outbox_events_recorded"
+AFTER_COMMIT_INFO_KEY = "after_commit_actions"
 
 
 class UnitOfWorkSession(AsyncSession):
@@ -64,6 +90,20 @@ class UnitOfWorkSession(AsyncSession):
             wake = self.info.get(WAKE_RELAY_INFO_KEY)
             if wake is not None:
                 wake()
+        actions: list[Callable[[], Awaitable[None]]] = self.info.pop(AFTER_COMMIT_INFO_KEY, [])
+        for action in actions:
+            try:
+                await action()
+            except Exception:  # committed already; a failed nudge only delays a cache
+                log.exception("after-commit action failed")
+
+    async def rollback(self) -> None:
+        self.info.pop(AFTER_COMMIT_INFO_KEY, None)
+        await super().rollback()
+
+    def after_commit(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Run `action` once this transaction commits (never if it rolls back)."""
+        self.info.setdefault(AFTER_COMMIT_INFO_KEY, []).append(action)
 
 
 def is_postgres(url: str) -> bool:

@@ -9,6 +9,7 @@ per label set, and the request id lives in one ContextVar the logs read.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -25,6 +26,11 @@ REQUEST_ID_HEADER = b"x-request-id"
 _SAFE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 current_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+PROBLEM_BASE_URI = "https://stories.example/problems/"
+
+
+class _BodyTooLargeError(Exception):
+    pass
 
 
 def add_request_id(
@@ -56,8 +62,11 @@ class CorsPolicy:
 class RequestContextMiddleware:
     """Give every request an id (the caller's, if sane), apply CORS, count it by route."""
 
-    def __init__(self, app: ASGIApp, telemetry: Telemetry, cors: CorsPolicy) -> None:
+    def __init__(
+        self, app: ASGIApp, telemetry: Telemetry, cors: CorsPolicy, max_body_bytes: int
+    ) -> None:
         self.app = app
+        self._max_body = max_body_bytes
         self._origins = frozenset(cors.allow_origins)
         self._allow_any_origin = "*" in self._origins
         self._methods = frozenset(m.upper() for m in cors.allow_methods)
@@ -81,7 +90,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = None
-        origin = preflight_method = None
+        origin = preflight_method = content_length = None
         for name, value in scope["headers"]:
             if name == REQUEST_ID_HEADER and _SAFE_REQUEST_ID.match(value):
                 request_id = value.decode()
@@ -89,6 +98,8 @@ class RequestContextMiddleware:
                 origin = value
             elif name == b"access-control-request-method":
                 preflight_method = value
+            elif name == b"content-length":
+                content_length = value
         if request_id is None:
             request_id = os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
@@ -98,22 +109,65 @@ class RequestContextMiddleware:
             if preflight_method is not None and scope["method"] == "OPTIONS":
                 await self._answer_preflight(scope, send, preflight_method, added)
                 return
+        if content_length is not None and (
+            not content_length.isdigit() or int(content_length) > self._max_body
+        ):
+            await self._refuse_body(scope, send, added)
+            return
         token = current_request_id.set(request_id)
         status = 500
         started = time.perf_counter()
+        started_response = False
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            # Chunked bodies carry no length up front: count them as they arrive.
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self._max_body:
+                    raise _BodyTooLargeError
+            return message
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
+            nonlocal started_response
             if message["type"] == "http.response.start":
+                started_response = True
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), *added]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_headers)
+            await self.app(scope, receive_within_limit, send_with_headers)
+        except _BodyTooLargeError:
+            status = 413
+            if not started_response:
+                await self._refuse_body(scope, send, added)
         finally:
             current_request_id.reset(token)
             self._record(scope, status, time.perf_counter() - started)
+
+    async def _refuse_body(
+        self, scope: Scope, send: Send, added: list[tuple[bytes, bytes]]
+    ) -> None:
+        body = json.dumps(
+            {
+                "type": PROBLEM_BASE_URI + "payload-too-large",
+                "title": "Request body too large",
+                "status": 413,
+                "detail": f"Request bodies are limited to {self._max_body} bytes.",
+                "instance": scope.get("path", ""),
+            }
+        ).encode()
+        headers = [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+            *added,
+        ]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     def _origin_allowed(self, origin: bytes) -> bool:
         return self._allow_any_origin or origin.decode("latin-1") in self._origins

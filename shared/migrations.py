@@ -16,12 +16,18 @@ from alembic.config import Config
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
-from shared.db import EventBusBase, create_engine, is_postgres
+from shared import consumer, idempotency, outbox
+from shared.db import PlatformTables, create_engine, is_postgres
+
+# Importing the modules that declare the platform tables registers them.
+PLATFORM_TABLE_MODULES = (consumer, idempotency, outbox)
 
 
 def alembic_config(migrations: Path, database_url: str, schema: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(migrations))
+    # Dated file names, so a directory listing reads as a history.
+    config.set_main_option("file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(rev)s_%%(slug)s")
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     config.attributes["schema"] = schema
     return config
@@ -42,7 +48,7 @@ def run_migrations_from_env(service_metadata: MetaData) -> None:
     url = config.get_main_option("sqlalchemy.url")
     assert url is not None
     schema = config.attributes["schema"]
-    target = [service_metadata, EventBusBase.metadata]
+    target = [service_metadata, PlatformTables.metadata]
     if context.is_offline_mode():
         context.configure(url=url, target_metadata=target, literal_binds=True)
         with context.begin_transaction():
@@ -73,10 +79,12 @@ def _run_with_connection(
         context.run_migrations()
 
 
-def create_event_bus_tables() -> None:
-    """Create the outbox and inbox in the migrating service's schema."""
-    EventBusBase.metadata.create_all(op.get_bind())
+def create_platform_tables(*names: str) -> None:
+    """Create shared tables (by name) in the migrating service's schema."""
+    tables = [PlatformTables.metadata.tables[name] for name in names]
+    PlatformTables.metadata.create_all(op.get_bind(), tables=tables)
 
 
-def drop_event_bus_tables() -> None:
-    EventBusBase.metadata.drop_all(op.get_bind())
+def drop_platform_tables(*names: str) -> None:
+    tables = [PlatformTables.metadata.tables[name] for name in names]
+    PlatformTables.metadata.drop_all(op.get_bind(), tables=tables)

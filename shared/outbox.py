@@ -19,7 +19,6 @@ from typing import Any
 import structlog
 from sqlalchemy import (
     BigInteger,
-    DateTime,
     Index,
     Integer,
     String,
@@ -32,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import EVENTS_RECORDED_INFO_KEY, EventBusBase, unit_of_work
+from shared.db import EVENTS_RECORDED_INFO_KEY, PlatformTables, UtcDateTime, unit_of_work
 from shared.events import Envelope, EventData
 from shared.telemetry import Telemetry
 
@@ -41,7 +40,7 @@ log = structlog.get_logger(__name__)
 SNS_BATCH_LIMIT = 10
 
 
-class OutboxMessage(EventBusBase):
+class OutboxMessage(PlatformTables):
     __tablename__ = "outbox"
     __table_args__ = (
         # Partial: the relay's "what is left" query stays small however many
@@ -62,8 +61,8 @@ class OutboxMessage(EventBusBase):
     event_id: Mapped[uuid.UUID] = mapped_column(unique=True)
     event_type: Mapped[str] = mapped_column(String(100))
     envelope: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, server_default=func.now())
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     attempts: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     last_error: Mapped[str | None] = mapped_column(Text)
 

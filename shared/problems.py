@@ -18,8 +18,32 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PreconditionFailed,
+    Problem,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+    Unprocessable,
+)
+
+__all__ = [
+    "Conflict",
+    "Forbidden",
+    "NotFound",
+    "PreconditionFailed",
+    "Problem",
+    "ServiceUnavailable",
+    "TooManyRequests",
+    "Unauthorized",
+    "Unprocessable",
+]
+
 PROBLEM_CONTENT_TYPE = "application/problem+json"
-PROBLEM_BASE_URI = "https://stories.example/problems/"
+from shared.middleware import PROBLEM_BASE_URI  # noqa: E402 - one definition for both
 
 log = structlog.get_logger(__name__)
 
@@ -34,73 +58,6 @@ class ProblemDetail(BaseModel):
     status: int
     detail: str | None = None
     instance: str | None = None
-
-
-class Problem(Exception):  # noqa: N818 - named for the RFC, not "...Error"
-    status: int = 400
-    code: str = "bad-request"
-    title: str = "Bad request"
-
-    def __init__(
-        self,
-        detail: str | None = None,
-        *,
-        status: int | None = None,
-        code: str | None = None,
-        title: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        **extensions: Any,
-    ) -> None:
-        super().__init__(detail or title or self.title)
-        self.detail = detail
-        if status is not None:
-            self.status = status
-        if code is not None:
-            self.code = code
-        if title is not None:
-            self.title = title
-        self.headers = dict(headers or {})
-        self.extensions = extensions
-
-
-class Unauthorized(Problem):
-    status, code, title = 401, "unauthorized", "Authentication required"
-
-    def __init__(self, detail: str | None = None, **kw: Any) -> None:
-        kw.setdefault("headers", {"WWW-Authenticate": 'Bearer realm="stories"'})
-        super().__init__(detail, **kw)
-
-
-class Forbidden(Problem):
-    status, code, title = 403, "forbidden", "Not allowed"
-
-
-class NotFound(Problem):
-    status, code, title = 404, "not-found", "Not found"
-
-
-class Conflict(Problem):
-    status, code, title = 409, "conflict", "Conflict"
-
-
-class PreconditionFailed(Problem):
-    status, code, title = 412, "precondition-failed", "Precondition failed"
-
-
-class Unprocessable(Problem):
-    status, code, title = 422, "unprocessable", "Unprocessable content"
-
-
-class TooManyRequests(Problem):
-    status, code, title = 429, "too-many-requests", "Too many requests"
-
-    def __init__(self, detail: str | None = None, *, retry_after: int, **kw: Any) -> None:
-        kw.setdefault("headers", {"Retry-After": str(max(1, retry_after))})
-        super().__init__(detail, retry_after=max(1, retry_after), **kw)
-
-
-class ServiceUnavailable(Problem):
-    status, code, title = 503, "service-unavailable", "Service unavailable"
 
 
 _STATUS_CODES = {

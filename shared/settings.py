@@ -25,6 +25,11 @@ from shared.topology import ResourceNames
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "test", "password", "dev"})
 
 
+def _is_placeholder(secret: SecretStr) -> bool:
+    value = secret.get_secret_value()
+    return value.lower() in PLACEHOLDER_SECRETS or value.startswith(("dev-", "embedded"))
+
+
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     TEST = "test"
@@ -66,12 +71,17 @@ class ServiceSettings(BaseSettings):
     jwks_url: str = "http://127.0.0.1:8002/.well-known/jwks.json"
     jwt_issuer: str = "stories-access"
     jwt_audience: str = "stories"
+    access_url: str = "http://127.0.0.1:8002"
+    # This service's credential for asking the access service for decisions.
+    service_client_secret: SecretStr | None = None
     # An unknown `kid` triggers a JWKS refetch at most this often, so forged
     # tokens with random kids cannot turn us into a load generator.
     jwks_refetch_interval_seconds: float = 30.0
     jwks_cache_seconds: float = 3600.0
 
     cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000"])
+    # Request bodies above this are refused (413) before anything parses them.
+    max_body_bytes: int = 1_048_576
 
     outbox_poll_seconds: float = 0.2
     outbox_batch_size: int = 100
@@ -95,9 +105,11 @@ class ServiceSettings(BaseSettings):
         return init_settings, env_settings, platform_env, file_secret_settings
 
     @model_validator(mode="after")
-    def _default_schema_to_service_name(self) -> ServiceSettings:
+    def _default_per_service_values(self) -> ServiceSettings:
         if not self.database_schema:
             self.database_schema = self.service_name
+        if self.service_client_secret is None:
+            self.service_client_secret = SecretStr(f"dev-{self.service_name}-secret")
         return self
 
     @model_validator(mode="after")
@@ -107,8 +119,11 @@ class ServiceSettings(BaseSettings):
         problems = []
         for name in type(self).model_fields:
             value = getattr(self, name)
-            if isinstance(value, SecretStr) and value.get_secret_value() in PLACEHOLDER_SECRETS:
-                problems.append(f"{name} is a placeholder")
+            secrets = value.items() if isinstance(value, dict) else [(None, value)]
+            for key, secret in secrets:
+                if isinstance(secret, SecretStr) and _is_placeholder(secret):
+                    label = f"{name}[{key}]" if key is not None else name
+                    problems.append(f"{label} is a placeholder")
         if self.redis_url.startswith("memory://"):
             problems.append("redis_url must name a real Redis (memory:// is for the embedded run)")
         if self.database_url.startswith("sqlite"):

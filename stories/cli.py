@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -56,6 +57,16 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument("services", nargs="*", metavar="SERVICE", help=f"default: all of {names}")
 
     commands.add_parser("bootstrap", help="create topics, queues, DLQs, subscriptions, buckets")
+
+    admin = commands.add_parser("create-admin", help="create the first ADMIN (or promote a user)")
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--password", help="default: read from STORIES_ADMIN_PASSWORD")
+    admin.add_argument("--name", default="Administrator")
+
+    commands.add_parser(
+        "rotate-signing-key",
+        help="add a JWT signing key; it signs after the activation delay, old keys retire later",
+    )
 
     dlq = commands.add_parser("dlq", help="dead-letter queues")
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
@@ -134,6 +145,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "bootstrap":
         configure_logging("INFO", json=False)
         return asyncio.run(_bootstrap())
+    if args.command == "create-admin":
+        configure_logging("WARNING", json=False)
+        password = args.password or os.environ.get("STORIES_ADMIN_PASSWORD")
+        if not password:
+            print("give --password or set STORIES_ADMIN_PASSWORD")
+            return 2
+        from stories.access_admin import create_admin
+
+        return asyncio.run(create_admin(args.email, password, args.name))
+    if args.command == "rotate-signing-key":
+        configure_logging("WARNING", json=False)
+        from stories.access_admin import rotate_key
+
+        return asyncio.run(rotate_key())
     if args.command == "dlq":
         configure_logging("INFO", json=False)
         return asyncio.run(_redrive(args.queue))

@@ -8,11 +8,12 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.app import Resources, open_resources
-from shared.db import EventBusBase, drop_schema, ensure_database
+from shared.db import PlatformTables, drop_schema, ensure_database
 from shared.logging import configure_logging
 from shared.settings import ServiceSettings
 from shared.topology import bootstrap
@@ -28,6 +29,16 @@ from tests.support import (
 
 def pytest_configure(config: pytest.Config) -> None:
     configure_logging("WARNING", json=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def clean_redis() -> None:
+    """Start from an empty test Redis: rate limits and deny-lists of earlier runs are gone."""
+    client = Redis.from_url(TEST_REDIS_URL)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +89,7 @@ async def resources(settings: ServiceSettings) -> AsyncIterator[Resources]:
         r = await open_resources(settings, stack)
         async with r.engine.begin() as connection:
             await connection.execute(text(f'CREATE SCHEMA "{settings.database_schema}"'))
-            await connection.run_sync(EventBusBase.metadata.create_all)
+            await connection.run_sync(PlatformTables.metadata.create_all)
         await bootstrap(
             sns=r.aws.sns,
             sqs=r.aws.sqs,

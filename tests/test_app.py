@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy import func, select
 
 from shared.app import Resources, SessionDep, create_service_app
-from shared.auth import CurrentPrincipal, Principal, deny_token, require_role
+from shared.auth import CurrentPrincipal, Principal, require_role
 from shared.events import BookUnpublished, Producer
 from shared.outbox import OutboxMessage, record_event
 from shared.problems import Conflict
@@ -350,7 +350,7 @@ async def test_a_denied_token_is_rejected(client: httpx.AsyncClient, resources: 
     assert (
         await client.get("/me", headers={"Authorization": f"Bearer {token}"})
     ).status_code == 200
-    await deny_token(resources.redis, claims["jti"], resources_expiry(claims))
+    await resources.denylist.deny(claims["jti"], resources_expiry(claims))
     assert_problem(await client.get("/me", headers={"Authorization": f"Bearer {token}"}), 401)
 
 

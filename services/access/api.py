@@ -2,6 +2,314 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from services.access.dependencies import AccessServiceDep, ComponentsDep
+from services.access.schemas import (
+    AuditEntryOut,
+    BulkEntitlementGrant,
+    BulkGrantResult,
+    Credentials,
+    DecisionBatch,
+    DecisionBatchResult,
+    EntitlementGrant,
+    EntitlementOut,
+    LogoutRequest,
+    ReadableBook,
+    RefreshRequest,
+    Registration,
+    RoleChange,
+    ServiceCredentials,
+    ServiceToken,
+    TokenPair,
+    UserOut,
+)
+from shared.app import SessionDep
+from shared.auth import CallingService, CurrentPrincipal
+from shared.decisions import Decision, DecisionRequest
+from shared.idempotency import fingerprint, run_once
+from shared.pagination import MAX_PAGE_SIZE, Page
+from shared.problems import problem_responses
+from shared.roles import Role
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Repeat a request safely: the same key returns the first answer",
+        max_length=200,
+    ),
+]
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+
+auth = APIRouter(prefix="/v1/auth", tags=["auth"])
+users = APIRouter(prefix="/v1/users", tags=["users"])
+entitlements = APIRouter(prefix="/v1/entitlements", tags=["entitlements"])
+decisions = APIRouter(prefix="/v1/decisions", tags=["decisions (internal)"])
+jwks = APIRouter(tags=["auth"])
+
+
+@auth.post(
+    "/register",
+    status_code=201,
+    summary="Create a LEARNER account",
+    responses=problem_responses(409, 422),
+)
+async def register(body: Registration, service: AccessServiceDep) -> UserOut:
+    user = await service.register(
+        email=body.email, password=body.password, display_name=body.display_name
+    )
+    return UserOut.model_validate(user)
+
+
+@auth.post(
+    "/login",
+    summary="Exchange email and password for an access and a refresh token",
+    description="Failed sign-ins are limited per account and per address (429 with "
+    "Retry-After). An unknown email and a wrong password get the same answer.",
+    responses=problem_responses(401, 422, 429),
+)
+async def login(body: Credentials, request: Request, service: AccessServiceDep) -> TokenPair:
+    client_ip = request.client.host if request.client else "unknown"
+    return await service.login(email=body.email, password=body.password, client_ip=client_ip)
+
+
+@auth.post(
+    "/refresh",
+    summary="Rotate a refresh token: a new pair; the old refresh token is spent",
+    description="Presenting a spent refresh token revokes every token of its chain.",
+    responses=problem_responses(401, 422),
+)
+async def refresh(body: RefreshRequest, service: AccessServiceDep) -> TokenPair:
+    return await service.refresh(body.refresh_token)
+
+
+@auth.post(
+    "/logout",
+    status_code=204,
+    summary="Revoke this access token everywhere (and its refresh chain, if given)",
+    responses=problem_responses(401, 403),
+)
+async def logout(
+    principal: CurrentPrincipal, service: AccessServiceDep, body: LogoutRequest | None = None
+) -> Response:
+    await service.logout(principal, body.refresh_token if body else None)
+    return Response(status_code=204)
+
+
+@auth.post(
+    "/service-token",
+    summary="Client-credentials token for a platform service (internal)",
+    responses=problem_responses(401, 422),
+)
+async def service_token(body: ServiceCredentials, service: AccessServiceDep) -> ServiceToken:
+    token, ttl = await service.issue_service_token(body.client_id, body.client_secret)
+    return ServiceToken(access_token=token, expires_in=ttl)
+
+
+@jwks.get("/.well-known/jwks.json", summary="Public keys that verify access tokens")
+async def jwks_document(components: ComponentsDep) -> JSONResponse:
+    return JSONResponse(
+        await components.keys.jwks(), headers={"Cache-Control": "public, max-age=60"}
+    )
+
+
+@users.get("/me", summary="The caller's account", responses=problem_responses(401))
+async def me(principal: CurrentPrincipal, service: AccessServiceDep) -> UserOut:
+    return UserOut.model_validate(await service.current_user(principal))
+
+
+@users.get(
+    "/me/books",
+    summary="Published books the caller may read",
+    responses=problem_responses(401),
+)
+async def my_books(
+    principal: CurrentPrincipal, service: AccessServiceDep, limit: PageSize = 100
+) -> list[ReadableBook]:
+    return [
+        ReadableBook(
+            book_id=book.book_id,
+            title=book.title,
+            language=book.language,
+            access=book.access,
+            reason=reason,
+        )
+        for book, reason in await service.readable_books(principal, limit)
+    ]
+
+
+@users.get(
+    "",
+    summary="List accounts (ADMIN)",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_users(
+    principal: CurrentPrincipal,
+    service: AccessServiceDep,
+    role: Role | None = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: PageSize = 50,
+) -> Page[UserOut]:
+    rows, next_cursor = await service.list_users(principal, role=role, cursor=cursor, limit=limit)
+    return Page(items=[UserOut.model_validate(u) for u in rows], next_cursor=next_cursor)
+
+
+@users.get(
+    "/audit-log",
+    summary="Role and entitlement changes, newest first (ADMIN)",
+    responses=problem_responses(401, 403, 422),
+)
+async def audit_log(
+    principal: CurrentPrincipal,
+    service: AccessServiceDep,
+    subject_id: uuid.UUID | None = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: PageSize = 50,
+) -> Page[AuditEntryOut]:
+    rows, next_cursor = await service.audit_log(
+        principal, subject_id=subject_id, cursor=cursor, limit=limit
+    )
+    return Page(items=[AuditEntryOut.model_validate(e) for e in rows], next_cursor=next_cursor)
+
+
+@users.put(
+    "/{user_id}/role",
+    summary="Change an account's role (ADMIN; the last ADMIN cannot be demoted)",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def assign_role(
+    user_id: uuid.UUID, body: RoleChange, principal: CurrentPrincipal, service: AccessServiceDep
+) -> UserOut:
+    return UserOut.model_validate(await service.assign_role(principal, user_id, body.role))
+
+
+@entitlements.post(
+    "",
+    status_code=201,
+    response_model=EntitlementOut,
+    summary="Grant a user a book (TEACHER: learners and published books only)",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def grant_entitlement(
+    body: EntitlementGrant,
+    principal: CurrentPrincipal,
+    service: AccessServiceDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    async def grant() -> EntitlementOut:
+        return EntitlementOut.model_validate(await service.grant(principal, body))
+
+    return await _once(session, principal.subject, idempotency_key, "/v1/entitlements", body, grant)
+
+
+@entitlements.post(
+    "/bulk",
+    status_code=201,
+    response_model=BulkGrantResult,
+    summary="Grant one book to many users at once (all or nothing)",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def grant_entitlements_in_bulk(
+    body: BulkEntitlementGrant,
+    principal: CurrentPrincipal,
+    service: AccessServiceDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    async def grant() -> BulkGrantResult:
+        granted, existing = await service.grant_bulk(principal, body)
+        return BulkGrantResult(
+            granted=[EntitlementOut.model_validate(e) for e in granted], already_entitled=existing
+        )
+
+    return await _once(
+        session, principal.subject, idempotency_key, "/v1/entitlements/bulk", body, grant
+    )
+
+
+async def _once(
+    session: SessionDep,
+    principal: str,
+    key: str | None,
+    path: str,
+    body: EntitlementGrant | BulkEntitlementGrant,
+    work: object,
+) -> JSONResponse:
+    status, payload, replayed = await run_once(
+        session,
+        principal=principal,
+        key=key,
+        request_hash=fingerprint("POST", path, body.model_dump(mode="json")),
+        status_code=201,
+        work=work,  # type: ignore[arg-type]
+    )
+    return JSONResponse(
+        payload, status_code=status, headers={"Idempotent-Replayed": "true"} if replayed else None
+    )
+
+
+@entitlements.delete(
+    "/{entitlement_id}",
+    summary="Revoke an entitlement",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def revoke_entitlement(
+    entitlement_id: uuid.UUID, principal: CurrentPrincipal, service: AccessServiceDep
+) -> EntitlementOut:
+    return EntitlementOut.model_validate(await service.revoke(principal, entitlement_id))
+
+
+@entitlements.get(
+    "",
+    summary="List entitlements (learners: their own; teachers: those they granted)",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_entitlements(
+    principal: CurrentPrincipal,
+    service: AccessServiceDep,
+    user_id: uuid.UUID | None = None,
+    book_id: uuid.UUID | None = None,
+    include_revoked: bool = False,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: PageSize = 50,
+) -> Page[EntitlementOut]:
+    rows, next_cursor = await service.list_entitlements(
+        principal,
+        user_id=user_id,
+        book_id=book_id,
+        include_revoked=include_revoked,
+        cursor=cursor,
+        limit=limit,
+    )
+    return Page(items=[EntitlementOut.model_validate(e) for e in rows], next_cursor=next_cursor)
+
+
+@decisions.post(
+    "",
+    summary="May this user do this? (internal: service credential only)",
+    responses=problem_responses(401, 403, 422),
+)
+async def decide(
+    body: DecisionRequest, _caller: CallingService, service: AccessServiceDep
+) -> Decision:
+    return await service.decide(body)
+
+
+@decisions.post(
+    "/batch",
+    summary="Many decisions in one call (internal: service credential only)",
+    responses=problem_responses(401, 403, 422),
+)
+async def decide_many(
+    body: DecisionBatch, _caller: CallingService, service: AccessServiceDep
+) -> DecisionBatchResult:
+    return DecisionBatchResult(results=[await service.decide(r) for r in body.requests])
+
+
+ROUTERS = [decisions, users, entitlements, auth, jwks]

@@ -1,7 +1,73 @@
-"""Events the access service reacts to: `HANDLERS = {EventContract: handler}`."""
+"""Events the access service reacts to: `HANDLERS = {EventContract: handler}`.
+
+The read model of books: which exist, which are published and whether they are
+free. Events may arrive late or out of order; each row remembers the time of
+the newest event applied and ignores older ones.
+"""
 
 from __future__ import annotations
 
-from shared.consumer import Handlers
+from datetime import UTC, datetime
 
-HANDLERS: Handlers = {}
+from services.access.models import CatalogBook
+from services.access.repository import AccessRepository
+from shared.consumer import EventContext, Handlers
+from shared.events import BookCreated, BookPublished, BookUnpublished
+
+
+async def _book_row(context: EventContext, book_id: object) -> CatalogBook:
+    repository = AccessRepository(context.session)
+    row = await repository.book(book_id, for_update=True)  # type: ignore[arg-type]
+    if row is None:
+        row = CatalogBook(
+            book_id=book_id,
+            access="entitled",
+            published=False,
+            state_changed_at=datetime.min.replace(tzinfo=UTC),
+        )
+        repository.add(row)
+    return row
+
+
+def _is_newer(context: EventContext, row: CatalogBook) -> bool:
+    return context.envelope.time >= row.state_changed_at
+
+
+def _forget_decisions_after_commit(context: EventContext) -> None:
+    # Any cached decision may depend on this book: retire them all (books change rarely).
+    context.after_commit(context.resources.decisions.invalidate_all)
+
+
+async def record_book_created(context: EventContext, event: BookCreated) -> None:
+    row = await _book_row(context, event.book_id)
+    row.title = event.title
+    row.language = event.language
+    if _is_newer(context, row):
+        row.access = event.access
+        row.state_changed_at = context.envelope.time
+    _forget_decisions_after_commit(context)
+
+
+async def record_book_published(context: EventContext, event: BookPublished) -> None:
+    row = await _book_row(context, event.book_id)
+    if _is_newer(context, row):
+        row.published = True
+        row.access = event.access
+        row.language = event.language
+        row.state_changed_at = context.envelope.time
+    _forget_decisions_after_commit(context)
+
+
+async def record_book_unpublished(context: EventContext, event: BookUnpublished) -> None:
+    row = await _book_row(context, event.book_id)
+    if _is_newer(context, row):
+        row.published = False
+        row.state_changed_at = context.envelope.time
+    _forget_decisions_after_commit(context)
+
+
+HANDLERS: Handlers = {
+    BookCreated: record_book_created,
+    BookPublished: record_book_published,
+    BookUnpublished: record_book_unpublished,
+}

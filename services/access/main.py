@@ -2,31 +2,88 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from pathlib import Path
 
+import structlog
 from fastapi import FastAPI
 
-from services.access.api import router
+from services.access.api import ROUTERS
 from services.access.consumers import HANDLERS
+from services.access.dependencies import AccessComponents, build_access_service
+from services.access.passwords import PasswordHashing
 from services.access.settings import AccessSettings
+from services.access.tokens import SigningKeyStore, TokenIssuer
 from shared.app import Resources, create_service_app
+from shared.auth import TokenVerifier
+from shared.db import unit_of_work
 from shared.events import Producer
+from shared.ratelimit import RateLimiter
 from shared.runtime import ServiceDefinition
 from shared.settings import ServiceSettings
 
-DESCRIPTION = "Accounts, tokens, the seven roles, entitlements and authorization decisions."
+log = structlog.get_logger(__name__)
+
+DESCRIPTION = """Accounts, tokens, the seven roles, entitlements and authorization decisions.
+
+Sign in with `POST /v1/auth/login`, then send `Authorization: Bearer <access_token>`.
+Roles, lowest first: LEARNER, TEACHER, VOLUNTEER, STORY_MANAGER, BOOK_MANAGER,
+CONTENT_ADMIN, ADMIN; a higher role may do all a lower one may.
+`/v1/decisions` is internal: it answers only platform services' credentials.
+"""
+
+
+def build_components(settings: AccessSettings, resources: Resources) -> AccessComponents:
+    keys = SigningKeyStore(
+        resources.session_factory,
+        key_encryption_key=settings.key_encryption_key.get_secret_value(),
+    )
+    return AccessComponents(
+        settings=settings,
+        keys=keys,
+        issuer=TokenIssuer(keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience),
+        hashing=PasswordHashing(
+            time_cost=settings.password_hash_time_cost,
+            memory_kib=settings.password_hash_memory_kib,
+            parallelism=settings.password_hash_parallelism,
+        ),
+        login_limiter=RateLimiter(resources.redis, "login"),
+    )
 
 
 def create_app(
     settings: ServiceSettings | None = None, resources: Resources | None = None
 ) -> FastAPI:
+    access_settings = settings if isinstance(settings, AccessSettings) else AccessSettings()
+
+    async def start(app: FastAPI, r: Resources, _stack: AsyncExitStack) -> None:
+        components = build_components(access_settings, r)
+        app.state.access = components
+        # Access verifies its own tokens from its key store: no HTTP call to itself.
+        r.verifier = TokenVerifier(
+            keys=components.keys,
+            issuer=access_settings.jwt_issuer,
+            audience=access_settings.jwt_audience,
+            is_revoked=r.denylist.is_denied,
+        )
+        await components.keys.jwks()  # creates the first key on a fresh database
+        if access_settings.bootstrap_admin_email and access_settings.bootstrap_admin_password:
+            async with unit_of_work(r.session_factory) as session:
+                admin = await build_access_service(components, r, session).create_admin(
+                    email=access_settings.bootstrap_admin_email,
+                    password=access_settings.bootstrap_admin_password.get_secret_value(),
+                    display_name="Administrator",
+                )
+            log.info("bootstrap admin ready", user_id=str(admin.id))
+
     return create_service_app(
-        settings or AccessSettings(),
+        access_settings,
         title="1001 Stories — access",
         description=DESCRIPTION,
-        routers=[router],
+        routers=ROUTERS,
         produces=Producer.ACCESS,
         resources=resources,
+        extra_lifespan=start,
     )
 
 

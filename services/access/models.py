@@ -2,10 +2,130 @@
 
 from __future__ import annotations
 
-from sqlalchemy.orm import DeclarativeBase
+import uuid
+from datetime import datetime
+from typing import Any
 
-from shared.db import new_metadata
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.db import UtcDateTime, new_metadata
+from shared.roles import Role
+
+ROLE_NAMES = ", ".join(f"'{r.value}'" for r in Role)
 
 
 class Base(DeclarativeBase):
     metadata = new_metadata()
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(f"role IN ({ROLE_NAMES})", name="known_role"),
+        Index("ix_users_role_created_at", "role", "created_at", "id"),
+        Index("ix_users_created_at", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    # Stored normalized (trimmed, lower case), so uniqueness is case-insensitive.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class RefreshToken(Base):
+    """One link of a rotating refresh-token chain ("family").
+
+    The token itself is never stored, only a SHA-256 of its secret part; a
+    token presented after it was rotated (used) revokes its whole family.
+    """
+
+    __tablename__ = "refresh_tokens"
+    __table_args__ = (Index("ix_refresh_tokens_family_id", "family_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    family_id: Mapped[uuid.UUID]
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class SigningKey(Base):
+    """A JWT signing key pair; the private half encrypted with the key-encryption key."""
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(10))
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    private_key_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Published in the JWKS from creation; signs from activates_at; stops
+    # verifying at retires_at (after every token it signed has expired).
+    activates_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    retires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Entitlement(Base):
+    __tablename__ = "entitlements"
+    __table_args__ = (
+        # One active grant per user and book; history stays as revoked rows.
+        Index(
+            "uq_entitlements_active_user_book",
+            "user_id",
+            "book_id",
+            unique=True,
+            postgresql_where=text("revoked_at IS NULL"),
+            sqlite_where=text("revoked_at IS NULL"),
+        ),
+        Index("ix_entitlements_book_id", "book_id"),
+        Index("ix_entitlements_granted_by", "granted_by"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    book_id: Mapped[uuid.UUID]
+    source: Mapped[str] = mapped_column(String(50))
+    granted_by: Mapped[uuid.UUID | None]
+    granted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_by: Mapped[uuid.UUID | None]
+
+
+class CatalogBook(Base):
+    """The access service's read model of books, built from content's book.* events."""
+
+    __tablename__ = "catalog_books"
+
+    book_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    title: Mapped[str | None] = mapped_column(String(300))
+    language: Mapped[str | None] = mapped_column(String(20))
+    access: Mapped[str] = mapped_column(String(10))
+    published: Mapped[bool]
+    # The time of the newest event applied, so a late, older event changes nothing.
+    state_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_at", "at", "id"),
+        Index("ix_audit_log_subject_id", "subject_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    actor_id: Mapped[uuid.UUID | None]
+    action: Mapped[str] = mapped_column(String(50))
+    subject_type: Mapped[str] = mapped_column(String(30))
+    subject_id: Mapped[uuid.UUID]
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -13,3 +14,33 @@ class AccessSettings(ServiceSettings):
     service_name: ClassVar[str] = "access"
 
     database_url: str = "sqlite+aiosqlite:///./.stories/access.sqlite3"
+
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    service_token_ttl_seconds: int = 3600
+    # Encrypts the private signing keys stored in the database (Secrets Manager
+    # in AWS). Any string; refused as a placeholder outside development.
+    key_encryption_key: SecretStr = SecretStr("dev-key-encryption-key")
+    # A rotated-in key is published in the JWKS this long before it signs, so
+    # every verifier has it by the time tokens carry its kid.
+    key_activation_delay_seconds: int = 60
+    # client id -> secret of the services allowed to ask for decisions.
+    service_clients: dict[str, SecretStr] = Field(
+        default_factory=lambda: {
+            name: SecretStr(f"dev-{name}-secret") for name in ("content", "delivery", "metrics")
+        }
+    )
+
+    password_min_length: int = 10
+    password_hash_time_cost: int = 2
+    password_hash_memory_kib: int = 19_456  # OWASP's argon2id baseline
+    password_hash_parallelism: int = 1
+
+    login_failures_per_account: int = 5
+    login_attempts_per_ip: int = 30
+    login_window_seconds: int = 900
+
+    decision_cache_seconds: float = 30.0
+
+    bootstrap_admin_email: str | None = None
+    bootstrap_admin_password: SecretStr | None = None

@@ -7,7 +7,7 @@ Create Date: 2026-11-22
 
 from collections.abc import Sequence
 
-from shared.migrations import create_event_bus_tables, drop_event_bus_tables
+from shared.migrations import create_platform_tables, drop_platform_tables
 
 revision: str = "content_0001"
 down_revision: str | None = None
@@ -16,8 +16,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    create_event_bus_tables()
+    create_platform_tables("outbox", "inbox")
 
 
 def downgrade() -> None:
-    drop_event_bus_tables()
+    drop_platform_tables("outbox", "inbox")

@@ -1,0 +1,212 @@
+"""Every SQL statement of the access service."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.access.models import AuditEntry, CatalogBook, Entitlement, RefreshToken, User
+from shared.roles import Role
+
+
+class AccessRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- users ----------------------------------------------------------------------
+
+    async def user(self, user_id: uuid.UUID, *, for_update: bool = False) -> User | None:
+        query = select(User).where(User.id == user_id)
+        if for_update:
+            query = query.with_for_update()
+        return await self.session.scalar(query)
+
+    async def user_by_email(self, email: str) -> User | None:
+        return await self.session.scalar(select(User).where(User.email == email))
+
+    async def users(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, User]:
+        if not ids:
+            return {}
+        rows = await self.session.scalars(select(User).where(User.id.in_(ids)))
+        return {u.id: u for u in rows}
+
+    def add(self, row: Any) -> None:
+        self.session.add(row)
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+    async def lock_admins(self) -> list[uuid.UUID]:
+        """Lock every ADMIN row: two admins demoting each other cannot both succeed."""
+        rows = await self.session.scalars(
+            select(User.id).where(User.role == Role.ADMIN.value).with_for_update()
+        )
+        return list(rows)
+
+    async def list_users(
+        self, *, role: Role | None, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> list[User]:
+        query = select(User).order_by(User.created_at, User.id).limit(limit)
+        if role is not None:
+            query = query.where(User.role == role.value)
+        if after is not None:
+            query = query.where(
+                or_(
+                    User.created_at > after[0],
+                    and_(User.created_at == after[0], User.id > after[1]),
+                )
+            )
+        return list(await self.session.scalars(query))
+
+    # --- refresh tokens -------------------------------------------------------------
+
+    async def refresh_token(self, token_id: uuid.UUID) -> RefreshToken | None:
+        return await self.session.scalar(
+            select(RefreshToken).where(RefreshToken.id == token_id).with_for_update()
+        )
+
+    async def revoke_family(self, family_id: uuid.UUID, at: datetime) -> None:
+        await self.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+
+    # --- entitlements ---------------------------------------------------------------
+
+    async def entitlement(self, entitlement_id: uuid.UUID) -> Entitlement | None:
+        return await self.session.scalar(
+            select(Entitlement).where(Entitlement.id == entitlement_id).with_for_update()
+        )
+
+    async def active_entitlements(
+        self, user_ids: Sequence[uuid.UUID], book_id: uuid.UUID
+    ) -> dict[uuid.UUID, Entitlement]:
+        rows = await self.session.scalars(
+            select(Entitlement).where(
+                Entitlement.user_id.in_(user_ids),
+                Entitlement.book_id == book_id,
+                Entitlement.revoked_at.is_(None),
+            )
+        )
+        return {e.user_id: e for e in rows}
+
+    async def has_live_entitlement(
+        self, user_id: uuid.UUID, book_id: uuid.UUID, now: datetime
+    ) -> bool:
+        found = await self.session.scalar(
+            select(Entitlement.id).where(
+                Entitlement.user_id == user_id,
+                Entitlement.book_id == book_id,
+                Entitlement.revoked_at.is_(None),
+                or_(Entitlement.expires_at.is_(None), Entitlement.expires_at > now),
+            )
+        )
+        return found is not None
+
+    async def list_entitlements(
+        self,
+        *,
+        user_id: uuid.UUID | None,
+        book_id: uuid.UUID | None,
+        granted_by: uuid.UUID | None,
+        include_revoked: bool,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[Entitlement]:
+        query = select(Entitlement).order_by(Entitlement.granted_at, Entitlement.id).limit(limit)
+        if user_id is not None:
+            query = query.where(Entitlement.user_id == user_id)
+        if book_id is not None:
+            query = query.where(Entitlement.book_id == book_id)
+        if granted_by is not None:
+            query = query.where(Entitlement.granted_by == granted_by)
+        if not include_revoked:
+            query = query.where(Entitlement.revoked_at.is_(None))
+        if after is not None:
+            query = query.where(
+                or_(
+                    Entitlement.granted_at > after[0],
+                    and_(Entitlement.granted_at == after[0], Entitlement.id > after[1]),
+                )
+            )
+        return list(await self.session.scalars(query))
+
+    # --- the book read model --------------------------------------------------------
+
+    async def book(self, book_id: uuid.UUID, *, for_update: bool = False) -> CatalogBook | None:
+        query = select(CatalogBook).where(CatalogBook.book_id == book_id)
+        if for_update:
+            query = query.with_for_update()
+        return await self.session.scalar(query)
+
+    async def readable_books(
+        self, user_id: uuid.UUID, now: datetime, *, every_published: bool, limit: int
+    ) -> list[tuple[CatalogBook, str]]:
+        """Published books the user may read, with why: "free", "entitled" or "staff"."""
+        entitled = (
+            select(Entitlement.book_id)
+            .where(
+                Entitlement.user_id == user_id,
+                Entitlement.revoked_at.is_(None),
+                or_(Entitlement.expires_at.is_(None), Entitlement.expires_at > now),
+            )
+            .scalar_subquery()
+        )
+        query = select(CatalogBook).where(CatalogBook.published.is_(True))
+        if not every_published:
+            query = query.where(
+                or_(CatalogBook.access == "free", CatalogBook.book_id.in_(entitled))
+            )
+        rows = await self.session.scalars(
+            query.order_by(CatalogBook.title, CatalogBook.book_id).limit(limit)
+        )
+        books = list(rows)
+        entitled_ids = set(
+            await self.session.scalars(
+                select(Entitlement.book_id).where(
+                    Entitlement.user_id == user_id,
+                    Entitlement.revoked_at.is_(None),
+                    or_(Entitlement.expires_at.is_(None), Entitlement.expires_at > now),
+                )
+            )
+        )
+        result = []
+        for book in books:
+            if book.access == "free":
+                why = "free"
+            elif book.book_id in entitled_ids:
+                why = "entitled"
+            else:
+                why = "staff"
+            result.append((book, why))
+        return result
+
+    # --- audit ----------------------------------------------------------------------
+
+    async def audit_entries(
+        self,
+        *,
+        subject_id: uuid.UUID | None,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[AuditEntry]:
+        query = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
+        if subject_id is not None:
+            query = query.where(AuditEntry.subject_id == subject_id)
+        if after is not None:
+            query = query.where(
+                or_(
+                    AuditEntry.at < after[0],
+                    and_(AuditEntry.at == after[0], AuditEntry.id < after[1]),
+                )
+            )
+        return list(await self.session.scalars(query))
+
+    async def count_users(self) -> int:
+        return int(await self.session.scalar(select(func.count()).select_from(User)) or 0)

@@ -1,0 +1,147 @@
+"""Request and response bodies of the access API.
+
+Every request model forbids unknown fields: a `role` slipped into a
+registration is refused, never silently applied or ignored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from shared.decisions import Decision, DecisionRequest
+from shared.roles import Role
+
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+# The policy (length, variety...) is checked by the service, which can say what is wrong.
+Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Registration(StrictModel):
+    email: EmailStr
+    password: Password
+    display_name: DisplayName
+
+
+class Credentials(StrictModel):
+    email: Annotated[str, StringConstraints(min_length=1, max_length=320)]
+    password: Password
+
+
+class RefreshRequest(StrictModel):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class LogoutRequest(StrictModel):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+
+class ServiceCredentials(StrictModel):
+    grant_type: Literal["client_credentials"] = "client_credentials"
+    client_id: Annotated[str, StringConstraints(min_length=1, max_length=50)]
+    client_secret: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - a token type, not a secret
+    expires_in: int = Field(description="Seconds until the access token expires")
+
+
+class ServiceToken(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - a token type, not a secret
+    expires_in: int
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    display_name: str
+    role: Role
+    created_at: datetime
+
+
+class RoleChange(StrictModel):
+    role: Role
+
+
+class EntitlementSource(StrEnum):
+    TEACHER_ASSIGNMENT = "teacher_assignment"
+    PURCHASE = "purchase"
+    PROMOTION = "promotion"
+    ADMIN_GRANT = "admin_grant"
+
+
+class EntitlementGrant(StrictModel):
+    user_id: uuid.UUID
+    book_id: uuid.UUID
+    source: EntitlementSource
+    expires_at: AwareDatetime | None = None
+
+
+class BulkEntitlementGrant(StrictModel):
+    user_ids: Annotated[list[uuid.UUID], Field(min_length=1, max_length=500)]
+    book_id: uuid.UUID
+    source: EntitlementSource
+    expires_at: AwareDatetime | None = None
+
+
+class EntitlementOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    book_id: uuid.UUID
+    source: str
+    granted_by: uuid.UUID | None
+    granted_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class BulkGrantResult(BaseModel):
+    granted: list[EntitlementOut]
+    already_entitled: list[uuid.UUID] = Field(
+        description="Users who already had an active entitlement to the book; left unchanged"
+    )
+
+
+class ReadableBook(BaseModel):
+    book_id: uuid.UUID
+    title: str | None
+    language: str | None
+    access: Literal["free", "entitled"]
+    reason: Literal["free", "entitled", "staff"]
+
+
+class AuditEntryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    actor_id: uuid.UUID | None
+    action: str
+    subject_type: str
+    subject_id: uuid.UUID
+    before: dict[str, object] | None
+    after: dict[str, object] | None
+    at: datetime
+
+
+class DecisionBatch(StrictModel):
+    requests: Annotated[list[DecisionRequest], Field(min_length=1, max_length=100)]
+
+
+class DecisionBatchResult(BaseModel):
+    results: list[Decision]

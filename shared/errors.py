@@ -1,0 +1,81 @@
+"""Domain errors that become RFC 9457 problems (see shared/problems.py).
+
+Kept free of FastAPI so service modules can raise them without importing the
+web framework.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+class Problem(Exception):  # noqa: N818 - named for the RFC, not "...Error"
+    status: int = 400
+    code: str = "bad-request"
+    title: str = "Bad request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        title: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        commit_changes: bool = False,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail or title or self.title)
+        # True when the refusal itself must be remembered (a detected token
+        # reuse revokes the family): the request's transaction commits anyway.
+        self.commit_changes = commit_changes
+        self.detail = detail
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
+        if title is not None:
+            self.title = title
+        self.headers = dict(headers or {})
+        self.extensions = extensions
+
+
+class Unauthorized(Problem):
+    status, code, title = 401, "unauthorized", "Authentication required"
+
+    def __init__(self, detail: str | None = None, **kw: Any) -> None:
+        kw.setdefault("headers", {"WWW-Authenticate": 'Bearer realm="stories"'})
+        super().__init__(detail, **kw)
+
+
+class Forbidden(Problem):
+    status, code, title = 403, "forbidden", "Not allowed"
+
+
+class NotFound(Problem):
+    status, code, title = 404, "not-found", "Not found"
+
+
+class Conflict(Problem):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class PreconditionFailed(Problem):
+    status, code, title = 412, "precondition-failed", "Precondition failed"
+
+
+class Unprocessable(Problem):
+    status, code, title = 422, "unprocessable", "Unprocessable content"
+
+
+class TooManyRequests(Problem):
+    status, code, title = 429, "too-many-requests", "Too many requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int, **kw: Any) -> None:
+        kw.setdefault("headers", {"Retry-After": str(max(1, retry_after))})
+        super().__init__(detail, retry_after=max(1, retry_after), **kw)
+
+
+class ServiceUnavailable(Problem):
+    status, code, title = 503, "service-unavailable", "Service unavailable"

@@ -1,0 +1,86 @@
+"""Cross-instance cache invalidation over Redis pub/sub.
+
+Hot paths keep their caches in process (a Redis round trip per request would
+halve their throughput); this bus tells every instance the moment something
+cached changed. While the subscription is down, `connected` is False and
+callers fall back to asking Redis or the source of truth directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from redis.exceptions import RedisError
+
+log = structlog.get_logger(__name__)
+
+Listener = Callable[[str], None]
+
+
+class InvalidationBus:
+    def __init__(self, redis: Any) -> None:
+        self._redis = redis
+        self._listeners: dict[str, list[Listener]] = {}
+        self._on_reconnect: list[Callable[[], None]] = []
+        self.connected = False
+        self._ready = asyncio.Event()
+
+    def subscribe(self, channel: str, listener: Listener) -> None:
+        """Call `listener(message)` for each message on `channel` (register before `run`)."""
+        self._listeners.setdefault(channel, []).append(listener)
+
+    def on_reconnect(self, callback: Callable[[], None]) -> None:
+        """Called after the subscription is (re)established: messages may have been missed."""
+        self._on_reconnect.append(callback)
+
+    async def publish(self, channel: str, message: str) -> None:
+        try:
+            await self._redis.publish(channel, message)
+        except RedisError:
+            # The change itself is committed; other instances' caches expire by TTL.
+            log.warning("could not publish invalidation", channel=channel)
+
+    @property
+    def ready(self) -> asyncio.Event:
+        """Set once the first subscription is in place."""
+        return self._ready
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.1
+        while not stop.is_set():
+            if not self._listeners:
+                await stop.wait()
+                return
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(*self._listeners)
+                self.connected = True
+                backoff = 0.1
+                for callback in self._on_reconnect:
+                    callback()
+                self._ready.set()
+                while not stop.is_set():
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                    if message is None or message.get("type") != "message":
+                        continue
+                    for listener in self._listeners.get(message["channel"], []):
+                        try:
+                            listener(str(message["data"]))
+                        except Exception:  # one bad listener must not stop invalidation
+                            log.exception(
+                                "invalidation listener failed", channel=message["channel"]
+                            )
+            except (RedisError, OSError) as exc:
+                if self.connected:
+                    log.warning("invalidation subscription lost", error=str(exc))
+                self.connected = False
+                await asyncio.sleep(backoff)
+                backoff = min(5.0, backoff * 2)
+            finally:
+                self.connected = False
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()

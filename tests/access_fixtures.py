@@ -1,0 +1,156 @@
+"""A running access service for tests: real HTTP, PostgreSQL, Redis and moto."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from services.access.main import SERVICE as ACCESS
+from services.access.main import create_app
+from services.access.models import CatalogBook, User
+from services.access.settings import AccessSettings
+from shared.app import Resources, open_resources
+from shared.db import drop_schema
+from shared.events import Envelope
+from shared.migrations import upgrade
+from shared.outbox import OutboxMessage
+from shared.roles import Role
+from shared.topology import bootstrap
+from tests.conftest import make_settings
+from tests.support import ThreadedServer
+
+PASSWORD = "a sturdy passphrase 42"
+
+
+def access_settings(database_url: str, moto_url: str, **overrides: Any) -> AccessSettings:
+    values: dict[str, Any] = {
+        # Cheap hashing keeps the suite fast; a timing test sets the real cost.
+        "password_hash_time_cost": 1,
+        "password_hash_memory_kib": 1024,
+        "login_attempts_per_ip": 10_000,
+        "key_activation_delay_seconds": 0,
+    }
+    values.update(overrides)
+    settings = make_settings(AccessSettings, database_url=database_url, moto_url=moto_url, **values)
+    assert isinstance(settings, AccessSettings)
+    return settings
+
+
+@contextmanager
+def running_access(settings: AccessSettings) -> Iterator[str]:
+    with ThreadedServer(create_app(settings)) as server:
+        yield server.url
+
+
+@dataclass
+class Account:
+    id: uuid.UUID
+    email: str
+    role: Role
+    token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass
+class AccessHarness:
+    url: str
+    settings: AccessSettings
+    resources: Resources
+    http: httpx.AsyncClient
+    accounts: dict[Role, Account] = field(default_factory=dict)
+
+    async def register(
+        self, *, email: str | None = None, password: str = PASSWORD
+    ) -> httpx.Response:
+        email = email or f"{uuid.uuid4().hex[:12]}@example.org"
+        return await self.http.post(
+            "/v1/auth/register",
+            json={"email": email, "password": password, "display_name": "Test person"},
+        )
+
+    async def login(self, email: str, password: str = PASSWORD, **kw: Any) -> httpx.Response:
+        return await self.http.post(
+            "/v1/auth/login", json={"email": email, "password": password}, **kw
+        )
+
+    async def account(self, role: Role) -> Account:
+        """A fresh account with `role` (set directly in the database: test setup)."""
+        registered = await self.register()
+        assert registered.status_code == 201, registered.text
+        user_id = uuid.UUID(registered.json()["id"])
+        email = registered.json()["email"]
+        async with self.resources.session_factory() as session:
+            await session.execute(update(User).where(User.id == user_id).values(role=role.value))
+            await session.commit()
+        tokens = (await self.login(email)).json()
+        return Account(user_id, email, role, tokens["access_token"], tokens["refresh_token"])
+
+    async def service_token(self, client: str = "delivery") -> dict[str, str]:
+        response = await self.http.post(
+            "/v1/auth/service-token",
+            json={"client_id": client, "client_secret": f"dev-{client}-secret"},
+        )
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    async def put_book(self, *, published: bool, access: str = "entitled") -> uuid.UUID:
+        """A book in the read model (as content's events would leave it)."""
+        book_id = uuid.uuid4()
+        from datetime import UTC, datetime
+
+        async with self.resources.session_factory() as session:
+            session.add(
+                CatalogBook(
+                    book_id=book_id,
+                    title=f"Book {book_id.hex[:6]}",
+                    language="en",
+                    access=access,
+                    published=published,
+                    state_changed_at=datetime.now(UTC),
+                )
+            )
+            await session.commit()
+        await self.resources.decisions.invalidate_all()
+        return book_id
+
+    async def outbox(self, event_type: str) -> list[Envelope]:
+        async with self.resources.session_factory() as session:
+            rows = await session.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.event_type == event_type)
+                .order_by(OutboxMessage.position)
+            )
+            return [Envelope.model_validate_json(r.envelope) for r in rows]
+
+
+@pytest.fixture(scope="module")
+async def access(database_url: str, moto_url: str) -> AsyncIterator[AccessHarness]:
+    settings = access_settings(database_url, moto_url)
+    await upgrade(ACCESS.migrations, database_url, settings.database_schema)
+    try:
+        async with AsyncExitStack() as stack:
+            resources = await open_resources(settings, stack)
+            aws = resources.aws
+            await bootstrap(
+                sns=aws.sns,
+                sqs=aws.sqs,
+                s3=aws.s3,
+                names=settings.resource_names,
+                region="us-east-1",
+            )
+            url = stack.enter_context(running_access(settings))
+            http = await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=20))
+            yield AccessHarness(url, settings, resources, http)
+    finally:
+        await drop_schema(database_url, settings.database_schema)

@@ -1,0 +1,692 @@
+"""The access service over real HTTP: accounts, tokens, roles, entitlements, decisions."""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from services.access.models import Entitlement, User
+from shared.roles import Role
+from tests.access_fixtures import PASSWORD, AccessHarness, access, access_settings, running_access
+from tests.support import eventually
+
+__all__ = ["access"]  # the module-scoped fixture
+
+
+def problem(response: httpx.Response, status: int) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, object] = response.json()
+    return body
+
+
+# --- registration -------------------------------------------------------------------------
+
+
+async def test_registration_creates_a_learner_with_a_normalized_email(
+    access: AccessHarness,
+) -> None:
+    email = f"  Mixed.Case.{uuid.uuid4().hex[:6]}@Example.ORG "
+    response = await access.register(email=email.strip())
+    assert response.status_code == 201
+    body = response.json()
+    assert body["role"] == "LEARNER"
+    assert body["email"] == email.strip().lower()
+    assert "password" not in response.text
+    [event] = [e for e in await access.outbox("user.registered") if e.subject == body["id"]]
+    assert event.data["role"] == "LEARNER"
+
+
+async def test_an_email_is_registered_once_whatever_its_case(access: AccessHarness) -> None:
+    email = f"dup-{uuid.uuid4().hex[:6]}@example.org"
+    assert (await access.register(email=email)).status_code == 201
+    body = problem(await access.register(email=email.upper()), 409)
+    assert body["type"] == "https://stories.example/problems/email-taken"
+
+
+@pytest.mark.parametrize(
+    ("password", "complaint"),
+    [
+        ("short1", "at least 10 characters"),
+        ("password123", "commonly used"),
+        ("aaaaaaaaaaaa", "4 different characters"),
+        ("x" * 129, "at most 128"),
+    ],
+)
+async def test_weak_passwords_are_refused_with_what_is_wrong(
+    access: AccessHarness, password: str, complaint: str
+) -> None:
+    body = problem(await access.register(password=password), 422)
+    assert complaint in str(body["detail"])
+
+
+async def test_a_password_containing_the_email_is_refused(access: AccessHarness) -> None:
+    body = problem(
+        await access.register(email="ramona@example.org", password="ramona-rocks-99"), 422
+    )
+    assert "email" in str(body["detail"])
+
+
+async def test_a_role_cannot_be_chosen_at_registration(access: AccessHarness) -> None:
+    email = f"sneaky-{uuid.uuid4().hex[:6]}@example.org"
+    response = await access.http.post(
+        "/v1/auth/register",
+        json={"email": email, "password": PASSWORD, "display_name": "S", "role": "ADMIN"},
+    )
+    problem(response, 422)
+    async with access.resources.session_factory() as session:
+        assert await session.scalar(select(User).where(User.email == email)) is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "not-an-email", "password": PASSWORD, "display_name": "x"},
+        {"email": "a@example.org", "password": PASSWORD},
+        {"email": "a@example.org", "password": PASSWORD, "display_name": ""},
+        [],
+    ],
+)
+async def test_malformed_registrations_are_422(access: AccessHarness, body: object) -> None:
+    problem(await access.http.post("/v1/auth/register", json=body), 422)
+
+
+async def test_an_oversized_body_is_refused_before_parsing(access: AccessHarness) -> None:
+    response = await access.http.post(
+        "/v1/auth/register",
+        content=b'{"email": "' + b"a" * 2_000_000 + b'"}',
+        headers={"content-type": "application/json"},
+    )
+    problem(response, 413)
+
+
+# --- login, refresh, logout ---------------------------------------------------------------
+
+
+async def test_login_answers_an_oauth2_style_token_pair(access: AccessHarness) -> None:
+    email = (await access.register()).json()["email"]
+    response = await access.login(email)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 900
+    me = await access.http.get(
+        "/v1/users/me", headers={"Authorization": f"Bearer {body['access_token']}"}
+    )
+    assert me.json()["email"] == email
+    assert [e for e in await access.outbox("user.logged_in") if e.subject == me.json()["id"]]
+
+
+async def test_login_does_not_reveal_whether_an_email_exists(access: AccessHarness) -> None:
+    email = (await access.register()).json()["email"]
+    wrong_password = problem(await access.login(email, "not the password at all"), 401)
+    unknown_email = problem(await access.login(f"nobody-{uuid.uuid4().hex}@example.org"), 401)
+    for body in (wrong_password, unknown_email):
+        body.pop("instance")
+        body.pop("request_id", None)
+    assert wrong_password == unknown_email
+
+
+async def test_unknown_emails_and_wrong_passwords_take_comparable_time(
+    database_url: str, moto_url: str, access: AccessHarness
+) -> None:
+    # Real hashing cost here: the decoy verification must take as long as a real one.
+    settings = access_settings(
+        database_url,
+        moto_url,
+        database_schema=access.settings.database_schema,
+        password_hash_time_cost=2,
+        password_hash_memory_kib=19_456,
+    )
+    with running_access(settings) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=20) as http:
+            email = f"timed-{uuid.uuid4().hex[:8]}@example.org"
+            registered = await http.post(
+                "/v1/auth/register",
+                json={"email": email, "password": PASSWORD, "display_name": "Timed"},
+            )
+            assert registered.status_code == 201  # hashed at the real cost
+
+            async def timed(login_email: str) -> float:
+                started = time.perf_counter()
+                response = await http.post(
+                    "/v1/auth/login", json={"email": login_email, "password": "wrong password 1"}
+                )
+                assert response.status_code == 401
+                return time.perf_counter() - started
+
+            known, unknown = [], []
+            for _ in range(4):  # the account limit allows 5 failures
+                known.append(await timed(email))
+                unknown.append(await timed(f"ghost-{uuid.uuid4().hex}@example.org"))
+    ratio = statistics.median(unknown) / statistics.median(known)
+    assert 0.6 < ratio < 1.6, (known, unknown)
+
+
+async def test_repeated_failures_lock_the_account_for_a_while(access: AccessHarness) -> None:
+    email = (await access.register()).json()["email"]
+    for _ in range(access.settings.login_failures_per_account):
+        problem(await access.login(email, "wrong password 99"), 401)
+    locked = await access.login(email)  # even the right password waits now
+    body = problem(locked, 429)
+    assert int(locked.headers["retry-after"]) > 0
+    assert body["retry_after"] == int(locked.headers["retry-after"])
+
+
+async def test_one_address_is_limited_across_accounts(
+    database_url: str, moto_url: str, access: AccessHarness
+) -> None:
+    settings = access_settings(
+        database_url,
+        moto_url,
+        database_schema=access.settings.database_schema,
+        login_attempts_per_ip=3,
+    )
+    address = {"X-Forwarded-For": f"10.9.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"}
+    with running_access(settings) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=20) as http:
+            answers = [
+                await http.post(
+                    "/v1/auth/login",
+                    json={"email": f"u{n}@example.org", "password": "whatever 1234"},
+                    headers=address,
+                )
+                for n in range(4)
+            ]
+            elsewhere = await http.post(
+                "/v1/auth/login",
+                json={"email": "u9@example.org", "password": "whatever 1234"},
+                headers={"X-Forwarded-For": "10.200.1.1"},
+            )
+    assert [a.status_code for a in answers] == [401, 401, 401, 429]
+    assert elsewhere.status_code == 401
+
+
+async def test_refresh_rotates_and_a_reused_refresh_token_revokes_the_chain(
+    access: AccessHarness,
+) -> None:
+    learner = await access.account(Role.LEARNER)
+    first = await access.http.post(
+        "/v1/auth/refresh", json={"refresh_token": learner.refresh_token}
+    )
+    assert first.status_code == 200
+    rotated = first.json()["refresh_token"]
+    assert rotated != learner.refresh_token
+
+    stolen = await access.http.post(
+        "/v1/auth/refresh", json={"refresh_token": learner.refresh_token}
+    )
+    assert str(problem(stolen, 401)["type"]).endswith("refresh-token-reused")
+    # The legitimate holder's newer token died with the chain.
+    problem(await access.http.post("/v1/auth/refresh", json={"refresh_token": rotated}), 401)
+
+
+@pytest.mark.parametrize("token", ["garbage", "not-a-uuid.secret", f"{uuid.uuid4()}.secret"])
+async def test_unknown_refresh_tokens_are_401(access: AccessHarness, token: str) -> None:
+    problem(await access.http.post("/v1/auth/refresh", json={"refresh_token": token}), 401)
+
+
+async def test_logout_revokes_the_access_token_on_every_instance(
+    access: AccessHarness,
+) -> None:
+    learner = await access.account(Role.LEARNER)
+    with running_access(access.settings) as other_url:
+        async with httpx.AsyncClient(base_url=other_url, timeout=20) as other:
+            assert (await other.get("/v1/users/me", headers=learner.headers)).status_code == 200
+            logout = await access.http.post(
+                "/v1/auth/logout",
+                headers=learner.headers,
+                json={"refresh_token": learner.refresh_token},
+            )
+            assert logout.status_code == 204
+
+            async def refused_elsewhere() -> bool:
+                response = await other.get("/v1/users/me", headers=learner.headers)
+                return response.status_code == 401
+
+            await eventually(refused_elsewhere, timeout=5, what="logout seen by the other instance")
+    problem(await access.http.get("/v1/users/me", headers=learner.headers), 401)
+    problem(
+        await access.http.post("/v1/auth/refresh", json={"refresh_token": learner.refresh_token}),
+        401,
+    )
+
+
+async def test_service_credentials_are_checked(access: AccessHarness) -> None:
+    wrong = await access.http.post(
+        "/v1/auth/service-token", json={"client_id": "delivery", "client_secret": "guess"}
+    )
+    problem(wrong, 401)
+    unknown = await access.http.post(
+        "/v1/auth/service-token", json={"client_id": "mallory", "client_secret": "x"}
+    )
+    problem(unknown, 401)
+
+
+# --- users and roles ----------------------------------------------------------------------
+
+
+async def test_an_admin_changes_a_role_and_it_is_audited_and_announced(
+    access: AccessHarness,
+) -> None:
+    admin = await access.account(Role.ADMIN)
+    learner = await access.account(Role.LEARNER)
+    response = await access.http.put(
+        f"/v1/users/{learner.id}/role", headers=admin.headers, json={"role": "TEACHER"}
+    )
+    assert response.json()["role"] == "TEACHER"
+    [event] = [e for e in await access.outbox("role.assigned") if e.subject == str(learner.id)]
+    assert event.data == {
+        "user_id": str(learner.id),
+        "previous_role": "LEARNER",
+        "role": "TEACHER",
+        "assigned_by": str(admin.id),
+    }
+    log = await access.http.get(
+        "/v1/users/audit-log", headers=admin.headers, params={"subject_id": str(learner.id)}
+    )
+    [entry] = log.json()["items"]
+    assert entry["actor_id"] == str(admin.id)
+    assert entry["before"] == {"role": "LEARNER"}
+    assert entry["after"] == {"role": "TEACHER"}
+
+
+async def test_a_demoted_admin_loses_admin_rights_at_once(access: AccessHarness) -> None:
+    first, second = await access.account(Role.ADMIN), await access.account(Role.ADMIN)
+    demoted = await access.http.put(
+        f"/v1/users/{second.id}/role", headers=first.headers, json={"role": "LEARNER"}
+    )
+    assert demoted.status_code == 200
+    # The second admin's token still says ADMIN; access checks the stored role.
+    problem(await access.http.get("/v1/users", headers=second.headers), 403)
+
+
+async def test_the_last_admin_cannot_be_demoted(access: AccessHarness) -> None:
+    async with access.resources.session_factory() as session:
+        admins = (await session.scalars(select(User).where(User.role == "ADMIN"))).all()
+        for extra in admins:
+            extra.role = "LEARNER"
+        await session.commit()
+    admin = await access.account(Role.ADMIN)
+    body = problem(
+        await access.http.put(
+            f"/v1/users/{admin.id}/role", headers=admin.headers, json={"role": "LEARNER"}
+        ),
+        409,
+    )
+    assert body["type"] == "https://stories.example/problems/last-admin"
+
+
+async def test_listing_users_filters_by_role_and_pages(access: AccessHarness) -> None:
+    admin = await access.account(Role.ADMIN)
+    for _ in range(3):
+        await access.account(Role.STORY_MANAGER)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"role": "STORY_MANAGER", "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await access.http.get("/v1/users", headers=admin.headers, params=params)).json()
+        assert all(u["role"] == "STORY_MANAGER" for u in page["items"])
+        seen += [u["id"] for u in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) >= 3
+    problem(
+        await access.http.get("/v1/users", headers=admin.headers, params={"cursor": "bogus!"}), 422
+    )
+
+
+async def test_no_one_but_an_admin_raises_a_role(access: AccessHarness) -> None:
+    content_admin = await access.account(Role.CONTENT_ADMIN)
+    problem(
+        await access.http.put(
+            f"/v1/users/{content_admin.id}/role",
+            headers=content_admin.headers,
+            json={"role": "ADMIN"},
+        ),
+        403,
+    )
+
+
+# --- entitlements -------------------------------------------------------------------------
+
+
+async def test_a_teacher_grants_a_learner_a_published_book(access: AccessHarness) -> None:
+    teacher, learner = await access.account(Role.TEACHER), await access.account(Role.LEARNER)
+    book = await access.put_book(published=True)
+    response = await access.http.post(
+        "/v1/entitlements",
+        headers=teacher.headers,
+        json={"user_id": str(learner.id), "book_id": str(book), "source": "teacher_assignment"},
+    )
+    assert response.status_code == 201, response.text
+    granted = response.json()
+    assert granted["granted_by"] == str(teacher.id)
+    [event] = [e for e in await access.outbox("entitlement.granted") if e.subject == granted["id"]]
+    assert event.data["user_id"] == str(learner.id)
+    duplicate = await access.http.post(
+        "/v1/entitlements",
+        headers=teacher.headers,
+        json={"user_id": str(learner.id), "book_id": str(book), "source": "teacher_assignment"},
+    )
+    problem(duplicate, 409)
+
+
+async def test_a_teacher_grants_only_to_learners_and_only_published_books(
+    access: AccessHarness,
+) -> None:
+    teacher = await access.account(Role.TEACHER)
+    learner, volunteer = await access.account(Role.LEARNER), await access.account(Role.VOLUNTEER)
+    published = await access.put_book(published=True)
+    draft = await access.put_book(published=False)
+
+    async def grant(user: uuid.UUID, book: uuid.UUID, source: str = "teacher_assignment") -> int:
+        response = await access.http.post(
+            "/v1/entitlements",
+            headers=teacher.headers,
+            json={"user_id": str(user), "book_id": str(book), "source": source},
+        )
+        return response.status_code
+
+    assert await grant(volunteer.id, published) == 403
+    assert await grant(learner.id, draft) == 404
+    assert await grant(learner.id, published, "purchase") == 403
+    assert await grant(uuid.uuid4(), published) == 404
+
+
+async def test_a_content_admin_grants_anything(access: AccessHarness) -> None:
+    content_admin = await access.account(Role.CONTENT_ADMIN)
+    volunteer = await access.account(Role.VOLUNTEER)
+    draft = await access.put_book(published=False)
+    response = await access.http.post(
+        "/v1/entitlements",
+        headers=content_admin.headers,
+        json={"user_id": str(volunteer.id), "book_id": str(draft), "source": "purchase"},
+    )
+    assert response.status_code == 201
+
+
+async def test_an_idempotency_key_makes_a_retried_grant_harmless(access: AccessHarness) -> None:
+    teacher, learner = await access.account(Role.TEACHER), await access.account(Role.LEARNER)
+    book = await access.put_book(published=True)
+    body = {"user_id": str(learner.id), "book_id": str(book), "source": "teacher_assignment"}
+    key = {"Idempotency-Key": uuid.uuid4().hex, **teacher.headers}
+    first = await access.http.post("/v1/entitlements", headers=key, json=body)
+    again = await access.http.post("/v1/entitlements", headers=key, json=body)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    async with access.resources.session_factory() as session:
+        count = await session.scalar(select(func.count()).where(Entitlement.user_id == learner.id))
+    assert count == 1
+    other = {**body, "source": "promotion"}
+    problem(await access.http.post("/v1/entitlements", headers=key, json=other), 422)
+
+
+async def test_bulk_grants_skip_those_already_entitled(access: AccessHarness) -> None:
+    teacher = await access.account(Role.TEACHER)
+    learners = [await access.account(Role.LEARNER) for _ in range(3)]
+    book = await access.put_book(published=True)
+    first = await access.http.post(
+        "/v1/entitlements",
+        headers=teacher.headers,
+        json={"user_id": str(learners[0].id), "book_id": str(book), "source": "teacher_assignment"},
+    )
+    assert first.status_code == 201
+    bulk = await access.http.post(
+        "/v1/entitlements/bulk",
+        headers=teacher.headers,
+        json={
+            "user_ids": [str(u.id) for u in learners],
+            "book_id": str(book),
+            "source": "teacher_assignment",
+        },
+    )
+    assert bulk.status_code == 201, bulk.text
+    assert {g["user_id"] for g in bulk.json()["granted"]} == {str(u.id) for u in learners[1:]}
+    assert bulk.json()["already_entitled"] == [str(learners[0].id)]
+
+
+async def test_a_bulk_grant_with_one_bad_user_grants_nobody(access: AccessHarness) -> None:
+    teacher = await access.account(Role.TEACHER)
+    learner, manager = await access.account(Role.LEARNER), await access.account(Role.BOOK_MANAGER)
+    book = await access.put_book(published=True)
+    bulk = await access.http.post(
+        "/v1/entitlements/bulk",
+        headers=teacher.headers,
+        json={
+            "user_ids": [str(learner.id), str(manager.id)],
+            "book_id": str(book),
+            "source": "teacher_assignment",
+        },
+    )
+    assert problem(bulk, 403)["not_learner_ids"] == [str(manager.id)]
+    async with access.resources.session_factory() as session:
+        assert await session.scalar(select(func.count()).where(Entitlement.book_id == book)) == 0
+
+
+async def test_revoking_is_recorded_and_announced(access: AccessHarness) -> None:
+    teacher, learner = await access.account(Role.TEACHER), await access.account(Role.LEARNER)
+    book = await access.put_book(published=True)
+    granted = await access.http.post(
+        "/v1/entitlements",
+        headers=teacher.headers,
+        json={"user_id": str(learner.id), "book_id": str(book), "source": "teacher_assignment"},
+    )
+    entitlement_id = granted.json()["id"]
+    revoked = await access.http.delete(
+        f"/v1/entitlements/{entitlement_id}", headers=teacher.headers
+    )
+    assert revoked.status_code == 200
+    assert revoked.json()["revoked_at"] is not None
+    assert [e for e in await access.outbox("entitlement.revoked") if e.subject == entitlement_id]
+    problem(
+        await access.http.delete(f"/v1/entitlements/{entitlement_id}", headers=teacher.headers),
+        409,
+    )
+    problem(
+        await access.http.delete(f"/v1/entitlements/{uuid.uuid4()}", headers=teacher.headers), 404
+    )
+    problem(await access.http.delete("/v1/entitlements/not-a-uuid", headers=teacher.headers), 422)
+
+
+async def test_learners_see_only_their_own_entitlements(access: AccessHarness) -> None:
+    teacher = await access.account(Role.TEACHER)
+    alice, bob = await access.account(Role.LEARNER), await access.account(Role.LEARNER)
+    book = await access.put_book(published=True)
+    for learner in (alice, bob):
+        await access.http.post(
+            "/v1/entitlements",
+            headers=teacher.headers,
+            json={"user_id": str(learner.id), "book_id": str(book), "source": "teacher_assignment"},
+        )
+    mine = await access.http.get("/v1/entitlements", headers=alice.headers)
+    assert {e["user_id"] for e in mine.json()["items"]} == {str(alice.id)}
+    problem(
+        await access.http.get(
+            "/v1/entitlements", headers=alice.headers, params={"user_id": str(bob.id)}
+        ),
+        403,
+    )
+    other_teacher = await access.account(Role.TEACHER)
+    theirs = await access.http.get(
+        "/v1/entitlements", headers=other_teacher.headers, params={"book_id": str(book)}
+    )
+    assert theirs.json()["items"] == []  # a teacher sees what they granted
+
+
+async def test_grants_in_the_past_are_refused(access: AccessHarness) -> None:
+    admin = await access.account(Role.CONTENT_ADMIN)
+    learner = await access.account(Role.LEARNER)
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    response = await access.http.post(
+        "/v1/entitlements",
+        headers=admin.headers,
+        json={
+            "user_id": str(learner.id),
+            "book_id": str(uuid.uuid4()),
+            "source": "purchase",
+            "expires_at": yesterday,
+        },
+    )
+    problem(response, 422)
+
+
+# --- decisions and the caller's books ------------------------------------------------------
+
+
+async def test_decisions_answer_only_platform_services(access: AccessHarness) -> None:
+    learner = await access.account(Role.ADMIN)
+    body = {"user_id": str(learner.id), "action": "book:publish"}
+    problem(await access.http.post("/v1/decisions", headers=learner.headers, json=body), 403)
+    problem(await access.http.post("/v1/decisions", json=body), 401)
+    allowed = await access.http.post(
+        "/v1/decisions", headers=await access.service_token(), json=body
+    )
+    assert allowed.json() == {"allow": True, "reason": "role ADMIN"}
+
+
+async def test_book_read_decisions_follow_publication_price_and_entitlement(
+    access: AccessHarness,
+) -> None:
+    service = await access.service_token()
+    teacher, learner = await access.account(Role.TEACHER), await access.account(Role.LEARNER)
+    free = await access.put_book(published=True, access="free")
+    paid = await access.put_book(published=True)
+    draft = await access.put_book(published=False, access="free")
+
+    async def may_read(book: uuid.UUID) -> tuple[bool, str]:
+        response = await access.http.post(
+            "/v1/decisions",
+            headers=service,
+            json={"user_id": str(learner.id), "action": "book:read", "resource_id": str(book)},
+        )
+        decision = response.json()
+        return decision["allow"], decision["reason"]
+
+    assert await may_read(free) == (True, "free book")
+    assert await may_read(draft) == (False, "book not published")
+    assert await may_read(paid) == (False, "no entitlement")
+    granted = await access.http.post(
+        "/v1/entitlements",
+        headers=teacher.headers,
+        json={"user_id": str(learner.id), "book_id": str(paid), "source": "teacher_assignment"},
+    )
+    assert await may_read(paid) == (True, "entitled")  # the cached "no" was dropped at once
+    await access.http.delete(f"/v1/entitlements/{granted.json()['id']}", headers=teacher.headers)
+    assert await may_read(paid) == (False, "no entitlement")
+
+
+async def test_a_revocation_reaches_the_decision_cache_of_another_instance(
+    access: AccessHarness,
+) -> None:
+    service = await access.service_token()
+    teacher, learner = await access.account(Role.TEACHER), await access.account(Role.LEARNER)
+    book = await access.put_book(published=True)
+    granted = await access.http.post(
+        "/v1/entitlements",
+        headers=teacher.headers,
+        json={"user_id": str(learner.id), "book_id": str(book), "source": "teacher_assignment"},
+    )
+    ask = {"user_id": str(learner.id), "action": "book:read", "resource_id": str(book)}
+    with running_access(access.settings) as other_url:
+        async with httpx.AsyncClient(base_url=other_url, timeout=20) as other:
+            cached = await other.post("/v1/decisions", headers=service, json=ask)
+            assert cached.json()["allow"] is True  # now cached in the other instance
+            await access.http.delete(
+                f"/v1/entitlements/{granted.json()['id']}", headers=teacher.headers
+            )
+
+            async def denied_there() -> bool:
+                answer = await other.post("/v1/decisions", headers=service, json=ask)
+                return answer.json()["allow"] is False
+
+            await eventually(denied_there, timeout=3, what="the revocation on the other instance")
+
+
+async def test_batch_decisions_answer_in_order(access: AccessHarness) -> None:
+    volunteer = await access.account(Role.VOLUNTEER)
+    response = await access.http.post(
+        "/v1/decisions/batch",
+        headers=await access.service_token("content"),
+        json={
+            "requests": [
+                {"user_id": str(volunteer.id), "action": "submission:create"},
+                {"user_id": str(volunteer.id), "action": "submission:review"},
+                {"user_id": str(uuid.uuid4()), "action": "submission:create"},
+            ]
+        },
+    )
+    assert [r["allow"] for r in response.json()["results"]] == [True, False, False]
+    problem(
+        await access.http.post(
+            "/v1/decisions",
+            headers=await access.service_token(),
+            json={"user_id": str(volunteer.id), "action": "book:burn"},
+        ),
+        422,
+    )
+
+
+async def test_my_books_lists_free_and_entitled_published_books(access: AccessHarness) -> None:
+    teacher, learner = await access.account(Role.TEACHER), await access.account(Role.LEARNER)
+    free = await access.put_book(published=True, access="free")
+    paid = await access.put_book(published=True)
+    other_paid = await access.put_book(published=True)
+    await access.http.post(
+        "/v1/entitlements",
+        headers=teacher.headers,
+        json={"user_id": str(learner.id), "book_id": str(paid), "source": "teacher_assignment"},
+    )
+    books = (await access.http.get("/v1/users/me/books", headers=learner.headers)).json()
+    reasons = {b["book_id"]: b["reason"] for b in books}
+    assert reasons[str(free)] == "free"
+    assert reasons[str(paid)] == "entitled"
+    assert str(other_paid) not in reasons
+
+
+# --- signing keys ----------------------------------------------------------------------
+
+
+async def test_a_rotated_key_signs_new_tokens_while_old_ones_still_verify(
+    access: AccessHarness,
+) -> None:
+    from contextlib import AsyncExitStack
+
+    from services.access.tokens import rotate_signing_key
+    from shared.db import unit_of_work
+
+    learner = await access.account(Role.LEARNER)
+    before = (await access.http.get("/.well-known/jwks.json")).json()["keys"]
+    async with unit_of_work(access.resources.session_factory) as session:
+        new = await rotate_signing_key(
+            session,
+            key_encryption_key="dev-key-encryption-key",
+            activation_delay=timedelta(0),
+            longest_token_ttl=timedelta(minutes=15),
+        )
+    del AsyncExitStack
+
+    async def published() -> bool:
+        keys = (await access.http.get("/.well-known/jwks.json")).json()["keys"]
+        return new.kid in {k["kid"] for k in keys}
+
+    await eventually(published, timeout=15, what="the new key in the JWKS")
+    after = (await access.http.get("/.well-known/jwks.json")).json()["keys"]
+    assert {k["kid"] for k in before} < {k["kid"] for k in after}
+    # The token signed before the rotation still works...
+    assert (await access.http.get("/v1/users/me", headers=learner.headers)).status_code == 200
+    # ...and new logins carry the new key id.
+    import jwt
+
+    fresh = (await access.login(learner.email)).json()["access_token"]
+    assert jwt.get_unverified_header(fresh)["kid"] == new.kid
