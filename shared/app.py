@@ -8,23 +8,26 @@ dependencies (`SessionDep`, `ResourcesDep`). The worker process builds the same
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shared.auth import JwksKeyCache, TokenDenyList, TokenVerifier
+from shared.auth import JwksKeyCache, TokenDenyList, TokenVerifier, uses_bearer_auth
 from shared.aws import AwsClients, open_aws_clients
-from shared.db import create_engine, create_session_factory
+from shared.db import create_engine, create_session_factory, has_work
 from shared.decisions import DecisionCache
 from shared.events import Producer
 from shared.middleware import CorsPolicy, RequestContextMiddleware
@@ -123,7 +126,8 @@ async def open_resources(
     return resources
 
 
-def get_resources(request: Request) -> Resources:
+async def get_resources(request: Request) -> Resources:
+    # async: FastAPI runs plain-def dependencies in a thread pool, at a real cost per request.
     resources: Resources = request.app.state.resources
     return resources
 
@@ -136,7 +140,10 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
     async with resources.session_factory() as session:
         try:
             yield session
-            await session.commit()
+            # A request that never touched the database (a cache hit) has nothing
+            # to commit; skipping the call saves ~0.1 ms of greenlet round trip.
+            if has_work(session):
+                await session.commit()
         except Problem as refusal:
             if refusal.commit_changes:
                 await session.commit()
@@ -220,6 +227,37 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
     return router
 
 
+def document_bearer_auth(app: FastAPI) -> None:
+    """Mark every route that needs a token with the bearer scheme in the OpenAPI document."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "An access token from POST /v1/auth/login",
+                }
+            }
+            for route in app.routes:
+                if isinstance(route, APIRoute) and uses_bearer_auth(route.dependant):
+                    for method in route.methods or ():
+                        operation = schema["paths"][route.path_format].get(method.lower())
+                        if operation is not None:
+                            operation["security"] = [{"bearer": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_service_app(
     settings: ServiceSettings,
     *,
@@ -243,6 +281,11 @@ def create_service_app(
             app.state.resources = resources or await open_resources(settings, stack, telemetry)
             if extra_lifespan is not None:
                 await extra_lifespan(app, app.state.resources, stack)
+            # Everything built so far (modules, clients, caches) lives as long as
+            # the process; moving it out of the collector's sight turns the
+            # ~60 ms full collections over a large heap into short ones, which
+            # is most of a service's p99 under load.
+            gc.freeze()
             yield
 
     app = FastAPI(
@@ -253,6 +296,7 @@ def create_service_app(
         responses={422: {"model": ProblemDetail}, 500: {"model": ProblemDetail}},
     )
     install_problem_handlers(app)
+    document_bearer_auth(app)
     checks: dict[str, ReadinessCheck] = {
         "database": check_database,
         "redis": check_redis,

@@ -136,6 +136,17 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def has_work(session: AsyncSession) -> bool:
+    """Whether committing `session` would do anything."""
+    return bool(
+        session.in_transaction()
+        or session.new
+        or session.dirty
+        or session.deleted
+        or AFTER_COMMIT_INFO_KEY in session.info
+    )
+
+
 def create_session_factory(
     engine: AsyncEngine, *, wake_relay: Callable[[], None] | None = None
 ) -> async_sessionmaker[AsyncSession]:

@@ -64,6 +64,7 @@ class Decision(BaseModel):
 class _Entry:
     decision: Decision
     expires: float
+    json: bytes  # serialized once, so a cache hit answers without pydantic
 
 
 class DecisionCache:
@@ -94,6 +95,15 @@ class DecisionCache:
         return f"{action}|{resource_id or '-'}"
 
     def get_local(self, request: DecisionRequest) -> Decision | None:
+        entry = self._local_entry(request)
+        return entry.decision if entry else None
+
+    def get_local_json(self, request: DecisionRequest) -> bytes | None:
+        """The cached decision as JSON bytes, for answering straight from the cache."""
+        entry = self._local_entry(request)
+        return entry.json if entry else None
+
+    def _local_entry(self, request: DecisionRequest) -> _Entry | None:
         if not self._bus.connected:
             return None  # without invalidations a local copy could be stale
         user = self._entries.get(str(request.user_id))
@@ -102,7 +112,7 @@ class DecisionCache:
         entry = user.get(self._field(request.action, request.resource_id))
         if entry is None or entry.expires < time.monotonic():
             return None
-        return entry.decision
+        return entry
 
     async def get(self, request: DecisionRequest) -> Decision | None:
         local = self.get_local(request)
@@ -169,7 +179,9 @@ class DecisionCache:
         field = self._field(request.action, request.resource_id)
         if field not in user:
             self._size += 1
-        user[field] = _Entry(decision, time.monotonic() + self._local_ttl)
+        user[field] = _Entry(
+            decision, time.monotonic() + self._local_ttl, decision.model_dump_json().encode()
+        )
 
     def _drop_user(self, user_id: str) -> None:
         self.generation += 1

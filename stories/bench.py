@@ -58,6 +58,7 @@ class Figure:
     p99_ms: float | None = None
     baseline_of: str | None = None  # the row this one is compared with
     target_ratio: float | None = None
+    target_p99_ms: float | None = None
 
 
 # --- HTTP load with wrk -----------------------------------------------------------------
@@ -79,12 +80,30 @@ def parse_wrk(output: str) -> tuple[float, float, float]:
     return float(rps.group(1)), latencies["50"], latencies["99"]
 
 
-def run_wrk(url: str, *, seconds: float, connections: int) -> tuple[float, float, float]:
+def wrk_script(
+    path: str, *, method: str = "GET", headers: dict[str, str] | None = None, body: str = ""
+) -> str:
+    """A wrk Lua script that sends one fixed request; returns its file path."""
+    lines = [f"wrk.method = {json.dumps(method)}"]
+    if body:
+        lines.append(f"wrk.body = {json.dumps(body)}")
+    for name, value in (headers or {}).items():
+        lines.append(f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}")
+    handle, script = tempfile.mkstemp(suffix=".lua", prefix="stories-wrk-")
+    with os.fdopen(handle, "w") as out:
+        out.write("\n".join(lines) + "\n")
+    return script
+
+
+def run_wrk(
+    url: str, *, seconds: float, connections: int, script: str | None = None
+) -> tuple[float, float, float]:
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("wrk is not installed: `apt-get install wrk` (make bench does it)")
+    extra = ["-s", script] if script else []
     result = subprocess.run(
-        [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url],
+        [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", *extra, url],
         capture_output=True,
         text=True,
         check=True,
@@ -94,7 +113,9 @@ def run_wrk(url: str, *, seconds: float, connections: int) -> tuple[float, float
 
 
 @contextlib.contextmanager
-def uvicorn_process(factory: str, env: dict[str, str] | None = None) -> Iterator[str]:
+def uvicorn_process(
+    factory: str, env: dict[str, str] | None = None, ready_path: str = "/bare"
+) -> Iterator[str]:
     """One uvicorn worker serving `factory`, as in production (uvloop, httptools)."""
     port = free_port()
     process = subprocess.Popen(
@@ -110,7 +131,7 @@ def uvicorn_process(factory: str, env: dict[str, str] | None = None) -> Iterator
         deadline = time.monotonic() + 30
         while True:
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/bare", timeout=1).status_code == 200:
+                if httpx.get(f"{url}{ready_path}", timeout=1).status_code == 200:
                     break
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError(f"{factory} did not start")
@@ -119,6 +140,13 @@ def uvicorn_process(factory: str, env: dict[str, str] | None = None) -> Iterator
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def measure_bare(*, duration: float, connections: int) -> tuple[float, float, float]:
+    """The bare endpoint every service benchmark is compared with, measured in the same run."""
+    with uvicorn_process("stories.bench_apps:plain_app") as url:
+        run_wrk(f"{url}/bare", seconds=2, connections=connections)
+        return run_wrk(f"{url}/bare", seconds=duration, connections=connections)
 
 
 def bench_plumbing(*, duration: float, connections: int, rounds: int = 2) -> list[Figure]:
@@ -349,14 +377,20 @@ def format_table(figures: list[Figure]) -> str:
             if f.target_ratio is not None:
                 verdict = "meets" if ratio >= f.target_ratio else "MISSES"
                 versus += f" ({verdict} target {f.target_ratio:.2f})"
+        if f.target_p99_ms is not None and f.p99_ms is not None:
+            verdict = "meets" if f.p99_ms <= f.target_p99_ms else "MISSES"
+            versus += f" [p99 {verdict} {f.target_p99_ms:.0f} ms]"
         throughput = f"{f.throughput:>10,.0f} {f.unit:<5}"
         lines.append(f"{f.benchmark:<10} {f.row:<44} {throughput} {p50:>10} {p99:>10}  {versus}")
     return "\n".join(lines)
 
 
 def run_benchmarks(names: list[str], *, duration: float, connections: int, events: int) -> int:
+    from stories.bench_services import bench_access
+
     benchmarks: dict[str, Callable[[], list[Figure]]] = {
         "plumbing": lambda: bench_plumbing(duration=duration, connections=connections),
+        "access": lambda: asyncio.run(bench_access(duration=duration, connections=connections)),
         "events": lambda: asyncio.run(bench_events(events=events)),
     }
     unknown = set(names) - set(benchmarks)

@@ -8,7 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from services.access.dependencies import AccessServiceDep, ComponentsDep
+from services.access.dependencies import (
+    AccessComponents,
+    AccessServiceDep,
+    ComponentsDep,
+    build_access_service,
+)
 from services.access.schemas import (
     AuditEntryOut,
     BulkEntitlementGrant,
@@ -28,8 +33,9 @@ from services.access.schemas import (
     TokenPair,
     UserOut,
 )
-from shared.app import SessionDep
+from shared.app import Resources, ResourcesDep, SessionDep
 from shared.auth import CallingService, CurrentPrincipal
+from shared.db import unit_of_work
 from shared.decisions import Decision, DecisionRequest
 from shared.idempotency import fingerprint, run_once
 from shared.pagination import MAX_PAGE_SIZE, Page
@@ -118,9 +124,26 @@ async def jwks_document(components: ComponentsDep) -> JSONResponse:
     )
 
 
-@users.get("/me", summary="The caller's account", responses=problem_responses(401))
-async def me(principal: CurrentPrincipal, service: AccessServiceDep) -> UserOut:
-    return UserOut.model_validate(await service.current_user(principal))
+@users.get(
+    "/me",
+    response_model=UserOut,
+    summary="The caller's account",
+    responses=problem_responses(401, 403),
+)
+async def me(principal: CurrentPrincipal, request: Request, resources: ResourcesDep) -> Response:
+    # Hot path: served from the in-process profile cache (invalidated over
+    # pub/sub on any change), so most calls touch neither the DB nor pydantic.
+    components: AccessComponents = request.app.state.access
+    if principal.kind == "user":
+        cached = components.profiles.get(principal.user_id)
+        if cached is not None:
+            return Response(cached, media_type="application/json")
+    generation = components.profiles.generation
+    async with unit_of_work(resources.session_factory) as session:
+        user = await build_access_service(components, resources, session).current_user(principal)
+        profile = UserOut.model_validate(user).model_dump_json().encode()
+    components.profiles.put(user.id, profile, generation)
+    return Response(profile, media_type="application/json")
 
 
 @users.get(
@@ -292,13 +315,21 @@ async def list_entitlements(
 
 @decisions.post(
     "",
+    response_model=Decision,
     summary="May this user do this? (internal: service credential only)",
     responses=problem_responses(401, 403, 422),
 )
-async def decide(
-    body: DecisionRequest, _caller: CallingService, service: AccessServiceDep
-) -> Decision:
-    return await service.decide(body)
+async def decide(body: DecisionRequest, _caller: CallingService, request: Request) -> Response:
+    # Hot path: a cached decision is answered with its stored JSON, with no
+    # session, no service object, no response validation, no extra dependency.
+    resources: Resources = request.app.state.resources
+    cached = resources.decisions.get_local_json(body)
+    if cached is not None:
+        return Response(cached, media_type="application/json")
+    components: AccessComponents = request.app.state.access
+    async with unit_of_work(resources.session_factory) as session:
+        decision = await build_access_service(components, resources, session).decide(body)
+    return Response(decision.model_dump_json(), media_type="application/json")
 
 
 @decisions.post(

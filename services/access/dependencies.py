@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.access.passwords import PasswordHashing
+from services.access.profiles import ProfileCache
 from services.access.repository import AccessRepository
 from services.access.service import AccessService
 from services.access.settings import AccessSettings
@@ -26,9 +27,10 @@ class AccessComponents:
     issuer: TokenIssuer
     hashing: PasswordHashing
     login_limiter: RateLimiter
+    profiles: ProfileCache
 
 
-def get_components(request: Request) -> AccessComponents:
+async def get_components(request: Request) -> AccessComponents:
     components: AccessComponents = request.app.state.access
     return components
 
@@ -47,10 +49,11 @@ def build_access_service(
         limiter=components.login_limiter,
         decisions=resources.decisions,
         denylist=resources.denylist,
+        profiles=components.profiles,
     )
 
 
-def get_access_service(
+async def get_access_service(
     session: SessionDep, resources: ResourcesDep, components: ComponentsDep
 ) -> AccessService:
     return build_access_service(components, resources, session)

@@ -12,6 +12,7 @@ from services.access.api import ROUTERS
 from services.access.consumers import HANDLERS
 from services.access.dependencies import AccessComponents, build_access_service
 from services.access.passwords import PasswordHashing
+from services.access.profiles import ProfileCache
 from services.access.settings import AccessSettings
 from services.access.tokens import SigningKeyStore, TokenIssuer
 from shared.app import Resources, create_service_app
@@ -48,6 +49,7 @@ def build_components(settings: AccessSettings, resources: Resources) -> AccessCo
             parallelism=settings.password_hash_parallelism,
         ),
         login_limiter=RateLimiter(resources.redis, "login"),
+        profiles=ProfileCache(resources.bus),
     )
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.access.models import AuditEntry, CatalogBook, Entitlement, RefreshToken, User
 from services.access.passwords import PasswordHashing, password_problems
+from services.access.profiles import ProfileCache
 from services.access.repository import AccessRepository
 from services.access.schemas import (
     BulkEntitlementGrant,
@@ -80,6 +81,7 @@ class AccessService:
     limiter: RateLimiter
     decisions: DecisionCache
     denylist: TokenDenyList
+    profiles: ProfileCache
 
     @property
     def session(self) -> UnitOfWorkSession:
@@ -333,6 +335,7 @@ class AccessService:
 
     def _invalidate_user_after_commit(self, user_id: uuid.UUID) -> None:
         async def invalidate() -> None:
+            self.profiles.drop(user_id)
             await self.decisions.invalidate_user(user_id)
 
         self.session.after_commit(invalidate)

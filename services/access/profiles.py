@@ -1,0 +1,54 @@
+"""Serialized account profiles cached in process, for `GET /v1/users/me`.
+
+A database read per call would cost more than everything else on that route;
+profiles change rarely (a role change) and every change is announced on the
+decisions' invalidation channel, which every instance already listens to.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from shared.decisions import INVALIDATION_CHANNEL
+from shared.pubsub import InvalidationBus
+
+
+class ProfileCache:
+    def __init__(self, bus: InvalidationBus, *, ttl: float = 30.0, max_entries: int = 100_000):
+        self._bus = bus
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._profiles: dict[uuid.UUID, tuple[bytes, float]] = {}
+        self.generation = 0
+        bus.subscribe(INVALIDATION_CHANNEL, self._on_invalidation)
+        bus.on_reconnect(self._forget_everything)
+
+    def get(self, user_id: uuid.UUID) -> bytes | None:
+        if not self._bus.connected:
+            return None
+        found = self._profiles.get(user_id)
+        if found is None or found[1] < time.monotonic():
+            return None
+        return found[0]
+
+    def put(self, user_id: uuid.UUID, profile: bytes, generation: int) -> None:
+        if generation != self.generation:
+            return  # changed while it was being read
+        if len(self._profiles) >= self._max_entries:
+            self._profiles.clear()
+        self._profiles[user_id] = (profile, time.monotonic() + self._ttl)
+
+    def drop(self, user_id: uuid.UUID) -> None:
+        self.generation += 1
+        self._profiles.pop(user_id, None)
+
+    def _forget_everything(self) -> None:
+        self.generation += 1
+        self._profiles.clear()
+
+    def _on_invalidation(self, message: str) -> None:
+        change = json.loads(message)
+        if "user" in change:
+            self.drop(uuid.UUID(change["user"]))
