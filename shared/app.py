@@ -19,7 +19,7 @@ import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -246,12 +246,14 @@ def document_bearer_auth(app: FastAPI) -> None:
                     "description": "An access token from POST /v1/auth/login",
                 }
             }
-            for route in app.routes:
+            # Included routers are kept as contexts; walk them to the real routes.
+            for context in iter_route_contexts(app.routes):
+                route = context.original_route
                 if isinstance(route, APIRoute) and uses_bearer_auth(route.dependant):
-                    for method in route.methods or ():
-                        operation = schema["paths"][route.path_format].get(method.lower())
-                        if operation is not None:
-                            operation["security"] = [{"bearer": []}]
+                    operations = schema["paths"].get(context.path_format, {})
+                    for method in context.methods or ():
+                        if method.lower() in operations:
+                            operations[method.lower()]["security"] = [{"bearer": []}]
             app.openapi_schema = schema
         return app.openapi_schema
 

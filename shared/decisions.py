@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
 from shared.pubsub import InvalidationBus
+from shared.singleflight import SingleFlight
 
 log = structlog.get_logger(__name__)
 
@@ -85,6 +87,7 @@ class DecisionCache:
         self._entries: dict[str, dict[str, _Entry]] = {}  # user -> field -> entry
         self._size = 0
         self._epoch: str | None = None
+        self._in_flight: SingleFlight[Decision] = SingleFlight()
         # Bumped by every invalidation; a value computed across a bump is not stored.
         self.generation = 0
         bus.subscribe(INVALIDATION_CHANNEL, self._on_invalidation)
@@ -132,6 +135,25 @@ class DecisionCache:
         decision = Decision.model_validate_json(raw)
         self._store_local(request, decision)
         return decision
+
+    async def get_or_decide(
+        self, request: DecisionRequest, decide: Callable[[], Awaitable[Decision]]
+    ) -> Decision:
+        """The cached decision, or `decide()`'s, computed once however many ask at once."""
+        local = self.get_local(request)
+        if local is not None:
+            return local
+
+        async def look_up_or_decide() -> Decision:
+            generation = self.generation
+            decision = await self.get(request)
+            if decision is None:
+                decision = await decide()
+                await self.put(request, decision, generation)
+            return decision
+
+        key = (str(request.user_id), self._field(request.action, request.resource_id))
+        return await self._in_flight.run(key, look_up_or_decide)
 
     async def put(self, request: DecisionRequest, decision: Decision, generation: int) -> None:
         if generation != self.generation:

@@ -18,6 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.telemetry import Telemetry
@@ -27,10 +28,6 @@ _SAFE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 current_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 PROBLEM_BASE_URI = "https://stories.example/problems/"
-
-
-class _BodyTooLargeError(Exception):
-    pass
 
 
 def add_request_id(
@@ -91,6 +88,7 @@ class RequestContextMiddleware:
             return
         request_id = None
         origin = preflight_method = content_length = None
+        chunked = False
         for name, value in scope["headers"]:
             if name == REQUEST_ID_HEADER and _SAFE_REQUEST_ID.match(value):
                 request_id = value.decode()
@@ -100,6 +98,8 @@ class RequestContextMiddleware:
                 preflight_method = value
             elif name == b"content-length":
                 content_length = value
+            elif name == b"transfer-encoding":
+                chunked = True
         if request_id is None:
             request_id = os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
@@ -117,7 +117,6 @@ class RequestContextMiddleware:
         token = current_request_id.set(request_id)
         status = 500
         started = time.perf_counter()
-        started_response = False
         received = 0
 
         async def receive_within_limit() -> Message:
@@ -127,24 +126,22 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self._max_body:
-                    raise _BodyTooLargeError
+                    # An HTTPException passes through FastAPI's body parsing
+                    # (anything else would become a 400) and ends as a 413 problem.
+                    raise HTTPException(413, "Request body too large")
             return message
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
-            nonlocal started_response
             if message["type"] == "http.response.start":
-                started_response = True
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), *added]
             await send(message)
 
         try:
-            await self.app(scope, receive_within_limit, send_with_headers)
-        except _BodyTooLargeError:
-            status = 413
-            if not started_response:
-                await self._refuse_body(scope, send, added)
+            # With a Content-Length (checked above) the server delivers no more
+            # than that; only a chunked body needs counting on the way in.
+            await self.app(scope, receive_within_limit if chunked else receive, send_with_headers)
         finally:
             current_request_id.reset(token)
             self._record(scope, status, time.perf_counter() - started)

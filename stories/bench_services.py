@@ -23,6 +23,7 @@ from stories.bench import (
     BENCH_DATABASE_URL,
     Figure,
     measure_bare,
+    median_round,
     run_wrk,
     uvicorn_process,
     wrk_script,
@@ -131,7 +132,7 @@ def _measure_access(
             for path, script in endpoints:
                 run_wrk(f"{url}{path}", seconds=3, connections=connections, script=script)
             for path, script in endpoints:
-                rps, p50, p99 = run_wrk(
+                rps, p50, p99 = median_round(
                     f"{url}{path}", seconds=duration, connections=connections, script=script
                 )
                 results.append((rps, "req/s", p50, p99))

@@ -106,6 +106,10 @@ def sample_router() -> APIRouter:
         record_event(session, BookUnpublished(book_id=uuid.uuid4()))
         raise Conflict("That thing already exists.")
 
+    @router.post("/echo")
+    async def echo(body: dict[str, Any]) -> dict[str, Any]:
+        return body
+
     @router.get("/boom")
     async def boom() -> None:
         raise RuntimeError("secret connection string postgres://admin:hunter2@db")
@@ -425,3 +429,14 @@ async def test_a_token_is_refused_with_503_when_revocation_cannot_be_checked(
             f"{server.url}/me", headers={"Authorization": f"Bearer {RSA_KEY.token()}"}, timeout=10
         )
     assert_problem(response, 503)
+
+
+async def test_a_chunked_body_over_the_limit_is_refused(client: httpx.AsyncClient) -> None:
+    async def chunks() -> Any:
+        for _ in range(40):
+            yield b"x" * 65_536  # 2.5 MB in all, with no Content-Length up front
+
+    response = await client.post(
+        "/echo", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert_problem(response, 413)

@@ -138,11 +138,17 @@ async def me(principal: CurrentPrincipal, request: Request, resources: Resources
         cached = components.profiles.get(principal.user_id)
         if cached is not None:
             return Response(cached, media_type="application/json")
-    generation = components.profiles.generation
-    async with unit_of_work(resources.session_factory) as session:
-        user = await build_access_service(components, resources, session).current_user(principal)
-        profile = UserOut.model_validate(user).model_dump_json().encode()
-    components.profiles.put(user.id, profile, generation)
+
+    async def read_profile() -> bytes:
+        generation = components.profiles.generation
+        async with unit_of_work(resources.session_factory) as session:
+            service = build_access_service(components, resources, session)
+            user = await service.current_user(principal)
+            profile = UserOut.model_validate(user).model_dump_json().encode()
+        components.profiles.put(user.id, profile, generation)
+        return profile
+
+    profile = await components.profiles.in_flight.run(principal.subject, read_profile)
     return Response(profile, media_type="application/json")
 
 

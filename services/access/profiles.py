@@ -13,6 +13,7 @@ import uuid
 
 from shared.decisions import INVALIDATION_CHANNEL
 from shared.pubsub import InvalidationBus
+from shared.singleflight import SingleFlight
 
 
 class ProfileCache:
@@ -22,6 +23,7 @@ class ProfileCache:
         self._max_entries = max_entries
         self._profiles: dict[uuid.UUID, tuple[bytes, float]] = {}
         self.generation = 0
+        self.in_flight: SingleFlight[bytes] = SingleFlight()
         bus.subscribe(INVALIDATION_CHANNEL, self._on_invalidation)
         bus.on_reconnect(self._forget_everything)
 

@@ -517,13 +517,7 @@ class AccessService:
     # --- decisions -------------------------------------------------------------------
 
     async def decide(self, request: DecisionRequest) -> Decision:
-        cached = await self.decisions.get(request)
-        if cached is not None:
-            return cached
-        generation = self.decisions.generation
-        decision = await self._decide_now(request)
-        await self.decisions.put(request, decision, generation)
-        return decision
+        return await self.decisions.get_or_decide(request, lambda: self._decide_now(request))
 
     async def _decide_now(self, request: DecisionRequest) -> Decision:
         user = await self.repository.user(request.user_id)
