@@ -77,10 +77,7 @@ class RequestContextMiddleware:
             (b"access-control-allow-headers", ", ".join(sorted(self._headers)).encode()),
             (b"access-control-max-age", str(cors.max_age_seconds).encode()),
         ]
-        self._requests = telemetry.http_requests
-        self._latency = telemetry.http_latency
-        self._counters: dict[tuple[str, str, int], Any] = {}
-        self._histograms: dict[tuple[str, str], Any] = {}
+        self._http = telemetry.http
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -188,14 +185,4 @@ class RequestContextMiddleware:
         # The template ("/v1/books/{book_id}"), never the raw path, so ids
         # cannot blow up the metric's cardinality.
         template = getattr(route, "path", None) or "unmatched"
-        method = scope["method"]
-        counter = self._counters.get((method, template, status))
-        if counter is None:
-            counter = self._requests.labels(method, template, str(status))
-            self._counters[(method, template, status)] = counter
-        counter.inc()
-        histogram = self._histograms.get((method, template))
-        if histogram is None:
-            histogram = self._latency.labels(method, template)
-            self._histograms[(method, template)] = histogram
-        histogram.observe(seconds)
+        self._http.observe(scope["method"], template, status, seconds)

@@ -83,7 +83,7 @@ def parse_wrk(output: str) -> tuple[float, float, float]:
 def _pinned(cpu: int) -> list[str]:
     """Pin a process to one CPU: the server and the load generator never fight over a core."""
     taskset = shutil.which("taskset")
-    if taskset is None or (os.cpu_count() or 1) < 2:
+    if taskset is None or (os.cpu_count() or 1) < 2 or os.environ.get("BENCH_PIN") == "0":
         return []
     return [taskset, "-c", str(cpu)]
 
