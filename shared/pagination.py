@@ -12,6 +12,8 @@ import json
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
+from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy.orm import QueryableAttribute
 
 from shared.errors import Unprocessable
 
@@ -25,6 +27,19 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = Field(
         default=None, description="Pass as `cursor` to get the next page; null on the last page"
     )
+
+
+def after_cursor(
+    first: QueryableAttribute[Any] | ColumnElement[Any],
+    second: QueryableAttribute[Any] | ColumnElement[Any],
+    last_seen: tuple[Any, Any],
+    *,
+    descending: bool = False,
+) -> ColumnElement[bool]:
+    """Rows after `last_seen` in (first, second) order: the keyset condition of a page."""
+    if descending:
+        return or_(first < last_seen[0], and_(first == last_seen[0], second < last_seen[1]))
+    return or_(first > last_seen[0], and_(first == last_seen[0], second > last_seen[1]))
 
 
 def encode_cursor(*values: Any) -> str:

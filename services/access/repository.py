@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.access.models import AuditEntry, CatalogBook, Entitlement, RefreshToken, User
+from shared.pagination import after_cursor
 from shared.roles import Role
 
 
@@ -55,12 +56,7 @@ class AccessRepository:
         if role is not None:
             query = query.where(User.role == role.value)
         if after is not None:
-            query = query.where(
-                or_(
-                    User.created_at > after[0],
-                    and_(User.created_at == after[0], User.id > after[1]),
-                )
-            )
+            query = query.where(after_cursor(User.created_at, User.id, after))
         return list(await self.session.scalars(query))
 
     # --- refresh tokens -------------------------------------------------------------
@@ -129,12 +125,7 @@ class AccessRepository:
         if not include_revoked:
             query = query.where(Entitlement.revoked_at.is_(None))
         if after is not None:
-            query = query.where(
-                or_(
-                    Entitlement.granted_at > after[0],
-                    and_(Entitlement.granted_at == after[0], Entitlement.id > after[1]),
-                )
-            )
+            query = query.where(after_cursor(Entitlement.granted_at, Entitlement.id, after))
         return list(await self.session.scalars(query))
 
     # --- the book read model --------------------------------------------------------
@@ -200,12 +191,7 @@ class AccessRepository:
         if subject_id is not None:
             query = query.where(AuditEntry.subject_id == subject_id)
         if after is not None:
-            query = query.where(
-                or_(
-                    AuditEntry.at < after[0],
-                    and_(AuditEntry.at == after[0], AuditEntry.id < after[1]),
-                )
-            )
+            query = query.where(after_cursor(AuditEntry.at, AuditEntry.id, after, descending=True))
         return list(await self.session.scalars(query))
 
     async def count_users(self) -> int:
