@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.telemetry import Telemetry
 
 REQUEST_ID_HEADER = b"x-request-id"
+_VARY_ORIGIN = (b"vary", b"Origin")
 _SAFE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 current_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -100,7 +101,7 @@ class RequestContextMiddleware:
         if request_id is None:
             request_id = os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
-        added = [(REQUEST_ID_HEADER, request_id.encode()), (b"vary", b"Origin")]
+        added = [(REQUEST_ID_HEADER, request_id.encode()), _VARY_ORIGIN]
         if origin is not None and self._origin_allowed(origin):
             added += [(b"access-control-allow-origin", origin), *self._cors_headers]
             if preflight_method is not None and scope["method"] == "OPTIONS":
@@ -114,31 +115,23 @@ class RequestContextMiddleware:
         token = current_request_id.set(request_id)
         status = 500
         started = time.perf_counter()
-        received = 0
-
-        async def receive_within_limit() -> Message:
-            # Chunked bodies carry no length up front: count them as they arrive.
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self._max_body:
-                    # An HTTPException passes through FastAPI's body parsing
-                    # (anything else would become a 400) and ends as a 413 problem.
-                    raise HTTPException(413, "Request body too large")
-            return message
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), *added]
+                headers = message.get("headers")
+                if isinstance(headers, list):
+                    headers.extend(added)  # the response's own list: no copy
+                else:
+                    message["headers"] = [*(headers or ()), *added]
             await send(message)
 
+        # With a Content-Length (checked above) the server delivers no more than
+        # that; only a chunked body needs counting on the way in.
+        guarded = self._count_body(receive) if chunked else receive
         try:
-            # With a Content-Length (checked above) the server delivers no more
-            # than that; only a chunked body needs counting on the way in.
-            await self.app(scope, receive_within_limit if chunked else receive, send_with_headers)
+            await self.app(scope, guarded, send_with_headers)
         finally:
             current_request_id.reset(token)
             self._record(scope, status, time.perf_counter() - started)
@@ -162,6 +155,22 @@ class RequestContextMiddleware:
         ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    def _count_body(self, receive: Receive) -> Receive:
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self._max_body:
+                    # An HTTPException passes through FastAPI's body parsing
+                    # (anything else would become a 400) and ends as a 413 problem.
+                    raise HTTPException(413, "Request body too large")
+            return message
+
+        return receive_within_limit
 
     def _origin_allowed(self, origin: bytes) -> bool:
         return self._allow_any_origin or origin.decode("latin-1") in self._origins
