@@ -143,8 +143,8 @@ def uvicorn_process(
             *_pinned(SERVER_CPU), sys.executable, "-m", "uvicorn", "--factory", factory,
             "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
             "--log-level", "warning", "--no-access-log",
-            # BENCH_LOOP=asyncio compares the event loops (uvloop is uvicorn's default).
-            "--loop", os.environ.get("BENCH_LOOP", "auto"),
+            # The loop `stories serve` uses; BENCH_LOOP=uvloop compares the other.
+            "--loop", os.environ.get("BENCH_LOOP", "asyncio"),
         ],
         env={**os.environ, **(env or {})},
     )  # fmt: skip
