@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -68,7 +68,6 @@ class AccessHarness:
     settings: AccessSettings
     resources: Resources
     http: httpx.AsyncClient
-    accounts: dict[Role, Account] = field(default_factory=dict)
 
     async def register(
         self, *, email: str | None = None, password: str = PASSWORD

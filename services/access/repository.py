@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.access.models import AuditEntry, CatalogBook, Entitlement, RefreshToken, User
@@ -97,10 +97,7 @@ class AccessRepository:
     ) -> bool:
         found = await self.session.scalar(
             select(Entitlement.id).where(
-                Entitlement.user_id == user_id,
-                Entitlement.book_id == book_id,
-                Entitlement.revoked_at.is_(None),
-                or_(Entitlement.expires_at.is_(None), Entitlement.expires_at > now),
+                _live_entitlement(user_id, now), Entitlement.book_id == book_id
             )
         )
         return found is not None
@@ -140,43 +137,30 @@ class AccessRepository:
         self, user_id: uuid.UUID, now: datetime, *, every_published: bool, limit: int
     ) -> list[tuple[CatalogBook, str]]:
         """Published books the user may read, with why: "free", "entitled" or "staff"."""
-        entitled = (
-            select(Entitlement.book_id)
-            .where(
-                Entitlement.user_id == user_id,
-                Entitlement.revoked_at.is_(None),
-                or_(Entitlement.expires_at.is_(None), Entitlement.expires_at > now),
+        entitled_ids = set(
+            await self.session.scalars(
+                select(Entitlement.book_id).where(_live_entitlement(user_id, now))
             )
-            .scalar_subquery()
         )
         query = select(CatalogBook).where(CatalogBook.published.is_(True))
         if not every_published:
             query = query.where(
-                or_(CatalogBook.access == "free", CatalogBook.book_id.in_(entitled))
+                or_(CatalogBook.access == "free", CatalogBook.book_id.in_(entitled_ids))
             )
-        rows = await self.session.scalars(
+        books = await self.session.scalars(
             query.order_by(CatalogBook.title, CatalogBook.book_id).limit(limit)
         )
-        books = list(rows)
-        entitled_ids = set(
-            await self.session.scalars(
-                select(Entitlement.book_id).where(
-                    Entitlement.user_id == user_id,
-                    Entitlement.revoked_at.is_(None),
-                    or_(Entitlement.expires_at.is_(None), Entitlement.expires_at > now),
-                )
+        return [
+            (
+                book,
+                "free"
+                if book.access == "free"
+                else "entitled"
+                if book.book_id in entitled_ids
+                else "staff",
             )
-        )
-        result = []
-        for book in books:
-            if book.access == "free":
-                why = "free"
-            elif book.book_id in entitled_ids:
-                why = "entitled"
-            else:
-                why = "staff"
-            result.append((book, why))
-        return result
+            for book in books
+        ]
 
     # --- audit ----------------------------------------------------------------------
 
@@ -194,5 +178,11 @@ class AccessRepository:
             query = query.where(after_cursor(AuditEntry.at, AuditEntry.id, after, descending=True))
         return list(await self.session.scalars(query))
 
-    async def count_users(self) -> int:
-        return int(await self.session.scalar(select(func.count()).select_from(User)) or 0)
+
+def _live_entitlement(user_id: uuid.UUID, now: datetime) -> ColumnElement[bool]:
+    """The user's entitlements that are neither revoked nor expired at `now`."""
+    return and_(
+        Entitlement.user_id == user_id,
+        Entitlement.revoked_at.is_(None),
+        or_(Entitlement.expires_at.is_(None), Entitlement.expires_at > now),
+    )
