@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared.access_client import AccessClient
 from shared.auth import JwksKeyCache, TokenDenyList, TokenVerifier, uses_bearer_auth
 from shared.aws import AwsClients, open_aws_clients
 from shared.db import create_engine, create_session_factory, has_work
@@ -54,6 +55,7 @@ class Resources:
     denylist: TokenDenyList
     decisions: DecisionCache
     verifier: TokenVerifier
+    access: AccessClient
     # Called when a session commits outbox events; the worker points it at its relay.
     relay_wakers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -101,6 +103,7 @@ async def open_resources(
         audience=settings.jwt_audience,
         is_revoked=denylist.is_denied,
     )
+    decisions = DecisionCache(redis, bus)
     resources = Resources(
         settings=settings,
         telemetry=telemetry or Telemetry(settings.service_name),
@@ -111,8 +114,9 @@ async def open_resources(
         http=http,
         bus=bus,
         denylist=denylist,
-        decisions=DecisionCache(redis, bus),
+        decisions=decisions,
         verifier=verifier,
+        access=AccessClient(settings, http, decisions),
     )
     stop_bus = asyncio.Event()
     listening = asyncio.create_task(bus.run(stop_bus))

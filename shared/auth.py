@@ -207,6 +207,16 @@ async def current_principal(request: Request) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
+async def optional_principal(request: Request) -> Principal | None:
+    """For public routes that show more to some: no token is anonymous, a bad one is 401."""
+    if "authorization" not in request.headers:
+        return None
+    return await current_principal(request)
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
+
+
 async def current_service(request: Request) -> Principal:
     """For internal routes: only a service credential gets through, never a user's token."""
     # Calls current_principal directly (not as a sub-dependency) to save a
@@ -222,7 +232,7 @@ CallingService = Annotated[Principal, Depends(current_service)]
 
 def uses_bearer_auth(dependant: Any) -> bool:
     """Whether a route's dependency tree asks for a principal (for the OpenAPI document)."""
-    return dependant.call in (current_principal, current_service) or any(
+    return dependant.call in (current_principal, current_service, optional_principal) or any(
         uses_bearer_auth(d) for d in dependant.dependencies
     )
 

@@ -35,6 +35,9 @@ async def open_aws_clients(settings: ServiceSettings, stack: AsyncExitStack) -> 
         connect_timeout=5,
         read_timeout=max(30, settings.consumer_wait_seconds + 10),
         max_pool_connections=50,
+        # SigV4 everywhere: presigned links carry X-Amz-Expires, which S3
+        # enforces (SigV2 links are refused by newer regions anyway).
+        signature_version="s3v4",
         # Path-style keeps presigned URLs valid on emulators without wildcard DNS.
         s3={"addressing_style": "path"} if settings.aws_endpoint_url else None,
     )

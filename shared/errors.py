@@ -65,6 +65,18 @@ class PreconditionFailed(Problem):
     status, code, title = 412, "precondition-failed", "Precondition failed"
 
 
+class PreconditionRequired(Problem):
+    status, code, title = 428, "precondition-required", "Precondition required"
+
+
+class ContentTooLarge(Problem):
+    status, code, title = 413, "payload-too-large", "Content too large"
+
+
+class UnsupportedMediaType(Problem):
+    status, code, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
 class Unprocessable(Problem):
     status, code, title = 422, "unprocessable", "Unprocessable content"
 

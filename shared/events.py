@@ -131,6 +131,19 @@ class BookCreated(EventData):
     access: BookAccess
 
 
+class BookUpdated(EventData):
+    """A book's catalog metadata or access level changed (its full current state)."""
+
+    type = "book.updated"
+    producer = Producer.CONTENT
+    subject_field = "book_id"
+    book_id: uuid.UUID
+    title: str
+    language: str
+    access: BookAccess
+    published: bool
+
+
 class BookPublished(EventData):
     type = "book.published"
     producer = Producer.CONTENT
@@ -188,6 +201,7 @@ EVENT_CONTRACTS: dict[str, type[EventData]] = {
         SubmissionSubmitted,
         SubmissionReviewed,
         BookCreated,
+        BookUpdated,
         BookPublished,
         BookUnpublished,
         DeliveryIssued,

@@ -14,8 +14,10 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Header
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import JSON, Integer, String, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -26,6 +28,15 @@ from shared.db import PlatformTables, UtcDateTime
 from shared.errors import Unprocessable
 
 MAX_KEY_LENGTH = 200
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Repeat a request safely: the same key returns the first answer",
+        max_length=MAX_KEY_LENGTH,
+    ),
+]
 
 
 class IdempotencyRecord(PlatformTables):
@@ -115,6 +126,39 @@ async def run_once(
     if key is not None:
         await keys.record(principal, key, status_code, body)
     return status_code, body, False
+
+
+async def respond_once(
+    session: AsyncSession,
+    *,
+    principal: str,
+    key: str | None,
+    method: str,
+    path: str,
+    body: Any,
+    status_code: int,
+    work: Callable[[], Awaitable[Any]],
+    headers: Callable[[Any], dict[str, str]] | None = None,
+) -> JSONResponse:
+    """`run_once` for an endpoint: the JSON answer, marked `Idempotent-Replayed` on a replay.
+
+    `headers(payload)` adds headers drawn from the answer (an ETag), the same
+    for the first answer and its replays.
+    """
+    if isinstance(body, BaseModel):
+        body = body.model_dump(mode="json")
+    status, payload, replayed = await run_once(
+        session,
+        principal=principal,
+        key=key,
+        request_hash=fingerprint(method, path, body),
+        status_code=status_code,
+        work=work,
+    )
+    extra = headers(payload) if headers else {}
+    if replayed:
+        extra["Idempotent-Replayed"] = "true"
+    return JSONResponse(payload, status_code=status, headers=extra or None)
 
 
 def _jsonable(result: Any) -> Any:

@@ -42,8 +42,15 @@ async def upgrade(migrations: Path, database_url: str, schema: str, revision: st
     await asyncio.to_thread(upgrade_sync, migrations, database_url, schema, revision)
 
 
-def run_migrations_from_env(service_metadata: MetaData) -> None:
-    """The body of every service's env.py."""
+def run_migrations_from_env(
+    service_metadata: MetaData, *, unmodelled_indexes: frozenset[str] = frozenset()
+) -> None:
+    """The body of every service's env.py.
+
+    `unmodelled_indexes` names indexes a migration creates by hand for one
+    backend only (PostgreSQL expression indexes, say); the model comparison
+    (`alembic check`) leaves them alone.
+    """
     config = context.config
     url = config.get_main_option("sqlalchemy.url")
     assert url is not None
@@ -54,25 +61,43 @@ def run_migrations_from_env(service_metadata: MetaData) -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    asyncio.run(_run_online(url, schema, target))
+    asyncio.run(_run_online(url, schema, target, unmodelled_indexes))
 
 
-async def _run_online(url: str, schema: str, target: list[MetaData]) -> None:
+async def _run_online(
+    url: str, schema: str, target: list[MetaData], unmodelled_indexes: frozenset[str]
+) -> None:
     engine = create_engine(url, schema=schema, pool_size=1)
     try:
         if is_postgres(url):
             async with engine.begin() as connection:
                 await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         async with engine.connect() as connection:
-            await connection.run_sync(_run_with_connection, target, schema, is_postgres(url))
+            await connection.run_sync(
+                _run_with_connection, target, schema, is_postgres(url), unmodelled_indexes
+            )
     finally:
         await engine.dispose()
 
 
 def _run_with_connection(
-    connection: Connection, target: list[MetaData], schema: str, postgres: bool
+    connection: Connection,
+    target: list[MetaData],
+    schema: str,
+    postgres: bool,
+    unmodelled_indexes: frozenset[str],
 ) -> None:
-    context.configure(connection=connection, target_metadata=target, compare_type=True)
+    def include_object(
+        obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+    ) -> bool:
+        return not (type_ == "index" and reflected and name in unmodelled_indexes)
+
+    context.configure(
+        connection=connection,
+        target_metadata=target,
+        compare_type=True,
+        include_object=include_object,
+    )
     with context.begin_transaction():
         if postgres:
             connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": schema})

@@ -71,6 +71,7 @@ _STATUS_CODES = {
     412: "precondition-failed",
     413: "payload-too-large",
     415: "unsupported-media-type",
+    428: "precondition-required",
     422: "unprocessable",
     429: "too-many-requests",
     503: "service-unavailable",

@@ -27,11 +27,23 @@ class InvalidationBus:
         self._listeners: dict[str, list[Listener]] = {}
         self._on_reconnect: list[Callable[[], None]] = []
         self.connected = False
+        self._subscribed: frozenset[str] = frozenset()
+        self._channels_changed = asyncio.Event()
         self._ready = asyncio.Event()
 
     def subscribe(self, channel: str, listener: Listener) -> None:
-        """Call `listener(message)` for each message on `channel` (register before `run`)."""
+        """Call `listener(message)` for each message on `channel`.
+
+        A channel added while the bus runs is taken up by resubscribing, which
+        counts as a reconnect; until then `listening(channel)` is False.
+        """
+        if channel not in self._listeners:
+            self._channels_changed.set()
         self._listeners.setdefault(channel, []).append(listener)
+
+    def listening(self, channel: str) -> bool:
+        """Whether messages on `channel` are being received right now."""
+        return self.connected and channel in self._subscribed
 
     def on_reconnect(self, callback: Callable[[], None]) -> None:
         """Called after the subscription is (re)established: messages may have been missed."""
@@ -53,17 +65,20 @@ class InvalidationBus:
         backoff = 0.1
         while not stop.is_set():
             if not self._listeners:
-                await stop.wait()
-                return
+                await _first(stop.wait(), self._channels_changed.wait())
+                continue
+            self._channels_changed.clear()
             pubsub = self._redis.pubsub()
             try:
-                await pubsub.subscribe(*self._listeners)
+                channels = list(self._listeners)
+                await pubsub.subscribe(*channels)
+                self._subscribed = frozenset(channels)
                 self.connected = True
                 backoff = 0.1
                 for callback in self._on_reconnect:
                     callback()
                 self._ready.set()
-                while not stop.is_set():
+                while not stop.is_set() and not self._channels_changed.is_set():
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
                     if message is None or message.get("type") != "message":
                         continue
@@ -82,5 +97,16 @@ class InvalidationBus:
                 backoff = min(5.0, backoff * 2)
             finally:
                 self.connected = False
+                self._subscribed = frozenset()
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()
+
+
+async def _first(*waits: Any) -> None:
+    """Wait until the first of several awaitables finishes; cancel the rest."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

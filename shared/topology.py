@@ -20,7 +20,7 @@ MAX_RECEIVE_COUNT = 5
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 QUEUE_VISIBILITY_SECONDS = 30
 
-BOOK_EVENTS = ["book.created", "book.published", "book.unpublished"]
+BOOK_EVENTS = ["book.created", "book.updated", "book.published", "book.unpublished"]
 
 # consumer -> producer -> event types it takes (None: every type of that producer).
 SUBSCRIPTIONS: dict[str, dict[Producer, list[str] | None]] = {

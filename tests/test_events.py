@@ -28,6 +28,7 @@ ARCHITECTURE_EVENT_TYPES = {
     "submission.submitted",
     "submission.reviewed",
     "book.created",
+    "book.updated",
     "book.published",
     "book.unpublished",
     "delivery.issued",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.access.dependencies import (
@@ -37,19 +38,11 @@ from shared.app import Resources, ResourcesDep, SessionDep
 from shared.auth import CallingService, CurrentPrincipal
 from shared.db import unit_of_work
 from shared.decisions import Decision, DecisionRequest
-from shared.idempotency import fingerprint, run_once
+from shared.idempotency import IdempotencyKey, respond_once
 from shared.pagination import MAX_PAGE_SIZE, Page
 from shared.problems import problem_responses
 from shared.roles import Role
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        description="Repeat a request safely: the same key returns the first answer",
-        max_length=200,
-    ),
-]
 PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 
 auth = APIRouter(prefix="/v1/auth", tags=["auth"])
@@ -268,18 +261,17 @@ async def _once(
     key: str | None,
     path: str,
     body: EntitlementGrant | BulkEntitlementGrant,
-    work: object,
+    work: Callable[[], Awaitable[Any]],
 ) -> JSONResponse:
-    status, payload, replayed = await run_once(
+    return await respond_once(
         session,
         principal=principal,
         key=key,
-        request_hash=fingerprint("POST", path, body.model_dump(mode="json")),
+        method="POST",
+        path=path,
+        body=body,
         status_code=201,
-        work=work,  # type: ignore[arg-type]
-    )
-    return JSONResponse(
-        payload, status_code=status, headers={"Idempotent-Replayed": "true"} if replayed else None
+        work=work,
     )
 
 

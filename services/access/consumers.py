@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from services.access.models import CatalogBook
 from services.access.repository import AccessRepository
 from shared.consumer import EventContext, Handlers
-from shared.events import BookCreated, BookPublished, BookUnpublished
+from shared.events import BookCreated, BookPublished, BookUnpublished, BookUpdated
 
 
 async def _book_row(context: EventContext, book_id: object) -> CatalogBook:
@@ -48,6 +48,17 @@ async def record_book_created(context: EventContext, event: BookCreated) -> None
     _forget_decisions_after_commit(context)
 
 
+async def record_book_updated(context: EventContext, event: BookUpdated) -> None:
+    row = await _book_row(context, event.book_id)
+    if _is_newer(context, row):
+        row.title = event.title
+        row.language = event.language
+        row.access = event.access
+        row.published = event.published
+        row.state_changed_at = context.envelope.time
+    _forget_decisions_after_commit(context)
+
+
 async def record_book_published(context: EventContext, event: BookPublished) -> None:
     row = await _book_row(context, event.book_id)
     if _is_newer(context, row):
@@ -68,6 +79,7 @@ async def record_book_unpublished(context: EventContext, event: BookUnpublished)
 
 HANDLERS: Handlers = {
     BookCreated: record_book_created,
+    BookUpdated: record_book_updated,
     BookPublished: record_book_published,
     BookUnpublished: record_book_unpublished,
 }

@@ -2,6 +2,475 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import hashlib
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from services.content.dependencies import (
+    ComponentsDep,
+    ContentComponents,
+    ContentServiceDep,
+    build_content_service,
+)
+from services.content.models import BookStatus, Submission, SubmissionStatus
+from services.content.repository import CatalogQuery
+from services.content.schemas import (
+    BookCreate,
+    BookOut,
+    BookStatusFilter,
+    BookUpdate,
+    Category,
+    Language,
+    ManuscriptLink,
+    ReadingLevel,
+    ReviewRequest,
+    SubmissionCreate,
+    SubmissionOut,
+    SubmissionUpdate,
+    TransitionOut,
+    UploadRequest,
+    UploadTicket,
+)
+from services.content.service import ContentService, etag, parse_catalog_cursor
+from shared.app import Resources, SessionDep
+from shared.auth import CurrentPrincipal, OptionalPrincipal
+from shared.db import unit_of_work
+from shared.errors import Forbidden
+from shared.idempotency import IdempotencyKey, respond_once
+from shared.pagination import MAX_PAGE_SIZE, Page
+from shared.problems import problem_responses
+
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+Cursor = Annotated[str | None, Query(max_length=500)]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description="The version you read (the ETag); required to change the resource",
+        max_length=100,
+    ),
+]
+IfNoneMatch = Annotated[str | None, Header(alias="If-None-Match", max_length=1000)]
+
+submissions = APIRouter(prefix="/v1/submissions", tags=["submissions"])
+books = APIRouter(prefix="/v1/books", tags=["books"])
+
+CHANGE_ERRORS = problem_responses(401, 403, 404, 409, 412, 422, 428)
+
+
+def _with_etag(model: SubmissionOut | BookOut) -> JSONResponse:
+    return JSONResponse(model.model_dump(mode="json"), headers={"ETag": etag(model.version)})
+
+
+def _etag_of(payload: Any) -> dict[str, str]:
+    return {"ETag": etag(int(payload["version"]))}
+
+
+async def _once(
+    session: SessionDep,
+    principal: str,
+    key: str | None,
+    path: str,
+    body: Any,
+    work: Callable[[], Awaitable[Any]],
+    status_code: int = 200,
+) -> JSONResponse:
+    return await respond_once(
+        session,
+        principal=principal,
+        key=key,
+        method="POST",
+        path=path,
+        body=body,
+        status_code=status_code,
+        work=work,
+        headers=_etag_of,
+    )
+
+
+def _submission(row: Submission) -> SubmissionOut:
+    return SubmissionOut.model_validate(row)
+
+
+# --- submissions ---------------------------------------------------------------------
+
+
+@submissions.post(
+    "",
+    status_code=201,
+    response_model=SubmissionOut,
+    summary="Start a story (VOLUNTEER and up); it begins as a DRAFT",
+    responses=problem_responses(401, 403, 422, 503),
+)
+async def create_submission(
+    body: SubmissionCreate,
+    principal: CurrentPrincipal,
+    service: ContentServiceDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    async def create() -> SubmissionOut:
+        return _submission(await service.create_submission(principal, body))
+
+    return await _once(
+        session, principal.subject, idempotency_key, "/v1/submissions", body, create, 201
+    )
+
+
+@submissions.get(
+    "",
+    summary="Your submissions (volunteers) or the review queue (STORY_MANAGER and up)",
+    description="Reviewers get the queue, oldest submission first, by default the "
+    "SUBMITTED and IN_REVIEW ones; `mine=true` lists their own instead. Volunteers "
+    "always get their own, newest first.",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_submissions(
+    principal: CurrentPrincipal,
+    service: ContentServiceDep,
+    mine: bool = False,
+    status: SubmissionStatus | None = None,
+    language: Language | None = None,
+    age: Annotated[int | None, Query(ge=0, le=18)] = None,
+    cursor: Cursor = None,
+    limit: PageSize = 20,
+) -> Page[SubmissionOut]:
+    rows, next_cursor = await service.list_submissions(
+        principal,
+        mine=mine,
+        status=status,
+        language=language,
+        age=age,
+        cursor=cursor,
+        limit=limit,
+    )
+    return Page(items=[_submission(s) for s in rows], next_cursor=next_cursor)
+
+
+@submissions.get(
+    "/{submission_id}",
+    response_model=SubmissionOut,
+    summary="One submission (its author, or reviewers once submitted); ETag = version",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_submission(
+    submission_id: uuid.UUID, principal: CurrentPrincipal, service: ContentServiceDep
+) -> JSONResponse:
+    return _with_etag(_submission(await service.visible_submission(principal, submission_id)))
+
+
+@submissions.patch(
+    "/{submission_id}",
+    response_model=SubmissionOut,
+    summary="Edit a DRAFT or CHANGES_REQUESTED submission (its author; If-Match)",
+    responses=CHANGE_ERRORS,
+)
+async def update_submission(
+    submission_id: uuid.UUID,
+    body: SubmissionUpdate,
+    principal: CurrentPrincipal,
+    service: ContentServiceDep,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    return _with_etag(
+        _submission(await service.update_submission(principal, submission_id, if_match, body))
+    )
+
+
+@submissions.post(
+    "/{submission_id}/upload",
+    response_model=UploadTicket,
+    summary="A presigned POST to upload the manuscript PDF straight to S3 (its author)",
+    description="The policy fixes the object key, requires `Content-Type: application/pdf` "
+    "and limits the size. Send the returned `fields`, then the file as `file`, as a "
+    "multipart form to `url`. A later ticket replaces an earlier one.",
+    responses=problem_responses(401, 403, 404, 409, 413, 415, 422),
+)
+async def upload_ticket(
+    submission_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    service: ContentServiceDep,
+    body: UploadRequest | None = None,
+) -> UploadTicket:
+    form = await service.upload_ticket(principal, submission_id, body or UploadRequest())
+    return UploadTicket(
+        url=form.url,
+        fields=form.fields,
+        content_type="application/pdf",
+        max_bytes=service.settings.manuscript_max_bytes,
+        expires_at=form.expires_at,
+    )
+
+
+@submissions.post(
+    "/{submission_id}/submit",
+    response_model=SubmissionOut,
+    summary="Send for review, once the uploaded PDF passes its checks (its author; If-Match)",
+    description="The uploaded object must exist, be non-empty, within the size limit, "
+    "stored as application/pdf and start with `%PDF-`; otherwise a 422 says which "
+    "check failed and the upload is discarded.",
+    responses=CHANGE_ERRORS,
+)
+async def submit(
+    submission_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    service: ContentServiceDep,
+    session: SessionDep,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    async def work() -> SubmissionOut:
+        return _submission(await service.submit(principal, submission_id, if_match))
+
+    path = f"/v1/submissions/{submission_id}/submit"
+    return await _once(session, principal.subject, idempotency_key, path, None, work)
+
+
+@submissions.post(
+    "/{submission_id}/claim",
+    response_model=SubmissionOut,
+    summary="Take a SUBMITTED submission into review: IN_REVIEW (STORY_MANAGER and up; If-Match)",
+    responses=CHANGE_ERRORS,
+)
+async def claim(
+    submission_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    service: ContentServiceDep,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    return _with_etag(_submission(await service.claim(principal, submission_id, if_match)))
+
+
+@submissions.post(
+    "/{submission_id}/review",
+    response_model=SubmissionOut,
+    summary="Approve, request changes or reject (STORY_MANAGER and up, not the author; If-Match)",
+    responses=CHANGE_ERRORS,
+)
+async def review(
+    submission_id: uuid.UUID,
+    body: ReviewRequest,
+    principal: CurrentPrincipal,
+    service: ContentServiceDep,
+    session: SessionDep,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    async def work() -> SubmissionOut:
+        return _submission(await service.review(principal, submission_id, if_match, body))
+
+    path = f"/v1/submissions/{submission_id}/review"
+    return await _once(session, principal.subject, idempotency_key, path, body, work)
+
+
+@submissions.get(
+    "/{submission_id}/history",
+    summary="Every transition: who, from what, to what, when, with what notes",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def history(
+    submission_id: uuid.UUID, principal: CurrentPrincipal, service: ContentServiceDep
+) -> list[TransitionOut]:
+    return [
+        TransitionOut.model_validate(t) for t in await service.history(principal, submission_id)
+    ]
+
+
+@submissions.get(
+    "/{submission_id}/manuscript",
+    summary="A short-lived download link for the verified manuscript (author, reviewers)",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def manuscript(
+    submission_id: uuid.UUID, principal: CurrentPrincipal, service: ContentServiceDep
+) -> ManuscriptLink:
+    url, expires_at = await service.manuscript_link(principal, submission_id)
+    return ManuscriptLink(url=url, expires_at=expires_at)
+
+
+# --- books ---------------------------------------------------------------------------
+
+
+@books.post(
+    "",
+    status_code=201,
+    response_model=BookOut,
+    summary="Turn an approved submission into a (DRAFT) book (BOOK_MANAGER and up)",
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
+)
+async def create_book(
+    body: BookCreate,
+    principal: CurrentPrincipal,
+    service: ContentServiceDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    async def create() -> BookOut:
+        return BookOut.model_validate(await service.create_book(principal, body))
+
+    return await _once(session, principal.subject, idempotency_key, "/v1/books", body, create, 201)
+
+
+@books.patch(
+    "/{book_id}",
+    response_model=BookOut,
+    summary="Edit a book's metadata or access level (BOOK_MANAGER and up; If-Match)",
+    responses=CHANGE_ERRORS,
+)
+async def update_book(
+    book_id: uuid.UUID,
+    body: BookUpdate,
+    principal: CurrentPrincipal,
+    service: ContentServiceDep,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    return _with_etag(
+        BookOut.model_validate(await service.update_book(principal, book_id, if_match, body))
+    )
+
+
+@books.post(
+    "/{book_id}/publish",
+    response_model=BookOut,
+    summary="Publish (CONTENT_ADMIN and up): copy the PDF to a new unguessable key",
+    description="Each publication is a new edition under a new key, so links to one "
+    "edition never serve another. `If-Match` is checked when sent.",
+    responses=problem_responses(401, 403, 404, 409, 412, 422, 503),
+)
+async def publish(
+    book_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    service: ContentServiceDep,
+    session: SessionDep,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    async def work() -> BookOut:
+        return BookOut.model_validate(await service.publish(principal, book_id, if_match))
+
+    path = f"/v1/books/{book_id}/publish"
+    return await _once(session, principal.subject, idempotency_key, path, None, work)
+
+
+@books.post(
+    "/{book_id}/unpublish",
+    response_model=BookOut,
+    summary="Take a book out of the catalog at once (CONTENT_ADMIN and up)",
+    responses=problem_responses(401, 403, 404, 409, 412, 422, 503),
+)
+async def unpublish(
+    book_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    service: ContentServiceDep,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    return _with_etag(BookOut.model_validate(await service.unpublish(principal, book_id, if_match)))
+
+
+def _body_etag(body: bytes) -> str:
+    return f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+
+
+def _conditional(body: bytes, tag: str, if_none_match: str | None, *, public: bool) -> Response:
+    headers = {
+        "ETag": tag,
+        # Clients and CDNs may keep it but must revalidate: an unpublished book
+        # leaves the catalog at once (a revalidation costs a 304 and no body).
+        "Cache-Control": "public, no-cache" if public else "private, no-store",
+    }
+    if if_none_match is not None and (
+        if_none_match.strip() == "*" or tag in {t.strip() for t in if_none_match.split(",")}
+    ):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+@books.get(
+    "",
+    response_model=Page[BookOut],
+    summary="The catalog: published books (public); managers may filter by status",
+    description="Newest publication first, stable across pages. `q` searches titles and "
+    "summaries. Answers carry an ETag: send it as If-None-Match to get a 304 when "
+    "nothing changed. `status` other than PUBLISHED needs BOOK_MANAGER or higher.",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_books(
+    request: Request,
+    viewer: OptionalPrincipal,
+    language: Language | None = None,
+    category: Category | None = None,
+    age: Annotated[int | None, Query(ge=0, le=18)] = None,
+    reading_level: ReadingLevel | None = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    status: BookStatusFilter | None = None,
+    cursor: Cursor = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    components: ContentComponents = request.app.state.content
+    resources: Resources = request.app.state.resources
+    status = status or "PUBLISHED"
+    if status != BookStatus.PUBLISHED and not ContentService.sees_every_book(viewer):
+        raise Forbidden("Only book managers see unpublished books.")
+    text = " ".join(q.split()).lower() if q else None
+    query = CatalogQuery(
+        language=language,
+        category=category,
+        age=age,
+        reading_level=reading_level,
+        text=text or None,
+        status=status,
+        after=parse_catalog_cursor(cursor),
+        limit=limit,
+    )
+
+    async def load() -> tuple[str, bytes]:
+        async with unit_of_work(resources.session_factory) as session:
+            service = build_content_service(components, resources, session)
+            rows, next_cursor = await service.catalog_page(query)
+            page = Page[BookOut](
+                items=[BookOut.model_validate(b) for b in rows], next_cursor=next_cursor
+            )
+        body = page.model_dump_json().encode()
+        return _body_etag(body), body
+
+    public = status == BookStatus.PUBLISHED
+    # The public catalog is the same for everyone: cached (see CatalogCache).
+    tag, body = await (components.catalog.get_or_load(("page", query), load) if public else load())
+    return _conditional(body, tag, if_none_match, public=public)
+
+
+@books.get(
+    "/{book_id}",
+    response_model=BookOut,
+    summary="One book: published ones for everyone, any for BOOK_MANAGER and up",
+    responses=problem_responses(401, 404, 422),
+)
+async def get_book(
+    book_id: uuid.UUID,
+    request: Request,
+    viewer: OptionalPrincipal,
+    components: ComponentsDep,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    resources: Resources = request.app.state.resources
+    manager = ContentService.sees_every_book(viewer)
+
+    async def load() -> tuple[str, bytes]:
+        async with unit_of_work(resources.session_factory) as session:
+            service = build_content_service(components, resources, session)
+            book = BookOut.model_validate(await service.book_for(viewer, book_id))
+        body = book.model_dump_json().encode()
+        return _body_etag(body), body
+
+    tag, body = await (
+        load() if manager else components.catalog.get_or_load(("book", book_id), load)
+    )
+    return _conditional(body, tag, if_none_match, public=not manager)
+
+
+ROUTERS = [books, submissions]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -13,3 +14,17 @@ class ContentSettings(ServiceSettings):
     service_name: ClassVar[str] = "content"
 
     database_url: str = "sqlite+aiosqlite:///./.stories/content.sqlite3"
+
+    # A manuscript larger than this is refused by S3 itself (the presigned POST
+    # policy) and again when the submission is checked.
+    manuscript_max_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    # How long a presigned POST may be used to upload.
+    upload_link_seconds: int = Field(default=900, gt=0, le=7 * 24 * 3600)
+    # How long a reviewer's (or author's) manuscript download link lives.
+    manuscript_link_seconds: int = Field(default=300, gt=0, le=3600)
+    # Published PDFs never change under a key (each edition gets a new one),
+    # so caches downstream may keep them this long.
+    published_cache_seconds: int = 31_536_000
+    # The public catalog is cached in process; a publish or unpublish empties
+    # it everywhere at once, so this only bounds staleness if a message is lost.
+    catalog_cache_seconds: float = Field(default=60.0, ge=0)

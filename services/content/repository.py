@@ -1,0 +1,145 @@
+"""Queries of the content service. No rules here: service.py decides, this reads and writes."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.content.models import Book, BookStatus, Submission, SubmissionTransition
+from shared.pagination import after_cursor
+
+
+@dataclass(frozen=True)
+class CatalogQuery:
+    """A normalized catalog request; also the catalog cache's key."""
+
+    language: str | None = None
+    category: str | None = None
+    age: int | None = None
+    reading_level: str | None = None
+    text: str | None = None
+    status: str | None = BookStatus.PUBLISHED.value
+    after: tuple[str, str] | None = None
+    limit: int = 20
+
+
+class ContentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, row: object) -> None:
+        self.session.add(row)
+
+    async def submission(
+        self, submission_id: uuid.UUID, *, for_update: bool = False
+    ) -> Submission | None:
+        query = select(Submission).where(Submission.id == submission_id)
+        if for_update:
+            # Serializes transitions of one submission: the second waits, then
+            # sees the new version and fails its If-Match.
+            query = query.with_for_update()
+        return (await self.session.scalars(query)).first()
+
+    async def own_submissions(
+        self,
+        author_id: uuid.UUID,
+        *,
+        status: str | None,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[Submission]:
+        query = select(Submission).where(Submission.author_id == author_id)
+        if status is not None:
+            query = query.where(Submission.status == status)
+        if after is not None:
+            query = query.where(
+                after_cursor(Submission.created_at, Submission.id, after, descending=True)
+            )
+        query = query.order_by(Submission.created_at.desc(), Submission.id.desc()).limit(limit)
+        return list(await self.session.scalars(query))
+
+    async def review_queue(
+        self,
+        *,
+        statuses: list[str],
+        language: str | None,
+        age: int | None,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[Submission]:
+        query = select(Submission).where(Submission.status.in_(statuses))
+        if language is not None:
+            query = query.where(Submission.language == language)
+        if age is not None:
+            query = query.where(Submission.age_min <= age, Submission.age_max >= age)
+        if after is not None:
+            query = query.where(after_cursor(Submission.submitted_at, Submission.id, after))
+        query = query.order_by(Submission.submitted_at, Submission.id).limit(limit)
+        return list(await self.session.scalars(query))
+
+    async def history(self, submission_id: uuid.UUID) -> list[SubmissionTransition]:
+        rows = await self.session.scalars(
+            select(SubmissionTransition)
+            .where(SubmissionTransition.submission_id == submission_id)
+            .order_by(SubmissionTransition.at, SubmissionTransition.id)
+        )
+        return list(rows)
+
+    async def book(self, book_id: uuid.UUID, *, for_update: bool = False) -> Book | None:
+        query = select(Book).where(Book.id == book_id)
+        if for_update:
+            query = query.with_for_update()
+        return (await self.session.scalars(query)).first()
+
+    async def book_of_submission(self, submission_id: uuid.UUID) -> Book | None:
+        return (
+            await self.session.scalars(select(Book).where(Book.submission_id == submission_id))
+        ).first()
+
+    def catalog_statement(self, query: CatalogQuery) -> Select[Book]:
+        statement = select(Book)
+        if query.status is not None:
+            statement = statement.where(Book.status == query.status)
+        if query.language is not None:
+            statement = statement.where(Book.language == query.language)
+        if query.category is not None:
+            statement = statement.where(Book.category == query.category)
+        if query.reading_level is not None:
+            statement = statement.where(Book.reading_level == query.reading_level)
+        if query.age is not None:
+            statement = statement.where(Book.age_min <= query.age, Book.age_max >= query.age)
+        if query.text is not None:
+            statement = statement.where(self._matches_text(query.text))
+        # Published books: newest publication first. Others (managers' views):
+        # most recently changed first. Ties broken by id, so the order is stable.
+        order = Book.published_at if query.status == BookStatus.PUBLISHED else Book.updated_at
+        if query.after is not None:
+            moment, book_id = query.after
+            statement = statement.where(
+                after_cursor(
+                    order,
+                    Book.id,
+                    (datetime.fromisoformat(moment), uuid.UUID(book_id)),
+                    descending=True,
+                )
+            )
+        return statement.order_by(order.desc(), Book.id.desc()).limit(query.limit + 1)
+
+    def _matches_text(self, text: str) -> Any:
+        if self.session.get_bind().dialect.name == "postgresql":
+            # Served by the ix_books_search GIN index (same expression).
+            document = func.to_tsvector("simple", Book.title + " " + Book.summary)
+            return document.op("@@")(func.plainto_tsquery("simple", text))
+        needle = text.lower()
+        return or_(
+            func.lower(Book.title).contains(needle, autoescape=True),
+            func.lower(Book.summary).contains(needle, autoescape=True),
+        )
+
+    async def catalog(self, query: CatalogQuery) -> list[Book]:
+        return list(await self.session.scalars(self.catalog_statement(query)))

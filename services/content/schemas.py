@@ -1,0 +1,191 @@
+"""Request and response bodies of the content API.
+
+Request models forbid unknown fields: a `status`, `author_id` or `version`
+slipped into a body is refused, never applied or silently dropped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from shared.events import BookAccess, ReviewDecision
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Summary = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
+# BCP 47 language tags as the frontend sends them: "en", "sw", "pt-BR".
+Language = Annotated[
+    str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=20)
+]
+Category = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,49}$")]
+Age = Annotated[int, Field(ge=0, le=18)]
+ReadingLevel = Literal["emergent", "early", "transitional", "fluent"]
+Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
+# A file name for the download's Content-Disposition: no paths, no control characters.
+FileName = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, pattern=r"^[^/\\\x00-\x1f\x7f\"]{1,150}\.pdf$", max_length=150
+    ),
+]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _check_ages(values: Any) -> Any:
+    if isinstance(values, dict):
+        low, high = values.get("age_min"), values.get("age_max")
+        if isinstance(low, int) and isinstance(high, int) and low > high:
+            raise ValueError("age_min must not be above age_max")
+    return values
+
+
+class StoryMetadata(StrictModel):
+    title: Title
+    summary: Summary
+    language: Language
+    age_min: Age
+    age_max: Age
+    category: Category
+    reading_level: ReadingLevel
+
+    _ages = model_validator(mode="before")(_check_ages)
+
+
+class SubmissionCreate(StoryMetadata):
+    pass
+
+
+class SubmissionUpdate(StrictModel):
+    """Only the fields sent change; the age range is checked as a whole by the service."""
+
+    title: Title | None = None
+    summary: Summary | None = None
+    language: Language | None = None
+    age_min: Age | None = None
+    age_max: Age | None = None
+    category: Category | None = None
+    reading_level: ReadingLevel | None = None
+
+    _ages = model_validator(mode="before")(_check_ages)
+
+
+class SubmissionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    author_id: uuid.UUID
+    title: str
+    summary: str
+    language: str
+    age_min: int
+    age_max: int
+    category: str
+    reading_level: str
+    status: str
+    version: int = Field(description="Send back as `If-Match` to change this submission")
+    manuscript_size: int | None = Field(
+        default=None, description="Bytes of the verified manuscript; null until submitted"
+    )
+    manuscript_filename: str | None = None
+    reviewer_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+    submitted_at: datetime | None
+    decided_at: datetime | None
+
+
+class UploadRequest(StrictModel):
+    filename: FileName | None = Field(
+        default=None, description="Shown as the download's file name; defaults to the title"
+    )
+    content_type: Annotated[str, StringConstraints(max_length=100)] = Field(
+        default="application/pdf", description="Must be application/pdf"
+    )
+    size: int | None = Field(
+        default=None, gt=0, description="Bytes, if known: an oversized file is refused now"
+    )
+
+
+class UploadTicket(BaseModel):
+    url: str = Field(description="POST a multipart form here")
+    fields: dict[str, str] = Field(description="Form fields to send before the `file` field")
+    content_type: str
+    max_bytes: int
+    expires_at: datetime
+
+
+class ReviewRequest(StrictModel):
+    decision: ReviewDecision
+    notes: Notes | None = Field(
+        default=None, description="Required when requesting changes or rejecting"
+    )
+
+
+class TransitionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    from_status: str | None
+    to_status: str
+    actor_id: uuid.UUID
+    actor_role: str
+    notes: str | None
+    at: datetime
+
+
+class ManuscriptLink(BaseModel):
+    url: str
+    expires_at: datetime
+
+
+class BookCreate(StrictModel):
+    submission_id: uuid.UUID
+    access: BookAccess
+    title: Title | None = None
+    summary: Summary | None = None
+    language: Language | None = None
+    age_min: Age | None = None
+    age_max: Age | None = None
+    category: Category | None = None
+    reading_level: ReadingLevel | None = None
+
+    _ages = model_validator(mode="before")(_check_ages)
+
+
+class BookUpdate(StrictModel):
+    access: BookAccess | None = None
+    title: Title | None = None
+    summary: Summary | None = None
+    language: Language | None = None
+    age_min: Age | None = None
+    age_max: Age | None = None
+    category: Category | None = None
+    reading_level: ReadingLevel | None = None
+
+    _ages = model_validator(mode="before")(_check_ages)
+
+
+class BookOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    title: str
+    summary: str
+    language: str
+    age_min: int
+    age_max: int
+    category: str
+    reading_level: str
+    access: BookAccess
+    status: str
+    version: int = Field(description="Send back as `If-Match` to change this book")
+    edition: int = Field(description="How many times it has been published")
+    published_at: datetime | None
+
+
+BookStatusFilter = Literal["DRAFT", "PUBLISHED", "UNPUBLISHED"]

@@ -1,0 +1,164 @@
+"""Manuscripts in S3: presigned uploads, verification, download links, publication copies.
+
+Authors upload straight to the uploads bucket with a presigned POST whose
+policy fixes the exact key, the content type and the size range, so neither a
+big file nor a stray key ever passes through (or around) this service. Nothing
+uploaded is trusted until `verify` has read it back.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from shared.errors import Unprocessable
+
+PDF_CONTENT_TYPE = "application/pdf"
+PDF_MAGIC = b"%PDF-"
+
+
+def upload_key(submission_id: uuid.UUID) -> str:
+    # A fresh random part per ticket: an old ticket cannot overwrite what a
+    # newer one uploaded, and keys cannot be guessed from the submission id.
+    return f"manuscripts/{submission_id}/{secrets.token_urlsafe(16)}.pdf"
+
+
+def belongs_to(key: str, submission_id: uuid.UUID) -> bool:
+    prefix = f"manuscripts/{submission_id}/"
+    rest = key.removeprefix(prefix)
+    return key.startswith(prefix) and re.fullmatch(r"[A-Za-z0-9_-]+\.pdf", rest) is not None
+
+
+def published_key(book_id: uuid.UUID, edition: int) -> str:
+    # Unguessable and new for every edition: a link to one edition can never
+    # serve another, and the object under a key never changes.
+    return f"books/{book_id}/{edition}-{secrets.token_urlsafe(24)}.pdf"
+
+
+def content_disposition(filename: str, *, inline: bool = True) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._ -]", "_", filename)[:150] or "book.pdf"
+    return f'{"inline" if inline else "attachment"}; filename="{safe}"'
+
+
+def filename_for(title: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:80]
+    return f"{slug or 'manuscript'}.pdf"
+
+
+@dataclass(frozen=True)
+class UploadForm:
+    url: str
+    fields: dict[str, str]
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class PublishedObject:
+    key: str
+    version: str
+
+
+class ManuscriptStorage:
+    def __init__(self, s3: Any, *, uploads_bucket: str, published_bucket: str) -> None:
+        self._s3 = s3
+        self.uploads_bucket = uploads_bucket
+        self.published_bucket = published_bucket
+
+    async def upload_form(self, key: str, *, max_bytes: int, expires_in: int) -> UploadForm:
+        post = await self._s3.generate_presigned_post(
+            Bucket=self.uploads_bucket,
+            Key=key,
+            Fields={"Content-Type": PDF_CONTENT_TYPE},
+            Conditions=[
+                {"Content-Type": PDF_CONTENT_TYPE},
+                ["content-length-range", 1, max_bytes],
+            ],
+            ExpiresIn=expires_in,
+        )
+        return UploadForm(
+            url=post["url"],
+            fields={k: str(v) for k, v in post["fields"].items()},
+            expires_at=datetime.now(UTC) + timedelta(seconds=expires_in),
+        )
+
+    async def verify(self, key: str, *, max_bytes: int) -> int:
+        """Check an uploaded manuscript; answer its size, or refuse it (422) and delete it.
+
+        A refused object is deleted so nothing half-done stays behind; the author
+        asks for a new upload ticket and tries again.
+        """
+        try:
+            head = await self._s3.head_object(Bucket=self.uploads_bucket, Key=key)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                raise Unprocessable(
+                    "No manuscript has been uploaded: ask for an upload ticket, "
+                    "POST the PDF to it, then submit.",
+                    code="manuscript-missing",
+                ) from exc
+            raise
+        size = int(head["ContentLength"])
+        problem: Unprocessable | None = None
+        if size == 0:
+            problem = Unprocessable("The uploaded manuscript is empty.", code="manuscript-empty")
+        elif size > max_bytes:
+            problem = Unprocessable(
+                f"The uploaded manuscript is {size} bytes; the limit is {max_bytes}.",
+                code="manuscript-too-large",
+            )
+        elif head.get("ContentType", "").split(";")[0].strip() != PDF_CONTENT_TYPE:
+            problem = Unprocessable(
+                f"The manuscript must be uploaded as {PDF_CONTENT_TYPE}.",
+                code="manuscript-wrong-type",
+            )
+        else:
+            start = await self._s3.get_object(
+                Bucket=self.uploads_bucket, Key=key, Range=f"bytes=0-{len(PDF_MAGIC) - 1}"
+            )
+            async with start["Body"] as body:
+                magic = await body.read()
+            if magic != PDF_MAGIC:
+                problem = Unprocessable(
+                    "The uploaded file is not a PDF (it does not start with %PDF-).",
+                    code="manuscript-not-pdf",
+                )
+        if problem is not None:
+            await self._s3.delete_object(Bucket=self.uploads_bucket, Key=key)
+            raise problem
+        return size
+
+    async def download_link(self, key: str, *, filename: str, expires_in: int) -> str:
+        url: str = await self._s3.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.uploads_bucket,
+                "Key": key,
+                "ResponseContentType": PDF_CONTENT_TYPE,
+                "ResponseContentDisposition": content_disposition(filename, inline=False),
+            },
+            ExpiresIn=expires_in,
+        )
+        return url
+
+    async def publish(
+        self, source_key: str, *, key: str, filename: str, cache_seconds: int
+    ) -> PublishedObject:
+        """Copy a verified manuscript to the published bucket (server side, no download)."""
+        copied = await self._s3.copy_object(
+            Bucket=self.published_bucket,
+            Key=key,
+            CopySource={"Bucket": self.uploads_bucket, "Key": source_key},
+            MetadataDirective="REPLACE",
+            ContentType=PDF_CONTENT_TYPE,
+            ContentDisposition=content_disposition(filename),
+            CacheControl=f"private, max-age={cache_seconds}, immutable",
+            ServerSideEncryption="AES256",
+        )
+        # The bucket is versioned; without versioning the key alone is unique.
+        return PublishedObject(key=key, version=str(copied.get("VersionId") or "null"))

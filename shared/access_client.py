@@ -1,0 +1,121 @@
+"""How content, delivery and metrics ask the access service for authorization decisions.
+
+The answer comes from the shared decision cache (in process, then Redis) when it
+can; otherwise from `POST /v1/decisions`, called with this service's own
+client-credentials token. That token is fetched once and renewed shortly before
+it expires, or at once if access answers 401 (a rotated key, a restart).
+
+Access down with no cached decision: 503, never a guess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import httpx
+import structlog
+
+from shared.auth import Principal
+from shared.decisions import Action, Decision, DecisionCache, DecisionRequest
+from shared.errors import Forbidden, ServiceUnavailable
+from shared.roles import Role
+from shared.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+# Renew the service token this long before it expires.
+TOKEN_RENEWAL_MARGIN_SECONDS = 60.0
+
+
+class AccessUnavailable(ServiceUnavailable):
+    code = "access-unavailable"
+
+
+class AccessClient:
+    def __init__(
+        self, settings: ServiceSettings, http: httpx.AsyncClient, decisions: DecisionCache
+    ) -> None:
+        self._base_url = settings.access_url.rstrip("/")
+        self._client_id = settings.service_name
+        secret = settings.service_client_secret
+        self._client_secret = secret.get_secret_value() if secret else ""
+        self._http = http
+        self._decisions = decisions
+        self._token: str | None = None
+        self._token_renews_at = 0.0
+        self._token_lock = asyncio.Lock()
+
+    async def decide(
+        self, user_id: uuid.UUID, action: Action, resource_id: uuid.UUID | None = None
+    ) -> Decision:
+        request = DecisionRequest(user_id=user_id, action=action, resource_id=resource_id)
+        return await self._decisions.get_or_decide(request, lambda: self._ask(request))
+
+    async def require(
+        self,
+        principal: Principal,
+        action: Action,
+        resource_id: uuid.UUID | None = None,
+        *,
+        minimum: Role | None = None,
+    ) -> None:
+        """Raise 403 unless access allows `principal` to do `action` now.
+
+        `minimum`, the role the action needs, refuses a token that is too weak
+        without a round trip; the decision itself is taken on the account's
+        current role, so a demotion counts at once, whatever the token says.
+        """
+        if principal.kind != "user":
+            raise Forbidden("This route is for people, not services.")
+        if minimum is not None and not principal.role.at_least(minimum):
+            raise Forbidden(f"This needs the {minimum.value} role or higher.")
+        decision = await self.decide(principal.user_id, action, resource_id)
+        if not decision.allow:
+            raise Forbidden(f"Not allowed: {decision.reason}.", code="decision-denied")
+
+    async def _ask(self, request: DecisionRequest) -> Decision:
+        body = request.model_dump(mode="json")
+        for attempt in (1, 2):
+            token = await self._service_token(renew=attempt == 2)
+            try:
+                response = await self._http.post(
+                    f"{self._base_url}/v1/decisions",
+                    json=body,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            except httpx.HTTPError as exc:
+                log.warning("access service unreachable", error=str(exc))
+                raise AccessUnavailable("Authorization cannot be checked right now.") from exc
+            if response.status_code == 401 and attempt == 1:
+                continue  # the token may predate a key rotation: renew once
+            if response.status_code != 200:
+                log.error("access refused a decision", status=response.status_code)
+                raise AccessUnavailable("Authorization cannot be checked right now.")
+            return Decision.model_validate_json(response.content)
+        raise AssertionError("unreachable")
+
+    async def _service_token(self, *, renew: bool = False) -> str:
+        if not renew and self._token and time.monotonic() < self._token_renews_at:
+            return self._token
+        async with self._token_lock:
+            if not renew and self._token and time.monotonic() < self._token_renews_at:
+                return self._token
+            try:
+                response = await self._http.post(
+                    f"{self._base_url}/v1/auth/service-token",
+                    json={"client_id": self._client_id, "client_secret": self._client_secret},
+                )
+            except httpx.HTTPError as exc:
+                raise AccessUnavailable("Authorization cannot be checked right now.") from exc
+            if response.status_code != 200:
+                log.error("access refused our service credential", status=response.status_code)
+                raise AccessUnavailable("Authorization cannot be checked right now.")
+            issued = response.json()
+            self._token = str(issued["access_token"])
+            lifetime = float(issued.get("expires_in", 300))
+            self._token_renews_at = time.monotonic() + max(
+                lifetime - TOKEN_RENEWAL_MARGIN_SECONDS, lifetime / 2
+            )
+            return self._token

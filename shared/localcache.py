@@ -1,0 +1,72 @@
+"""A cache in process, emptied on every instance the moment its source changes.
+
+For read-mostly answers (a public catalog page, a book's public view): a hit
+costs no I/O at all. A change, once committed, calls `invalidate()`, which
+empties this instance's copy and tells every other instance over Redis pub/sub.
+Whenever that channel is not being listened to (Redis down, resubscribing),
+the cache answers nothing, so a missed message can never serve stale data;
+entries also expire by TTL.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+from shared.pubsub import InvalidationBus
+from shared.singleflight import SingleFlight
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class InvalidatedCache(Generic[K, V]):
+    def __init__(
+        self, bus: InvalidationBus, channel: str, *, ttl: float = 60.0, max_entries: int = 10_000
+    ) -> None:
+        self._bus = bus
+        self._channel = channel
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._entries: dict[K, tuple[V, float]] = {}
+        # Bumped by every invalidation; a value computed across a bump is not stored.
+        self._generation = 0
+        self._in_flight: SingleFlight[V] = SingleFlight()
+        bus.subscribe(channel, lambda _message: self._forget_everything())
+        bus.on_reconnect(self._forget_everything)
+
+    def get(self, key: K) -> V | None:
+        if not self._bus.listening(self._channel):
+            return None
+        found = self._entries.get(key)
+        if found is None or found[1] < time.monotonic():
+            return None
+        return found[0]
+
+    async def get_or_load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        """The cached value, or `load()`'s, computed once however many ask at once."""
+        cached = self.get(key)
+        if cached is not None:
+            return cached
+
+        async def load_and_store() -> V:
+            generation = self._generation
+            value = await load()
+            if generation == self._generation and self._bus.listening(self._channel):
+                if len(self._entries) >= self._max_entries:
+                    self._entries.clear()  # bounded: random query strings cannot grow it
+                self._entries[key] = (value, time.monotonic() + self._ttl)
+            return value
+
+        # Keyed by generation too: a request after an invalidation never joins
+        # a load that began before it.
+        return await self._in_flight.run((self._generation, key), load_and_store)
+
+    async def invalidate(self) -> None:
+        self._forget_everything()
+        await self._bus.publish(self._channel, "*")
+
+    def _forget_everything(self) -> None:
+        self._generation += 1
+        self._entries.clear()
