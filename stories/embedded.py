@@ -30,6 +30,7 @@ def embedded_defaults(
 ) -> dict[str, str]:
     defaults = {
         "JWKS_URL": f"http://{host}:{ports['access']}/.well-known/jwks.json",
+        "ACCESS_URL": f"http://{host}:{ports['access']}",
         "REDIS_URL": "memory://embedded",
         "AWS_ACCESS_KEY_ID": "embedded",
         "AWS_SECRET_ACCESS_KEY": "embedded",

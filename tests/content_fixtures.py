@@ -11,10 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select
 
 from services.content.main import SERVICE as CONTENT
 from services.content.main import create_app
+from services.content.service import CATALOG_CHANNEL
 from services.content.settings import ContentSettings
 from shared.app import Resources, open_resources
 from shared.db import drop_schema
@@ -66,6 +68,12 @@ class ContentHarness:
     resources: Resources
     http: httpx.AsyncClient
     access: AccessHarness
+    app: FastAPI
+
+    def catalog_cache_ready(self) -> bool:
+        """Whether the running app listens for catalog invalidations (so it caches)."""
+        resources: Resources = self.app.state.resources
+        return resources.bus.listening(CATALOG_CHANNEL)
 
     async def account(self, role: Role) -> Account:
         return await self.access.account(role)
@@ -169,9 +177,10 @@ async def start_content(
     stack: AsyncExitStack, access: AccessHarness, settings: ContentSettings
 ) -> ContentHarness:
     resources = await open_resources(settings, stack)
-    server = stack.enter_context(ThreadedServer(create_app(settings)))
+    app = create_app(settings)
+    server = stack.enter_context(ThreadedServer(app))
     http = await stack.enter_async_context(httpx.AsyncClient(base_url=server.url, timeout=20))
-    return ContentHarness(server.url, settings, resources, http, access)
+    return ContentHarness(server.url, settings, resources, http, access, app)
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,24 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
 
 from shared.roles import Role
 from tests.access_fixtures import AccessHarness, access
-from tests.content_fixtures import MAX_MANUSCRIPT_BYTES, PDF, STORY, ContentHarness, content, new_id
+from tests.content_fixtures import (
+    MAX_MANUSCRIPT_BYTES,
+    PDF,
+    STORY,
+    ContentHarness,
+    content,
+    content_settings,
+    new_id,
+    start_content,
+)
+from tests.support import ToggleableProxy
 
 __all__ = ["access", "content"]
 
@@ -365,3 +376,33 @@ async def test_the_manuscript_link_is_short_lived_and_for_author_and_reviewers(
         assert link.status_code == 200
         assert "X-Amz-Expires=300" in link.json()["url"]
     assert_problem(await content.http.get(url, headers=other.headers), 404)
+
+
+async def test_with_access_down_a_decision_is_never_guessed(
+    content: ContentHarness, access: AccessHarness
+) -> None:
+    """No cached decision and no access service: 503, and nothing is written."""
+    port = int(access.url.rsplit(":", 1)[1])
+    proxy = ToggleableProxy("127.0.0.1", port)
+    await proxy.start()
+    try:
+        settings = content_settings(
+            access, access_url=proxy.url, database_schema=content.settings.database_schema
+        )
+        async with AsyncExitStack() as stack:
+            cut_off = await start_content(stack, access, settings)
+            author = await content.account(Role.VOLUNTEER)
+            proxy.cut()
+            response = await cut_off.http.post(
+                "/v1/submissions", json=STORY, headers=author.headers
+            )
+            assert_problem(response, 503, "access-unavailable")
+            mine = await content.http.get("/v1/submissions", headers=author.headers)
+            assert mine.json()["items"] == []
+            proxy.restore()
+            response = await cut_off.http.post(
+                "/v1/submissions", json=STORY, headers=author.headers
+            )
+            assert response.status_code == 201, response.text
+    finally:
+        await proxy.stop()

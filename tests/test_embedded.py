@@ -19,11 +19,14 @@ from services.metrics.models import RecordedEvent
 from shared.db import create_engine, create_session_factory, unit_of_work
 from shared.events import BookUnpublished
 from shared.outbox import record_event
+from tests.content_fixtures import PDF, STORY
 from tests.support import eventually, free_port, wait_until
 
 pytestmark = pytest.mark.slow
 
 SERVICE_OFFSETS = {"content": 0, "access": 1, "delivery": 2, "metrics": 3}
+ADMIN_EMAIL = "admin@embedded.example"
+ADMIN_PASSWORD = "a sturdy passphrase 42 for the platform"
 
 
 def _free_port_run(length: int) -> int:
@@ -52,6 +55,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Pa
             k.endswith("_DATABASE_URL") or k in {"REDIS_URL", "AWS_ENDPOINT_URL", "DATABASE_URL"}
         )
     }
+    env["ACCESS_BOOTSTRAP_ADMIN_EMAIL"] = ADMIN_EMAIL
+    env["ACCESS_BOOTSTRAP_ADMIN_PASSWORD"] = ADMIN_PASSWORD
     log = (workdir / "up.log").open("w")
     process = subprocess.Popen(
         [
@@ -124,6 +129,45 @@ async def test_an_event_from_one_services_outbox_reaches_another_services_consum
     finally:
         await content.dispose()
         await metrics.dispose()
+
+
+async def test_a_story_goes_from_draft_to_the_catalog_on_the_embedded_run(
+    platform: tuple[int, Path],
+) -> None:
+    """Content asks access (HTTP) for decisions and uploads go to the in-process emulator."""
+    base, _ = platform
+    content = f"http://127.0.0.1:{base}"
+    access = f"http://127.0.0.1:{base + 1}"
+    async with httpx.AsyncClient(timeout=10) as http:
+        login = await http.post(
+            f"{access}/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+        )
+        assert login.status_code == 200, login.text
+        me = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        created = await http.post(f"{content}/v1/submissions", json=STORY, headers=me)
+        assert created.status_code == 201, created.text
+        sid = created.json()["id"]
+        ticket = (await http.post(f"{content}/v1/submissions/{sid}/upload", headers=me)).json()
+        uploaded = await http.post(
+            ticket["url"],
+            data=ticket["fields"],
+            files={"file": ("s.pdf", PDF, "application/pdf")},
+        )
+        assert uploaded.status_code in (200, 201, 204), uploaded.text
+        submitted = await http.post(
+            f"{content}/v1/submissions/{sid}/submit", headers={**me, "If-Match": '"1"'}
+        )
+        assert submitted.status_code == 200, submitted.text
+        # The admin wrote it, so the admin may not review it: access and content agree.
+        refused = await http.post(
+            f"{content}/v1/submissions/{sid}/review",
+            json={"decision": "approve"},
+            headers={**me, "If-Match": submitted.headers["ETag"]},
+        )
+        assert refused.status_code == 403
+        catalog = await http.get(f"{content}/v1/books")
+        assert catalog.status_code == 200
+        assert catalog.json() == {"items": [], "next_cursor": None}
 
 
 def test_ctrl_c_stops_everything_cleanly(tmp_path: Path) -> None:

@@ -33,16 +33,16 @@ def password_problems(password: str, *, email: str, min_length: int) -> list[str
     """What is wrong with a proposed password (empty if nothing)."""
     problems = []
     if len(password) < min_length:
-        problems.append(f"at least {min_length} characters")
+        problems.append(f"be at least {min_length} characters")
     if len(password) > MAX_PASSWORD_LENGTH:
-        problems.append(f"at most {MAX_PASSWORD_LENGTH} characters")
+        problems.append(f"be at most {MAX_PASSWORD_LENGTH} characters")
     if password.lower() in COMMON_PASSWORDS:
-        problems.append("not a commonly used password")
+        problems.append("not be a commonly used password")
     if len(set(password)) < 4:
-        problems.append("at least 4 different characters")
+        problems.append("use at least 4 different characters")
     local_part = email.split("@", 1)[0].lower()
     if len(local_part) >= 4 and local_part in password.lower():
-        problems.append("not containing your email address")
+        problems.append("not contain your email address")
     return problems
 
 

@@ -116,7 +116,7 @@ class AccessService:
         )
         if problems:
             raise Unprocessable(
-                "The password must have " + "; ".join(problems) + ".",
+                "The password must " + "; ".join(problems) + ".",
                 code="weak-password",
                 requirements=problems,
             )

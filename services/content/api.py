@@ -39,7 +39,7 @@ from services.content.service import ContentService, etag, parse_catalog_cursor
 from shared.app import Resources, SessionDep
 from shared.auth import CurrentPrincipal, OptionalPrincipal
 from shared.db import unit_of_work
-from shared.errors import Forbidden
+from shared.errors import Forbidden, Unauthorized
 from shared.idempotency import IdempotencyKey, respond_once
 from shared.pagination import MAX_PAGE_SIZE, Page
 from shared.problems import problem_responses
@@ -415,6 +415,8 @@ async def list_books(
     resources: Resources = request.app.state.resources
     status = status or "PUBLISHED"
     if status != BookStatus.PUBLISHED and not ContentService.sees_every_book(viewer):
+        if viewer is None:
+            raise Unauthorized("Sign in as a book manager to see unpublished books.")
         raise Forbidden("Only book managers see unpublished books.")
     text = " ".join(q.split()).lower() if q else None
     query = CatalogQuery(

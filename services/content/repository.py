@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.content.models import Book, BookStatus, Submission, SubmissionTransition
@@ -133,8 +133,11 @@ class ContentRepository:
     def _matches_text(self, text: str) -> Any:
         if self.session.get_bind().dialect.name == "postgresql":
             # Served by the ix_books_search GIN index (same expression).
-            document = func.to_tsvector("simple", Book.title + " " + Book.summary)
-            return document.op("@@")(func.plainto_tsquery("simple", text))
+            # The configuration as SQL text, not a parameter: the planner must see
+            # the index's exact expression to use it.
+            config = literal_column("'simple'")
+            document = func.to_tsvector(config, Book.title + " " + Book.summary)
+            return document.op("@@")(func.plainto_tsquery(config, text))
         needle = text.lower()
         return or_(
             func.lower(Book.title).contains(needle, autoescape=True),
