@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import insert, text
 
 from services.content.models import Book
 from services.content.repository import CatalogQuery, ContentRepository
@@ -56,7 +56,7 @@ def catalog_book(
 
 async def seed(content: ContentHarness, rows: list[dict[str, Any]]) -> None:
     async with content.resources.session_factory() as session:
-        await session.execute(Book.__table__.insert(), rows)
+        await session.execute(insert(Book), rows)
         await session.commit()
     # Test setup writes past the service: tell every instance, as a publish would.
     await content.resources.bus.publish(CATALOG_CHANNEL, "*")
@@ -150,7 +150,7 @@ async def test_only_book_managers_see_unpublished_books(content: ContentHarness)
 
 
 async def test_etags_answer_304_until_the_catalog_changes(content: ContentHarness) -> None:
-    params = {"category": "friendship", "limit": 5}
+    params: dict[str, str | int] = {"category": "friendship", "limit": 5}
     first = await content.http.get("/v1/books", params=params)
     tag = first.headers["ETag"]
     assert first.headers["Cache-Control"] == "public, no-cache"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Select, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.content.models import Book, BookStatus, Submission, SubmissionTransition
@@ -135,7 +135,7 @@ class ContentRepository:
             # Served by the ix_books_search GIN index (same expression).
             # The configuration as SQL text, not a parameter: the planner must see
             # the index's exact expression to use it.
-            config = literal_column("'simple'")
+            config: ColumnElement[str] = literal_column("'simple'")
             document = func.to_tsvector(config, Book.title + " " + Book.summary)
             return document.op("@@")(func.plainto_tsquery(config, text))
         needle = text.lower()
