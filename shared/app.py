@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.middleware import Middleware
 
 from shared.access_client import AccessClient
 from shared.auth import JwksKeyCache, TokenDenyList, TokenVerifier, uses_bearer_auth
@@ -273,6 +274,7 @@ def create_service_app(
     produces: Producer | None,
     extra_lifespan: Callable[[FastAPI, Resources, AsyncExitStack], Awaitable[None]] | None = None,
     resources: Resources | None = None,
+    middleware: Sequence[Middleware] = (),
 ) -> FastAPI:
     """Assemble a service: lifespan-built clients, health, metrics, errors, CORS, request ids.
 
@@ -312,6 +314,10 @@ def create_service_app(
         app.include_router(router)
     # Routes match in order: the service's own (hot) routes go first.
     app.include_router(health_router(checks))
+    # A service's own middleware runs inside the shared one, so its answers
+    # still carry request ids and CORS headers and are counted.
+    for layer in reversed(middleware):
+        app.add_middleware(layer.cls, *layer.args, **layer.kwargs)
     app.add_middleware(
         RequestContextMiddleware,
         telemetry=telemetry,

@@ -428,11 +428,12 @@ def format_table(figures: list[Figure]) -> str:
 
 
 def run_benchmarks(names: list[str], *, duration: float, connections: int, events: int) -> int:
-    from stories.bench_services import bench_access
+    from stories.bench_services import bench_access, bench_content
 
     benchmarks: dict[str, Callable[[], list[Figure]]] = {
         "plumbing": lambda: bench_plumbing(duration=duration, connections=connections),
         "access": lambda: asyncio.run(bench_access(duration=duration, connections=connections)),
+        "content": lambda: asyncio.run(bench_content(duration=duration, connections=connections)),
         "events": lambda: asyncio.run(bench_events(events=events)),
     }
     unknown = set(names) - set(benchmarks)

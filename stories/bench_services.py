@@ -10,13 +10,15 @@ import asyncio
 import json
 import os
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from services.access.main import SERVICE as ACCESS
 from services.access.models import CatalogBook
+from services.content.main import SERVICE as CONTENT
+from services.content.models import Book
 from shared.db import create_engine, drop_schema, ensure_database
 from shared.migrations import upgrade
 from stories.bench import (
@@ -140,3 +142,81 @@ def _measure_access(
             os.unlink(decide)
             os.unlink(me)
     return results[0], results[1]
+
+
+CATALOG_BOOKS = 10_000
+CATALOG_LANGUAGES = ["en", "sw", "fr", "pt-BR", "ar"]
+CATALOG_CATEGORIES = ["animals", "family", "science", "adventure", "friendship"]
+
+
+async def bench_content(*, duration: float, connections: int) -> list[Figure]:
+    """The public catalog: a filtered page of 20 out of 10,000 published books."""
+    schema = f"bench_content_{uuid.uuid4().hex[:8]}"
+    await ensure_database(BENCH_DATABASE_URL)
+    await upgrade(CONTENT.migrations, BENCH_DATABASE_URL, schema)
+    engine = create_engine(BENCH_DATABASE_URL, schema=schema)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "submission_id": uuid.uuid4(),
+            "title": f"Story {n}",
+            "summary": f"A story about {CATALOG_CATEGORIES[n % 5]} number {n}.",
+            "language": CATALOG_LANGUAGES[n % 5],
+            "age_min": n % 8,
+            "age_max": n % 8 + 4,
+            "category": CATALOG_CATEGORIES[(n // 5) % 5],
+            "reading_level": ["emergent", "early", "transitional", "fluent"][n % 4],
+            "access": "free" if n % 2 else "entitled",
+            "status": "PUBLISHED",
+            "version": 2,
+            "source_key": f"manuscripts/{n}/m.pdf",
+            "edition": 1,
+            "object_key": f"books/{n}/1-k.pdf",
+            "object_version": "v1",
+            "created_by": uuid.uuid4(),
+            "created_at": start,
+            "updated_at": start,
+            "published_at": start + timedelta(minutes=n),
+        }
+        for n in range(CATALOG_BOOKS)
+    ]
+    async with engine.begin() as connection:
+        await connection.execute(insert(Book), rows)
+        await connection.execute(text("ANALYZE books"))
+    await engine.dispose()
+    try:
+        bare = await asyncio.to_thread(measure_bare, duration=duration, connections=connections)
+        cached = await asyncio.to_thread(_measure_catalog, schema, duration, connections, 60.0)
+        uncached = await asyncio.to_thread(_measure_catalog, schema, duration, connections, 0.0)
+    finally:
+        await drop_schema(BENCH_DATABASE_URL, schema)
+    return [
+        Figure("content", BARE, bare[0], "req/s", bare[1], bare[2]),
+        Figure(
+            "content", f"GET {CATALOG_PATH} (cached)", *cached, baseline_of=BARE,
+            target_ratio=0.3, target_p99_ms=50,
+        ),
+        Figure(
+            "content", "same, cache off: PostgreSQL every request", *uncached, baseline_of=BARE,
+        ),
+    ]  # fmt: skip
+
+
+CATALOG_PATH = "/v1/books?language=sw&limit=20"
+
+
+def _measure_catalog(
+    schema: str, duration: float, connections: int, cache_seconds: float
+) -> tuple[float, str, float, float]:
+    env = service_env("CONTENT", schema)
+    env["CONTENT_CATALOG_CACHE_SECONDS"] = str(cache_seconds)
+    with uvicorn_process("services.content.main:create_app", env, ready_path="/healthz") as url:
+        page = httpx.get(f"{url}{CATALOG_PATH}", timeout=10)
+        page.raise_for_status()
+        assert len(page.json()["items"]) == 20, page.text
+        run_wrk(f"{url}{CATALOG_PATH}", seconds=3, connections=connections)  # warm up
+        rps, p50, p99 = median_round(
+            f"{url}{CATALOG_PATH}", seconds=duration, connections=connections
+        )
+    return rps, "req/s", p50, p99

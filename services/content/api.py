@@ -16,6 +16,7 @@ from services.content.dependencies import (
     ContentServiceDep,
     build_content_service,
 )
+from services.content.fastpath import catalog_cache_key, etag_matches, public_headers
 from services.content.models import BookStatus, Submission, SubmissionStatus
 from services.content.repository import CatalogQuery
 from services.content.schemas import (
@@ -376,15 +377,11 @@ def _body_etag(body: bytes) -> str:
 
 
 def _conditional(body: bytes, tag: str, if_none_match: str | None, *, public: bool) -> Response:
-    headers = {
-        "ETag": tag,
-        # Clients and CDNs may keep it but must revalidate: an unpublished book
-        # leaves the catalog at once (a revalidation costs a 304 and no body).
-        "Cache-Control": "public, no-cache" if public else "private, no-store",
-    }
-    if if_none_match is not None and (
-        if_none_match.strip() == "*" or tag in {t.strip() for t in if_none_match.split(",")}
-    ):
+    if public:
+        headers = {k.decode(): v.decode() for k, v in public_headers(tag)}
+    else:
+        headers = {"ETag": tag, "Cache-Control": "private, no-store"}
+    if etag_matches(tag, if_none_match):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)
 
@@ -441,8 +438,10 @@ async def list_books(
         return _body_etag(body), body
 
     public = status == BookStatus.PUBLISHED
-    # The public catalog is the same for everyone: cached (see CatalogCache).
-    tag, body = await (components.catalog.get_or_load(("page", query), load) if public else load())
+    # The public catalog is the same for everyone: cached by the raw query
+    # string, which CatalogFastPath answers from before routing next time.
+    key = catalog_cache_key(request.scope["query_string"])
+    tag, body = await (components.catalog.get_or_load(key, load) if public else load())
     return _conditional(body, tag, if_none_match, public=public)
 
 

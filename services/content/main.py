@@ -6,10 +6,12 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
 from services.content.api import ROUTERS
 from services.content.consumers import HANDLERS
 from services.content.dependencies import ContentComponents
+from services.content.fastpath import CatalogFastPath
 from services.content.service import CATALOG_CHANNEL, CatalogCache
 from services.content.settings import ContentSettings
 from services.content.storage import ManuscriptStorage
@@ -61,6 +63,7 @@ def create_app(
         produces=Producer.CONTENT,
         resources=resources,
         extra_lifespan=start,
+        middleware=[Middleware(CatalogFastPath)],
     )
 
 
