@@ -131,6 +131,16 @@ class TokenVerifier:
         self._is_revoked = is_revoked
         self._memo: dict[str, Principal] = {}
 
+    def verified_before(self, token: str) -> Principal | None:
+        """The principal of a token already verified and still valid, with no I/O; else None.
+
+        Revocation is not checked here: see `TokenDenyList.denied_locally`.
+        """
+        principal = self._memo.get(token)
+        if principal is None or principal.expires_at <= datetime.now(UTC):
+            return None
+        return principal
+
     async def verify(self, token: str) -> Principal:
         principal = self._memo.get(token)
         if principal is None or principal.expires_at <= datetime.now(UTC):
@@ -289,6 +299,13 @@ class TokenDenyList:
             return bool(await self._redis.exists(denylist_key(token_id)))
         except RedisError as exc:
             raise ServiceUnavailable("Token revocation cannot be checked right now.") from exc
+
+    def denied_locally(self, token_id: str) -> bool | None:
+        """Whether a token is denied, from the in-process mirror; None when it cannot tell."""
+        if not (self._bus.connected and self._synced):
+            return None
+        expiry = self._denied.get(token_id)
+        return expiry is not None and expiry > time.time()
 
     def _remember(self, message: str) -> None:
         token_id, _, expiry = message.partition(" ")

@@ -106,13 +106,29 @@ class DecisionCache:
         entry = self._local_entry(request)
         return entry.json if entry else None
 
+    def get_local_json_raw(
+        self, user_id: str, action: str, resource_id: str | None
+    ) -> bytes | None:
+        """The same, from the request's own strings (no model built).
+
+        Only canonical strings can match what was stored from a validated
+        request, so a hit implies the request was valid.
+        """
+        entry = self._local_entry_by_key(user_id, f"{action}|{resource_id or '-'}")
+        return entry.json if entry else None
+
     def _local_entry(self, request: DecisionRequest) -> _Entry | None:
+        return self._local_entry_by_key(
+            str(request.user_id), self._field(request.action, request.resource_id)
+        )
+
+    def _local_entry_by_key(self, user_id: str, field: str) -> _Entry | None:
         if not self._bus.connected:
             return None  # without invalidations a local copy could be stale
-        user = self._entries.get(str(request.user_id))
+        user = self._entries.get(user_id)
         if user is None:
             return None
-        entry = user.get(self._field(request.action, request.resource_id))
+        entry = user.get(field)
         if entry is None or entry.expires < time.monotonic():
             return None
         return entry

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from services.access.main import SERVICE as ACCESS
 from services.access.main import create_app
@@ -20,11 +20,10 @@ from shared.app import Resources, open_resources
 from shared.db import drop_schema
 from shared.events import Envelope
 from shared.migrations import upgrade
-from shared.outbox import OutboxMessage
 from shared.roles import Role
 from shared.topology import bootstrap
 from tests.conftest import make_settings
-from tests.support import ThreadedServer
+from tests.support import ThreadedServer, outbox_events
 
 PASSWORD = "a sturdy passphrase 42"
 
@@ -124,13 +123,7 @@ class AccessHarness:
         return book_id
 
     async def outbox(self, event_type: str) -> list[Envelope]:
-        async with self.resources.session_factory() as session:
-            rows = await session.scalars(
-                select(OutboxMessage)
-                .where(OutboxMessage.event_type == event_type)
-                .order_by(OutboxMessage.position)
-            )
-            return [Envelope.model_validate_json(r.envelope) for r in rows]
+        return await outbox_events(self.resources.session_factory, event_type)
 
 
 @pytest.fixture(scope="module")

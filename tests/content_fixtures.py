@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
 
 from services.content.main import SERVICE as CONTENT
 from services.content.main import create_app
@@ -22,11 +21,10 @@ from shared.app import Resources, open_resources
 from shared.db import drop_schema
 from shared.events import Envelope
 from shared.migrations import upgrade
-from shared.outbox import OutboxMessage
 from shared.roles import Role
 from tests.access_fixtures import AccessHarness, Account
 from tests.conftest import make_settings
-from tests.support import ThreadedServer
+from tests.support import ThreadedServer, outbox_events
 
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 MAX_MANUSCRIPT_BYTES = 4096
@@ -164,13 +162,7 @@ class ContentHarness:
         return body
 
     async def outbox(self, event_type: str) -> list[Envelope]:
-        async with self.resources.session_factory() as session:
-            rows = await session.scalars(
-                select(OutboxMessage)
-                .where(OutboxMessage.event_type == event_type)
-                .order_by(OutboxMessage.position)
-            )
-            return [Envelope.model_validate_json(r.envelope) for r in rows]
+        return await outbox_events(self.resources.session_factory, event_type)
 
 
 async def start_content(

@@ -13,11 +13,29 @@ from typing import ClassVar
 
 import uvicorn
 from pydantic_settings import SettingsConfigDict
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.events import Envelope
+from shared.outbox import OutboxMessage
 from shared.settings import ServiceSettings
 from stories.emulator import free_port, moto_server_process
 
 __all__ = ["free_port", "moto_server_process"]
+
+
+async def outbox_events(
+    session_factory: async_sessionmaker[AsyncSession], event_type: str
+) -> list[Envelope]:
+    """The events of one type a service has recorded in its outbox, oldest first."""
+    async with session_factory() as session:
+        rows = await session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.event_type == event_type)
+            .order_by(OutboxMessage.position)
+        )
+        return [Envelope.model_validate_json(r.envelope) for r in rows]
+
 
 TEST_DATABASE_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/stories_test"

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import structlog
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
 from services.access.api import ROUTERS
 from services.access.consumers import HANDLERS
 from services.access.dependencies import AccessComponents, build_access_service
+from services.access.fastpath import DecisionFastPath
 from services.access.passwords import PasswordHashing
 from services.access.profiles import ProfileCache
 from services.access.settings import AccessSettings
@@ -86,6 +88,7 @@ def create_app(
         produces=Producer.ACCESS,
         resources=resources,
         extra_lifespan=start,
+        middleware=[Middleware(DecisionFastPath)],
     )
 
 

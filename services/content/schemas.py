@@ -61,7 +61,7 @@ class SubmissionCreate(StoryMetadata):
     pass
 
 
-class SubmissionUpdate(StrictModel):
+class MetadataChanges(StrictModel):
     """Only the fields sent change; the age range is checked as a whole by the service."""
 
     title: Title | None = None
@@ -73,6 +73,10 @@ class SubmissionUpdate(StrictModel):
     reading_level: ReadingLevel | None = None
 
     _ages = model_validator(mode="before")(_check_ages)
+
+
+class SubmissionUpdate(MetadataChanges):
+    pass
 
 
 class SubmissionOut(BaseModel):
@@ -143,31 +147,15 @@ class ManuscriptLink(BaseModel):
     expires_at: datetime
 
 
-class BookCreate(StrictModel):
+class BookCreate(MetadataChanges):
+    """The book takes the submission's metadata; fields sent here override it."""
+
     submission_id: uuid.UUID
     access: BookAccess
-    title: Title | None = None
-    summary: Summary | None = None
-    language: Language | None = None
-    age_min: Age | None = None
-    age_max: Age | None = None
-    category: Category | None = None
-    reading_level: ReadingLevel | None = None
-
-    _ages = model_validator(mode="before")(_check_ages)
 
 
-class BookUpdate(StrictModel):
+class BookUpdate(MetadataChanges):
     access: BookAccess | None = None
-    title: Title | None = None
-    summary: Summary | None = None
-    language: Language | None = None
-    age_min: Age | None = None
-    age_max: Age | None = None
-    category: Category | None = None
-    reading_level: ReadingLevel | None = None
-
-    _ages = model_validator(mode="before")(_check_ages)
 
 
 class BookOut(BaseModel):

@@ -25,6 +25,7 @@ from services.content.repository import CatalogQuery, ContentRepository
 from services.content.schemas import (
     BookCreate,
     BookUpdate,
+    MetadataChanges,
     ReviewRequest,
     SubmissionCreate,
     SubmissionUpdate,
@@ -106,6 +107,18 @@ def check_if_match(if_match: str | None, version: int) -> None:
             code="version-mismatch",
             current_version=version,
         )
+
+
+def apply_changes(row: Submission | Book, changes: MetadataChanges) -> bool:
+    """Set the fields a PATCH sent (after checking them together); whether any were."""
+    values = changes.model_dump(exclude_unset=True)
+    if any(v is None for v in values.values()):
+        raise Unprocessable("Fields may be changed but not emptied.")
+    if values.get("age_min", row.age_min) > values.get("age_max", row.age_max):
+        raise Unprocessable("age_min must not be above age_max.")
+    for name, value in values.items():
+        setattr(row, name, value)
+    return bool(values)
 
 
 @dataclass
@@ -224,16 +237,7 @@ class ContentService:
             raise Conflict(
                 f"A {submission.status} submission cannot be edited.", code="not-editable"
             )
-        values = changes.model_dump(exclude_unset=True)
-        if any(v is None for v in values.values()):
-            raise Unprocessable("Fields may be changed but not emptied.")
-        age_min = values.get("age_min", submission.age_min)
-        age_max = values.get("age_max", submission.age_max)
-        if age_min > age_max:
-            raise Unprocessable("age_min must not be above age_max.")
-        for name, value in values.items():
-            setattr(submission, name, value)
-        if values:
+        if apply_changes(submission, changes):
             submission.version += 1
             submission.updated_at = now_utc()
         return submission
@@ -484,15 +488,8 @@ class ContentService:
     ) -> Book:
         book = await self._managed_book(actor, book_id, Action.BOOK_EDIT, BOOK_MAKER)
         check_if_match(if_match, book.version)
-        values = changes.model_dump(exclude_unset=True)
-        if any(v is None for v in values.values()):
-            raise Unprocessable("Fields may be changed but not emptied.")
-        if values.get("age_min", book.age_min) > values.get("age_max", book.age_max):
-            raise Unprocessable("age_min must not be above age_max.")
-        if not values:
+        if not apply_changes(book, changes):
             return book
-        for name, value in values.items():
-            setattr(book, name, value)
         book.version += 1
         book.updated_at = now_utc()
         record_event(
