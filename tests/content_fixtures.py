@@ -47,6 +47,7 @@ def content_settings(access: AccessHarness, **overrides: Any) -> ContentSettings
         "access_url": access.url,
         "jwks_url": f"{access.url}/.well-known/jwks.json",
         "manuscript_max_bytes": MAX_MANUSCRIPT_BYTES,
+        "published_assets_url": "https://assets.stories.example",
     }
     values.update(overrides)
     settings = make_settings(

@@ -200,3 +200,72 @@ async def test_the_submission_keeps_the_stories_metadata(content: ContentHarness
     for field, value in STORY.items():
         assert created[field] == value
     assert created["author_id"] == str(author.id)
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+async def test_a_cover_is_checked_and_published_with_the_book(content: ContentHarness) -> None:
+    author = await content.account(Role.VOLUNTEER)
+    reviewer = await content.account(Role.STORY_MANAGER)
+    admin = await content.account(Role.CONTENT_ADMIN)
+    book = await content.book(admin, await content.approved(author, reviewer))
+    url = f"/v1/books/{book['id']}/cover"
+    refused = await content.http.post(
+        url, json={"content_type": "image/gif"}, headers=admin.headers
+    )
+    assert refused.status_code == 415
+    too_big = await content.http.post(
+        url, json={"content_type": "image/png", "size": 10**9}, headers=admin.headers
+    )
+    assert too_big.status_code == 413
+
+    async def upload_cover(data: bytes) -> None:
+        ticket = await content.http.post(
+            url, json={"content_type": "image/png"}, headers=admin.headers
+        )
+        assert ticket.status_code == 200, ticket.text
+        form = ticket.json()
+        assert form["fields"]["key"].startswith(f"covers/{book['id']}/")
+        async with httpx.AsyncClient() as s3:
+            posted = await s3.post(
+                form["url"], data=form["fields"], files={"file": ("c.png", data, "image/png")}
+            )
+        assert posted.status_code in (200, 201, 204), posted.text
+
+    # A PDF posing as a PNG stops the publication, and nothing is published.
+    await upload_cover(PDF)
+    publish = f"/v1/books/{book['id']}/publish"
+    impostor = await content.http.post(publish, headers=admin.headers)
+    assert impostor.status_code == 422, impostor.text
+    assert impostor.json()["type"].endswith("/cover-not-an-image")
+    still = await content.http.get(f"/v1/books/{book['id']}", headers=admin.headers)
+    assert still.json()["status"] == "DRAFT"
+    assert still.json()["edition"] == 0
+
+    await upload_cover(PNG)
+    published = await content.http.post(publish, headers=admin.headers)
+    assert published.status_code == 200, published.text
+    cover_key = published.json()["cover_url"].split(".example/", 1)[1]
+    assert cover_key.startswith(f"covers/{book['id']}/1-")
+    head = await content.resources.aws.s3.head_object(
+        Bucket=content.settings.resource_names.bucket("published"), Key=cover_key
+    )
+    assert head["ContentType"] == "image/png"
+    assert head["CacheControl"].startswith("public")
+
+
+async def test_publishing_with_an_idempotency_key_happens_once(content: ContentHarness) -> None:
+    author = await content.account(Role.VOLUNTEER)
+    reviewer = await content.account(Role.STORY_MANAGER)
+    admin = await content.account(Role.CONTENT_ADMIN)
+    book = await content.book(admin, await content.approved(author, reviewer))
+    headers = {**admin.headers, "Idempotency-Key": str(uuid.uuid4())}
+    url = f"/v1/books/{book['id']}/publish"
+    first = await content.http.post(url, headers=headers)
+    again = await content.http.post(url, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    events = [e for e in await content.outbox("book.published") if e.data["book_id"] == book["id"]]
+    assert len(events) == 1

@@ -34,6 +34,7 @@ TABLE: dict[str, Role | None] = {
     "POST /v1/submissions/{id}/review": Role.STORY_MANAGER,
     "POST /v1/books": Role.BOOK_MANAGER,
     "PATCH /v1/books/{id}": Role.BOOK_MANAGER,
+    "POST /v1/books/{id}/cover": Role.BOOK_MANAGER,
     "GET /v1/books?status=DRAFT": Role.BOOK_MANAGER,
     "POST /v1/books/{id}/publish": Role.CONTENT_ADMIN,
     "POST /v1/books/{id}/unpublish": Role.CONTENT_ADMIN,
@@ -154,6 +155,13 @@ async def patch_book(c: ContentHarness, cast: Cast, actor: Account | None) -> ht
     )
 
 
+async def cover(c: ContentHarness, cast: Cast, actor: Account | None) -> httpx.Response:
+    book = await draft_book(c, cast)
+    return await c.http.post(
+        f"/v1/books/{book['id']}/cover", json={"content_type": "image/png"}, headers=headers(actor)
+    )
+
+
 async def list_drafts(c: ContentHarness, cast: Cast, actor: Account | None) -> httpx.Response:
     return await c.http.get("/v1/books", params={"status": "DRAFT"}, headers=headers(actor))
 
@@ -194,6 +202,7 @@ CALLS: dict[str, Call] = {
     "POST /v1/submissions/{id}/review": review,
     "POST /v1/books": create_book,
     "PATCH /v1/books/{id}": patch_book,
+    "POST /v1/books/{id}/cover": cover,
     "GET /v1/books?status=DRAFT": list_drafts,
     "POST /v1/books/{id}/publish": publish,
     "POST /v1/books/{id}/unpublish": unpublish,

@@ -17,7 +17,7 @@ from services.content.dependencies import (
     build_content_service,
 )
 from services.content.fastpath import catalog_cache_key, etag_matches, public_headers
-from services.content.models import BookStatus, Submission, SubmissionStatus
+from services.content.models import Book, BookStatus, Submission, SubmissionStatus
 from services.content.repository import CatalogQuery
 from services.content.schemas import (
     BookCreate,
@@ -25,6 +25,7 @@ from services.content.schemas import (
     BookStatusFilter,
     BookUpdate,
     Category,
+    CoverUploadRequest,
     Language,
     ManuscriptLink,
     ReadingLevel,
@@ -95,6 +96,10 @@ async def _once(
 
 def _submission(row: Submission) -> SubmissionOut:
     return SubmissionOut.model_validate(row)
+
+
+def _book(row: Book, service: ContentService) -> BookOut:
+    return BookOut.of(row, service.settings.published_assets_url)
 
 
 # --- submissions ---------------------------------------------------------------------
@@ -311,7 +316,7 @@ async def create_book(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def create() -> BookOut:
-        return BookOut.model_validate(await service.create_book(principal, body))
+        return _book(await service.create_book(principal, body), service)
 
     return await _once(session, principal.subject, idempotency_key, "/v1/books", body, create, 201)
 
@@ -329,8 +334,30 @@ async def update_book(
     service: ContentServiceDep,
     if_match: IfMatch = None,
 ) -> JSONResponse:
-    return _with_etag(
-        BookOut.model_validate(await service.update_book(principal, book_id, if_match, body))
+    return _with_etag(_book(await service.update_book(principal, book_id, if_match, body), service))
+
+
+@books.post(
+    "/{book_id}/cover",
+    response_model=UploadTicket,
+    summary="A presigned POST to upload a cover image (BOOK_MANAGER and up)",
+    description="PNG, JPEG or WebP up to the size limit. The next publication checks the "
+    "image (type, size, its first bytes) and publishes it beside the PDF.",
+    responses=problem_responses(401, 403, 404, 413, 415, 422, 503),
+)
+async def cover_ticket(
+    book_id: uuid.UUID,
+    body: CoverUploadRequest,
+    principal: CurrentPrincipal,
+    service: ContentServiceDep,
+) -> UploadTicket:
+    form = await service.cover_ticket(principal, book_id, body)
+    return UploadTicket(
+        url=form.url,
+        fields=form.fields,
+        content_type=form.fields["Content-Type"],
+        max_bytes=service.settings.cover_max_bytes,
+        expires_at=form.expires_at,
     )
 
 
@@ -351,7 +378,7 @@ async def publish(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def work() -> BookOut:
-        return BookOut.model_validate(await service.publish(principal, book_id, if_match))
+        return _book(await service.publish(principal, book_id, if_match), service)
 
     path = f"/v1/books/{book_id}/publish"
     return await _once(session, principal.subject, idempotency_key, path, None, work)
@@ -369,7 +396,7 @@ async def unpublish(
     service: ContentServiceDep,
     if_match: IfMatch = None,
 ) -> JSONResponse:
-    return _with_etag(BookOut.model_validate(await service.unpublish(principal, book_id, if_match)))
+    return _with_etag(_book(await service.unpublish(principal, book_id, if_match), service))
 
 
 def _body_etag(body: bytes) -> str:
@@ -431,9 +458,7 @@ async def list_books(
         async with unit_of_work(resources.session_factory) as session:
             service = build_content_service(components, resources, session)
             rows, next_cursor = await service.catalog_page(query)
-            page = Page[BookOut](
-                items=[BookOut.model_validate(b) for b in rows], next_cursor=next_cursor
-            )
+            page = Page[BookOut](items=[_book(b, service) for b in rows], next_cursor=next_cursor)
         body = page.model_dump_json().encode()
         return _body_etag(body), body
 
@@ -464,7 +489,7 @@ async def get_book(
     async def load() -> tuple[str, bytes]:
         async with unit_of_work(resources.session_factory) as session:
             service = build_content_service(components, resources, session)
-            book = BookOut.model_validate(await service.book_for(viewer, book_id))
+            book = _book(await service.book_for(viewer, book_id), service)
         body = book.model_dump_json().encode()
         return _body_etag(body), body
 

@@ -101,7 +101,10 @@ class Book(Base):
     # The PDF this book publishes (a verified manuscript in the uploads bucket).
     source_key: Mapped[str] = mapped_column(String(300))
     source_filename: Mapped[str | None] = mapped_column(String(200))
+    # The published cover (in the published bucket), and one uploaded but not
+    # yet checked (in the uploads bucket), which the next publication takes.
     cover_key: Mapped[str | None] = mapped_column(String(300))
+    cover_upload_key: Mapped[str | None] = mapped_column(String(300))
     # What the published bucket serves; each publication gets a new key.
     edition: Mapped[int] = mapped_column(Integer, default=0)
     object_key: Mapped[str | None] = mapped_column(String(300))

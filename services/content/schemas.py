@@ -116,6 +116,15 @@ class UploadRequest(StrictModel):
     )
 
 
+class CoverUploadRequest(StrictModel):
+    content_type: Annotated[str, StringConstraints(max_length=100)] = Field(
+        description="image/png, image/jpeg or image/webp"
+    )
+    size: int | None = Field(
+        default=None, gt=0, description="Bytes, if known: an oversized file is refused now"
+    )
+
+
 class UploadTicket(BaseModel):
     url: str = Field(description="POST a multipart form here")
     fields: dict[str, str] = Field(description="Form fields to send before the `file` field")
@@ -174,6 +183,16 @@ class BookOut(BaseModel):
     version: int = Field(description="Send back as `If-Match` to change this book")
     edition: int = Field(description="How many times it has been published")
     published_at: datetime | None
+    cover_url: str | None = Field(
+        default=None, description="The published cover image, if the book has one"
+    )
+
+    @classmethod
+    def of(cls, book: Any, assets_url: str | None) -> BookOut:
+        out = cls.model_validate(book)
+        if assets_url and book.cover_key:
+            out.cover_url = f"{assets_url.rstrip('/')}/{book.cover_key}"
+        return out
 
 
 BookStatusFilter = Literal["DRAFT", "PUBLISHED", "UNPUBLISHED"]

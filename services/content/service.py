@@ -25,6 +25,7 @@ from services.content.repository import CatalogQuery, ContentRepository
 from services.content.schemas import (
     BookCreate,
     BookUpdate,
+    CoverUploadRequest,
     MetadataChanges,
     ReviewRequest,
     SubmissionCreate,
@@ -33,11 +34,14 @@ from services.content.schemas import (
 )
 from services.content.settings import ContentSettings
 from services.content.storage import (
+    COVER_EXTENSIONS,
     PDF_CONTENT_TYPE,
     ManuscriptStorage,
     UploadForm,
     belongs_to,
+    cover_upload_key,
     filename_for,
+    published_cover_key,
     published_key,
     upload_key,
 )
@@ -266,7 +270,10 @@ class ContentService:
         submission.upload_key = key
         submission.upload_filename = request.filename or filename_for(submission.title)
         return await self.storage.upload_form(
-            key, max_bytes=limit, expires_in=self.settings.upload_link_seconds
+            key,
+            content_type=PDF_CONTENT_TYPE,
+            max_bytes=limit,
+            expires_in=self.settings.upload_link_seconds,
         )
 
     async def submit(
@@ -506,6 +513,30 @@ class ContentService:
             self.session.after_commit(self.catalog.invalidate)
         return book
 
+    async def cover_ticket(
+        self, actor: Principal, book_id: uuid.UUID, request: CoverUploadRequest
+    ) -> UploadForm:
+        """A presigned POST for the book's cover; the next publication checks and takes it."""
+        content_type = request.content_type.split(";")[0].strip().lower()
+        if content_type not in COVER_EXTENSIONS:
+            raise UnsupportedMediaType(
+                "A cover is image/png, image/jpeg or image/webp.", code="unsupported-cover-type"
+            )
+        limit = self.settings.cover_max_bytes
+        if request.size is not None and request.size > limit:
+            raise ContentTooLarge(
+                f"A cover may be at most {limit} bytes.", code="cover-too-large", max_bytes=limit
+            )
+        book = await self._managed_book(actor, book_id, Action.BOOK_EDIT, BOOK_MAKER)
+        key = cover_upload_key(book.id, content_type)
+        book.cover_upload_key = key
+        return await self.storage.upload_form(
+            key,
+            content_type=content_type,
+            max_bytes=limit,
+            expires_in=self.settings.upload_link_seconds,
+        )
+
     async def publish(self, actor: Principal, book_id: uuid.UUID, if_match: str | None) -> Book:
         """Copy the PDF to the published bucket under a new key; list the book in the catalog."""
         book = await self._managed_book(actor, book_id, Action.BOOK_PUBLISH, PUBLISHER)
@@ -514,6 +545,20 @@ class ContentService:
         if book.status == BookStatus.PUBLISHED:
             raise Conflict("This book is already published.", code="illegal-transition")
         edition = book.edition + 1
+        if book.cover_upload_key is not None:
+            # Checked first: a bad cover stops the publication before any copy.
+            content_type = await self.storage.verify_cover(
+                book.cover_upload_key, max_bytes=self.settings.cover_max_bytes
+            )
+            cover_key = published_cover_key(book.id, edition, content_type)
+            await self.storage.publish_cover(
+                book.cover_upload_key,
+                key=cover_key,
+                content_type=content_type,
+                cache_seconds=self.settings.published_cache_seconds,
+            )
+            book.cover_key = cover_key
+            book.cover_upload_key = None
         # The copy happens before the commit: if the commit fails, an orphan
         # object under an unguessable key is all that remains, and nothing
         # points to it. The reverse order could publish a book with no file.

@@ -28,3 +28,8 @@ class ContentSettings(ServiceSettings):
     # The public catalog is cached in process; a publish or unpublish empties
     # it everywhere at once, so this only bounds staleness if a message is lost.
     catalog_cache_seconds: float = Field(default=60.0, ge=0)
+    # Cover images: uploaded like manuscripts, checked and copied at publication.
+    cover_max_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    # Where the published bucket's covers/ are served publicly (the CloudFront
+    # domain); without it books carry no cover_url.
+    published_assets_url: str | None = None

@@ -1,4 +1,4 @@
-"""Manuscripts in S3: presigned uploads, verification, download links, publication copies.
+"""Manuscripts and covers in S3: presigned uploads, checks, download links, publication.
 
 Authors upload straight to the uploads bucket with a presigned POST whose
 policy fixes the exact key, the content type and the size range, so neither a
@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +22,30 @@ from shared.errors import Unprocessable
 
 PDF_CONTENT_TYPE = "application/pdf"
 PDF_MAGIC = b"%PDF-"
+SNIFF_BYTES = 12  # enough for every signature below
+
+
+@dataclass(frozen=True)
+class UploadKind:
+    noun: str
+    # content type -> does a file of that type start with these bytes?
+    signatures: dict[str, Callable[[bytes], bool]]
+    impostor_code: str
+
+
+MANUSCRIPT = UploadKind(
+    "manuscript", {PDF_CONTENT_TYPE: lambda b: b.startswith(PDF_MAGIC)}, "manuscript-not-pdf"
+)
+COVER = UploadKind(
+    "cover",
+    {
+        "image/png": lambda b: b.startswith(b"\x89PNG\r\n\x1a\n"),
+        "image/jpeg": lambda b: b.startswith(b"\xff\xd8\xff"),
+        "image/webp": lambda b: b[:4] == b"RIFF" and b[8:12] == b"WEBP",
+    },
+    "cover-not-an-image",
+)
+COVER_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
 def upload_key(submission_id: uuid.UUID) -> str:
@@ -33,6 +58,15 @@ def belongs_to(key: str, submission_id: uuid.UUID) -> bool:
     prefix = f"manuscripts/{submission_id}/"
     rest = key.removeprefix(prefix)
     return key.startswith(prefix) and re.fullmatch(r"[A-Za-z0-9_-]+\.pdf", rest) is not None
+
+
+def cover_upload_key(book_id: uuid.UUID, content_type: str) -> str:
+    return f"covers/{book_id}/{secrets.token_urlsafe(16)}.{COVER_EXTENSIONS[content_type]}"
+
+
+def published_cover_key(book_id: uuid.UUID, edition: int, content_type: str) -> str:
+    extension = COVER_EXTENSIONS[content_type]
+    return f"covers/{book_id}/{edition}-{secrets.token_urlsafe(12)}.{extension}"
 
 
 def published_key(book_id: uuid.UUID, edition: int) -> str:
@@ -70,13 +104,15 @@ class ManuscriptStorage:
         self.uploads_bucket = uploads_bucket
         self.published_bucket = published_bucket
 
-    async def upload_form(self, key: str, *, max_bytes: int, expires_in: int) -> UploadForm:
+    async def upload_form(
+        self, key: str, *, content_type: str, max_bytes: int, expires_in: int
+    ) -> UploadForm:
         post = await self._s3.generate_presigned_post(
             Bucket=self.uploads_bucket,
             Key=key,
-            Fields={"Content-Type": PDF_CONTENT_TYPE},
+            Fields={"Content-Type": content_type},
             Conditions=[
-                {"Content-Type": PDF_CONTENT_TYPE},
+                {"Content-Type": content_type},
                 ["content-length-range", 1, max_bytes],
             ],
             ExpiresIn=expires_in,
@@ -93,45 +129,57 @@ class ManuscriptStorage:
         A refused object is deleted so nothing half-done stays behind; the author
         asks for a new upload ticket and tries again.
         """
+        size, _ = await self._verify(key, MANUSCRIPT, max_bytes=max_bytes)
+        return size
+
+    async def verify_cover(self, key: str, *, max_bytes: int) -> str:
+        """Check an uploaded cover image; answer its content type, or refuse it (422)."""
+        _, content_type = await self._verify(key, COVER, max_bytes=max_bytes)
+        return content_type
+
+    async def _verify(self, key: str, kind: UploadKind, *, max_bytes: int) -> tuple[int, str]:
+        noun = kind.noun
         try:
             head = await self._s3.head_object(Bucket=self.uploads_bucket, Key=key)
         except ClientError as exc:
             if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
                 raise Unprocessable(
-                    "No manuscript has been uploaded: ask for an upload ticket, "
-                    "POST the PDF to it, then submit.",
-                    code="manuscript-missing",
+                    f"No {noun} has been uploaded: ask for an upload ticket and POST "
+                    "the file to it first.",
+                    code=f"{noun}-missing",
                 ) from exc
             raise
         size = int(head["ContentLength"])
+        content_type = head.get("ContentType", "").split(";")[0].strip().lower()
         problem: Unprocessable | None = None
         if size == 0:
-            problem = Unprocessable("The uploaded manuscript is empty.", code="manuscript-empty")
+            problem = Unprocessable(f"The uploaded {noun} is empty.", code=f"{noun}-empty")
         elif size > max_bytes:
             problem = Unprocessable(
-                f"The uploaded manuscript is {size} bytes; the limit is {max_bytes}.",
-                code="manuscript-too-large",
+                f"The uploaded {noun} is {size} bytes; the limit is {max_bytes}.",
+                code=f"{noun}-too-large",
             )
-        elif head.get("ContentType", "").split(";")[0].strip() != PDF_CONTENT_TYPE:
+        elif content_type not in kind.signatures:
             problem = Unprocessable(
-                f"The manuscript must be uploaded as {PDF_CONTENT_TYPE}.",
-                code="manuscript-wrong-type",
+                f"The {noun} must be uploaded as {' or '.join(kind.signatures)}.",
+                code=f"{noun}-wrong-type",
             )
         else:
             start = await self._s3.get_object(
-                Bucket=self.uploads_bucket, Key=key, Range=f"bytes=0-{len(PDF_MAGIC) - 1}"
+                Bucket=self.uploads_bucket, Key=key, Range=f"bytes=0-{SNIFF_BYTES - 1}"
             )
             async with start["Body"] as body:
-                magic = await body.read()
-            if magic != PDF_MAGIC:
+                head_bytes = await body.read()
+            if not kind.signatures[content_type](head_bytes):
                 problem = Unprocessable(
-                    "The uploaded file is not a PDF (it does not start with %PDF-).",
-                    code="manuscript-not-pdf",
+                    f"The uploaded file is not really {content_type} (its first bytes say "
+                    "otherwise).",
+                    code=kind.impostor_code,
                 )
         if problem is not None:
             await self._s3.delete_object(Bucket=self.uploads_bucket, Key=key)
             raise problem
-        return size
+        return size, content_type
 
     async def download_link(self, key: str, *, filename: str, expires_in: int) -> str:
         url: str = await self._s3.generate_presigned_url(
@@ -162,3 +210,17 @@ class ManuscriptStorage:
         )
         # The bucket is versioned; without versioning the key alone is unique.
         return PublishedObject(key=key, version=str(copied.get("VersionId") or "null"))
+
+    async def publish_cover(
+        self, source_key: str, *, key: str, content_type: str, cache_seconds: int
+    ) -> None:
+        await self._s3.copy_object(
+            Bucket=self.published_bucket,
+            Key=key,
+            CopySource={"Bucket": self.uploads_bucket, "Key": source_key},
+            MetadataDirective="REPLACE",
+            ContentType=content_type,
+            # Covers are public pictures under keys that never change.
+            CacheControl=f"public, max-age={cache_seconds}, immutable",
+            ServerSideEncryption="AES256",
+        )
