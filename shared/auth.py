@@ -270,8 +270,10 @@ class TokenDenyList:
 
     Redis holds the list; each instance mirrors it in process, kept current by
     pub/sub, so checking a token costs no round trip. Whenever the subscription
-    is down or still catching up, checks go to Redis, and fail closed (503) if
-    Redis cannot answer: a logged-out token must never work because of an outage.
+    is down or still catching up, checks go to Redis. If Redis cannot answer
+    either, the last full copy decides (no denial can be written while Redis is
+    down); with no copy at all, checks fail closed (503): a logged-out token
+    must never work because of an outage.
     """
 
     def __init__(self, redis: Any, bus: InvalidationBus) -> None:
@@ -298,6 +300,12 @@ class TokenDenyList:
         try:
             return bool(await self._redis.exists(denylist_key(token_id)))
         except RedisError as exc:
+            if self._synced:
+                # Redis is down, so nothing can be denied anywhere until it is
+                # back (logout writes to Redis first): the copy taken before the
+                # outage still holds every denial there is.
+                expiry = self._denied.get(token_id)
+                return expiry is not None and expiry > time.time()
             raise ServiceUnavailable("Token revocation cannot be checked right now.") from exc
 
     def denied_locally(self, token_id: str) -> bool | None:

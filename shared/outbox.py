@@ -83,6 +83,62 @@ def record_event(
     return envelope
 
 
+class GroupCommitRecorder:
+    """Events that are the whole of a request's writes, committed many requests at a time.
+
+    A hot path whose only write is its event (a PDF opened) cannot afford a
+    commit per request. Each `record` waits until a transaction carrying its
+    event has committed, so an answer still means the event is durable (and a
+    failed commit fails every request in it: nothing is answered that was not
+    kept). Requests that arrive while one batch commits form the next batch:
+    under load, one commit carries dozens of events; alone, an event commits
+    at once.
+    """
+
+    def __init__(
+        self, session_factory: async_sessionmaker[AsyncSession], *, max_batch: int = 500
+    ) -> None:
+        self._session_factory = session_factory
+        self._max_batch = max_batch
+        self._pending: list[tuple[Envelope, asyncio.Future[None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def record(self, data: EventData, *, trace_id: str | None = None) -> Envelope:
+        envelope = Envelope.wrap(data, trace_id=trace_id)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((envelope, done))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush())
+        await done
+        return envelope
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let the requests already running add theirs
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: len(batch)]
+            try:
+                async with unit_of_work(self._session_factory) as session:
+                    session.add_all(
+                        OutboxMessage(
+                            event_id=envelope.id,
+                            event_type=envelope.type,
+                            envelope=envelope.model_dump_json(),
+                        )
+                        for envelope, _ in batch
+                    )
+                    session.info[EVENTS_RECORDED_INFO_KEY] = True
+            except Exception as exc:
+                log.exception("group commit failed", events=len(batch))
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+
 class OutboxRelay:
     """Publishes committed outbox rows to one SNS topic, oldest first.
 

@@ -2,6 +2,118 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from services.delivery.dependencies import DeliveryServiceDep
+from services.delivery.schemas import (
+    CookiesOut,
+    DeliveryOut,
+    DeliveryRequest,
+    ProgressOut,
+    ProgressUpdate,
+)
+from services.delivery.service import now_utc
+from shared.auth import CurrentPrincipal
+from shared.problems import problem_responses
+
+deliveries = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
+reading = APIRouter(prefix="/v1/reading", tags=["reading"])
+
+
+def _client_ip(request: Request) -> str | None:
+    # Behind the ALB the client is the first X-Forwarded-For hop the ALB added;
+    # uvicorn's --proxy-headers (trusted proxies only) puts it in request.client.
+    return request.client.host if request.client else None
+
+
+@deliveries.post(
+    "",
+    response_model=DeliveryOut,
+    summary="A short-lived signed link to a published book's PDF",
+    description="Bound to the book's current edition (object version); lives a few "
+    "minutes and never longer than the caller's token. Each link issued is recorded "
+    "(`delivery.issued`). Limited per reader (429 with Retry-After).",
+    responses=problem_responses(401, 403, 404, 422, 429, 503),
+)
+async def issue_link(
+    body: DeliveryRequest,
+    principal: CurrentPrincipal,
+    request: Request,
+    service: DeliveryServiceDep,
+) -> Response:
+    link = await service.issue(principal, body.book_id, client_ip=_client_ip(request))
+    out = DeliveryOut(url=link.url, expires_at=link.expires_at, signer=link.signer)
+    return Response(out.model_dump_json(), media_type="application/json")
+
+
+@deliveries.post(
+    "/cookies",
+    response_model=CookiesOut,
+    summary="CloudFront signed cookies that open all of one book's assets",
+    responses=problem_responses(401, 403, 404, 422, 429, 501, 503),
+)
+async def issue_cookies(
+    body: DeliveryRequest,
+    principal: CurrentPrincipal,
+    request: Request,
+    service: DeliveryServiceDep,
+) -> JSONResponse:
+    cookies, expires_at = await service.issue_cookies(
+        principal, body.book_id, client_ip=_client_ip(request)
+    )
+    out = CookiesOut(resource=cookies.resource, expires_at=expires_at, cookies=cookies.values)
+    response = JSONResponse(out.model_dump(mode="json"))
+    max_age = max(1, int((expires_at - now_utc()).total_seconds()))
+    for name, value in cookies.values.items():
+        response.set_cookie(
+            name,
+            value,
+            max_age=max_age,
+            path=f"/books/{body.book_id}/",
+            domain=service.settings.cookie_domain,
+            secure=True,
+            httponly=True,
+            samesite="none",
+        )
+    return response
+
+
+@reading.put(
+    "/{book_id}/progress",
+    response_model=ProgressOut,
+    summary="Record how far the caller has read (monotonic, idempotent)",
+    description="A page below the furthest one recorded changes nothing. Reaching the "
+    "last page emits `reading.completed` once; progress is announced as "
+    "`reading.progressed` each time it crosses another step, not on every page.",
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
+async def record_progress(
+    book_id: uuid.UUID,
+    body: ProgressUpdate,
+    principal: CurrentPrincipal,
+    service: DeliveryServiceDep,
+) -> ProgressOut:
+    progress = await service.record_progress(
+        principal, book_id, page=body.page, total_pages=body.total_pages
+    )
+    return ProgressOut.model_validate(progress)
+
+
+@reading.get(
+    "/me",
+    summary="The caller's books with their progress, most recently read first",
+    responses=problem_responses(401, 403, 422),
+)
+async def my_reading(
+    principal: CurrentPrincipal,
+    service: DeliveryServiceDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> list[ProgressOut]:
+    return [ProgressOut.model_validate(p) for p in await service.my_reading(principal, limit=limit)]
+
+
+ROUTERS = [deliveries, reading]

@@ -2,31 +2,66 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.delivery.api import router
+from services.delivery.api import ROUTERS
 from services.delivery.consumers import HANDLERS
+from services.delivery.service import BOOKS_CHANNEL, BookCache, DeliveryComponents
 from services.delivery.settings import DeliverySettings
+from services.delivery.signing import CloudFrontSigner, S3LinkSigner
 from shared.app import Resources, create_service_app
 from shared.events import Producer
+from shared.outbox import GroupCommitRecorder
+from shared.ratelimit import RateLimiter
 from shared.runtime import ServiceDefinition
 from shared.settings import ServiceSettings
 
-DESCRIPTION = "Signed links to published books, and reading sessions."
+DESCRIPTION = """Signed links to published books, and reading sessions.
+
+`POST /v1/deliveries {book_id}` answers a link to the book's PDF that lives a
+few minutes (S3 presigned, or CloudFront signed when configured), if the
+caller may read it: free books for everyone signed in, others with an
+entitlement. `PUT /v1/reading/{book_id}/progress` records how far they got.
+"""
+
+
+def build_components(settings: DeliverySettings, resources: Resources) -> DeliveryComponents:
+    cloudfront = None
+    if settings.cloudfront_domain and settings.cloudfront_keys:
+        cloudfront = CloudFrontSigner(
+            settings.cloudfront_domain,
+            {k.key_pair_id: k.private_key.get_secret_value() for k in settings.cloudfront_keys},
+            settings.cloudfront_active_key_id,
+        )
+    return DeliveryComponents(
+        settings=settings,
+        books=BookCache(resources.bus, BOOKS_CHANNEL, ttl=60.0, max_entries=100_000),
+        s3_signer=S3LinkSigner(resources.aws.s3, settings.resource_names.bucket("published")),
+        cloudfront=cloudfront,
+        limiter=RateLimiter(resources.redis, "links"),
+        recorder=GroupCommitRecorder(resources.session_factory),
+    )
 
 
 def create_app(
     settings: ServiceSettings | None = None, resources: Resources | None = None
 ) -> FastAPI:
+    delivery_settings = settings if isinstance(settings, DeliverySettings) else DeliverySettings()
+
+    async def start(app: FastAPI, r: Resources, _stack: AsyncExitStack) -> None:
+        app.state.delivery = build_components(delivery_settings, r)
+
     return create_service_app(
-        settings or DeliverySettings(),
+        delivery_settings,
         title="1001 Stories — delivery",
         description=DESCRIPTION,
-        routers=[router],
+        routers=ROUTERS,
         produces=Producer.DELIVERY,
         resources=resources,
+        extra_lifespan=start,
     )
 
 

@@ -1,11 +1,45 @@
-"""Tables of the delivery service, in its own schema."""
+"""Tables of the delivery service, in its own schema: what is published, who read how far."""
 
 from __future__ import annotations
 
-from sqlalchemy.orm import DeclarativeBase
+import uuid
+from datetime import datetime
 
-from shared.db import new_metadata
+from sqlalchemy import Boolean, Index, Integer, String, Uuid
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.db import UtcDateTime, new_metadata
 
 
 class Base(DeclarativeBase):
     metadata = new_metadata()
+
+
+class PublishedBook(Base):
+    """Each book's current published object, as content's events describe it."""
+
+    __tablename__ = "published_books"
+
+    book_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    published: Mapped[bool] = mapped_column(Boolean)
+    object_key: Mapped[str | None] = mapped_column(String(300))
+    object_version: Mapped[str | None] = mapped_column(String(200))
+    access: Mapped[str] = mapped_column(String(10))
+    # The time of the newest event applied: an older one arriving late changes nothing.
+    state_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ReadingProgress(Base):
+    __tablename__ = "reading_progress"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    book_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    page: Mapped[int] = mapped_column(Integer)
+    total_pages: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The page last announced in a reading.progressed event (events are coalesced).
+    announced_page: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_reading_progress_user", "user_id", "updated_at"),)

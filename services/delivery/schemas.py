@@ -1,0 +1,58 @@
+"""Request and response bodies of the delivery API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DeliveryRequest(StrictModel):
+    book_id: uuid.UUID
+
+
+class DeliveryOut(BaseModel):
+    url: str = Field(description="GET this within its lifetime; it opens this book only")
+    expires_at: datetime
+    method: Literal["GET"] = "GET"
+    signer: Literal["s3", "cloudfront"]
+
+
+class CookiesOut(BaseModel):
+    resource: str = Field(description="What the cookies open (every object under it)")
+    expires_at: datetime
+    cookies: dict[str, str] = Field(description="Also set as Set-Cookie headers")
+
+
+class ProgressUpdate(StrictModel):
+    page: int = Field(ge=0, le=100_000)
+    total_pages: int = Field(gt=0, le=100_000)
+
+    @model_validator(mode="after")
+    def _page_within_book(self) -> ProgressUpdate:
+        if self.page > self.total_pages:
+            raise ValueError("page must not be above total_pages")
+        return self
+
+
+class ProgressOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    book_id: uuid.UUID
+    page: int
+    total_pages: int
+    percent: int = 0
+    started_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+    @model_validator(mode="after")
+    def _percent(self) -> ProgressOut:
+        self.percent = self.page * 100 // self.total_pages
+        return self

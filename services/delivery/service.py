@@ -1,0 +1,230 @@
+"""The rules of the delivery service: who gets a link to which PDF, and reading progress.
+
+The link path (`issue`) is the platform's hottest: everything it needs is in
+process (the verified token, the published object, the decision), it makes at
+most one Redis round trip (the rate limit), and its one write, the
+`delivery.issued` event, joins a group commit instead of paying for its own.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.delivery.models import ReadingProgress
+from services.delivery.repository import DeliveryRepository
+from services.delivery.settings import DeliverySettings
+from services.delivery.signing import CloudFrontSigner, S3LinkSigner, SignedCookies
+from shared.access_client import AccessClient
+from shared.auth import Principal
+from shared.db import unit_of_work
+from shared.decisions import Action
+from shared.errors import Forbidden, NotFound, Problem, TooManyRequests
+from shared.events import DeliveryIssued, ReadingCompleted, ReadingProgressed
+from shared.localcache import InvalidatedCache
+from shared.outbox import GroupCommitRecorder, record_event
+from shared.ratelimit import RateLimiter
+
+BOOKS_CHANNEL = "delivery:books"
+
+
+@dataclass(frozen=True)
+class BookObject:
+    """What a link needs to know about a book (or that it is not published)."""
+
+    published: bool
+    object_key: str | None = None
+    object_version: str | None = None
+
+
+NOT_PUBLISHED = BookObject(published=False)
+BookCache = InvalidatedCache[uuid.UUID, BookObject]
+
+
+@dataclass(frozen=True)
+class IssuedLink:
+    url: str
+    expires_at: datetime
+    signer: str
+
+
+class CookiesNotConfigured(Problem):
+    status, code, title = 501, "cookies-not-configured", "Not configured"
+
+
+@dataclass
+class DeliveryComponents:
+    """Built once in the lifespan and shared by every request."""
+
+    settings: DeliverySettings
+    books: BookCache
+    s3_signer: S3LinkSigner
+    cloudfront: CloudFrontSigner | None
+    limiter: RateLimiter
+    recorder: GroupCommitRecorder
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+class DeliveryService:
+    def __init__(
+        self,
+        components: DeliveryComponents,
+        access: AccessClient,
+        session_factory: async_sessionmaker[AsyncSession],
+    ) -> None:
+        self.c = components
+        self.settings = components.settings
+        self.access = access
+        self.session_factory = session_factory
+
+    # --- links -----------------------------------------------------------------------
+
+    async def book_object(self, book_id: uuid.UUID) -> BookObject:
+        async def load() -> BookObject:
+            async with self.session_factory() as session:
+                row = await DeliveryRepository(session).published_book(book_id)
+            if row is None or not row.published or row.object_key is None:
+                return NOT_PUBLISHED
+            return BookObject(True, row.object_key, row.object_version)
+
+        return await self.c.books.get_or_load(book_id, load)
+
+    async def _readable(self, principal: Principal, book_id: uuid.UUID) -> BookObject:
+        """The book's object, if it is published and this reader may read it (else 404/403)."""
+        if principal.kind != "user":
+            raise Forbidden("Links are for readers, not services.")
+        book = await self.book_object(book_id)
+        if not book.published:
+            raise NotFound("No such published book.")
+        decision = await self.access.decide(principal.user_id, Action.BOOK_READ, book_id)
+        if not decision.allow:
+            raise Forbidden(f"Not allowed: {decision.reason}.", code="decision-denied")
+        return book
+
+    async def _limit(self, principal: Principal) -> None:
+        state = await self.c.limiter.hit(principal.subject, window_seconds=60)
+        if state.exceeded(self.settings.links_per_minute):
+            raise TooManyRequests(
+                "Too many links asked for; try again shortly.", retry_after=state.retry_after
+            )
+
+    def _lifetime(self, principal: Principal) -> tuple[datetime, int]:
+        """When a link expires, and its lifetime in seconds: never after the caller's token."""
+        now = now_utc()
+        seconds = min(
+            self.settings.link_seconds, math.floor((principal.expires_at - now).total_seconds())
+        )
+        seconds = max(1, seconds)
+        return now + timedelta(seconds=seconds), seconds
+
+    async def issue(
+        self, principal: Principal, book_id: uuid.UUID, *, client_ip: str | None
+    ) -> IssuedLink:
+        book = await self._readable(principal, book_id)
+        await self._limit(principal)
+        expires_at, lifetime = self._lifetime(principal)
+        assert book.object_key is not None
+        if self.settings.signer == "cloudfront" and self.c.cloudfront is not None:
+            url = self.c.cloudfront.signed_url(
+                book.object_key,
+                book.object_version,
+                expires_at=expires_at,
+                client_ip=client_ip if self.settings.cloudfront_bind_client_ip else None,
+            )
+            signer = "cloudfront"
+        else:
+            url = await self.c.s3_signer.signed_url(
+                book.object_key,
+                book.object_version,
+                expires_in=lifetime,
+                filename=f"{book_id}.pdf",
+            )
+            signer = "s3"
+        await self.c.recorder.record(
+            DeliveryIssued(book_id=book_id, user_id=principal.user_id, method=signer)
+        )
+        return IssuedLink(url, expires_at, signer)
+
+    async def issue_cookies(
+        self, principal: Principal, book_id: uuid.UUID, *, client_ip: str | None
+    ) -> tuple[SignedCookies, datetime]:
+        if self.c.cloudfront is None:
+            raise CookiesNotConfigured("Signed cookies need the CloudFront signer configured.")
+        await self._readable(principal, book_id)
+        await self._limit(principal)
+        expires_at, _ = self._lifetime(principal)
+        cookies = self.c.cloudfront.signed_cookies(
+            f"books/{book_id}",
+            expires_at=expires_at,
+            client_ip=client_ip if self.settings.cloudfront_bind_client_ip else None,
+        )
+        await self.c.recorder.record(
+            DeliveryIssued(book_id=book_id, user_id=principal.user_id, method="cloudfront-cookies")
+        )
+        return cookies, expires_at
+
+    # --- reading ---------------------------------------------------------------------
+
+    async def record_progress(
+        self, principal: Principal, book_id: uuid.UUID, *, page: int, total_pages: int
+    ) -> ReadingProgress:
+        """Monotonic and idempotent: a lower or repeated page changes nothing."""
+        await self._readable(principal, book_id)
+        now = now_utc()
+        async with unit_of_work(self.session_factory) as session:
+            repository = DeliveryRepository(session)
+            progress = await repository.progress_for_update(principal.user_id, book_id)
+            if progress is None:
+                progress = ReadingProgress(
+                    user_id=principal.user_id,
+                    book_id=book_id,
+                    page=0,
+                    total_pages=total_pages,
+                    started_at=now,
+                    updated_at=now,
+                    announced_page=0,
+                )
+                repository.add(progress)
+            if page > progress.page or total_pages != progress.total_pages:
+                progress.page = max(progress.page, min(page, total_pages))
+                progress.total_pages = total_pages
+                progress.updated_at = now
+                self._announce(session, progress)
+        return progress
+
+    def _announce(self, session: AsyncSession, progress: ReadingProgress) -> None:
+        step = self.settings.progress_step_percent
+
+        def bucket(page: int) -> int:
+            return (page * 100 // progress.total_pages) // step
+
+        if progress.page >= progress.total_pages and progress.completed_at is None:
+            progress.completed_at = progress.updated_at
+            record_event(
+                session,
+                ReadingCompleted(book_id=progress.book_id, user_id=progress.user_id),
+            )
+        if bucket(progress.page) > bucket(progress.announced_page):
+            progress.announced_page = progress.page
+            record_event(
+                session,
+                ReadingProgressed(
+                    book_id=progress.book_id,
+                    user_id=progress.user_id,
+                    page=progress.page,
+                    total_pages=progress.total_pages,
+                ),
+            )
+
+    async def my_reading(self, principal: Principal, *, limit: int) -> list[ReadingProgress]:
+        if principal.kind != "user":
+            raise Forbidden("Reading sessions are for readers, not services.")
+        async with self.session_factory() as session:
+            return await DeliveryRepository(session).progress_of(principal.user_id, limit=limit)

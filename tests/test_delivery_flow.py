@@ -1,0 +1,229 @@
+"""The delivery hot path end to end: content publishes, its event reaches delivery
+and access through SNS/SQS, a learner is entitled by access, gets a link, and the
+PDF downloads from the emulator through it; revoked or unpublished, no new link.
+Reading progress and completion reach the metrics queue."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from datetime import datetime
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from services.access.main import SERVICE as ACCESS
+from services.content.main import SERVICE as CONTENT
+from services.delivery.main import SERVICE as DELIVERY
+from shared.roles import Role
+from shared.runtime import run_worker
+from shared.topology import queue_url
+from tests.access_fixtures import AccessHarness, Account, access
+from tests.content_fixtures import PDF, ContentHarness, content
+from tests.delivery_fixtures import DeliveryHarness, delivery, delivery_settings, start_delivery
+from tests.support import eventually
+
+__all__ = ["access", "content", "delivery"]
+
+
+@pytest.fixture(scope="module")
+async def workers(
+    access: AccessHarness, content: ContentHarness, delivery: DeliveryHarness
+) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(run_worker(CONTENT, content.settings, stop, content.resources)),
+        asyncio.create_task(run_worker(ACCESS, access.settings, stop, access.resources)),
+        asyncio.create_task(run_worker(DELIVERY, delivery.settings, stop, delivery.resources)),
+    ]
+    yield
+    stop.set()
+    await asyncio.gather(*tasks)
+
+
+async def link(delivery: DeliveryHarness, reader: Account, book_id: str) -> httpx.Response:
+    return await delivery.http.post(
+        "/v1/deliveries", json={"book_id": book_id}, headers=reader.headers
+    )
+
+
+async def entitled_book(
+    content: ContentHarness, delivery: DeliveryHarness, access_level: str = "entitled"
+) -> dict[str, Any]:
+    author = await content.account(Role.VOLUNTEER)
+    reviewer = await content.account(Role.STORY_MANAGER)
+    admin = await content.account(Role.CONTENT_ADMIN)
+    approved = await content.approved(author, reviewer)
+    book = await content.book(admin, approved, access=access_level)
+    published = await content.http.post(f"/v1/books/{book['id']}/publish", headers=admin.headers)
+    assert published.status_code == 200, published.text
+    return book
+
+
+async def test_an_entitled_learner_downloads_the_pdf_and_loses_it_on_revoke_and_unpublish(
+    access: AccessHarness, content: ContentHarness, delivery: DeliveryHarness, workers: None
+) -> None:
+    learner = await access.account(Role.LEARNER)
+    teacher = await access.account(Role.TEACHER)
+    admin = await access.account(Role.CONTENT_ADMIN)
+    book = await entitled_book(content, delivery)
+
+    # Until delivery hears of the publication, the book does not exist for it.
+    async def known_to_delivery() -> bool:
+        return (await link(delivery, learner, book["id"])).status_code != 404
+
+    await eventually(known_to_delivery, what="book.published in delivery")
+    refused = await link(delivery, learner, book["id"])
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["type"].endswith("/decision-denied")
+
+    # Access must know it is published before a teacher may grant it.
+    async def granted() -> bool:
+        response = await access.http.post(
+            "/v1/entitlements",
+            json={
+                "user_id": str(learner.id),
+                "book_id": book["id"],
+                "source": "teacher_assignment",
+            },
+            headers=teacher.headers,
+        )
+        return response.status_code == 201
+
+    await eventually(granted, what="book.published in access, then the grant")
+    issued = await link(delivery, learner, book["id"])
+    assert issued.status_code == 200, issued.text
+    body = issued.json()
+    assert body["signer"] == "s3"
+    assert body["method"] == "GET"
+    assert "X-Amz-Expires=" in body["url"]
+    assert "versionId=" in body["url"]
+    async with httpx.AsyncClient() as browser:
+        pdf = await browser.get(body["url"])
+    assert pdf.status_code == 200
+    assert pdf.content == PDF
+    assert pdf.headers["content-type"] == "application/pdf"
+    opened = [
+        e for e in await delivery.outbox("delivery.issued") if e.data["book_id"] == book["id"]
+    ]
+    assert [e.data["user_id"] for e in opened] == [str(learner.id)]
+
+    # Revoked: the very next request is refused (access's invalidation).
+    [grant] = (
+        await access.http.get(
+            "/v1/entitlements",
+            params={"user_id": str(learner.id), "book_id": book["id"]},
+            headers=admin.headers,
+        )
+    ).json()["items"]
+    revoked = await access.http.delete(f"/v1/entitlements/{grant['id']}", headers=admin.headers)
+    assert revoked.status_code == 200, revoked.text
+    assert (await link(delivery, learner, book["id"])).status_code == 403
+
+    # Unpublished: no link for anyone once delivery hears of it.
+    await content.http.post(
+        f"/v1/books/{book['id']}/unpublish",
+        headers=(await content.account(Role.CONTENT_ADMIN)).headers,
+    )
+
+    async def gone() -> bool:
+        return (await link(delivery, admin, book["id"])).status_code == 404
+
+    await eventually(gone, what="book.unpublished in delivery")
+
+
+async def test_links_never_outlive_the_token_and_bad_requests_are_problems(
+    access: AccessHarness, content: ContentHarness, delivery: DeliveryHarness, workers: None
+) -> None:
+    reader = await access.account(Role.BOOK_MANAGER)  # may read every published book
+    book = await entitled_book(content, delivery, access_level="free")
+
+    async def issued() -> bool:
+        return (await link(delivery, reader, book["id"])).status_code == 200
+
+    await eventually(issued, what="the book in delivery")
+    body = (await link(delivery, reader, book["id"])).json()
+    assert "X-Amz-Expires=300" in body["url"]
+    # A lifetime longer than the token's is cut to the token's.
+    long_lived = delivery_settings(
+        access, link_seconds=3600, database_schema=delivery.settings.database_schema
+    )
+    async with AsyncExitStack() as stack:
+        other = await start_delivery(stack, long_lived)
+        cut = (
+            await other.http.post(
+                "/v1/deliveries", json={"book_id": book["id"]}, headers=reader.headers
+            )
+        ).json()
+    lifetime = int(cut["url"].split("X-Amz-Expires=")[1].split("&")[0])
+    assert 800 < lifetime <= access.settings.access_token_ttl_seconds
+    token_expiry = jwt.decode(reader.token, options={"verify_signature": False})["exp"]
+    assert datetime.fromisoformat(cut["expires_at"]).timestamp() <= token_expiry
+    assert (
+        await delivery.http.post("/v1/deliveries", json={"book_id": book["id"]})
+    ).status_code == 401
+    for bad in ({"book_id": "nope"}, {}, {"book_id": book["id"], "user_id": str(reader.id)}):
+        response = await delivery.http.post("/v1/deliveries", json=bad, headers=reader.headers)
+        assert response.status_code == 422, response.text
+    unknown = await link(delivery, reader, str(uuid.uuid4()))
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_reading_progress_is_monotonic_and_its_events_reach_metrics(
+    access: AccessHarness, content: ContentHarness, delivery: DeliveryHarness, workers: None
+) -> None:
+    reader = await access.account(Role.BOOK_MANAGER)
+    book = await entitled_book(content, delivery, access_level="free")
+    url = f"/v1/reading/{book['id']}/progress"
+
+    async def put(page: int, total: int = 20) -> httpx.Response:
+        return await delivery.http.put(
+            url, json={"page": page, "total_pages": total}, headers=reader.headers
+        )
+
+    await eventually(lambda: _status(put(1), 200), what="the book in delivery")
+    for page in range(2, 21):
+        assert (await put(page)).status_code == 200
+    assert (await put(5)).json()["page"] == 20  # going back changes nothing
+    assert (await put(20)).json()["completed_at"] is not None
+    assert (await put(21)).status_code == 422
+    mine = (await delivery.http.get("/v1/reading/me", headers=reader.headers)).json()
+    [progress] = [p for p in mine if p["book_id"] == book["id"]]
+    assert progress["percent"] == 100
+
+    progressed = [
+        e for e in await delivery.outbox("reading.progressed") if e.data["book_id"] == book["id"]
+    ]
+    completed = [
+        e for e in await delivery.outbox("reading.completed") if e.data["book_id"] == book["id"]
+    ]
+    assert len(completed) == 1
+    # 20 page turns, one event per 10 % step: coalesced, not one per page.
+    assert len(progressed) == 10
+
+    # Both reach the metrics queue through SNS (delivery's relay runs in the worker).
+    sqs = delivery.resources.aws.sqs
+    metrics_queue = await queue_url(sqs, delivery.settings.resource_names.queue("metrics"))
+    seen: set[str] = set()
+
+    async def reached_metrics() -> bool:
+        response = await sqs.receive_message(
+            QueueUrl=metrics_queue, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        for message in response.get("Messages", []):
+            event = json.loads(message["Body"])
+            if event["data"].get("book_id") == book["id"]:
+                seen.add(event["type"])
+        return {"reading.completed", "reading.progressed"} <= seen
+
+    await eventually(reached_metrics, timeout=30, what="reading events in the metrics queue")
+
+
+async def _status(response: Any, expected: int) -> bool:
+    return bool((await response).status_code == expected)
