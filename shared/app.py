@@ -104,7 +104,12 @@ async def open_resources(
         audience=settings.jwt_audience,
         is_revoked=denylist.is_denied,
     )
-    decisions = DecisionCache(redis, bus)
+    decisions = DecisionCache(
+        redis,
+        bus,
+        local_ttl=settings.decision_cache_seconds,
+        shared_ttl=max(1, round(2 * settings.decision_cache_seconds)),
+    )
     resources = Resources(
         settings=settings,
         telemetry=telemetry or Telemetry(settings.service_name),

@@ -72,6 +72,10 @@ class ServiceSettings(BaseSettings):
     jwt_issuer: str = "stories-access"
     jwt_audience: str = "stories"
     access_url: str = "http://127.0.0.1:8002"
+    # How long an authorization decision may be served from cache (in process;
+    # twice that in Redis). Changes invalidate at once; this bounds staleness
+    # if a message is lost, and how long a cached answer outlives an access outage.
+    decision_cache_seconds: float = Field(default=30.0, gt=0)
     # This service's credential for asking the access service for decisions.
     service_client_secret: SecretStr | None = None
     # An unknown `kid` triggers a JWKS refetch at most this often, so forged

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,9 +126,11 @@ class AccessHarness:
         return await outbox_events(self.resources.session_factory, event_type)
 
 
-@pytest.fixture(scope="module")
-async def access(database_url: str, moto_url: str) -> AsyncIterator[AccessHarness]:
-    settings = access_settings(database_url, moto_url)
+@asynccontextmanager
+async def running_access_harness(
+    database_url: str, moto_url: str, **overrides: Any
+) -> AsyncIterator[AccessHarness]:
+    settings = access_settings(database_url, moto_url, **overrides)
     await upgrade(ACCESS.migrations, database_url, settings.database_schema)
     try:
         async with AsyncExitStack() as stack:
@@ -146,3 +148,9 @@ async def access(database_url: str, moto_url: str) -> AsyncIterator[AccessHarnes
             yield AccessHarness(url, settings, resources, http)
     finally:
         await drop_schema(database_url, settings.database_schema)
+
+
+@pytest.fixture(scope="module")
+async def access(database_url: str, moto_url: str) -> AsyncIterator[AccessHarness]:
+    async with running_access_harness(database_url, moto_url) as harness:
+        yield harness

@@ -40,7 +40,5 @@ class AccessSettings(ServiceSettings):
     login_attempts_per_ip: int = 30
     login_window_seconds: int = 900
 
-    decision_cache_seconds: float = 30.0
-
     bootstrap_admin_email: str | None = None
     bootstrap_admin_password: SecretStr | None = None

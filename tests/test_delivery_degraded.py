@@ -1,0 +1,243 @@
+"""Degraded modes of the hot path, decided and tested:
+
+- Redis down: decisions go to the access service directly (slower, still correct);
+- access down with a cached decision: served from cache until its TTL;
+- access down with no cached decision: 503, never an unchecked link.
+
+And the CloudFront signer end to end: links and cookies from the running service
+pass the verifier, bound to the caller's address.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from services.delivery.main import SERVICE as DELIVERY
+from shared.db import drop_schema
+from shared.migrations import upgrade
+from shared.roles import Role
+from tests.access_fixtures import AccessHarness, Account, running_access_harness
+from tests.cloudfront_verifier import CloudFrontVerifier, Refused
+from tests.delivery_fixtures import DeliveryHarness, delivery_settings, start_delivery
+from tests.support import TEST_REDIS_URL, ToggleableProxy, eventually
+
+CACHE_SECONDS = 1.0
+
+
+@pytest.fixture(scope="module")
+async def access(database_url: str, moto_url: str) -> AsyncIterator[AccessHarness]:
+    # Short decision TTLs on both sides, so "until its TTL" fits in a test.
+    async with running_access_harness(
+        database_url, moto_url, decision_cache_seconds=CACHE_SECONDS
+    ) as harness:
+        yield harness
+
+
+@pytest.fixture
+async def schema(access: AccessHarness) -> AsyncIterator[str]:
+    settings = delivery_settings(access)
+    await upgrade(DELIVERY.migrations, settings.database_url, settings.database_schema)
+    yield settings.database_schema
+    await drop_schema(settings.database_url, settings.database_schema)
+
+
+async def free_book(access: AccessHarness, delivery: DeliveryHarness) -> uuid.UUID:
+    book = await access.put_book(published=True, access="free")
+    await delivery.put_published(book, f"books/{book}/1-key.pdf", "v1")
+    return book
+
+
+async def ask(delivery: DeliveryHarness, reader: Account, book: uuid.UUID) -> int:
+    response = await delivery.http.post(
+        "/v1/deliveries", json={"book_id": str(book)}, headers=reader.headers
+    )
+    return response.status_code
+
+
+def redis_proxy_url(proxy: ToggleableProxy) -> str:
+    database = urlsplit(TEST_REDIS_URL).path
+    return f"redis://127.0.0.1:{proxy.port}{database}"
+
+
+async def test_with_redis_down_decisions_come_from_access_and_stay_correct(
+    access: AccessHarness, schema: str
+) -> None:
+    parts = urlsplit(TEST_REDIS_URL)
+    proxy = ToggleableProxy(parts.hostname or "127.0.0.1", parts.port or 6379)
+    await proxy.start()
+    try:
+        settings = delivery_settings(
+            access, redis_url=redis_proxy_url(proxy), database_schema=schema
+        )
+        async with AsyncExitStack() as stack:
+            delivery = await start_delivery(stack, settings)
+            reader = await access.account(Role.LEARNER)
+            book = await free_book(access, delivery)
+            assert await ask(delivery, reader, book) == 200  # warm, with Redis
+            proxy.cut()
+            bus = delivery.app.state.resources.bus
+            await eventually(lambda: not bus.connected, what="the subscription to drop")
+            # A book never asked about: its decision can only come from access.
+            other = await free_book(access, delivery)
+            assert await ask(delivery, reader, other) == 200
+            assert await ask(delivery, reader, book) == 200
+            # Still correct: an entitled-only book is refused, by access, live.
+            paid = await access.put_book(published=True, access="entitled")
+            await delivery.put_published(paid, f"books/{paid}/1.pdf", "v1")
+            assert await ask(delivery, reader, paid) == 403
+            # ... and granted, it opens at once (no stale cache in the way).
+            admin = await access.account(Role.CONTENT_ADMIN)
+            granted = await access.http.post(
+                "/v1/entitlements",
+                json={"user_id": str(reader.id), "book_id": str(paid), "source": "purchase"},
+                headers=admin.headers,
+            )
+            assert granted.status_code == 201, granted.text
+            assert await ask(delivery, reader, paid) == 200
+            proxy.restore()
+            await eventually(lambda: bus.connected, what="the subscription to come back")
+            assert await ask(delivery, reader, book) == 200
+    finally:
+        await proxy.stop()
+
+
+async def test_with_access_down_a_cached_decision_serves_until_its_ttl_then_503(
+    access: AccessHarness, schema: str
+) -> None:
+    port = int(access.url.rsplit(":", 1)[1])
+    proxy = ToggleableProxy("127.0.0.1", port)
+    await proxy.start()
+    try:
+        settings = delivery_settings(
+            access,
+            access_url=proxy.url,
+            decision_cache_seconds=CACHE_SECONDS,
+            database_schema=schema,
+        )
+        async with AsyncExitStack() as stack:
+            delivery = await start_delivery(stack, settings)
+            reader = await access.account(Role.LEARNER)
+            cached = await free_book(access, delivery)
+            never_asked = await free_book(access, delivery)
+            assert await ask(delivery, reader, cached) == 200
+            proxy.cut()
+            assert await ask(delivery, reader, cached) == 200  # from cache
+            response = await delivery.http.post(
+                "/v1/deliveries", json={"book_id": str(never_asked)}, headers=reader.headers
+            )
+            assert response.status_code == 503, response.text
+            assert response.json()["type"].endswith("/access-unavailable")
+
+            issued = 2
+
+            async def expired() -> bool:
+                nonlocal issued
+                status = await ask(delivery, reader, cached)
+                issued += status == 200
+                return status == 503
+
+            # Past the TTL (in process, then in Redis) nothing vouches for it.
+            await eventually(expired, timeout=3 * CACHE_SECONDS + 5, what="the TTL")
+            opened = [
+                e
+                for e in await delivery.outbox("delivery.issued")
+                if e.data["user_id"] == str(reader.id)
+            ]
+            assert len(opened) == issued  # every link answered was recorded; no refusal was
+    finally:
+        await proxy.stop()
+
+
+def _pem(key: rsa.RSAPrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+async def test_the_cloudfront_signer_binds_links_and_cookies_to_the_caller(
+    access: AccessHarness, schema: str
+) -> None:
+    old, new = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in "ab")
+    settings = delivery_settings(
+        access,
+        signer="cloudfront",
+        cloudfront_domain="https://books.stories.example",
+        cloudfront_keys=[
+            {"key_pair_id": "KOLD", "private_key": _pem(old)},
+            {"key_pair_id": "KNEW", "private_key": _pem(new)},
+        ],
+        cloudfront_bind_client_ip=True,
+        cookie_domain="books.stories.example",
+        database_schema=schema,
+    )
+    verifier = CloudFrontVerifier({"KOLD": old.public_key(), "KNEW": new.public_key()})
+    async with AsyncExitStack() as stack:
+        delivery = await start_delivery(stack, settings)
+        reader = await access.account(Role.LEARNER)
+        book = await free_book(access, delivery)
+        response = await delivery.http.post(
+            "/v1/deliveries", json={"book_id": str(book)}, headers=reader.headers
+        )
+        assert response.status_code == 200, response.text
+        url = response.json()["url"]
+        assert response.json()["signer"] == "cloudfront"
+        assert url.startswith(f"https://books.stories.example/books/{book}/1-key.pdf?versionId=v1&")
+        assert url.endswith("Key-Pair-Id=KNEW")
+        now = datetime.now(UTC)
+        verifier.verify_url(url, now=now, client_ip="127.0.0.1")  # the test client's address
+        with pytest.raises(Refused, match="address"):
+            verifier.verify_url(url, now=now, client_ip="198.51.100.9")
+
+        cookies = await delivery.http.post(
+            "/v1/deliveries/cookies", json={"book_id": str(book)}, headers=reader.headers
+        )
+        assert cookies.status_code == 200, cookies.text
+        values = cookies.json()["cookies"]
+        verifier.verify_cookies(
+            f"https://books.stories.example/books/{book}/1-key.pdf",
+            values,
+            now=now,
+            client_ip="127.0.0.1",
+        )
+        set_cookie = cookies.headers.get_list("set-cookie")
+        assert len(set_cookie) == 3
+        assert all(
+            "HttpOnly" in c and "Secure" in c and f"Path=/books/{book}/" in c for c in set_cookie
+        )
+        kinds = {e.data["method"] for e in await delivery.outbox("delivery.issued")}
+        assert {"cloudfront", "cloudfront-cookies"} <= kinds
+
+
+async def test_cookies_without_cloudfront_say_so(access: AccessHarness, schema: str) -> None:
+    settings = delivery_settings(access, database_schema=schema)
+    async with AsyncExitStack() as stack:
+        delivery = await start_delivery(stack, settings)
+        reader = await access.account(Role.LEARNER)
+        book = await free_book(access, delivery)
+        response = await delivery.http.post(
+            "/v1/deliveries/cookies", json={"book_id": str(book)}, headers=reader.headers
+        )
+        assert response.status_code == 501
+        assert response.json()["type"].endswith("/cookies-not-configured")
+
+
+async def test_link_issuance_is_rate_limited_per_reader(access: AccessHarness, schema: str) -> None:
+    settings = delivery_settings(access, links_per_minute=3, database_schema=schema)
+    async with AsyncExitStack() as stack:
+        delivery = await start_delivery(stack, settings)
+        reader, other = await access.account(Role.LEARNER), await access.account(Role.LEARNER)
+        book = await free_book(access, delivery)
+        assert [await ask(delivery, reader, book) for _ in range(4)] == [200, 200, 200, 429]
+        limited = await delivery.http.post(
+            "/v1/deliveries", json={"book_id": str(book)}, headers=reader.headers
+        )
+        assert 0 < int(limited.headers["Retry-After"]) <= 60
+        assert await ask(delivery, other, book) == 200
