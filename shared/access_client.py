@@ -42,7 +42,7 @@ class AccessClient:
         secret = settings.service_client_secret
         self._client_secret = secret.get_secret_value() if secret else ""
         self._http = http
-        self._decisions = decisions
+        self.decisions = decisions
         self._token: str | None = None
         self._token_renews_at = 0.0
         self._token_lock = asyncio.Lock()
@@ -51,7 +51,7 @@ class AccessClient:
         self, user_id: uuid.UUID, action: Action, resource_id: uuid.UUID | None = None
     ) -> Decision:
         request = DecisionRequest(user_id=user_id, action=action, resource_id=resource_id)
-        return await self._decisions.get_or_decide(request, lambda: self._ask(request))
+        return await self.decisions.get_or_decide(request, lambda: self._ask(request))
 
     async def require(
         self,

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     delete,
     func,
+    insert,
     select,
     text,
 )
@@ -119,13 +120,18 @@ class GroupCommitRecorder:
             del self._pending[: len(batch)]
             try:
                 async with unit_of_work(self._session_factory) as session:
-                    session.add_all(
-                        OutboxMessage(
-                            event_id=envelope.id,
-                            event_type=envelope.type,
-                            envelope=envelope.model_dump_json(),
-                        )
-                        for envelope, _ in batch
+                    # One multi-row INSERT: the ORM's per-object bookkeeping would
+                    # cost more than the commit it shares.
+                    await session.execute(
+                        insert(OutboxMessage),
+                        [
+                            {
+                                "event_id": envelope.id,
+                                "event_type": envelope.type,
+                                "envelope": envelope.model_dump_json(),
+                            }
+                            for envelope, _ in batch
+                        ],
                     )
                     session.info[EVENTS_RECORDED_INFO_KEY] = True
             except Exception as exc:

@@ -1,6 +1,8 @@
-"""Fixed-window rate limits in Redis (login attempts, link issuance).
+"""Fixed-window rate limits in Redis: login attempts (`RateLimiter`), link issuance
+(`SharedWindowLimiter`, counted in process and shared in the background).
 
-One round trip per check (a pipelined INCR, EXPIRE NX, TTL). When Redis cannot
+`RateLimiter` makes one round trip per check (a pipelined INCR, EXPIRE NX, TTL).
+When Redis cannot
 answer, limits fail open with a warning: the protected operations have their
 own costs (argon2, authorization) and must stay available through a cache
 outage.
@@ -8,6 +10,9 @@ outage.
 
 from __future__ import annotations
 
+import asyncio
+import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,3 +70,74 @@ class RateLimiter:
             await self._redis.delete(self._key(key))
         except RedisError:
             log.warning("could not reset rate limit", namespace=self._namespace)
+
+
+@dataclass
+class _Window:
+    number: int
+    seen_elsewhere: int = 0  # the shared count at the last sync, less our own part
+    ours: int = 0  # counted here in this window
+    unsynced: int = 0  # of `ours`, not yet added to Redis
+
+
+class SharedWindowLimiter:
+    """Fixed-window limits counted in process, shared between instances through Redis.
+
+    For hot paths that cannot afford a round trip per request: a hit is counted
+    here at once, and a background task adds the counts to Redis every
+    `sync_seconds` and learns the other instances' counts back. All instances
+    together may overshoot the limit by what the others counted during one sync
+    interval; with Redis down each instance still enforces the limit on its own.
+    """
+
+    def __init__(
+        self,
+        redis: Any,
+        namespace: str,
+        *,
+        limit: int,
+        window_seconds: int,
+        sync_seconds: float = 0.1,
+    ) -> None:
+        self._redis = redis
+        self._namespace = namespace
+        self.limit = limit
+        self._window_seconds = window_seconds
+        self._sync_seconds = sync_seconds
+        self._windows: dict[str, _Window] = {}
+        self._syncing: asyncio.Task[None] | None = None
+
+    def hit(self, key: str) -> LimitState:
+        now = time.time()
+        number = int(now // self._window_seconds)
+        window = self._windows.get(key)
+        if window is None or window.number != number:
+            window = self._windows[key] = _Window(number)
+        window.ours += 1
+        window.unsynced += 1
+        if self._syncing is None or self._syncing.done():
+            self._syncing = asyncio.get_running_loop().create_task(self._sync_soon())
+        retry_after = max(1, math.ceil((number + 1) * self._window_seconds - now))
+        return LimitState(window.seen_elsewhere + window.ours, retry_after)
+
+    async def _sync_soon(self) -> None:
+        await asyncio.sleep(self._sync_seconds)
+        current = int(time.time() // self._window_seconds)
+        # Windows that ended are of no further use.
+        self._windows = {k: w for k, w in self._windows.items() if w.number >= current}
+        pending = [(k, w, w.unsynced) for k, w in self._windows.items() if w.unsynced]
+        if not pending:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key, window, count in pending:
+                    name = f"ratelimit:{self._namespace}:{key}:{window.number}"
+                    pipe.incrby(name, count)
+                    pipe.expire(name, 2 * self._window_seconds, nx=True)
+                results = await pipe.execute()
+        except RedisError:
+            log.warning("rate limits not shared right now", namespace=self._namespace)
+            return
+        for (_, window, count), total in zip(pending, results[::2], strict=True):
+            window.unsynced -= count
+            window.seen_elsewhere = max(0, int(total) - (window.ours - window.unsynced))

@@ -80,7 +80,7 @@ def parse_wrk(output: str) -> tuple[float, float, float]:
     return float(rps.group(1)), latencies["50"], latencies["99"]
 
 
-def _pinned(cpu: int) -> list[str]:
+def pinned(cpu: int) -> list[str]:
     """Pin a process to one CPU: the server and the load generator never fight over a core."""
     taskset = shutil.which("taskset")
     if taskset is None or (os.cpu_count() or 1) < 2 or os.environ.get("BENCH_PIN") == "0":
@@ -115,7 +115,7 @@ def run_wrk(
     extra = ["-s", script] if script else []
     result = subprocess.run(
         [
-            *_pinned(LOAD_CPU),
+            *pinned(LOAD_CPU),
             wrk,
             "-t1",
             f"-c{connections}",
@@ -140,7 +140,7 @@ def uvicorn_process(
     port = free_port()
     process = subprocess.Popen(
         [
-            *_pinned(SERVER_CPU), sys.executable, "-m", "uvicorn", "--factory", factory,
+            *pinned(SERVER_CPU), sys.executable, "-m", "uvicorn", "--factory", factory,
             "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
             "--log-level", "warning", "--no-access-log",
             # The loop `stories serve` uses; BENCH_LOOP=uvloop compares the other.
@@ -404,7 +404,7 @@ def _submission_created() -> SubmissionCreated:
 
 
 def format_table(figures: list[Figure]) -> str:
-    by_row = {f.row: f for f in figures}
+    by_row = {(f.benchmark, f.row): f for f in figures}
     header = (
         f"{'benchmark':<10} {'row':<44} {'throughput':>16} {'p50':>10} {'p99':>10}  vs baseline"
     )
@@ -413,8 +413,9 @@ def format_table(figures: list[Figure]) -> str:
         p50 = f"{f.p50_ms:.2f} ms" if f.p50_ms is not None else "-"
         p99 = f"{f.p99_ms:.2f} ms" if f.p99_ms is not None else "-"
         versus = "(baseline)"
-        if f.baseline_of is not None and f.baseline_of in by_row:
-            ratio = f.throughput / by_row[f.baseline_of].throughput
+        baseline = by_row.get((f.benchmark, f.baseline_of or ""))
+        if baseline is not None:
+            ratio = f.throughput / baseline.throughput
             versus = f"{ratio:.2f}x"
             if f.target_ratio is not None:
                 verdict = "meets" if ratio >= f.target_ratio else "MISSES"
@@ -428,12 +429,13 @@ def format_table(figures: list[Figure]) -> str:
 
 
 def run_benchmarks(names: list[str], *, duration: float, connections: int, events: int) -> int:
-    from stories.bench_services import bench_access, bench_content
+    from stories.bench_services import bench_access, bench_content, bench_delivery
 
     benchmarks: dict[str, Callable[[], list[Figure]]] = {
         "plumbing": lambda: bench_plumbing(duration=duration, connections=connections),
         "access": lambda: asyncio.run(bench_access(duration=duration, connections=connections)),
         "content": lambda: asyncio.run(bench_content(duration=duration, connections=connections)),
+        "delivery": lambda: asyncio.run(bench_delivery(duration=duration, connections=connections)),
         "events": lambda: asyncio.run(bench_events(events=events)),
     }
     unknown = set(names) - set(benchmarks)

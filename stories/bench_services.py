@@ -9,23 +9,31 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import insert, text
 
 from services.access.main import SERVICE as ACCESS
 from services.access.models import CatalogBook
 from services.content.main import SERVICE as CONTENT
 from services.content.models import Book
+from services.delivery.main import SERVICE as DELIVERY
+from services.delivery.models import PublishedBook
 from shared.db import create_engine, drop_schema, ensure_database
 from shared.migrations import upgrade
 from stories.bench import (
     BENCH_DATABASE_URL,
+    SERVER_CPU,
     Figure,
     measure_bare,
     median_round,
+    pinned,
     run_wrk,
     uvicorn_process,
     wrk_script,
@@ -220,3 +228,159 @@ def _measure_catalog(
             f"{url}{CATALOG_PATH}", seconds=duration, connections=connections
         )
     return rps, "req/s", p50, p99
+
+
+async def bench_delivery(*, duration: float, connections: int) -> list[Figure]:
+    """The hot path: a link for a published book, decision cache warm, both signers."""
+    suffix = uuid.uuid4().hex[:8]
+    access_schema, delivery_schema = f"bench_access_{suffix}", f"bench_delivery_{suffix}"
+    await ensure_database(BENCH_DATABASE_URL)
+    await upgrade(ACCESS.migrations, BENCH_DATABASE_URL, access_schema)
+    await upgrade(DELIVERY.migrations, BENCH_DATABASE_URL, delivery_schema)
+    book = uuid.uuid4()
+    engine = create_engine(BENCH_DATABASE_URL, schema=delivery_schema)
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(PublishedBook).values(
+                book_id=book,
+                published=True,
+                object_key=f"books/{book}/1-{uuid.uuid4().hex}.pdf",
+                object_version="3HL4kqtJlcpXroDTDmJ",
+                access="free",
+                state_changed_at=datetime.now(UTC),
+            )
+        )
+    await engine.dispose()
+    engine = create_engine(BENCH_DATABASE_URL, schema=access_schema)
+    async with engine.begin() as connection:
+        # Access's read model, as content's book.published would leave it.
+        await connection.execute(
+            insert(CatalogBook).values(
+                book_id=book,
+                title="Bench",
+                language="en",
+                access="free",
+                published=True,
+                state_changed_at=datetime.now(UTC),
+            )
+        )
+    await engine.dispose()
+    try:
+        bare = await asyncio.to_thread(measure_bare, duration=duration, connections=connections)
+        s3, cloudfront, opened = await asyncio.to_thread(
+            _measure_delivery, access_schema, delivery_schema, book, duration, connections
+        )
+        signing = await asyncio.to_thread(_signing_rates)
+    finally:
+        await drop_schema(BENCH_DATABASE_URL, access_schema)
+        await drop_schema(BENCH_DATABASE_URL, delivery_schema)
+    raw_rsa = "one RSA-2048 CloudFront signature, in a loop"
+    return [
+        Figure("delivery", BARE, bare[0], "req/s", bare[1], bare[2]),
+        Figure(
+            "delivery", "POST /v1/deliveries, S3 signer (warm)", *s3, baseline_of=BARE,
+            target_ratio=0.5, target_p99_ms=25,
+        ),
+        Figure("delivery", raw_rsa, signing["rsa2048_cloudfront"], "sig/s"),
+        Figure(
+            "delivery", "POST /v1/deliveries, CloudFront signer", *cloudfront,
+            baseline_of=raw_rsa, target_ratio=0.7,
+        ),
+        Figure("delivery", "one SigV4 presign (botocore), in a loop",
+               signing["sigv4_botocore"], "sig/s"),
+        Figure("delivery", "one SigV4 presign (ours), in a loop", signing["sigv4_ours"], "sig/s"),
+        Figure("delivery", "delivery.issued events recorded (all rows)", opened, "events"),
+    ]  # fmt: skip
+
+
+def _signing_rates() -> dict[str, float]:
+    result = subprocess.run(
+        [*pinned(SERVER_CPU), sys.executable, "-m", "stories.bench_signing"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    rates: dict[str, float] = json.loads(result.stdout)
+    return rates
+
+
+def _cloudfront_key() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def _measure_delivery(
+    access_schema: str, delivery_schema: str, book: uuid.UUID, duration: float, connections: int
+) -> tuple[tuple[float, str, float, float], tuple[float, str, float, float], float]:
+    with uvicorn_process(
+        "services.access.main:create_app", service_env("ACCESS", access_schema), "/healthz"
+    ) as access_url:
+        email = f"bench-{uuid.uuid4().hex[:8]}@example.org"
+        password = "bench passphrase 2026"  # noqa: S105 - a throwaway account
+        user = httpx.post(
+            f"{access_url}/v1/auth/register",
+            json={"email": email, "password": password, "display_name": "Bench"},
+            timeout=10,
+        ).json()
+        token = httpx.post(
+            f"{access_url}/v1/auth/login", json={"email": email, "password": password}, timeout=10
+        ).json()["access_token"]
+        env = {
+            **service_env("DELIVERY", delivery_schema),
+            "JWKS_URL": f"{access_url}/.well-known/jwks.json",
+            "ACCESS_URL": access_url,
+            "DELIVERY_LINKS_PER_MINUTE": "100000000",
+        }
+        script = wrk_script(
+            "/v1/deliveries",
+            method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            body=json.dumps({"book_id": str(book)}),
+        )
+        cloudfront_env = {
+            **env,
+            "DELIVERY_SIGNER": "cloudfront",
+            "DELIVERY_CLOUDFRONT_DOMAIN": "https://books.stories.example",
+            "DELIVERY_CLOUDFRONT_KEYS": json.dumps(
+                [{"key_pair_id": "KBENCH", "private_key": _cloudfront_key()}]
+            ),
+        }
+        results = []
+        try:
+            for environment in (env, cloudfront_env):
+                with uvicorn_process(
+                    "services.delivery.main:create_app", environment, "/healthz"
+                ) as url:
+                    # The first request decides (asking access) and warms every cache.
+                    first = httpx.post(
+                        f"{url}/v1/deliveries",
+                        json={"book_id": str(book)},
+                        headers={"Authorization": f"Bearer {token}"},
+                        timeout=10,
+                    )
+                    assert first.status_code == 200, first.text
+                    run_wrk(
+                        f"{url}/v1/deliveries", seconds=3, connections=connections, script=script
+                    )
+                    rps, p50, p99 = median_round(
+                        f"{url}/v1/deliveries", seconds=duration, connections=connections,
+                        script=script,
+                    )  # fmt: skip
+                    results.append((rps, "req/s", p50, p99))
+        finally:
+            os.unlink(script)
+    opened = asyncio.run(_count_opened(delivery_schema, user["id"]))
+    return results[0], results[1], opened
+
+
+async def _count_opened(schema: str, user_id: str) -> float:
+    engine = create_engine(BENCH_DATABASE_URL, schema=schema)
+    async with engine.connect() as connection:
+        count = await connection.scalar(
+            text("SELECT count(*) FROM outbox WHERE event_type = 'delivery.issued'")
+        )
+    await engine.dispose()
+    return float(count or 0)

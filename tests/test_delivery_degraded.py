@@ -241,3 +241,41 @@ async def test_link_issuance_is_rate_limited_per_reader(access: AccessHarness, s
         )
         assert 0 < int(limited.headers["Retry-After"]) <= 60
         assert await ask(delivery, other, book) == 200
+
+
+async def test_the_fast_path_answers_like_the_endpoint_and_only_when_it_may(
+    access: AccessHarness, schema: str
+) -> None:
+    settings = delivery_settings(access, database_schema=schema)
+    async with AsyncExitStack() as stack:
+        delivery = await start_delivery(stack, settings)
+        reader = await access.account(Role.LEARNER)
+        book = await free_book(access, delivery)
+        url = "/v1/deliveries"
+        cold = await delivery.http.post(url, json={"book_id": str(book)}, headers=reader.headers)
+        warm = await delivery.http.post(url, json={"book_id": str(book)}, headers=reader.headers)
+        assert cold.status_code == warm.status_code == 200
+        assert cold.json().keys() == warm.json().keys() == {"url", "expires_at", "method", "signer"}
+        assert "x-request-id" in warm.headers
+        assert datetime.fromisoformat(warm.json()["expires_at"]) > datetime.now(UTC)
+        # Odd input with every cache warm still gets the endpoint's answer.
+        for bad in ({"book_id": str(book), "extra": 1}, {"book_id": 7}, ["x"]):
+            response = await delivery.http.post(url, json=bad, headers=reader.headers)
+            assert response.status_code == 422, (bad, response.text)
+        # A logged-out token is refused even though it was verified before.
+        out = await access.http.post("/v1/auth/logout", headers=reader.headers)
+        assert out.status_code == 204
+
+        async def refused() -> bool:
+            response = await delivery.http.post(
+                url, json={"book_id": str(book)}, headers=reader.headers
+            )
+            return response.status_code == 401
+
+        await eventually(refused, timeout=5, what="the deny-list to reach delivery")
+        opened = [
+            e
+            for e in await delivery.outbox("delivery.issued")
+            if e.data["user_id"] == str(reader.id)
+        ]
+        assert len(opened) == 2

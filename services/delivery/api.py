@@ -16,18 +16,12 @@ from services.delivery.schemas import (
     ProgressOut,
     ProgressUpdate,
 )
-from services.delivery.service import now_utc
+from services.delivery.service import client_ip, now_utc
 from shared.auth import CurrentPrincipal
 from shared.problems import problem_responses
 
 deliveries = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 reading = APIRouter(prefix="/v1/reading", tags=["reading"])
-
-
-def _client_ip(request: Request) -> str | None:
-    # Behind the ALB the client is the first X-Forwarded-For hop the ALB added;
-    # uvicorn's --proxy-headers (trusted proxies only) puts it in request.client.
-    return request.client.host if request.client else None
 
 
 @deliveries.post(
@@ -45,9 +39,8 @@ async def issue_link(
     request: Request,
     service: DeliveryServiceDep,
 ) -> Response:
-    link = await service.issue(principal, body.book_id, client_ip=_client_ip(request))
-    out = DeliveryOut(url=link.url, expires_at=link.expires_at, signer=link.signer)
-    return Response(out.model_dump_json(), media_type="application/json")
+    link = await service.issue(principal, body.book_id, client_ip=client_ip(request.scope))
+    return Response(link.json(), media_type="application/json")
 
 
 @deliveries.post(
@@ -63,7 +56,7 @@ async def issue_cookies(
     service: DeliveryServiceDep,
 ) -> JSONResponse:
     cookies, expires_at = await service.issue_cookies(
-        principal, body.book_id, client_ip=_client_ip(request)
+        principal, body.book_id, client_ip=client_ip(request.scope)
     )
     out = CookiesOut(resource=cookies.resource, expires_at=expires_at, cookies=cookies.values)
     response = JSONResponse(out.model_dump(mode="json"))

@@ -6,16 +6,18 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
 from services.delivery.api import ROUTERS
 from services.delivery.consumers import HANDLERS
+from services.delivery.fastpath import DeliveryFastPath
 from services.delivery.service import BOOKS_CHANNEL, BookCache, DeliveryComponents
 from services.delivery.settings import DeliverySettings
 from services.delivery.signing import CloudFrontSigner, S3LinkSigner
 from shared.app import Resources, create_service_app
 from shared.events import Producer
 from shared.outbox import GroupCommitRecorder
-from shared.ratelimit import RateLimiter
+from shared.ratelimit import SharedWindowLimiter
 from shared.runtime import ServiceDefinition
 from shared.settings import ServiceSettings
 
@@ -39,9 +41,16 @@ def build_components(settings: DeliverySettings, resources: Resources) -> Delive
     return DeliveryComponents(
         settings=settings,
         books=BookCache(resources.bus, BOOKS_CHANNEL, ttl=60.0, max_entries=100_000),
-        s3_signer=S3LinkSigner(resources.aws.s3, settings.resource_names.bucket("published")),
+        s3_signer=S3LinkSigner(
+            resources.aws.s3,
+            settings.resource_names.bucket("published"),
+            region=settings.aws_region,
+            endpoint_url=settings.aws_endpoint_url,
+        ),
         cloudfront=cloudfront,
-        limiter=RateLimiter(resources.redis, "links"),
+        limiter=SharedWindowLimiter(
+            resources.redis, "links", limit=settings.links_per_minute, window_seconds=60
+        ),
         recorder=GroupCommitRecorder(resources.session_factory),
     )
 
@@ -62,6 +71,7 @@ def create_app(
         produces=Producer.DELIVERY,
         resources=resources,
         extra_lifespan=start,
+        middleware=[Middleware(DeliveryFastPath)],
     )
 
 

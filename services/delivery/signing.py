@@ -20,6 +20,8 @@ from urllib.parse import quote
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from services.delivery.presign import CredentialsFromClient, S3Presigner
+
 PDF_CONTENT_TYPE = "application/pdf"
 SignerName = Literal["s3", "cloudfront"]
 
@@ -127,24 +129,26 @@ class CloudFrontSigner:
 
 
 class S3LinkSigner:
-    """SigV4 presigned GETs of the published bucket (no network: a local computation)."""
+    """SigV4 presigned GETs of the published bucket (a local computation: no network)."""
 
-    def __init__(self, s3: Any, bucket: str) -> None:
-        self._s3 = s3
+    def __init__(self, s3: Any, bucket: str, *, region: str, endpoint_url: str | None) -> None:
         self.bucket = bucket
+        self._credentials = CredentialsFromClient(s3)
+        self._presigner = S3Presigner(region=region, endpoint_url=endpoint_url)
 
     async def signed_url(
         self, object_key: str, version: str | None, *, expires_in: int, filename: str
     ) -> str:
-        params: dict[str, Any] = {
-            "Bucket": self.bucket,
-            "Key": object_key,
-            "ResponseContentType": PDF_CONTENT_TYPE,
-            "ResponseContentDisposition": f'inline; filename="{filename}"',
+        params = {
+            "response-content-type": PDF_CONTENT_TYPE,
+            "response-content-disposition": f'inline; filename="{filename}"',
         }
         if version and version != "null":
-            params["VersionId"] = version
-        url: str = await self._s3.generate_presigned_url(
-            "get_object", Params=params, ExpiresIn=expires_in
+            params["versionId"] = version
+        return self._presigner.presigned_get(
+            await self._credentials.current(),
+            self.bucket,
+            object_key,
+            expires_in=expires_in,
+            params=params,
         )
-        return url
