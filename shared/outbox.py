@@ -23,12 +23,15 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    Uuid,
+    bindparam,
     delete,
     func,
     insert,
     select,
     text,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -97,52 +100,81 @@ class GroupCommitRecorder:
     """
 
     def __init__(
-        self, session_factory: async_sessionmaker[AsyncSession], *, max_batch: int = 500
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        max_batch: int = 500,
+        max_in_flight: int = 3,
     ) -> None:
         self._session_factory = session_factory
         self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
         self._pending: list[tuple[Envelope, asyncio.Future[None]]] = []
-        self._flushing: asyncio.Task[None] | None = None
+        self._in_flight = 0
 
     async def record(self, data: EventData, *, trace_id: str | None = None) -> Envelope:
         envelope = Envelope.wrap(data, trace_id=trace_id)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((envelope, done))
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.create_task(self._flush())
+        if self._in_flight < self._max_in_flight:
+            # A few commits may be in flight at once, on their own connections,
+            # so the next batch does not wait for the previous one's fsync.
+            self._in_flight += 1
+            asyncio.get_running_loop().create_task(self._flush())
         await done
         return envelope
 
     async def _flush(self) -> None:
-        await asyncio.sleep(0)  # let the requests already running add theirs
-        while self._pending:
-            batch = self._pending[: self._max_batch]
-            del self._pending[: len(batch)]
-            try:
-                async with unit_of_work(self._session_factory) as session:
-                    # One multi-row INSERT: the ORM's per-object bookkeeping would
-                    # cost more than the commit it shares.
-                    await session.execute(
-                        insert(OutboxMessage),
-                        [
-                            {
-                                "event_id": envelope.id,
-                                "event_type": envelope.type,
-                                "envelope": envelope.model_dump_json(),
-                            }
-                            for envelope, _ in batch
-                        ],
-                    )
-                    session.info[EVENTS_RECORDED_INFO_KEY] = True
-            except Exception as exc:
-                log.exception("group commit failed", events=len(batch))
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-            else:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
+        try:
+            await asyncio.sleep(0)  # let the requests already running add theirs
+            while self._pending:
+                await self._commit(self._pending[: self._max_batch])
+        finally:
+            self._in_flight -= 1
+
+    async def _commit(self, batch: list[tuple[Envelope, asyncio.Future[None]]]) -> None:
+        del self._pending[: len(batch)]
+        try:
+            async with unit_of_work(self._session_factory) as session:
+                await _insert_many(session, [envelope for envelope, _ in batch])
+                session.info[EVENTS_RECORDED_INFO_KEY] = True
+        except Exception as exc:
+            log.exception("group commit failed", events=len(batch))
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+        else:
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+
+_UNNEST_INSERT = text(
+    "INSERT INTO outbox (event_id, event_type, envelope) "
+    "SELECT * FROM unnest(:event_ids, :event_types, :envelopes)"
+).bindparams(
+    bindparam("event_ids", type_=postgresql.ARRAY(Uuid())),
+    bindparam("event_types", type_=postgresql.ARRAY(String())),
+    bindparam("envelopes", type_=postgresql.ARRAY(Text())),
+)
+
+
+async def _insert_many(session: AsyncSession, envelopes: list[Envelope]) -> None:
+    """Many outbox rows in one statement, at a few microseconds a row."""
+    rows = [(e.id, e.type, e.model_dump_json()) for e in envelopes]
+    if session.get_bind().dialect.name == "postgresql":
+        # Three arrays, one statement: far cheaper per row than a multi-row
+        # VALUES with three parameters a row, let alone the ORM.
+        event_ids, event_types, bodies = (list(column) for column in zip(*rows, strict=True))
+        await session.execute(
+            _UNNEST_INSERT,
+            {"event_ids": event_ids, "event_types": event_types, "envelopes": bodies},
+        )
+        return
+    await session.execute(
+        insert(OutboxMessage),
+        [{"event_id": i, "event_type": t, "envelope": b} for i, t, b in rows],
+    )
 
 
 class OutboxRelay:

@@ -15,6 +15,7 @@ import hmac
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -22,7 +23,9 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 CREDENTIALS_REFRESH_SECONDS = 60.0
 
 
+@lru_cache(maxsize=65_536)
 def _encode(value: str, safe: str = "-_.~") -> str:
+    # Cached: the same keys, versions and headers are signed again and again.
     return quote(value, safe=safe)
 
 
@@ -81,7 +84,10 @@ class S3Presigner:
         now: datetime | None = None,
     ) -> str:
         moment = now or datetime.now(UTC)
-        amz_date = moment.strftime("%Y%m%dT%H%M%SZ")
+        amz_date = (
+            f"{moment.year:04d}{moment.month:02d}{moment.day:02d}"
+            f"T{moment.hour:02d}{moment.minute:02d}{moment.second:02d}Z"
+        )
         day = amz_date[:8]
         scope = f"{day}/{self.region}/s3/aws4_request"
         if self.endpoint_url:
