@@ -227,3 +227,26 @@ async def test_reading_progress_is_monotonic_and_its_events_reach_metrics(
 
 async def _status(response: Any, expected: int) -> bool:
     return bool((await response).status_code == expected)
+
+
+async def test_the_openapi_document_describes_every_route_with_its_errors(
+    delivery: DeliveryHarness, access: AccessHarness
+) -> None:
+    document = (await delivery.http.get("/openapi.json")).json()
+    routes = {
+        ("/v1/deliveries", "post"),
+        ("/v1/deliveries/cookies", "post"),
+        ("/v1/reading/{book_id}/progress", "put"),
+        ("/v1/reading/me", "get"),
+    }
+    for path, method in routes:
+        operation = document["paths"][path][method]
+        assert operation["summary"]
+        assert operation.get("security") == [{"bearer": []}], path
+        assert {"401", "422"} <= set(operation["responses"]), path
+    # A platform service's credential is not a reader.
+    service = await access.service_token("content")
+    response = await delivery.http.post(
+        "/v1/deliveries", json={"book_id": str(uuid.uuid4())}, headers=service
+    )
+    assert response.status_code == 403
