@@ -144,3 +144,18 @@ def test_the_verifier_is_not_a_yes_man() -> None:
     impostor = CloudFrontSigner(DOMAIN, {"K1": pem("intruder")})
     url = impostor.signed_url(KEY, "v1", expires_at=LATER)
     assert refused(url) == "bad signature"
+
+
+def test_a_memoized_signature_is_the_signature() -> None:
+    """Same policy, same bytes (RSA PKCS#1 v1.5 is deterministic); any change re-signs."""
+    first = signer("K1")
+    fresh = signer("K1")
+    url = first.signed_url(KEY, "v1", expires_at=LATER)
+    assert first.signed_url(KEY, "v1", expires_at=LATER) == url  # from the memo
+    assert fresh.signed_url(KEY, "v1", expires_at=LATER) == url  # computed anew
+    later = first.signed_url(KEY, "v1", expires_at=LATER + timedelta(seconds=1))
+    other_ip = first.signed_url(KEY, "v1", expires_at=LATER, client_ip="203.0.113.9")
+    assert len({url, later, other_ip}) == 3
+    for link in (url, later):
+        verifier("K1").verify_url(link, now=NOW, client_ip="198.51.100.1")
+    assert refused(other_ip, ip="203.0.113.10") == "wrong client address"
