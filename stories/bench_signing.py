@@ -76,9 +76,14 @@ def main(seconds: float = 3.0) -> None:
     ).decode()
     signer = CloudFrontSigner("https://books.example", {"K": pem})
     expires = datetime.now(UTC) + timedelta(minutes=5)
+    second = timedelta(seconds=1)
+    count = 0
 
     def cloudfront() -> None:
-        signer.signed_url(key, "v1", expires_at=expires)
+        # A new expiry each time: every call really signs (no memo hit).
+        nonlocal count
+        count += 1
+        signer.signed_url(key, "v1", expires_at=expires + count * second)
 
     print(
         json.dumps(
