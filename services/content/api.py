@@ -203,13 +203,7 @@ async def upload_ticket(
     body: UploadRequest | None = None,
 ) -> UploadTicket:
     form = await service.upload_ticket(principal, submission_id, body or UploadRequest())
-    return UploadTicket(
-        url=form.url,
-        fields=form.fields,
-        content_type="application/pdf",
-        max_bytes=service.settings.manuscript_max_bytes,
-        expires_at=form.expires_at,
-    )
+    return UploadTicket.model_validate(form)
 
 
 @submissions.post(
@@ -351,14 +345,7 @@ async def cover_ticket(
     principal: CurrentPrincipal,
     service: ContentServiceDep,
 ) -> UploadTicket:
-    form = await service.cover_ticket(principal, book_id, body)
-    return UploadTicket(
-        url=form.url,
-        fields=form.fields,
-        content_type=form.fields["Content-Type"],
-        max_bytes=service.settings.cover_max_bytes,
-        expires_at=form.expires_at,
-    )
+    return UploadTicket.model_validate(await service.cover_ticket(principal, book_id, body))
 
 
 @books.post(

@@ -126,6 +126,8 @@ class CoverUploadRequest(StrictModel):
 
 
 class UploadTicket(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     url: str = Field(description="POST a multipart form here")
     fields: dict[str, str] = Field(description="Form fields to send before the `file` field")
     content_type: str

@@ -90,6 +90,8 @@ class UploadForm:
     url: str
     fields: dict[str, str]
     expires_at: datetime
+    content_type: str
+    max_bytes: int
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,8 @@ class ManuscriptStorage:
             url=post["url"],
             fields={k: str(v) for k, v in post["fields"].items()},
             expires_at=datetime.now(UTC) + timedelta(seconds=expires_in),
+            content_type=content_type,
+            max_bytes=max_bytes,
         )
 
     async def verify(self, key: str, *, max_bytes: int) -> int:
