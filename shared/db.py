@@ -106,6 +106,12 @@ class UnitOfWorkSession(AsyncSession):
         self.info.setdefault(AFTER_COMMIT_INFO_KEY, []).append(action)
 
 
+def unit_of_work_session(session: AsyncSession) -> UnitOfWorkSession:
+    """A request's session as what it is (so services can use `after_commit`)."""
+    assert isinstance(session, UnitOfWorkSession)
+    return session
+
+
 def is_postgres(url: str) -> bool:
     return make_url(url).get_backend_name() == "postgresql"
 

@@ -25,7 +25,7 @@ from services.access.schemas import (
 from services.access.settings import AccessSettings
 from services.access.tokens import TokenIssuer, hash_refresh_secret, new_refresh_secret
 from shared.auth import Principal, TokenDenyList
-from shared.db import UnitOfWorkSession
+from shared.db import UnitOfWorkSession, unit_of_work_session
 from shared.decisions import Action, Decision, DecisionCache, DecisionRequest
 from shared.errors import (
     Conflict,
@@ -85,9 +85,7 @@ class AccessService:
 
     @property
     def session(self) -> UnitOfWorkSession:
-        session = self.repository.session
-        assert isinstance(session, UnitOfWorkSession)
-        return session
+        return unit_of_work_session(self.repository.session)
 
     # --- accounts ---------------------------------------------------------------------
 

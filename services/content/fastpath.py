@@ -10,19 +10,14 @@ goes to the endpoint as usual, which fills the cache.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shared.asgi import RouteLabel, send_json
 
 CATALOG_PATH = "/v1/books"
 
 
-@dataclass(frozen=True)
-class _RouteName:
-    path: str  # what the request metrics label the answer with
-
-
-_CATALOG_ROUTE = _RouteName(CATALOG_PATH)
+_CATALOG_ROUTE = RouteLabel(CATALOG_PATH)
 
 
 def catalog_cache_key(query_string: bytes) -> tuple[str, bytes]:
@@ -59,12 +54,7 @@ class CatalogFastPath:
                 await send({"type": "http.response.start", "status": 304, "headers": headers})
                 await send({"type": "http.response.body", "body": b""})
                 return
-            headers += [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await send_json(send, 200, body, headers=headers)
             return
         await self.app(scope, receive, send)
 

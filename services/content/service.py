@@ -47,7 +47,7 @@ from services.content.storage import (
 )
 from shared.access_client import AccessClient
 from shared.auth import Principal
-from shared.db import UnitOfWorkSession
+from shared.db import UnitOfWorkSession, unit_of_work_session
 from shared.decisions import Action
 from shared.errors import (
     Conflict,
@@ -135,9 +135,7 @@ class ContentService:
 
     @property
     def session(self) -> UnitOfWorkSession:
-        session = self.repository.session
-        assert isinstance(session, UnitOfWorkSession)
-        return session
+        return unit_of_work_session(self.repository.session)
 
     # --- submissions -----------------------------------------------------------------
 
