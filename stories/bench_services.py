@@ -278,7 +278,7 @@ async def bench_delivery(*, duration: float, connections: int) -> list[Figure]:
     await engine.dispose()
     try:
         bare = await asyncio.to_thread(measure_bare, duration=duration, connections=connections)
-        s3, cloudfront, cloudfront_one, opened = await asyncio.to_thread(
+        s3, cloudfront, cloudfront_one, cloudfront_unshared, opened = await asyncio.to_thread(
             _measure_delivery, access_schema, delivery_schema, books, duration, connections
         )
         signing = await asyncio.to_thread(_signing_rates)
@@ -300,6 +300,10 @@ async def bench_delivery(*, duration: float, connections: int) -> list[Figure]:
         Figure(
             "delivery", "same, CloudFront signer, one book (memo hits)", *cloudfront_one,
             baseline_of=raw_rsa,
+        ),
+        Figure(
+            "delivery", f"same, {DELIVERY_BOOKS:,} books, expiry step 1 s (no sharing)",
+            *cloudfront_unshared, baseline_of=raw_rsa,
         ),
         Figure("delivery", "one SigV4 presign (botocore), in a loop",
                signing["sigv4_botocore"], "sig/s"),
@@ -376,7 +380,7 @@ def _measure_delivery(
     books: list[uuid.UUID],
     duration: float,
     connections: int,
-) -> tuple[Measured, Measured, Measured, float]:
+) -> tuple[Measured, Measured, Measured, Measured, float]:
     book = books[0]
     with uvicorn_process(
         "services.access.main:create_app", service_env("ACCESS", access_schema), "/healthz"
@@ -416,9 +420,12 @@ def _measure_delivery(
         random_books = _random_books_script(token, books)
         results: list[Measured] = []
         try:
+            # Last, without the shared expiry step: what a signature per request costs.
+            every_second = {**cloudfront_env, "DELIVERY_LINK_EXPIRY_STEP_SECONDS": "1"}
             for environment, scripts in (
                 (env, [script]),
                 (cloudfront_env, [random_books, script]),
+                (every_second, [random_books]),
             ):
                 with uvicorn_process(
                     "services.delivery.main:create_app", environment, "/healthz"
@@ -445,7 +452,7 @@ def _measure_delivery(
             os.unlink(script)
             os.unlink(random_books)
     opened = asyncio.run(_count_opened(delivery_schema, user["id"]))
-    return results[0], results[1], results[2], opened
+    return results[0], results[1], results[2], results[3], opened
 
 
 async def _count_opened(schema: str, user_id: str) -> float:

@@ -13,7 +13,7 @@ import json
 import math
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -93,6 +93,25 @@ def client_ip(scope: Any) -> str | None:
     return str(client[0]) if client else None
 
 
+def link_lifetime(
+    now: datetime, token_expires_at: datetime, *, link_seconds: int, step_seconds: int
+) -> tuple[datetime, int]:
+    """When a link expires, and its lifetime in whole seconds from `now`.
+
+    Never after the caller's token, never longer than `link_seconds`; the
+    expiry is a whole second rounded down to a multiple of `step_seconds` (so
+    concurrent readers of a book share one link), unless rounding would take
+    more than half the lifetime away (a short-lived token, or a step too big
+    for the configured lifetime), when it keeps its own second.
+    """
+    start = math.floor(now.timestamp())
+    latest = min(start + link_seconds, math.floor(token_expires_at.timestamp()))
+    aligned = latest - latest % step_seconds
+    expires = aligned if (aligned - start) * 2 >= latest - start else latest
+    expires = max(expires, start + 1)
+    return datetime.fromtimestamp(expires, UTC), expires - start
+
+
 class DeliveryService:
     def __init__(
         self,
@@ -137,13 +156,12 @@ class DeliveryService:
             )
 
     def _lifetime(self, principal: Principal) -> tuple[datetime, int]:
-        """When a link expires, and its lifetime in seconds: never after the caller's token."""
-        now = now_utc()
-        seconds = min(
-            self.settings.link_seconds, math.floor((principal.expires_at - now).total_seconds())
+        return link_lifetime(
+            now_utc(),
+            principal.expires_at,
+            link_seconds=self.settings.link_seconds,
+            step_seconds=self.settings.link_expiry_step_seconds,
         )
-        seconds = max(1, seconds)
-        return now + timedelta(seconds=seconds), seconds
 
     async def issue(
         self, principal: Principal, book_id: uuid.UUID, *, client_ip: str | None

@@ -26,6 +26,11 @@ class DeliverySettings(ServiceSettings):
     signer: Literal["s3", "cloudfront"] = "s3"
     # A link's lifetime; never longer than the caller's token.
     link_seconds: int = Field(default=300, gt=0, le=3600)
+    # Expiry times are rounded down to a multiple of this, so readers of one
+    # book within the same step get the same link: one CloudFront signature
+    # (deterministic RSA) serves them all, and browsers and caches see one URL.
+    # A link then lives between link_seconds - step and link_seconds.
+    link_expiry_step_seconds: int = Field(default=30, ge=1, le=300)
     # https://dxxxx.cloudfront.net (or the platform's own domain in front of it).
     cloudfront_domain: str | None = None
     # Several keys at once so they rotate without downtime: links are signed
