@@ -13,8 +13,18 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
 
-install: $(UV)
+DASHBOARD := services/metrics/dashboard
+
+install: $(UV) $(DASHBOARD)/node_modules/.package-lock.json
 	$(UV) sync --frozen --quiet
+
+# The dashboard serves its chart library itself (no CDN), from the npm lock file.
+$(DASHBOARD)/node_modules/.package-lock.json: $(DASHBOARD)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix $(DASHBOARD) --no-audit --no-fund --loglevel=error; \
+	else \
+		echo "WARNING: npm not found: /dashboard will have no charts (install Node.js 18+)"; \
+	fi
 
 ## Run the whole platform on this machine: four APIs, their workers, moto, SQLite, Redis stand-in.
 up: install

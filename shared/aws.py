@@ -17,10 +17,11 @@ class AwsClients:
     sns: Any
     sqs: Any
     s3: Any
+    cloudwatch: Any
 
 
 async def open_aws_clients(settings: ServiceSettings, stack: AsyncExitStack) -> AwsClients:
-    """Open SNS, SQS and S3 clients that close with `stack`."""
+    """Open SNS, SQS, S3 and CloudWatch clients that close with `stack`."""
     session = aioboto3.Session(
         aws_access_key_id=settings.aws_access_key_id,
         aws_secret_access_key=(
@@ -47,4 +48,9 @@ async def open_aws_clients(settings: ServiceSettings, stack: AsyncExitStack) -> 
             session.client(name, endpoint_url=settings.aws_endpoint_url, config=config)
         )
 
-    return AwsClients(sns=await client("sns"), sqs=await client("sqs"), s3=await client("s3"))
+    return AwsClients(
+        sns=await client("sns"),
+        sqs=await client("sqs"),
+        s3=await client("s3"),
+        cloudwatch=await client("cloudwatch"),
+    )

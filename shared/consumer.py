@@ -24,11 +24,10 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 from sqlalchemy import String
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import PlatformTables, UtcDateTime
+from shared.db import PlatformTables, UtcDateTime, upsert
 from shared.events import Envelope, EventData, UnknownEventError
 from shared.telemetry import Telemetry
 
@@ -52,12 +51,10 @@ async def claim_events(session: AsyncSession, envelopes: list[Envelope]) -> set[
     """
     if not envelopes:
         return set()
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     now = datetime.now(UTC)
     unique = {e.id: e for e in envelopes}
     result = await session.execute(
-        insert(InboxEntry)
+        upsert(session, InboxEntry)
         .values(
             [{"event_id": e.id, "event_type": e.type, "processed_at": now} for e in unique.values()]
         )
@@ -73,17 +70,39 @@ async def claim_event(session: AsyncSession, envelope: Envelope) -> bool:
 
 
 @dataclass
+class BatchScope:
+    """What the handlers of one batch share: a scratch space (to gather writes and
+    make them once per batch), and what to run just before and just after its commit."""
+
+    scratch: dict[str, Any] = field(default_factory=dict)
+    before_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def run_after_commit(self) -> None:
+        for action in self.after_commit:
+            try:
+                await action()
+            except Exception:  # the state is committed; a missed nudge only delays a cache
+                log.exception("after-commit action failed")
+
+
+@dataclass
 class EventContext:
     """What a handler gets besides the event: its transaction and the app's clients."""
 
     session: AsyncSession
     envelope: Envelope
     resources: Any
-    _after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    batch: BatchScope = field(default_factory=BatchScope)
 
     def after_commit(self, action: Callable[[], Awaitable[None]]) -> None:
         """Run `action` once the handler's transaction has committed (e.g. a cache nudge)."""
-        self._after_commit.append(action)
+        self.batch.after_commit.append(action)
+
+    def before_commit(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Run `action` in the transaction, after every handler of the batch (e.g. to
+        write what the batch's handlers gathered in `batch.scratch`, once)."""
+        self.batch.before_commit.append(action)
 
 
 EventHandler = Callable[[EventContext, Any], Awaitable[None]]
@@ -297,7 +316,7 @@ class SqsConsumer:
 
     async def _apply(self, deliveries: list[_Delivery]) -> list[bool]:
         """Apply every delivery in one transaction; which were new (not duplicates)."""
-        contexts: list[EventContext] = []
+        batch = BatchScope()
         async with self._factory() as session:
             try:
                 claimed = await claim_events(session, [d.envelope for d in deliveries])
@@ -309,24 +328,23 @@ class SqsConsumer:
                         continue
                     claimed.discard(event_id)  # a second copy in this batch is a duplicate
                     context = EventContext(
-                        session=session, envelope=delivery.envelope, resources=self._resources
+                        session=session,
+                        envelope=delivery.envelope,
+                        resources=self._resources,
+                        batch=batch,
                     )
                     try:
                         await delivery.handler(context, delivery.data)
                     except Exception as exc:
                         raise _HandlerFailedError(index) from exc
-                    contexts.append(context)
                     applied.append(True)
+                for action in batch.before_commit:
+                    await action()
                 await session.commit()
             except BaseException:
                 await session.rollback()
                 raise
-        for context in contexts:
-            for action in context._after_commit:
-                try:
-                    await action()
-                except Exception:  # the state is committed; a missed nudge only delays a cache
-                    log.exception("after-commit action failed", event_id=str(context.envelope.id))
+        await batch.run_after_commit()
         return applied
 
     async def _delete(self, messages: list[dict[str, Any]]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -114,6 +115,14 @@ def unit_of_work_session(session: AsyncSession) -> UnitOfWorkSession:
 
 def is_postgres(url: str) -> bool:
     return make_url(url).get_backend_name() == "postgresql"
+
+
+def upsert(session: AsyncSession, table: Any) -> Any:
+    """`INSERT … ON CONFLICT` for the session's database (PostgreSQL, or SQLite in the
+    embedded run): both dialects build it the same way, from different classes."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table)
 
 
 def create_engine(url: str, *, schema: str, pool_size: int = 10) -> AsyncEngine:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 import uvicorn
@@ -27,6 +28,9 @@ from shared.topology import queue_url
 log = structlog.get_logger(__name__)
 
 
+WorkerJob = Callable[[Resources, ServiceSettings, asyncio.Event], Coroutine[Any, Any, None]]
+
+
 @dataclass(frozen=True)
 class ServiceDefinition:
     name: str
@@ -37,6 +41,8 @@ class ServiceDefinition:
     handlers: Handlers
     migrations: Path
     default_port: int
+    # Jobs of the service's own that its worker runs beside the relay and consumer.
+    worker_jobs: Sequence[WorkerJob] = ()
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:
@@ -129,6 +135,7 @@ async def run_worker(
                 ),
             )
             jobs.append(consumer.run(stop))
+        jobs += [job(r, settings, stop) for job in definition.worker_jobs]
         log.info(
             "worker started",
             service=definition.name,

@@ -73,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
     redrive = dlq_commands.add_parser("redrive", help="move a consumer's dead letters back")
     redrive.add_argument("queue", choices=sorted(SUBSCRIPTIONS), help="the consuming service")
 
+    metrics = commands.add_parser("metrics", help="the metrics service's aggregates")
+    metrics_commands = metrics.add_subparsers(dest="metrics_command", required=True)
+    metrics_commands.add_parser(
+        "rebuild", help="recompute every aggregate from the stored event log (one transaction)"
+    )
+
     bench = commands.add_parser("bench", help="run benchmarks and print figures beside baselines")
     bench.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     bench.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
@@ -159,6 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from stories.access_admin import rotate_key
 
         return asyncio.run(rotate_key())
+    if args.command == "metrics":
+        configure_logging("INFO", json=False)
+        return asyncio.run(_rebuild_metrics())
     if args.command == "dlq":
         configure_logging("INFO", json=False)
         return asyncio.run(_redrive(args.queue))
@@ -180,6 +189,19 @@ async def _bootstrap() -> int:
         print(f"topic  {producer:<9} {arn}")
     for consumer, url in created["queues"].items():
         print(f"queue  {consumer:<9} {url}")
+    return 0
+
+
+async def _rebuild_metrics() -> int:
+    from services.metrics.service import rebuild
+    from services.metrics.settings import MetricsSettings
+
+    settings = MetricsSettings()
+    async with AsyncExitStack() as stack:
+        r = await open_resources(settings, stack)
+        async with r.session_factory() as session:
+            applied = await rebuild(session, r)
+    print(f"metrics: rebuilt from {applied} logged event(s)")
     return 0
 
 

@@ -9,6 +9,7 @@ before starting.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -37,6 +38,8 @@ def embedded_defaults(
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
         "LOG_JSON": "false",
+        # The metrics dashboard signs in against access from its own origin.
+        "CORS_ORIGINS": json.dumps(["http://localhost:3000", f"http://{host}:{ports['metrics']}"]),
     }
     if aws_endpoint:
         defaults["AWS_ENDPOINT_URL"] = aws_endpoint
@@ -122,6 +125,7 @@ def _print_banner(host: str, ports: dict[str, int], aws: str, data_dir: Path) ->
     for name, port in ports.items():
         base = f"http://{host}:{port}"
         lines.append(f"  {name:<9} {base:<24} docs {base}/docs")
+    lines.append(f"  dashboard http://{host}:{ports['metrics']}/dashboard")
     lines += ["", f"  AWS endpoint {aws}; data in {data_dir.resolve()}", ""]
     print("\n".join(lines), flush=True)
 

@@ -1,7 +1,165 @@
-"""HTTP endpoints of the metrics service (thin: rules live in service.py)."""
+"""HTTP endpoints of the metrics service (thin: rules live in service.py), and the
+dashboard page that reads them."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import html
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse
+
+from services.metrics.dependencies import (
+    PlatformViewer,
+    ReaderDep,
+    platform_figures,
+    require_book_figures,
+)
+from services.metrics.schemas import BookFigures, Overview, Timeseries, Workflow
+from services.metrics.service import BOOK_METRICS, Interval, Metric
+from services.metrics.settings import MetricsSettings
+from shared.app import ResourcesDep, SessionDep
+from shared.auth import CurrentPrincipal
+from shared.errors import NotFound, Unprocessable
+from shared.problems import problem_responses
+
+metrics = APIRouter(prefix="/v1/metrics", tags=["metrics"])
+dashboard = APIRouter(prefix="/dashboard", include_in_schema=False)
+
+STATIC = Path(__file__).parent / "dashboard" / "static"
+CHART_LIBRARY = (
+    Path(__file__).parent / "dashboard" / "node_modules" / "chart.js" / "dist" / "chart.umd.min.js"
+)
+ASSETS = {
+    "dashboard.js": (STATIC / "dashboard.js", "text/javascript"),
+    "dashboard.css": (STATIC / "dashboard.css", "text/css"),
+    "chart.umd.min.js": (CHART_LIBRARY, "text/javascript"),
+}
+# The page runs only its own scripts, talks only to itself and the sign-in URL.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self' {login_origin}; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+@metrics.get(
+    "/overview",
+    response_model=Overview,
+    summary="Headline figures: people, workflow, reading",
+    description="CONTENT_ADMIN and up. Days are UTC; `last_7_days` is the last 168 hourly "
+    "buckets. Distinct readers come from Redis HyperLogLogs in real time (exact counts "
+    "from PostgreSQL when Redis is unavailable).",
+    responses=problem_responses(401, 403, 503),
+)
+async def overview(_viewer: PlatformViewer, reader: ReaderDep) -> dict[str, Any]:
+    return await reader.overview()
+
+
+@metrics.get(
+    "/timeseries",
+    response_model=Timeseries,
+    summary="One metric over time, in hourly or daily buckets (zeros included)",
+    description="CONTENT_ADMIN and up; a TEACHER may ask for `opens`, `readers` or "
+    "`completions` of a book they granted (`book_id`). `from` defaults to 7 days (hourly: "
+    "48 hours) before `to`, which defaults to now. At most 2,000 buckets.",
+    responses=problem_responses(401, 403, 422, 503),
+)
+async def timeseries(
+    principal: CurrentPrincipal,
+    resources: ResourcesDep,
+    session: SessionDep,
+    reader: ReaderDep,
+    metric: Metric,
+    interval: Interval = Interval.DAY,
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+    until: Annotated[datetime | None, Query(alias="to")] = None,
+    book_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    until = until or datetime.now(UTC)
+    since = since or until - (timedelta(hours=48) if interval is Interval.HOUR else timedelta(7))
+    if book_id is not None and metric not in BOOK_METRICS:
+        raise Unprocessable(
+            f"Per book, the metrics are {', '.join(sorted(BOOK_METRICS))}.", code="not-per-book"
+        )
+    if book_id is None:
+        await platform_figures(principal, resources)
+    else:
+        await require_book_figures(principal, resources, session, book_id)
+    return await reader.timeseries(metric, interval, since, until, book_id)
+
+
+@metrics.get(
+    "/workflow",
+    response_model=Workflow,
+    summary="The review and publishing funnel, its times, and what waits longest",
+    description="CONTENT_ADMIN and up. Times in seconds: median and p90 from submission "
+    "to review decision, and from approval to first publication.",
+    responses=problem_responses(401, 403, 503),
+)
+async def workflow(_viewer: PlatformViewer, reader: ReaderDep) -> dict[str, Any]:
+    return await reader.workflow()
+
+
+@metrics.get(
+    "/books/{book_id}",
+    response_model=BookFigures,
+    summary="One book's reading figures",
+    description="CONTENT_ADMIN and up, or a TEACHER who granted the book to someone.",
+    responses=problem_responses(401, 403, 404, 503),
+)
+async def book_figures(
+    book_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    resources: ResourcesDep,
+    session: SessionDep,
+    reader: ReaderDep,
+) -> dict[str, Any]:
+    await require_book_figures(principal, resources, session, book_id)
+    return await reader.book(book_id)
+
+
+def get_settings(request: Request) -> MetricsSettings:
+    settings: MetricsSettings = request.app.state.metrics_settings
+    return settings
+
+
+@dashboard.get("", response_class=HTMLResponse)
+async def dashboard_page(settings: Annotated[MetricsSettings, Depends(get_settings)]) -> Any:
+    login_url = settings.login_url()
+    page = (
+        (STATIC / "index.html")
+        .read_text()
+        .replace("{{LOGIN_URL}}", html.escape(login_url, quote=True))
+        .replace("{{REFRESH_SECONDS}}", str(settings.dashboard_refresh_seconds))
+    )
+    origin = login_url.split("/v1/")[0] if "://" in login_url else ""
+    return HTMLResponse(
+        page,
+        headers={
+            "Content-Security-Policy": CSP.format(login_origin=origin).replace("  ", " "),
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
+
+
+@dashboard.get("/assets/{name}")
+async def dashboard_asset(name: str) -> FileResponse:
+    found = ASSETS.get(name)  # a fixed list: no path from the request reaches the disk
+    if found is None:
+        raise NotFound("No such asset.")
+    path, media_type = found
+    if not path.is_file():
+        raise NotFound(f"{name} is not built: run `make install` (npm ci in the dashboard).")
+    return FileResponse(
+        path,
+        media_type=media_type,
+        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+ROUTERS = [metrics, dashboard]

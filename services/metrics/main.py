@@ -2,30 +2,44 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.metrics.api import router
+from services.metrics.api import ROUTERS
 from services.metrics.consumers import HANDLERS
+from services.metrics.export import export_to_cloudwatch
 from services.metrics.settings import MetricsSettings
 from shared.app import Resources, create_service_app
 from shared.runtime import ServiceDefinition
 from shared.settings import ServiceSettings
 
-DESCRIPTION = "Educational and workflow metrics from every platform event."
+DESCRIPTION = """Educational and workflow metrics from every platform event.
+
+Every event the platform emits is logged and moves the figures: people by role,
+the review and publishing workflow, and reading (PDF opens, distinct readers,
+completions). Figures are for CONTENT_ADMIN and up; a TEACHER sees the reading
+figures of books they granted. `/dashboard` charts them for the platform team.
+"""
 
 
 def create_app(
     settings: ServiceSettings | None = None, resources: Resources | None = None
 ) -> FastAPI:
+    metrics_settings = settings if isinstance(settings, MetricsSettings) else MetricsSettings()
+
+    async def start(app: FastAPI, _r: Resources, _stack: AsyncExitStack) -> None:
+        app.state.metrics_settings = metrics_settings
+
     return create_service_app(
-        settings or MetricsSettings(),
+        metrics_settings,
         title="1001 Stories — metrics",
         description=DESCRIPTION,
-        routers=[router],
+        routers=ROUTERS,
         produces=None,
         resources=resources,
+        extra_lifespan=start,
     )
 
 
@@ -37,4 +51,5 @@ SERVICE = ServiceDefinition(
     handlers=HANDLERS,
     migrations=Path(__file__).parent / "migrations",
     default_port=8004,
+    worker_jobs=[export_to_cloudwatch],
 )

@@ -1,4 +1,12 @@
-"""Tables of the metrics service, in its own schema."""
+"""Tables of the metrics service, in its own schema.
+
+`event_log` keeps every event as received; everything else is derived from it
+(and can be rebuilt from it: `stories metrics rebuild`). The derived tables are
+of two kinds: counters per metric, hour and dimension, which only ever add;
+and each entity's current state (a user's role, a submission's status), where
+an event older than the state it would replace changes nothing, so events
+arriving late or out of order leave the same result as events in order.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, String
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UtcDateTime, new_metadata
@@ -24,8 +32,107 @@ class RecordedEvent(Base):
 
     event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     event_type: Mapped[str] = mapped_column(String(100))
+    # The payload's contract version, so a rebuild reads each event as it was written.
+    dataversion: Mapped[str] = mapped_column(String(10), server_default="1")
     source: Mapped[str] = mapped_column(String(200))
     subject: Mapped[str | None] = mapped_column(String(200))
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class HourlyCount(Base):
+    """How many times something happened in an hour (by when it happened, not when
+    we heard of it), in total (dimension "") and per dimension ("role:LEARNER",
+    "language:sw", "book:<id>")."""
+
+    __tablename__ = "hourly_counts"
+
+    metric: Mapped[str] = mapped_column(String(40), primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(60), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReaderHour(Base):
+    """A reader opened a book in an hour: distinct readers over any window, exactly."""
+
+    __tablename__ = "reader_hours"
+    __table_args__ = (Index("ix_reader_hours_book", "book_id", "user_id"),)
+
+    hour: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    book_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+
+
+class UserState(Base):
+    __tablename__ = "users"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))
+    role_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    registered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class SubmissionState(Base):
+    """Where a submission stands and when it passed each step of the workflow."""
+
+    __tablename__ = "submissions"
+    __table_args__ = (Index("ix_submissions_status", "status", "last_submitted_at"),)
+
+    submission_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    language: Mapped[str | None] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    status_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    first_submitted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_submitted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    first_reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    approved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Review(Base):
+    """One review decision and how long the submission had waited for it."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (Index("ix_reviews_decided_at", "decided_at"),)
+
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    submission_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    decision: Mapped[str] = mapped_column(String(20))
+    decided_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    seconds_waited: Mapped[float] = mapped_column(Float)
+
+
+class BookState(Base):
+    __tablename__ = "books"
+    __table_args__ = (Index("ix_books_submission", "submission_id"),)
+
+    book_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    submission_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    language: Mapped[str | None] = mapped_column(String(20))
+    published: Mapped[bool] = mapped_column(Boolean)
+    state_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    first_published_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class BookGrant(Base):
+    """A teacher granted this book to someone: the teacher may see its figures."""
+
+    __tablename__ = "book_grants"
+
+    teacher_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    book_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+
+
+class ReadingState(Base):
+    """How far a reader got in a book (the furthest page announced)."""
+
+    __tablename__ = "reading"
+    __table_args__ = (Index("ix_reading_book", "book_id"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    book_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    page: Mapped[int] = mapped_column(Integer)
+    total_pages: Mapped[int] = mapped_column(Integer)
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

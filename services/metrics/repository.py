@@ -1,13 +1,45 @@
-"""Every SQL statement of the metrics service."""
+"""Every SQL statement of the metrics service.
+
+Writes are upserts that commute: counters add, state columns keep the newest
+(or first) value by the event's own time. So two workers applying batches at
+once, a redelivery, or events out of order all end in the same rows.
+"""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
+from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.metrics.models import RecordedEvent
+from services.metrics.models import (
+    BookGrant,
+    BookState,
+    HourlyCount,
+    ReaderHour,
+    ReadingState,
+    RecordedEvent,
+    Review,
+    SubmissionState,
+    UserState,
+)
+from shared.db import upsert
 from shared.events import Envelope
+
+CountKey = tuple[str, str, datetime]  # metric, dimension, hour
+DERIVED_TABLES = [
+    HourlyCount,
+    ReaderHour,
+    UserState,
+    SubmissionState,
+    Review,
+    BookState,
+    BookGrant,
+    ReadingState,
+]
 
 
 def add_to_event_log(session: AsyncSession, envelope: Envelope) -> None:
@@ -15,6 +47,7 @@ def add_to_event_log(session: AsyncSession, envelope: Envelope) -> None:
         RecordedEvent(
             event_id=envelope.id,
             event_type=envelope.type,
+            dataversion=envelope.dataversion,
             source=envelope.source,
             subject=envelope.subject,
             occurred_at=envelope.time,
@@ -22,3 +55,426 @@ def add_to_event_log(session: AsyncSession, envelope: Envelope) -> None:
             data=envelope.data,
         )
     )
+
+
+# --- writes ------------------------------------------------------------------------------
+
+
+def _newer(column: Any, candidate: Any) -> ColumnElement[bool]:
+    return or_(column.is_(None), candidate > column)
+
+
+def _earlier(column: Any, candidate: Any) -> ColumnElement[bool]:
+    return or_(column.is_(None), candidate < column)
+
+
+def _first(column: Any, candidate: Any) -> Any:
+    """The earlier of a stored and a new time (either may be missing)."""
+    return case(
+        (and_(candidate.is_not(None), _earlier(column, candidate)), candidate), else_=column
+    )
+
+
+def _last(column: Any, candidate: Any) -> Any:
+    return case((and_(candidate.is_not(None), _newer(column, candidate)), candidate), else_=column)
+
+
+async def add_counts(session: AsyncSession, counts: dict[CountKey, int]) -> None:
+    """Add to many counters in one statement, in key order (so concurrent batches
+    lock the shared rows in the same order and cannot deadlock on them)."""
+    if not counts:
+        return
+    statement = upsert(session, HourlyCount).values(
+        [
+            {"metric": m, "dimension": d, "hour": h, "count": n}
+            for (m, d, h), n in sorted(counts.items())
+        ]
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["metric", "dimension", "hour"],
+            set_={"count": HourlyCount.count + statement.excluded.count},
+        )
+    )
+
+
+async def add_reader_hours(
+    session: AsyncSession, readers: Iterable[tuple[datetime, uuid.UUID, uuid.UUID]]
+) -> None:
+    rows = [{"hour": h, "user_id": u, "book_id": b} for h, u, b in sorted(set(readers))]
+    if rows:
+        await session.execute(upsert(session, ReaderHour).values(rows).on_conflict_do_nothing())
+
+
+async def set_role(
+    session: AsyncSession, user_id: uuid.UUID, role: str, at: datetime, *, registered: bool
+) -> None:
+    statement = upsert(session, UserState).values(
+        user_id=user_id, role=role, role_changed_at=at, registered_at=at if registered else None
+    )
+    new = statement.excluded
+    newer = new.role_changed_at > UserState.role_changed_at
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["user_id"],
+            set_={
+                "role": case((newer, new.role), else_=UserState.role),
+                "role_changed_at": case(
+                    (newer, new.role_changed_at), else_=UserState.role_changed_at
+                ),
+                "registered_at": _first(UserState.registered_at, new.registered_at),
+            },
+        )
+    )
+
+
+async def advance_submission(
+    session: AsyncSession,
+    submission_id: uuid.UUID,
+    *,
+    status: str,
+    at: datetime,
+    language: str | None = None,
+    created: bool = False,
+    submitted: bool = False,
+    reviewed: bool = False,
+    approved: bool = False,
+) -> None:
+    """A submission reached `status` at `at`; the newest status wins, each step's time
+    keeps its first (or, for resubmission, last) occurrence."""
+    values = {
+        "submission_id": submission_id,
+        "language": language,
+        "status": status,
+        "status_changed_at": at,
+        "created_at": at if created else None,
+        "first_submitted_at": at if submitted else None,
+        "last_submitted_at": at if submitted else None,
+        "first_reviewed_at": at if reviewed else None,
+        "approved_at": at if approved else None,
+    }
+    statement = upsert(session, SubmissionState).values(values)
+    new = statement.excluded
+    newer = new.status_changed_at > SubmissionState.status_changed_at
+    s = SubmissionState
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["submission_id"],
+            set_={
+                "language": func.coalesce(new.language, s.language),
+                "status": case((newer, new.status), else_=s.status),
+                "status_changed_at": case(
+                    (newer, new.status_changed_at), else_=s.status_changed_at
+                ),
+                "created_at": _first(s.created_at, new.created_at),
+                "first_submitted_at": _first(s.first_submitted_at, new.first_submitted_at),
+                "last_submitted_at": _last(s.last_submitted_at, new.last_submitted_at),
+                "first_reviewed_at": _first(s.first_reviewed_at, new.first_reviewed_at),
+                "approved_at": _first(s.approved_at, new.approved_at),
+            },
+        )
+    )
+
+
+async def add_review(
+    session: AsyncSession,
+    event_id: uuid.UUID,
+    submission_id: uuid.UUID,
+    decision: str,
+    at: datetime,
+    seconds_waited: float,
+) -> None:
+    await session.execute(
+        upsert(session, Review)
+        .values(
+            event_id=event_id,
+            submission_id=submission_id,
+            decision=decision,
+            decided_at=at,
+            seconds_waited=seconds_waited,
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+async def change_book(
+    session: AsyncSession,
+    book_id: uuid.UUID,
+    *,
+    at: datetime,
+    published: bool | None = None,
+    submission_id: uuid.UUID | None = None,
+    language: str | None = None,
+) -> None:
+    """What is known of a book: its origin and language whenever told, whether it is
+    published from the newest event that says so."""
+    statement = upsert(session, BookState).values(
+        book_id=book_id,
+        submission_id=submission_id,
+        language=language,
+        published=bool(published),
+        # An event that says nothing of publication must never win over one that does.
+        state_changed_at=at if published is not None else datetime.min.replace(tzinfo=UTC),
+        first_published_at=at if published else None,
+    )
+    new = statement.excluded
+    b = BookState
+    newer = new.state_changed_at > b.state_changed_at
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["book_id"],
+            set_={
+                "submission_id": func.coalesce(new.submission_id, b.submission_id),
+                "language": func.coalesce(new.language, b.language),
+                "published": case((newer, new.published), else_=b.published),
+                "state_changed_at": case((newer, new.state_changed_at), else_=b.state_changed_at),
+                "first_published_at": _first(b.first_published_at, new.first_published_at),
+            },
+        )
+    )
+
+
+async def add_grant(session: AsyncSession, teacher_id: uuid.UUID, book_id: uuid.UUID) -> None:
+    await session.execute(
+        upsert(session, BookGrant)
+        .values(teacher_id=teacher_id, book_id=book_id)
+        .on_conflict_do_nothing()
+    )
+
+
+async def advance_reading(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    book_id: uuid.UUID,
+    *,
+    page: int = 0,
+    total_pages: int = 1,
+    completed_at: datetime | None = None,
+) -> None:
+    """The furthest page wins; completion keeps its first time and means the last page."""
+    statement = upsert(session, ReadingState).values(
+        user_id=user_id,
+        book_id=book_id,
+        page=page,
+        total_pages=total_pages,
+        completed_at=completed_at,
+    )
+    new = statement.excluded
+    r = ReadingState
+    further = new.page > r.page
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["user_id", "book_id"],
+            set_={
+                "page": case((further, new.page), else_=r.page),
+                "total_pages": case((further, new.total_pages), else_=r.total_pages),
+                "completed_at": _first(r.completed_at, new.completed_at),
+            },
+        )
+    )
+
+
+async def clear_derived(session: AsyncSession) -> None:
+    for table in DERIVED_TABLES:
+        await session.execute(delete(table))
+
+
+async def event_log_page(
+    session: AsyncSession, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> Sequence[RecordedEvent]:
+    """The log in the order events happened (ties by id), one page at a time."""
+    query = select(RecordedEvent).order_by(RecordedEvent.occurred_at, RecordedEvent.event_id)
+    if after is not None:
+        at, event_id = after
+        query = query.where(
+            or_(
+                RecordedEvent.occurred_at > at,
+                and_(RecordedEvent.occurred_at == at, RecordedEvent.event_id > event_id),
+            )
+        )
+    return (await session.scalars(query.limit(limit))).all()
+
+
+# --- reads -------------------------------------------------------------------------------
+
+
+async def count_sum(
+    session: AsyncSession, metric: str, dimension: str, since: datetime, until: datetime
+) -> int:
+    total = await session.scalar(
+        select(func.coalesce(func.sum(HourlyCount.count), 0)).where(
+            HourlyCount.metric == metric,
+            HourlyCount.dimension == dimension,
+            HourlyCount.hour >= since,
+            HourlyCount.hour < until,
+        )
+    )
+    return int(total or 0)
+
+
+async def count_series(
+    session: AsyncSession, metric: str, dimension: str, since: datetime, until: datetime
+) -> list[tuple[datetime, int]]:
+    rows = await session.execute(
+        select(HourlyCount.hour, HourlyCount.count).where(
+            HourlyCount.metric == metric,
+            HourlyCount.dimension == dimension,
+            HourlyCount.hour >= since,
+            HourlyCount.hour < until,
+        )
+    )
+    return [(hour, int(count)) for hour, count in rows]
+
+
+async def reader_pairs(
+    session: AsyncSession, since: datetime, until: datetime, book_id: uuid.UUID | None = None
+) -> list[tuple[datetime, uuid.UUID]]:
+    """(hour, reader) pairs in a window: distinct readers per bucket are counted from them."""
+    query = (
+        select(ReaderHour.hour, ReaderHour.user_id)
+        .where(ReaderHour.hour >= since, ReaderHour.hour < until)
+        .distinct()
+    )
+    if book_id is not None:
+        query = query.where(ReaderHour.book_id == book_id)
+    return [(hour, user) for hour, user in await session.execute(query)]
+
+
+async def distinct_readers(
+    session: AsyncSession,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    book_id: uuid.UUID | None = None,
+) -> int:
+    query = select(func.count(func.distinct(ReaderHour.user_id)))
+    if since is not None:
+        query = query.where(ReaderHour.hour >= since)
+    if until is not None:
+        query = query.where(ReaderHour.hour < until)
+    if book_id is not None:
+        query = query.where(ReaderHour.book_id == book_id)
+    return int(await session.scalar(query) or 0)
+
+
+async def users_by_role(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(select(UserState.role, func.count()).group_by(UserState.role))
+    return {role: int(n) for role, n in rows}
+
+
+async def submissions_by_status(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(
+        select(SubmissionState.status, func.count()).group_by(SubmissionState.status)
+    )
+    return {status: int(n) for status, n in rows}
+
+
+async def published_books(session: AsyncSession) -> int:
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(BookState).where(BookState.published.is_(True))
+        )
+        or 0
+    )
+
+
+async def funnel(session: AsyncSession) -> dict[str, int]:
+    s = SubmissionState
+    row = (
+        await session.execute(
+            select(
+                func.count(s.created_at),
+                func.count(s.first_submitted_at),
+                func.count(s.first_reviewed_at),
+                func.count(s.approved_at),
+            )
+        )
+    ).one()
+    published = await session.scalar(
+        select(func.count(func.distinct(BookState.submission_id))).where(
+            BookState.first_published_at.is_not(None), BookState.submission_id.is_not(None)
+        )
+    )
+    created, submitted, reviewed, approved = (int(n) for n in row)
+    return {
+        "created": created,
+        "submitted": submitted,
+        "reviewed": reviewed,
+        "approved": approved,
+        "published": int(published or 0),
+    }
+
+
+async def review_waits(session: AsyncSession) -> list[float]:
+    return [float(s) for s in await session.scalars(select(Review.seconds_waited))]
+
+
+async def approval_to_publication(session: AsyncSession) -> list[float]:
+    """Seconds from each submission's approval to its book's first publication."""
+    rows = await session.execute(
+        select(SubmissionState.approved_at, func.min(BookState.first_published_at))
+        .join(BookState, BookState.submission_id == SubmissionState.submission_id)
+        .where(SubmissionState.approved_at.is_not(None), BookState.first_published_at.is_not(None))
+        .group_by(SubmissionState.submission_id, SubmissionState.approved_at)
+    )
+    return [
+        (published - approved).total_seconds()
+        for approved, published in rows
+        if approved is not None and published is not None
+    ]
+
+
+async def oldest_waiting_review(session: AsyncSession, limit: int) -> Sequence[Any]:
+    s = SubmissionState
+    rows = await session.execute(
+        select(s.submission_id, s.language, s.last_submitted_at)
+        .where(s.status == "SUBMITTED", s.last_submitted_at.is_not(None))
+        .order_by(s.last_submitted_at, s.submission_id)
+        .limit(limit)
+    )
+    return rows.all()
+
+
+async def oldest_waiting_publication(session: AsyncSession, limit: int) -> Sequence[Any]:
+    """Approved submissions whose book has not been published yet (or has no book yet)."""
+    s = SubmissionState
+    published = (
+        select(BookState.submission_id)
+        .where(BookState.first_published_at.is_not(None), BookState.submission_id.is_not(None))
+        .scalar_subquery()
+    )
+    rows = await session.execute(
+        select(s.submission_id, s.language, s.approved_at)
+        .where(
+            s.status == "APPROVED", s.approved_at.is_not(None), s.submission_id.not_in(published)
+        )
+        .order_by(s.approved_at, s.submission_id)
+        .limit(limit)
+    )
+    return rows.all()
+
+
+async def book_known(session: AsyncSession, book_id: uuid.UUID) -> bool:
+    return await session.get(BookState, book_id) is not None
+
+
+async def reading_of_book(session: AsyncSession, book_id: uuid.UUID) -> tuple[int, int, float]:
+    """Readers with progress, how many completed, and their mean progress (0..1)."""
+    r = ReadingState
+    progress = case(
+        (r.completed_at.is_not(None), 1.0),
+        (r.page >= r.total_pages, 1.0),
+        else_=r.page * 1.0 / r.total_pages,
+    )
+    row = (
+        await session.execute(
+            select(func.count(), func.count(r.completed_at), func.avg(progress)).where(
+                r.book_id == book_id
+            )
+        )
+    ).one()
+    readers, completed, mean = row
+    return int(readers), int(completed), float(mean or 0.0)
+
+
+async def granted_by(session: AsyncSession, teacher_id: uuid.UUID, book_id: uuid.UUID) -> bool:
+    return await session.get(BookGrant, (teacher_id, book_id)) is not None

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -13,3 +14,15 @@ class MetricsSettings(ServiceSettings):
     service_name: ClassVar[str] = "metrics"
 
     database_url: str = "sqlite+aiosqlite:///./.stories/metrics.sqlite3"
+
+    # Where the dashboard's sign-in form posts (the browser's view of access):
+    # default ACCESS_URL + /v1/auth/login; "/v1/auth/login" behind one load balancer.
+    dashboard_login_url: str | None = None
+    dashboard_refresh_seconds: int = Field(default=30, ge=5, le=3600)
+
+    # The figures are also published as CloudWatch custom metrics by the worker.
+    cloudwatch_namespace: str = Field(default="Stories/Metrics", min_length=1, max_length=255)
+    cloudwatch_export_seconds: float = Field(default=60.0, ge=0)  # 0: no export
+
+    def login_url(self) -> str:
+        return self.dashboard_login_url or f"{self.access_url.rstrip('/')}/v1/auth/login"

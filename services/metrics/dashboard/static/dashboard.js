@@ -1,0 +1,173 @@
+// The platform team's dashboard: signs in against the access service, then reads
+// the metrics API with the token and redraws itself every few seconds.
+// The token lives in sessionStorage (gone with the tab), never in the URL.
+"use strict";
+
+(() => {
+  const body = document.body;
+  const loginUrl = body.dataset.loginUrl;
+  const refreshSeconds = Math.max(5, Number(body.dataset.refreshSeconds) || 30);
+  const TOKEN = "stories.metrics.token";
+  const charts = {};
+  let timer = null;
+
+  // For tests and the curious: what each chart was last drawn with.
+  window.dashboard = { charts, lastUpdated: null, figures: null };
+
+  const $ = (selector) => document.querySelector(selector);
+  const status = (text) => { $("#status").textContent = text; };
+
+  function showSignIn(message) {
+    sessionStorage.removeItem(TOKEN);
+    clearTimeout(timer);
+    $("#figures").hidden = true;
+    $("#sign-out").hidden = true;
+    $("#sign-in").hidden = false;
+    $("#sign-in-error").textContent = message || "";
+    status("");
+  }
+
+  async function signIn(event) {
+    event.preventDefault();
+    const form = event.target;
+    $("#sign-in-error").textContent = "";
+    try {
+      const response = await fetch(loginUrl, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ email: form.email.value, password: form.password.value }),
+      });
+      const answer = await response.json();
+      if (!response.ok) throw new Error(answer.detail || answer.title || "Sign-in failed");
+      sessionStorage.setItem(TOKEN, answer.access_token);
+      form.password.value = "";
+      start();
+    } catch (error) {
+      $("#sign-in-error").textContent = error.message;
+    }
+  }
+
+  async function api(path) {
+    const response = await fetch(path, {
+      headers: { Authorization: `Bearer ${sessionStorage.getItem(TOKEN)}` },
+    });
+    if (response.status === 401) throw Object.assign(new Error("Signed out"), { signIn: true });
+    const answer = await response.json();
+    if (!response.ok) {
+      const error = new Error(answer.detail || answer.title || `HTTP ${response.status}`);
+      error.signIn = response.status === 403;
+      throw error;
+    }
+    return answer;
+  }
+
+  const dig = (object, path) => path.split(".").reduce((o, key) => (o == null ? o : o[key]), object);
+
+  function duration(seconds) {
+    if (seconds == null) return "–";
+    if (seconds < 90) return `${Math.round(seconds)} s`;
+    if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+    if (seconds < 172800) return `${(seconds / 3600).toFixed(1)} h`;
+    return `${(seconds / 86400).toFixed(1)} d`;
+  }
+
+  function draw(id, type, labels, datasets, options = {}) {
+    const chart = charts[id];
+    if (chart) {
+      chart.data.labels = labels;
+      chart.data.datasets = datasets;
+      chart.update("none");
+      return;
+    }
+    charts[id] = new window.Chart(document.getElementById(id), {
+      type,
+      data: { labels, datasets },
+      options: {
+        responsive: true,
+        maintainAspectRatio: false,
+        animation: false,
+        plugins: { legend: { display: datasets.length > 1 } },
+        scales: type === "doughnut" ? {} : { y: { beginAtZero: true, ticks: { precision: 0 } } },
+        ...options,
+      },
+    });
+  }
+
+  const day = (iso) => iso.slice(5, 10);
+
+  async function refresh() {
+    clearTimeout(timer);
+    try {
+      const to = new Date();
+      const from = new Date(to.getTime() - 14 * 86400e3);
+      const range = `interval=day&from=${from.toISOString()}&to=${to.toISOString()}`;
+      const series = (metric) => api(`/v1/metrics/timeseries?metric=${metric}&${range}`);
+      const [overview, workflow, opens, readers, registrations, logins] = await Promise.all([
+        api("/v1/metrics/overview"),
+        api("/v1/metrics/workflow"),
+        series("opens"),
+        series("readers"),
+        series("registrations"),
+        series("logins"),
+      ]);
+      const figures = { ...overview, workflow };
+      for (const cell of document.querySelectorAll("[data-figure]")) {
+        const value = dig(figures, cell.dataset.figure);
+        cell.textContent = cell.dataset.figure.endsWith("median") || cell.dataset.figure.endsWith("p90")
+          ? duration(value)
+          : (value ?? 0).toLocaleString();
+      }
+      const labels = opens.points.map((p) => day(p.at));
+      const values = (s) => s.points.map((p) => p.value);
+      draw("chart-reading", "line", labels, [
+        { label: "PDF opens", data: values(opens), borderColor: "#2f6fde", backgroundColor: "#2f6fde" },
+        { label: "Distinct readers", data: values(readers), borderColor: "#12a150", backgroundColor: "#12a150" },
+      ]);
+      draw("chart-people", "bar", labels, [
+        { label: "Registrations", data: values(registrations), backgroundColor: "#7a5af8" },
+        { label: "Logins", data: values(logins), backgroundColor: "#f79009" },
+      ]);
+      const funnel = workflow.funnel;
+      draw("chart-funnel", "bar", Object.keys(funnel), [
+        { label: "Submissions", data: Object.values(funnel), backgroundColor: "#2f6fde" },
+      ], { indexAxis: "y", scales: { x: { beginAtZero: true, ticks: { precision: 0 } } } });
+      const statuses = overview.submissions_by_status;
+      draw("chart-status", "bar", Object.keys(statuses), [
+        { label: "Submissions", data: Object.values(statuses), backgroundColor: "#12a150" },
+      ]);
+      const roles = overview.users_by_role;
+      draw("chart-roles", "doughnut", Object.keys(roles), [
+        { label: "Users", data: Object.values(roles),
+          backgroundColor: ["#2f6fde", "#12a150", "#f79009", "#7a5af8", "#ef4444", "#0ea5e9", "#64748b"] },
+      ], { plugins: { legend: { display: true, position: "right" } } });
+      const oldest = $("#oldest-review");
+      oldest.replaceChildren(...workflow.oldest_waiting_review.map((item) => {
+        const li = document.createElement("li");
+        li.textContent = `${item.language || "?"} · waiting ${duration(item.waiting_seconds)}`;
+        return li;
+      }));
+      window.dashboard.figures = figures;
+      window.dashboard.lastUpdated = new Date().toISOString();
+      status(`Updated ${new Date().toLocaleTimeString()} · every ${refreshSeconds} s`);
+    } catch (error) {
+      if (error.signIn) {
+        showSignIn(error.message);
+        return;
+      }
+      status(`Not updated: ${error.message}`);
+    }
+    timer = setTimeout(refresh, refreshSeconds * 1000);
+  }
+
+  function start() {
+    $("#sign-in").hidden = true;
+    $("#figures").hidden = false;
+    $("#sign-out").hidden = false;
+    refresh();
+  }
+
+  $("#sign-in").addEventListener("submit", signIn);
+  $("#sign-out").addEventListener("click", () => showSignIn());
+  if (sessionStorage.getItem(TOKEN)) start();
+  else showSignIn();
+})();

@@ -1,0 +1,51 @@
+"""FastAPI dependencies of the metrics service: who may see which figures, and a reader."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends
+
+from services.metrics import repository
+from services.metrics.service import MetricsReader, ReaderSketches
+from shared.app import ResourcesDep, SessionDep
+from shared.auth import CurrentPrincipal, Principal
+from shared.decisions import Action
+from shared.errors import Forbidden
+from shared.roles import Role
+
+PLATFORM_FIGURES = Role.CONTENT_ADMIN
+
+
+async def get_reader(session: SessionDep, resources: ResourcesDep) -> MetricsReader:
+    return MetricsReader(session, ReaderSketches.of(resources), datetime.now(UTC))
+
+
+ReaderDep = Annotated[MetricsReader, Depends(get_reader)]
+
+
+async def platform_figures(principal: CurrentPrincipal, resources: ResourcesDep) -> Principal:
+    """CONTENT_ADMIN and up, decided by access on the account's current role."""
+    await resources.access.require(principal, Action.METRICS_READ, minimum=PLATFORM_FIGURES)
+    return principal
+
+
+PlatformViewer = Annotated[Principal, Depends(platform_figures)]
+
+
+async def require_book_figures(
+    principal: Principal, resources: ResourcesDep, session: SessionDep, book_id: uuid.UUID
+) -> None:
+    """Platform viewers see every book; a teacher sees the books they granted to
+    someone; nobody else sees any (learners, volunteers, managers)."""
+    if principal.kind == "user" and principal.role.at_least(PLATFORM_FIGURES):
+        await resources.access.require(principal, Action.METRICS_READ, minimum=PLATFORM_FIGURES)
+        return
+    if principal.kind != "user" or principal.role is not Role.TEACHER:
+        raise Forbidden("Figures are for content admins, and teachers for their own books.")
+    # Still a teacher now (a demotion counts at once), and this book is one of theirs.
+    await resources.access.require(principal, Action.ENTITLEMENT_GRANT, minimum=Role.TEACHER)
+    if not await repository.granted_by(session, principal.user_id, book_id):
+        raise Forbidden("Teachers see figures for the books they granted.", code="not-your-book")

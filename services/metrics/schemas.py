@@ -1,0 +1,89 @@
+"""Response bodies of the metrics API (what the dashboard and the platform team read)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class TodayAndWeek(BaseModel):
+    today: int = Field(description="Since midnight UTC")
+    last_7_days: int = Field(description="The last 168 hourly buckets, this one included")
+
+
+class DistinctReaders(BaseModel):
+    last_24h: int
+    last_7_days: int
+
+
+class Overview(BaseModel):
+    as_of: datetime
+    users_by_role: dict[str, int]
+    registrations: TodayAndWeek
+    logins: TodayAndWeek
+    submissions_by_status: dict[str, int] = Field(
+        description="DRAFT, SUBMITTED, CHANGES_REQUESTED, APPROVED, REJECTED"
+    )
+    review_backlog: int = Field(description="Submissions waiting for a review decision")
+    published_books: int
+    pdf_opens: TodayAndWeek = Field(description="Links issued to read a book")
+    distinct_readers: DistinctReaders
+    distinct_readers_source: str = Field(
+        description="redis-hyperloglog (real time, ±0.8 %), or postgresql (exact) when Redis "
+        "is unavailable"
+    )
+    completions: TodayAndWeek
+
+
+class Point(BaseModel):
+    at: datetime = Field(description="Start of the bucket (UTC)")
+    value: int
+
+
+class Timeseries(BaseModel):
+    metric: str
+    interval: str
+    from_: datetime = Field(alias="from")
+    to: datetime
+    book_id: uuid.UUID | None
+    points: list[Point] = Field(description="Every bucket in the range, zeros included")
+
+
+class DurationSummary(BaseModel):
+    count: int
+    median: float | None
+    p90: float | None
+
+
+class Funnel(BaseModel):
+    created: int
+    submitted: int
+    reviewed: int
+    approved: int
+    published: int
+
+
+class Waiting(BaseModel):
+    submission_id: uuid.UUID
+    language: str | None
+    since: datetime
+    waiting_seconds: float
+
+
+class Workflow(BaseModel):
+    funnel: Funnel = Field(description="Submissions that reached each step, ever")
+    submission_to_decision_seconds: DurationSummary
+    approval_to_publication_seconds: DurationSummary
+    oldest_waiting_review: list[Waiting]
+    oldest_waiting_publication: list[Waiting]
+
+
+class BookFigures(BaseModel):
+    book_id: uuid.UUID
+    opens: int
+    distinct_readers: int
+    completions: int
+    completion_rate: float = Field(description="Readers who finished / readers who started")
+    average_progress: float = Field(description="Mean share of the book read, 0..1")

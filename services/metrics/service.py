@@ -1,0 +1,534 @@
+"""The rules of the metrics service: how each event moves the figures, and how the
+figures are read.
+
+Every event lands in the hour it happened (its CloudEvents `time`), not the
+hour it arrived, so late and out-of-order events count where they belong.
+Counters of a batch are added up in process and written in one statement just
+before the batch commits; distinct readers go to PostgreSQL exactly and to
+Redis as HyperLogLogs (one per hour) once the batch has committed, so the
+overview's real-time reader counts cost one PFCOUNT and no table scan.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import structlog
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.metrics import repository
+from shared.consumer import BatchScope, EventContext
+from shared.errors import NotFound, Unprocessable
+from shared.events import (
+    BookCreated,
+    BookPublished,
+    BookUnpublished,
+    BookUpdated,
+    DeliveryIssued,
+    EntitlementGranted,
+    EntitlementRevoked,
+    Envelope,
+    EventData,
+    ReadingCompleted,
+    ReadingProgressed,
+    RoleAssigned,
+    SubmissionCreated,
+    SubmissionReviewed,
+    SubmissionSubmitted,
+    UserLoggedIn,
+    UserRegistered,
+)
+
+log = structlog.get_logger(__name__)
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+READER_SKETCH_TTL = int(timedelta(days=9).total_seconds())  # the 7-day window, and slack
+MAX_BUCKETS = 2_000
+OLDEST_SHOWN = 5
+
+REVIEW_STATUS = {
+    "approve": "APPROVED",
+    "request_changes": "CHANGES_REQUESTED",
+    "reject": "REJECTED",
+}
+
+
+class Metric(StrEnum):
+    """What the timeseries endpoint can chart. `readers` counts distinct readers per
+    bucket; the rest count events."""
+
+    REGISTRATIONS = "registrations"
+    LOGINS = "logins"
+    ROLE_ASSIGNMENTS = "role_assignments"
+    ENTITLEMENTS_GRANTED = "entitlements_granted"
+    ENTITLEMENTS_REVOKED = "entitlements_revoked"
+    SUBMISSIONS_CREATED = "submissions_created"
+    SUBMISSIONS_SUBMITTED = "submissions_submitted"
+    REVIEWS = "reviews"
+    APPROVALS = "approvals"
+    BOOKS_CREATED = "books_created"
+    PUBLICATIONS = "publications"
+    UNPUBLICATIONS = "unpublications"
+    OPENS = "opens"
+    PROGRESS_UPDATES = "progress_updates"
+    COMPLETIONS = "completions"
+    READERS = "readers"
+
+
+# The metrics that can be asked for one book (a teacher's view).
+BOOK_METRICS = frozenset({Metric.OPENS, Metric.COMPLETIONS, Metric.READERS})
+
+
+class Interval(StrEnum):
+    HOUR = "hour"
+    DAY = "day"
+
+    @property
+    def length(self) -> timedelta:
+        return HOUR if self is Interval.HOUR else DAY
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def day_of(moment: datetime) -> datetime:
+    return hour_of(moment).replace(hour=0)
+
+
+def book_dimension(book_id: uuid.UUID) -> str:
+    return f"book:{book_id}"
+
+
+@dataclass(frozen=True)
+class ReaderSketches:
+    """Distinct readers per hour as Redis HyperLogLogs (12 KB at most each, ±0.8 %):
+    a window's count is one PFCOUNT over its hours, whatever the number of readers."""
+
+    redis: Any
+    prefix: str
+
+    @classmethod
+    def of(cls, resources: Any) -> ReaderSketches:
+        # Named after the deployment, like its queues, so deployments can share a Redis.
+        return cls(resources.redis, f"{resources.settings.resource_prefix}metrics:readers:")
+
+    def key(self, hour: datetime) -> str:
+        return self.prefix + hour.strftime("%Y%m%d%H")
+
+    async def add(self, readers: Iterable[tuple[datetime, uuid.UUID, uuid.UUID]]) -> None:
+        """Idempotent: a reader added twice is counted once."""
+        by_hour: dict[datetime, set[str]] = {}
+        for hour, user_id, _book in readers:
+            by_hour.setdefault(hour, set()).add(str(user_id))
+        if not by_hour:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for hour, users in sorted(by_hour.items()):
+                pipe.pfadd(self.key(hour), *sorted(users))
+                pipe.expire(self.key(hour), READER_SKETCH_TTL)
+            await pipe.execute()
+
+    async def count(self, hours: Iterable[datetime]) -> int:
+        return int(await self.redis.pfcount(*(self.key(h) for h in hours)))
+
+    async def clear(self) -> None:
+        keys = [key async for key in self.redis.scan_iter(match=self.prefix + "*")]
+        if keys:
+            await self.redis.delete(*keys)
+
+
+# --- applying events ---------------------------------------------------------------------
+
+
+@dataclass
+class BatchFigures:
+    """What one batch of events adds, gathered so it is written once per batch."""
+
+    counts: Counter[repository.CountKey] = field(default_factory=Counter)
+    readers: set[tuple[datetime, uuid.UUID, uuid.UUID]] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, context: EventContext) -> BatchFigures:
+        figures = context.batch.scratch.get("metrics")
+        if figures is None:
+            figures = context.batch.scratch["metrics"] = cls()
+            session, sketches = context.session, ReaderSketches.of(context.resources)
+
+            async def write() -> None:
+                await figures.write(session)
+
+            async def sketch() -> None:
+                try:
+                    await sketches.add(figures.readers)
+                except Exception:  # PostgreSQL holds the exact figures; a rebuild restores these
+                    log.warning("reader sketches not updated", readers=len(figures.readers))
+
+            context.before_commit(write)
+            context.after_commit(sketch)
+        return figures
+
+    def count(self, metric: Metric, at: datetime, *dimensions: str) -> None:
+        hour = hour_of(at)
+        for dimension in ("", *dimensions):
+            self.counts[(metric.value, dimension, hour)] += 1
+
+    async def write(self, session: AsyncSession) -> None:
+        await repository.add_counts(session, dict(self.counts))
+        await repository.add_reader_hours(session, self.readers)
+
+
+async def apply_event(context: EventContext, data: EventData) -> None:
+    """Move the figures by one event (the inbox has made sure it is new)."""
+    session, at, figures = context.session, context.envelope.time, BatchFigures.of(context)
+    match data:
+        case UserRegistered():
+            figures.count(Metric.REGISTRATIONS, at, f"role:{data.role.value}")
+            await repository.set_role(session, data.user_id, data.role.value, at, registered=True)
+        case UserLoggedIn():
+            figures.count(Metric.LOGINS, at, f"role:{data.role.value}")
+        case RoleAssigned():
+            figures.count(Metric.ROLE_ASSIGNMENTS, at, f"role:{data.role.value}")
+            await repository.set_role(session, data.user_id, data.role.value, at, registered=False)
+        case EntitlementGranted():
+            figures.count(Metric.ENTITLEMENTS_GRANTED, at, book_dimension(data.book_id))
+            if data.granted_by is not None:
+                await repository.add_grant(session, data.granted_by, data.book_id)
+        case EntitlementRevoked():
+            figures.count(Metric.ENTITLEMENTS_REVOKED, at, book_dimension(data.book_id))
+        case SubmissionCreated():
+            figures.count(Metric.SUBMISSIONS_CREATED, at, f"language:{data.language}")
+            await repository.advance_submission(
+                session,
+                data.submission_id,
+                status="DRAFT",
+                at=at,
+                language=data.language,
+                created=True,
+            )
+        case SubmissionSubmitted():
+            figures.count(Metric.SUBMISSIONS_SUBMITTED, at)
+            await repository.advance_submission(
+                session, data.submission_id, status="SUBMITTED", at=at, submitted=True
+            )
+        case SubmissionReviewed():
+            approved = data.decision == "approve"
+            figures.count(Metric.REVIEWS, at, f"decision:{data.decision}")
+            if approved:
+                figures.count(Metric.APPROVALS, at)
+            await repository.advance_submission(
+                session,
+                data.submission_id,
+                status=REVIEW_STATUS[data.decision],
+                at=at,
+                reviewed=True,
+                approved=approved,
+            )
+            await repository.add_review(
+                session,
+                context.envelope.id,
+                data.submission_id,
+                data.decision,
+                at,
+                data.seconds_since_submitted,
+            )
+        case BookCreated():
+            figures.count(Metric.BOOKS_CREATED, at, f"language:{data.language}")
+            await repository.change_book(
+                session,
+                data.book_id,
+                at=at,
+                submission_id=data.submission_id,
+                language=data.language,
+            )
+        case BookUpdated():
+            await repository.change_book(
+                session, data.book_id, at=at, published=data.published, language=data.language
+            )
+        case BookPublished():
+            figures.count(Metric.PUBLICATIONS, at, f"language:{data.language}")
+            await repository.change_book(
+                session, data.book_id, at=at, published=True, language=data.language
+            )
+        case BookUnpublished():
+            figures.count(Metric.UNPUBLICATIONS, at)
+            await repository.change_book(session, data.book_id, at=at, published=False)
+        case DeliveryIssued():
+            figures.count(Metric.OPENS, at, book_dimension(data.book_id), f"method:{data.method}")
+            figures.readers.add((hour_of(at), data.user_id, data.book_id))
+        case ReadingProgressed():
+            figures.count(Metric.PROGRESS_UPDATES, at, book_dimension(data.book_id))
+            await repository.advance_reading(
+                session, data.user_id, data.book_id, page=data.page, total_pages=data.total_pages
+            )
+        case ReadingCompleted():
+            figures.count(Metric.COMPLETIONS, at, book_dimension(data.book_id))
+            await repository.advance_reading(session, data.user_id, data.book_id, completed_at=at)
+
+
+# --- reading the figures -----------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], fraction: float) -> float | None:
+    """Linear interpolation between closest ranks (PostgreSQL's percentile_cont)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * fraction
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The windows every figure is read over, from one `now`."""
+
+    now: datetime
+
+    @property
+    def next_hour(self) -> datetime:
+        return hour_of(self.now) + HOUR
+
+    @property
+    def today(self) -> datetime:
+        return day_of(self.now)
+
+    @property
+    def last_24h(self) -> datetime:  # the 24 hourly buckets ending with the current one
+        return self.next_hour - DAY
+
+    @property
+    def last_7d(self) -> datetime:
+        return self.next_hour - 7 * DAY
+
+    def hours(self, since: datetime) -> list[datetime]:
+        count = int((self.next_hour - since) / HOUR)
+        return [since + i * HOUR for i in range(count)]
+
+
+class MetricsReader:
+    """The figures the API shows, from one session (and Redis for real-time readers)."""
+
+    def __init__(self, session: AsyncSession, sketches: ReaderSketches, now: datetime) -> None:
+        self.session = session
+        self.sketches = sketches
+        self.windows = Windows(now)
+
+    async def _count(self, metric: Metric, since: datetime, dimension: str = "") -> int:
+        return await repository.count_sum(
+            self.session, metric.value, dimension, since, self.windows.next_hour
+        )
+
+    async def _today_and_week(self, metric: Metric) -> dict[str, int]:
+        return {
+            "today": await self._count(metric, self.windows.today),
+            "last_7_days": await self._count(metric, self.windows.last_7d),
+        }
+
+    async def readers(self) -> tuple[dict[str, int], str]:
+        """Distinct readers in the last 24 h and 7 d: from the hourly HyperLogLogs when
+        Redis answers, else counted exactly in PostgreSQL."""
+        w = self.windows
+        try:
+            day = await self.sketches.count(w.hours(w.last_24h))
+            week = await self.sketches.count(w.hours(w.last_7d))
+            return {"last_24h": day, "last_7_days": week}, "redis-hyperloglog"
+        except Exception:
+            log.warning("reader sketches unavailable; counting in PostgreSQL")
+        return {
+            "last_24h": await repository.distinct_readers(self.session, w.last_24h, w.next_hour),
+            "last_7_days": await repository.distinct_readers(self.session, w.last_7d, w.next_hour),
+        }, "postgresql"
+
+    async def overview(self) -> dict[str, Any]:
+        statuses = await repository.submissions_by_status(self.session)
+        readers, source = await self.readers()
+        return {
+            "as_of": self.windows.now,
+            "users_by_role": await repository.users_by_role(self.session),
+            "registrations": await self._today_and_week(Metric.REGISTRATIONS),
+            "logins": await self._today_and_week(Metric.LOGINS),
+            "submissions_by_status": statuses,
+            "review_backlog": statuses.get("SUBMITTED", 0),
+            "published_books": await repository.published_books(self.session),
+            "pdf_opens": await self._today_and_week(Metric.OPENS),
+            "distinct_readers": readers,
+            "distinct_readers_source": source,
+            "completions": await self._today_and_week(Metric.COMPLETIONS),
+        }
+
+    async def timeseries(
+        self,
+        metric: Metric,
+        interval: Interval,
+        since: datetime,
+        until: datetime,
+        book_id: uuid.UUID | None = None,
+    ) -> dict[str, Any]:
+        start, end = bucket_range(interval, since, until)
+        step = interval.length
+        buckets = {start + i * step: 0 for i in range(int((end - start) / step))}
+
+        def bucket(hour: datetime) -> datetime:
+            return hour if interval is Interval.HOUR else day_of(hour)
+
+        if metric is Metric.READERS:
+            seen: dict[datetime, set[uuid.UUID]] = {}
+            for hour, user in await repository.reader_pairs(self.session, start, end, book_id):
+                seen.setdefault(bucket(hour), set()).add(user)
+            for at, users in seen.items():
+                buckets[at] = len(users)
+        else:
+            dimension = book_dimension(book_id) if book_id else ""
+            series = await repository.count_series(
+                self.session, metric.value, dimension, start, end
+            )
+            for hour, count in series:
+                buckets[bucket(hour)] += count
+        return {
+            "metric": metric.value,
+            "interval": interval.value,
+            "from": start,
+            "to": end,
+            "book_id": book_id,
+            "points": [{"at": at, "value": value} for at, value in sorted(buckets.items())],
+        }
+
+    async def workflow(self) -> dict[str, Any]:
+        waits = await repository.review_waits(self.session)
+        to_publication = await repository.approval_to_publication(self.session)
+        now = self.windows.now
+
+        def waiting(rows: Sequence[Any]) -> list[dict[str, Any]]:
+            return [
+                {
+                    "submission_id": submission_id,
+                    "language": language,
+                    "since": since,
+                    "waiting_seconds": max(0.0, (now - since).total_seconds()),
+                }
+                for submission_id, language, since in rows
+            ]
+
+        return {
+            "funnel": await repository.funnel(self.session),
+            "submission_to_decision_seconds": summary(waits),
+            "approval_to_publication_seconds": summary(to_publication),
+            "oldest_waiting_review": waiting(
+                await repository.oldest_waiting_review(self.session, OLDEST_SHOWN)
+            ),
+            "oldest_waiting_publication": waiting(
+                await repository.oldest_waiting_publication(self.session, OLDEST_SHOWN)
+            ),
+        }
+
+    async def book(self, book_id: uuid.UUID) -> dict[str, Any]:
+        opens = await repository.count_sum(
+            self.session,
+            Metric.OPENS.value,
+            book_dimension(book_id),
+            datetime.min.replace(tzinfo=UTC),
+            datetime.max.replace(tzinfo=UTC),
+        )
+        readers = await repository.distinct_readers(self.session, book_id=book_id)
+        with_progress, completed, mean_progress = await repository.reading_of_book(
+            self.session, book_id
+        )
+        if (
+            not opens
+            and not with_progress
+            and not await repository.book_known(self.session, book_id)
+        ):
+            raise NotFound("No figures for this book.")
+        started = max(readers, with_progress)
+        return {
+            "book_id": book_id,
+            "opens": opens,
+            "distinct_readers": readers,
+            "completions": completed,
+            "completion_rate": completed / started if started else 0.0,
+            "average_progress": mean_progress,
+        }
+
+
+def summary(values: Sequence[float]) -> dict[str, Any]:
+    return {
+        "count": len(values),
+        "median": percentile(values, 0.5),
+        "p90": percentile(values, 0.9),
+    }
+
+
+def bucket_range(interval: Interval, since: datetime, until: datetime) -> tuple[datetime, datetime]:
+    """Whole buckets covering [since, until); refuses inverted and oversized ranges."""
+    if since.tzinfo is None or until.tzinfo is None:
+        raise Unprocessable("from and to need a time zone (e.g. 2026-11-22T00:00:00Z).")
+    if until <= since:
+        raise Unprocessable("to must be after from.", code="inverted-range")
+    floor = hour_of if interval is Interval.HOUR else day_of
+    start = floor(since)
+    end = floor(until)
+    if end < until:
+        end += interval.length
+    buckets = (end - start) / interval.length
+    if buckets > MAX_BUCKETS:
+        raise Unprocessable(
+            f"That range holds {int(buckets)} {interval.value}s; "
+            f"at most {MAX_BUCKETS} per request.",
+            code="range-too-large",
+        )
+    return start, end
+
+
+# --- rebuilding ----------------------------------------------------------------------------
+
+
+async def rebuild(session: AsyncSession, resources: Any, *, page_size: int = 500) -> int:
+    """Recompute every aggregate from the event log, in one transaction (nobody sees
+    half-built figures); returns how many events were applied.
+
+    The log is locked against new events meanwhile (on PostgreSQL), so an event
+    the consumer applies during the rebuild is neither lost nor counted twice:
+    the consumer waits, then applies it to the rebuilt figures.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("LOCK TABLE event_log IN EXCLUSIVE MODE"))
+    await repository.clear_derived(session)
+    await ReaderSketches.of(resources).clear()
+    batch = BatchScope()
+    applied = 0
+    after: tuple[datetime, uuid.UUID] | None = None
+    while True:
+        page = await repository.event_log_page(session, after, page_size)
+        if not page:
+            break
+        for recorded in page:
+            envelope = Envelope(
+                id=recorded.event_id,
+                source=recorded.source,
+                type=recorded.event_type,
+                time=recorded.occurred_at,
+                subject=recorded.subject,
+                dataversion=recorded.dataversion,
+                data=recorded.data,
+            )
+            context = EventContext(
+                session=session, envelope=envelope, resources=resources, batch=batch
+            )
+            await apply_event(context, envelope.contract())
+            applied += 1
+        after = (page[-1].occurred_at, page[-1].event_id)
+    for action in batch.before_commit:
+        await action()
+    await session.commit()
+    await batch.run_after_commit()
+    return applied

@@ -1,0 +1,473 @@
+"""The metrics service end to end: a scripted stream of platform events goes through
+SQS (moto) into the metrics worker (PostgreSQL, Redis), and every endpoint shows
+exactly the figures worked out by hand below, also after every event is delivered
+again, after a rebuild from the event log, and with Redis emptied. Late and
+out-of-order events land where they belong; poison goes to the DLQ."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from services.metrics.service import ReaderSketches, day_of, hour_of, rebuild
+from shared.events import (
+    BookCreated,
+    BookPublished,
+    BookUnpublished,
+    DeliveryIssued,
+    EntitlementGranted,
+    Envelope,
+    EventData,
+    ReadingCompleted,
+    ReadingProgressed,
+    RoleAssigned,
+    SubmissionCreated,
+    SubmissionReviewed,
+    SubmissionSubmitted,
+    UserLoggedIn,
+    UserRegistered,
+)
+from shared.roles import Role
+from tests.access_fixtures import AccessHarness, Account, access
+from tests.metrics_fixtures import MetricsHarness, metrics
+from tests.support import eventually
+
+__all__ = ["access", "metrics"]
+
+H = timedelta(hours=1)
+S = timedelta(seconds=1)
+
+
+class Scenario:
+    """Who did what when; times are relative to the start of the current hour, so
+    "today", "the last 24 h" and "the last 7 days" hold the same events whenever
+    the test runs."""
+
+    def __init__(self, teacher: uuid.UUID) -> None:
+        self.base = hour_of(datetime.now(UTC))
+        self.teacher = teacher
+        self.u1, self.u2, self.u3, self.u4, self.u5 = (uuid.uuid4() for _ in range(5))
+        self.s1, self.s2, self.s3, self.s4 = (uuid.uuid4() for _ in range(4))
+        self.b1, self.b2, self.b3 = (uuid.uuid4() for _ in range(3))
+        self.events: list[Envelope] = []
+
+    def at(self, offset: timedelta, data: EventData) -> Envelope:
+        envelope = Envelope.wrap(data, time=self.base + offset)
+        self.events.append(envelope)
+        return envelope
+
+    def build(self) -> list[Envelope]:
+        at = self.at
+        learner = Role.LEARNER
+        # People: three register today, one 3 days ago, one 10 days ago (outside 7 d).
+        # U3's promotion is sent before its registration: it must still win (newer).
+        at(
+            2 * S,
+            RoleAssigned(
+                user_id=self.u3, previous_role=learner, role=Role.VOLUNTEER, assigned_by=None
+            ),
+        )
+        for user in (self.u1, self.u2, self.u3):
+            at(0 * S, UserRegistered(user_id=user, role=learner))
+        at(-72 * H, UserRegistered(user_id=self.u4, role=learner))
+        at(-240 * H, UserRegistered(user_id=self.u5, role=learner))
+        at(
+            1 * S,
+            RoleAssigned(
+                user_id=self.u2, previous_role=learner, role=Role.TEACHER, assigned_by=None
+            ),
+        )
+        at(
+            -239 * H,
+            RoleAssigned(
+                user_id=self.u5, previous_role=learner, role=Role.CONTENT_ADMIN, assigned_by=None
+            ),
+        )
+        at(0 * S, UserLoggedIn(user_id=self.u1, role=learner))
+        at(1 * S, UserLoggedIn(user_id=self.u1, role=learner))
+        at(-72 * H, UserLoggedIn(user_id=self.u4, role=learner))
+
+        # Workflow. S1: submitted, approved after 2 h, its book published 3 h later.
+        reviewer = uuid.uuid4()
+        at(
+            -72 * H,
+            SubmissionCreated(
+                submission_id=self.s1, author_id=self.u3, language="sw", category="animals"
+            ),
+        )
+        at(-71 * H, SubmissionSubmitted(submission_id=self.s1, author_id=self.u3))
+        at(
+            -69 * H,
+            SubmissionReviewed(
+                submission_id=self.s1,
+                reviewer_id=reviewer,
+                decision="approve",
+                seconds_since_submitted=7200,
+            ),
+        )
+        at(
+            -68 * H,
+            BookCreated(
+                book_id=self.b1, submission_id=self.s1, title="Moons", language="sw", access="free"
+            ),
+        )
+        at(
+            -66 * H,
+            BookPublished(
+                book_id=self.b1,
+                object_key="books/b1.pdf",
+                object_version="v1",
+                access="free",
+                language="sw",
+            ),
+        )
+        # S2: changes requested 10 days ago, resubmitted, approved; no book yet.
+        at(
+            -240 * H,
+            SubmissionCreated(
+                submission_id=self.s2, author_id=self.u3, language="en", category="science"
+            ),
+        )
+        at(-239 * H, SubmissionSubmitted(submission_id=self.s2, author_id=self.u3))
+        at(
+            -238 * H,
+            SubmissionReviewed(
+                submission_id=self.s2,
+                reviewer_id=reviewer,
+                decision="request_changes",
+                seconds_since_submitted=3600,
+            ),
+        )
+        at(-72 * H, SubmissionSubmitted(submission_id=self.s2, author_id=self.u3))
+        at(
+            -72 * H + 30 * 60 * S,
+            SubmissionReviewed(
+                submission_id=self.s2,
+                reviewer_id=reviewer,
+                decision="approve",
+                seconds_since_submitted=1800,
+            ),
+        )
+        # S3 waits for review; S4 was rejected. S4's review arrives before its creation.
+        at(
+            0 * S,
+            SubmissionCreated(
+                submission_id=self.s3, author_id=self.u3, language="en", category="science"
+            ),
+        )
+        at(1 * S, SubmissionSubmitted(submission_id=self.s3, author_id=self.u3))
+        at(
+            -71 * H,
+            SubmissionReviewed(
+                submission_id=self.s4,
+                reviewer_id=reviewer,
+                decision="reject",
+                seconds_since_submitted=3600,
+            ),
+        )
+        at(
+            -72 * H,
+            SubmissionCreated(
+                submission_id=self.s4, author_id=self.u3, language="fr", category="history"
+            ),
+        )
+        at(-72 * H, SubmissionSubmitted(submission_id=self.s4, author_id=self.u3))
+        # B2 was published 10 days ago and taken down 3 days ago; B3's unpublication
+        # (newer) is delivered before its publication: neither counts as published.
+        at(
+            -240 * H,
+            BookPublished(
+                book_id=self.b2,
+                object_key="books/b2.pdf",
+                object_version="v1",
+                access="entitled",
+                language="en",
+            ),
+        )
+        at(-72 * H, BookUnpublished(book_id=self.b2))
+        at(3 * S, BookUnpublished(book_id=self.b3))
+        at(
+            2 * S,
+            BookPublished(
+                book_id=self.b3,
+                object_key="books/b3.pdf",
+                object_version="v1",
+                access="free",
+                language="en",
+            ),
+        )
+
+        # Reading B1: U1 twice today, U3 today, U4 3 days ago, U1 10 days ago.
+        for offset, user in (
+            (0 * S, self.u1),
+            (1 * S, self.u1),
+            (5 * S, self.u3),
+            (-72 * H, self.u4),
+            (-240 * H, self.u1),
+        ):
+            at(offset, DeliveryIssued(book_id=self.b1, user_id=user, method="s3"))
+        at(0 * S, ReadingProgressed(book_id=self.b1, user_id=self.u1, page=5, total_pages=10))
+        at(1 * S, ReadingCompleted(book_id=self.b1, user_id=self.u1))
+        at(1 * S, ReadingProgressed(book_id=self.b1, user_id=self.u1, page=10, total_pages=10))
+        at(-72 * H, ReadingProgressed(book_id=self.b1, user_id=self.u4, page=3, total_pages=10))
+        # The teacher assigned B1 (so may see its figures), not B2.
+        at(
+            -70 * H,
+            EntitlementGranted(
+                entitlement_id=uuid.uuid4(),
+                user_id=self.u1,
+                book_id=self.b1,
+                source="teacher_assignment",
+                granted_by=self.teacher,
+            ),
+        )
+        return self.events  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+async def people(access: AccessHarness) -> dict[str, Account]:
+    return {
+        role.value: await access.account(role)
+        for role in (Role.CONTENT_ADMIN, Role.TEACHER, Role.LEARNER, Role.VOLUNTEER)
+    }
+
+
+@pytest.fixture(scope="module")
+async def scenario(metrics: MetricsHarness, people: dict[str, Account]) -> Scenario:
+    story = Scenario(teacher=people["TEACHER"].id)
+    events = story.build()
+    await metrics.send(events)
+    await eventually(lambda: _logged(metrics, len(events)), timeout=60, what="every event applied")
+    return story
+
+
+async def _logged(metrics: MetricsHarness, count: int) -> bool:
+    return await metrics.logged() >= count
+
+
+def expected_overview(s: Scenario) -> dict[str, Any]:
+    return {
+        "users_by_role": {"LEARNER": 2, "TEACHER": 1, "VOLUNTEER": 1, "CONTENT_ADMIN": 1},
+        "registrations": {"today": 3, "last_7_days": 4},
+        "logins": {"today": 2, "last_7_days": 3},
+        "submissions_by_status": {"APPROVED": 2, "SUBMITTED": 1, "REJECTED": 1},
+        "review_backlog": 1,
+        "published_books": 1,
+        "pdf_opens": {"today": 3, "last_7_days": 4},
+        "distinct_readers": {"last_24h": 2, "last_7_days": 3},
+        "completions": {"today": 1, "last_7_days": 1},
+    }
+
+
+def expected_workflow(s: Scenario) -> dict[str, Any]:
+    return {
+        "funnel": {"created": 4, "submitted": 4, "reviewed": 3, "approved": 2, "published": 1},
+        # Waits 7200, 3600, 1800, 3600: median 3600; p90 interpolates 3600..7200 at 0.7.
+        "submission_to_decision_seconds": {"count": 4, "median": 3600.0, "p90": 6120.0},
+        "approval_to_publication_seconds": {"count": 1, "median": 10800.0, "p90": 10800.0},
+        "oldest_waiting_review": [str(s.s3)],
+        "oldest_waiting_publication": [str(s.s2)],
+    }
+
+
+def expected_book(s: Scenario) -> dict[str, Any]:
+    return {
+        "book_id": str(s.b1),
+        "opens": 5,
+        "distinct_readers": 3,  # U1, U3, U4
+        "completions": 1,
+        "completion_rate": pytest.approx(1 / 3),
+        "average_progress": pytest.approx((1.0 + 0.3) / 2),  # U1 finished, U4 at 3/10
+    }
+
+
+async def figures(metrics: MetricsHarness, admin: Account, s: Scenario) -> dict[str, Any]:
+    h = admin.headers
+    overview = await metrics.get("/v1/metrics/overview", h)
+    workflow = await metrics.get("/v1/metrics/workflow", h)
+    for key in ("oldest_waiting_review", "oldest_waiting_publication"):
+        workflow[key] = [item["submission_id"] for item in workflow[key]]
+    since, until = (s.base - 13 * 24 * H).isoformat(), (s.base + H).isoformat()
+    daily = {
+        metric: await metrics.get(
+            "/v1/metrics/timeseries", h, metric=metric, interval="day", **{"from": since}, to=until
+        )
+        for metric in ("opens", "readers", "registrations")
+    }
+    hourly = await metrics.get(
+        "/v1/metrics/timeseries",
+        h,
+        metric="opens",
+        interval="hour",
+        **{"from": (s.base - 2 * H).isoformat()},
+        to=(s.base + H).isoformat(),
+    )
+    return {
+        "overview": {k: v for k, v in overview.items() if k in expected_overview(s)},
+        "readers_source": overview["distinct_readers_source"],
+        "workflow": workflow,
+        "book": await metrics.get(f"/v1/metrics/books/{s.b1}", h),
+        "daily": {
+            m: {p["at"]: p["value"] for p in series["points"]} for m, series in daily.items()
+        },
+        "hourly": [p["value"] for p in hourly["points"]],
+    }
+
+
+def check(found: dict[str, Any], s: Scenario) -> None:
+    assert found["overview"] == expected_overview(s)
+    assert found["workflow"] == expected_workflow(s)
+    assert found["book"] == expected_book(s)
+    today, three_days_ago = day_of(s.base), day_of(s.base - 72 * H)
+    ten_days_ago = day_of(s.base - 240 * H)  # outside "7 days", inside the 14 charted
+
+    def day(moment: datetime) -> str:
+        return moment.isoformat().replace("+00:00", "Z")
+
+    for metric, expected in {
+        "opens": {today: 3, three_days_ago: 1, ten_days_ago: 1},
+        "readers": {today: 2, three_days_ago: 1, ten_days_ago: 1},
+        "registrations": {today: 3, three_days_ago: 1, ten_days_ago: 1},
+    }.items():
+        series = found["daily"][metric]
+        assert len(series) == 14  # zero-filled, one point a day
+        assert {at: v for at, v in series.items() if v} == {day(d): n for d, n in expected.items()}
+    assert found["hourly"] == [0, 0, 3]
+
+
+async def test_every_endpoint_shows_exactly_the_scripted_figures(
+    metrics: MetricsHarness, people: dict[str, Account], scenario: Scenario
+) -> None:
+    found = await figures(metrics, people["CONTENT_ADMIN"], scenario)
+    check(found, scenario)
+    assert found["readers_source"] == "redis-hyperloglog"
+
+
+async def test_redelivered_events_change_nothing(
+    metrics: MetricsHarness, people: dict[str, Account], scenario: Scenario
+) -> None:
+    before = await figures(metrics, people["CONTENT_ADMIN"], scenario)
+    logged = await metrics.logged()
+    await metrics.send(reversed(scenario.events))  # every event again, in reverse order
+    await eventually(metrics.drained, timeout=60, what="the copies worked through")
+    assert await metrics.logged() == logged
+    after = await figures(metrics, people["CONTENT_ADMIN"], scenario)
+    assert after == before
+    check(after, scenario)
+
+
+async def test_a_rebuild_from_the_log_gives_the_same_figures_and_redis_is_optional(
+    metrics: MetricsHarness, people: dict[str, Account], scenario: Scenario
+) -> None:
+    admin = people["CONTENT_ADMIN"]
+    before = await figures(metrics, admin, scenario)
+    async with metrics.resources.session_factory() as session:
+        applied = await rebuild(session, metrics.resources)
+    assert applied == await metrics.logged()
+    assert await figures(metrics, admin, scenario) == before
+    # Redis emptied: the real-time sketches are gone, the exact figures are not.
+    await ReaderSketches.of(metrics.resources).clear()
+    found = await figures(metrics, admin, scenario)
+    assert found["readers_source"] == "redis-hyperloglog"
+    assert found["overview"]["distinct_readers"] == {"last_24h": 0, "last_7_days": 0}
+    async with metrics.resources.session_factory() as session:
+        await rebuild(session, metrics.resources)  # the rebuild restores the sketches too
+    check(await figures(metrics, admin, scenario), scenario)
+
+
+async def test_who_sees_what(
+    metrics: MetricsHarness, people: dict[str, Account], scenario: Scenario
+) -> None:
+    teacher, learner, volunteer = people["TEACHER"], people["LEARNER"], people["VOLUNTEER"]
+    platform = [
+        "/v1/metrics/overview",
+        "/v1/metrics/workflow",
+        "/v1/metrics/timeseries?metric=opens",
+    ]
+    for path in platform:
+        assert (await metrics.http.get(path)).status_code == 401
+        for account in (teacher, learner, volunteer):
+            response = await metrics.http.get(path, headers=account.headers)
+            assert response.status_code == 403, (path, account.role, response.text)
+            assert response.headers["content-type"].startswith("application/problem+json")
+    # A teacher sees the reading figures of the book they granted, and nothing else.
+    mine = await metrics.get(f"/v1/metrics/books/{scenario.b1}", teacher.headers)
+    assert mine == expected_book(scenario)
+    series = await metrics.get(
+        "/v1/metrics/timeseries", teacher.headers, metric="opens", book_id=str(scenario.b1)
+    )
+    assert sum(p["value"] for p in series["points"]) == 4  # the last 7 days
+    for path in (
+        f"/v1/metrics/books/{scenario.b2}",
+        f"/v1/metrics/timeseries?metric=opens&book_id={scenario.b2}",
+    ):
+        response = await metrics.http.get(path, headers=teacher.headers)
+        assert response.status_code == 403
+        assert response.json()["type"].endswith("/not-your-book")
+    for account in (learner, volunteer):
+        response = await metrics.http.get(
+            f"/v1/metrics/books/{scenario.b1}", headers=account.headers
+        )
+        assert response.status_code == 403
+    admin = people["CONTENT_ADMIN"]
+    unknown = await metrics.http.get(f"/v1/metrics/books/{uuid.uuid4()}", headers=admin.headers)
+    assert unknown.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("query", "why"),
+    [
+        ("metric=pageviews", "unknown metric"),
+        ("metric=opens&interval=week", "unknown interval"),
+        ("metric=opens&from=2026-11-20T00:00:00Z&to=2026-11-10T00:00:00Z", "inverted"),
+        ("metric=opens&interval=hour&from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z", "huge"),
+        ("metric=opens&from=2026-11-10T00:00:00&to=2026-11-12T00:00:00", "no time zone"),
+        ("metric=opens&from=yesterday", "not a time"),
+        ("metric=registrations&book_id=" + str(uuid.UUID(int=1)), "not a per-book metric"),
+        ("metric=opens&book_id=nope", "not a book id"),
+    ],
+)
+async def test_bad_queries_are_problems(
+    metrics: MetricsHarness, people: dict[str, Account], query: str, why: str
+) -> None:
+    response = await metrics.http.get(
+        f"/v1/metrics/timeseries?{query}", headers=people["CONTENT_ADMIN"].headers
+    )
+    assert response.status_code == 422, (why, response.text)
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_poison_goes_to_the_dlq_with_its_reason_and_blocks_nothing(
+    metrics: MetricsHarness,
+) -> None:
+    sqs = metrics.resources.aws.sqs
+    names = metrics.settings.resource_names
+    dlq = (await sqs.get_queue_url(QueueName=names.dead_letter_queue("metrics")))["QueueUrl"]
+    good = Envelope.wrap(UserLoggedIn(user_id=uuid.uuid4(), role=Role.LEARNER))
+    unknown = json.loads(good.model_dump_json()) | {
+        "type": "user.teleported",
+        "id": str(uuid.uuid4()),
+    }
+    broken = json.loads(good.model_dump_json()) | {"id": str(uuid.uuid4()), "data": {"user_id": 7}}
+    logged = await metrics.logged()
+    await metrics.send(["not json at all", json.dumps(unknown), json.dumps(broken), good])
+    await eventually(lambda: _logged(metrics, logged + 1), timeout=30, what="the good event")
+    reasons: list[str] = []
+
+    async def dead_lettered() -> bool:
+        response = await sqs.receive_message(
+            QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageAttributeNames=["All"]
+        )
+        for message in response.get("Messages", []):
+            reasons.append(message["MessageAttributes"]["dead_letter_reason"]["StringValue"])
+            await sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
+        return len(reasons) >= 3
+
+    await eventually(dead_lettered, timeout=30, what="three dead letters")
+    assert len(reasons) == 3
+    assert any("user.teleported" in r for r in reasons)
+    assert await metrics.logged() == logged + 1
