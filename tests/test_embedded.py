@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -57,6 +58,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Pa
     }
     env["ACCESS_BOOTSTRAP_ADMIN_EMAIL"] = ADMIN_EMAIL
     env["ACCESS_BOOTSTRAP_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+    env["METRICS_DASHBOARD_REFRESH_SECONDS"] = "5"
     log = (workdir / "up.log").open("w")
     process = subprocess.Popen(
         [
@@ -168,6 +170,140 @@ async def test_a_story_goes_from_draft_to_the_catalog_on_the_embedded_run(
         catalog = await http.get(f"{content}/v1/books")
         assert catalog.status_code == 200
         assert catalog.json() == {"items": [], "next_cursor": None}
+
+
+async def _sign_in(http: httpx.AsyncClient, access: str) -> dict[str, str]:
+    login = await http.post(
+        f"{access}/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+    )
+    assert login.status_code == 200, login.text
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+async def test_the_dashboard_charts_real_figures_in_chromium_on_a_phone(
+    platform: tuple[int, Path],
+) -> None:
+    """Signs in through the page's form, then every tile and chart shows what the
+    API says, and the page redraws by itself when the figures move."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"SKIPPED LOUDLY: no {CHROMIUM}; `make test` installs Debian's chromium")
+    from playwright.async_api import async_playwright
+
+    base, _ = platform
+    content, access, metrics = (f"http://127.0.0.1:{base + o}" for o in (0, 1, 3))
+    async with httpx.AsyncClient(timeout=10) as http:
+        me = await _sign_in(http, access)
+        created = await http.post(f"{content}/v1/submissions", json=STORY, headers=me)
+        assert created.status_code == 201, created.text
+
+        async def overview() -> dict[str, Any]:
+            response = await http.get(f"{metrics}/v1/metrics/overview", headers=me)
+            assert response.status_code == 200, response.text
+            figures: dict[str, Any] = response.json()
+            return figures
+
+        async def drafts() -> int:
+            return int((await overview())["submissions_by_status"].get("DRAFT", 0))
+
+        await eventually(drafts, timeout=30, what="submission.created in metrics")
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                page = await browser.new_page(viewport={"width": 390, "height": 844})
+                errors: list[str] = []
+                page.on("pageerror", lambda error: errors.append(str(error)))
+                await page.goto(f"{metrics}/dashboard")
+                await page.fill("input[name=email]", ADMIN_EMAIL)
+                await page.fill("input[name=password]", ADMIN_PASSWORD)
+                await page.click("button[type=submit]")
+                await _until(page, "() => window.dashboard.lastUpdated !== null")
+
+                # The page and the API agree once the page has refreshed after the
+                # last event in flight (the form's own login among them).
+                seen: dict[str, Any] = {}
+
+                async def page_agrees_with_api() -> bool:
+                    seen["expected"] = await overview()
+                    seen["shown"] = await page.evaluate(TILES_AND_CHARTS)
+                    api, tiles = seen["expected"], seen["shown"]["tiles"]
+                    statuses = list(api["submissions_by_status"].values())
+                    return bool(
+                        api["logins"]["today"] >= 2
+                        and tiles["logins.today"] == str(api["logins"]["today"])
+                        and tiles["review_backlog"] == str(api["review_backlog"])
+                        and seen["shown"]["charts"]["chart-status"]["values"] == statuses
+                    )
+
+                await eventually(page_agrees_with_api, timeout=30, what="page and API agree")
+                expected, shown = seen["expected"], seen["shown"]
+                assert errors == []
+                assert shown["tiles"]["review_backlog"] == str(expected["review_backlog"])
+                assert shown["tiles"]["published_books"] == str(expected["published_books"])
+                assert shown["tiles"]["logins.today"] == str(expected["logins"]["today"])
+                assert int(shown["tiles"]["logins.today"]) >= 2  # the bootstrap's and ours
+                statuses = expected["submissions_by_status"]
+                assert shown["charts"]["chart-status"] == {
+                    "labels": list(statuses),
+                    "values": list(statuses.values()),
+                }
+                roles = expected["users_by_role"]
+                assert shown["charts"]["chart-roles"]["values"] == list(roles.values())
+                assert roles.get("ADMIN", 0) >= 1
+                assert all(painted > 100 for painted in shown["painted"].values()), shown
+                assert shown["overflow"] <= 0, "the page scrolls sideways on a phone"
+
+                # A second submission: the page shows it at its next refresh, untouched.
+                before = statuses.get("DRAFT", 0)
+                again = await http.post(f"{content}/v1/submissions", json=STORY, headers=me)
+                assert again.status_code == 201
+                await _until(
+                    page,
+                    "(n) => { const c = window.dashboard.charts['chart-status'];"
+                    " const i = c.data.labels.indexOf('DRAFT');"
+                    " return i >= 0 && c.data.datasets[0].data[i] === n; }",
+                    before + 1,
+                )
+            finally:
+                await browser.close()
+
+
+async def _until(page: Any, predicate: str, arg: object = None, timeout: float = 30) -> None:
+    """Poll the page (Playwright's wait_for_function would need 'unsafe-eval', which the
+    dashboard's Content-Security-Policy rightly refuses)."""
+    await eventually(lambda: page.evaluate(predicate, arg), timeout=timeout, what=predicate)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# What the page shows: tile texts, each chart's data, and how many pixels each
+# canvas painted (a chart that drew nothing has none).
+TILES_AND_CHARTS = """() => {
+  const tiles = {};
+  for (const cell of document.querySelectorAll('.tile [data-figure]')) {
+    tiles[cell.dataset.figure] = cell.textContent.replace(/[^0-9]/g, '');
+  }
+  const charts = {}, painted = {};
+  for (const [id, chart] of Object.entries(window.dashboard.charts)) {
+    charts[id] = { labels: chart.data.labels, values: chart.data.datasets[0].data };
+    const canvas = document.getElementById(id);
+    const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let count = 0;
+    for (let i = 3; i < pixels.length; i += 4) if (pixels[i] > 0) count++;
+    painted[id] = count;
+  }
+  const overflow = document.documentElement.scrollWidth - window.innerWidth;
+  return { tiles, charts, painted, overflow };
+}"""
 
 
 def test_ctrl_c_stops_everything_cleanly(tmp_path: Path) -> None:

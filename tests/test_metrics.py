@@ -6,6 +6,7 @@ out-of-order events land where they belong; poison goes to the DLQ."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from services.metrics.export import export_to_cloudwatch
 from services.metrics.service import ReaderSketches, day_of, hour_of, rebuild
 from shared.events import (
     BookCreated,
@@ -471,3 +473,52 @@ async def test_poison_goes_to_the_dlq_with_its_reason_and_blocks_nothing(
     assert len(reasons) == 3
     assert any("user.teleported" in r for r in reasons)
     assert await metrics.logged() == logged + 1
+
+
+async def test_the_worker_exports_the_figures_to_cloudwatch(
+    metrics: MetricsHarness, scenario: Scenario
+) -> None:
+    """PutMetricData into moto's CloudWatch, read back with GetMetricStatistics."""
+    namespace = f"Stories/Test-{uuid.uuid4().hex[:8]}"
+    settings = metrics.settings.model_copy(
+        update={"cloudwatch_namespace": namespace, "cloudwatch_export_seconds": 0.2}
+    )
+    cloudwatch = metrics.resources.aws.cloudwatch
+    stop = asyncio.Event()
+    exporter = asyncio.create_task(export_to_cloudwatch(metrics.resources, settings, stop))
+
+    async def exported() -> bool:
+        listed = await cloudwatch.list_metrics(Namespace=namespace)
+        return len(listed["Metrics"]) >= 8
+
+    try:
+        await eventually(exported, timeout=20, what="metrics in CloudWatch")
+    finally:
+        stop.set()
+        await exporter
+    metrics_listed = (await cloudwatch.list_metrics(Namespace=namespace))["Metrics"]
+    listed = {m["MetricName"] for m in metrics_listed}
+    assert {"ReviewBacklog", "PublishedBooks", "DistinctReaders24h", "PdfOpensToday"} <= listed
+    now = datetime.now(UTC)
+
+    async def latest(name: str, **dimensions: str) -> float:
+        response = await cloudwatch.get_metric_statistics(
+            Namespace=namespace,
+            MetricName=name,
+            Dimensions=[
+                {"Name": "Environment", "Value": "test"},
+                *({"Name": k, "Value": v} for k, v in dimensions.items()),
+            ],
+            StartTime=now - timedelta(minutes=5),
+            EndTime=now + timedelta(minutes=5),
+            Period=60,
+            Statistics=["Maximum"],
+        )
+        return float(max(point["Maximum"] for point in response["Datapoints"]))
+
+    expected = expected_overview(scenario)
+    assert await latest("ReviewBacklog") == expected["review_backlog"]
+    assert await latest("PublishedBooks") == expected["published_books"]
+    assert await latest("DistinctReaders7d") == expected["distinct_readers"]["last_7_days"]
+    assert await latest("Users", Role="TEACHER") == expected["users_by_role"]["TEACHER"]
+    assert await latest("Submissions", Status="APPROVED") == 2
