@@ -19,11 +19,11 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from pydantic import ValidationError
-from sqlalchemy import String
+from sqlalchemy import String, Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -54,7 +54,8 @@ async def claim_events(session: AsyncSession, envelopes: list[Envelope]) -> set[
     now = datetime.now(UTC)
     unique = {e.id: e for e in envelopes}
     result = await session.execute(
-        upsert(session, InboxEntry)
+        # The table, not the mapped class: a plain INSERT, without the ORM's bulk path.
+        upsert(session, cast(Table, InboxEntry.__table__))
         .values(
             [{"event_id": e.id, "event_type": e.type, "processed_at": now} for e in unique.values()]
         )

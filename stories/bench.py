@@ -9,6 +9,9 @@ only ratios within one run mean much).
   producers flat out (throughput) and a steady 100 events/s (latency). moto's
   receive slows as a queue grows, so flat-out figures are the emulator's as
   much as ours; compare rows only within a run.
+- metrics: the metrics consumer vs. the raw SQS loop on waiting events, and the
+  lag from a producer's commit until /v1/metrics/overview shows the event
+  (stories/bench_metrics.py); `--emulator localstack` runs it on LocalStack.
 """
 
 from __future__ import annotations
@@ -428,7 +431,10 @@ def format_table(figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
-def run_benchmarks(names: list[str], *, duration: float, connections: int, events: int) -> int:
+def run_benchmarks(
+    names: list[str], *, duration: float, connections: int, events: int, emulator: str = "moto"
+) -> int:
+    from stories.bench_metrics import bench_metrics
     from stories.bench_services import bench_access, bench_content, bench_delivery
 
     benchmarks: dict[str, Callable[[], list[Figure]]] = {
@@ -437,6 +443,7 @@ def run_benchmarks(names: list[str], *, duration: float, connections: int, event
         "content": lambda: asyncio.run(bench_content(duration=duration, connections=connections)),
         "delivery": lambda: asyncio.run(bench_delivery(duration=duration, connections=connections)),
         "events": lambda: asyncio.run(bench_events(events=events)),
+        "metrics": lambda: asyncio.run(bench_metrics(events=events, emulator=emulator)),
     }
     unknown = set(names) - set(benchmarks)
     if unknown:

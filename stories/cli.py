@@ -84,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
     bench.add_argument("--connections", type=int, default=64)
     bench.add_argument("--events", type=int, default=1000, help="events in the flat-out run")
+    bench.add_argument(
+        "--emulator",
+        choices=["moto", "localstack"],
+        default="moto",
+        help="the AWS emulator of the metrics benchmark",
+    )
     return parser
 
 
@@ -106,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             duration=args.duration,
             connections=args.connections,
             events=args.events,
+            emulator=args.emulator,
         )
     if args.command == "serve":
         service = SERVICES[args.service]

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 
@@ -44,3 +49,64 @@ def moto_server_process(port: int | None = None) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+LOCALSTACK_PYTHON = (
+    Path(__file__).resolve().parent.parent / ".tools" / "localstack" / "bin" / "python"
+)
+
+
+@contextlib.contextmanager
+def localstack_process(port: int | None = None, *, ready_seconds: float = 120) -> Iterator[str]:
+    """Start LocalStack in host mode (no Docker) with SNS, SQS, S3 and CloudWatch, S3
+    presigned signatures enforced; yields its URL, stops it on exit.
+
+    Needs `scripts/ensure-localstack` (the pinned 4.13.1 in its own virtualenv).
+    """
+    if not LOCALSTACK_PYTHON.exists():
+        raise RuntimeError("LocalStack is not installed: run scripts/ensure-localstack")
+    port = port or free_port()
+    data = tempfile.mkdtemp(prefix="stories-localstack-")
+    env = {
+        **os.environ,
+        "GATEWAY_LISTEN": f"127.0.0.1:{port}",
+        "SERVICES": "s3,sqs,sns,cloudwatch",
+        "S3_SKIP_SIGNATURE_VALIDATION": "0",
+        "LOCALSTACK_HOST": f"127.0.0.1:{port}",
+        "SQS_ENDPOINT_STRATEGY": "path",
+        "FILESYSTEM_ROOT": data,
+        "DEBUG": "0",
+    }
+    log = open(os.path.join(data, "localstack.log"), "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(  # noqa: S603 - our own virtualenv, fixed arguments
+        [str(LOCALSTACK_PYTHON), "-m", "localstack.runtime.main"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_seconds
+        while True:
+            try:
+                health = httpx.get(f"{url}/_localstack/health", timeout=1)
+                services = health.json().get("services", {})
+                if all(services.get(s) in {"available", "running"} for s in ("s3", "sqs", "sns")):
+                    break
+            except (httpx.HTTPError, ValueError):
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"LocalStack did not start; see {log.name}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        log.close()
+        shutil.rmtree(data, ignore_errors=True)

@@ -8,15 +8,8 @@ rebuild` recomputes the figures from the log.
 
 from __future__ import annotations
 
-from services.metrics import repository
-from services.metrics.service import apply_event
-from shared.consumer import EventContext, Handlers
-from shared.events import EVENT_CONTRACTS, EventData
-
-
-async def log_and_apply(context: EventContext, data: EventData) -> None:
-    repository.add_to_event_log(context.session, context.envelope)
-    await apply_event(context, data)
-
+from services.metrics.service import log_and_apply
+from shared.consumer import Handlers
+from shared.events import EVENT_CONTRACTS
 
 HANDLERS: Handlers = dict.fromkeys(EVENT_CONTRACTS.values(), log_and_apply)

@@ -156,6 +156,8 @@ class BatchFigures:
 
     counts: Counter[repository.CountKey] = field(default_factory=Counter)
     readers: set[tuple[datetime, uuid.UUID, uuid.UUID]] = field(default_factory=set)
+    reading: dict[repository.ReadingKey, repository.ReadingStep] = field(default_factory=dict)
+    logged: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def of(cls, context: EventContext) -> BatchFigures:
@@ -182,9 +184,23 @@ class BatchFigures:
         for dimension in ("", *dimensions):
             self.counts[(metric.value, dimension, hour)] += 1
 
+    def read(self, user_id: uuid.UUID, book_id: uuid.UUID, **step: Any) -> None:
+        self.reading.setdefault((user_id, book_id), repository.ReadingStep()).merge(**step)
+
+    def log(self, envelope: Envelope) -> None:
+        self.logged.append(repository.event_log_row(envelope, datetime.now(UTC)))
+
     async def write(self, session: AsyncSession) -> None:
+        await repository.add_to_event_log(session, self.logged)
         await repository.add_counts(session, dict(self.counts))
         await repository.add_reader_hours(session, self.readers)
+        await repository.advance_reading(session, self.reading)
+
+
+async def log_and_apply(context: EventContext, data: EventData) -> None:
+    """Keep the event in the log and move the figures by it, in one transaction."""
+    BatchFigures.of(context).log(context.envelope)
+    await apply_event(context, data)
 
 
 async def apply_event(context: EventContext, data: EventData) -> None:
@@ -267,12 +283,10 @@ async def apply_event(context: EventContext, data: EventData) -> None:
             figures.readers.add((hour_of(at), data.user_id, data.book_id))
         case ReadingProgressed():
             figures.count(Metric.PROGRESS_UPDATES, at, book_dimension(data.book_id))
-            await repository.advance_reading(
-                session, data.user_id, data.book_id, page=data.page, total_pages=data.total_pages
-            )
+            figures.read(data.user_id, data.book_id, page=data.page, total_pages=data.total_pages)
         case ReadingCompleted():
             figures.count(Metric.COMPLETIONS, at, book_dimension(data.book_id))
-            await repository.advance_reading(session, data.user_id, data.book_id, completed_at=at)
+            figures.read(data.user_id, data.book_id, completed_at=at)
 
 
 # --- reading the figures -----------------------------------------------------------------
