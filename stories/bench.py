@@ -330,6 +330,7 @@ async def outbox_pipeline(
         handlers=handlers,
         session_factory=resources.session_factory,
         telemetry=resources.telemetry,
+        resources=resources,
         config=ConsumerConfig(batch_size=10, concurrency=20, wait_seconds=1),
     )
 

@@ -23,7 +23,7 @@ import os
 import statistics
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -53,7 +53,7 @@ from stories.bench import BENCH_DATABASE_URL, Figure, uvicorn_process
 from stories.bench_services import BENCH_REDIS_URL
 from stories.emulator import localstack_process, moto_server_process
 
-POLL_SECONDS = 0.005
+POLL_SECONDS = 0.02  # the lag's resolution; faster polling loads the API it measures
 
 
 def mixed_events(count: int) -> list[EventData]:
@@ -117,23 +117,9 @@ async def raw_drain(sqs: Any, url: str, count: int) -> float:
 
 async def consumer_drain(resources: Resources, settings: MetricsSettings, count: int) -> float:
     """The metrics consumer applies `count` waiting events; events per second."""
-    applied = 0
+    applied: list[float] = []
     finished = asyncio.Event()
-
-    def counted(handler: EventHandler) -> EventHandler:
-        async def handle(context: EventContext, data: EventData) -> None:
-            await handler(context, data)
-
-            async def committed() -> None:
-                nonlocal applied
-                applied += 1
-                if applied >= count:
-                    finished.set()
-
-            context.after_commit(committed)
-
-        return handle
-
+    counted = _timing(applied, count, finished)
     names = settings.resource_names
     consumer = SqsConsumer(
         queue_name=names.queue("metrics"),
@@ -155,6 +141,33 @@ async def consumer_drain(resources: Resources, settings: MetricsSettings, count:
     stop.set()
     await running
     return count / elapsed
+
+
+def _timing(
+    applied: list[float], count: int, finished: asyncio.Event
+) -> Callable[[EventHandler], EventHandler]:
+    """Wrap a handler so each event's commit time is noted (after its batch commits)."""
+
+    def counted(handler: EventHandler) -> EventHandler:
+        async def handle(context: EventContext, data: EventData) -> None:
+            await handler(context, data)
+
+            async def committed() -> None:
+                applied.append(time.perf_counter())
+                if len(applied) >= count:
+                    finished.set()
+
+            context.after_commit(committed)
+
+        return handle
+
+    return counted
+
+
+def _percentiles_ms(lags: list[float]) -> tuple[float, float]:
+    ordered = sorted(lags)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return statistics.median(ordered) * 1000, p99 * 1000
 
 
 async def _admin_token(access_url: str, access_schema: str) -> str:
@@ -186,9 +199,12 @@ async def commit_to_visible(
     *,
     rate: float,
     seconds: float,
-) -> tuple[float, float, int]:
-    """p50 and p99 (ms) from a producer's commit until the overview counts the event."""
+) -> tuple[tuple[float, float], tuple[float, float], int]:
+    """p50 and p99 (ms) from a producer's commit until the consumer has committed the
+    event, and until the overview counts it."""
     count = int(rate * seconds)
+    applied: list[float] = []
+    timed = _timing(applied, count, asyncio.Event())
     relay = OutboxRelay(
         session_factory=resources.session_factory,
         sns=resources.aws.sns,
@@ -202,7 +218,7 @@ async def commit_to_visible(
         queue_name=names.queue("metrics"),
         queue_url=await queue_url(resources.aws.sqs, names.queue("metrics")),
         sqs=resources.aws.sqs,
-        handlers=METRICS.handlers,
+        handlers={c: timed(h) for c, h in METRICS.handlers.items()},
         session_factory=resources.session_factory,
         telemetry=resources.telemetry,
         resources=resources,
@@ -242,9 +258,11 @@ async def commit_to_visible(
         await producer
     stop.set()
     await asyncio.gather(*workers)
-    lags = sorted(v - c for v, c in zip(visible, committed, strict=False))
-    p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))]
-    return statistics.median(lags) * 1000, p99 * 1000, len(lags)
+    # The n-th commit against the n-th event applied / shown: counts, not identities,
+    # since the overview shows how many, not which.
+    to_applied = _percentiles_ms([a - c for a, c in zip(sorted(applied), committed, strict=False)])
+    to_visible = _percentiles_ms([v - c for v, c in zip(visible, committed, strict=False)])
+    return to_applied, to_visible, len(visible)
 
 
 @contextlib.contextmanager
@@ -338,20 +356,20 @@ async def bench_metrics(
                         "services.metrics.main:create_app", metrics_env, "/healthz"
                     ) as api_url:
                         token = await _admin_token(access_url, access_schema)
-                        p50, p99, seen = await commit_to_visible(
+                        to_applied, to_shown, seen = await commit_to_visible(
                             resources, settings, api_url, token, rate=steady_rate, seconds=seconds
                         )
-                figures.append(
+                rate = f"{steady_rate:.0f}/s ({emulator})"
+                figures += [
                     Figure(
-                        "metrics",
-                        f"commit -> /overview shows it, {steady_rate:.0f}/s ({emulator})",
-                        float(seen),
-                        "events",
-                        p50,
-                        p99,
-                        target_p99_ms=1000,
-                    )
-                )
+                        "metrics", f"commit -> consumer commit, {rate}", float(seen), "events",
+                        *to_applied,
+                    ),
+                    Figure(
+                        "metrics", f"commit -> /overview shows it, {rate}", float(seen), "events",
+                        *to_shown, target_p99_ms=1000,
+                    ),
+                ]  # fmt: skip
     finally:
         await drop_schema(BENCH_DATABASE_URL, metrics_schema)
         await drop_schema(BENCH_DATABASE_URL, access_schema)
