@@ -33,7 +33,7 @@ up: install
 ## Install everything, then lint, type-check, check import rules and run every test.
 test: install
 	scripts/ensure-services
-	scripts/ensure-browser
+	scripts/ensure-tools
 	$(MAKE) --no-print-directory lint typecheck pytest
 
 lint:

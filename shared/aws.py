@@ -18,6 +18,8 @@ class AwsClients:
     sqs: Any
     s3: Any
     cloudwatch: Any
+    # Presigns links for browsers (the same client unless AWS_PUBLIC_ENDPOINT_URL is set).
+    s3_public: Any
 
 
 async def open_aws_clients(settings: ServiceSettings, stack: AsyncExitStack) -> AwsClients:
@@ -43,14 +45,17 @@ async def open_aws_clients(settings: ServiceSettings, stack: AsyncExitStack) -> 
         s3={"addressing_style": "path"} if settings.aws_endpoint_url else None,
     )
 
-    async def client(name: str) -> Any:
+    async def client(name: str, endpoint_url: str | None = settings.aws_endpoint_url) -> Any:
         return await stack.enter_async_context(
-            session.client(name, endpoint_url=settings.aws_endpoint_url, config=config)
+            session.client(name, endpoint_url=endpoint_url, config=config)
         )
 
+    s3 = await client("s3")
+    public = settings.aws_public_endpoint_url
     return AwsClients(
         sns=await client("sns"),
         sqs=await client("sqs"),
-        s3=await client("s3"),
+        s3=s3,
         cloudwatch=await client("cloudwatch"),
+        s3_public=await client("s3", public) if public else s3,
     )

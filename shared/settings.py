@@ -58,6 +58,10 @@ class ServiceSettings(BaseSettings):
     redis_url: str = "memory://"
 
     aws_endpoint_url: str | None = None
+    # Where readers' browsers reach S3 with presigned links, when that differs from
+    # where the services do (compose: the services say http://localstack:4566, a
+    # browser on the host http://localhost:4566). A link is signed for its host.
+    aws_public_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
     aws_access_key_id: str | None = None
     aws_secret_access_key: SecretStr | None = None

@@ -71,38 +71,73 @@ async def queue_url(sqs: Any, name: str) -> str:
     return url
 
 
+def topology_plan(names: ResourceNames) -> dict[str, Any]:
+    """Every topic, queue, DLQ, subscription and bucket, as plain data: what
+    `bootstrap` creates, and what LocalStack's ready.d hook in docker-compose
+    creates from the same plan (infra/localstack/topology.json, kept current by
+    a test), so the two can never describe different platforms."""
+    return {
+        "topics": [names.topic(p) for p in Producer],
+        "queues": [
+            {
+                "name": names.queue(consumer),
+                "dead_letter_queue": names.dead_letter_queue(consumer),
+                "dead_letter_retention_seconds": DLQ_RETENTION_SECONDS,
+                "max_receive_count": MAX_RECEIVE_COUNT,
+                "visibility_seconds": QUEUE_VISIBILITY_SECONDS,
+                "subscriptions": [
+                    {"topic": names.topic(producer), "filter_policy": filter_policy(types)}
+                    for producer, types in sources.items()
+                ],
+            }
+            for consumer, sources in SUBSCRIPTIONS.items()
+        ],
+        "buckets": [
+            # Signed links bind an object version, so republishing never swaps the
+            # file under a link already handed out.
+            {"name": names.bucket(purpose), "versioned": purpose == "published"}
+            for purpose in BUCKETS
+        ],
+    }
+
+
 async def bootstrap(
     *, sns: Any, sqs: Any, s3: Any, names: ResourceNames, region: str
 ) -> dict[str, Any]:
     """Create (or bring up to date) every topic, queue, DLQ, subscription and bucket."""
+    plan = topology_plan(names)
     topics = {p: await topic_arn(sns, names, p) for p in Producer}
+    arn_of = {names.topic(p): arn for p, arn in topics.items()}
     queues: dict[str, str] = {}
-    for consumer, sources in SUBSCRIPTIONS.items():
+    for queue in plan["queues"]:
         dlq_url = (
             await sqs.create_queue(
-                QueueName=names.dead_letter_queue(consumer),
-                Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)},
+                QueueName=queue["dead_letter_queue"],
+                Attributes={"MessageRetentionPeriod": str(queue["dead_letter_retention_seconds"])},
             )
         )["QueueUrl"]
         dlq_arn = await _queue_arn(sqs, dlq_url)
-        url = (await sqs.create_queue(QueueName=names.queue(consumer)))["QueueUrl"]
+        url = (await sqs.create_queue(QueueName=queue["name"]))["QueueUrl"]
         arn = await _queue_arn(sqs, url)
-        source_arns = [topics[p] for p in sources]
+        source_arns = [arn_of[sub["topic"]] for sub in queue["subscriptions"]]
         await sqs.set_queue_attributes(
             QueueUrl=url,
             Attributes={
-                "VisibilityTimeout": str(QUEUE_VISIBILITY_SECONDS),
+                "VisibilityTimeout": str(queue["visibility_seconds"]),
                 "RedrivePolicy": json.dumps(
-                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
+                    {
+                        "deadLetterTargetArn": dlq_arn,
+                        "maxReceiveCount": str(queue["max_receive_count"]),
+                    }
                 ),
                 "Policy": json.dumps(_queue_policy(arn, source_arns)),
             },
         )
-        for producer, types in sources.items():
-            await _subscribe(sns, topics[producer], arn, filter_policy(types))
-        queues[consumer] = url
-    for purpose in BUCKETS:
-        await _create_bucket(s3, names.bucket(purpose), region, versioned=purpose == "published")
+        for sub in queue["subscriptions"]:
+            await _subscribe(sns, arn_of[sub["topic"]], arn, sub["filter_policy"])
+        queues[queue["name"].removeprefix(names.prefix)] = url
+    for bucket in plan["buckets"]:
+        await _create_bucket(s3, bucket["name"], region, versioned=bucket["versioned"])
     log.info("bootstrap complete", topics=len(topics), queues=len(queues), buckets=len(BUCKETS))
     return {"topics": {p.value: a for p, a in topics.items()}, "queues": queues}
 
@@ -177,8 +212,6 @@ async def _create_bucket(s3: Any, name: str, region: str, *, versioned: bool) ->
         },
     )
     if versioned:
-        # Signed links bind an object version, so republishing never swaps the
-        # file under a link already handed out.
         await s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
 
 

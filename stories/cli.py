@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -18,7 +19,13 @@ from shared.logging import configure_logging
 from shared.migrations import upgrade
 from shared.runtime import install_stop_signals, run_worker, serve_api
 from shared.settings import ServiceSettings
-from shared.topology import SUBSCRIPTIONS, bootstrap, redrive_dead_letters
+from shared.topology import (
+    SUBSCRIPTIONS,
+    ResourceNames,
+    bootstrap,
+    redrive_dead_letters,
+    topology_plan,
+)
 
 
 class PlatformSettings(ServiceSettings):
@@ -57,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument("services", nargs="*", metavar="SERVICE", help=f"default: all of {names}")
 
     commands.add_parser("bootstrap", help="create topics, queues, DLQs, subscriptions, buckets")
+    topology = commands.add_parser(
+        "topology", help="print what bootstrap creates, as JSON (read by LocalStack's ready.d)"
+    )
+    topology.add_argument("--prefix", default="stories-", help="the deployment's resource prefix")
 
     admin = commands.add_parser("create-admin", help="create the first ADMIN (or promote a user)")
     admin.add_argument("--email", required=True)
@@ -155,6 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         asyncio.run(migrate())
         return 0
+    if args.command == "topology":
+        print(topology_json(args.prefix), end="")
+        return 0
     if args.command == "bootstrap":
         configure_logging("INFO", json=False)
         return asyncio.run(_bootstrap())
@@ -179,6 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging("INFO", json=False)
         return asyncio.run(_redrive(args.queue))
     return 2
+
+
+def topology_json(prefix: str) -> str:
+    return json.dumps(topology_plan(ResourceNames(prefix)), indent=2) + "\n"
 
 
 async def _bootstrap() -> int:

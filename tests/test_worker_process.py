@@ -74,8 +74,13 @@ async def test_the_worker_applies_events_reports_metrics_and_drains_on_sigterm(
             return found is not None
 
         await eventually(logged, timeout=30, what="the event in the metrics log")
-        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-        assert 'consumer_messages_total{outcome="applied",queue=' in scraped
+
+        # Counted once the batch is done (committed, its after-commit work run, deleted).
+        def counted() -> bool:
+            scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+            return 'consumer_messages_total{outcome="applied",queue=' in scraped
+
+        await eventually(counted, timeout=10, what="the applied message counted")
 
         # SIGTERM in the middle of a 5 s long poll: the worker still stops promptly.
         started = asyncio.get_running_loop().time()

@@ -42,6 +42,7 @@ def build_components(settings: ContentSettings, resources: Resources) -> Content
             resources.aws.s3,
             uploads_bucket=names.bucket("uploads"),
             published_bucket=names.bucket("published"),
+            presigner=resources.aws.s3_public,
         ),
         catalog=CatalogCache(resources.bus, CATALOG_CHANNEL, ttl=settings.catalog_cache_seconds),
     )

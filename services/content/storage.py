@@ -101,15 +101,19 @@ class PublishedObject:
 
 
 class ManuscriptStorage:
-    def __init__(self, s3: Any, *, uploads_bucket: str, published_bucket: str) -> None:
+    def __init__(
+        self, s3: Any, *, uploads_bucket: str, published_bucket: str, presigner: Any = None
+    ) -> None:
         self._s3 = s3
+        # Links are for browsers: signed for the address they reach S3 at.
+        self._presigner = presigner or s3
         self.uploads_bucket = uploads_bucket
         self.published_bucket = published_bucket
 
     async def upload_form(
         self, key: str, *, content_type: str, max_bytes: int, expires_in: int
     ) -> UploadForm:
-        post = await self._s3.generate_presigned_post(
+        post = await self._presigner.generate_presigned_post(
             Bucket=self.uploads_bucket,
             Key=key,
             Fields={"Content-Type": content_type},
@@ -186,7 +190,7 @@ class ManuscriptStorage:
         return size, content_type
 
     async def download_link(self, key: str, *, filename: str, expires_in: int) -> str:
-        url: str = await self._s3.generate_presigned_url(
+        url: str = await self._presigner.generate_presigned_url(
             "get_object",
             Params={
                 "Bucket": self.uploads_bucket,

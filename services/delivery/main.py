@@ -45,7 +45,7 @@ def build_components(settings: DeliverySettings, resources: Resources) -> Delive
             resources.aws.s3,
             settings.resource_names.bucket("published"),
             region=settings.aws_region,
-            endpoint_url=settings.aws_endpoint_url,
+            endpoint_url=settings.aws_public_endpoint_url or settings.aws_endpoint_url,
         ),
         cloudfront=cloudfront,
         limiter=SharedWindowLimiter(
