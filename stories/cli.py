@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
         "topology", help="print what bootstrap creates, as JSON (read by LocalStack's ready.d)"
     )
     topology.add_argument("--prefix", default="stories-", help="the deployment's resource prefix")
+    commands.add_parser(
+        "contracts", help="print what a deployment must give each service, as JSON (for infra/)"
+    )
 
     admin = commands.add_parser("create-admin", help="create the first ADMIN (or promote a user)")
     admin.add_argument("--email", required=True)
@@ -165,6 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{name}: migrated")
 
         asyncio.run(migrate())
+        return 0
+    if args.command == "contracts":
+        from stories.deployment import contracts_json
+
+        print(contracts_json(), end="")
         return 0
     if args.command == "topology":
         print(topology_json(args.prefix), end="")

@@ -1,0 +1,78 @@
+# staging: only variables differ from the other environment.
+
+terraform {
+  required_version = ">= 1.7"
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.100, < 6.0"
+    }
+  }
+  # backend "s3" { bucket = "stories-terraform-state" key = "staging/platform.tfstate" region = "us-east-1" }
+}
+
+provider "aws" {
+  region = var.region
+  default_tags {
+    tags = { Project = "1001-stories", Environment = "staging", ManagedBy = "terraform" }
+  }
+}
+
+variable "region" {
+  type    = string
+  default = "us-east-1"
+}
+
+variable "image" {
+  description = "The platform image by digest (CI sets it)."
+  type        = string
+}
+
+variable "certificate_arn" {
+  type = string
+}
+
+variable "cloudfront_public_keys" {
+  type = map(string)
+}
+
+variable "alarm_email" {
+  type    = string
+  default = ""
+}
+
+module "platform" {
+  source = "../../platform"
+
+  environment            = "staging"
+  region                 = var.region
+  availability_zones     = ["${var.region}a", "${var.region}b"]
+  image                  = var.image
+  domain_name            = "api.staging.1001stories.org"
+  certificate_arn        = var.certificate_arn
+  cloudfront_public_keys = var.cloudfront_public_keys
+  cors_origins           = ["https://staging.1001stories.org"]
+  alarm_email            = var.alarm_email
+
+  # Sizes from the platform team's plan (seeds): staging bounds.
+  app_min_capacity         = 1
+  app_max_capacity         = 3
+  task_cpu                 = 1024
+  task_memory              = 2048
+  nat_per_zone             = false
+  db_instance_class        = "db.t4g.medium"
+  db_multi_az              = false
+  db_backup_retention_days = 7
+  db_deletion_protection   = false
+  redis_node_type          = "cache.t3.medium"
+  redis_replicas           = 0
+  log_retention_days       = 14
+}
+
+output "load_balancer_dns_name" {
+  value = module.platform.load_balancer_dns_name
+}
+
+output "cloudfront_domain" {
+  value = module.platform.cloudfront_domain
+}

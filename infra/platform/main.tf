@@ -1,0 +1,329 @@
+# The whole platform in one AWS account and region. What each service needs
+# (settings, topics, queues, buckets) comes from contracts.json, which the code
+# writes (`stories contracts`); tests/contracts.tftest.hcl checks this wiring
+# against it, so the code and the infrastructure cannot drift apart silently.
+
+locals {
+  contracts = jsondecode(file("${path.module}/contracts.json"))
+  prefix    = "stories-${var.environment}-"
+  name      = "stories-${var.environment}"
+  services  = local.contracts.services
+  # The API paths each service answers behind the one load balancer.
+  routes = {
+    access   = { priority = 10, paths = ["/v1/auth/*", "/v1/users*", "/v1/entitlements*", "/v1/decisions*", "/.well-known/*"] }
+    content  = { priority = 20, paths = ["/v1/submissions*", "/v1/books*"] }
+    delivery = { priority = 30, paths = ["/v1/deliveries*", "/v1/reading*"] }
+    metrics  = { priority = 40, paths = ["/v1/metrics*", "/dashboard*"] }
+  }
+  public_url = "https://${var.domain_name}"
+}
+
+data "aws_caller_identity" "current" {}
+
+# --- encryption and alarms ----------------------------------------------------------------
+
+resource "aws_kms_key" "platform" {
+  description         = "${local.name}: data at rest (buckets, queues, topics, logs, database, secrets)"
+  enable_key_rotation = true
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "AccountAdministers"
+        Effect    = "Allow"
+        Principal = { AWS = "arn:aws:iam::${data.aws_caller_identity.current.account_id}:root" }
+        Action    = "kms:*"
+        Resource  = "*"
+      },
+      {
+        Sid       = "AwsServicesUseIt"
+        Effect    = "Allow"
+        Principal = { Service = ["logs.${var.region}.amazonaws.com", "sns.amazonaws.com", "sqs.amazonaws.com", "cloudfront.amazonaws.com", "cloudwatch.amazonaws.com"] }
+        Action    = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+        Resource  = "*"
+      },
+    ]
+  })
+}
+
+resource "aws_kms_alias" "platform" {
+  name          = "alias/${local.name}"
+  target_key_id = aws_kms_key.platform.key_id
+}
+
+resource "aws_sns_topic" "alarms" {
+  name              = "${local.prefix}alarms"
+  kms_master_key_id = aws_kms_key.platform.arn
+}
+
+resource "aws_sns_topic_subscription" "alarm_email" {
+  count     = var.alarm_email == "" ? 0 : 1
+  topic_arn = aws_sns_topic.alarms.arn
+  protocol  = "email"
+  endpoint  = var.alarm_email
+}
+
+# --- network, event bus, storage, data ----------------------------------------------------
+
+module "network" {
+  source             = "../modules/network"
+  name               = local.name
+  availability_zones = var.availability_zones
+  nat_per_zone       = var.nat_per_zone
+  log_kms_key_arn    = aws_kms_key.platform.arn
+}
+
+module "messaging" {
+  source           = "../modules/messaging"
+  prefix           = local.prefix
+  topology         = local.contracts.topology
+  kms_key_arn      = aws_kms_key.platform.arn
+  alarm_topic_arns = [aws_sns_topic.alarms.arn]
+}
+
+module "storage" {
+  source                 = "../modules/storage"
+  prefix                 = local.prefix
+  buckets                = local.contracts.topology.buckets
+  kms_key_arn            = aws_kms_key.platform.arn
+  cloudfront_public_keys = var.cloudfront_public_keys
+}
+
+resource "aws_security_group" "tasks" {
+  name        = "${local.name}-tasks"
+  description = "The services' tasks: in from the load balancer, out to AWS, the database, Redis"
+  vpc_id      = module.network.vpc_id
+  ingress {
+    description     = "APIs from the load balancer"
+    from_port       = 8000
+    to_port         = 8000
+    protocol        = "tcp"
+    security_groups = [aws_security_group.alb.id]
+  }
+  egress {
+    description = "AWS APIs over TLS (through NAT)"
+    from_port   = 443
+    to_port     = 443
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+  egress {
+    description = "PostgreSQL and Redis inside the VPC"
+    from_port   = 5432
+    to_port     = 6379
+    protocol    = "tcp"
+    cidr_blocks = [module.network.vpc_cidr_block]
+  }
+}
+
+module "data" {
+  source                   = "../modules/data"
+  name                     = local.name
+  vpc_id                   = module.network.vpc_id
+  subnet_ids               = module.network.private_subnet_ids
+  client_security_group_id = aws_security_group.tasks.id
+  kms_key_arn              = aws_kms_key.platform.arn
+  db_instance_class        = var.db_instance_class
+  db_multi_az              = var.db_multi_az
+  db_backup_retention_days = var.db_backup_retention_days
+  db_deletion_protection   = var.db_deletion_protection
+  redis_node_type          = var.redis_node_type
+  redis_replicas           = var.redis_replicas
+}
+
+# --- secrets: every one in Secrets Manager, values set outside Terraform ----------------
+# Terraform makes the secret; an operator (or a rotation) puts the value:
+#   aws secretsmanager put-secret-value --secret-id stories-production-CONTENT_DATABASE_URL ...
+# so no secret value ever sits in Terraform state.
+
+locals {
+  secret_names = toset(flatten([for name, s in local.services : s.secrets]))
+}
+
+resource "aws_secretsmanager_secret" "this" {
+  for_each                = local.secret_names
+  name                    = "${local.prefix}${each.key}"
+  kms_key_id              = aws_kms_key.platform.arn
+  recovery_window_in_days = 30
+}
+
+# --- load balancer and cluster ------------------------------------------------------------
+
+resource "aws_security_group" "alb" {
+  name        = "${local.name}-alb"
+  description = "HTTPS from the internet to the load balancer"
+  vpc_id      = module.network.vpc_id
+  ingress {
+    description = "HTTPS"
+    from_port   = 443
+    to_port     = 443
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+  egress {
+    description = "To the APIs"
+    from_port   = 8000
+    to_port     = 8000
+    protocol    = "tcp"
+    cidr_blocks = [module.network.vpc_cidr_block]
+  }
+}
+
+resource "aws_lb" "this" {
+  name                       = local.name
+  load_balancer_type         = "application"
+  subnets                    = module.network.public_subnet_ids
+  security_groups            = [aws_security_group.alb.id]
+  drop_invalid_header_fields = true
+  enable_deletion_protection = var.environment == "production"
+}
+
+resource "aws_lb_listener" "https" {
+  load_balancer_arn = aws_lb.this.arn
+  port              = 443
+  protocol          = "HTTPS"
+  ssl_policy        = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+  certificate_arn   = var.certificate_arn
+  default_action {
+    type = "fixed-response"
+    fixed_response {
+      content_type = "application/json"
+      status_code  = "404"
+      message_body = "{\"title\":\"Not Found\",\"status\":404}"
+    }
+  }
+}
+
+resource "aws_ecs_cluster" "this" {
+  name = local.name
+  setting {
+    name  = "containerInsights"
+    value = "enabled"
+  }
+}
+
+# --- the four services --------------------------------------------------------------------
+
+locals {
+  topic_arns  = module.messaging.topic_arns
+  queue_arns  = module.messaging.queue_arns
+  dlq_arns    = module.messaging.dead_letter_queue_arns
+  bucket_arns = module.storage.bucket_arns
+
+  # Plain settings every service may be given; each gets the ones its contract names.
+  values = {
+    ENVIRONMENT                  = var.environment
+    LOG_JSON                     = "true"
+    AWS_REGION                   = var.region
+    RESOURCE_PREFIX              = local.prefix
+    REDIS_URL                    = module.data.redis_url
+    ACCESS_URL                   = local.public_url
+    JWKS_URL                     = "${local.public_url}/.well-known/jwks.json"
+    CORS_ORIGINS                 = jsonencode(var.cors_origins)
+    CONTENT_PUBLISHED_ASSETS_URL = "https://${module.storage.cloudfront_domain}"
+    DELIVERY_SIGNER              = "cloudfront"
+    DELIVERY_CLOUDFRONT_DOMAIN   = "https://${module.storage.cloudfront_domain}"
+    DELIVERY_LINK_SECONDS        = "300"
+    METRICS_CLOUDWATCH_NAMESPACE = "Stories/Metrics"
+    METRICS_DASHBOARD_LOGIN_URL  = "/v1/auth/login"
+  }
+
+  consumer_actions = [
+    "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes", "sqs:GetQueueUrl",
+  ]
+  # What each service's task role may do: its own topic, its own queue (and its
+  # DLQ, for dead letters and redrive), the buckets it works with. No wildcards.
+  statements = {
+    for name, s in local.services : name => concat(
+      s.publishes_to == null ? [] : [{
+        sid       = "PublishOwnEvents"
+        actions   = ["sns:Publish"]
+        resources = [local.topic_arns["${s.publishes_to}-events"]]
+        condition = {}
+      }],
+      s.consumes ? [{
+        sid       = "ConsumeOwnQueue"
+        actions   = local.consumer_actions
+        resources = [local.queue_arns[name]]
+        condition = {}
+        }, {
+        sid       = "DeadLetters"
+        actions   = ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"]
+        resources = [local.dlq_arns[name]]
+        condition = {}
+      }] : [],
+      [{
+        sid       = "UseThePlatformKey"
+        actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        resources = [aws_kms_key.platform.arn]
+        condition = {}
+      }],
+      lookup(local.service_statements, name, []),
+    )
+  }
+  service_statements = {
+    content = [
+      {
+        sid       = "Manuscripts"
+        actions   = ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"]
+        resources = ["${local.bucket_arns["uploads"]}/*"]
+        condition = {}
+      },
+      {
+        sid       = "PublishBooks"
+        actions   = ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion"]
+        resources = ["${local.bucket_arns["published"]}/books/*", "${local.bucket_arns["published"]}/covers/*"]
+        condition = {}
+      },
+    ]
+    delivery = [{
+      sid       = "SignLinksToBooks"
+      actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+      resources = ["${local.bucket_arns["published"]}/books/*"]
+      condition = {}
+    }]
+    metrics = [{
+      # PutMetricData has no resource-level permission: the one accepted "*",
+      # held to our namespace by its condition key.
+      sid       = "ExportFigures"
+      actions   = ["cloudwatch:PutMetricData"]
+      resources = ["*"]
+      condition = { StringEquals = { "cloudwatch:namespace" = "Stories/Metrics" } }
+    }]
+  }
+}
+
+module "service" {
+  source   = "../modules/service"
+  for_each = local.services
+
+  name               = each.key
+  prefix             = local.prefix
+  image              = var.image
+  cluster_arn        = aws_ecs_cluster.this.arn
+  cluster_name       = aws_ecs_cluster.this.name
+  vpc_id             = module.network.vpc_id
+  subnet_ids         = module.network.private_subnet_ids
+  security_group_id  = aws_security_group.tasks.id
+  listener_arn       = aws_lb_listener.https.arn
+  alb_arn_suffix     = aws_lb.this.arn_suffix
+  path_patterns      = local.routes[each.key].paths
+  listener_priority  = local.routes[each.key].priority
+  cpu                = var.task_cpu
+  memory             = var.task_memory
+  min_capacity       = var.app_min_capacity
+  max_capacity       = var.app_max_capacity
+  kms_key_arn        = aws_kms_key.platform.arn
+  log_retention_days = var.log_retention_days
+  alarm_topic_arns   = [aws_sns_topic.alarms.arn]
+
+  environment = merge(
+    { for key in each.value.values : key => local.values[key] if key != "EVENTS_TOPIC_ARN" },
+    each.value.publishes_to == null ? {} : {
+      EVENTS_TOPIC_ARN = local.topic_arns["${each.value.publishes_to}-events"]
+    },
+  )
+  secrets           = { for key in each.value.secrets : key => aws_secretsmanager_secret.this[key].arn }
+  policy_statements = local.statements[each.key]
+}

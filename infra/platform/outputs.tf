@@ -1,0 +1,48 @@
+output "load_balancer_dns_name" {
+  value = aws_lb.this.dns_name
+}
+
+output "cloudfront_domain" {
+  value = module.storage.cloudfront_domain
+}
+
+output "containers" {
+  description = "Every container definition, by service and process (api, worker)."
+  value       = { for name, service in module.service : name => service.containers }
+}
+
+output "task_policies" {
+  value = { for name, service in module.service : name => service.task_policy }
+}
+
+output "autoscaling" {
+  value = { for name, service in module.service : name => service.autoscaling }
+}
+
+output "circuit_breakers" {
+  value = { for name, service in module.service : name => service.circuit_breakers }
+}
+
+output "topic_arns" {
+  value = module.messaging.topic_arns
+}
+
+output "queue_names" {
+  value = module.messaging.queue_names
+}
+
+output "redrive_policies" {
+  value = module.messaging.redrive_policies
+}
+
+output "bucket_names" {
+  value = module.storage.bucket_names
+}
+
+output "secret_names" {
+  value = sort([for secret in aws_secretsmanager_secret.this : secret.name])
+}
+
+output "bucket_arns" {
+  value = module.storage.bucket_arns
+}

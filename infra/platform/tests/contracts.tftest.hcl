@@ -1,0 +1,204 @@
+# The contracts between the code and the infrastructure, on a mocked AWS provider
+# (nothing is created). contracts.json is written by the code (`stories
+# contracts`) and kept current by tests/test_infra.py.
+
+mock_provider "aws" {
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+  mock_data "aws_region" {
+    defaults = { name = "us-east-1" }
+  }
+  mock_resource "aws_lb" {
+    defaults = { arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/mock/1" }
+  }
+  mock_resource "aws_lb_listener" {
+    defaults = { arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/mock/1/2" }
+  }
+  mock_resource "aws_lb_target_group" {
+    defaults = { arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/mock/1" }
+  }
+  mock_resource "aws_kms_key" {
+    defaults = { arn = "arn:aws:kms:us-east-1:123456789012:key/mock" }
+  }
+  mock_resource "aws_iam_role" {
+    defaults = { arn = "arn:aws:iam::123456789012:role/mock" }
+  }
+  mock_resource "aws_sns_topic" {
+    defaults = { arn = "arn:aws:sns:us-east-1:123456789012:mock" }
+  }
+  mock_resource "aws_sqs_queue" {
+    defaults = { arn = "arn:aws:sqs:us-east-1:123456789012:mock" }
+  }
+  mock_resource "aws_ecs_cluster" {
+    defaults = { arn = "arn:aws:ecs:us-east-1:123456789012:cluster/mock" }
+  }
+  mock_resource "aws_ecs_task_definition" {
+    defaults = { arn = "arn:aws:ecs:us-east-1:123456789012:task-definition/mock:1" }
+  }
+  mock_resource "aws_secretsmanager_secret" {
+    defaults = { arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mock" }
+  }
+  mock_resource "aws_cloudfront_distribution" {
+    defaults = { arn = "arn:aws:cloudfront::123456789012:distribution/MOCK" }
+  }
+  mock_resource "aws_s3_bucket" {
+    defaults = { arn = "arn:aws:s3:::mock-bucket" }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = { arn = "arn:aws:logs:us-east-1:123456789012:log-group:mock" }
+  }
+  mock_resource "aws_db_instance" {
+    defaults = {
+      master_user_secret = [{
+        secret_arn    = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds-master"
+        kms_key_id    = "arn:aws:kms:us-east-1:123456789012:key/mock"
+        secret_status = "active"
+      }]
+    }
+  }
+}
+
+variables {
+  environment            = "staging"
+  availability_zones     = ["us-east-1a", "us-east-1b"]
+  image                  = "123456789012.dkr.ecr.us-east-1.amazonaws.com/stories@sha256:0000"
+  domain_name            = "api.staging.example.org"
+  certificate_arn        = "arn:aws:acm:us-east-1:123456789012:certificate/mock"
+  cloudfront_public_keys = { k2026 = "-----BEGIN PUBLIC KEY-----\nMOCK\n-----END PUBLIC KEY-----\n" }
+  cors_origins           = ["https://staging.example.org"]
+  app_min_capacity       = 1
+  app_max_capacity       = 3
+}
+
+run "every_setting_a_service_reads_is_set_on_its_tasks" {
+  command = apply
+
+  assert {
+    condition = alltrue(flatten([
+      for name, contract in jsondecode(file("contracts.json")).services : [
+        for process in ["api", "worker"] : [
+          for key in contract.values :
+          contains([for e in output.containers[name][process].environment : e.name], key)
+        ]
+      ]
+    ]))
+    error_message = "A plain setting named in contracts.json is missing from a task."
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for name, contract in jsondecode(file("contracts.json")).services : [
+        for process in ["api", "worker"] : [
+          for key in contract.secrets :
+          contains([for e in output.containers[name][process].secrets : e.name], key)
+        ]
+      ]
+    ]))
+    error_message = "A secret named in contracts.json is missing from a task."
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for name, containers in output.containers : [
+        for process, container in containers : [
+          for e in container.secrets : startswith(e.valueFrom, "arn:") || length(e.valueFrom) > 0
+        ]
+      ]
+    ]))
+    error_message = "Every secret comes from Secrets Manager."
+  }
+
+  assert {
+    condition = alltrue([
+      for name, containers in output.containers :
+      containers.api.command[0] == "serve" && containers.worker.command[0] == "worker"
+      && containers.api.command[1] == name && containers.worker.command[1] == name
+    ])
+    error_message = "Each service runs its own API and worker."
+  }
+}
+
+run "every_topic_and_queue_the_code_names_exists_with_a_dlq" {
+  command = apply
+
+  assert {
+    condition = alltrue([
+      for topic in jsondecode(file("contracts.json")).topology.topics :
+      contains(keys(output.topic_arns), topic)
+    ])
+    error_message = "A topic the code publishes to does not exist."
+  }
+
+  assert {
+    condition = alltrue([
+      for queue in jsondecode(file("contracts.json")).topology.queues :
+      output.queue_names[queue.name] == "stories-staging-${queue.name}"
+      && tonumber(output.redrive_policies[queue.name].maxReceiveCount) == queue.max_receive_count
+      && output.redrive_policies[queue.name].deadLetterTargetArn != ""
+    ])
+    error_message = "A queue the code consumes is missing, or has no DLQ redrive."
+  }
+
+  assert {
+    condition = alltrue([
+      for bucket in jsondecode(file("contracts.json")).topology.buckets :
+      output.bucket_names[bucket.name] == "stories-staging-${bucket.name}"
+    ])
+    error_message = "A bucket the code uses does not exist."
+  }
+}
+
+run "no_iam_wildcards" {
+  command = apply
+
+  # No action with *, no resource "*" (the one exception: PutMetricData, which has
+  # no resource-level permission, held to our namespace by a condition), and
+  # object wildcards only under a bucket of ours.
+  assert {
+    condition = alltrue(flatten([
+      for name, policy in output.task_policies : [
+        for statement in policy.Statement : [
+          alltrue([for action in statement.Action : !strcontains(action, "*")]),
+          alltrue([
+            for resource in statement.Resource :
+            resource != "*" ? (
+              !strcontains(resource, "*") || anytrue([
+                for bucket in values(output.bucket_arns) : startswith(resource, "${bucket}/")
+              ])
+              ) : (
+              join(",", statement.Action) == "cloudwatch:PutMetricData"
+              && try(statement.Condition.StringEquals["cloudwatch:namespace"], "") == "Stories/Metrics"
+            )
+          ]),
+        ]
+      ]
+    ]))
+    error_message = "A task role has a wildcard action or resource."
+  }
+
+  assert {
+    condition     = length(output.task_policies) == 4
+    error_message = "One task role per service."
+  }
+}
+
+run "scaling_and_rollback" {
+  command = apply
+
+  assert {
+    condition = alltrue(flatten([
+      for name, processes in output.autoscaling : [
+        processes.api.min == 1, processes.api.max == 3, processes.worker.max == 3
+      ]
+    ]))
+    error_message = "Autoscaling bounds are the environment's."
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for name, processes in output.circuit_breakers : [processes.api, processes.worker]
+    ]))
+    error_message = "Every service rolls back a failed deployment."
+  }
+}

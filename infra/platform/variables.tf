@@ -1,0 +1,105 @@
+variable "environment" {
+  description = "staging or production: the only thing that differs between them is these variables."
+  type        = string
+  validation {
+    condition     = contains(["staging", "production"], var.environment)
+    error_message = "environment is staging or production."
+  }
+}
+
+variable "region" {
+  type    = string
+  default = "us-east-1"
+}
+
+variable "availability_zones" {
+  type = list(string)
+}
+
+variable "image" {
+  description = "The platform image (one for every service), by digest."
+  type        = string
+}
+
+variable "domain_name" {
+  description = "Where the platform answers, e.g. api.1001stories.org."
+  type        = string
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate for domain_name."
+  type        = string
+}
+
+variable "cloudfront_public_keys" {
+  description = "Public halves of the delivery service's CloudFront signing keys, by key name."
+  type        = map(string)
+}
+
+variable "cors_origins" {
+  type = list(string)
+}
+
+variable "app_min_capacity" {
+  type = number
+}
+
+variable "app_max_capacity" {
+  type = number
+}
+
+variable "task_cpu" {
+  type    = number
+  default = 1024
+}
+
+variable "task_memory" {
+  type    = number
+  default = 2048
+}
+
+variable "nat_per_zone" {
+  type    = bool
+  default = true
+}
+
+variable "db_instance_class" {
+  type    = string
+  default = "db.r6g.large"
+}
+
+variable "db_multi_az" {
+  type    = bool
+  default = true
+}
+
+variable "db_backup_retention_days" {
+  type    = number
+  default = 30
+}
+
+variable "db_deletion_protection" {
+  type    = bool
+  default = true
+}
+
+variable "redis_node_type" {
+  type    = string
+  default = "cache.t3.medium"
+}
+
+variable "redis_replicas" {
+  type    = number
+  default = 1
+}
+
+variable "log_retention_days" {
+  type    = number
+  default = 30
+}
+
+variable "alarm_email" {
+  description = "Who hears the alarms (an SNS email subscription); empty for none."
+  type        = string
+  default     = ""
+}

@@ -1,0 +1,72 @@
+"""What a deployment must give each service: the environment variables it reads
+(plain values, and secrets from Secrets Manager), the topic it publishes to and
+the queue it consumes. `stories contracts` writes this, with the topology, to
+infra/platform/contracts.json, which Terraform reads and `terraform test`
+checks the task definitions against; tests/test_infra.py keeps the file current
+and proves every name below is a setting the service really reads."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shared.topology import SUBSCRIPTIONS, ResourceNames, topology_plan
+from stories.registry import SERVICES
+
+# Read by every service, deployed: where its state is, how it finds the others.
+COMMON_VALUES = [
+    "ENVIRONMENT",
+    "LOG_JSON",
+    "AWS_REGION",
+    "RESOURCE_PREFIX",
+    "REDIS_URL",
+    "ACCESS_URL",
+    "JWKS_URL",
+    "CORS_ORIGINS",
+]
+COMMON_SECRETS = ["{PREFIX}_DATABASE_URL"]
+
+VALUES: dict[str, list[str]] = {
+    "access": [],
+    "content": ["CONTENT_PUBLISHED_ASSETS_URL"],
+    "delivery": ["DELIVERY_SIGNER", "DELIVERY_CLOUDFRONT_DOMAIN", "DELIVERY_LINK_SECONDS"],
+    "metrics": ["METRICS_CLOUDWATCH_NAMESPACE", "METRICS_DASHBOARD_LOGIN_URL"],
+}
+SECRETS: dict[str, list[str]] = {
+    # Access's own client secret too: every service holds one (the shared client
+    # is built everywhere), and production refuses a placeholder.
+    "access": [
+        "ACCESS_KEY_ENCRYPTION_KEY",
+        "ACCESS_SERVICE_CLIENTS",
+        "ACCESS_SERVICE_CLIENT_SECRET",
+    ],
+    "content": ["CONTENT_SERVICE_CLIENT_SECRET"],
+    "delivery": ["DELIVERY_SERVICE_CLIENT_SECRET", "DELIVERY_CLOUDFRONT_KEYS"],
+    "metrics": ["METRICS_SERVICE_CLIENT_SECRET"],
+}
+
+
+def service_contract(name: str) -> dict[str, Any]:
+    definition = SERVICES[name]
+    prefix = name.upper()
+    values = [*COMMON_VALUES, *VALUES[name]]
+    if definition.produces is not None:
+        values.append("EVENTS_TOPIC_ARN")
+    return {
+        "values": sorted(values),
+        "secrets": sorted(s.format(PREFIX=prefix) for s in [*COMMON_SECRETS, *SECRETS[name]]),
+        "publishes_to": definition.produces.value if definition.produces else None,
+        "consumes": name in SUBSCRIPTIONS,
+    }
+
+
+def contracts() -> dict[str, Any]:
+    """Names without the deployment's prefix: Terraform puts its own in front."""
+    return {
+        "services": {name: service_contract(name) for name in sorted(SERVICES)},
+        "topology": topology_plan(ResourceNames("")),
+    }
+
+
+def contracts_json() -> str:
+    return json.dumps(contracts(), indent=2, sort_keys=True) + "\n"
