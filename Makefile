@@ -47,9 +47,11 @@ typecheck:
 pytest:
 	$(VENV_BIN)/pytest
 
-## infra/: terraform fmt, init (local provider mirror), validate, test (SKIPPED, saying why, without terraform).
+## infra/: terraform fmt, init (local provider mirror), validate, test (SKIPPED, saying why,
+## without terraform); checkov over infra/ and the Dockerfile (accepted findings in .checkov.yaml).
 infra:
 	scripts/terraform-checks
+	scripts/checkov-checks
 
 ## Benchmarks: each figure beside its baseline from the same run (needs wrk).
 bench: install

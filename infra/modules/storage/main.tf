@@ -146,6 +146,7 @@ resource "aws_cloudfront_response_headers_policy" "published" {
     strict_transport_security {
       access_control_max_age_sec = 31536000
       include_subdomains         = true
+      preload                    = true
       override                   = true
     }
     frame_options {
