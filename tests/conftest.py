@@ -3,6 +3,7 @@ and per-test isolation (a fresh schema and a fresh resource-name prefix)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from typing import Any
@@ -17,6 +18,7 @@ from shared.db import PlatformTables, drop_schema, ensure_database
 from shared.logging import configure_logging
 from shared.settings import ServiceSettings
 from shared.topology import bootstrap
+from stories.emulator import localstack_process
 from tests.support import (
     TEST_DATABASE_URL,
     TEST_REDIS_URL,
@@ -41,8 +43,19 @@ async def clean_redis() -> None:
         await client.aclose()
 
 
+# `TEST_AWS=localstack` runs the same tests against LocalStack (host mode, pinned
+# 4.13.1 from scripts/ensure-localstack, presigned signatures enforced) instead of
+# moto: `make test` does so for the cross-service scenarios (marker `e2e`).
+TEST_AWS = os.environ.get("TEST_AWS", "moto")
+
+
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
+    """The AWS emulator every test talks to (named for the default, moto)."""
+    if TEST_AWS == "localstack":
+        with localstack_process() as url:
+            yield url
+        return
     with moto_server_process() as url:
         yield url
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
+
 from shared.app import Resources
 from shared.db import unit_of_work
 from shared.events import (
@@ -19,6 +21,9 @@ from shared.outbox import OutboxRelay, record_event
 from shared.roles import Role
 from shared.settings import ServiceSettings
 from shared.topology import MAX_RECEIVE_COUNT, SUBSCRIPTIONS, bootstrap, queue_url
+
+# Also run against LocalStack by `make test` (TEST_AWS=localstack pytest -m e2e).
+pytestmark = pytest.mark.e2e
 
 
 async def test_bootstrap_twice_changes_nothing(

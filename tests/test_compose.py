@@ -23,6 +23,9 @@ from stories.cli import topology_json
 from stories.registry import SERVICES
 from tests.support import unique_prefix
 
+# Also run against LocalStack by `make test` (TEST_AWS=localstack pytest -m e2e).
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 HOOK = ROOT / "infra" / "localstack" / "ready.d" / "10_stories_bootstrap.py"

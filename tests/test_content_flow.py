@@ -19,6 +19,9 @@ from tests.access_fixtures import AccessHarness, access
 from tests.content_fixtures import PDF, STORY, ContentHarness, content
 from tests.support import eventually
 
+# Also run against LocalStack by `make test` (TEST_AWS=localstack pytest -m e2e).
+pytestmark = pytest.mark.e2e
+
 __all__ = ["access", "content"]
 
 
@@ -131,7 +134,7 @@ async def test_create_upload_submit_review_publish_read_unpublish(
         )
         return bool(decision.json()["allow"])
 
-    await eventually(learner_may_read, what="book.published in access's read model")
+    await eventually(learner_may_read, timeout=45, what="book.published in access's read model")
 
     # Unpublished: out of the catalog at once, and unreadable once access hears of it.
     unpublished = await http.post(f"/v1/books/{book['id']}/unpublish", headers=admin.headers)
@@ -144,7 +147,7 @@ async def test_create_upload_submit_review_publish_read_unpublish(
     async def learner_refused() -> bool:
         return not await learner_may_read()
 
-    await eventually(learner_refused, what="book.unpublished in access's read model")
+    await eventually(learner_refused, timeout=45, what="book.unpublished in access's read model")
 
     # Every step left its event for the other services.
     for event_type in (

@@ -29,6 +29,9 @@ from tests.cloudfront_verifier import CloudFrontVerifier, Refused
 from tests.delivery_fixtures import DeliveryHarness, delivery_settings, start_delivery
 from tests.support import TEST_REDIS_URL, ToggleableProxy, eventually
 
+# Also run against LocalStack by `make test` (TEST_AWS=localstack pytest -m e2e).
+pytestmark = pytest.mark.e2e
+
 CACHE_SECONDS = 1.0
 
 

@@ -28,6 +28,9 @@ from tests.content_fixtures import PDF, ContentHarness, content
 from tests.delivery_fixtures import DeliveryHarness, delivery, delivery_settings, start_delivery
 from tests.support import eventually
 
+# Also run against LocalStack by `make test` (TEST_AWS=localstack pytest -m e2e).
+pytestmark = pytest.mark.e2e
+
 __all__ = ["access", "content", "delivery"]
 
 
@@ -77,7 +80,7 @@ async def test_an_entitled_learner_downloads_the_pdf_and_loses_it_on_revoke_and_
     async def known_to_delivery() -> bool:
         return (await link(delivery, learner, book["id"])).status_code != 404
 
-    await eventually(known_to_delivery, what="book.published in delivery")
+    await eventually(known_to_delivery, timeout=45, what="book.published in delivery")
     refused = await link(delivery, learner, book["id"])
     assert refused.status_code == 403, refused.text
     assert refused.json()["type"].endswith("/decision-denied")
@@ -95,7 +98,7 @@ async def test_an_entitled_learner_downloads_the_pdf_and_loses_it_on_revoke_and_
         )
         return response.status_code == 201
 
-    await eventually(granted, what="book.published in access, then the grant")
+    await eventually(granted, timeout=45, what="book.published in access, then the grant")
     issued = await link(delivery, learner, book["id"])
     assert issued.status_code == 200, issued.text
     body = issued.json()
@@ -134,7 +137,7 @@ async def test_an_entitled_learner_downloads_the_pdf_and_loses_it_on_revoke_and_
     async def gone() -> bool:
         return (await link(delivery, admin, book["id"])).status_code == 404
 
-    await eventually(gone, what="book.unpublished in delivery")
+    await eventually(gone, timeout=45, what="book.unpublished in delivery")
 
 
 async def test_links_never_outlive_the_token_and_bad_requests_are_problems(
@@ -146,7 +149,7 @@ async def test_links_never_outlive_the_token_and_bad_requests_are_problems(
     async def issued() -> bool:
         return (await link(delivery, reader, book["id"])).status_code == 200
 
-    await eventually(issued, what="the book in delivery")
+    await eventually(issued, timeout=45, what="the book in delivery")
     body = (await link(delivery, reader, book["id"])).json()
     # 300 s, its expiry rounded down to a 30 s step (readers share links).
     default = int(body["url"].split("X-Amz-Expires=")[1].split("&")[0])
@@ -190,7 +193,7 @@ async def test_reading_progress_is_monotonic_and_its_events_reach_metrics(
             url, json={"page": page, "total_pages": total}, headers=reader.headers
         )
 
-    await eventually(lambda: _status(put(1), 200), what="the book in delivery")
+    await eventually(lambda: _status(put(1), 200), timeout=45, what="the book in delivery")
     for page in range(2, 21):
         assert (await put(page)).status_code == 200
     assert (await put(5)).json()["page"] == 20  # going back changes nothing

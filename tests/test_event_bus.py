@@ -32,6 +32,9 @@ from shared.settings import ServiceSettings
 from shared.topology import queue_url
 from tests.support import ToggleableProxy, eventually
 
+# Also run against LocalStack by `make test` (TEST_AWS=localstack pytest -m e2e).
+pytestmark = pytest.mark.e2e
+
 TEST_METADATA = MetaData()
 APPLICATIONS = Table(
     "applications",

@@ -41,6 +41,9 @@ from tests.access_fixtures import AccessHarness, Account, access
 from tests.metrics_fixtures import MetricsHarness, metrics
 from tests.support import eventually
 
+# Also run against LocalStack by `make test` (TEST_AWS=localstack pytest -m e2e).
+pytestmark = pytest.mark.e2e
+
 __all__ = ["access", "metrics"]
 
 H = timedelta(hours=1)

@@ -3,6 +3,7 @@ and the emulator serves the object through it."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -14,6 +15,10 @@ from botocore.config import Config
 
 from services.delivery.presign import Credentials, CredentialsFromClient, S3Presigner
 from shared.app import Resources
+from tests.conftest import TEST_AWS
+
+# Also run against LocalStack by `make test` (TEST_AWS=localstack pytest -m e2e).
+pytestmark = pytest.mark.e2e
 
 PARAMS = {
     "versionId": "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY+MTRCxf3vjVBH40Nr8X8gdRQBpUMLUo",
@@ -87,3 +92,40 @@ async def test_the_emulator_serves_an_object_through_it(resources: Resources) ->
     assert response.status_code == 200
     assert response.content == b"%PDF-1.4 hello"
     assert response.headers["content-type"] == "application/pdf"
+
+
+async def test_an_emulator_that_checks_signatures_refuses_tampered_and_expired_links(
+    resources: Resources,
+) -> None:
+    """On LocalStack (signatures enforced, like S3): a link works as signed, and not
+    once its expiry, version or object is changed, nor after it expires. moto
+    checks no signatures, so there this says so and stops."""
+    if TEST_AWS != "localstack":
+        pytest.skip("moto checks no signatures; the LocalStack lane of `make test` runs this")
+    s3 = resources.aws.s3
+    bucket = resources.settings.resource_names.bucket("published")
+    first = await s3.put_object(Bucket=bucket, Key="books/y/1-a.pdf", Body=b"%PDF-1.4 first")
+    await s3.put_object(Bucket=bucket, Key="books/y/1-a.pdf", Body=b"%PDF-1.4 second")
+    await s3.put_object(Bucket=bucket, Key="books/y/2-b.pdf", Body=b"%PDF-1.4 other")
+    presigner = S3Presigner(region="us-east-1", endpoint_url=resources.settings.aws_endpoint_url)
+    url = presigner.presigned_get(
+        await CredentialsFromClient(s3).current(),
+        bucket,
+        "books/y/1-a.pdf",
+        expires_in=2,
+        params={"versionId": first["VersionId"]},
+    )
+    tampered = {
+        "longer": url.replace("X-Amz-Expires=2", "X-Amz-Expires=3600"),
+        "other version": url.replace(first["VersionId"], "null"),
+        "other book": url.replace("1-a.pdf", "2-b.pdf"),
+    }
+    async with httpx.AsyncClient() as http:
+        signed = await http.get(url)
+        assert signed.status_code == 200
+        assert signed.content == b"%PDF-1.4 first"  # the version signed for, not the latest
+        for what, link in tampered.items():
+            assert link != url, what
+            assert (await http.get(link)).status_code == 403, what
+        await asyncio.sleep(3.5)
+        assert (await http.get(url)).status_code == 403, "expired"
