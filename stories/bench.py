@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -31,6 +32,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -141,15 +143,25 @@ def uvicorn_process(
 ) -> Iterator[str]:
     """One uvicorn worker serving `factory`, as in production (uvloop, httptools)."""
     port = free_port()
+    # BENCH_PROFILE=DIR: each server runs under py-spy, its samples (collapsed
+    # stacks) written to DIR/<factory>-<port>.txt when it stops: where the time goes.
+    profile_dir = os.environ.get("BENCH_PROFILE")
+    profiler = (
+        [str(Path(sys.executable).with_name("py-spy")), "record", "--rate", "250", "--format",
+         "raw", "--output", f"{profile_dir}/{factory.split(':')[0]}-{port}.txt", "--"]
+        if profile_dir
+        else []
+    )  # fmt: skip
     process = subprocess.Popen(
         [
-            *pinned(SERVER_CPU), sys.executable, "-m", "uvicorn", "--factory", factory,
+            *pinned(SERVER_CPU), *profiler, sys.executable, "-m", "uvicorn", "--factory", factory,
             "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
             "--log-level", "warning", "--no-access-log",
             # The loop `stories serve` uses; BENCH_LOOP=uvloop compares the other.
             "--loop", os.environ.get("BENCH_LOOP", "asyncio"),
         ],
         env={**os.environ, **(env or {})},
+        start_new_session=bool(profiler),
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -163,8 +175,11 @@ def uvicorn_process(
             time.sleep(0.1)
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        if profiler:  # both stop on SIGINT: uvicorn gracefully, then py-spy writes the profile
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            process.terminate()
+        process.wait(timeout=30)
 
 
 ROUNDS = 3
