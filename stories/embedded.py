@@ -51,7 +51,12 @@ def embedded_defaults(
 
 
 def start_moto(host: str, port: int) -> object:
-    from moto.server import ThreadedMotoServer
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:  # the image has no moto: compose brings LocalStack instead
+        raise SystemExit(
+            "the embedded run needs a development install (`make install`), or AWS_ENDPOINT_URL"
+        ) from exc
 
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
