@@ -66,3 +66,42 @@ def test_a_token_about_to_expire_keeps_its_own_second() -> None:
 def test_an_expired_token_still_gets_no_more_than_a_second() -> None:
     expires_at, seconds = lifetime(token=NOW - timedelta(seconds=5))
     assert (expires_at, seconds) == (datetime(2026, 11, 22, 12, 0, 8, tzinfo=UTC), 1)
+
+
+async def test_s3_links_follow_from_their_expiry_alone() -> None:
+    """Signed as of expires_at - link_seconds: one URL per book and step, which ends
+    exactly at expires_at; another expiry, version or file name is another URL."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from services.delivery.signing import S3LinkSigner
+
+    class Frozen:
+        access_key, secret_key, token = "AKIDEXAMPLE", "secret", None
+
+    class Client:
+        async def get_frozen_credentials(self) -> Frozen:
+            return Frozen()
+
+    class S3:
+        _request_signer = type("Signer", (), {"_credentials": Client()})()
+
+    signer = S3LinkSigner(
+        S3(), "stories-published", region="us-east-1", endpoint_url=None, link_seconds=300
+    )
+    expires_at = datetime(2026, 11, 22, 12, 5, tzinfo=UTC)
+    url = await signer.signed_url("books/b/1-x.pdf", "v1", expires_at=expires_at, filename="b.pdf")
+    query = parse_qs(urlsplit(url).query)
+    assert query["X-Amz-Date"] == ["20261122T120000Z"]
+    assert query["X-Amz-Expires"] == ["300"]
+    assert query["versionId"] == ["v1"]
+    same = await signer.signed_url("books/b/1-x.pdf", "v1", expires_at=expires_at, filename="b.pdf")
+    assert same == url
+    others = {
+        await signer.signed_url(
+            "books/b/1-x.pdf", "v1", expires_at=expires_at + timedelta(seconds=30), filename="b.pdf"
+        ),
+        await signer.signed_url("books/b/1-x.pdf", "v2", expires_at=expires_at, filename="b.pdf"),
+        await signer.signed_url("books/b/1-x.pdf", "v1", expires_at=expires_at, filename="c.pdf"),
+    }
+    assert url not in others
+    assert len(others) == 3

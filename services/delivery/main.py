@@ -46,6 +46,7 @@ def build_components(settings: DeliverySettings, resources: Resources) -> Delive
             settings.resource_names.bucket("published"),
             region=settings.aws_region,
             endpoint_url=settings.aws_public_endpoint_url or settings.aws_endpoint_url,
+            link_seconds=settings.link_seconds,
         ),
         cloudfront=cloudfront,
         limiter=SharedWindowLimiter(

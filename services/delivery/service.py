@@ -191,7 +191,7 @@ class DeliveryService:
         client_ip: str | None,
     ) -> IssuedLink:
         self._limit(principal)
-        expires_at, lifetime = self._lifetime(principal)
+        expires_at, _ = self._lifetime(principal)
         assert book.object_key is not None
         signer: SignerName
         if self.settings.signer == "cloudfront" and self.c.cloudfront is not None:
@@ -206,7 +206,7 @@ class DeliveryService:
             url = await self.c.s3_signer.signed_url(
                 book.object_key,
                 book.object_version,
-                expires_in=lifetime,
+                expires_at=expires_at,
                 filename=f"{book_id}.pdf",
             )
             signer = "s3"

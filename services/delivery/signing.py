@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -142,26 +142,46 @@ class CloudFrontSigner:
 
 
 class S3LinkSigner:
-    """SigV4 presigned GETs of the published bucket (a local computation: no network)."""
+    """SigV4 presigned GETs of the published bucket (a local computation: no network).
 
-    def __init__(self, s3: Any, bucket: str, *, region: str, endpoint_url: str | None) -> None:
+    A link is signed as of `expires_at - link_seconds`, a time already past, so
+    everything in it follows from its (step-aligned) expiry: readers of one book
+    within one step get the same URL, signed once and then served from memory,
+    and the link still ends exactly at `expires_at`.
+    """
+
+    def __init__(
+        self, s3: Any, bucket: str, *, region: str, endpoint_url: str | None, link_seconds: int
+    ) -> None:
         self.bucket = bucket
+        self.link_seconds = link_seconds
         self._credentials = CredentialsFromClient(s3)
         self._presigner = S3Presigner(region=region, endpoint_url=endpoint_url)
+        self._memo: dict[tuple[Any, ...], str] = {}
 
     async def signed_url(
-        self, object_key: str, version: str | None, *, expires_in: int, filename: str
+        self, object_key: str, version: str | None, *, expires_at: datetime, filename: str
     ) -> str:
+        credentials = await self._credentials.current()
+        memo_key = (object_key, version, filename, expires_at, credentials)
+        url = self._memo.get(memo_key)
+        if url is not None:
+            return url
         params = {
             "response-content-type": PDF_CONTENT_TYPE,
             "response-content-disposition": f'inline; filename="{filename}"',
         }
         if version and version != "null":
             params["versionId"] = version
-        return self._presigner.presigned_get(
-            await self._credentials.current(),
+        url = self._presigner.presigned_get(
+            credentials,
             self.bucket,
             object_key,
-            expires_in=expires_in,
+            expires_in=self.link_seconds,
             params=params,
+            now=expires_at - timedelta(seconds=self.link_seconds),
         )
+        if len(self._memo) >= SIGNATURE_MEMO_SIZE:
+            self._memo.clear()  # links expire within minutes: no need to be clever
+        self._memo[memo_key] = url
+        return url
