@@ -120,19 +120,7 @@ async def consumer_drain(resources: Resources, settings: MetricsSettings, count:
     applied: list[float] = []
     finished = asyncio.Event()
     counted = _timing(applied, count, finished)
-    names = settings.resource_names
-    consumer = SqsConsumer(
-        queue_name=names.queue("metrics"),
-        queue_url=await queue_url(resources.aws.sqs, names.queue("metrics")),
-        sqs=resources.aws.sqs,
-        handlers={contract: counted(h) for contract, h in METRICS.handlers.items()},
-        session_factory=resources.session_factory,
-        telemetry=resources.telemetry,
-        resources=resources,
-        config=ConsumerConfig(
-            batch_size=10, concurrency=settings.consumer_concurrency, wait_seconds=1
-        ),
-    )
+    consumer = await _timed_consumer(resources, settings, counted)
     stop = asyncio.Event()
     started = time.perf_counter()
     running = asyncio.create_task(consumer.run(stop))
@@ -162,6 +150,27 @@ def _timing(
         return handle
 
     return counted
+
+
+async def _timed_consumer(
+    resources: Resources,
+    settings: MetricsSettings,
+    timed: Callable[[EventHandler], EventHandler],
+) -> SqsConsumer:
+    """The metrics worker's consumer (its real handlers, batches of 10), each handler timed."""
+    name = settings.resource_names.queue("metrics")
+    return SqsConsumer(
+        queue_name=name,
+        queue_url=await queue_url(resources.aws.sqs, name),
+        sqs=resources.aws.sqs,
+        handlers={contract: timed(h) for contract, h in METRICS.handlers.items()},
+        session_factory=resources.session_factory,
+        telemetry=resources.telemetry,
+        resources=resources,
+        config=ConsumerConfig(
+            batch_size=10, concurrency=settings.consumer_concurrency, wait_seconds=1
+        ),
+    )
 
 
 def _percentiles_ms(lags: list[float]) -> tuple[float, float]:
@@ -213,19 +222,7 @@ async def commit_to_visible(
         poll_seconds=settings.outbox_poll_seconds,
     )
     resources.relay_wakers[:] = [relay.wake]
-    names = settings.resource_names
-    consumer = SqsConsumer(
-        queue_name=names.queue("metrics"),
-        queue_url=await queue_url(resources.aws.sqs, names.queue("metrics")),
-        sqs=resources.aws.sqs,
-        handlers={c: timed(h) for c, h in METRICS.handlers.items()},
-        session_factory=resources.session_factory,
-        telemetry=resources.telemetry,
-        resources=resources,
-        config=ConsumerConfig(
-            batch_size=10, concurrency=settings.consumer_concurrency, wait_seconds=1
-        ),
-    )
+    consumer = await _timed_consumer(resources, settings, timed)
     headers = {"Authorization": f"Bearer {token}"}
 
     async def drafts(http: httpx.AsyncClient) -> int:
