@@ -261,6 +261,20 @@ def _mode(rate: float | None, count: int) -> str:
     return f"{count} flat out" if rate is None else f"{rate:.0f}/s steady"
 
 
+async def receive_and_delete(sqs: Any, url: str) -> list[dict[str, Any]]:
+    """One turn of the raw baseline loop: receive up to 10, batch-delete them."""
+    response = await sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+    messages: list[dict[str, Any]] = response.get("Messages", [])
+    if messages:
+        await sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+            ],
+        )
+    return messages
+
+
 async def raw_sqs_loop(sqs: Any, url: str, count: int, rate: float | None) -> Figure:
     """Baseline: send in batches of 10; one loop receives 10 at a time and batch-deletes.
 
@@ -280,18 +294,7 @@ async def raw_sqs_loop(sqs: Any, url: str, count: int, rate: float | None) -> Fi
     latencies: list[float] = []
     started = time.perf_counter()
     while len(latencies) < count:
-        response = await sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-        )
-        messages = response.get("Messages", [])
-        if not messages:
-            continue
-        await sqs.delete_message_batch(
-            QueueUrl=url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-            ],
-        )
+        messages = await receive_and_delete(sqs, url)
         done = time.time()
         latencies += [done - json.loads(m["Body"])["sent"] for m in messages]
     elapsed = time.perf_counter() - started

@@ -49,7 +49,7 @@ from shared.migrations import upgrade
 from shared.outbox import OutboxRelay, record_event
 from shared.roles import Role
 from shared.topology import bootstrap, queue_url
-from stories.bench import BENCH_DATABASE_URL, Figure, uvicorn_process
+from stories.bench import BENCH_DATABASE_URL, Figure, receive_and_delete, uvicorn_process
 from stories.bench_services import BENCH_REDIS_URL
 from stories.emulator import localstack_process, moto_server_process
 
@@ -99,19 +99,7 @@ async def raw_drain(sqs: Any, url: str, count: int) -> float:
     done = 0
     started = time.perf_counter()
     while done < count:
-        response = await sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-        )
-        messages = response.get("Messages", [])
-        if not messages:
-            continue
-        await sqs.delete_message_batch(
-            QueueUrl=url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-            ],
-        )
-        done += len(messages)
+        done += len(await receive_and_delete(sqs, url))
     return count / (time.perf_counter() - started)
 
 
