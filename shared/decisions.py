@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
 from shared.pubsub import InvalidationBus
+from shared.roles import Role
 from shared.singleflight import SingleFlight
 
 log = structlog.get_logger(__name__)
@@ -60,6 +61,54 @@ class Decision(BaseModel):
 
     allow: bool
     reason: str
+
+
+# --- who may read a book: the one rule ---------------------------------------------------
+#
+# Evaluated by access's `/v1/decisions` over its own tables and by delivery's
+# local check over the read model it keeps from events, so the two can never
+# disagree about the same facts (tests/test_book_read_rule.py walks the table).
+
+# From this role up, every published book may be read without an entitlement.
+READ_ANY_PUBLISHED = Role.BOOK_MANAGER
+
+
+@dataclass(frozen=True)
+class BookFacts:
+    """What the rule needs to know about a book."""
+
+    published: bool
+    access: str  # "free" or "entitled"
+
+
+def needs_entitlement(role: Role | None, book: BookFacts | None) -> bool:
+    """Whether the answer depends on the reader's entitlements (else they need no look-up)."""
+    return (
+        role is not None
+        and book is not None
+        and book.published
+        and book.access != "free"
+        and not role.at_least(READ_ANY_PUBLISHED)
+    )
+
+
+def decide_book_read(role: Role | None, book: BookFacts | None, *, entitled: bool) -> Decision:
+    """May a reader of `role` (None: no such account) read `book` (None: unknown)?
+
+    `entitled` is whether they hold a live entitlement to it; it is only read when
+    `needs_entitlement` says so.
+    """
+    if role is None:
+        return Decision(allow=False, reason="unknown user")
+    if book is None or not book.published:
+        return Decision(allow=False, reason="book not published")
+    if book.access == "free":
+        return Decision(allow=True, reason="free book")
+    if role.at_least(READ_ANY_PUBLISHED):
+        return Decision(allow=True, reason=f"role {role.value}")
+    if entitled:
+        return Decision(allow=True, reason="entitled")
+    return Decision(allow=False, reason="no entitlement")
 
 
 @dataclass

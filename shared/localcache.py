@@ -23,7 +23,13 @@ V = TypeVar("V")
 
 class InvalidatedCache(Generic[K, V]):
     def __init__(
-        self, bus: InvalidationBus, channel: str, *, ttl: float = 60.0, max_entries: int = 10_000
+        self,
+        bus: InvalidationBus,
+        channel: str,
+        *,
+        ttl: float = 60.0,
+        max_entries: int = 10_000,
+        parse_key: Callable[[str], K] | None = None,
     ) -> None:
         self._bus = bus
         self._channel = channel
@@ -33,7 +39,9 @@ class InvalidatedCache(Generic[K, V]):
         # Bumped by every invalidation; a value computed across a bump is not stored.
         self._generation = 0
         self._in_flight: SingleFlight[V] = SingleFlight()
-        bus.subscribe(channel, lambda _message: self._forget_everything())
+        # With parse_key, a message naming one key drops only that entry ("*" drops all).
+        self._parse_key = parse_key
+        bus.subscribe(channel, self._on_message)
         bus.on_reconnect(self._forget_everything)
 
     def get(self, key: K) -> V | None:
@@ -63,9 +71,30 @@ class InvalidatedCache(Generic[K, V]):
         # a load that began before it.
         return await self._in_flight.run((self._generation, key), load_and_store)
 
-    async def invalidate(self) -> None:
-        self._forget_everything()
-        await self._bus.publish(self._channel, "*")
+    async def invalidate(self, key: K | None = None) -> None:
+        """Forget `key` (with parse_key set), or everything, here and on every instance."""
+        if key is None or self._parse_key is None:
+            self._forget_everything()
+            await self._bus.publish(self._channel, "*")
+        else:
+            self._forget(key)
+            await self._bus.publish(self._channel, str(key))
+
+    def _on_message(self, message: str) -> None:
+        if message == "*" or self._parse_key is None:
+            self._forget_everything()
+            return
+        try:
+            key = self._parse_key(message)
+        except ValueError:
+            self._forget_everything()  # cannot tell what changed: forget all
+            return
+        self._forget(key)
+
+    def _forget(self, key: K) -> None:
+        # Bumped for one key too: a load of that key in flight must not be stored.
+        self._generation += 1
+        self._entries.pop(key, None)
 
     def _forget_everything(self) -> None:
         self._generation += 1

@@ -25,9 +25,15 @@ BOOK_EVENTS = ["book.created", "book.updated", "book.published", "book.unpublish
 # consumer -> producer -> event types it takes (None: every type of that producer).
 SUBSCRIPTIONS: dict[str, dict[Producer, list[str] | None]] = {
     "access": {Producer.CONTENT: BOOK_EVENTS},
+    # Delivery decides links from its own read model of books, roles and entitlements.
     "delivery": {
-        Producer.CONTENT: ["book.published", "book.unpublished"],
-        Producer.ACCESS: ["entitlement.revoked"],
+        Producer.CONTENT: ["book.published", "book.updated", "book.unpublished"],
+        Producer.ACCESS: [
+            "user.registered",
+            "role.assigned",
+            "entitlement.granted",
+            "entitlement.revoked",
+        ],
     },
     "metrics": dict.fromkeys(Producer),
 }

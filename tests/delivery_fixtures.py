@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -14,8 +15,8 @@ from fastapi import FastAPI
 
 from services.delivery.main import SERVICE as DELIVERY
 from services.delivery.main import create_app
-from services.delivery.models import PublishedBook
-from services.delivery.service import BOOKS_CHANNEL
+from services.delivery.models import PublishedBook, Reader, ReaderEntitlement
+from services.delivery.service import BOOKS_CHANNEL, READERS_CHANNEL
 from services.delivery.settings import DeliverySettings
 from shared.app import Resources, open_resources
 from shared.db import drop_schema
@@ -54,7 +55,9 @@ class DeliveryHarness:
     async def outbox(self, event_type: str) -> list[Envelope]:
         return await outbox_events(self.resources.session_factory, event_type)
 
-    async def put_published(self, book_id: Any, key: str, version: str = "null") -> None:
+    async def put_published(
+        self, book_id: Any, key: str, version: str = "null", access: str = "free"
+    ) -> None:
         """A published book as content's event would leave it (test setup)."""
         async with self.resources.session_factory() as session:
             session.add(
@@ -63,12 +66,31 @@ class DeliveryHarness:
                     published=True,
                     object_key=key,
                     object_version=version,
-                    access="free",
+                    access=access,
                     state_changed_at=datetime.now(UTC),
                 )
             )
             await session.commit()
         await self.resources.bus.publish(BOOKS_CHANNEL, str(book_id))
+
+    async def put_reader(self, user_id: Any, role: str, entitled_to: tuple[Any, ...] = ()) -> None:
+        """A reader as access's events would leave delivery's read model (test setup)."""
+        async with self.resources.session_factory() as session:
+            await session.merge(
+                Reader(user_id=user_id, role=role, role_changed_at=datetime.now(UTC))
+            )
+            for book_id in entitled_to:
+                session.add(
+                    ReaderEntitlement(
+                        entitlement_id=uuid.uuid4(),
+                        user_id=user_id,
+                        book_id=book_id,
+                        expires_at=None,
+                        revoked=False,
+                    )
+                )
+            await session.commit()
+        await self.resources.bus.publish(READERS_CHANNEL, str(user_id))
 
 
 async def start_delivery(stack: AsyncExitStack, settings: DeliverySettings) -> DeliveryHarness:

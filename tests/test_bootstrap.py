@@ -103,6 +103,6 @@ async def test_subscriptions_deliver_only_the_event_types_each_consumer_takes(
 
     assert received == {
         "access": ["book.published"],
-        "delivery": ["book.published", "entitlement.revoked"],
+        "delivery": ["book.published", "entitlement.revoked", "user.registered"],
         "metrics": sorted(e.type for e in events),
     }

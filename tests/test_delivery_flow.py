@@ -108,6 +108,12 @@ async def test_an_entitled_learner_downloads_the_pdf_and_loses_it_on_revoke_and_
         return response.status_code == 201
 
     await eventually(granted, timeout=45, what="book.published in access, then the grant")
+
+    # Delivery hears of the grant through entitlement.granted: within moments.
+    async def opens() -> bool:
+        return (await link(delivery, learner, book["id"])).status_code == 200
+
+    await eventually(opens, timeout=5, what="entitlement.granted in delivery")
     issued = await link(delivery, learner, book["id"])
     assert issued.status_code == 200, issued.text
     body = issued.json()
@@ -123,9 +129,10 @@ async def test_an_entitled_learner_downloads_the_pdf_and_loses_it_on_revoke_and_
     opened = [
         e for e in await delivery.outbox("delivery.issued") if e.data["book_id"] == book["id"]
     ]
-    assert [e.data["user_id"] for e in opened] == [str(learner.id)]
+    # Every link answered is recorded: the one the wait above got, and this one.
+    assert [e.data["user_id"] for e in opened] == [str(learner.id)] * 2
 
-    # Revoked: the very next request is refused (access's invalidation).
+    # Revoked: refused within 2 s (entitlement.revoked reaches delivery's read model).
     [grant] = (
         await access.http.get(
             "/v1/entitlements",
@@ -135,7 +142,26 @@ async def test_an_entitled_learner_downloads_the_pdf_and_loses_it_on_revoke_and_
     ).json()["items"]
     revoked = await access.http.delete(f"/v1/entitlements/{grant['id']}", headers=admin.headers)
     assert revoked.status_code == 200, revoked.text
-    assert (await link(delivery, learner, book["id"])).status_code == 403
+
+    async def refused_again() -> bool:
+        return (await link(delivery, learner, book["id"])).status_code == 403
+
+    await eventually(refused_again, timeout=2, what="the revocation, within 2 s")
+
+    # A BOOK_MANAGER reads every published book; demoted, they are refused within
+    # 2 s, though their token still says BOOK_MANAGER (role.assigned reaches delivery).
+    manager = await access.account(Role.BOOK_MANAGER)
+    assert (await link(delivery, manager, book["id"])).status_code == 200
+    root = await access.account(Role.ADMIN)
+    demoted = await access.http.put(
+        f"/v1/users/{manager.id}/role", json={"role": "LEARNER"}, headers=root.headers
+    )
+    assert demoted.status_code == 200, demoted.text
+
+    async def demotion_counts() -> bool:
+        return (await link(delivery, manager, book["id"])).status_code == 403
+
+    await eventually(demotion_counts, timeout=2, what="the demotion, within 2 s")
 
     # Unpublished: no link for anyone once delivery hears of it.
     await content.http.post(

@@ -26,7 +26,16 @@ from services.access.settings import AccessSettings
 from services.access.tokens import TokenIssuer, hash_refresh_secret, new_refresh_secret
 from shared.auth import Principal, TokenDenyList
 from shared.db import UnitOfWorkSession, unit_of_work_session
-from shared.decisions import Action, Decision, DecisionCache, DecisionRequest
+from shared.decisions import (
+    READ_ANY_PUBLISHED,
+    Action,
+    BookFacts,
+    Decision,
+    DecisionCache,
+    DecisionRequest,
+    decide_book_read,
+    needs_entitlement,
+)
 from shared.errors import (
     Conflict,
     Forbidden,
@@ -60,7 +69,6 @@ ACTION_MINIMUM_ROLE = {
 }
 # Below this, granting is the teacher's power: only to learners, only published books.
 GRANT_ANYTHING = Role.CONTENT_ADMIN
-READ_ANY_PUBLISHED = Role.BOOK_MANAGER
 INVALID_LOGIN = "Invalid email or password."
 
 
@@ -529,16 +537,12 @@ class AccessService:
             return Decision(allow=False, reason=f"needs {minimum.value} or higher")
         if request.resource_id is None:
             raise Unprocessable("book:read needs the book's id as resource_id.")
-        book = await self.repository.book(request.resource_id)
-        if book is None or not book.published:
-            return Decision(allow=False, reason="book not published")
-        if book.access == "free":
-            return Decision(allow=True, reason="free book")
-        if role.at_least(READ_ANY_PUBLISHED):
-            return Decision(allow=True, reason=f"role {role.value}")
-        if await self.repository.has_live_entitlement(user.id, book.book_id, now_utc()):
-            return Decision(allow=True, reason="entitled")
-        return Decision(allow=False, reason="no entitlement")
+        row = await self.repository.book(request.resource_id)
+        book = BookFacts(published=row.published, access=row.access) if row else None
+        entitled = needs_entitlement(role, book) and await self.repository.has_live_entitlement(
+            user.id, request.resource_id, now_utc()
+        )
+        return decide_book_read(role, book, entitled=entitled)
 
     async def readable_books(
         self, principal: Principal, limit: int

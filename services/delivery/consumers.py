@@ -1,9 +1,16 @@
 """Events the delivery service reacts to: `HANDLERS = {EventContract: handler}`.
 
-Which object each published book serves, from content's `book.published` and
-`book.unpublished` (newest event wins; a late older one changes nothing), and
-revoked entitlements, which must stop new links at once. Every change tells
-the API instances over pub/sub to drop what they cached.
+Delivery decides links on its own (services/delivery/service.py), over a read
+model kept from events:
+- which object each published book serves and whether it is free, from
+  content's `book.published`, `book.updated` and `book.unpublished`;
+- each account's current role, from access's `user.registered` and `role.assigned`;
+- each reader's entitlements, from `entitlement.granted` and `entitlement.revoked`.
+
+Every handler commutes: the newest event wins (a late older one changes
+nothing), and a revocation applied before its grant stays a revocation. Every
+change tells the API instances over pub/sub, after commit, to drop what they
+cached about that book or that reader.
 """
 
 from __future__ import annotations
@@ -13,9 +20,17 @@ from datetime import UTC, datetime
 
 from services.delivery.models import PublishedBook
 from services.delivery.repository import DeliveryRepository
-from services.delivery.service import BOOKS_CHANNEL
+from services.delivery.service import BOOKS_CHANNEL, READERS_CHANNEL
 from shared.consumer import EventContext, Handlers
-from shared.events import BookPublished, BookUnpublished, EntitlementRevoked
+from shared.events import (
+    BookPublished,
+    BookUnpublished,
+    BookUpdated,
+    EntitlementGranted,
+    EntitlementRevoked,
+    RoleAssigned,
+    UserRegistered,
+)
 
 
 async def _book_row(context: EventContext, book_id: uuid.UUID) -> PublishedBook:
@@ -32,9 +47,9 @@ async def _book_row(context: EventContext, book_id: uuid.UUID) -> PublishedBook:
     return row
 
 
-def _tell_instances_after_commit(context: EventContext, book_id: uuid.UUID) -> None:
+def _tell_instances_after_commit(context: EventContext, channel: str, key: uuid.UUID) -> None:
     async def tell() -> None:
-        await context.resources.bus.publish(BOOKS_CHANNEL, str(book_id))
+        await context.resources.bus.publish(channel, str(key))
 
     context.after_commit(tell)
 
@@ -47,7 +62,18 @@ async def record_published(context: EventContext, event: BookPublished) -> None:
         row.object_version = event.object_version
         row.access = event.access
         row.state_changed_at = context.envelope.time
-    _tell_instances_after_commit(context, event.book_id)
+    _tell_instances_after_commit(context, BOOKS_CHANNEL, event.book_id)
+
+
+async def record_updated(context: EventContext, event: BookUpdated) -> None:
+    # Carries the book's whole current state, but not its object: a book.updated
+    # saying "published" for a book never seen published here serves nothing yet.
+    row = await _book_row(context, event.book_id)
+    if context.envelope.time >= row.state_changed_at:
+        row.access = event.access
+        row.published = event.published and row.object_key is not None
+        row.state_changed_at = context.envelope.time
+    _tell_instances_after_commit(context, BOOKS_CHANNEL, event.book_id)
 
 
 async def record_unpublished(context: EventContext, event: BookUnpublished) -> None:
@@ -55,17 +81,43 @@ async def record_unpublished(context: EventContext, event: BookUnpublished) -> N
     if context.envelope.time >= row.state_changed_at:
         row.published = False
         row.state_changed_at = context.envelope.time
-    _tell_instances_after_commit(context, event.book_id)
+    _tell_instances_after_commit(context, BOOKS_CHANNEL, event.book_id)
 
 
-async def forget_revoked_grant(context: EventContext, event: EntitlementRevoked) -> None:
-    # Access already tells every instance when it revokes; this covers a lost
-    # message (and any cache that outlived it), at the cost of one more drop.
-    context.after_commit(lambda: context.resources.decisions.invalidate_user(event.user_id))
+async def record_registered(context: EventContext, event: UserRegistered) -> None:
+    await DeliveryRepository(context.session).set_reader_role(
+        event.user_id, event.role.value, context.envelope.time
+    )
+    _tell_instances_after_commit(context, READERS_CHANNEL, event.user_id)
+
+
+async def record_role(context: EventContext, event: RoleAssigned) -> None:
+    await DeliveryRepository(context.session).set_reader_role(
+        event.user_id, event.role.value, context.envelope.time
+    )
+    _tell_instances_after_commit(context, READERS_CHANNEL, event.user_id)
+
+
+async def record_granted(context: EventContext, event: EntitlementGranted) -> None:
+    await DeliveryRepository(context.session).add_entitlement(
+        event.entitlement_id, event.user_id, event.book_id, event.expires_at
+    )
+    _tell_instances_after_commit(context, READERS_CHANNEL, event.user_id)
+
+
+async def record_revoked(context: EventContext, event: EntitlementRevoked) -> None:
+    await DeliveryRepository(context.session).revoke_entitlement(
+        event.entitlement_id, event.user_id, event.book_id
+    )
+    _tell_instances_after_commit(context, READERS_CHANNEL, event.user_id)
 
 
 HANDLERS: Handlers = {
     BookPublished: record_published,
+    BookUpdated: record_updated,
     BookUnpublished: record_unpublished,
-    EntitlementRevoked: forget_revoked_grant,
+    UserRegistered: record_registered,
+    RoleAssigned: record_role,
+    EntitlementGranted: record_granted,
+    EntitlementRevoked: record_revoked,
 }

@@ -14,7 +14,7 @@ async def get_delivery_service(request: Request) -> DeliveryService:
     # path opens none (its one write joins a group commit).
     components: DeliveryComponents = request.app.state.delivery
     resources = request.app.state.resources
-    return DeliveryService(components, resources.access, resources.session_factory)
+    return DeliveryService(components, resources.session_factory)
 
 
 DeliveryServiceDep = Annotated[DeliveryService, Depends(get_delivery_service)]

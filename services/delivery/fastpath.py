@@ -68,7 +68,7 @@ class DeliveryFastPath:
             book_id = uuid.UUID(request["book_id"])
         except (ValueError, TypeError, AttributeError):
             return None
-        service = DeliveryService(components, resources.access, resources.session_factory)
+        service = DeliveryService(components, resources.session_factory)
         book = service.known_readable(principal, book_id)
         if book is None:
             return None

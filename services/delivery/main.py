@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -11,7 +12,13 @@ from starlette.middleware import Middleware
 from services.delivery.api import ROUTERS
 from services.delivery.consumers import HANDLERS
 from services.delivery.fastpath import DeliveryFastPath
-from services.delivery.service import BOOKS_CHANNEL, BookCache, DeliveryComponents
+from services.delivery.service import (
+    BOOKS_CHANNEL,
+    READERS_CHANNEL,
+    BookCache,
+    DeliveryComponents,
+    ReaderCache,
+)
 from services.delivery.settings import DeliverySettings
 from services.delivery.signing import CloudFrontSigner, S3LinkSigner
 from shared.app import Resources, create_service_app
@@ -41,6 +48,11 @@ def build_components(settings: DeliverySettings, resources: Resources) -> Delive
     return DeliveryComponents(
         settings=settings,
         books=BookCache(resources.bus, BOOKS_CHANNEL, ttl=60.0, max_entries=100_000),
+        # Emptied per reader when an event about them is applied; the TTL only
+        # bounds how long a lost invalidation could keep a stale answer.
+        readers=ReaderCache(
+            resources.bus, READERS_CHANNEL, ttl=60.0, max_entries=200_000, parse_key=uuid.UUID
+        ),
         s3_signer=S3LinkSigner(
             resources.aws.s3,
             settings.resource_names.bucket("published"),

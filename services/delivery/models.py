@@ -29,6 +29,36 @@ class PublishedBook(Base):
     state_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class Reader(Base):
+    """Each account's current role, from access's `user.registered` and `role.assigned`,
+    so a link is decided on the role the account has now, not the one in its token."""
+
+    __tablename__ = "readers"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))
+    # The time of the newest event applied: an older one arriving late changes nothing.
+    role_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ReaderEntitlement(Base):
+    """Entitlements, from access's `entitlement.granted` and `entitlement.revoked`.
+
+    Keyed by the entitlement's id, so the two events commute: a revocation that
+    arrives before its grant leaves a revoked row that the grant cannot revive.
+    """
+
+    __tablename__ = "reader_entitlements"
+
+    entitlement_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    book_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked: Mapped[bool] = mapped_column(Boolean)
+
+    __table_args__ = (Index("ix_reader_entitlements_user", "user_id"),)
+
+
 class ReadingProgress(Base):
     __tablename__ = "reading_progress"
 

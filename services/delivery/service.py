@@ -1,10 +1,17 @@
 """The rules of the delivery service: who gets a link to which PDF, and reading progress.
 
 The link path (`issue`) is the platform's hottest: everything it needs is in
-process (the verified token, the published object, the decision), it makes no
-Redis round trip (rate limits are counted in process and shared in the
-background), and its one write, the `delivery.issued` event, joins a group
-commit instead of paying for its own.
+process (the verified token, the published object, the reader's role and
+entitlements), it makes no Redis round trip (rate limits are counted in process
+and shared in the background), and its one write, the `delivery.issued` event,
+joins a group commit instead of paying for its own.
+
+It asks no other service. The decision is the platform's one rule
+(`shared.decisions.decide_book_read`), evaluated over delivery's own read model
+of books, roles and entitlements, kept from events (services/delivery/consumers.py).
+A free published book needs no look-up at all; an entitled one needs the reader's
+facts, loaded once per reader from delivery's database and cached until an event
+about that reader arrives.
 """
 
 from __future__ import annotations
@@ -22,17 +29,18 @@ from services.delivery.models import ReadingProgress
 from services.delivery.repository import DeliveryRepository
 from services.delivery.settings import DeliverySettings
 from services.delivery.signing import CloudFrontSigner, S3LinkSigner, SignedCookies, SignerName
-from shared.access_client import AccessClient
 from shared.auth import Principal
 from shared.db import unit_of_work
-from shared.decisions import Action
+from shared.decisions import BookFacts, Decision, decide_book_read, needs_entitlement
 from shared.errors import Forbidden, NotFound, Problem, TooManyRequests
 from shared.events import DeliveryIssued, ReadingCompleted, ReadingProgressed
 from shared.localcache import InvalidatedCache
 from shared.outbox import GroupCommitRecorder, record_event
 from shared.ratelimit import SharedWindowLimiter
+from shared.roles import Role
 
 BOOKS_CHANNEL = "delivery:books"
+READERS_CHANNEL = "delivery:readers"
 
 
 @dataclass(frozen=True)
@@ -42,10 +50,58 @@ class BookObject:
     published: bool
     object_key: str | None = None
     object_version: str | None = None
+    access: str = "entitled"
+
+    @property
+    def facts(self) -> BookFacts:
+        return BookFacts(published=self.published, access=self.access)
+
+
+@dataclass(frozen=True)
+class ReaderFacts:
+    """What delivery's read model knows of one reader."""
+
+    role: Role | None  # None: no event about this account has arrived yet
+    entitlements: dict[uuid.UUID, datetime | None]  # book -> latest expiry (None: never)
+
+    def entitled(self, book_id: uuid.UUID, now: datetime) -> bool:
+        if book_id not in self.entitlements:
+            return False
+        expires_at = self.entitlements[book_id]
+        return expires_at is None or expires_at > now
 
 
 NOT_PUBLISHED = BookObject(published=False)
 BookCache = InvalidatedCache[uuid.UUID, BookObject]
+ReaderCache = InvalidatedCache[uuid.UUID, ReaderFacts]
+
+
+def needs_reader(book: BookObject) -> bool:
+    """Whether deciding on this book needs the reader's facts: a free published book
+    is open to every signed-in reader, whatever their role or entitlements."""
+    return book.published and book.access != "free"
+
+
+def decide(
+    principal: Principal,
+    book_id: uuid.UUID,
+    book: BookObject,
+    reader: ReaderFacts | None,
+    now: datetime,
+) -> Decision:
+    """The platform's rule over delivery's read model.
+
+    The role is the account's current one once an event has told it; before the
+    first event about a new account arrives, the one its token was issued with
+    (signed by access minutes ago at most). `reader` may be None only where
+    `needs_reader` says the book needs no facts about the reader.
+    """
+    role = reader.role if reader is not None and reader.role is not None else principal.role
+    facts = book.facts
+    entitled = (
+        needs_entitlement(role, facts) and reader is not None and reader.entitled(book_id, now)
+    )
+    return decide_book_read(role, facts, entitled=entitled)
 
 
 @dataclass(frozen=True)
@@ -76,6 +132,7 @@ class DeliveryComponents:
 
     settings: DeliverySettings
     books: BookCache
+    readers: ReaderCache
     s3_signer: S3LinkSigner
     cloudfront: CloudFrontSigner | None
     limiter: SharedWindowLimiter
@@ -116,12 +173,10 @@ class DeliveryService:
     def __init__(
         self,
         components: DeliveryComponents,
-        access: AccessClient,
         session_factory: async_sessionmaker[AsyncSession],
     ) -> None:
         self.c = components
         self.settings = components.settings
-        self.access = access
         self.session_factory = session_factory
 
     # --- links -----------------------------------------------------------------------
@@ -132,9 +187,28 @@ class DeliveryService:
                 row = await DeliveryRepository(session).published_book(book_id)
             if row is None or not row.published or row.object_key is None:
                 return NOT_PUBLISHED
-            return BookObject(True, row.object_key, row.object_version)
+            return BookObject(True, row.object_key, row.object_version, row.access)
 
         return await self.c.books.get_or_load(book_id, load)
+
+    async def reader_facts(self, user_id: uuid.UUID) -> ReaderFacts:
+        async def load() -> ReaderFacts:
+            async with self.session_factory() as session:
+                repository = DeliveryRepository(session)
+                role = await repository.reader_role(user_id)
+                rows = await repository.live_entitlements(user_id)
+            entitlements: dict[uuid.UUID, datetime | None] = {}
+            for book_id, expires_at in rows:
+                if book_id in entitlements:
+                    known = entitlements[book_id]
+                    # Several grants of one book: the one that lasts longest counts.
+                    expires_at = (
+                        None if known is None or expires_at is None else max(known, expires_at)
+                    )
+                entitlements[book_id] = expires_at
+            return ReaderFacts(Role(role) if role else None, entitlements)
+
+        return await self.c.readers.get_or_load(user_id, load)
 
     async def _readable(self, principal: Principal, book_id: uuid.UUID) -> BookObject:
         """The book's object, if it is published and this reader may read it (else 404/403)."""
@@ -143,7 +217,8 @@ class DeliveryService:
         book = await self.book_object(book_id)
         if not book.published:
             raise NotFound("No such published book.")
-        decision = await self.access.decide(principal.user_id, Action.BOOK_READ, book_id)
+        reader = await self.reader_facts(principal.user_id) if needs_reader(book) else None
+        decision = decide(principal, book_id, book, reader, now_utc())
         if not decision.allow:
             raise Forbidden(f"Not allowed: {decision.reason}.", code="decision-denied")
         return book
@@ -177,10 +252,12 @@ class DeliveryService:
         book = self.c.books.get(book_id)
         if book is None or not book.published:
             return None
-        decision = self.access.decisions.get_local_raw(
-            principal.subject, Action.BOOK_READ.value, str(book_id)
-        )
-        return book if decision is not None and decision.allow else None
+        reader = None
+        if needs_reader(book):
+            reader = self.c.readers.get(principal.user_id)
+            if reader is None:
+                return None
+        return book if decide(principal, book_id, book, reader, now_utc()).allow else None
 
     async def sign_and_record(
         self,
@@ -243,18 +320,19 @@ class DeliveryService:
         now = now_utc()
         async with unit_of_work(self.session_factory) as session:
             repository = DeliveryRepository(session)
+            await repository.claim_progress(
+                {
+                    "user_id": principal.user_id,
+                    "book_id": book_id,
+                    "page": 0,
+                    "total_pages": total_pages,
+                    "started_at": now,
+                    "updated_at": now,
+                    "announced_page": 0,
+                }
+            )
             progress = await repository.progress_for_update(principal.user_id, book_id)
-            if progress is None:
-                progress = ReadingProgress(
-                    user_id=principal.user_id,
-                    book_id=book_id,
-                    page=0,
-                    total_pages=total_pages,
-                    started_at=now,
-                    updated_at=now,
-                    announced_page=0,
-                )
-                repository.add(progress)
+            assert progress is not None  # claimed just above, in this transaction
             if page > progress.page or total_pages != progress.total_pages:
                 progress.page = max(progress.page, min(page, total_pages))
                 progress.total_pages = total_pages
