@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import (
@@ -148,6 +149,21 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     )
 
 
+async def _on_concurrent_write(request: Request, exc: Exception) -> JSONResponse:
+    # Two requests wrote the same first-write-wins row at once (an account for one
+    # email, an active grant of one book): checked, both saw nothing; the database's
+    # constraint let one in and refused this one, whose transaction rolled back.
+    log.info("concurrent write refused by a constraint", path=request.url.path)
+    return problem_response(
+        request,
+        status=409,
+        code="concurrent-write",
+        title="Conflict",
+        detail="Another request made the same change at the same moment; read the "
+        "current state before trying again.",
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", path=request.url.path, exc_info=exc)
     return problem_response(
@@ -163,6 +179,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(IntegrityError, _on_concurrent_write)
     app.add_exception_handler(Exception, _on_unexpected)
 
 
