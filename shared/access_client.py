@@ -5,7 +5,11 @@ can; otherwise from `POST /v1/decisions`, called with this service's own
 client-credentials token. That token is fetched once and renewed shortly before
 it expires, or at once if access answers 401 (a rotated key, a restart).
 
-Access down with no cached decision: 503, never a guess.
+Access down with no cached decision: 503, never a guess. Every call is bounded:
+a deadline (`access_timeout_seconds`) and a cap on calls in flight
+(`access_max_in_flight`); a request past the cap is shed at once (503 with
+Retry-After) instead of joining a queue that would only grow while access is
+slow. Misses for the same decision join one call (the cache's single flight).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from typing import Any
 
 import httpx
 import structlog
@@ -29,8 +34,17 @@ log = structlog.get_logger(__name__)
 TOKEN_RENEWAL_MARGIN_SECONDS = 60.0
 
 
+# What a refused caller is told to wait: access is either restarting or
+# overloaded, and both pass in seconds.
+RETRY_AFTER_SECONDS = 2
+
+
 class AccessUnavailable(ServiceUnavailable):
     code = "access-unavailable"
+
+    def __init__(self, detail: str | None = None, **kw: Any) -> None:
+        kw.setdefault("headers", {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        super().__init__(detail, **kw)
 
 
 class AccessClient:
@@ -46,6 +60,9 @@ class AccessClient:
         self._token: str | None = None
         self._token_renews_at = 0.0
         self._token_lock = asyncio.Lock()
+        self._deadline = settings.access_timeout_seconds
+        self._max_in_flight = settings.access_max_in_flight
+        self.in_flight = 0
 
     async def decide(
         self, user_id: uuid.UUID, action: Action, resource_id: uuid.UUID | None = None
@@ -76,6 +93,20 @@ class AccessClient:
             raise Forbidden(f"Not allowed: {decision.reason}.", code="decision-denied")
 
     async def _ask(self, request: DecisionRequest) -> Decision:
+        if self.in_flight >= self._max_in_flight:
+            log.warning("access calls at their cap; shedding", in_flight=self.in_flight)
+            raise AccessUnavailable("Authorization is busy right now; retry shortly.")
+        self.in_flight += 1
+        try:
+            async with asyncio.timeout(self._deadline):
+                return await self._ask_now(request)
+        except TimeoutError as exc:
+            log.warning("access did not answer in time", deadline=self._deadline)
+            raise AccessUnavailable("Authorization cannot be checked right now.") from exc
+        finally:
+            self.in_flight -= 1
+
+    async def _ask_now(self, request: DecisionRequest) -> Decision:
         body = request.model_dump(mode="json")
         for attempt in (1, 2):
             token = await self._service_token(renew=attempt == 2)
@@ -86,7 +117,7 @@ class AccessClient:
                     headers={"Authorization": f"Bearer {token}"},
                 )
             except httpx.HTTPError as exc:
-                log.warning("access service unreachable", error=str(exc))
+                log.warning("access service unreachable", error=repr(exc))
                 raise AccessUnavailable("Authorization cannot be checked right now.") from exc
             if response.status_code == 401 and attempt == 1:
                 continue  # the token may predate a key rotation: renew once

@@ -82,6 +82,11 @@ class ServiceSettings(BaseSettings):
     decision_cache_seconds: float = Field(default=30.0, gt=0)
     # This service's credential for asking the access service for decisions.
     service_client_secret: SecretStr | None = None
+    # Every call to access has this deadline (token fetch and decision together),
+    # and at most this many are in flight per process: past that, the answer is
+    # a 503 with Retry-After at once, never a queue that grows while access is slow.
+    access_timeout_seconds: float = Field(default=1.0, gt=0)
+    access_max_in_flight: int = Field(default=32, ge=1)
     # An unknown `kid` triggers a JWKS refetch at most this often, so forged
     # tokens with random kids cannot turn us into a load generator.
     jwks_refetch_interval_seconds: float = 30.0
