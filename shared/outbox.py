@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.batching import CommitBatcher
 from shared.db import EVENTS_RECORDED_INFO_KEY, PlatformTables, UtcDateTime, unit_of_work
 from shared.events import Envelope, EventData
 from shared.telemetry import Telemetry
@@ -88,16 +89,8 @@ def record_event(
 
 
 class GroupCommitRecorder:
-    """Events that are the whole of a request's writes, committed many requests at a time.
-
-    A hot path whose only write is its event (a PDF opened) cannot afford a
-    commit per request. Each `record` waits until a transaction carrying its
-    event has committed, so an answer still means the event is durable (and a
-    failed commit fails every request in it: nothing is answered that was not
-    kept). Requests that arrive while one batch commits form the next batch:
-    under load, one commit carries dozens of events; alone, an event commits
-    at once.
-    """
+    """Events that are the whole of a request's writes, committed many requests at a
+    time (shared/batching.py): `record` returns once its event is durable."""
 
     def __init__(
         self,
@@ -107,46 +100,20 @@ class GroupCommitRecorder:
         max_in_flight: int = 3,
     ) -> None:
         self._session_factory = session_factory
-        self._max_batch = max_batch
-        self._max_in_flight = max_in_flight
-        self._pending: list[tuple[Envelope, asyncio.Future[None]]] = []
-        self._in_flight = 0
+        self._batcher: CommitBatcher[Envelope, None] = CommitBatcher(
+            self._commit, name="events", max_batch=max_batch, max_in_flight=max_in_flight
+        )
 
     async def record(self, data: EventData, *, trace_id: str | None = None) -> Envelope:
         envelope = Envelope.wrap(data, trace_id=trace_id)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((envelope, done))
-        if self._in_flight < self._max_in_flight:
-            # A few commits may be in flight at once, on their own connections,
-            # so the next batch does not wait for the previous one's fsync.
-            self._in_flight += 1
-            asyncio.get_running_loop().create_task(self._flush())
-        await done
+        await self._batcher.submit(envelope)
         return envelope
 
-    async def _flush(self) -> None:
-        try:
-            await asyncio.sleep(0)  # let the requests already running add theirs
-            while self._pending:
-                await self._commit(self._pending[: self._max_batch])
-        finally:
-            self._in_flight -= 1
-
-    async def _commit(self, batch: list[tuple[Envelope, asyncio.Future[None]]]) -> None:
-        del self._pending[: len(batch)]
-        try:
-            async with unit_of_work(self._session_factory) as session:
-                await _insert_many(session, [envelope for envelope, _ in batch])
-                session.info[EVENTS_RECORDED_INFO_KEY] = True
-        except Exception as exc:
-            log.exception("group commit failed", events=len(batch))
-            for _, done in batch:
-                if not done.done():
-                    done.set_exception(exc)
-        else:
-            for _, done in batch:
-                if not done.done():
-                    done.set_result(None)
+    async def _commit(self, envelopes: list[Envelope]) -> list[None]:
+        async with unit_of_work(self._session_factory) as session:
+            await _insert_many(session, envelopes)
+            session.info[EVENTS_RECORDED_INFO_KEY] = True
+        return [None] * len(envelopes)
 
 
 _UNNEST_INSERT = text(

@@ -139,7 +139,7 @@ def run_wrk(
 
 @contextlib.contextmanager
 def uvicorn_process(
-    factory: str, env: dict[str, str] | None = None, ready_path: str = "/bare"
+    factory: str, env: dict[str, str] | None = None, ready_path: str = "/bare", *, pin: bool = True
 ) -> Iterator[str]:
     """One uvicorn worker serving `factory`, as in production (uvloop, httptools)."""
     port = free_port()
@@ -154,7 +154,8 @@ def uvicorn_process(
     )  # fmt: skip
     process = subprocess.Popen(
         [
-            *pinned(SERVER_CPU), *profiler, sys.executable, "-m", "uvicorn", "--factory", factory,
+            *(pinned(SERVER_CPU) if pin else []), *profiler, sys.executable, "-m", "uvicorn",
+            "--factory", factory,
             "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
             "--log-level", "warning", "--no-access-log",
             # The loop `stories serve` uses; BENCH_LOOP=uvloop compares the other.

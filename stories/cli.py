@@ -104,6 +104,32 @@ def _parser() -> argparse.ArgumentParser:
         default="moto",
         help="the AWS emulator of the metrics benchmark",
     )
+    loadtest = commands.add_parser(
+        "loadtest",
+        help="the whole platform under its real peak (and flat out), beside a floor of bare apps",
+    )
+    loadtest.add_argument(
+        "--users", type=int, default=1000, help="concurrent readers (connections)"
+    )
+    loadtest.add_argument("--readers", type=int, default=1000, help="reader accounts to create")
+    loadtest.add_argument("--books", type=int, default=100, help="books to publish")
+    loadtest.add_argument(
+        "--think-ms", type=int, default=500, help="a reader's pause after each answer"
+    )
+    loadtest.add_argument("--steady", type=int, default=30, help="seconds of steady peak load")
+    loadtest.add_argument("--saturation", type=int, default=20, help="seconds flat out")
+    loadtest.add_argument(
+        "--phases", default="peak,saturation", help="which loads to run (peak, saturation)"
+    )
+    loadtest.add_argument("--report-dir", type=Path, default=Path(".stories/loadtest"))
+    loadtest.add_argument(
+        "--target",
+        nargs="*",
+        metavar="SERVICE=URL",
+        help="drive a running platform instead (all four of access, content, delivery, metrics)",
+    )
+    loadtest.add_argument("--admin-email", help="an ADMIN of the target (with --target)")
+    loadtest.add_argument("--admin-password", help="default: STORIES_ADMIN_PASSWORD")
     return parser
 
 
@@ -128,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             events=args.events,
             emulator=args.emulator,
         )
+    if args.command == "loadtest":
+        return _loadtest(args)
     if args.command == "serve":
         service = SERVICES[args.service]
         settings = service.settings_class()
@@ -201,6 +229,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging("INFO", json=False)
         return asyncio.run(_redrive(args.queue))
     return 2
+
+
+def _loadtest(args: argparse.Namespace) -> int:
+    from stories.loadtest import run_loadtest
+    from stories.loadtest.platform import ADMIN_EMAIL, ADMIN_PASSWORD
+    from stories.registry import SERVICES
+
+    configure_logging("WARNING", json=False)
+    targets = None
+    if args.target:
+        targets = dict(item.split("=", 1) for item in args.target)
+        if set(targets) != set(SERVICES):
+            print(f"--target needs all of {sorted(SERVICES)} as SERVICE=URL")
+            return 2
+    return run_loadtest(
+        users=args.users,
+        readers=args.readers,
+        books=args.books,
+        think_ms=args.think_ms,
+        steady_seconds=args.steady,
+        saturation_seconds=args.saturation,
+        phases=[p.strip() for p in args.phases.split(",") if p.strip()],
+        report_dir=args.report_dir,
+        targets=targets,
+        admin_email=args.admin_email or ADMIN_EMAIL,
+        admin_password=args.admin_password
+        or os.environ.get("STORIES_ADMIN_PASSWORD", ADMIN_PASSWORD),
+    )
 
 
 def topology_json(prefix: str) -> str:

@@ -13,8 +13,7 @@ async def get_delivery_service(request: Request) -> DeliveryService:
     # Built per request from long-lived parts; no session up front: the hot
     # path opens none (its one write joins a group commit).
     components: DeliveryComponents = request.app.state.delivery
-    resources = request.app.state.resources
-    return DeliveryService(components, resources.session_factory)
+    return DeliveryService(components)
 
 
 DeliveryServiceDep = Annotated[DeliveryService, Depends(get_delivery_service)]

@@ -12,6 +12,7 @@ from starlette.middleware import Middleware
 from services.delivery.api import ROUTERS
 from services.delivery.consumers import HANDLERS
 from services.delivery.fastpath import DeliveryFastPath
+from services.delivery.reading import ReadingRecorder
 from services.delivery.service import (
     BOOKS_CHANNEL,
     READERS_CHANNEL,
@@ -22,6 +23,7 @@ from services.delivery.service import (
 from services.delivery.settings import DeliverySettings
 from services.delivery.signing import CloudFrontSigner, S3LinkSigner
 from shared.app import Resources, create_service_app
+from shared.db import create_engine, create_session_factory
 from shared.events import Producer
 from shared.outbox import GroupCommitRecorder
 from shared.ratelimit import SharedWindowLimiter
@@ -37,7 +39,23 @@ entitlement. `PUT /v1/reading/{book_id}/progress` records how far they got.
 """
 
 
-def build_components(settings: DeliverySettings, resources: Resources) -> DeliveryComponents:
+# Group commits in flight at once, per kind (link events, page turns); each has
+# its own connection.
+GROUP_COMMITS_IN_FLIGHT = 3
+
+
+def build_components(
+    settings: DeliverySettings, resources: Resources, stack: AsyncExitStack
+) -> DeliveryComponents:
+    # The hot paths' writes (link events, page turns) have connections of their
+    # own: a link or a page turn never queues behind other work for a connection.
+    writes_engine = create_engine(
+        settings.database_url,
+        schema=settings.database_schema,
+        pool_size=2 * GROUP_COMMITS_IN_FLIGHT,
+    )
+    stack.push_async_callback(writes_engine.dispose)
+    writes = create_session_factory(writes_engine)
     cloudfront = None
     if settings.cloudfront_domain and settings.cloudfront_keys:
         cloudfront = CloudFrontSigner(
@@ -64,7 +82,15 @@ def build_components(settings: DeliverySettings, resources: Resources) -> Delive
         limiter=SharedWindowLimiter(
             resources.redis, "links", limit=settings.links_per_minute, window_seconds=60
         ),
-        recorder=GroupCommitRecorder(resources.session_factory),
+        recorder=GroupCommitRecorder(writes, max_in_flight=GROUP_COMMITS_IN_FLIGHT),
+        reads=create_session_factory(
+            resources.engine.execution_options(isolation_level="AUTOCOMMIT")
+        ),
+        reading=ReadingRecorder(
+            writes,
+            step_percent=settings.progress_step_percent,
+            max_in_flight=GROUP_COMMITS_IN_FLIGHT,
+        ),
     )
 
 
@@ -73,8 +99,8 @@ def create_app(
 ) -> FastAPI:
     delivery_settings = settings if isinstance(settings, DeliverySettings) else DeliverySettings()
 
-    async def start(app: FastAPI, r: Resources, _stack: AsyncExitStack) -> None:
-        app.state.delivery = build_components(delivery_settings, r)
+    async def start(app: FastAPI, r: Resources, stack: AsyncExitStack) -> None:
+        app.state.delivery = build_components(delivery_settings, r, stack)
 
     return create_service_app(
         delivery_settings,

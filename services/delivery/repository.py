@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, case, select
+from sqlalchemy import Table, bindparam, case, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.delivery.models import PublishedBook, Reader, ReaderEntitlement, ReadingProgress
@@ -15,6 +16,20 @@ from shared.db import upsert
 
 def _table(model: type[Any]) -> Table:
     return cast(Table, model.__table__)
+
+
+@dataclass
+class ReadingState:
+    """A reader's progress in one book, as stored."""
+
+    user_id: uuid.UUID
+    book_id: uuid.UUID
+    page: int
+    total_pages: int
+    started_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    announced_page: int
 
 
 class DeliveryRepository:
@@ -104,29 +119,74 @@ class DeliveryRepository:
         return [(book_id, expires_at) for book_id, expires_at in rows]
 
     # --- reading progress --------------------------------------------------------------
+    #
+    # Page turns are the second hottest write: plain Core statements, one round
+    # trip for a turn that changes something, and a first report that races
+    # another for the same book simply lands on the row the other created.
 
-    async def claim_progress(self, row: dict[str, Any]) -> None:
-        """Create a reader's progress row unless it exists: two first reports at the
-        same moment both succeed, and the row lock taken next orders them."""
+    async def advance_progress(self, rows: list[dict[str, Any]]) -> list[ReadingState]:
+        """Create each reader's row for a book, or move it forward: one statement for
+        many readers. Returns the rows it changed; one at or below its furthest page
+        (with the same length) is left as it was and not returned.
+
+        Rows must name distinct (user, book) pairs; they are written in key order,
+        so two batches lock the rows they share in the same order.
+        """
+        if not rows:
+            return []
+        table = _table(ReadingProgress)
+        ordered = sorted(rows, key=lambda r: (str(r["user_id"]), str(r["book_id"])))
+        statement = upsert(self.session, table).values(ordered)
+        new = statement.excluded
+        statement = statement.on_conflict_do_update(
+            index_elements=["user_id", "book_id"],
+            set_={
+                "page": case((new.page > table.c.page, new.page), else_=table.c.page),
+                "total_pages": new.total_pages,
+                "updated_at": new.updated_at,
+            },
+            where=or_(new.page > table.c.page, new.total_pages != table.c.total_pages),
+        ).returning(*table.c)
+        return [ReadingState(**row._mapping) for row in await self.session.execute(statement)]
+
+    async def progress_many(self, keys: list[tuple[uuid.UUID, uuid.UUID]]) -> list[ReadingState]:
+        """The stored rows of these (user, book) pairs."""
+        if not keys:
+            return []
+        table = _table(ReadingProgress)
+        rows = await self.session.execute(
+            select(table).where(tuple_(table.c.user_id, table.c.book_id).in_(keys))
+        )
+        return [ReadingState(**row._mapping) for row in rows]
+
+    async def mark_announced(self, states: list[ReadingState]) -> None:
+        """Store what was announced (a step, a completion) for these rows."""
+        if not states:
+            return
+        table = _table(ReadingProgress)
         await self.session.execute(
-            upsert(self.session, _table(ReadingProgress)).values(**row).on_conflict_do_nothing()
+            update(table)
+            .where(
+                table.c.user_id == bindparam("key_user"), table.c.book_id == bindparam("key_book")
+            )
+            .values(announced_page=bindparam("announced"), completed_at=bindparam("completed")),
+            [
+                {
+                    "key_user": state.user_id,
+                    "key_book": state.book_id,
+                    "announced": state.announced_page,
+                    "completed": state.completed_at,
+                }
+                for state in states
+            ],
         )
 
-    async def progress_for_update(
-        self, user_id: uuid.UUID, book_id: uuid.UUID
-    ) -> ReadingProgress | None:
-        query = (
-            select(ReadingProgress)
-            .where(ReadingProgress.user_id == user_id, ReadingProgress.book_id == book_id)
-            .with_for_update()
-        )
-        return (await self.session.scalars(query)).first()
-
-    async def progress_of(self, user_id: uuid.UUID, *, limit: int) -> list[ReadingProgress]:
-        rows = await self.session.scalars(
-            select(ReadingProgress)
-            .where(ReadingProgress.user_id == user_id)
-            .order_by(ReadingProgress.updated_at.desc(), ReadingProgress.book_id)
+    async def progress_of(self, user_id: uuid.UUID, *, limit: int) -> list[ReadingState]:
+        table = _table(ReadingProgress)
+        rows = await self.session.execute(
+            select(table)
+            .where(table.c.user_id == user_id)
+            .order_by(table.c.updated_at.desc(), table.c.book_id)
             .limit(limit)
         )
-        return list(rows)
+        return [ReadingState(**row._mapping) for row in rows]

@@ -31,8 +31,9 @@ class CookiesOut(BaseModel):
 
 
 class ProgressUpdate(StrictModel):
-    page: int = Field(ge=0, le=100_000)
-    total_pages: int = Field(gt=0, le=100_000)
+    # strict: true and "3" are not page numbers.
+    page: int = Field(ge=0, le=100_000, strict=True)
+    total_pages: int = Field(gt=0, le=100_000, strict=True)
 
     @model_validator(mode="after")
     def _page_within_book(self) -> ProgressUpdate:

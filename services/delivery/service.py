@@ -25,17 +25,16 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.delivery.models import ReadingProgress
-from services.delivery.repository import DeliveryRepository
+from services.delivery.reading import PageTurn, ReadingRecorder
+from services.delivery.repository import DeliveryRepository, ReadingState
 from services.delivery.settings import DeliverySettings
 from services.delivery.signing import CloudFrontSigner, S3LinkSigner, SignedCookies, SignerName
 from shared.auth import Principal
-from shared.db import unit_of_work
 from shared.decisions import BookFacts, Decision, decide_book_read, needs_entitlement
 from shared.errors import Forbidden, NotFound, Problem, TooManyRequests
-from shared.events import DeliveryIssued, ReadingCompleted, ReadingProgressed
+from shared.events import DeliveryIssued
 from shared.localcache import InvalidatedCache
-from shared.outbox import GroupCommitRecorder, record_event
+from shared.outbox import GroupCommitRecorder
 from shared.ratelimit import SharedWindowLimiter
 from shared.roles import Role
 
@@ -137,6 +136,9 @@ class DeliveryComponents:
     cloudfront: CloudFrontSigner | None
     limiter: SharedWindowLimiter
     recorder: GroupCommitRecorder
+    reading: ReadingRecorder
+    # Sessions for reads, in autocommit: one round trip a query, no BEGIN/ROLLBACK.
+    reads: async_sessionmaker[AsyncSession]
 
 
 def now_utc() -> datetime:
@@ -170,14 +172,11 @@ def link_lifetime(
 
 
 class DeliveryService:
-    def __init__(
-        self,
-        components: DeliveryComponents,
-        session_factory: async_sessionmaker[AsyncSession],
-    ) -> None:
+    def __init__(self, components: DeliveryComponents) -> None:
         self.c = components
         self.settings = components.settings
-        self.session_factory = session_factory
+        # Every read of this service is one statement: no transaction around it.
+        self.session_factory = components.reads
 
     # --- links -----------------------------------------------------------------------
 
@@ -314,57 +313,14 @@ class DeliveryService:
 
     async def record_progress(
         self, principal: Principal, book_id: uuid.UUID, *, page: int, total_pages: int
-    ) -> ReadingProgress:
+    ) -> ReadingState:
         """Monotonic and idempotent: a lower or repeated page changes nothing."""
         await self._readable(principal, book_id)
-        now = now_utc()
-        async with unit_of_work(self.session_factory) as session:
-            repository = DeliveryRepository(session)
-            await repository.claim_progress(
-                {
-                    "user_id": principal.user_id,
-                    "book_id": book_id,
-                    "page": 0,
-                    "total_pages": total_pages,
-                    "started_at": now,
-                    "updated_at": now,
-                    "announced_page": 0,
-                }
-            )
-            progress = await repository.progress_for_update(principal.user_id, book_id)
-            assert progress is not None  # claimed just above, in this transaction
-            if page > progress.page or total_pages != progress.total_pages:
-                progress.page = max(progress.page, min(page, total_pages))
-                progress.total_pages = total_pages
-                progress.updated_at = now
-                self._announce(session, progress)
-        return progress
+        return await self.c.reading.record(
+            PageTurn(principal.user_id, book_id, page, total_pages, now_utc())
+        )
 
-    def _announce(self, session: AsyncSession, progress: ReadingProgress) -> None:
-        step = self.settings.progress_step_percent
-
-        def bucket(page: int) -> int:
-            return (page * 100 // progress.total_pages) // step
-
-        if progress.page >= progress.total_pages and progress.completed_at is None:
-            progress.completed_at = progress.updated_at
-            record_event(
-                session,
-                ReadingCompleted(book_id=progress.book_id, user_id=progress.user_id),
-            )
-        if bucket(progress.page) > bucket(progress.announced_page):
-            progress.announced_page = progress.page
-            record_event(
-                session,
-                ReadingProgressed(
-                    book_id=progress.book_id,
-                    user_id=progress.user_id,
-                    page=progress.page,
-                    total_pages=progress.total_pages,
-                ),
-            )
-
-    async def my_reading(self, principal: Principal, *, limit: int) -> list[ReadingProgress]:
+    async def my_reading(self, principal: Principal, *, limit: int) -> list[ReadingState]:
         if principal.kind != "user":
             raise Forbidden("Reading sessions are for readers, not services.")
         async with self.session_factory() as session:

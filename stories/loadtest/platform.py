@@ -1,0 +1,220 @@
+"""The production-like run the load test drives: every service as its own API
+process and its own worker process, on PostgreSQL, Redis and a moto server,
+exactly as `stories serve` / `stories worker` run in a deployment."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from stories.emulator import free_port, moto_server_process
+from stories.registry import SERVICES
+
+LOADTEST_DATABASE = os.environ.get(
+    "LOADTEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/stories_loadtest"
+)
+LOADTEST_REDIS = os.environ.get("LOADTEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+ADMIN_EMAIL = "loadtest-root@example.org"
+ADMIN_PASSWORD = "Peak-hour-keeper-7"  # noqa: S105 - a throwaway platform's admin
+
+
+def platform_environment(ports: dict[str, int], aws_url: str) -> dict[str, str]:
+    """The settings of every process: one platform, real backing services.
+
+    Limits meant for people are raised where the load generator is not one:
+    every synthetic reader signs in from this one address, and asks for links
+    far more often than a person would. What the run changes is printed in the
+    report, so a 429 in it can only come from a limit set here.
+    """
+    access = f"http://127.0.0.1:{ports['access']}"
+    return {
+        "ENVIRONMENT": "development",
+        "LOG_LEVEL": "WARNING",
+        "LOG_JSON": "true",
+        "DATABASE_URL": LOADTEST_DATABASE,
+        "REDIS_URL": LOADTEST_REDIS,
+        "AWS_ENDPOINT_URL": aws_url,
+        "AWS_ACCESS_KEY_ID": "loadtest",
+        "AWS_SECRET_ACCESS_KEY": "loadtest",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "RESOURCE_PREFIX": "loadtest-",
+        "JWKS_URL": f"{access}/.well-known/jwks.json",
+        "ACCESS_URL": access,
+        **RUN_LIMITS,
+    }
+
+
+# The limits this run sets (see platform_environment); everything else is the default.
+RUN_LIMITS = {
+    "ACCESS_LOGIN_ATTEMPTS_PER_IP": "1000000",
+    "DELIVERY_LINKS_PER_MINUTE": "100000",
+    # Tokens outlive the run (seeding plus four phases), so none expires mid-run.
+    "ACCESS_ACCESS_TOKEN_TTL_SECONDS": "3600",
+}
+
+
+@dataclass
+class Platform:
+    """The running processes; `urls` maps each service to its API's address."""
+
+    env: dict[str, str]
+    ports: dict[str, int]
+    log_dir: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
+
+    def _start(self, key: str, *args: str) -> None:
+        log = open(self.log_dir / f"{key}.log", "ab")  # noqa: SIM115 - owned by the process
+        # BENCH_PROFILE=DIR, as for `stories bench`: every process runs under py-spy,
+        # its samples (collapsed stacks) written to DIR/<process>-<pid>.txt when it stops.
+        profile_dir = os.environ.get("BENCH_PROFILE")
+        profiler = []
+        if profile_dir:
+            output = f"{profile_dir}/{key}-{len(self.processes)}-{time.monotonic_ns()}.txt"
+            profiler = [str(Path(sys.executable).with_name("py-spy")), "record", "--rate", "100",
+                        "--format", "raw", "--output", output, "--"]  # fmt: skip
+        self.processes[key] = subprocess.Popen(
+            [*profiler, sys.executable, "-m", "stories.cli", *args],
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=bool(profiler),
+        )
+
+    def start_apis(self) -> None:
+        for name, port in self.ports.items():
+            self._start(f"api-{name}", "serve", name, "--port", str(port))
+        self.wait_ready()
+
+    def start_workers(self) -> None:
+        for name in self.ports:
+            self._start(f"worker-{name}", "worker", name)
+
+    def stop_apis(self) -> None:
+        for name in self.ports:
+            self._stop(f"api-{name}")
+
+    def restart_apis(self) -> None:
+        """A deploy: new API processes, every in-process cache empty."""
+        self.stop_apis()
+        self.start_apis()
+
+    def _stop(self, key: str) -> None:
+        process = self.processes.pop(key, None)
+        if process is None:
+            return
+        if os.environ.get("BENCH_PROFILE"):  # py-spy writes its profile on SIGINT
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def stop(self) -> None:
+        for key in list(self.processes):
+            self._stop(key)
+
+    def drain(self, within: float = 180) -> float:
+        """Wait until every queue is empty: the events of the last phase consumed, so
+        the next phase starts on a quiet machine. The seconds it took."""
+        import boto3  # type: ignore[import-untyped]  # sync client, for a wait loop
+
+        from shared.topology import SUBSCRIPTIONS, ResourceNames
+
+        names = ResourceNames(self.env["RESOURCE_PREFIX"])
+        sqs = boto3.client(
+            "sqs",
+            endpoint_url=self.env["AWS_ENDPOINT_URL"],
+            region_name=self.env["AWS_REGION"],
+            aws_access_key_id="loadtest",
+            aws_secret_access_key="loadtest",  # noqa: S106 - the emulator takes any
+        )
+        urls = [sqs.get_queue_url(QueueName=names.queue(c))["QueueUrl"] for c in SUBSCRIPTIONS]
+        started = time.monotonic()
+        quiet = 0
+        while quiet < 2 and time.monotonic() - started < within:
+            waiting = 0
+            for url in urls:
+                attributes = sqs.get_queue_attributes(
+                    QueueUrl=url,
+                    AttributeNames=[
+                        "ApproximateNumberOfMessages",
+                        "ApproximateNumberOfMessagesNotVisible",
+                    ],
+                )["Attributes"]
+                waiting += sum(int(v) for v in attributes.values())
+            quiet = quiet + 1 if waiting == 0 else 0
+            time.sleep(1)
+        return time.monotonic() - started
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        for name, url in self.urls.items():
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                        break
+                died = self.processes.get(f"api-{name}")
+                if time.monotonic() > deadline or (died is not None and died.poll() is not None):
+                    raise RuntimeError(f"{name} did not become ready; see {self.log_dir}")
+                time.sleep(0.2)
+
+
+def _run(env: dict[str, str], *args: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "stories.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"stories {args[0]} failed:\n{done.stdout}{done.stderr}")
+
+
+@contextlib.contextmanager
+def production_like_platform(log_dir: Path) -> Iterator[Platform]:
+    """Fresh database and Redis, a moto server, then migrate, bootstrap, the first
+    ADMIN, and every API and worker as a process of its own."""
+    import asyncio
+
+    from redis import Redis
+
+    from shared.db import drop_schema, ensure_database
+
+    async def fresh_database() -> None:
+        await ensure_database(LOADTEST_DATABASE)
+        for name in SERVICES:
+            await drop_schema(LOADTEST_DATABASE, name)
+
+    asyncio.run(fresh_database())
+    Redis.from_url(LOADTEST_REDIS).flushdb()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with moto_server_process() as aws_url:
+        ports = {name: free_port() for name in SERVICES}
+        platform = Platform(platform_environment(ports, aws_url), ports, log_dir)
+        _run(platform.env, "migrate")
+        _run(platform.env, "bootstrap")
+        _run(platform.env, "create-admin", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
+        try:
+            platform.start_apis()
+            platform.start_workers()
+            yield platform
+        finally:
+            platform.stop()
