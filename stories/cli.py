@@ -128,6 +128,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SERVICE=URL",
         help="drive a running platform instead (all four of access, content, delivery, metrics)",
     )
+    loadtest.add_argument(
+        "--emulator",
+        choices=["moto", "localstack"],
+        default="moto",
+        help="the AWS emulator of the run (localstack: after scripts/ensure-localstack)",
+    )
     loadtest.add_argument("--admin-email", help="an ADMIN of the target (with --target)")
     loadtest.add_argument("--admin-password", help="default: STORIES_ADMIN_PASSWORD")
     return parser
@@ -256,6 +262,7 @@ def _loadtest(args: argparse.Namespace) -> int:
         admin_email=args.admin_email or ADMIN_EMAIL,
         admin_password=args.admin_password
         or os.environ.get("STORIES_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        emulator=args.emulator,
     )
 
 

@@ -21,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from services.delivery.fastpath import DeliveryFastPath
 from services.delivery.main import SERVICE as DELIVERY
 from shared.db import drop_schema
 from shared.migrations import upgrade
@@ -235,25 +236,77 @@ async def test_link_issuance_is_rate_limited_per_reader(access: AccessHarness, s
         assert await ask(delivery, other, book) == 200
 
 
-async def test_the_fast_path_answers_like_the_endpoint_and_only_when_it_may(
+def fast_path_of(delivery: DeliveryHarness) -> DeliveryFastPath:
+    """The running app's fast-path middleware (to read what it answered)."""
+    layer: object = delivery.app.middleware_stack
+    while not isinstance(layer, DeliveryFastPath):
+        layer = getattr(layer, "app")  # noqa: B009 - every layer wraps the next as .app
+    return layer
+
+
+async def test_the_fast_path_answers_well_formed_requests_like_the_endpoint(
     access: AccessHarness, schema: str
 ) -> None:
     settings = delivery_settings(access, database_schema=schema)
     async with AsyncExitStack() as stack:
         delivery = await start_delivery(stack, settings)
+        fast = fast_path_of(delivery)
         reader = await access.account(Role.LEARNER)
+        await delivery.put_reader(reader.id, "LEARNER")
         book = await free_book(access, delivery)
+        paid = await access.put_book(published=True, access="entitled")
+        await delivery.put_published(paid, f"books/{paid}/1.pdf", "v1", access="entitled")
         url = "/v1/deliveries"
+        # The very first request of a token is answered here too (a cold process).
         cold = await delivery.http.post(url, json={"book_id": str(book)}, headers=reader.headers)
         warm = await delivery.http.post(url, json={"book_id": str(book)}, headers=reader.headers)
         assert cold.status_code == warm.status_code == 200
+        assert fast.answered["links"] == 2
         assert cold.json().keys() == warm.json().keys() == {"url", "expires_at", "method", "signer"}
         assert "x-request-id" in warm.headers
         assert datetime.fromisoformat(warm.json()["expires_at"]) > datetime.now(UTC)
-        # Odd input with every cache warm still gets the endpoint's answer.
+        # Refusals of well-formed requests: the endpoint's problems, from here.
+        denied = await delivery.http.post(url, json={"book_id": str(paid)}, headers=reader.headers)
+        assert denied.status_code == 403
+        assert denied.json()["type"].endswith("/decision-denied")
+        missing = await delivery.http.post(
+            url, json={"book_id": str(uuid.uuid4())}, headers=reader.headers
+        )
+        assert missing.status_code == 404
+        assert missing.headers["content-type"].startswith("application/problem+json")
+        forged = await delivery.http.post(
+            url, json={"book_id": str(book)}, headers={"Authorization": "Bearer not.a.token"}
+        )
+        assert forged.status_code == 401
+        assert forged.headers["www-authenticate"].startswith("Bearer")
+        assert fast.answered["links"] == 2  # refusals are not answers
+        # A page turn, well formed, is answered here with ProgressOut's shape.
+        turned = await delivery.http.put(
+            f"/v1/reading/{book}/progress",
+            json={"page": 3, "total_pages": 12},
+            headers=reader.headers,
+        )
+        assert turned.status_code == 200, turned.text
+        assert fast.answered["progress"] == 1
+        assert turned.json()["percent"] == 25
+        assert set(turned.json()) == {
+            "book_id", "page", "total_pages", "percent", "started_at", "updated_at", "completed_at"
+        }  # fmt: skip
+        # Odd input goes to the endpoint, whose validation answers it.
         for bad in ({"book_id": str(book), "extra": 1}, {"book_id": 7}, ["x"]):
             response = await delivery.http.post(url, json=bad, headers=reader.headers)
             assert response.status_code == 422, (bad, response.text)
+        for odd in ({"page": True, "total_pages": 12}, {"page": "3", "total_pages": 12}):
+            response = await delivery.http.put(
+                f"/v1/reading/{book}/progress", json=odd, headers=reader.headers
+            )
+            assert response.status_code == 422, (odd, response.text)
+        deep = b'{"book_id":' + b"[" * 1000 + b"]" * 1000 + b"}"
+        nested = await delivery.http.post(
+            url, content=deep, headers={**reader.headers, "Content-Type": "application/json"}
+        )
+        assert nested.status_code == 400, nested.text  # FastAPI's "cannot parse the body"
+        assert fast.answered == {"links": 2, "progress": 1}
         # A logged-out token is refused even though it was verified before.
         out = await access.http.post("/v1/auth/logout", headers=reader.headers)
         assert out.status_code == 204

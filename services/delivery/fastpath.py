@@ -1,14 +1,19 @@
 """The readers' fast path: `POST /v1/deliveries` and `PUT /v1/reading/{id}/progress`
-answered before routing when every check they need is already in process.
+answered before routing whenever the request is well formed.
 
-That is the common case on the hot paths: a reader whose token was verified
-before (and is not revoked), a book whose published object is cached, and a
-cached answer of the access rule that allows it. Then the link is signed (its
-event joins a group commit), or the page turn joins the reading group commit,
-and the answer goes out without FastAPI's routing, parameter parsing and
-dependency resolution, which cost more than everything else here. Anything
-else (a miss, a refusal, odd input) goes on to the endpoint, which gives the
-full checks and their errors.
+These two are the platform's hottest requests, and FastAPI's routing,
+parameter parsing and dependency resolution cost more than everything they do.
+So this middleware parses them itself, as strictly as their schemas do, and
+then runs exactly what the endpoints run: the token verified (signature,
+claims, deny-list), the book and the reader checked by the service, the link
+signed or the page turn recorded, every refusal the same problem the endpoint
+would give. It skips only FastAPI's plumbing, never a check. Anything not well
+formed (odd JSON, extra fields, a page that is not an int) goes on to the
+endpoint, whose validation answers it.
+
+Every request with a well-formed body takes this path from the first one on,
+so a cold process (a deploy) pays for loading what it has not cached yet, not
+for FastAPI on each reader's first request.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ import uuid
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.delivery.reading import PageTurn, progress_json
-from services.delivery.service import BookObject, DeliveryService, client_ip, now_utc
+from services.delivery.reading import progress_json
+from services.delivery.service import DeliveryComponents, DeliveryService, client_ip
+from shared.app import Resources
 from shared.asgi import RouteLabel, bearer_token, read_body, replay, send_json, send_problem
 from shared.auth import Principal
 from shared.errors import Problem
@@ -30,14 +36,16 @@ _READING_PREFIX, _PROGRESS_SUFFIX = "/v1/reading/", "/progress"
 _PROGRESS_ROUTE = RouteLabel("/v1/reading/{book_id}/progress")
 # ProgressUpdate's bounds; anything outside them goes to the endpoint's validation.
 _MAX_PAGES = 100_000
-# What json.loads must refuse to parse deeply: nesting costs recursion, and a
-# hostile body can nest a thousand levels in a kilobyte.
+# What parsing a hostile body may raise: json.loads recurses on nesting, and a
+# kilobyte can nest a thousand levels.
 _UNPARSEABLE = (ValueError, TypeError, AttributeError, RecursionError)
 
 
 class DeliveryFastPath:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Answered here, by kind (the tests read these to prove this path answered).
+        self.answered = {"links": 0, "progress": 0}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,89 +63,81 @@ class DeliveryFastPath:
 
     async def _link(self, scope: Scope, receive: Receive, send: Send) -> None:
         body, complete, pending = await read_body(receive)
-        known = self._known(scope, body) if complete else None
-        if known is None:
+        book_id = _link_request(body) if complete else None
+        parts = _parts(scope) if book_id is not None else None
+        if book_id is None or parts is None:
             await self.app(scope, replay(body, complete, pending, receive), send)
             return
-        service, principal, book_id, book = known
+        service, resources, token = parts
         scope["route"] = _ROUTE
         try:
-            link = await service.sign_and_record(
-                principal, book_id, book, client_ip=client_ip(scope)
-            )
-        except Problem as problem:  # the rate limit, or a failed commit
+            principal = await resources.verifier.verify(token)
+            link = await service.issue(principal, book_id, client_ip=client_ip(scope))
+        except Problem as problem:
             await send_problem(scope, send, problem)
             return
+        self.answered["links"] += 1
         await send_json(send, 200, link.json())
 
     async def _progress(self, scope: Scope, receive: Receive, send: Send) -> None:
         body, complete, pending = await read_body(receive)
-        turn = self._known_turn(scope, body) if complete else None
-        if turn is None:
+        turn = _progress_request(scope["path"], body) if complete else None
+        parts = _parts(scope) if turn is not None else None
+        if turn is None or parts is None:
             await self.app(scope, replay(body, complete, pending, receive), send)
             return
-        service, principal, book_id, page, total_pages = turn
+        service, resources, token = parts
+        book_id, page, total_pages = turn
         scope["route"] = _PROGRESS_ROUTE
         try:
-            state = await service.c.reading.record(
-                PageTurn(principal.user_id, book_id, page, total_pages, now_utc())
+            principal: Principal = await resources.verifier.verify(token)
+            state = await service.record_progress(
+                principal, book_id, page=page, total_pages=total_pages
             )
-        except Problem as problem:  # a failed commit
+        except Problem as problem:
             await send_problem(scope, send, problem)
             return
+        self.answered["progress"] += 1
         await send_json(send, 200, progress_json(state))
 
-    def _known_turn(
-        self, scope: Scope, body: bytes
-    ) -> tuple[DeliveryService, Principal, uuid.UUID, int, int] | None:
-        known = self._reader(scope)
-        if known is None:
-            return None
-        service, principal = known
-        try:
-            book_id = uuid.UUID(scope["path"][len(_READING_PREFIX) : -len(_PROGRESS_SUFFIX)])
-            report = json.loads(body)
-        except _UNPARSEABLE:
-            return None
-        if not isinstance(report, dict) or report.keys() != {"page", "total_pages"}:
-            return None
-        page, total_pages = report["page"], report["total_pages"]
-        # `type(...) is int`: ProgressUpdate is strict (true and "3" are not pages).
-        if type(page) is not int or type(total_pages) is not int:
-            return None
-        if not 0 <= page <= total_pages <= _MAX_PAGES or total_pages == 0:
-            return None
-        if service.known_readable(principal, book_id) is None:
-            return None
-        return service, principal, book_id, page, total_pages
 
-    def _reader(self, scope: Scope) -> tuple[DeliveryService, Principal] | None:
-        state = scope["app"].state
-        resources = getattr(state, "resources", None)
-        components = getattr(state, "delivery", None)
-        token = bearer_token(scope)
-        if resources is None or components is None or token is None:
-            return None
-        principal = resources.verifier.verified_before(token)
-        if principal is None or resources.denylist.denied_locally(principal.token_id) is not False:
-            return None
-        return DeliveryService(components), principal
+def _parts(scope: Scope) -> tuple[DeliveryService, Resources, str] | None:
+    """The service, the resources and the bearer token; None before start-up ends
+    or without a bearer token (the endpoint then answers 401 with its challenge)."""
+    state = scope["app"].state
+    resources: Resources | None = getattr(state, "resources", None)
+    components: DeliveryComponents | None = getattr(state, "delivery", None)
+    token = bearer_token(scope)
+    if resources is None or components is None or token is None:
+        return None
+    return DeliveryService(components), resources, token
 
-    def _known(
-        self, scope: Scope, body: bytes
-    ) -> tuple[DeliveryService, Principal, uuid.UUID, BookObject] | None:
-        known = self._reader(scope)
-        if known is None:
+
+def _link_request(body: bytes) -> uuid.UUID | None:
+    """The book of a well-formed `{"book_id": "<uuid>"}` (DeliveryRequest), else None."""
+    try:
+        request = json.loads(body)
+        if not isinstance(request, dict) or request.keys() != {"book_id"}:
             return None
-        service, principal = known
-        try:
-            request = json.loads(body)
-            if not isinstance(request, dict) or request.keys() != {"book_id"}:
-                return None
-            book_id = uuid.UUID(request["book_id"])
-        except _UNPARSEABLE:
-            return None
-        book = service.known_readable(principal, book_id)
-        if book is None:
-            return None
-        return service, principal, book_id, book
+        book_id = request["book_id"]
+        return uuid.UUID(book_id) if isinstance(book_id, str) else None
+    except _UNPARSEABLE:
+        return None
+
+
+def _progress_request(path: str, body: bytes) -> tuple[uuid.UUID, int, int] | None:
+    """Book, page and length of a well-formed progress report (ProgressUpdate), else None."""
+    try:
+        book_id = uuid.UUID(path[len(_READING_PREFIX) : -len(_PROGRESS_SUFFIX)])
+        report = json.loads(body)
+    except _UNPARSEABLE:
+        return None
+    if not isinstance(report, dict) or report.keys() != {"page", "total_pages"}:
+        return None
+    page, total_pages = report["page"], report["total_pages"]
+    # `type(...) is int`: ProgressUpdate is strict (true and "3" are not pages).
+    if type(page) is not int or type(total_pages) is not int:
+        return None
+    if not 0 <= page <= total_pages <= _MAX_PAGES or total_pages == 0:
+        return None
+    return book_id, page, total_pages

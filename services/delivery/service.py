@@ -243,21 +243,6 @@ class DeliveryService:
         book = await self._readable(principal, book_id)
         return await self.sign_and_record(principal, book_id, book, client_ip=client_ip)
 
-    def known_readable(self, principal: Principal, book_id: uuid.UUID) -> BookObject | None:
-        """With no I/O: the book's object if the caches already say it may be read by
-        this reader; None when they cannot tell (the caller then takes `issue`)."""
-        if principal.kind != "user":
-            return None
-        book = self.c.books.get(book_id)
-        if book is None or not book.published:
-            return None
-        reader = None
-        if needs_reader(book):
-            reader = self.c.readers.get(principal.user_id)
-            if reader is None:
-                return None
-        return book if decide(principal, book_id, book, reader, now_utc()).allow else None
-
     async def sign_and_record(
         self,
         principal: Principal,

@@ -69,6 +69,7 @@ def run_loadtest(
     targets: dict[str, str] | None = None,
     admin_email: str = ADMIN_EMAIL,
     admin_password: str = ADMIN_PASSWORD,
+    emulator: str = "moto",
 ) -> int:
     started = time.time()
     with contextlib.ExitStack() as stack:
@@ -76,8 +77,8 @@ def run_loadtest(
         if targets:
             urls = targets
         else:
-            print("starting the production-like run (4 APIs, 4 workers, PostgreSQL, Redis, moto)")
-            platform = stack.enter_context(production_like_platform(report_dir / "logs"))
+            print(f"starting the production-like run: APIs, workers, PostgreSQL, Redis, {emulator}")
+            platform = stack.enter_context(production_like_platform(report_dir / "logs", emulator))
             urls = platform.urls
         library = asyncio.run(
             seed_library(
@@ -145,7 +146,7 @@ def run_loadtest(
     meta = {
         "users": users, "readers": readers, "books": books, "think_ms": think_ms,
         "groups": {g.name: {"service": g.service, "users": g.users} for g in groups},
-        "limits": limits, "started": started,
+        "limits": limits, "started": started, "emulator": None if targets else emulator,
     }  # fmt: skip
     json_path, html_path = write_reports(report_dir, text, measured, verdicts, meta)
     print()

@@ -11,9 +11,11 @@ across slices into the cold and steady figures.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -315,6 +317,8 @@ class Phase:
 
     name: str
     slices: list[tuple[float, dict[str, Sample]]] = field(default_factory=list)  # (t0, samples)
+    # Cores each kind of process used on average over the phase.
+    cores: dict[str, float] = field(default_factory=dict)
 
     def merged(self, first: int = 0, last: int | None = None) -> dict[str, Sample]:
         out: dict[str, Sample] = {}
@@ -339,6 +343,10 @@ def run_phase(
     with tempfile.TemporaryDirectory(prefix="stories-loadtest-") as tmp:
         data = {g.name: write_lua_data(g, think_ms, Path(tmp)) for g in groups}
         started = time.time()
+        before = cpu_seconds()
+        # wrk processes end with each slice, gone before /proc can be read: their
+        # CPU comes from this process's waited-for children.
+        children_before = _children_cpu()
         for number in range(max(1, seconds // slice_seconds)):
             t0 = time.time()
             samples = run_slice(groups, urls, data, slice_seconds)
@@ -348,4 +356,63 @@ def run_phase(
             total = sum(s.rate for s in samples.values())
             errors = sum(s.server_errors + sum(s.socket_errors.values()) for s in samples.values())
             progress(f"  {name} {number * slice_seconds:>3}s: {total:,.0f} req/s, {errors} errors")
+        elapsed = time.time() - started
+        used = {k: v - before.get(k, 0.0) for k, v in cpu_seconds().items()}
+        used["load generator (wrk)"] = _children_cpu() - children_before
+        phase.cores = {
+            k: round(v / elapsed, 2) for k, v in sorted(used.items(), key=lambda i: -i[1]) if v > 0
+        }
     return phase
+
+
+# --- where the CPU went -------------------------------------------------------------------
+
+_LABELS = (
+    ("moto.server", "emulator (moto)"),
+    ("localstack", "emulator (localstack)"),
+    ("stories.bench_apps", "floor apps"),
+    ("redis-server", "redis"),
+    ("postgres", "postgresql"),
+    ("wrk", "load generator (wrk)"),
+)
+
+
+def _label(command: str) -> str | None:
+    if "stories.cli serve " in command or "stories.cli worker " in command:
+        words = command.split()
+        at = words.index("stories.cli")
+        return f"{words[at + 1]} {words[at + 2]}"  # "serve delivery", "worker metrics"
+    if "stories loadtest" in command:
+        return "load driver (python)"
+    for needle, label in _LABELS:
+        if needle in command:
+            return label
+    return None
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by each kind of process on this machine (from /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as raw:
+                command = raw.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if not command:  # a kernel thread, or a process that names itself in stat only
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/comm") as comm:
+                command = comm.read().strip()
+        label = _label(command)
+        if label is not None:
+            used[label] = used.get(label, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return used

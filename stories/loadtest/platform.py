@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from stories.emulator import free_port, moto_server_process
+from stories.emulator import free_port, localstack_process, moto_server_process
 from stories.registry import SERVICES
 
 LOADTEST_DATABASE = os.environ.get(
@@ -189,8 +189,9 @@ def _run(env: dict[str, str], *args: str) -> None:
 
 
 @contextlib.contextmanager
-def production_like_platform(log_dir: Path) -> Iterator[Platform]:
-    """Fresh database and Redis, a moto server, then migrate, bootstrap, the first
+def production_like_platform(log_dir: Path, emulator: str = "moto") -> Iterator[Platform]:
+    """Fresh database and Redis, the AWS emulator (moto, or LocalStack where
+    `scripts/ensure-localstack` installed it), then migrate, bootstrap, the first
     ADMIN, and every API and worker as a process of its own."""
     import asyncio
 
@@ -206,7 +207,8 @@ def production_like_platform(log_dir: Path) -> Iterator[Platform]:
     asyncio.run(fresh_database())
     Redis.from_url(LOADTEST_REDIS).flushdb()
     log_dir.mkdir(parents=True, exist_ok=True)
-    with moto_server_process() as aws_url:
+    emulate = localstack_process if emulator == "localstack" else moto_server_process
+    with emulate() as aws_url:
         ports = {name: free_port() for name in SERVICES}
         platform = Platform(platform_environment(ports, aws_url), ports, log_dir)
         _run(platform.env, "migrate")

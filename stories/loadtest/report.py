@@ -169,6 +169,11 @@ def text_report(
         lines.append("")
         lines += _table("RECOVERY (the peak's users, straight after)", phases["recovery"].merged())
         lines.append("")
+    lines.append("where the CPU went (cores used on average, 2 in all):")
+    for name, phase in phases.items():
+        shares = ", ".join(f"{k} {v:.2f}" for k, v in phase.cores.items() if v >= 0.01)
+        lines.append(f"  {name}: {shares}")
+    lines.append("")
     lines.append("limits this run sets: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     lines.append("")
     for verdict in verdicts:
@@ -193,6 +198,7 @@ def json_report(phases: dict[str, Phase], verdicts: list[Verdict], meta: dict[st
     for name, phase in phases.items():
         cold = COLD_SLICES if name.startswith("peak") else 0
         out["phases"][name] = {
+            "cores": phase.cores,
             "cold": {n: _sample_json(s) for n, s in phase.merged(0, cold).items()} if cold else {},
             "steady": {n: _sample_json(s) for n, s in phase.merged(cold).items()},
             "slices": [
