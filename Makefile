@@ -7,7 +7,7 @@ UV := .tools/bin/uv
 VENV_BIN := .venv/bin
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install up test lint typecheck pytest e2e-localstack infra image bench clean
+.PHONY: install up test lint typecheck pytest e2e-localstack infra image bench loadtest clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -70,6 +70,13 @@ bench: install
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	scripts/ensure-services
 	$(VENV_BIN)/stories bench
+
+## The whole platform under its real peak, then flat out, beside a floor of bare apps
+## (about 15 minutes; needs wrk, PostgreSQL and Redis, which it installs or starts).
+loadtest: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	scripts/ensure-services
+	$(VENV_BIN)/stories loadtest
 
 clean:
 	rm -rf .venv .tools .stories .mypy_cache .ruff_cache .pytest_cache

@@ -10,6 +10,7 @@ entries also expire by TTL.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
@@ -70,6 +71,25 @@ class InvalidatedCache(Generic[K, V]):
         # Keyed by generation too: a request after an invalidation never joins
         # a load that began before it.
         return await self._in_flight.run((self._generation, key), load_and_store)
+
+    async def prime(self, load: Callable[[], Awaitable[dict[K, V]]], *, wait: float = 5.0) -> int:
+        """Fill the cache with many entries at once (before a new process takes
+        traffic); how many were stored. Nothing is stored unless invalidations are
+        being listened to, or if one arrived while loading."""
+        deadline = time.monotonic() + wait
+        # Polled: the bus signals its first subscription, not each channel's.
+        while not self._bus.listening(self._channel) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        if not self._bus.listening(self._channel):
+            return 0
+        generation = self._generation
+        entries = await load()
+        if generation != self._generation or not self._bus.listening(self._channel):
+            return 0
+        expires = time.monotonic() + self._ttl
+        for key, value in list(entries.items())[: self._max_entries]:
+            self._entries[key] = (value, expires)
+        return min(len(entries), self._max_entries)
 
     async def invalidate(self, key: K | None = None) -> None:
         """Forget `key` (with parse_key set), or everything, here and on every instance."""

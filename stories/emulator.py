@@ -24,12 +24,31 @@ def free_port() -> int:
         return port
 
 
+def _niced(niceness: int) -> list[str]:
+    """A command prefix that lowers a process's CPU priority (none at 0)."""
+    nice = shutil.which("nice")
+    return [nice, "-n", str(niceness)] if niceness and nice else []
+
+
 @contextlib.contextmanager
-def moto_server_process(port: int | None = None) -> Iterator[str]:
-    """Start `python -m moto.server` on loopback; yields its URL, stops it on exit."""
+def moto_server_process(port: int | None = None, *, niceness: int = 0) -> Iterator[str]:
+    """Start `python -m moto.server` on loopback; yields its URL, stops it on exit.
+
+    `niceness` lowers its CPU priority (the load test: AWS's queues do not share
+    the platform's CPU in production, so here the emulator yields to it).
+    """
     port = port or free_port()
     process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [
+            *_niced(niceness),
+            sys.executable,
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -57,7 +76,9 @@ LOCALSTACK_PYTHON = (
 
 
 @contextlib.contextmanager
-def localstack_process(port: int | None = None, *, ready_seconds: float = 120) -> Iterator[str]:
+def localstack_process(
+    port: int | None = None, *, ready_seconds: float = 120, niceness: int = 0
+) -> Iterator[str]:
     """Start LocalStack in host mode (no Docker) with SNS, SQS, S3 and CloudWatch, S3
     presigned signatures enforced; yields its URL, stops it on exit.
 
@@ -79,7 +100,7 @@ def localstack_process(port: int | None = None, *, ready_seconds: float = 120) -
     }
     log = open(os.path.join(data, "localstack.log"), "w")  # noqa: SIM115 - closed below
     process = subprocess.Popen(  # noqa: S603 - our own virtualenv, fixed arguments
-        [str(LOCALSTACK_PYTHON), "-m", "localstack.runtime.main"],
+        [*_niced(niceness), str(LOCALSTACK_PYTHON), "-m", "localstack.runtime.main"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -11,9 +12,11 @@ import uuid
 import httpx
 from sqlalchemy import select
 
+from services.access.main import create_app
 from services.access.models import User
 from shared.roles import Role
 from tests.access_fixtures import AccessHarness, access, access_settings, running_access
+from tests.support import ThreadedServer
 
 __all__ = ["access"]
 
@@ -115,3 +118,20 @@ async def test_the_docs_page_is_served(access: AccessHarness) -> None:
         page = await http.get("/docs")
     assert page.status_code == 200
     assert "swagger" in page.text.lower()
+
+
+async def test_a_new_access_process_starts_with_every_profile_cached(
+    access: AccessHarness,
+) -> None:
+    reader = await access.account(Role.LEARNER)
+    app = create_app(access.settings)
+    with ThreadedServer(app) as server:
+        # A deploy: before any request, the profile is already in memory.
+        components = app.state.access
+        cached = components.profiles.get(reader.id)
+        assert cached is not None
+        assert json.loads(cached)["email"] == reader.email
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            me = await http.get("/v1/users/me", headers=reader.headers)
+        assert me.status_code == 200
+        assert me.content == cached

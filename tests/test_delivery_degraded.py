@@ -324,3 +324,29 @@ async def test_the_fast_path_answers_well_formed_requests_like_the_endpoint(
             if e.data["user_id"] == str(reader.id)
         ]
         assert len(opened) == 2
+
+
+async def test_a_new_process_starts_with_every_book_and_reader_in_its_caches(
+    access: AccessHarness, schema: str
+) -> None:
+    settings = delivery_settings(access, database_schema=schema)
+    async with AsyncExitStack() as stack:
+        first = await start_delivery(stack, settings)
+        reader = await access.account(Role.LEARNER)
+        book = await free_book(access, first)
+        paid = await access.put_book(published=True, access="entitled")
+        await first.put_published(paid, f"books/{paid}/1.pdf", "v1", access="entitled")
+        await first.put_reader(reader.id, "LEARNER", entitled_to=(paid,))
+        # A deploy: a new process, which must not meet its first readers cold.
+        second = await start_delivery(stack, settings)
+        components = second.app.state.delivery
+        assert components.books.get(book) is not None
+        assert components.books.get(paid).access == "entitled"
+        facts = components.readers.get(reader.id)
+        assert facts is not None
+        assert paid in facts.entitlements
+        assert fast_path_of(second).answered["links"] == 0
+        response = await second.http.post(
+            "/v1/deliveries", json={"book_id": str(paid)}, headers=reader.headers
+        )
+        assert response.status_code == 200, response.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from services.access.dependencies import AccessComponents, build_access_service
 from services.access.fastpath import DecisionFastPath
 from services.access.passwords import PasswordHashing
 from services.access.profiles import ProfileCache
+from services.access.repository import AccessRepository
+from services.access.schemas import UserOut
 from services.access.settings import AccessSettings
 from services.access.tokens import SigningKeyStore, TokenIssuer
 from shared.app import Resources, create_service_app
@@ -55,6 +58,16 @@ def build_components(settings: AccessSettings, resources: Resources) -> AccessCo
     )
 
 
+# Profiles loaded into the cache at start-up (the most recently created accounts first).
+WARM_PROFILES = 200_000
+
+
+async def _profiles(resources: Resources, limit: int) -> dict[uuid.UUID, bytes]:
+    async with resources.session_factory() as session:
+        users = await AccessRepository(session).newest_users(limit)
+    return {user.id: UserOut.model_validate(user).model_dump_json().encode() for user in users}
+
+
 def create_app(
     settings: ServiceSettings | None = None, resources: Resources | None = None
 ) -> FastAPI:
@@ -71,6 +84,9 @@ def create_app(
             is_revoked=r.denylist.is_denied,
         )
         await components.keys.jwks()  # creates the first key on a fresh database
+        # Before the first request (uvicorn listens once start-up ends): a deploy
+        # must not meet a whole school with an empty profile cache.
+        await components.profiles.prime(lambda: _profiles(r, WARM_PROFILES))
         if access_settings.bootstrap_admin_email and access_settings.bootstrap_admin_password:
             async with unit_of_work(r.session_factory) as session:
                 admin = await build_access_service(components, r, session).create_admin(

@@ -7,9 +7,11 @@ decisions' invalidation channel, which every instance already listens to.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 from shared.decisions import INVALIDATION_CHANNEL
 from shared.pubsub import InvalidationBus
@@ -41,6 +43,24 @@ class ProfileCache:
         if len(self._profiles) >= self._max_entries:
             self._profiles.clear()
         self._profiles[user_id] = (profile, time.monotonic() + self._ttl)
+
+    async def prime(
+        self, load: Callable[[], Awaitable[dict[uuid.UUID, bytes]]], *, wait: float = 5.0
+    ) -> int:
+        """Fill the cache with many profiles at once (before a new process takes
+        traffic); how many were stored. Nothing is stored unless invalidations are
+        being listened to, or if one arrived while loading."""
+        deadline = time.monotonic() + wait
+        # Polled: the bus signals its first subscription, not each channel's.
+        while not self._bus.listening(INVALIDATION_CHANNEL) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        if not self._bus.listening(INVALIDATION_CHANNEL):
+            return 0
+        generation = self.generation
+        profiles = await load()
+        for user_id, profile in list(profiles.items())[: self._max_entries]:
+            self.put(user_id, profile, generation)
+        return len(self._profiles) if generation == self.generation else 0
 
     def drop(self, user_id: uuid.UUID) -> None:
         self.generation += 1

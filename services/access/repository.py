@@ -59,6 +59,10 @@ class AccessRepository:
             query = query.where(after_cursor(User.created_at, User.id, after))
         return list(await self.session.scalars(query))
 
+    async def newest_users(self, limit: int) -> list[User]:
+        query = select(User).order_by(User.created_at.desc()).limit(limit)
+        return list(await self.session.scalars(query))
+
     # --- refresh tokens -------------------------------------------------------------
 
     async def refresh_token(self, token_id: uuid.UUID) -> RefreshToken | None:

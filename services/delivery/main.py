@@ -6,6 +6,7 @@ import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import structlog
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
@@ -18,6 +19,7 @@ from services.delivery.service import (
     READERS_CHANNEL,
     BookCache,
     DeliveryComponents,
+    DeliveryService,
     ReaderCache,
 )
 from services.delivery.settings import DeliverySettings
@@ -30,6 +32,8 @@ from shared.ratelimit import SharedWindowLimiter
 from shared.runtime import ServiceDefinition
 from shared.settings import ServiceSettings
 
+log = structlog.get_logger(__name__)
+
 DESCRIPTION = """Signed links to published books, and reading sessions.
 
 `POST /v1/deliveries {book_id}` answers a link to the book's PDF that lives a
@@ -39,6 +43,8 @@ entitlement. `PUT /v1/reading/{book_id}/progress` records how far they got.
 """
 
 
+# Readers loaded into the cache at start-up (most deployments hold them all).
+WARM_READERS = 200_000
 # Group commits in flight at once, per kind (link events, page turns); each has
 # its own connection.
 GROUP_COMMITS_IN_FLIGHT = 3
@@ -100,7 +106,12 @@ def create_app(
     delivery_settings = settings if isinstance(settings, DeliverySettings) else DeliverySettings()
 
     async def start(app: FastAPI, r: Resources, stack: AsyncExitStack) -> None:
-        app.state.delivery = build_components(delivery_settings, r, stack)
+        components = build_components(delivery_settings, r, stack)
+        app.state.delivery = components
+        # Before the first request (uvicorn listens once start-up ends): a deploy
+        # must not meet a whole school with empty caches.
+        books, readers = await DeliveryService(components).warm_up(max_readers=WARM_READERS)
+        log.info("caches warmed", books=books, readers=readers)
 
     return create_service_app(
         delivery_settings,

@@ -101,6 +101,28 @@ class DeliveryRepository:
             )
         )
 
+    async def published_books(self) -> list[PublishedBook]:
+        return list(
+            await self.session.scalars(
+                select(PublishedBook).where(PublishedBook.published.is_(True))
+            )
+        )
+
+    async def all_readers(self, limit: int) -> list[tuple[uuid.UUID, str]]:
+        rows = await self.session.execute(select(Reader.user_id, Reader.role).limit(limit))
+        return [(user_id, role) for user_id, role in rows]
+
+    async def all_live_entitlements(
+        self,
+    ) -> list[tuple[uuid.UUID, uuid.UUID, datetime | None]]:
+        """(reader, book, expiry) of every entitlement not revoked."""
+        rows = await self.session.execute(
+            select(
+                ReaderEntitlement.user_id, ReaderEntitlement.book_id, ReaderEntitlement.expires_at
+            ).where(ReaderEntitlement.revoked.is_(False))
+        )
+        return [(user_id, book_id, expires_at) for user_id, book_id, expires_at in rows]
+
     async def reader_role(self, user_id: uuid.UUID) -> str | None:
         role: str | None = await self.session.scalar(
             select(Reader.role).where(Reader.user_id == user_id)

@@ -75,6 +75,19 @@ BookCache = InvalidatedCache[uuid.UUID, BookObject]
 ReaderCache = InvalidatedCache[uuid.UUID, ReaderFacts]
 
 
+def _longest_grants(
+    rows: list[tuple[uuid.UUID, datetime | None]],
+) -> dict[uuid.UUID, datetime | None]:
+    """Each book's latest expiry over a reader's grants (None: one never expires)."""
+    entitlements: dict[uuid.UUID, datetime | None] = {}
+    for book_id, expires_at in rows:
+        if book_id in entitlements:
+            known = entitlements[book_id]
+            expires_at = None if known is None or expires_at is None else max(known, expires_at)
+        entitlements[book_id] = expires_at
+    return entitlements
+
+
 def needs_reader(book: BookObject) -> bool:
     """Whether deciding on this book needs the reader's facts: a free published book
     is open to every signed-in reader, whatever their role or entitlements."""
@@ -196,18 +209,38 @@ class DeliveryService:
                 repository = DeliveryRepository(session)
                 role = await repository.reader_role(user_id)
                 rows = await repository.live_entitlements(user_id)
-            entitlements: dict[uuid.UUID, datetime | None] = {}
-            for book_id, expires_at in rows:
-                if book_id in entitlements:
-                    known = entitlements[book_id]
-                    # Several grants of one book: the one that lasts longest counts.
-                    expires_at = (
-                        None if known is None or expires_at is None else max(known, expires_at)
-                    )
-                entitlements[book_id] = expires_at
-            return ReaderFacts(Role(role) if role else None, entitlements)
+            return ReaderFacts(Role(role) if role else None, _longest_grants(rows))
 
         return await self.c.readers.get_or_load(user_id, load)
+
+    async def warm_up(self, *, max_readers: int) -> tuple[int, int]:
+        """Load every published book and up to `max_readers` readers into the caches
+        in a few queries: a new process (a deploy) then answers its first readers
+        from memory instead of paying one query per reader while they all arrive."""
+
+        async def books() -> dict[uuid.UUID, BookObject]:
+            async with self.session_factory() as session:
+                rows = await DeliveryRepository(session).published_books()
+            return {
+                row.book_id: BookObject(True, row.object_key, row.object_version, row.access)
+                for row in rows
+                if row.object_key is not None
+            }
+
+        async def readers() -> dict[uuid.UUID, ReaderFacts]:
+            async with self.session_factory() as session:
+                repository = DeliveryRepository(session)
+                roles = await repository.all_readers(max_readers)
+                grants = await repository.all_live_entitlements()
+            held: dict[uuid.UUID, list[tuple[uuid.UUID, datetime | None]]] = {}
+            for user_id, book_id, expires_at in grants:
+                held.setdefault(user_id, []).append((book_id, expires_at))
+            return {
+                user_id: ReaderFacts(Role(role), _longest_grants(held.get(user_id, [])))
+                for user_id, role in roles
+            }
+
+        return await self.c.books.prime(books), await self.c.readers.prime(readers)
 
     async def _readable(self, principal: Principal, book_id: uuid.UUID) -> BookObject:
         """The book's object, if it is published and this reader may read it (else 404/403)."""

@@ -97,23 +97,29 @@ def run_loadtest(
         measured: dict[str, Phase] = {}
         verdicts = []
 
-        def quiet() -> None:
-            if platform is not None:
-                took = platform.drain()
-                print(f"queues drained in {took:.0f} s: the next phase starts on a quiet machine")
-
-        # Each floor runs first, on a machine whose platform is idle, so that
-        # nothing the platform left to do (events still flowing) slows the floor.
-        if "peak" in phases:
-            quiet()
+        if platform is not None:
+            took = platform.drain()
+            print(f"queues drained in {took:.0f} s: the floor is measured on a quiet machine")
+        # The floors first: nothing the platform has left to do (events still
+        # flowing through the emulator) can slow them. Then a deploy, and the
+        # platform's phases back to back, as a peak followed by an overload.
+        # (think time in ms, seconds) of each load
+        paces = {
+            "peak": (think_ms, COLD_SECONDS + steady_seconds),
+            "saturation": (0, saturation_seconds),
+        }
+        for kind, (think, seconds) in paces.items():
+            if kind not in phases:
+                continue
             with floor_apps(services) as floor:
-                measured["peak floor"] = run_phase(
-                    "peak floor", floor_groups(groups), floor, think_ms=think_ms,
-                    seconds=COLD_SECONDS + steady_seconds, slice_seconds=SLICE_SECONDS,
+                measured[f"{kind} floor"] = run_phase(
+                    f"{kind} floor", floor_groups(groups), floor,
+                    think_ms=think, seconds=seconds, slice_seconds=SLICE_SECONDS,
                 )  # fmt: skip
-            if platform is not None:
-                print("restarting the APIs: a deploy, every cache empty")
-                platform.restart_apis()
+        if platform is not None:
+            print("restarting the APIs: a deploy, every in-process cache empty")
+            platform.restart_apis()
+        if "peak" in phases:
             with SessionDriver(urls, library, per_second=5) as driver:
                 measured["peak"] = run_phase(
                     "peak", groups, urls, think_ms=think_ms,
@@ -122,12 +128,6 @@ def run_loadtest(
                 )  # fmt: skip
             verdicts += peak_verdicts(measured["peak"], measured["peak floor"], names)
         if "saturation" in phases:
-            quiet()
-            with floor_apps(services) as floor:
-                measured["saturation floor"] = run_phase(
-                    "saturation floor", floor_groups(groups), floor, think_ms=0,
-                    seconds=saturation_seconds, slice_seconds=SLICE_SECONDS,
-                )  # fmt: skip
             measured["saturation"] = run_phase(
                 "saturation", groups, urls, think_ms=0,
                 seconds=saturation_seconds, slice_seconds=SLICE_SECONDS,
