@@ -31,3 +31,26 @@ def test_log_lines_are_json_with_the_request_id(capsys: pytest.CaptureFixture[st
     assert "timestamp" in lines[0]
     assert lines[1]["event"] == "stdlib line"
     assert lines[1]["request_id"] == "req-42"
+
+
+def test_console_tracebacks_are_plain_and_show_no_locals(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("INFO", json=False)
+    try:
+
+        def fail() -> None:
+            secret_password = "hunter2-do-not-print"  # a local that must not leak
+            raise RuntimeError(f"boom {len(secret_password)}")
+
+        try:
+            fail()
+        except RuntimeError:
+            structlog.get_logger("test").exception("unhandled error")
+        output = capsys.readouterr().err
+    finally:
+        configure_logging("WARNING", json=False)
+    assert "RuntimeError: boom 20" in output
+    assert "Traceback (most recent call last)" in output
+    assert "hunter2" not in output
+    assert len(output.splitlines()) < 40
