@@ -11,35 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 
-import pytest
 from sqlalchemy import func, select
 
 from services.access.models import Entitlement, User
-from services.delivery.main import SERVICE as DELIVERY
 from services.delivery.models import ReadingProgress
-from shared.db import drop_schema
-from shared.migrations import upgrade
 from shared.roles import Role
 from tests.access_fixtures import AccessHarness, access
-from tests.delivery_fixtures import DeliveryHarness, delivery_settings, start_delivery
+from tests.delivery_fixtures import DeliveryHarness, delivery
 
-__all__ = ["access"]
+__all__ = ["access", "delivery"]
 
 WRITERS = 50
-
-
-@pytest.fixture(scope="module")
-async def delivery(access: AccessHarness) -> AsyncIterator[DeliveryHarness]:
-    settings = delivery_settings(access)
-    await upgrade(DELIVERY.migrations, settings.database_url, settings.database_schema)
-    try:
-        async with AsyncExitStack() as stack:
-            yield await start_delivery(stack, settings)
-    finally:
-        await drop_schema(settings.database_url, settings.database_schema)
 
 
 async def test_fifty_first_progress_reports_at_once_all_succeed_into_one_row(
