@@ -690,3 +690,38 @@ async def test_a_rotated_key_signs_new_tokens_while_old_ones_still_verify(
 
     fresh = (await access.login(learner.email)).json()["access_token"]
     assert jwt.get_unverified_header(fresh)["kid"] == new.kid
+
+
+async def test_a_teacher_revokes_only_the_grants_they_made(access: AccessHarness) -> None:
+    teacher, other_teacher = await access.account(Role.TEACHER), await access.account(Role.TEACHER)
+    admin, learner = await access.account(Role.CONTENT_ADMIN), await access.account(Role.LEARNER)
+    book, bought = await access.put_book(published=True), await access.put_book(published=True)
+    assigned = await access.http.post(
+        "/v1/entitlements",
+        headers=teacher.headers,
+        json={"user_id": str(learner.id), "book_id": str(book), "source": "teacher_assignment"},
+    )
+    purchase = await access.http.post(
+        "/v1/entitlements",
+        headers=admin.headers,
+        json={"user_id": str(learner.id), "book_id": str(bought), "source": "purchase"},
+    )
+    assert assigned.status_code == purchase.status_code == 201
+    # Another teacher cannot take back what this one gave, nor anyone's purchase.
+    refused = await access.http.delete(
+        f"/v1/entitlements/{assigned.json()['id']}", headers=other_teacher.headers
+    )
+    assert str(problem(refused, 403)["type"]).endswith("/not-your-grant")
+    not_theirs = await access.http.delete(
+        f"/v1/entitlements/{purchase.json()['id']}", headers=teacher.headers
+    )
+    assert str(problem(not_theirs, 403)["type"]).endswith("/not-your-grant")
+    # The grantor can, and so can a CONTENT_ADMIN, whoever granted it.
+    mine = await access.http.delete(
+        f"/v1/entitlements/{assigned.json()['id']}", headers=teacher.headers
+    )
+    assert mine.status_code == 200, mine.text
+    theirs = await access.http.delete(
+        f"/v1/entitlements/{purchase.json()['id']}", headers=admin.headers
+    )
+    assert theirs.status_code == 200, theirs.text

@@ -458,6 +458,15 @@ class AccessService:
         if entitlement is None:
             raise NotFound("No such entitlement.")
         if not Role(revoker.role).at_least(GRANT_ANYTHING):
+            # A teacher takes back only what they gave: never another teacher's
+            # assignment, never a purchase (only CONTENT_ADMIN and up revoke those).
+            if (
+                entitlement.granted_by != revoker.id
+                or entitlement.source != EntitlementSource.TEACHER_ASSIGNMENT.value
+            ):
+                raise Forbidden(
+                    "You may revoke only the entitlements you granted.", code="not-your-grant"
+                )
             holder = await self.repository.user(entitlement.user_id)
             if holder is None or holder.role != Role.LEARNER.value:
                 raise Forbidden("Teachers may revoke LEARNER entitlements only.")
