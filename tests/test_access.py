@@ -725,3 +725,17 @@ async def test_a_teacher_revokes_only_the_grants_they_made(access: AccessHarness
         f"/v1/entitlements/{purchase.json()['id']}", headers=admin.headers
     )
     assert theirs.status_code == 200, theirs.text
+
+
+async def test_a_service_credential_cannot_log_out_anyones_session(access: AccessHarness) -> None:
+    learner = await access.account(Role.LEARNER)
+    service = await access.service_token("content")
+    response = await access.http.post(
+        "/v1/auth/logout", json={"refresh_token": learner.refresh_token}, headers=service
+    )
+    assert problem(response, 403)["detail"]
+    # The learner's session is untouched.
+    refreshed = await access.http.post(
+        "/v1/auth/refresh", json={"refresh_token": learner.refresh_token}
+    )
+    assert refreshed.status_code == 200, refreshed.text

@@ -205,6 +205,10 @@ class AccessService:
         return row
 
     async def logout(self, principal: Principal, refresh_token: str | None) -> None:
+        if principal.kind != "user" and refresh_token:
+            # A service may revoke its own credential, but it has no refresh chain,
+            # and must never end a person's.
+            raise Forbidden("A service credential has no refresh token to revoke.")
         await self.denylist.deny(principal.token_id, principal.expires_at)
         if refresh_token:
             row = await self._refresh_row(refresh_token)
