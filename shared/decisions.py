@@ -155,11 +155,6 @@ class DecisionCache:
         entry = self._local_entry(request)
         return entry.json if entry else None
 
-    def get_local_raw(self, user_id: str, action: str, resource_id: str | None) -> Decision | None:
-        """A cached decision from canonical strings, with no model built (hot paths)."""
-        entry = self._local_entry_by_key(user_id, f"{action}|{resource_id or '-'}")
-        return entry.decision if entry else None
-
     def get_local_json_raw(
         self, user_id: str, action: str, resource_id: str | None
     ) -> bytes | None:

@@ -10,7 +10,6 @@ entries also expire by TTL.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
@@ -76,11 +75,7 @@ class InvalidatedCache(Generic[K, V]):
         """Fill the cache with many entries at once (before a new process takes
         traffic); how many were stored. Nothing is stored unless invalidations are
         being listened to, or if one arrived while loading."""
-        deadline = time.monotonic() + wait
-        # Polled: the bus signals its first subscription, not each channel's.
-        while not self._bus.listening(self._channel) and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-        if not self._bus.listening(self._channel):
+        if not await self._bus.until_listening(self._channel, wait=wait):
             return 0
         generation = self._generation
         entries = await load()

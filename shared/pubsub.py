@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -44,6 +45,14 @@ class InvalidationBus:
     def listening(self, channel: str) -> bool:
         """Whether messages on `channel` are being received right now."""
         return self.connected and channel in self._subscribed
+
+    async def until_listening(self, channel: str, *, wait: float) -> bool:
+        """Whether `channel` is listened to within `wait` seconds (polled: the bus
+        signals its first subscription, not each channel's)."""
+        deadline = time.monotonic() + wait
+        while not self.listening(channel) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        return self.listening(channel)
 
     def on_reconnect(self, callback: Callable[[], None]) -> None:
         """Called after the subscription is (re)established: messages may have been missed."""

@@ -7,7 +7,6 @@ decisions' invalidation channel, which every instance already listens to.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -50,11 +49,7 @@ class ProfileCache:
         """Fill the cache with many profiles at once (before a new process takes
         traffic); how many were stored. Nothing is stored unless invalidations are
         being listened to, or if one arrived while loading."""
-        deadline = time.monotonic() + wait
-        # Polled: the bus signals its first subscription, not each channel's.
-        while not self._bus.listening(INVALIDATION_CHANNEL) and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-        if not self._bus.listening(INVALIDATION_CHANNEL):
+        if not await self._bus.until_listening(INVALIDATION_CHANNEL, wait=wait):
             return 0
         generation = self.generation
         profiles = await load()

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.delivery.models import PublishedBook
 from services.delivery.reading import PageTurn, ReadingRecorder
 from services.delivery.repository import DeliveryRepository, ReadingState
 from services.delivery.settings import DeliverySettings
@@ -50,6 +51,13 @@ class BookObject:
     object_key: str | None = None
     object_version: str | None = None
     access: str = "entitled"
+
+    @classmethod
+    def of(cls, row: PublishedBook) -> BookObject:
+        """A book's object as delivery's read model holds it."""
+        if not row.published or row.object_key is None:
+            return NOT_PUBLISHED
+        return cls(True, row.object_key, row.object_version, row.access)
 
     @property
     def facts(self) -> BookFacts:
@@ -197,9 +205,7 @@ class DeliveryService:
         async def load() -> BookObject:
             async with self.session_factory() as session:
                 row = await DeliveryRepository(session).published_book(book_id)
-            if row is None or not row.published or row.object_key is None:
-                return NOT_PUBLISHED
-            return BookObject(True, row.object_key, row.object_version, row.access)
+            return NOT_PUBLISHED if row is None else BookObject.of(row)
 
         return await self.c.books.get_or_load(book_id, load)
 
@@ -221,11 +227,7 @@ class DeliveryService:
         async def books() -> dict[uuid.UUID, BookObject]:
             async with self.session_factory() as session:
                 rows = await DeliveryRepository(session).published_books()
-            return {
-                row.book_id: BookObject(True, row.object_key, row.object_version, row.access)
-                for row in rows
-                if row.object_key is not None
-            }
+            return {row.book_id: BookObject.of(row) for row in rows}
 
         async def readers() -> dict[uuid.UUID, ReaderFacts]:
             async with self.session_factory() as session:
