@@ -23,7 +23,7 @@ from shared.outbox import OutboxMessage, record_event
 from shared.problems import Conflict
 from shared.roles import Role
 from shared.settings import ServiceSettings
-from tests.support import ThreadedServer
+from tests.support import ThreadedServer, eventually
 
 ISSUER, AUDIENCE = "stories-access", "stories"
 
@@ -354,7 +354,16 @@ async def test_a_denied_token_is_rejected(client: httpx.AsyncClient, resources: 
     assert (
         await client.get("/me", headers={"Authorization": f"Bearer {token}"})
     ).status_code == 200
+    # The denial is written by another instance (the test's own resources), so
+    # the app learns of it over pub/sub: within a second, not necessarily before
+    # the next request leaves this process.
     await resources.denylist.deny(claims["jti"], resources_expiry(claims))
+
+    async def refused() -> bool:
+        response = await client.get("/me", headers={"Authorization": f"Bearer {token}"})
+        return response.status_code == 401
+
+    await eventually(refused, timeout=1.0, what="the other instance to refuse the token")
     assert_problem(await client.get("/me", headers={"Authorization": f"Bearer {token}"}), 401)
 
 
