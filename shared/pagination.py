@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
@@ -20,6 +22,9 @@ from shared.errors import Unprocessable
 T = TypeVar("T")
 
 MAX_PAGE_SIZE = 100
+# Ours are under 100 characters; anything much longer was not handed out here.
+MAX_CURSOR_LENGTH = 500
+_NOT_OURS = "The cursor is not one this API handed out."
 
 
 class Page(BaseModel, Generic[T]):
@@ -48,11 +53,38 @@ def encode_cursor(*values: Any) -> str:
 
 
 def decode_cursor(cursor: str, *, parts: int) -> list[str]:
+    """The values of a cursor; a 422 for anything this API could not have handed out.
+
+    Cursors are plain base64 JSON, so a client can write any: every failure of
+    parsing one (deep nesting included) is the client's, never a 500.
+    """
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise Unprocessable(_NOT_OURS)
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise Unprocessable("The cursor is not one this API handed out.") from exc
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise Unprocessable(_NOT_OURS) from exc
     if not isinstance(values, list) or len(values) != parts:
-        raise Unprocessable("The cursor is not one this API handed out.")
-    return [str(v) for v in values]
+        raise Unprocessable(_NOT_OURS)
+    if not all(isinstance(v, str) for v in values):
+        raise Unprocessable(_NOT_OURS)
+    return values
+
+
+def decode_time_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """A (moment, row id) cursor as handed out by `encode_cursor`, or None for page one.
+
+    The moment must carry its zone (every one we hand out does) and be a time
+    PostgreSQL and Python can both hold in UTC; anything else is a 422.
+    """
+    if cursor is None:
+        return None
+    moment, row_id = decode_cursor(cursor, parts=2)
+    try:
+        parsed = datetime.fromisoformat(moment)
+        if parsed.tzinfo is None or parsed.utcoffset() is None:
+            raise Unprocessable(_NOT_OURS)
+        return parsed.astimezone(UTC), uuid.UUID(row_id)
+    except (ValueError, OverflowError) as exc:
+        raise Unprocessable(_NOT_OURS) from exc

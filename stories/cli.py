@@ -144,8 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from stories.registry import SERVICES
 
     if args.command == "up":
-        configure_logging("INFO", json=False)
+        from stories.embedded import embedded_logging
         from stories.embedded import main as run_embedded
+
+        level, as_json = embedded_logging(os.environ)
+        configure_logging(level, json=as_json)
 
         run_embedded(args.host, args.data_dir, args.aws_port, args.base_port)
         return 0

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import structlog
+from pydantic import TypeAdapter
 
 from shared.app import open_resources
 from shared.migrations import upgrade
@@ -24,6 +26,14 @@ from shared.topology import bootstrap
 from stories.registry import SERVICES
 
 log = structlog.get_logger(__name__)
+
+
+def embedded_logging(environ: Mapping[str, str]) -> tuple[str, bool]:
+    """The log level and format of `stories up`: readable lines unless LOG_JSON says
+    otherwise (as every service honours it when run on its own)."""
+    level = environ.get("LOG_LEVEL", "INFO").upper()
+    as_json = TypeAdapter(bool).validate_python(environ.get("LOG_JSON", "false"))
+    return level, as_json
 
 
 def embedded_defaults(
@@ -58,6 +68,9 @@ def start_moto(host: str, port: int) -> object:
             "the embedded run needs a development install (`make install`), or AWS_ENDPOINT_URL"
         ) from exc
 
+    from stories import moto_fixes
+
+    moto_fixes.apply()
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     return server

@@ -32,7 +32,8 @@ def _niced(niceness: int) -> list[str]:
 
 @contextlib.contextmanager
 def moto_server_process(port: int | None = None, *, niceness: int = 0) -> Iterator[str]:
-    """Start `python -m moto.server` on loopback; yields its URL, stops it on exit.
+    """Start moto's server on loopback (with `stories.moto_fixes`); yields its URL,
+    stops it on exit.
 
     `niceness` lowers its CPU priority (the load test: AWS's queues do not share
     the platform's CPU in production, so here the emulator yields to it).
@@ -43,7 +44,7 @@ def moto_server_process(port: int | None = None, *, niceness: int = 0) -> Iterat
             *_niced(niceness),
             sys.executable,
             "-m",
-            "moto.server",
+            "stories.moto_fixes",
             "-H",
             "127.0.0.1",
             "-p",

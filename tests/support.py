@@ -163,3 +163,26 @@ def unique_prefix() -> str:
 
 def unique_schema(name: str) -> str:
     return f"t_{uuid.uuid4().hex[:10]}_{name}"
+
+
+def _cursor(raw: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+# Cursors a hostile client can build (the format is plain base64 JSON): each must
+# be a 422, never a 500 and never work done on the client's behalf.
+HOSTILE_CURSORS = {
+    "not base64": "bogus!",
+    "a time without a zone": _cursor(
+        '["2030-01-01T00:00:00","ffffffff-ffff-ffff-ffff-ffffffffffff"]'
+    ),
+    "a time that overflows in UTC": _cursor(
+        '["0001-01-01T00:00:00+14:00","ffffffff-ffff-ffff-ffff-ffffffffffff"]'
+    ),
+    "a thousand levels deep": _cursor("[" * 1000 + "]" * 1000),
+    "not a list": _cursor('{"a":1}'),
+    "numbers": _cursor("[1,2]"),
+    "long": _cursor('["' + "9" * 5000 + '","x"]'),
+}

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from services.access.models import Entitlement, User
 from shared.roles import Role
 from tests.access_fixtures import PASSWORD, AccessHarness, access, access_settings, running_access
-from tests.support import eventually
+from tests.support import HOSTILE_CURSORS, eventually
 
 __all__ = ["access"]  # the module-scoped fixture
 
@@ -340,9 +340,10 @@ async def test_listing_users_filters_by_role_and_pages(access: AccessHarness) ->
         if cursor is None:
             break
     assert len(seen) == len(set(seen)) >= 3
-    problem(
-        await access.http.get("/v1/users", headers=admin.headers, params={"cursor": "bogus!"}), 422
-    )
+    for name, cursor in HOSTILE_CURSORS.items():
+        for path in ("/v1/users", "/v1/entitlements"):
+            response = await access.http.get(path, headers=admin.headers, params={"cursor": cursor})
+            assert response.status_code == 422, (name, path, response.text)
 
 
 async def test_no_one_but_an_admin_raises_a_role(access: AccessHarness) -> None:

@@ -17,7 +17,7 @@ from services.content.service import CATALOG_CHANNEL
 from shared.roles import Role
 from tests.access_fixtures import AccessHarness, access
 from tests.content_fixtures import ContentHarness, content, start_content
-from tests.support import eventually
+from tests.support import HOSTILE_CURSORS, eventually
 
 __all__ = ["access", "content"]
 
@@ -113,7 +113,7 @@ async def test_bad_catalog_queries_are_problems(content: ContentHarness) -> None
         {"limit": 0},
         {"limit": 101},
         {"age": 40},
-        {"cursor": "not-a-cursor"},
+        *({"cursor": c} for c in HOSTILE_CURSORS.values()),
         {"language": "E N"},
         {"reading_level": "expert"},
         {"status": "DELETED"},

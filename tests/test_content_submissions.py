@@ -10,6 +10,7 @@ import json
 from contextlib import AsyncExitStack
 from typing import Any
 
+import httpx
 import pytest
 
 from shared.roles import Role
@@ -43,11 +44,14 @@ def assert_problem(response: Any, status: int, code: str | None = None) -> dict[
 
 
 async def uploads_of(content: ContentHarness, submission_id: str) -> list[str]:
-    listed = await content.resources.aws.s3.list_objects_v2(
-        Bucket=content.settings.resource_names.bucket("uploads"),
-        Prefix=f"manuscripts/{submission_id}/",
-    )
-    return [o["Key"] for o in listed.get("Contents", [])]
+    """Every object kept for a submission: uploads and their checked copies."""
+    keys = []
+    for prefix in (f"manuscripts/{submission_id}/", f"checked/manuscripts/{submission_id}/"):
+        listed = await content.resources.aws.s3.list_objects_v2(
+            Bucket=content.settings.resource_names.bucket("uploads"), Prefix=prefix
+        )
+        keys += [o["Key"] for o in listed.get("Contents", [])]
+    return keys
 
 
 @pytest.mark.parametrize(
@@ -417,3 +421,67 @@ async def test_with_access_down_a_decision_is_never_guessed(
             assert response.status_code == 201, response.text
     finally:
         await proxy.stop()
+
+
+HOSTILE_PAGE = b"<html><script>alert('swapped after review')</script></html>"
+
+
+async def test_a_checked_manuscript_cannot_be_swapped_after_submit(
+    content: ContentHarness,
+) -> None:
+    """#13.1: the ticket's fields, posted again after submit, change nothing anyone reads."""
+    author = await content.account(Role.VOLUNTEER)
+    reviewer = await content.account(Role.STORY_MANAGER)
+    admin = await content.account(Role.CONTENT_ADMIN)
+    created = await content.create(author)
+    ticket = await content.http.post(
+        f"/v1/submissions/{created['id']}/upload", json={}, headers=author.headers
+    )
+    form = ticket.json()
+
+    async def post_to_ticket(data: bytes) -> int:
+        async with httpx.AsyncClient(timeout=20) as s3:
+            response = await s3.post(
+                form["url"],
+                data=form["fields"],
+                files={"file": ("story.pdf", data, "application/pdf")},
+            )
+        return response.status_code
+
+    assert await post_to_ticket(PDF) in (200, 201, 204)
+    submitted = await content.submit(author, created)
+    assert submitted.status_code == 200, submitted.text
+    # The same fields again, with a page of script the same size class and type:
+    # S3 (and LocalStack) accept it, the policy still holds until it expires.
+    await post_to_ticket(HOSTILE_PAGE)
+
+    async def manuscript() -> bytes:
+        link = await content.http.get(
+            f"/v1/submissions/{created['id']}/manuscript", headers=reviewer.headers
+        )
+        assert link.status_code == 200, link.text
+        async with httpx.AsyncClient(timeout=20) as s3:
+            return (await s3.get(link.json()["url"])).content
+
+    assert await manuscript() == PDF  # what was checked, not what came after
+    approved = await content.review(reviewer, submitted.json(), "approve")
+    assert approved.status_code == 200, approved.text
+    await post_to_ticket(HOSTILE_PAGE)
+    book = await content.book(admin, approved.json())
+    published = await content.http.post(f"/v1/books/{book['id']}/publish", headers=admin.headers)
+    assert published.status_code == 200, published.text
+    [event] = [e for e in await content.outbox("book.published") if e.data["book_id"] == book["id"]]
+    served = await content.resources.aws.s3.get_object(
+        Bucket=content.settings.resource_names.bucket("published"),
+        Key=event.data["object_key"],
+        VersionId=event.data["object_version"],
+    )
+    async with served["Body"] as body:
+        assert await body.read() == PDF
+    # Kept: the checked copy, and the ticket's object the last re-post wrote, which
+    # nothing reads (submit deleted the one it checked).
+    ticket_key = form["fields"]["key"]
+    assert sorted(await uploads_of(content, created["id"])) == [
+        f"checked/{ticket_key}",
+        ticket_key,
+    ]

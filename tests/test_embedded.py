@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -306,9 +307,11 @@ TILES_AND_CHARTS = """() => {
 }"""
 
 
-def test_ctrl_c_stops_everything_cleanly(tmp_path: Path) -> None:
+def _up_until_ready_then_ctrl_c(tmp_path: Path, **extra_env: str) -> tuple[int, int, str]:
+    """`stories up` until every API answers, then Ctrl-C: (base port, exit code, output)."""
     base = _free_port_run(4)
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "AWS_ENDPOINT_URL"}}
+    env.pop("LOG_JSON", None)
     process = subprocess.Popen(
         [
             sys.executable,
@@ -323,7 +326,7 @@ def test_ctrl_c_stops_everything_cleanly(tmp_path: Path) -> None:
             str(tmp_path / "data"),
         ],
         cwd=tmp_path,
-        env=env,
+        env={**env, **extra_env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -337,10 +340,29 @@ def test_ctrl_c_stops_everything_cleanly(tmp_path: Path) -> None:
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 0, output
+    return base, process.returncode, output
+
+
+def test_ctrl_c_stops_everything_cleanly(tmp_path: Path) -> None:
+    base, returncode, output = _up_until_ready_then_ctrl_c(tmp_path)
+    assert returncode == 0, output
     assert "1001 Stories is running" in output
     assert f"http://127.0.0.1:{base + 1}/docs" in output
     assert "Traceback" not in output
+
+
+def test_the_embedded_run_honours_log_json(tmp_path: Path) -> None:
+    """A log shipper reading `stories up` gets JSON lines, as from each service alone."""
+    _, returncode, output = _up_until_ready_then_ctrl_c(tmp_path, LOG_JSON="true")
+    assert returncode == 0, output
+    banner = {"", "1001 Stories is running (Ctrl-C stops it):"}
+    records = []
+    for line in output.splitlines():
+        if line.strip() in banner or line.startswith("  "):
+            continue  # the banner printed for the person at the terminal
+        records.append(json.loads(line))  # every log line is one JSON object
+    assert records, output
+    assert all("event" in r and "level" in r for r in records), records[:3]
 
 
 def _answers(url: str) -> bool:

@@ -52,7 +52,7 @@ from shared.events import (
     UserRegistered,
 )
 from shared.outbox import record_event
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import decode_time_cursor, encode_cursor
 from shared.ratelimit import RateLimiter
 from shared.roles import Role
 
@@ -249,7 +249,7 @@ class AccessService:
         self, actor: Principal, *, role: Role | None, cursor: str | None, limit: int
     ) -> tuple[list[User], str | None]:
         await self.require_role(actor, Role.ADMIN)
-        after = _parse_cursor(cursor)
+        after = decode_time_cursor(cursor)
         users = await self.repository.list_users(role=role, after=after, limit=limit + 1)
         next_cursor = None
         if len(users) > limit:
@@ -335,7 +335,7 @@ class AccessService:
     ) -> tuple[list[AuditEntry], str | None]:
         await self.require_role(actor, Role.ADMIN)
         entries = await self.repository.audit_entries(
-            subject_id=subject_id, after=_parse_cursor(cursor), limit=limit + 1
+            subject_id=subject_id, after=decode_time_cursor(cursor), limit=limit + 1
         )
         next_cursor = None
         if len(entries) > limit:
@@ -524,7 +524,7 @@ class AccessService:
             book_id=book_id,
             granted_by=granted_by,
             include_revoked=include_revoked,
-            after=_parse_cursor(cursor),
+            after=decode_time_cursor(cursor),
             limit=limit + 1,
         )
         next_cursor = None
@@ -567,16 +567,6 @@ class AccessService:
             every_published=Role(user.role).at_least(READ_ANY_PUBLISHED),
             limit=limit,
         )
-
-
-def _parse_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    if cursor is None:
-        return None
-    moment, row_id = decode_cursor(cursor, parts=2)
-    try:
-        return datetime.fromisoformat(moment), uuid.UUID(row_id)
-    except ValueError as exc:
-        raise Unprocessable("The cursor is not one this API handed out.") from exc
 
 
 def _jsonable(values: dict[str, object] | None) -> dict[str, object] | None:

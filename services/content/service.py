@@ -70,7 +70,7 @@ from shared.events import (
 )
 from shared.localcache import InvalidatedCache
 from shared.outbox import record_event
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import decode_time_cursor, encode_cursor
 from shared.roles import Role
 
 WRITER = Role.VOLUNTEER
@@ -207,7 +207,7 @@ class ContentService:
     ) -> tuple[list[Submission], str | None]:
         self._require_writer_or_reviewer(actor)
         if mine or not actor.role.at_least(REVIEWER):
-            after = _time_cursor(cursor)
+            after = decode_time_cursor(cursor)
             rows = await self.repository.own_submissions(
                 actor.user_id,
                 status=status.value if status else None,
@@ -221,7 +221,7 @@ class ContentService:
             statuses=[status.value] if status else AWAITING_REVIEW,
             language=language,
             age=age,
-            after=_time_cursor(cursor),
+            after=decode_time_cursor(cursor),
             limit=limit + 1,
         )
         return _page(rows, limit, lambda s: (_iso(s.submitted_at), s.id))
@@ -286,11 +286,12 @@ class ContentService:
         if submission.upload_key is not None:
             if not belongs_to(submission.upload_key, submission.id):
                 raise Unprocessable("The upload does not belong to this submission.")
-            size = await self.storage.verify(
+            checked = await self.storage.check_manuscript(
                 submission.upload_key, max_bytes=self.settings.manuscript_max_bytes
             )
-            submission.manuscript_key = submission.upload_key
-            submission.manuscript_size = size
+            # From here on, review and publication read only this pinned copy.
+            submission.manuscript_key = checked.key
+            submission.manuscript_size = checked.size
             submission.manuscript_filename = submission.upload_filename
             submission.upload_key = None
             submission.upload_filename = None
@@ -545,14 +546,14 @@ class ContentService:
         edition = book.edition + 1
         if book.cover_upload_key is not None:
             # Checked first: a bad cover stops the publication before any copy.
-            content_type = await self.storage.verify_cover(
+            cover = await self.storage.check_cover(
                 book.cover_upload_key, max_bytes=self.settings.cover_max_bytes
             )
-            cover_key = published_cover_key(book.id, edition, content_type)
+            cover_key = published_cover_key(book.id, edition, cover.content_type)
             await self.storage.publish_cover(
-                book.cover_upload_key,
+                cover.key,
                 key=cover_key,
-                content_type=content_type,
+                content_type=cover.content_type,
                 cache_seconds=self.settings.published_cache_seconds,
             )
             book.cover_key = cover_key
@@ -625,18 +626,8 @@ def _iso(moment: datetime | None) -> str:
     return moment.isoformat()
 
 
-def _time_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    if cursor is None:
-        return None
-    moment, row_id = decode_cursor(cursor, parts=2)
-    try:
-        return datetime.fromisoformat(moment), uuid.UUID(row_id)
-    except ValueError as exc:
-        raise Unprocessable("The cursor is not one this API handed out.") from exc
-
-
 def parse_catalog_cursor(cursor: str | None) -> tuple[str, str] | None:
-    parsed = _time_cursor(cursor)
+    parsed = decode_time_cursor(cursor)
     return (parsed[0].isoformat(), str(parsed[1])) if parsed else None
 
 

@@ -3,7 +3,10 @@
 Authors upload straight to the uploads bucket with a presigned POST whose
 policy fixes the exact key, the content type and the size range, so neither a
 big file nor a stray key ever passes through (or around) this service. Nothing
-uploaded is trusted until `verify` has read it back.
+uploaded is trusted until it has been read back, and what is read back is a
+copy under `checked/`, a prefix no upload ticket can name: a ticket's fields
+posted again after the check (they stay valid until the ticket expires) change
+an object nobody reads any more. Review and publication use only the copy.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from shared.errors import Unprocessable
+from shared.errors import Conflict, Unprocessable
 
 PDF_CONTENT_TYPE = "application/pdf"
 PDF_MAGIC = b"%PDF-"
@@ -60,6 +63,14 @@ def belongs_to(key: str, submission_id: uuid.UUID) -> bool:
     return key.startswith(prefix) and re.fullmatch(r"[A-Za-z0-9_-]+\.pdf", rest) is not None
 
 
+CHECKED_PREFIX = "checked/"
+
+
+def checked_key(upload_key: str) -> str:
+    """Where the checked copy of an upload lives: only this service writes there."""
+    return f"{CHECKED_PREFIX}{upload_key}"
+
+
 def cover_upload_key(book_id: uuid.UUID, content_type: str) -> str:
     return f"covers/{book_id}/{secrets.token_urlsafe(16)}.{COVER_EXTENSIONS[content_type]}"
 
@@ -92,6 +103,15 @@ class UploadForm:
     expires_at: datetime
     content_type: str
     max_bytes: int
+
+
+@dataclass(frozen=True)
+class CheckedUpload:
+    """An upload's checked copy, whose bytes no one else can change."""
+
+    key: str
+    size: int
+    content_type: str
 
 
 @dataclass(frozen=True)
@@ -131,32 +151,58 @@ class ManuscriptStorage:
             max_bytes=max_bytes,
         )
 
-    async def verify(self, key: str, *, max_bytes: int) -> int:
-        """Check an uploaded manuscript; answer its size, or refuse it (422) and delete it.
+    async def check_manuscript(self, upload_key: str, *, max_bytes: int) -> CheckedUpload:
+        """Pin an uploaded manuscript and check it; or refuse it (422) and delete it.
 
-        A refused object is deleted so nothing half-done stays behind; the author
+        A refused upload is deleted so nothing half-done stays behind; the author
         asks for a new upload ticket and tries again.
         """
-        size, _ = await self._verify(key, MANUSCRIPT, max_bytes=max_bytes)
-        return size
+        return await self._check(upload_key, MANUSCRIPT, max_bytes=max_bytes)
 
-    async def verify_cover(self, key: str, *, max_bytes: int) -> str:
-        """Check an uploaded cover image; answer its content type, or refuse it (422)."""
-        _, content_type = await self._verify(key, COVER, max_bytes=max_bytes)
-        return content_type
+    async def check_cover(self, upload_key: str, *, max_bytes: int) -> CheckedUpload:
+        """Pin an uploaded cover image and check it; or refuse it (422) and delete it."""
+        return await self._check(upload_key, COVER, max_bytes=max_bytes)
+
+    async def _check(self, upload_key: str, kind: UploadKind, *, max_bytes: int) -> CheckedUpload:
+        # Copy first, then check the copy: checking the upload and copying it
+        # afterwards would leave a moment in which the ticket could replace it.
+        key = checked_key(upload_key)
+        try:
+            await self._s3.copy_object(
+                Bucket=self.uploads_bucket,
+                Key=key,
+                CopySource={"Bucket": self.uploads_bucket, "Key": upload_key},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
+                raise
+            # A retry after a failed commit finds the upload gone and its copy
+            # made: check the copy again. With neither, nothing was uploaded.
+            if not await self._exists(key):
+                raise Unprocessable(
+                    f"No {kind.noun} has been uploaded: ask for an upload ticket and POST "
+                    "the file to it first.",
+                    code=f"{kind.noun}-missing",
+                ) from exc
+        try:
+            size, content_type = await self._verify(key, kind, max_bytes=max_bytes)
+        finally:
+            # Whatever the verdict, the ticket's object is done with.
+            await self._s3.delete_object(Bucket=self.uploads_bucket, Key=upload_key)
+        return CheckedUpload(key, size, content_type)
+
+    async def _exists(self, key: str) -> bool:
+        try:
+            await self._s3.head_object(Bucket=self.uploads_bucket, Key=key)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
 
     async def _verify(self, key: str, kind: UploadKind, *, max_bytes: int) -> tuple[int, str]:
         noun = kind.noun
-        try:
-            head = await self._s3.head_object(Bucket=self.uploads_bucket, Key=key)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-                raise Unprocessable(
-                    f"No {noun} has been uploaded: ask for an upload ticket and POST "
-                    "the file to it first.",
-                    code=f"{noun}-missing",
-                ) from exc
-            raise
+        head = await self._s3.head_object(Bucket=self.uploads_bucket, Key=key)
         size = int(head["ContentLength"])
         content_type = head.get("ContentType", "").split(";")[0].strip().lower()
         problem: Unprocessable | None = None
@@ -206,16 +252,25 @@ class ManuscriptStorage:
         self, source_key: str, *, key: str, filename: str, cache_seconds: int
     ) -> PublishedObject:
         """Copy a verified manuscript to the published bucket (server side, no download)."""
-        copied = await self._s3.copy_object(
-            Bucket=self.published_bucket,
-            Key=key,
-            CopySource={"Bucket": self.uploads_bucket, "Key": source_key},
-            MetadataDirective="REPLACE",
-            ContentType=PDF_CONTENT_TYPE,
-            ContentDisposition=content_disposition(filename),
-            CacheControl=f"private, max-age={cache_seconds}, immutable",
-            ServerSideEncryption="AES256",
-        )
+        try:
+            copied = await self._s3.copy_object(
+                Bucket=self.published_bucket,
+                Key=key,
+                CopySource={"Bucket": self.uploads_bucket, "Key": source_key},
+                MetadataDirective="REPLACE",
+                ContentType=PDF_CONTENT_TYPE,
+                ContentDisposition=content_disposition(filename),
+                CacheControl=f"private, max-age={cache_seconds}, immutable",
+                ServerSideEncryption="AES256",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                raise Conflict(
+                    "The book's checked manuscript is missing from storage; "
+                    "it cannot be published until it is restored.",
+                    code="manuscript-gone",
+                ) from exc
+            raise
         # The bucket is versioned; without versioning the key alone is unique.
         return PublishedObject(key=key, version=str(copied.get("VersionId") or "null"))
 
