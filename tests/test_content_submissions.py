@@ -485,3 +485,22 @@ async def test_a_checked_manuscript_cannot_be_swapped_after_submit(
         f"checked/{ticket_key}",
         ticket_key,
     ]
+
+
+async def test_publishing_a_book_whose_manuscript_is_gone_is_a_conflict(
+    content: ContentHarness,
+) -> None:
+    """#13.10: the source object deleted behind our back is a 409 problem, not a 500."""
+    author = await content.account(Role.VOLUNTEER)
+    reviewer = await content.account(Role.STORY_MANAGER)
+    admin = await content.account(Role.CONTENT_ADMIN)
+    approved = await content.approved(author, reviewer)
+    book = await content.book(admin, approved)
+    for key in await uploads_of(content, approved["id"]):
+        await content.resources.aws.s3.delete_object(
+            Bucket=content.settings.resource_names.bucket("uploads"), Key=key
+        )
+    response = await content.http.post(f"/v1/books/{book['id']}/publish", headers=admin.headers)
+    assert_problem(response, 409, "manuscript-gone")
+    after = await content.http.get(f"/v1/books/{book['id']}", headers=admin.headers)
+    assert after.json()["status"] == "DRAFT"
