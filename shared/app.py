@@ -83,6 +83,7 @@ async def open_resources(
         settings.database_url,
         schema=settings.database_schema,
         pool_size=settings.database_pool_size,
+        pool_timeout=settings.database_pool_timeout_seconds,
     )
     stack.push_async_callback(engine.dispose)
     redis = create_redis(settings.redis_url)

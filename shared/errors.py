@@ -91,3 +91,14 @@ class TooManyRequests(Problem):
 
 class ServiceUnavailable(Problem):
     status, code, title = 503, "service-unavailable", "Service unavailable"
+
+
+class DatabaseBusy(ServiceUnavailable):
+    """Every connection of this process's pool stayed busy past the pool's timeout:
+    a bounded queue refusing more, not a fault; the client should come back."""
+
+    code = "database-busy"
+
+    def __init__(self, detail: str | None = None, **kw: Any) -> None:
+        kw.setdefault("headers", {"Retry-After": "1"})
+        super().__init__(detail or "Too busy to reach the database right now; try again.", **kw)

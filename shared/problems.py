@@ -17,10 +17,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import (
     Conflict,
+    DatabaseBusy,
     Forbidden,
     NotFound,
     PreconditionFailed,
@@ -164,6 +166,11 @@ async def _on_concurrent_write(request: Request, exc: Exception) -> JSONResponse
     )
 
 
+async def _on_database_busy(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database pool exhausted", path=request.url.path)
+    return await _on_problem(request, DatabaseBusy())
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", path=request.url.path, exc_info=exc)
     return problem_response(
@@ -180,6 +187,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(IntegrityError, _on_concurrent_write)
+    app.add_exception_handler(PoolTimeout, _on_database_busy)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

@@ -52,7 +52,12 @@ class ServiceSettings(BaseSettings):
     log_json: bool = True
 
     database_url: str = "sqlite+aiosqlite:///./.stories/db.sqlite3"
-    database_pool_size: int = 10
+    # Connections per process, never more (no overflow): 4 services x (API + worker)
+    # x 10 stays under PostgreSQL's default 100, and a connection is never opened
+    # and closed per request under load. A request that waits longer than the
+    # timeout for one is a 503 with Retry-After.
+    database_pool_size: int = Field(default=10, ge=1, le=50)
+    database_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     # PostgreSQL schema holding this service's tables; defaults to the service's name.
     database_schema: str = ""
     redis_url: str = "memory://"

@@ -3,6 +3,7 @@ the unit-of-work session, and JWT verification against a JWKS URL."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -14,7 +15,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from fastapi import APIRouter, Depends, FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from shared.app import Resources, SessionDep, create_service_app
 from shared.auth import CurrentPrincipal, Principal, require_role
@@ -105,6 +106,11 @@ def sample_router() -> APIRouter:
     async def create_conflicting_thing(session: SessionDep) -> None:
         record_event(session, BookUnpublished(book_id=uuid.uuid4()))
         raise Conflict("That thing already exists.")
+
+    @router.get("/slow-db")
+    async def slow_db(session: SessionDep) -> dict[str, str]:
+        await session.execute(text("SELECT pg_sleep(1.5)"))
+        return {"status": "slept"}
 
     @router.post("/echo")
     async def echo(body: dict[str, Any]) -> dict[str, Any]:
@@ -449,3 +455,37 @@ async def test_a_chunked_body_over_the_limit_is_refused(client: httpx.AsyncClien
         "/echo", content=chunks(), headers={"content-type": "application/json"}
     )
     assert_problem(response, 413)
+
+
+async def test_a_full_connection_pool_is_a_fast_503_not_a_queue(
+    resources: Resources, settings: ServiceSettings, jwks: JwksEndpoint
+) -> None:
+    """Every connection busy past the pool's timeout: 503 database-busy with Retry-After,
+    quickly, and no connection beyond the pool is ever opened."""
+    app_settings = settings.model_copy(
+        update={
+            "jwks_url": jwks.url,
+            "database_pool_size": 1,
+            "database_pool_timeout_seconds": 0.3,
+        }
+    )
+    app = create_service_app(
+        app_settings,
+        title="sample",
+        description="pool",
+        routers=[sample_router()],
+        produces=Producer.CONTENT,
+    )
+    with ThreadedServer(app) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            holding = asyncio.create_task(http.get("/slow-db"))
+            await asyncio.sleep(0.3)  # the one connection is taken
+            started = time.monotonic()
+            refused = await http.post("/things")
+            waited = time.monotonic() - started
+            body = assert_problem(refused, 503)
+            assert body["type"].endswith("/database-busy")
+            assert refused.headers["retry-after"] == "1"
+            assert waited < 1.2  # the pool's 0.3 s, not the holder's 1.5 s
+            assert (await holding).status_code == 200
+            assert (await http.post("/things")).status_code == 201  # and it heals

@@ -306,7 +306,18 @@ async def test_the_fast_path_answers_well_formed_requests_like_the_endpoint(
             url, content=deep, headers={**reader.headers, "Content-Type": "application/json"}
         )
         assert nested.status_code == 400, nested.text  # FastAPI's "cannot parse the body"
-        assert fast.answered == {"links": 2, "progress": 1}
+        # The reading list, plain or with a limit, is answered here; the endpoint's
+        # shape (a JSON array of ProgressOut) and its validation for anything odd.
+        listed = await delivery.http.get("/v1/reading/me", headers=reader.headers)
+        limited = await delivery.http.get("/v1/reading/me?limit=1", headers=reader.headers)
+        assert listed.status_code == limited.status_code == 200, listed.text
+        assert listed.json() == limited.json() == [turned.json()]
+        for query in ("limit=0", "limit=101", "limit=x", "limit=-1"):
+            response = await delivery.http.get(f"/v1/reading/me?{query}", headers=reader.headers)
+            assert response.status_code == 422, (query, response.text)
+        anonymous = await delivery.http.get("/v1/reading/me")
+        assert anonymous.status_code == 401
+        assert fast.answered == {"links": 2, "progress": 1, "reading list": 2}
         # A logged-out token is refused even though it was verified before.
         out = await access.http.post("/v1/auth/logout", headers=reader.headers)
         assert out.status_code == 204

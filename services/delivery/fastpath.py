@@ -1,7 +1,7 @@
-"""The readers' fast path: `POST /v1/deliveries` and `PUT /v1/reading/{id}/progress`
-answered before routing whenever the request is well formed.
+"""The readers' fast path: `POST /v1/deliveries`, `PUT /v1/reading/{id}/progress` and
+`GET /v1/reading/me` answered before routing whenever the request is well formed.
 
-These two are the platform's hottest requests, and FastAPI's routing,
+These three are the platform's hottest requests, and FastAPI's routing,
 parameter parsing and dependency resolution cost more than everything they do.
 So this middleware parses them itself, as strictly as their schemas do, and
 then runs exactly what the endpoints run: the token verified (signature,
@@ -21,19 +21,24 @@ from __future__ import annotations
 import json
 import uuid
 
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.delivery.reading import progress_json
+from services.delivery.reading import progress_json, reading_list_json
 from services.delivery.service import DeliveryComponents, DeliveryService, client_ip
 from shared.app import Resources
 from shared.asgi import RouteLabel, bearer_token, read_body, replay, send_json, send_problem
 from shared.auth import Principal
-from shared.errors import Problem
+from shared.errors import DatabaseBusy, Problem
 
 DELIVERIES_PATH = "/v1/deliveries"
 _ROUTE = RouteLabel(DELIVERIES_PATH)
 _READING_PREFIX, _PROGRESS_SUFFIX = "/v1/reading/", "/progress"
 _PROGRESS_ROUTE = RouteLabel("/v1/reading/{book_id}/progress")
+READING_LIST_PATH = "/v1/reading/me"
+_READING_LIST_ROUTE = RouteLabel(READING_LIST_PATH)
+# The endpoint's `limit` query: default and bounds.
+_DEFAULT_LIMIT, _MAX_LIMIT = 50, 100
 # ProgressUpdate's bounds; anything outside them goes to the endpoint's validation.
 _MAX_PAGES = 100_000
 # What parsing a hostile body may raise: json.loads recurses on nesting, and a
@@ -45,7 +50,7 @@ class DeliveryFastPath:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         # Answered here, by kind (the tests read these to prove this path answered).
-        self.answered = {"links": 0, "progress": 0}
+        self.answered = {"links": 0, "progress": 0, "reading list": 0}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,6 +63,8 @@ class DeliveryFastPath:
             method == "PUT" and path.startswith(_READING_PREFIX) and path.endswith(_PROGRESS_SUFFIX)
         ):
             await self._progress(scope, receive, send)
+        elif method == "GET" and path == READING_LIST_PATH:
+            await self._reading_list(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
@@ -73,6 +80,9 @@ class DeliveryFastPath:
         try:
             principal = await resources.verifier.verify(token)
             link = await service.issue(principal, book_id, client_ip=client_ip(scope))
+        except PoolTimeout:
+            await send_problem(scope, send, DatabaseBusy())
+            return
         except Problem as problem:
             await send_problem(scope, send, problem)
             return
@@ -94,11 +104,34 @@ class DeliveryFastPath:
             state = await service.record_progress(
                 principal, book_id, page=page, total_pages=total_pages
             )
+        except PoolTimeout:
+            await send_problem(scope, send, DatabaseBusy())
+            return
         except Problem as problem:
             await send_problem(scope, send, problem)
             return
         self.answered["progress"] += 1
         await send_json(send, 200, progress_json(state))
+
+    async def _reading_list(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = _reading_list_limit(scope["query_string"])
+        parts = _parts(scope) if limit is not None else None
+        if limit is None or parts is None:
+            await self.app(scope, receive, send)
+            return
+        service, resources, token = parts
+        scope["route"] = _READING_LIST_ROUTE
+        try:
+            principal = await resources.verifier.verify(token)
+            states = await service.my_reading(principal, limit=limit)
+        except PoolTimeout:
+            await send_problem(scope, send, DatabaseBusy())
+            return
+        except Problem as problem:
+            await send_problem(scope, send, problem)
+            return
+        self.answered["reading list"] += 1
+        await send_json(send, 200, reading_list_json(states))
 
 
 def _parts(scope: Scope) -> tuple[DeliveryService, Resources, str] | None:
@@ -111,6 +144,17 @@ def _parts(scope: Scope) -> tuple[DeliveryService, Resources, str] | None:
     if resources is None or components is None or token is None:
         return None
     return DeliveryService(components), resources, token
+
+
+def _reading_list_limit(query: bytes) -> int | None:
+    """The `limit` of a plain `?limit=N` (1..100) or of no query (50), else None."""
+    if not query:
+        return _DEFAULT_LIMIT
+    name, _, value = query.partition(b"=")
+    if name != b"limit" or not value.isdigit() or len(value) > 3:
+        return None
+    limit = int(value)
+    return limit if 1 <= limit <= _MAX_LIMIT else None
 
 
 def _link_request(body: bytes) -> uuid.UUID | None:

@@ -62,6 +62,7 @@ def build_components(
     )
     stack.push_async_callback(writes_engine.dispose)
     writes = create_session_factory(writes_engine)
+    read_engine = resources.engine.execution_options(isolation_level="AUTOCOMMIT")
     cloudfront = None
     if settings.cloudfront_domain and settings.cloudfront_keys:
         cloudfront = CloudFrontSigner(
@@ -89,9 +90,8 @@ def build_components(
             resources.redis, "links", limit=settings.links_per_minute, window_seconds=60
         ),
         recorder=GroupCommitRecorder(writes, max_in_flight=GROUP_COMMITS_IN_FLIGHT),
-        reads=create_session_factory(
-            resources.engine.execution_options(isolation_level="AUTOCOMMIT")
-        ),
+        reads=create_session_factory(read_engine),
+        read_engine=read_engine,
         reading=ReadingRecorder(
             writes,
             step_percent=settings.progress_step_percent,

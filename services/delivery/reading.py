@@ -135,3 +135,8 @@ def progress_json(state: ReadingState) -> bytes:
             "completed_at": instant(state.completed_at),
         }
     ).encode()
+
+
+def reading_list_json(states: list[ReadingState]) -> bytes:
+    """The reading list, by hand (a JSON array of ProgressOut)."""
+    return b"[" + b",".join(progress_json(s) for s in states) + b"]"

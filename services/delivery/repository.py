@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, case, or_, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.delivery.models import PublishedBook, Reader, ReaderEntitlement, ReadingProgress
 from shared.db import upsert
@@ -203,12 +203,22 @@ class DeliveryRepository:
             ],
         )
 
-    async def progress_of(self, user_id: uuid.UUID, *, limit: int) -> list[ReadingState]:
-        table = _table(ReadingProgress)
-        rows = await self.session.execute(
-            select(table)
-            .where(table.c.user_id == user_id)
-            .order_by(table.c.updated_at.desc(), table.c.book_id)
-            .limit(limit)
-        )
-        return [ReadingState(**row._mapping) for row in rows]
+
+_PROGRESS = _table(ReadingProgress)
+# Built once: the same statement object is compiled once and then served from
+# SQLAlchemy's cache (the reading list is one of the readers' hottest requests).
+_PROGRESS_OF = (
+    select(_PROGRESS)
+    .where(_PROGRESS.c.user_id == bindparam("user_id"))
+    .order_by(_PROGRESS.c.updated_at.desc(), _PROGRESS.c.book_id)
+    .limit(bindparam("limit"))
+)
+
+
+async def progress_of(
+    connection: AsyncConnection, user_id: uuid.UUID, *, limit: int
+) -> list[ReadingState]:
+    """A reader's books with their progress, most recently read first (on a bare
+    connection: one statement, no ORM session to set up and tear down)."""
+    rows = await connection.execute(_PROGRESS_OF, {"user_id": user_id, "limit": limit})
+    return [ReadingState(**row._mapping) for row in rows]

@@ -66,6 +66,28 @@ class Library:
     shelves: list[list[str]] = field(default_factory=list)
 
 
+class RetryAfterTransport(httpx.AsyncBaseTransport):
+    """Does what a polite client does with a 503 and Retry-After: waits and asks again
+    (a few times). The platform sheds load that way; seeding must not fail on it."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, attempts: int = 6) -> None:
+        self._inner = inner
+        self._attempts = attempts
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        for _ in range(self._attempts - 1):
+            response = await self._inner.handle_async_request(request)
+            retry_after = response.headers.get("retry-after", "")
+            if response.status_code != 503 or not retry_after.isdigit():
+                return response
+            await response.aclose()
+            await asyncio.sleep(min(float(retry_after), 5.0))
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 def expect(response: httpx.Response, *statuses: int) -> dict[str, Any]:
     if response.status_code not in statuses:
         raise SeedingError(
@@ -261,7 +283,8 @@ async def seed_library(
 ) -> Library:
     tag = uuid.uuid4().hex[:8]
     limits = httpx.Limits(max_connections=32)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+    transport = RetryAfterTransport(httpx.AsyncHTTPTransport(limits=limits))
+    async with httpx.AsyncClient(timeout=30, transport=transport) as http:
         seeder = Seeder(urls, http)
         admin = await seeder.sign_in(admin_email, admin_password)
         staff = {role: await seeder.staff_member(admin, role, tag) for role in STAFF_ROLES}
