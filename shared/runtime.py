@@ -59,7 +59,12 @@ class EmbeddedServer(uvicorn.Server):
         yield
 
 
-def uvicorn_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
+def uvicorn_config(
+    app: FastAPI, host: str, port: int, trusted_proxies: Sequence[object] = ()
+) -> uvicorn.Config:
+    """How every API is served. X-Forwarded-For is honoured only from
+    `trusted_proxies` (uvicorn's own default trusts it from loopback, which let
+    any local caller pick the address its sign-in attempts were counted under)."""
     return uvicorn.Config(
         app,
         host=host,
@@ -72,12 +77,20 @@ def uvicorn_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
         log_config=None,
         access_log=False,
         server_header=False,
-        proxy_headers=True,
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=[str(p) for p in trusted_proxies],
     )
 
 
-async def serve_api(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> None:
-    server = EmbeddedServer(uvicorn_config(app, host, port))
+async def serve_api(
+    app: FastAPI,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    *,
+    trusted_proxies: Sequence[object] = (),
+) -> None:
+    server = EmbeddedServer(uvicorn_config(app, host, port, trusted_proxies))
     serving = asyncio.create_task(server.serve())
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -98,6 +98,11 @@ class ServiceSettings(BaseSettings):
     jwks_cache_seconds: float = 3600.0
 
     cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000"])
+    # The proxies (addresses or CIDR blocks, a JSON list) whose X-Forwarded-For
+    # names the client: the load balancer's subnets in AWS. Nobody else may set
+    # the client address, so by default (no proxy) the header is ignored and
+    # every per-address limit counts the connection's own address.
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
     # Request bodies above this are refused (413) before anything parses them.
     max_body_bytes: int = 1_048_576
 

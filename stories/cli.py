@@ -174,7 +174,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         async def serve() -> None:
             stop = asyncio.Event()
             install_stop_signals(stop)
-            await serve_api(app, args.host, args.port or service.default_port, stop)
+            await serve_api(
+                app,
+                args.host,
+                args.port or service.default_port,
+                stop,
+                trusted_proxies=settings.trusted_proxies,
+            )
 
         asyncio.run(serve())
         return 0

@@ -118,7 +118,11 @@ async def run_platform(
             for name, service in SERVICES.items():
                 resources = await open_resources(settings[name], stack)
                 app = service.create_app(settings[name], resources)
-                jobs.append(serve_api(app, host, ports[name], stop))
+                jobs.append(
+                    serve_api(
+                        app, host, ports[name], stop, trusted_proxies=settings[name].trusted_proxies
+                    )
+                )
                 jobs.append(run_worker(service, settings[name], stop, resources))
             running = [asyncio.create_task(job) for job in jobs]
             _print_banner(host, ports, os.environ.get("AWS_ENDPOINT_URL", "AWS"), data_dir)

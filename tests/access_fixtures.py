@@ -44,7 +44,9 @@ def access_settings(database_url: str, moto_url: str, **overrides: Any) -> Acces
 
 @contextmanager
 def running_access(settings: AccessSettings) -> Iterator[str]:
-    with ThreadedServer(create_app(settings)) as server:
+    with ThreadedServer(
+        create_app(settings), trusted_proxies=[str(p) for p in settings.trusted_proxies]
+    ) as server:
         yield server.url
 
 

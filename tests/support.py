@@ -8,7 +8,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import uvicorn
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.events import Envelope
 from shared.outbox import OutboxMessage
+from shared.runtime import uvicorn_config
 from shared.settings import ServiceSettings
 from stories.emulator import free_port, moto_server_process
 
@@ -129,10 +130,13 @@ class ToggleableProxy:
 class ThreadedServer:
     """A uvicorn server in a background thread, for a real HTTP peer in tests."""
 
-    def __init__(self, app: object, port: int | None = None) -> None:
+    def __init__(
+        self, app: object, port: int | None = None, *, trusted_proxies: Sequence[str] = ()
+    ) -> None:
         self.port = port or free_port()
+        # Served as every API is (shared.runtime), proxy trust included.
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on")  # type: ignore[arg-type]
+            uvicorn_config(app, "127.0.0.1", self.port, trusted_proxies)  # type: ignore[arg-type]
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -182,11 +182,14 @@ async def test_repeated_failures_lock_the_account_for_a_while(access: AccessHarn
 async def test_one_address_is_limited_across_accounts(
     database_url: str, moto_url: str, access: AccessHarness
 ) -> None:
+    # Behind a trusted proxy (the load balancer, here on loopback), the address
+    # its X-Forwarded-For names is the one counted.
     settings = access_settings(
         database_url,
         moto_url,
         database_schema=access.settings.database_schema,
         login_attempts_per_ip=3,
+        trusted_proxies=["127.0.0.1/32"],
     )
     address = {"X-Forwarded-For": f"10.9.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"}
     with running_access(settings) as url:
@@ -206,6 +209,33 @@ async def test_one_address_is_limited_across_accounts(
             )
     assert [a.status_code for a in answers] == [401, 401, 401, 429]
     assert elsewhere.status_code == 401
+
+
+async def test_a_forged_forwarded_for_does_not_dodge_the_address_limit(
+    database_url: str, moto_url: str, access: AccessHarness
+) -> None:
+    """#13.5: with no trusted proxy (the default), X-Forwarded-For is ignored: sixty
+    attempts under sixty made-up addresses still come from one connection address."""
+    settings = access_settings(
+        database_url,
+        moto_url,
+        database_schema=access.settings.database_schema,
+        login_attempts_per_ip=5,
+    )
+    with running_access(settings) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=20) as http:
+            statuses = [
+                (
+                    await http.post(
+                        "/v1/auth/login",
+                        json={"email": f"x{n}@example.org", "password": "whatever 1234"},
+                        headers={"X-Forwarded-For": f"10.{n}.{n}.{n}"},
+                    )
+                ).status_code
+                for n in range(60)
+            ]
+    assert statuses[:5] == [401] * 5
+    assert set(statuses[5:]) == {429}
 
 
 async def test_refresh_rotates_and_a_reused_refresh_token_revokes_the_chain(

@@ -464,7 +464,7 @@ async def test_a_full_connection_pool_is_a_fast_503_not_a_queue(
     quickly, and no connection beyond the pool is ever opened."""
     app_settings = settings.model_copy(
         update={
-            "jwks_url": jwks.url,
+            "jwks_url": jwks.url,  # type: ignore[attr-defined]
             "database_pool_size": 1,
             "database_pool_timeout_seconds": 0.3,
         }

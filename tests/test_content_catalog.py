@@ -109,16 +109,18 @@ async def test_filters_and_stable_pages(content: ContentHarness) -> None:
 
 
 async def test_bad_catalog_queries_are_problems(content: ContentHarness) -> None:
-    for params in (
+    cursors: list[dict[str, str | int]] = [{"cursor": c} for c in HOSTILE_CURSORS.values()]
+    bad: list[dict[str, str | int]] = [
         {"limit": 0},
         {"limit": 101},
         {"age": 40},
-        *({"cursor": c} for c in HOSTILE_CURSORS.values()),
+        *cursors,
         {"language": "E N"},
         {"reading_level": "expert"},
         {"status": "DELETED"},
         {"q": "x" * 101},
-    ):
+    ]
+    for params in bad:
         response = await content.http.get("/v1/books", params=params)
         assert response.status_code == 422, (params, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")

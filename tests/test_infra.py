@@ -27,6 +27,7 @@ PRODUCTION_VALUES = {
     "ACCESS_URL": "https://api.1001stories.org",
     "JWKS_URL": "https://api.1001stories.org/.well-known/jwks.json",
     "CORS_ORIGINS": '["https://1001stories.org"]',
+    "TRUSTED_PROXIES": '["10.0.0.0/16"]',
     "EVENTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:stories-production-x-events",
     "CONTENT_PUBLISHED_ASSETS_URL": "https://d111111abcdef8.cloudfront.net",
     "DELIVERY_SIGNER": "cloudfront",

@@ -212,14 +212,17 @@ locals {
 
   # Plain settings every service may be given; each gets the ones its contract names.
   values = {
-    ENVIRONMENT                  = var.environment
-    LOG_JSON                     = "true"
-    AWS_REGION                   = var.region
-    RESOURCE_PREFIX              = local.prefix
-    REDIS_URL                    = module.data.redis_url
-    ACCESS_URL                   = local.public_url
-    JWKS_URL                     = "${local.public_url}/.well-known/jwks.json"
-    CORS_ORIGINS                 = jsonencode(var.cors_origins)
+    ENVIRONMENT     = var.environment
+    LOG_JSON        = "true"
+    AWS_REGION      = var.region
+    RESOURCE_PREFIX = local.prefix
+    REDIS_URL       = module.data.redis_url
+    ACCESS_URL      = local.public_url
+    JWKS_URL        = "${local.public_url}/.well-known/jwks.json"
+    CORS_ORIGINS    = jsonencode(var.cors_origins)
+    # Only the load balancer (in the VPC's public subnets; tasks accept nothing
+    # else) may name the client in X-Forwarded-For.
+    TRUSTED_PROXIES              = jsonencode([module.network.vpc_cidr_block])
     CONTENT_PUBLISHED_ASSETS_URL = "https://${module.storage.cloudfront_domain}"
     DELIVERY_SIGNER              = "cloudfront"
     DELIVERY_CLOUDFRONT_DOMAIN   = "https://${module.storage.cloudfront_domain}"
