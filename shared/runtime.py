@@ -7,6 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -82,6 +86,17 @@ def uvicorn_config(
     )
 
 
+def shared_port_socket(host: str, port: int) -> socket.socket:
+    """A listening socket that other processes may bind too (SO_REUSEPORT): the
+    kernel spreads new connections across every process listening on the port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
 async def serve_api(
     app: FastAPI,
     host: str,
@@ -89,14 +104,48 @@ async def serve_api(
     stop: asyncio.Event,
     *,
     trusted_proxies: Sequence[object] = (),
+    reuse_port: bool = False,
 ) -> None:
     server = EmbeddedServer(uvicorn_config(app, host, port, trusted_proxies))
-    serving = asyncio.create_task(server.serve())
+    sockets = [shared_port_socket(host, port)] if reuse_port else None
+    serving = asyncio.create_task(server.serve(sockets=sockets))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
     server.should_exit = True
     stopping.cancel()
     await serving
+
+
+def serve_in_processes(service: str, host: str, port: int, processes: int) -> int:
+    """Run `processes` API processes of one service on one port (SO_REUSEPORT), so
+    a task with several vCPUs uses them all (one Python process uses one core).
+
+    Each is a plain `stories serve` process with its own caches, warmed at
+    start-up, as separate instances are. SIGTERM or SIGINT reaches them all;
+    if one exits on its own, the others are stopped and the exit code is passed
+    on, so the orchestrator replaces the whole task rather than running it short.
+    """
+    command = [sys.executable, "-m", "stories.cli", "serve", service, "--host", host]
+    children = [
+        subprocess.Popen([*command, "--port", str(port), "--reuse-port"])  # noqa: S603 - our CLI
+        for _ in range(processes)
+    ]
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    code = 0
+    while any(child.poll() is None for child in children):
+        for child in children:
+            if child.poll() is not None and child.returncode != 0 and code == 0:
+                code = child.returncode
+                forward(signal.SIGTERM, None)
+        time.sleep(0.2)
+    return code or max((c.returncode for c in children), default=0)
 
 
 async def run_worker(

@@ -51,6 +51,10 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    # API processes `stories serve` runs on one port: one per vCPU of the task
+    # (a Python process uses one core).
+    api_processes: int = Field(default=1, ge=1, le=16)
+
     database_url: str = "sqlite+aiosqlite:///./.stories/db.sqlite3"
     # Connections per process, never more (no overflow): 4 services x (API + worker)
     # x 10 stays under PostgreSQL's default 100, and a connection is never opened

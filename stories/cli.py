@@ -17,7 +17,7 @@ from pydantic_settings import SettingsConfigDict
 from shared.app import open_resources
 from shared.logging import configure_logging
 from shared.migrations import upgrade
-from shared.runtime import install_stop_signals, run_worker, serve_api
+from shared.runtime import install_stop_signals, run_worker, serve_api, serve_in_processes
 from shared.settings import ServiceSettings
 from shared.topology import (
     SUBSCRIPTIONS,
@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("service", choices=names)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int)
+    serve.add_argument(
+        "--processes",
+        type=int,
+        help="API processes sharing the port (default: the service's API_PROCESSES, 1)",
+    )
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
 
     worker = commands.add_parser("worker", help="run one service's outbox relay and consumer")
     worker.add_argument("service", choices=names)
@@ -169,6 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         service = SERVICES[args.service]
         settings = service.settings_class()
         configure_logging(settings.log_level, json=settings.log_json)
+        processes = args.processes or settings.api_processes
+        port = args.port or service.default_port
+        if processes > 1 and not args.reuse_port:
+            return serve_in_processes(args.service, args.host, port, processes)
         app = service.create_app(settings, None)
 
         async def serve() -> None:
@@ -177,9 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             await serve_api(
                 app,
                 args.host,
-                args.port or service.default_port,
+                port,
                 stop,
                 trusted_proxies=settings.trusted_proxies,
+                reuse_port=args.reuse_port,
             )
 
         asyncio.run(serve())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import subprocess
@@ -93,4 +94,81 @@ async def test_the_worker_applies_events_reports_metrics_and_drains_on_sigterm(
         if process.poll() is None:
             process.kill()
         await engine.dispose()
+        await drop_schema(settings.database_url, schema)
+
+
+async def test_serve_runs_several_api_processes_on_one_port_and_stops_them_together(
+    settings: ServiceSettings,
+) -> None:
+    """`stories serve --processes 2`: two APIs share the port (SO_REUSEPORT); SIGTERM
+    stops both; if one dies, the other is stopped too and the exit code says so."""
+    schema = unique_schema("metrics")
+    await upgrade(METRICS.migrations, settings.database_url, schema)
+    port = free_port()
+    env = {
+        **os.environ,
+        "ENVIRONMENT": "test",
+        "METRICS_DATABASE_URL": settings.database_url,
+        "METRICS_DATABASE_SCHEMA": schema,
+        "METRICS_REDIS_URL": settings.redis_url,
+        "AWS_ENDPOINT_URL": settings.aws_endpoint_url or "",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "RESOURCE_PREFIX": settings.resource_prefix,
+    }
+    command = [sys.executable, "-m", "stories.cli", "serve", "metrics", "--port", str(port)]
+
+    def children_of(pid: int) -> list[int]:
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as stat:
+                        if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                            found.append(int(entry))
+                except OSError:
+                    continue
+        return found
+
+    def stopped(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().rsplit(")", 1)[1].split()[0] == "Z"  # exited, unreaped
+        except OSError:
+            return True
+
+    async def ready() -> bool:
+        try:
+            async with httpx.AsyncClient(timeout=2) as http:
+                return (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        for stop in ("sigterm", "a child killed"):
+            parent = subprocess.Popen([*command, "--processes", "2"], env=env)
+            try:
+                await eventually(ready, timeout=60, what="the API on the shared port")
+                await eventually(
+                    functools.partial(lambda p: len(children_of(p)) == 2, parent.pid),
+                    timeout=30,
+                    what="two API processes",
+                )
+                children = children_of(parent.pid)
+                if stop == "sigterm":
+                    parent.send_signal(signal.SIGTERM)
+                    assert await asyncio.to_thread(parent.wait, 30) == 0
+                else:
+                    os.kill(children[0], signal.SIGKILL)
+                    assert await asyncio.to_thread(parent.wait, 30) != 0
+                for child in children:  # none left behind
+                    await eventually(
+                        functools.partial(stopped, child),
+                        timeout=10,
+                        what="the API processes to stop",
+                    )
+            finally:
+                if parent.poll() is None:
+                    parent.kill()
+    finally:
         await drop_schema(settings.database_url, schema)

@@ -28,6 +28,7 @@ from stories.loadtest.platform import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
     RUN_LIMITS,
+    SIZING,
     Platform,
     production_like_platform,
 )
@@ -141,7 +142,7 @@ def run_loadtest(
                 measured["saturation"], measured["saturation floor"], names
             )
             verdicts += recovery_verdicts(measured["recovery"])
-    limits = {} if targets else RUN_LIMITS
+    limits = {} if targets else {**RUN_LIMITS, **SIZING}
     text = text_report(measured, verdicts, names, limits)
     meta = {
         "users": users, "readers": readers, "books": books, "think_ms": think_ms,

@@ -369,6 +369,7 @@ def run_phase(
 
 _LABELS = (
     ("moto.server", "emulator (moto)"),
+    ("stories.moto_fixes", "emulator (moto)"),
     ("localstack", "emulator (localstack)"),
     ("stories.bench_apps", "floor apps"),
     ("redis-server", "redis"),

@@ -56,7 +56,18 @@ def platform_environment(ports: dict[str, int], aws_url: str) -> dict[str, str]:
         "JWKS_URL": f"{access}/.well-known/jwks.json",
         "ACCESS_URL": access,
         **RUN_LIMITS,
+        **SIZING,
     }
+
+
+# How the run is sized, as a deployment sizes its services to their traffic:
+# delivery answers 45% of the readers' requests (links, page turns, the reading
+# list), so it runs two API processes on its port, each with half the usual
+# connection pool (the platform's connections stay under PostgreSQL's 100).
+SIZING = {
+    "DELIVERY_API_PROCESSES": "2",
+    "DELIVERY_DATABASE_POOL_SIZE": "5",
+}
 
 
 # The limits this run sets (see platform_environment); everything else is the default.
@@ -90,7 +101,7 @@ class Platform:
         if profile_dir:
             output = f"{profile_dir}/{key}-{len(self.processes)}-{time.monotonic_ns()}.txt"
             profiler = [str(Path(sys.executable).with_name("py-spy")), "record", "--rate", "100",
-                        "--format", "raw", "--output", output, "--"]  # fmt: skip
+                        "--subprocesses", "--format", "raw", "--output", output, "--"]  # fmt: skip
         self.processes[key] = subprocess.Popen(
             [*profiler, sys.executable, "-m", "stories.cli", *args],
             env={**os.environ, **self.env},

@@ -174,7 +174,8 @@ def text_report(
         shares = ", ".join(f"{k} {v:.2f}" for k, v in phase.cores.items() if v >= 0.01)
         lines.append(f"  {name}: {shares}")
     lines.append("")
-    lines.append("limits this run sets: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+    changed = ", ".join(f"{k}={v}" for k, v in settings.items())
+    lines.append(f"limits and sizing this run sets: {changed}")
     lines.append("")
     for verdict in verdicts:
         lines.append(f"{'MEETS ' if verdict.met else 'MISSES'} {verdict.what}: {verdict.detail}")
