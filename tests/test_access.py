@@ -169,14 +169,80 @@ async def test_unknown_emails_and_wrong_passwords_take_comparable_time(
     assert 0.6 < ratio < 1.6, (known, unknown)
 
 
-async def test_repeated_failures_lock_the_account_for_a_while(access: AccessHarness) -> None:
+async def test_repeated_failures_stop_that_address_for_that_account(
+    access: AccessHarness,
+) -> None:
     email = (await access.register()).json()["email"]
     for _ in range(access.settings.login_failures_per_account):
         problem(await access.login(email, "wrong password 99"), 401)
-    locked = await access.login(email)  # even the right password waits now
+    locked = await access.login(email)  # even the right password waits now, from here
     body = problem(locked, 429)
     assert int(locked.headers["retry-after"]) > 0
     assert body["retry_after"] == int(locked.headers["retry-after"])
+
+
+async def _login_from(
+    http: httpx.AsyncClient, address: str, email: str, password: str, device: str | None = None
+) -> httpx.Response:
+    body = {"email": email, "password": password}
+    if device is not None:
+        body["device_token"] = device
+    return await http.post("/v1/auth/login", json=body, headers={"X-Forwarded-For": address})
+
+
+async def test_nobody_can_lock_the_owner_out(
+    database_url: str, moto_url: str, access: AccessHarness
+) -> None:
+    """#13.4: five wrong passwords from each of seven addresses no longer lock the
+    account; a guessing run from many addresses pauses only new devices, and the
+    owner's device (its token from an earlier sign-in) still gets in."""
+    settings = access_settings(
+        database_url,
+        moto_url,
+        database_schema=access.settings.database_schema,
+        login_failures_per_account=5,
+        login_failures_per_account_total=40,
+        trusted_proxies=["127.0.0.1/32"],  # the addresses below come from a "proxy"
+    )
+    email = (await access.register()).json()["email"]
+    with running_access(settings) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            owner = await _login_from(http, "192.0.2.1", email, PASSWORD)
+            assert owner.status_code == 200, owner.text
+            device = owner.json()["device_token"]
+            assert device
+            for n in range(7):
+                for _ in range(5):
+                    wrong = await _login_from(http, f"198.51.100.{n}", email, "guess 1234567")
+                    assert wrong.status_code == 401
+                # That address is now stopped for this account...
+                assert (
+                    await _login_from(http, f"198.51.100.{n}", email, PASSWORD)
+                ).status_code == 429
+            # ...but the owner, from a new address, is not (35 failures < 40).
+            assert (await _login_from(http, "203.0.113.9", email, PASSWORD)).status_code == 200
+            for n in range(5):  # more addresses: 40 failures for the account in all
+                assert (
+                    await _login_from(http, f"198.51.101.{n}", email, "guess")
+                ).status_code == 401
+            paused = await _login_from(http, "203.0.113.10", email, PASSWORD)
+            body = problem(paused, 429)
+            assert str(body["type"]).endswith("/new-devices-paused")
+            # A device token of another account, or a forged one, is no way in.
+            other = (await access.register()).json()["email"]
+            stranger = await _login_from(http, "192.0.2.2", other, PASSWORD)
+            foreign = stranger.json()["device_token"]
+            for token in (foreign, device[:-2] + "xx", "dv1.x.y"):
+                refused = await _login_from(http, "203.0.113.11", email, PASSWORD, token)
+                assert refused.status_code == 429, token
+            # The owner's device still signs in, and keeps its token.
+            known = await _login_from(http, "203.0.113.12", email, PASSWORD, device)
+            assert known.status_code == 200, known.text
+            assert known.json()["device_token"] == device
+            # Guessing from a "known device" token still fails on the password.
+            assert (
+                await _login_from(http, "203.0.113.13", email, "guess", device)
+            ).status_code == 401
 
 
 async def test_one_address_is_limited_across_accounts(
@@ -234,8 +300,11 @@ async def test_a_forged_forwarded_for_does_not_dodge_the_address_limit(
                 ).status_code
                 for n in range(60)
             ]
-    assert statuses[:5] == [401] * 5
-    assert set(statuses[5:]) == {429}
+    # Other tests may have signed in from 127.0.0.1 in this window too: what holds is
+    # that no more than the limit got through, whatever the header said.
+    assert statuses.count(401) <= 5
+    assert set(statuses) <= {401, 429}
+    assert statuses[-50:] == [429] * 50
 
 
 async def test_refresh_rotates_and_a_reused_refresh_token_revokes_the_chain(

@@ -68,13 +68,20 @@ async def register(body: Registration, service: AccessServiceDep) -> UserOut:
 @auth.post(
     "/login",
     summary="Exchange email and password for an access and a refresh token",
-    description="Failed sign-ins are limited per account and per address (429 with "
-    "Retry-After). An unknown email and a wrong password get the same answer.",
+    description="Failed sign-ins are limited per address, per account and address, and, "
+    "while an account is guessed at from many addresses, to devices that signed in before "
+    "(send `device_token`); each limit answers 429 with Retry-After. An unknown email and a "
+    "wrong password get the same answer.",
     responses=problem_responses(401, 422, 429),
 )
 async def login(body: Credentials, request: Request, service: AccessServiceDep) -> TokenPair:
     client_ip = request.client.host if request.client else "unknown"
-    return await service.login(email=body.email, password=body.password, client_ip=client_ip)
+    return await service.login(
+        email=body.email,
+        password=body.password,
+        client_ip=client_ip,
+        device_token=body.device_token,
+    )
 
 
 @auth.post(

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.access.devices import KnownDevices
 from services.access.passwords import PasswordHashing
 from services.access.profiles import ProfileCache
 from services.access.repository import AccessRepository
@@ -28,6 +29,7 @@ class AccessComponents:
     hashing: PasswordHashing
     login_limiter: RateLimiter
     profiles: ProfileCache
+    devices: KnownDevices
 
 
 async def get_components(request: Request) -> AccessComponents:
@@ -47,6 +49,7 @@ def build_access_service(
         hashing=components.hashing,
         issuer=components.issuer,
         limiter=components.login_limiter,
+        devices=components.devices,
         decisions=resources.decisions,
         denylist=resources.denylist,
         profiles=components.profiles,

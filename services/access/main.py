@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 from services.access.api import ROUTERS
 from services.access.consumers import HANDLERS
 from services.access.dependencies import AccessComponents, build_access_service
+from services.access.devices import KnownDevices
 from services.access.fastpath import DecisionFastPath
 from services.access.passwords import PasswordHashing
 from services.access.profiles import ProfileCache
@@ -54,6 +55,7 @@ def build_components(settings: AccessSettings, resources: Resources) -> AccessCo
             parallelism=settings.password_hash_parallelism,
         ),
         login_limiter=RateLimiter(resources.redis, "login"),
+        devices=KnownDevices(settings.key_encryption_key.get_secret_value()),
         profiles=ProfileCache(resources.bus),
     )
 

@@ -34,6 +34,12 @@ class Registration(StrictModel):
 class Credentials(StrictModel):
     email: Annotated[str, StringConstraints(min_length=1, max_length=320)]
     password: Password
+    device_token: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
+        default=None,
+        description="The device_token of this device's last sign-in to this account: while "
+        "the account is under a guessing attack from many addresses, only such devices "
+        "may sign in (429 new-devices-paused otherwise).",
+    )
 
 
 class RefreshRequest(StrictModel):
@@ -55,6 +61,11 @@ class TokenPair(BaseModel):
     refresh_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - a token type, not a secret
     expires_in: int = Field(description="Seconds until the access token expires")
+    device_token: str | None = Field(
+        default=None,
+        description="Keep it on this device and send it with the next sign-in "
+        "(only a sign-in answers one).",
+    )
 
 
 class ServiceToken(BaseModel):

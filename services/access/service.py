@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from services.access.devices import KnownDevices
 from services.access.models import AuditEntry, CatalogBook, Entitlement, RefreshToken, User
 from services.access.passwords import PasswordHashing, password_problems
 from services.access.profiles import ProfileCache
@@ -87,6 +88,7 @@ class AccessService:
     hashing: PasswordHashing
     issuer: TokenIssuer
     limiter: RateLimiter
+    devices: KnownDevices
     decisions: DecisionCache
     denylist: TokenDenyList
     profiles: ProfileCache
@@ -131,7 +133,11 @@ class AccessService:
                 requirements=problems,
             )
 
-    async def login(self, *, email: str, password: str, client_ip: str) -> TokenPair:
+    async def login(
+        self, *, email: str, password: str, client_ip: str, device_token: str | None = None
+    ) -> TokenPair:
+        """Sign in; limited per address, per account *and* address, and, under an attack
+        from many addresses, to devices that signed in before (README: Sign-in limits)."""
         email = normalize_email(email)
         window = self.settings.login_window_seconds
         by_ip = await self.limiter.hit(f"ip:{client_ip}", window_seconds=window)
@@ -139,10 +145,21 @@ class AccessService:
             raise TooManyRequests(
                 "Too many sign-in attempts from this address.", retry_after=by_ip.retry_after
             )
-        by_account = await self.limiter.peek(f"account:{email}")
-        if by_account.count >= self.settings.login_failures_per_account:
+        pair, account = f"pair:{email}|{client_ip}", f"account:{email}"
+        by_pair = await self.limiter.peek(pair)
+        if by_pair.count >= self.settings.login_failures_per_account:
             raise TooManyRequests(
-                "Too many failed sign-ins for this account; try again later.",
+                "Too many failed sign-ins for this account from this address; try again later.",
+                retry_after=by_pair.retry_after,
+            )
+        known_device = self.devices.recognises(device_token, email)
+        by_account = await self.limiter.peek(account)
+        if by_account.count >= self.settings.login_failures_per_account_total and not known_device:
+            raise TooManyRequests(
+                "This account is refusing sign-ins from new devices for a while (too many "
+                "failed attempts from many addresses). A device that signed in before can "
+                "still sign in.",
+                code="new-devices-paused",
                 retry_after=by_account.retry_after,
             )
         found = await self.repository.user_by_email(email)
@@ -153,16 +170,22 @@ class AccessService:
         await self.session.rollback()
         # An unknown email is verified against a decoy hash: same work, same answer.
         if not await self.hashing.verify(stored_hash, password):
-            await self.limiter.hit(f"account:{email}", window_seconds=window)
+            await self.limiter.hit(pair, window_seconds=window)
+            await self.limiter.hit(account, window_seconds=window)
             raise Unauthorized(INVALID_LOGIN, code="invalid-credentials")
         user = await self.session.get(User, user_id)
         if user is None or user.password_hash != stored_hash:  # changed meanwhile
             raise Unauthorized(INVALID_LOGIN, code="invalid-credentials")
-        await self.limiter.reset(f"account:{email}")
+        # This address may try again from scratch; the account-wide count is kept
+        # (the owner signing in does not end someone else's guessing).
+        await self.limiter.reset(pair)
         if self.hashing.needs_rehash(user.password_hash):
             user.password_hash = await self.hashing.hash(password)
         record_event(self.session, UserLoggedIn(user_id=user.id, role=Role(user.role)))
-        return await self._issue_pair(user, family_id=uuid.uuid4())
+        tokens = await self._issue_pair(user, family_id=uuid.uuid4())
+        # Kept if the device already had one for this account, else a new one.
+        tokens.device_token = device_token if known_device else self.devices.issue(email)
+        return tokens
 
     async def _issue_pair(self, user: User, *, family_id: uuid.UUID) -> TokenPair:
         ttl = timedelta(seconds=self.settings.access_token_ttl_seconds)

@@ -36,7 +36,14 @@ class AccessSettings(ServiceSettings):
     password_hash_memory_kib: int = 19_456  # OWASP's argon2id baseline
     password_hash_parallelism: int = 1
 
+    # Guessing is stopped without handing anyone a lock-out button (README:
+    # "Sign-in limits"). Failures for one account from one address: that pair
+    # waits out the window; the owner elsewhere is not affected.
     login_failures_per_account: int = 5
+    # Failures for one account from all addresses together: past this, only a
+    # device that signed in before (its device token) reaches the password check.
+    login_failures_per_account_total: int = 50
+    # Attempts from one address across every account.
     login_attempts_per_ip: int = 30
     login_window_seconds: int = 900
 
