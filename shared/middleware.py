@@ -57,6 +57,10 @@ class CorsPolicy:
     max_age_seconds: int = 600
 
 
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_NO_STORE = (b"cache-control", b"no-store")
+
+
 class RequestContextMiddleware:
     """Give every request an id (the caller's, if sane), apply CORS, count it by route."""
 
@@ -86,10 +90,12 @@ class RequestContextMiddleware:
             return
         request_id = None
         origin = preflight_method = content_length = None
-        chunked = False
+        chunked = authenticated = False
         for name, value in scope["headers"]:
             if name == REQUEST_ID_HEADER and _SAFE_REQUEST_ID.match(value):
                 request_id = value.decode()
+            elif name == b"authorization":
+                authenticated = True
             elif name == b"origin":
                 origin = value
             elif name == b"access-control-request-method":
@@ -101,7 +107,7 @@ class RequestContextMiddleware:
         if request_id is None:
             request_id = os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
-        added = [(REQUEST_ID_HEADER, request_id.encode()), _VARY_ORIGIN]
+        added = [(REQUEST_ID_HEADER, request_id.encode()), _VARY_ORIGIN, _NOSNIFF]
         if origin is not None and self._origin_allowed(origin):
             added += [(b"access-control-allow-origin", origin), *self._cors_headers]
             if preflight_method is not None and scope["method"] == "OPTIONS":
@@ -121,10 +127,13 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = message.get("headers")
-                if isinstance(headers, list):
-                    headers.extend(added)  # the response's own list: no copy
-                else:
-                    message["headers"] = [*(headers or ()), *added]
+                if not isinstance(headers, list):
+                    headers = message["headers"] = list(headers or ())
+                headers.extend(added)  # the response's own list: no copy
+                # An answer to a signed-in request is that person's: no shared
+                # cache (a school's proxy) may keep it, unless the route said how.
+                if authenticated and not any(k == b"cache-control" for k, _ in headers):
+                    headers.append(_NO_STORE)
             await send(message)
 
         # With a Content-Length (checked above) the server delivers no more than

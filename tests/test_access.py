@@ -307,6 +307,69 @@ async def test_a_forged_forwarded_for_does_not_dodge_the_address_limit(
     assert statuses[-50:] == [429] * 50
 
 
+async def test_sign_ups_and_service_secrets_are_limited_per_address(
+    database_url: str, moto_url: str, access: AccessHarness
+) -> None:
+    """#13.11: a script cannot make the service hash passwords for thousands of sign-ups
+    from one address, nor guess service secrets without end."""
+    settings = access_settings(
+        database_url,
+        moto_url,
+        database_schema=access.settings.database_schema,
+        registrations_per_ip=3,
+        service_token_failures_per_ip=4,
+        trusted_proxies=["127.0.0.1/32"],
+    )
+    address = {"X-Forwarded-For": f"10.77.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"}
+    with running_access(settings) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=20) as http:
+            sign_ups = [
+                (
+                    await http.post(
+                        "/v1/auth/register",
+                        json={
+                            "email": f"script-{uuid.uuid4().hex[:10]}@example.org",
+                            "password": PASSWORD,
+                            "display_name": "Script",
+                        },
+                        headers=address,
+                    )
+                ).status_code
+                for _ in range(5)
+            ]
+            guesses = [
+                (
+                    await http.post(
+                        "/v1/auth/service-token",
+                        json={"client_id": "content", "client_secret": f"guess-{n}"},
+                        headers=address,
+                    )
+                ).status_code
+                for n in range(6)
+            ]
+            right = await http.post(
+                "/v1/auth/service-token",
+                json={"client_id": "content", "client_secret": "dev-content-secret"},
+                headers={"X-Forwarded-For": "10.78.0.1"},
+            )
+    assert sign_ups == [201, 201, 201, 429, 429]
+    assert guesses == [401, 401, 401, 401, 429, 429]
+    assert right.status_code == 200, right.text  # another address is not affected
+
+
+async def test_names_with_hidden_characters_are_refused(access: AccessHarness) -> None:
+    for name in ("Ada\x00", "\u202eadA", "Ada\nLovelace"):
+        response = await access.http.post(
+            "/v1/auth/register",
+            json={
+                "email": f"hidden-{uuid.uuid4().hex[:8]}@example.org",
+                "password": PASSWORD,
+                "display_name": name,
+            },
+        )
+        problem(response, 422)
+
+
 async def test_refresh_rotates_and_a_reused_refresh_token_revokes_the_chain(
     access: AccessHarness,
 ) -> None:

@@ -259,6 +259,24 @@ async def test_cors_grants_nothing_to_other_origins(client: httpx.AsyncClient) -
     assert "access-control-allow-origin" not in preflight.headers
 
 
+async def test_answers_are_not_sniffed_and_personal_ones_are_not_stored(
+    client: httpx.AsyncClient,
+) -> None:
+    """#13.15: nosniff on every answer; no-store on every answer to a signed-in caller
+    (personal data), unless the route set its own caching."""
+    anonymous = await client.get("/things/7")
+    assert anonymous.headers["x-content-type-options"] == "nosniff"
+    assert "cache-control" not in anonymous.headers
+    token = RSA_KEY.token()
+    mine = await client.get("/me", headers={"Authorization": f"Bearer {token}"})
+    assert mine.status_code == 200
+    assert mine.headers["x-content-type-options"] == "nosniff"
+    assert mine.headers["cache-control"] == "no-store"
+    refused = await client.get("/me", headers={"Authorization": "Bearer nope"})
+    assert refused.headers["cache-control"] == "no-store"
+    assert refused.headers["x-content-type-options"] == "nosniff"
+
+
 async def test_cors_preflight_refuses_headers_it_does_not_allow(
     client: httpx.AsyncClient,
 ) -> None:

@@ -26,7 +26,7 @@ from tests.content_fixtures import (
     new_id,
     start_content,
 )
-from tests.support import ToggleableProxy
+from tests.support import ToggleableProxy, eventually
 
 # Also run against LocalStack by `make test` (TEST_AWS=localstack pytest -m e2e).
 pytestmark = pytest.mark.e2e
@@ -89,6 +89,33 @@ async def test_a_bad_upload_is_refused_at_submit_and_discarded(
     # A good upload afterwards goes through.
     await content.upload(author, created["id"])
     assert (await content.submit(author, created)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"title": "The Lion\x00 and the Mouse"},
+        {"title": "Invoice \u202egnp.exe"},
+        {"title": "Isolated \u2066text\u2069"},
+        {"summary": "Line one\x07bell"},
+    ],
+    ids=["nul", "right-to-left-override", "isolate", "bell-in-summary"],
+)
+async def test_hidden_characters_are_refused_in_what_others_read(
+    content: ContentHarness, changes: dict[str, str]
+) -> None:
+    """#13.15: control and bidi characters are refused in titles and summaries."""
+    author = await content.account(Role.VOLUNTEER)
+    response = await content.http.post(
+        "/v1/submissions", json={**STORY, **changes}, headers=author.headers
+    )
+    assert_problem(response, 422)
+
+
+async def test_a_summary_keeps_its_line_breaks(content: ContentHarness) -> None:
+    author = await content.account(Role.VOLUNTEER)
+    created = await content.create(author, summary="First line.\nSecond line.\tTabbed.")
+    assert created["summary"] == "First line.\nSecond line.\tTabbed."
 
 
 async def test_submit_without_an_upload_says_so(content: ContentHarness) -> None:
@@ -373,6 +400,50 @@ async def test_a_demoted_reviewer_loses_the_power_at_once(
     assert demoted.status_code == 200, demoted.text
     response = await content.review(reviewer, submitted, "approve")
     assert_problem(response, 403, "decision-denied")
+
+
+async def test_demoted_staff_lose_their_reads_at_once(
+    content: ContentHarness, access: AccessHarness
+) -> None:
+    """#13.6: with the token from before the demotion, the queue, a submission, its
+    history and its manuscript, and a book manager's drafts, are all refused."""
+    author = await content.account(Role.VOLUNTEER)
+    reviewer = await content.account(Role.STORY_MANAGER)
+    manager = await content.account(Role.BOOK_MANAGER)
+    admin = await access.account(Role.ADMIN)
+    approved = await content.approved(author, await content.account(Role.STORY_MANAGER))
+    submitted = await content.submitted(author)
+    draft_book = await content.book(manager, approved)
+    sid = submitted["id"]
+    reviewer_reads = [
+        "/v1/submissions",
+        f"/v1/submissions/{sid}",
+        f"/v1/submissions/{sid}/history",
+        f"/v1/submissions/{sid}/manuscript",
+    ]
+    manager_reads = [f"/v1/books/{draft_book['id']}", "/v1/books?status=DRAFT"]
+    # Before: every read is allowed (and its decision cached).
+    for url in reviewer_reads:
+        assert (await content.http.get(url, headers=reviewer.headers)).status_code == 200, url
+    for url in manager_reads:
+        assert (await content.http.get(url, headers=manager.headers)).status_code == 200, url
+    for account in (reviewer, manager):
+        demoted = await access.http.put(
+            f"/v1/users/{account.id}/role", json={"role": "LEARNER"}, headers=admin.headers
+        )
+        assert demoted.status_code == 200, demoted.text
+
+    async def all_refused() -> bool:
+        for account, urls in ((reviewer, reviewer_reads), (manager, manager_reads)):
+            for url in urls:
+                answer = await content.http.get(url, headers=account.headers)
+                if answer.status_code not in (403, 404):
+                    return False
+        return True
+
+    # The role change reaches content's decision cache over pub/sub: at once,
+    # give or take the message's trip.
+    await eventually(all_refused, timeout=2, what="the demotion to end staff reads")
 
 
 async def test_the_manuscript_link_is_short_lived_and_for_author_and_reviewers(

@@ -239,9 +239,17 @@ async def test_reading_progress_is_monotonic_and_its_events_reach_metrics(
     assert (await put(5)).json()["page"] == 20  # going back changes nothing
     assert (await put(20)).json()["completed_at"] is not None
     assert (await put(21)).status_code == 422
+    # #13.14: the first report fixed the length: another one is refused, and no
+    # report can make the percentage exceed 100.
+    for page, total in ((1, 1), (500, 1000), (20, 21)):
+        changed = await put(page, total)
+        assert changed.status_code == 409, changed.text
+        assert changed.json()["type"].endswith("/total-pages-mismatch")
+        assert changed.json()["total_pages"] == 20
     mine = (await delivery.http.get("/v1/reading/me", headers=reader.headers)).json()
     [progress] = [p for p in mine if p["book_id"] == book["id"]]
     assert progress["percent"] == 100
+    assert progress["total_pages"] == 20
 
     progressed = [
         e for e in await delivery.outbox("reading.progressed") if e.data["book_id"] == book["id"]

@@ -402,6 +402,25 @@ async def test_who_sees_what(
             response = await metrics.http.get(path, headers=account.headers)
             assert response.status_code == 403, (path, account.role, response.text)
             assert response.headers["content-type"].startswith("application/problem+json")
+    # #13.10: dates that overflow are the caller's problem (422), and only after
+    # the caller may ask at all (403 first, whatever the dates).
+    odd_dates = [
+        "0001-01-02T00:00:00Z",
+        "9999-12-31T23:59:59Z",
+        "0001-01-01T00:00:00+14:00",
+        "0001-01-02T00:00:00",
+    ]
+    for moment in odd_dates:
+        for query in ({"to": moment}, {"from": moment}):
+            params = {"metric": "opens", **query}
+            as_learner = await metrics.http.get(
+                "/v1/metrics/timeseries", params=params, headers=learner.headers
+            )
+            assert as_learner.status_code == 403, (query, as_learner.text)
+            as_admin = await metrics.http.get(
+                "/v1/metrics/timeseries", params=params, headers=people["CONTENT_ADMIN"].headers
+            )
+            assert as_admin.status_code == 422, (query, as_admin.text)
     # A teacher sees the reading figures of the book they granted, and nothing else.
     mine = await metrics.get(f"/v1/metrics/books/{scenario.b1}", teacher.headers)
     assert mine == expected_book(scenario)

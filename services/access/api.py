@@ -56,11 +56,16 @@ jwks = APIRouter(tags=["auth"])
     "/register",
     status_code=201,
     summary="Create a LEARNER account",
-    responses=problem_responses(409, 422),
+    description="Limited per address (`ACCESS_REGISTRATIONS_PER_IP` an hour; 429 with "
+    "Retry-After).",
+    responses=problem_responses(409, 422, 429),
 )
-async def register(body: Registration, service: AccessServiceDep) -> UserOut:
+async def register(body: Registration, request: Request, service: AccessServiceDep) -> UserOut:
     user = await service.register(
-        email=body.email, password=body.password, display_name=body.display_name
+        email=body.email,
+        password=body.password,
+        display_name=body.display_name,
+        client_ip=request.client.host if request.client else "unknown",
     )
     return UserOut.model_validate(user)
 
@@ -110,10 +115,17 @@ async def logout(
 @auth.post(
     "/service-token",
     summary="Client-credentials token for a platform service (internal)",
-    responses=problem_responses(401, 422),
+    description="Wrong secrets are limited per address (429 with Retry-After).",
+    responses=problem_responses(401, 422, 429),
 )
-async def service_token(body: ServiceCredentials, service: AccessServiceDep) -> ServiceToken:
-    token, ttl = await service.issue_service_token(body.client_id, body.client_secret)
+async def service_token(
+    body: ServiceCredentials, request: Request, service: AccessServiceDep
+) -> ServiceToken:
+    token, ttl = await service.issue_service_token(
+        body.client_id,
+        body.client_secret,
+        client_ip=request.client.host if request.client else "unknown",
+    )
     return ServiceToken(access_token=token, expires_in=ttl)
 
 

@@ -15,8 +15,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, Stri
 
 from shared.decisions import Decision, DecisionRequest
 from shared.roles import Role
+from shared.text import SingleLine
 
-DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+DisplayName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), SingleLine
+]
 # The policy (length, variety...) is checked by the service, which can say what is wrong.
 Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 

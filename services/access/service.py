@@ -99,9 +99,19 @@ class AccessService:
 
     # --- accounts ---------------------------------------------------------------------
 
-    async def register(self, *, email: str, password: str, display_name: str) -> User:
+    async def register(
+        self, *, email: str, password: str, display_name: str, client_ip: str = "unknown"
+    ) -> User:
         email = normalize_email(email)
         self._check_password(password, email)
+        by_ip = await self.limiter.hit(
+            f"register:{client_ip}", window_seconds=self.settings.registration_window_seconds
+        )
+        if by_ip.exceeded(self.settings.registrations_per_ip):
+            raise TooManyRequests(
+                "Too many sign-ups from this address; try again later.",
+                retry_after=by_ip.retry_after,
+            )
         # Hashed before the first query, so no database connection waits on argon2
         # (~50 ms of CPU): a burst of sign-ups queues on the hashers, not on the
         # pool every other request needs. (A taken email costs the same time.)
@@ -250,11 +260,22 @@ class AccessService:
                 raise Forbidden("That refresh token belongs to someone else.")
             await self.repository.revoke_family(row.family_id, now_utc())
 
-    async def issue_service_token(self, client_id: str, client_secret: str) -> tuple[str, int]:
+    async def issue_service_token(
+        self, client_id: str, client_secret: str, client_ip: str = "unknown"
+    ) -> tuple[str, int]:
+        failures = f"service-token:{client_ip}"
+        window = self.settings.login_window_seconds
+        earlier = await self.limiter.peek(failures)
+        if earlier.count >= self.settings.service_token_failures_per_ip:
+            raise TooManyRequests(
+                "Too many wrong client secrets from this address.",
+                retry_after=earlier.retry_after,
+            )
         expected = self.settings.service_clients.get(client_id)
         # compare_digest against a dummy for unknown ids, so timing tells nothing.
         known = expected.get_secret_value() if expected else "unknown-client"
         if not hmac.compare_digest(known.encode(), client_secret.encode()) or expected is None:
+            await self.limiter.hit(failures, window_seconds=window)
             raise Unauthorized("Unknown client or wrong secret.", code="invalid-client")
         ttl = self.settings.service_token_ttl_seconds
         issued = await self.issuer.issue(

@@ -46,6 +46,13 @@ class AccessSettings(ServiceSettings):
     # Attempts from one address across every account.
     login_attempts_per_ip: int = 30
     login_window_seconds: int = 900
+    # Sign-ups from one address per hour (each costs an argon2 hash): a school
+    # behind one address signs up a class, a script does not sign up thousands.
+    registrations_per_ip: int = 60
+    registration_window_seconds: int = 3600
+    # Wrong service-client secrets from one address before 429 (services hold
+    # the right one; only a guesser gets it wrong).
+    service_token_failures_per_ip: int = 10
 
     bootstrap_admin_email: str | None = None
     bootstrap_admin_password: SecretStr | None = None

@@ -37,7 +37,12 @@ from services.content.schemas import (
     UploadRequest,
     UploadTicket,
 )
-from services.content.service import ContentService, etag, parse_catalog_cursor
+from services.content.service import (
+    ContentService,
+    etag,
+    parse_catalog_cursor,
+    sees_every_book,
+)
 from shared.app import Resources, SessionDep
 from shared.auth import CurrentPrincipal, OptionalPrincipal
 from shared.db import unit_of_work
@@ -425,7 +430,7 @@ async def list_books(
     components: ContentComponents = request.app.state.content
     resources: Resources = request.app.state.resources
     status = status or "PUBLISHED"
-    if status != BookStatus.PUBLISHED and not ContentService.sees_every_book(viewer):
+    if status != BookStatus.PUBLISHED and not await sees_every_book(resources.access, viewer):
         if viewer is None:
             raise Unauthorized("Sign in as a book manager to see unpublished books.")
         raise Forbidden("Only book managers see unpublished books.")
@@ -471,7 +476,7 @@ async def get_book(
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     resources: Resources = request.app.state.resources
-    manager = ContentService.sees_every_book(viewer)
+    manager = await sees_every_book(resources.access, viewer)
 
     async def load() -> tuple[str, bytes]:
         async with unit_of_work(resources.session_factory) as session:

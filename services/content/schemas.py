@@ -13,9 +13,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.events import BookAccess, ReviewDecision
+from shared.text import MultiLine, SingleLine
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Summary = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SingleLine
+]
+Summary = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000), MultiLine
+]
 # BCP 47 language tags as the frontend sends them: "en", "sw", "pt-BR".
 Language = Annotated[
     str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=20)
@@ -23,7 +28,7 @@ Language = Annotated[
 Category = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,49}$")]
 Age = Annotated[int, Field(ge=0, le=18)]
 ReadingLevel = Literal["emergent", "early", "transitional", "fluent"]
-Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
+Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000), MultiLine]
 # A file name for the download's Content-Disposition: no paths, no control characters.
 FileName = Annotated[
     str,

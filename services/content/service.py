@@ -175,16 +175,20 @@ class ContentService:
         """The submission if the caller may see it: its author, or a reviewer once submitted."""
         self._require_writer_or_reviewer(actor)
         submission = await self.repository.submission(submission_id, for_update=for_update)
-        if submission is None or not self._can_see(actor, submission):
+        if submission is None or not await self._can_see(actor, submission):
             raise NotFound("No such submission.")
         return submission
 
-    @staticmethod
-    def _can_see(actor: Principal, submission: Submission) -> bool:
+    async def _can_see(self, actor: Principal, submission: Submission) -> bool:
         if submission.author_id == actor.user_id:
             return True
         # A draft is its author's alone, even for reviewers.
-        return actor.role.at_least(REVIEWER) and submission.status != SubmissionStatus.DRAFT
+        if submission.status == SubmissionStatus.DRAFT:
+            return False
+        return await self.holds_now(actor, Action.SUBMISSION_REVIEW, REVIEWER)
+
+    async def holds_now(self, actor: Principal | None, action: Action, minimum: Role) -> bool:
+        return await holds_now(self.access, actor, action, minimum)
 
     async def _own_submission(
         self, actor: Principal, submission_id: uuid.UUID, *, for_update: bool = True
@@ -206,6 +210,9 @@ class ContentService:
         limit: int,
     ) -> tuple[list[Submission], str | None]:
         self._require_writer_or_reviewer(actor)
+        if not mine and actor.role.at_least(REVIEWER):
+            # The queue is for reviewers now, not for whoever was one at sign-in.
+            await self.access.require(actor, Action.SUBMISSION_REVIEW, minimum=REVIEWER)
         if mine or not actor.role.at_least(REVIEWER):
             after = decode_time_cursor(cursor)
             rows = await self.repository.own_submissions(
@@ -603,9 +610,8 @@ class ContentService:
 
     # --- the catalog -----------------------------------------------------------------
 
-    @staticmethod
-    def sees_every_book(viewer: Principal | None) -> bool:
-        return viewer is not None and viewer.kind == "user" and viewer.role.at_least(BOOK_MAKER)
+    async def sees_every_book(self, viewer: Principal | None) -> bool:
+        return await sees_every_book(self.access, viewer)
 
     async def catalog_page(self, query: CatalogQuery) -> tuple[list[Book], str | None]:
         rows = await self.repository.catalog(query)
@@ -615,10 +621,30 @@ class ContentService:
     async def book_for(self, viewer: Principal | None, book_id: uuid.UUID) -> Book:
         book = await self.repository.book(book_id)
         if book is None or (
-            book.status != BookStatus.PUBLISHED and not self.sees_every_book(viewer)
+            book.status != BookStatus.PUBLISHED and not await self.sees_every_book(viewer)
         ):
             raise NotFound("No such book.")
         return book
+
+
+async def holds_now(
+    access: AccessClient, actor: Principal | None, action: Action, minimum: Role
+) -> bool:
+    """Whether the caller may `action` *now*, for reads only staff may do.
+
+    The token's role is the one it was signed with, up to its lifetime ago; a
+    demotion must end a manager's reads at once, as it ends their writes. A token
+    too weak on its face costs nothing; one strong enough is confirmed with access
+    (a cached decision, emptied on every role change).
+    """
+    if actor is None or actor.kind != "user" or not actor.role.at_least(minimum):
+        return False
+    return (await access.decide(actor.user_id, action)).allow
+
+
+async def sees_every_book(access: AccessClient, viewer: Principal | None) -> bool:
+    """Book managers see drafts and unpublished books: checked now, not at sign-in."""
+    return await holds_now(access, viewer, Action.BOOK_EDIT, BOOK_MAKER)
 
 
 def _iso(moment: datetime | None) -> str:

@@ -82,8 +82,9 @@ async def issue_cookies(
     summary="Record how far the caller has read (monotonic, idempotent)",
     description="A page below the furthest one recorded changes nothing. Reaching the "
     "last page emits `reading.completed` once; progress is announced as "
-    "`reading.progressed` each time it crosses another step, not on every page.",
-    responses=problem_responses(401, 403, 404, 422, 503),
+    "`reading.progressed` each time it crosses another step, not on every page. The "
+    "first report fixes the book's `total_pages` for this reader; another length is a 409.",
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 async def record_progress(
     book_id: uuid.UUID,

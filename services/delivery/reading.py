@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.delivery.repository import DeliveryRepository, ReadingState
 from shared.batching import CommitBatcher
 from shared.db import unit_of_work
+from shared.errors import Conflict
 from shared.events import ReadingCompleted, ReadingProgressed
 from shared.outbox import record_event
 
@@ -81,8 +82,17 @@ class ReadingRecorder:
         )
 
     async def record(self, turn: PageTurn) -> ReadingState:
-        """The reader's progress in the book once this turn is stored."""
-        return await self._batcher.submit(turn)
+        """The reader's progress in the book once this turn is stored; a 409 if the
+        turn names another length than the one the reader's first report fixed."""
+        state = await self._batcher.submit(turn)
+        if state.total_pages != turn.total_pages:
+            raise Conflict(
+                f"This book has {state.total_pages} pages in your progress; "
+                "report pages out of that.",
+                code="total-pages-mismatch",
+                total_pages=state.total_pages,
+            )
+        return state
 
     async def _commit(self, turns: list[PageTurn]) -> Sequence[ReadingState]:
         # One row per reader and book: the furthest page of the batch, the last length.
@@ -101,9 +111,8 @@ class ReadingRecorder:
                     "completed_at": None,
                     "announced_page": 0,
                 }
-            else:
+            elif turn.total_pages == row["total_pages"]:  # another length: refused above
                 row["page"] = max(row["page"], page)
-                row["total_pages"] = turn.total_pages
                 row["updated_at"] = turn.at
         async with unit_of_work(self._session_factory) as session:
             repository = DeliveryRepository(session)

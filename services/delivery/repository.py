@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, case, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.delivery.models import PublishedBook, Reader, ReaderEntitlement, ReadingProgress
@@ -148,8 +148,8 @@ class DeliveryRepository:
 
     async def advance_progress(self, rows: list[dict[str, Any]]) -> list[ReadingState]:
         """Create each reader's row for a book, or move it forward: one statement for
-        many readers. Returns the rows it changed; one at or below its furthest page
-        (with the same length) is left as it was and not returned.
+        many readers. Returns the rows it changed; one at or below its furthest page,
+        or naming another length than the stored one, is left as it was and not returned.
 
         Rows must name distinct (user, book) pairs; they are written in key order,
         so two batches lock the rows they share in the same order.
@@ -162,12 +162,11 @@ class DeliveryRepository:
         new = statement.excluded
         statement = statement.on_conflict_do_update(
             index_elements=["user_id", "book_id"],
-            set_={
-                "page": case((new.page > table.c.page, new.page), else_=table.c.page),
-                "total_pages": new.total_pages,
-                "updated_at": new.updated_at,
-            },
-            where=or_(new.page > table.c.page, new.total_pages != table.c.total_pages),
+            # The book's length is pinned by the first report: a later one with
+            # another length changes nothing (else {"page": 50, "total_pages": 100}
+            # then {"page": 1, "total_pages": 1} read as 5000 %).
+            set_={"page": new.page, "updated_at": new.updated_at},
+            where=and_(new.page > table.c.page, new.total_pages == table.c.total_pages),
         ).returning(*table.c)
         return [ReadingState(**row._mapping) for row in await self.session.execute(statement)]
 

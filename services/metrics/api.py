@@ -78,17 +78,40 @@ async def timeseries(
     until: Annotated[datetime | None, Query(alias="to")] = None,
     book_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
-    until = until or datetime.now(UTC)
-    since = since or until - (timedelta(hours=48) if interval is Interval.HOUR else timedelta(7))
-    if book_id is not None and metric not in BOOK_METRICS:
-        raise Unprocessable(
-            f"Per book, the metrics are {', '.join(sorted(BOOK_METRICS))}.", code="not-per-book"
-        )
+    # Who may ask comes before any work on what they asked.
     if book_id is None:
         await platform_figures(principal, resources)
     else:
         await require_book_figures(principal, resources, session, book_id)
+    if book_id is not None and metric not in BOOK_METRICS:
+        raise Unprocessable(
+            f"Per book, the metrics are {', '.join(sorted(BOOK_METRICS))}.", code="not-per-book"
+        )
+    until = _within_range(until, "to") if until else datetime.now(UTC)
+    default_span = timedelta(hours=48) if interval is Interval.HOUR else timedelta(7)
+    since = _within_range(since, "from") if since else until - default_span
     return await reader.timeseries(metric, interval, since, until, book_id)
+
+
+# Figures exist from the platform's first year on; anything outside this is a
+# typo or a probe (and 0001 or 9999 overflow date arithmetic).
+EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _within_range(moment: datetime, name: str) -> datetime:
+    """An instant in UTC, with its zone, within the range."""
+    out_of_range = Unprocessable(
+        f"`{name}` must lie between {EARLIEST.date()} and {LATEST.date()}.", code="out-of-range"
+    )
+    try:
+        if moment.tzinfo is None:
+            raise Unprocessable("from and to need a time zone (e.g. 2026-11-22T00:00:00Z).")
+        moment = moment.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+14:00 has no UTC
+        raise out_of_range from exc
+    if not EARLIEST <= moment < LATEST:
+        raise out_of_range
+    return moment
 
 
 @metrics.get(

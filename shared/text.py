@@ -1,0 +1,39 @@
+"""Text people type that others will see: titles, summaries, names, review notes.
+
+Refused inside: control characters (NUL and the rest of Unicode's Cc; a
+summary or a note may keep its line breaks and tabs) and the bidirectional
+overrides, embeddings and isolates (U+202A-U+202E, U+2066-U+2069), which can
+make a title read differently from what it is ("Trojan Source").
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+
+from pydantic import AfterValidator
+
+BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+LINE_BREAKS_AND_TABS = frozenset("\n\r\t")
+
+
+def _visible_only(multiline: bool) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        for character in value:
+            if character in BIDI_CONTROLS:
+                raise ValueError(
+                    "must not contain bidirectional control characters (U+202A-U+202E, "
+                    "U+2066-U+2069)"
+                )
+            if unicodedata.category(character) == "Cc" and not (
+                multiline and character in LINE_BREAKS_AND_TABS
+            ):
+                raise ValueError(f"must not contain control characters (U+{ord(character):04X})")
+        return value
+
+    return check
+
+
+# Use inside Annotated, beside the field's StringConstraints.
+SingleLine = AfterValidator(_visible_only(multiline=False))
+MultiLine = AfterValidator(_visible_only(multiline=True))
