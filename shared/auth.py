@@ -42,6 +42,8 @@ class Principal:
     token_id: str
     expires_at: datetime
     kind: str = "user"  # "service" for the credential access issues to other services
+    # The sign-in (refresh chain) a user's token belongs to; None for services.
+    session_id: str | None = None
 
     @property
     def user_id(self) -> uuid.UUID:
@@ -148,8 +150,11 @@ class TokenVerifier:
             if len(self._memo) >= self.MEMO_LIMIT:
                 self._memo.clear()
             self._memo[token] = principal
-        if self._is_revoked is not None and await self._is_revoked(principal.token_id):
-            raise Unauthorized("The token has been revoked.")
+        if self._is_revoked is not None:
+            if await self._is_revoked(principal.token_id):
+                raise Unauthorized("The token has been revoked.")
+            if principal.session_id and await self._is_revoked(session_key(principal.session_id)):
+                raise Unauthorized("The session this token belongs to has ended.")
         return principal
 
     async def _verify_signature_and_claims(self, token: str) -> Principal:
@@ -200,6 +205,7 @@ class TokenVerifier:
             token_id=str(claims["jti"]),
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
             kind=kind,
+            session_id=str(claims["sid"]) if isinstance(claims.get("sid"), str) else None,
         )
 
 
@@ -265,6 +271,11 @@ def denylist_key(token_id: str) -> str:
     return f"auth:denied:{token_id}"
 
 
+def session_key(session_id: str) -> str:
+    """The deny-list entry that ends a whole session (every token carrying its sid)."""
+    return f"sid:{session_id}"
+
+
 class TokenDenyList:
     """Logged-out tokens, refused by every service until they would have expired.
 
@@ -308,12 +319,17 @@ class TokenDenyList:
                 return expiry is not None and expiry > time.time()
             raise ServiceUnavailable("Token revocation cannot be checked right now.") from exc
 
-    def denied_locally(self, token_id: str) -> bool | None:
-        """Whether a token is denied, from the in-process mirror; None when it cannot tell."""
+    def denied_locally(self, token_id: str, session_id: str | None = None) -> bool | None:
+        """Whether a token (or its session) is denied, from the in-process mirror; None
+        when it cannot tell."""
         if not (self._bus.connected and self._synced):
             return None
-        expiry = self._denied.get(token_id)
-        return expiry is not None and expiry > time.time()
+        now = time.time()
+        for key in (token_id, session_key(session_id) if session_id else None):
+            expiry = self._denied.get(key) if key else None
+            if expiry is not None and expiry > now:
+                return True
+        return False
 
     def _remember(self, message: str) -> None:
         token_id, _, expiry = message.partition(" ")

@@ -146,16 +146,30 @@ def create_engine(
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, connect_args={"timeout": 30})
     event.listen(engine.sync_engine, "connect", _tune_sqlite)
+    event.listen(engine.sync_engine, "begin", _begin_immediate)
     return engine
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # The driver would BEGIN (deferred) on its own; _begin_immediate does it instead.
+    dbapi_connection.isolation_level = None
     # WAL lets the embedded run's API, relay and consumer read while one writes.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _begin_immediate(connection: Any) -> None:
+    """SQLite ignores `FOR UPDATE`, so every transaction of the embedded run takes
+    the database's write lock when it begins: transactions that would race (two
+    admins demoting each other, two claims with one If-Match) run one after the
+    other and the second sees what the first wrote, as row locks give PostgreSQL.
+    (Autocommit connections, for single reads, begin nothing.)"""
+    if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def has_work(session: AsyncSession) -> bool:
@@ -215,6 +229,8 @@ async def ensure_database(url: str) -> None:
 
 
 async def drop_schema(url: str, schema: str) -> None:
+    if not is_postgres(url):
+        return  # a SQLite file is its own schema: removing the file drops it
     engine = create_async_engine(url)
     try:
         async with engine.begin() as connection:

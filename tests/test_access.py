@@ -370,6 +370,31 @@ async def test_names_with_hidden_characters_are_refused(access: AccessHarness) -
         problem(response, 422)
 
 
+async def test_look_alike_addresses_are_one_account_or_refused(access: AccessHarness) -> None:
+    """#13.12: fullwidth letters and Unicode/punycode domains name the same mailbox (409);
+    mixed alphabets and hidden marks are refused (422)."""
+    tag = uuid.uuid4().hex[:8]
+
+    async def register(email: str) -> httpx.Response:
+        return await access.http.post(
+            "/v1/auth/register",
+            json={"email": email, "password": PASSWORD, "display_name": "Look Alike"},
+        )
+
+    assert (await register(f"dupcheck{tag}@example.org")).status_code == 201
+    fullwidth = "\uff24upcheck" + tag + "@example.org"
+    assert str(problem(await register(fullwidth), 409)["type"]).endswith("/email-taken")
+    cyrillic = "dup\u0441heck" + tag + "@example.org"
+    assert str(problem(await register(cyrillic), 422)["type"]).endswith("/email-not-accepted")
+    dotted = f"x{tag}@secma\u0130l.org"
+    problem(await register(dotted), 422)
+    assert (await register(f"reader{tag}@b\u00fccher.example")).status_code == 201
+    punycode = f"reader{tag}@xn--bcher-kva.example"
+    assert str(problem(await register(punycode), 409)["type"]).endswith("/email-taken")
+    # And sign-in finds the account whichever way it is written.
+    assert (await access.login(punycode)).status_code == 200
+
+
 async def test_refresh_rotates_and_a_reused_refresh_token_revokes_the_chain(
     access: AccessHarness,
 ) -> None:
@@ -387,6 +412,30 @@ async def test_refresh_rotates_and_a_reused_refresh_token_revokes_the_chain(
     assert str(problem(stolen, 401)["type"]).endswith("refresh-token-reused")
     # The legitimate holder's newer token died with the chain.
     problem(await access.http.post("/v1/auth/refresh", json={"refresh_token": rotated}), 401)
+    # #13.9: and so did every access token the chain handed out (the first one, and
+    # the one from the rotation), here and on every instance.
+    for token in (learner.token, first.json()["access_token"]):
+        me = await access.http.get("/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+        problem(me, 401)
+
+
+async def test_signing_out_ends_the_session_even_without_its_refresh_token(
+    access: AccessHarness,
+) -> None:
+    """#13.9: a logout with only the access token leaves no refresh token able to mint."""
+    learner = await access.account(Role.LEARNER)
+    logout = await access.http.post("/v1/auth/logout", headers=learner.headers)
+    assert logout.status_code == 204
+    refreshed = await access.http.post(
+        "/v1/auth/refresh", json={"refresh_token": learner.refresh_token}
+    )
+    problem(refreshed, 401)
+    problem(await access.http.get("/v1/users/me", headers=learner.headers), 401)
+    # Another sign-in of the same person is another session, untouched.
+    again = await access.login(learner.email)
+    assert again.status_code == 200
+    fresh = {"Authorization": f"Bearer {again.json()['access_token']}"}
+    assert (await access.http.get("/v1/users/me", headers=fresh)).status_code == 200
 
 
 @pytest.mark.parametrize("token", ["garbage", "not-a-uuid.secret", f"{uuid.uuid4()}.secret"])

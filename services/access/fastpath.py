@@ -52,7 +52,7 @@ class DecisionFastPath:
         principal = resources.verifier.verified_before(token)
         if principal is None or principal.kind != "service":
             return None
-        if resources.denylist.denied_locally(principal.token_id) is not False:
+        if resources.denylist.denied_locally(principal.token_id, principal.session_id) is not False:
             return None
         try:
             request = json.loads(body)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from services.access.devices import KnownDevices
+from services.access.emails import normalize_email
 from services.access.models import AuditEntry, CatalogBook, Entitlement, RefreshToken, User
 from services.access.passwords import PasswordHashing, password_problems
 from services.access.profiles import ProfileCache
@@ -25,7 +26,7 @@ from services.access.schemas import (
 )
 from services.access.settings import AccessSettings
 from services.access.tokens import TokenIssuer, hash_refresh_secret, new_refresh_secret
-from shared.auth import Principal, TokenDenyList
+from shared.auth import Principal, TokenDenyList, session_key
 from shared.db import UnitOfWorkSession, unit_of_work_session
 from shared.decisions import (
     READ_ANY_PUBLISHED,
@@ -71,10 +72,6 @@ ACTION_MINIMUM_ROLE = {
 # Below this, granting is the teacher's power: only to learners, only published books.
 GRANT_ANYTHING = Role.CONTENT_ADMIN
 INVALID_LOGIN = "Invalid email or password."
-
-
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
 
 
 def now_utc() -> datetime:
@@ -199,7 +196,9 @@ class AccessService:
 
     async def _issue_pair(self, user: User, *, family_id: uuid.UUID) -> TokenPair:
         ttl = timedelta(seconds=self.settings.access_token_ttl_seconds)
-        access = await self.issuer.issue(subject=str(user.id), role=Role(user.role), ttl=ttl)
+        access = await self.issuer.issue(
+            subject=str(user.id), role=Role(user.role), ttl=ttl, session_id=str(family_id)
+        )
         secret, secret_hash = new_refresh_secret()
         now = now_utc()
         refresh = RefreshToken(
@@ -223,8 +222,9 @@ class AccessService:
         if row.revoked_at is not None:
             raise Unauthorized("This refresh token has been revoked.", code="invalid-refresh")
         if row.used_at is not None:
-            # Presented twice: one of the two holders is a thief. End the whole chain.
-            await self.repository.revoke_family(row.family_id, now)
+            # Presented twice: one of the two holders is a thief. End the whole chain,
+            # and the access tokens it has handed out with it.
+            await self._end_session(row.family_id)
             raise Unauthorized(
                 "This refresh token was already used; every session of its chain is now revoked.",
                 code="refresh-token-reused",
@@ -258,7 +258,18 @@ class AccessService:
             row = await self._refresh_row(refresh_token)
             if row.user_id != principal.user_id:
                 raise Forbidden("That refresh token belongs to someone else.")
-            await self.repository.revoke_family(row.family_id, now_utc())
+            await self._end_session(row.family_id)
+        if principal.session_id:
+            # Signing out ends the sign-in: its refresh token can mint nothing more,
+            # even when the client did not send it.
+            await self._end_session(uuid.UUID(principal.session_id))
+
+    async def _end_session(self, family_id: uuid.UUID) -> None:
+        """Revoke a refresh chain and refuse every access token it issued."""
+        now = now_utc()
+        await self.repository.revoke_family(family_id, now)
+        ttl = timedelta(seconds=self.settings.access_token_ttl_seconds)
+        await self.denylist.deny(session_key(str(family_id)), now + ttl)
 
     async def issue_service_token(
         self, client_id: str, client_secret: str, client_ip: str = "unknown"

@@ -188,7 +188,13 @@ class TokenIssuer:
         self._audience = audience
 
     async def issue(
-        self, *, subject: str, role: Role | None, ttl: timedelta, kind: str = "user"
+        self,
+        *,
+        subject: str,
+        role: Role | None,
+        ttl: timedelta,
+        kind: str = "user",
+        session_id: str | None = None,
     ) -> IssuedToken:
         key = await self._keys.signing_key()
         now = datetime.now(UTC)
@@ -205,6 +211,10 @@ class TokenIssuer:
         }
         if role is not None:
             claims["role"] = role.value
+        if session_id is not None:
+            # The sign-in this token belongs to (its refresh chain): ending the
+            # session refuses every access token of it, not only the one in hand.
+            claims["sid"] = session_id
         token = jwt.encode(claims, key.private, algorithm=ALGORITHM, headers={"kid": key.kid})
         return IssuedToken(token, token_id, expires_at.replace(microsecond=0))
 

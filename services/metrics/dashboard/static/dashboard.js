@@ -6,6 +6,7 @@
 (() => {
   const body = document.body;
   const loginUrl = body.dataset.loginUrl;
+  const logoutUrl = loginUrl.replace(/\/login$/, "/logout");
   const refreshSeconds = Math.max(5, Number(body.dataset.refreshSeconds) || 30);
   const TOKEN = "stories.metrics.token";
   const charts = {};
@@ -167,7 +168,25 @@
   }
 
   $("#sign-in").addEventListener("submit", signIn);
-  $("#sign-out").addEventListener("click", () => showSignIn());
+  // Signing out ends the session at access (the token and its refresh chain
+  // everywhere), not only in this tab.
+  async function signOut() {
+    const token = sessionStorage.getItem(TOKEN);
+    if (token) {
+      try {
+        await fetch(logoutUrl, {
+          method: "POST",
+          headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+          body: "{}",
+        });
+      } catch (_) {
+        // Offline: the token still expires on its own within minutes.
+      }
+    }
+    showSignIn();
+  }
+
+  $("#sign-out").addEventListener("click", signOut);
   if (sessionStorage.getItem(TOKEN)) start();
   else showSignIn();
 })();
