@@ -36,6 +36,7 @@ def access_settings(database_url: str, moto_url: str, **overrides: Any) -> Acces
         "login_attempts_per_ip": 10_000,
         # Every test account signs up from 127.0.0.1; one test checks the real limit.
         "registrations_per_ip": 100_000,
+        "service_token_failures_per_ip": 100_000,
         "key_activation_delay_seconds": 0,
     }
     values.update(overrides)
