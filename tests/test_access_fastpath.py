@@ -41,6 +41,13 @@ async def test_a_cached_decision_is_the_same_answer_and_everything_else_is_uncha
         content=b'{"user_id": ',
     )
     assert broken.status_code == 422
+    # #13.10: a thousand levels of nesting in a kilobyte is the caller's error, not a 500.
+    deep = await access.http.post(
+        "/v1/decisions",
+        headers={**service, "Content-Type": "application/json"},
+        content=b'{"user_id":' + b"[" * 1000 + b"]" * 1000 + b"}",
+    )
+    assert 400 <= deep.status_code < 500, deep.text
     # A non-canonical spelling misses the fast path but means the same question.
     upper = await access.http.post(
         "/v1/decisions", headers=service, json={**ask, "user_id": str(learner.id).upper()}

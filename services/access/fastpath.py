@@ -56,7 +56,7 @@ class DecisionFastPath:
             return None
         try:
             request = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # a kilobyte can nest a thousand levels
             return None
         if not isinstance(request, dict) or not request.keys() <= FIELDS:
             return None
