@@ -52,7 +52,7 @@ def content_settings(access: AccessHarness, **overrides: Any) -> ContentSettings
     values.update(overrides)
     settings = make_settings(
         ContentSettings,
-        database_url=access.settings.database_url,
+        database_url=values.pop("database_url", access.settings.database_url),
         moto_url=str(access.settings.aws_endpoint_url),
         **values,
     )
