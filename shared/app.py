@@ -33,7 +33,13 @@ from shared.db import create_engine, create_session_factory, has_work
 from shared.decisions import DecisionCache
 from shared.events import Producer
 from shared.middleware import CorsPolicy, RequestContextMiddleware
-from shared.problems import Problem, ProblemDetail, install_problem_handlers, problem_response
+from shared.problems import (
+    PROBLEM_CONTENT_TYPE,
+    Problem,
+    ProblemDetail,
+    install_problem_handlers,
+    problem_response,
+)
 from shared.pubsub import InvalidationBus
 from shared.redis import create_redis
 from shared.settings import ServiceSettings
@@ -238,6 +244,12 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
     return router
 
 
+MALFORMED_BODY_RESPONSE = {
+    "description": "The body is not JSON (or nests too deep to parse)",
+    "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDetail"}}},
+}
+
+
 def document_bearer_auth(app: FastAPI) -> None:
     """Mark every route that needs a token with the bearer scheme in the OpenAPI document."""
 
@@ -265,6 +277,12 @@ def document_bearer_auth(app: FastAPI) -> None:
                     for method in context.methods or ():
                         if method.lower() in operations:
                             operations[method.lower()]["security"] = [{"bearer": []}]
+            # A body that is not JSON at all (or nests too deep to parse) is a 400
+            # before validation: say so wherever a body is taken.
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    if "requestBody" in operation:
+                        operation["responses"].setdefault("400", MALFORMED_BODY_RESPONSE)
             app.openapi_schema = schema
         return app.openapi_schema
 

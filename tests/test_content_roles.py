@@ -258,3 +258,16 @@ async def test_the_openapi_document_describes_every_route_with_its_errors(
         if TABLE[endpoint] is not None:
             assert {401, 403} <= errors, endpoint
             assert operation.get("security") == [{"bearer": []}], endpoint
+    # #13.15: wherever a body is taken, the 400 for a body that is not JSON is documented.
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if "requestBody" in operation:
+                assert "400" in operation["responses"], (method, path)
+    author = await content.account(Role.VOLUNTEER)
+    unparseable = await content.http.post(
+        "/v1/submissions",
+        content=b'{"title":' + b"[" * 1000 + b"]" * 1000 + b"}",
+        headers={**author.headers, "Content-Type": "application/json"},
+    )
+    assert unparseable.status_code == 400, unparseable.text
+    assert unparseable.headers["content-type"].startswith("application/problem+json")
