@@ -23,6 +23,22 @@ from shared.settings import ServiceSettings
 from tests.support import eventually, free_port, unique_schema
 
 
+def metrics_environment(settings: ServiceSettings, schema: str) -> dict[str, str]:
+    """What a `stories` process of the metrics service needs to run against the tests'
+    PostgreSQL schema, Redis and moto."""
+    return {
+        **os.environ,
+        "ENVIRONMENT": "test",
+        "METRICS_DATABASE_URL": settings.database_url,
+        "METRICS_DATABASE_SCHEMA": schema,
+        "METRICS_REDIS_URL": settings.redis_url,
+        "AWS_ENDPOINT_URL": settings.aws_endpoint_url or "",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "RESOURCE_PREFIX": settings.resource_prefix,
+    }
+
+
 async def test_the_worker_applies_events_reports_metrics_and_drains_on_sigterm(
     resources: Resources, settings: ServiceSettings
 ) -> None:
@@ -37,18 +53,7 @@ async def test_the_worker_applies_events_reports_metrics_and_drains_on_sigterm(
         MessageAttributes={"type": {"DataType": "String", "StringValue": envelope.type}},
     )
     metrics_port = free_port()
-    env = {
-        **os.environ,
-        "ENVIRONMENT": "test",
-        "METRICS_DATABASE_URL": settings.database_url,
-        "METRICS_DATABASE_SCHEMA": schema,
-        "METRICS_REDIS_URL": settings.redis_url,
-        "AWS_ENDPOINT_URL": settings.aws_endpoint_url or "",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "RESOURCE_PREFIX": settings.resource_prefix,
-        "CONSUMER_WAIT_SECONDS": "5",
-    }
+    env = {**metrics_environment(settings, schema), "CONSUMER_WAIT_SECONDS": "5"}
     process = subprocess.Popen(
         [
             sys.executable,
@@ -105,17 +110,7 @@ async def test_serve_runs_several_api_processes_on_one_port_and_stops_them_toget
     schema = unique_schema("metrics")
     await upgrade(METRICS.migrations, settings.database_url, schema)
     port = free_port()
-    env = {
-        **os.environ,
-        "ENVIRONMENT": "test",
-        "METRICS_DATABASE_URL": settings.database_url,
-        "METRICS_DATABASE_SCHEMA": schema,
-        "METRICS_REDIS_URL": settings.redis_url,
-        "AWS_ENDPOINT_URL": settings.aws_endpoint_url or "",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "RESOURCE_PREFIX": settings.resource_prefix,
-    }
+    env = metrics_environment(settings, schema)
     command = [sys.executable, "-m", "stories.cli", "serve", "metrics", "--port", str(port)]
 
     def children_of(pid: int) -> list[int]:

@@ -185,10 +185,7 @@ class ContentService:
         # A draft is its author's alone, even for reviewers.
         if submission.status == SubmissionStatus.DRAFT:
             return False
-        return await self.holds_now(actor, Action.SUBMISSION_REVIEW, REVIEWER)
-
-    async def holds_now(self, actor: Principal | None, action: Action, minimum: Role) -> bool:
-        return await holds_now(self.access, actor, action, minimum)
+        return await holds_now(self.access, actor, Action.SUBMISSION_REVIEW, REVIEWER)
 
     async def _own_submission(
         self, actor: Principal, submission_id: uuid.UUID, *, for_update: bool = True
@@ -610,9 +607,6 @@ class ContentService:
 
     # --- the catalog -----------------------------------------------------------------
 
-    async def sees_every_book(self, viewer: Principal | None) -> bool:
-        return await sees_every_book(self.access, viewer)
-
     async def catalog_page(self, query: CatalogQuery) -> tuple[list[Book], str | None]:
         rows = await self.repository.catalog(query)
         order = "published_at" if query.status == BookStatus.PUBLISHED else "updated_at"
@@ -621,7 +615,7 @@ class ContentService:
     async def book_for(self, viewer: Principal | None, book_id: uuid.UUID) -> Book:
         book = await self.repository.book(book_id)
         if book is None or (
-            book.status != BookStatus.PUBLISHED and not await self.sees_every_book(viewer)
+            book.status != BookStatus.PUBLISHED and not await sees_every_book(self.access, viewer)
         ):
             raise NotFound("No such book.")
         return book

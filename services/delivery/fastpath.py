@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -76,18 +77,12 @@ class DeliveryFastPath:
             await self.app(scope, replay(body, complete, pending, receive), send)
             return
         service, resources, token = parts
-        scope["route"] = _ROUTE
-        try:
-            principal = await resources.verifier.verify(token)
+
+        async def issue(principal: Principal) -> bytes:
             link = await service.issue(principal, book_id, client_ip=client_ip(scope))
-        except PoolTimeout:
-            await send_problem(scope, send, DatabaseBusy())
-            return
-        except Problem as problem:
-            await send_problem(scope, send, problem)
-            return
-        self.answered["links"] += 1
-        await send_json(send, 200, link.json())
+            return link.json()
+
+        await self._answer(scope, send, "links", _ROUTE, resources, token, issue)
 
     async def _progress(self, scope: Scope, receive: Receive, send: Send) -> None:
         body, complete, pending = await read_body(receive)
@@ -98,20 +93,14 @@ class DeliveryFastPath:
             return
         service, resources, token = parts
         book_id, page, total_pages = turn
-        scope["route"] = _PROGRESS_ROUTE
-        try:
-            principal: Principal = await resources.verifier.verify(token)
+
+        async def record(principal: Principal) -> bytes:
             state = await service.record_progress(
                 principal, book_id, page=page, total_pages=total_pages
             )
-        except PoolTimeout:
-            await send_problem(scope, send, DatabaseBusy())
-            return
-        except Problem as problem:
-            await send_problem(scope, send, problem)
-            return
-        self.answered["progress"] += 1
-        await send_json(send, 200, progress_json(state))
+            return progress_json(state)
+
+        await self._answer(scope, send, "progress", _PROGRESS_ROUTE, resources, token, record)
 
     async def _reading_list(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = _reading_list_limit(scope["query_string"])
@@ -120,18 +109,38 @@ class DeliveryFastPath:
             await self.app(scope, receive, send)
             return
         service, resources, token = parts
-        scope["route"] = _READING_LIST_ROUTE
+
+        async def list_reading(principal: Principal) -> bytes:
+            return reading_list_json(await service.my_reading(principal, limit=limit))
+
+        await self._answer(
+            scope, send, "reading list", _READING_LIST_ROUTE, resources, token, list_reading
+        )
+
+    async def _answer(
+        self,
+        scope: Scope,
+        send: Send,
+        kind: str,
+        route: RouteLabel,
+        resources: Resources,
+        token: str,
+        work: Callable[[Principal], Awaitable[bytes]],
+    ) -> None:
+        """Verify the token, do `work` for its principal, answer 200 with what it gave,
+        or the problem the endpoint would give (a full pool: 503 database-busy)."""
+        scope["route"] = route
         try:
             principal = await resources.verifier.verify(token)
-            states = await service.my_reading(principal, limit=limit)
+            body = await work(principal)
         except PoolTimeout:
             await send_problem(scope, send, DatabaseBusy())
             return
         except Problem as problem:
             await send_problem(scope, send, problem)
             return
-        self.answered["reading list"] += 1
-        await send_json(send, 200, reading_list_json(states))
+        self.answered[kind] += 1
+        await send_json(send, 200, body)
 
 
 def _parts(scope: Scope) -> tuple[DeliveryService, Resources, str] | None:
