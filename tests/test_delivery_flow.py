@@ -6,6 +6,7 @@ Reading progress and completion reach the metrics queue."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import uuid
@@ -150,9 +151,24 @@ async def test_an_entitled_learner_downloads_the_pdf_and_loses_it_on_revoke_and_
 
     # A BOOK_MANAGER reads every published book; demoted, they are refused within
     # 2 s, though their token still says BOOK_MANAGER (role.assigned reaches delivery).
-    manager = await access.account(Role.BOOK_MANAGER)
-    assert (await link(delivery, manager, book["id"])).status_code == 200
+    # Promoted as in production, through role.assigned: a role written straight into
+    # access's table (the fixture's shortcut) would reach delivery only as the
+    # LEARNER the account registered as, however fast that event arrives.
     root = await access.account(Role.ADMIN)
+    learner_first = await access.account(Role.LEARNER)
+    promoted = await access.http.put(
+        f"/v1/users/{learner_first.id}/role", json={"role": "BOOK_MANAGER"}, headers=root.headers
+    )
+    assert promoted.status_code == 200, promoted.text
+    signed_in = (await access.login(learner_first.email)).json()
+    manager = dataclasses.replace(
+        learner_first, role=Role.BOOK_MANAGER, token=signed_in["access_token"]
+    )
+
+    async def manager_reads() -> bool:
+        return (await link(delivery, manager, book["id"])).status_code == 200
+
+    await eventually(manager_reads, timeout=5, what="role.assigned in delivery")
     demoted = await access.http.put(
         f"/v1/users/{manager.id}/role", json={"role": "LEARNER"}, headers=root.headers
     )
