@@ -71,6 +71,40 @@ async def test_two_admins_demoting_each_other_leave_one_admin(either: AccessHarn
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
+async def rereading_keys(
+    request: pytest.FixtureRequest, database_url: str, moto_url: str, tmp_path: Path
+) -> AsyncIterator[AccessHarness]:
+    """Access re-reading its signing keys on every token it issues."""
+    url = (
+        database_url
+        if request.param == "postgresql"
+        else f"sqlite+aiosqlite:///{tmp_path / 'access.sqlite3'}"
+    )
+    async with running_access_harness(
+        url, moto_url, database_schema=unique_schema("keys"), signing_key_refresh_seconds=0
+    ) as harness:
+        yield harness
+
+
+async def test_sign_ins_that_reread_the_signing_keys_do_not_wait_on_themselves(
+    rereading_keys: AccessHarness,
+) -> None:
+    # A sign-in issues its tokens inside its transaction; the keys' re-read used to
+    # open a second one, which on SQLite waited 30 s for the first (its own
+    # request) and failed: every sign-in after the first 10 s of `stories up`.
+    registered = await rereading_keys.register()
+    assert registered.status_code == 201, registered.text
+    email = registered.json()["email"]
+    for _ in range(3):
+        signed_in = await rereading_keys.login(email, timeout=10)
+        assert signed_in.status_code == 200, signed_in.text
+    refreshed = await rereading_keys.http.post(
+        "/v1/auth/refresh", json={"refresh_token": signed_in.json()["refresh_token"]}, timeout=10
+    )
+    assert refreshed.status_code == 200, refreshed.text
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
 async def content_on(
     request: pytest.FixtureRequest, access: AccessHarness, tmp_path: Path
 ) -> AsyncIterator[ContentHarness]:

@@ -42,8 +42,9 @@ CONTENT_ADMIN, ADMIN; a higher role may do all a lower one may.
 
 def build_components(settings: AccessSettings, resources: Resources) -> AccessComponents:
     keys = SigningKeyStore(
-        resources.session_factory,
+        resources.engine,
         key_encryption_key=settings.key_encryption_key.get_secret_value(),
+        refresh_seconds=settings.signing_key_refresh_seconds,
     )
     return AccessComponents(
         settings=settings,

@@ -24,6 +24,9 @@ class AccessSettings(ServiceSettings):
     # A rotated-in key is published in the JWKS this long before it signs, so
     # every verifier has it by the time tokens carry its kid.
     key_activation_delay_seconds: int = 60
+    # How often each process re-reads the signing keys (a rotation elsewhere
+    # reaches it within this; it must stay well under the activation delay).
+    signing_key_refresh_seconds: float = Field(default=10.0, ge=0.0, le=30.0)
     # client id -> secret of the services allowed to ask for decisions.
     service_clients: dict[str, SecretStr] = Field(
         default_factory=lambda: {

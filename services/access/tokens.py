@@ -28,7 +28,7 @@ from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.access.models import SigningKey
 from shared.roles import Role
@@ -78,12 +78,18 @@ class SigningKeyStore:
 
     def __init__(
         self,
-        session_factory: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         *,
         key_encryption_key: str,
         refresh_seconds: float = 10.0,
     ) -> None:
-        self._factory = session_factory
+        # Keys are re-read in the middle of requests that hold a transaction (a
+        # sign-in issues its tokens inside one). On the embedded run's SQLite every
+        # transaction holds the database's write lock, so a second transaction here
+        # would wait on its own request: the read runs outside any transaction.
+        self._factory = async_sessionmaker(
+            engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
         self._kek = key_encryption_key
         self._refresh_seconds = refresh_seconds
         self._keys: dict[str, LoadedKey] = {}
