@@ -8,14 +8,24 @@ locals {
   prefix    = "stories-${var.environment}-"
   name      = "stories-${var.environment}"
   services  = local.contracts.services
-  # The API paths each service answers behind the one load balancer.
+  # The API paths each service answers behind the one load balancer. What is not
+  # listed here is not public: /v1/decisions (services ask access directly, at its
+  # private name) and /metrics (scraped inside the VPC) never pass the load balancer.
   routes = {
-    access   = { priority = 10, paths = ["/v1/auth/*", "/v1/users*", "/v1/entitlements*", "/v1/decisions*", "/.well-known/*"] }
+    access   = { priority = 10, paths = ["/v1/auth/*", "/v1/users*", "/v1/entitlements*", "/.well-known/*"] }
     content  = { priority = 20, paths = ["/v1/submissions*", "/v1/books*"] }
     delivery = { priority = 30, paths = ["/v1/deliveries*", "/v1/reading*"] }
     metrics  = { priority = 40, paths = ["/v1/metrics*", "/dashboard*"] }
   }
   public_url = "https://${var.domain_name}"
+  # Paths that only other tasks may call. The load balancer refuses them before
+  # any forwarding rule is looked at, so a future route pattern that happens to
+  # cover one (say "/v1/*") still cannot expose it.
+  internal_paths = ["/v1/decisions*", "/metrics*", "/readyz*"]
+  # Tasks reach one another at <service>.<namespace>:8000 (Cloud Map), never
+  # through the public load balancer.
+  internal_domain = "${local.name}.internal"
+  access_internal = "http://access.${local.internal_domain}:8000"
 }
 
 data "aws_caller_identity" "current" {}
@@ -99,6 +109,20 @@ resource "aws_security_group" "tasks" {
     to_port         = 8000
     protocol        = "tcp"
     security_groups = [aws_security_group.alb.id]
+  }
+  ingress {
+    description = "APIs from the other services (decisions, keys), by their private names"
+    from_port   = 8000
+    to_port     = 8000
+    protocol    = "tcp"
+    self        = true
+  }
+  egress {
+    description = "To the other services APIs"
+    from_port   = 8000
+    to_port     = 8000
+    protocol    = "tcp"
+    self        = true
   }
   egress {
     description = "AWS APIs over TLS (through NAT)"
@@ -194,6 +218,32 @@ resource "aws_lb_listener" "https" {
   }
 }
 
+# Internal paths are refused at the door (priority 1 is looked at first).
+resource "aws_lb_listener_rule" "internal_only" {
+  listener_arn = aws_lb_listener.https.arn
+  priority     = 1
+  action {
+    type = "fixed-response"
+    fixed_response {
+      content_type = "application/json"
+      status_code  = "404"
+      message_body = "{\"title\":\"Not Found\",\"status\":404}"
+    }
+  }
+  condition {
+    path_pattern {
+      values = local.internal_paths
+    }
+  }
+}
+
+# The private names the tasks call one another by (access.<name>.internal).
+resource "aws_service_discovery_private_dns_namespace" "internal" {
+  name        = local.internal_domain
+  description = "${local.name}: the services' private names"
+  vpc         = module.network.vpc_id
+}
+
 resource "aws_ecs_cluster" "this" {
   name = local.name
   setting {
@@ -217,8 +267,8 @@ locals {
     AWS_REGION      = var.region
     RESOURCE_PREFIX = local.prefix
     REDIS_URL       = module.data.redis_url
-    ACCESS_URL      = local.public_url
-    JWKS_URL        = "${local.public_url}/.well-known/jwks.json"
+    ACCESS_URL      = local.access_internal
+    JWKS_URL        = "${local.access_internal}/.well-known/jwks.json"
     CORS_ORIGINS    = jsonencode(var.cors_origins)
     # Only the load balancer (in the VPC's public subnets; tasks accept nothing
     # else) may name the client in X-Forwarded-For.
@@ -310,6 +360,7 @@ module "service" {
   subnet_ids         = module.network.private_subnet_ids
   security_group_id  = aws_security_group.tasks.id
   listener_arn       = aws_lb_listener.https.arn
+  namespace_id       = aws_service_discovery_private_dns_namespace.internal.id
   alb_arn_suffix     = aws_lb.this.arn_suffix
   path_patterns      = local.routes[each.key].paths
   listener_priority  = local.routes[each.key].priority

@@ -46,3 +46,19 @@ output "secret_names" {
 output "bucket_arns" {
   value = module.storage.bucket_arns
 }
+
+output "public_routes" {
+  description = "What the public load balancer forwards (by service) and what it refuses."
+  value = {
+    forwarded = { for name, service in module.service : name => service.public_route }
+    refused = {
+      priority = aws_lb_listener_rule.internal_only.priority
+      paths    = flatten([for c in aws_lb_listener_rule.internal_only.condition : [for p in c.path_pattern : p.values]])
+      status   = one(flatten([for a in aws_lb_listener_rule.internal_only.action : [for r in a.fixed_response : r.status_code]]))
+    }
+  }
+}
+
+output "internal_namespace" {
+  value = aws_service_discovery_private_dns_namespace.internal.name
+}

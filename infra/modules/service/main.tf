@@ -40,6 +40,11 @@ variable "listener_arn" {
   type = string
 }
 
+variable "namespace_id" {
+  description = "The Cloud Map namespace the API registers its private name in."
+  type        = string
+}
+
 variable "alb_arn_suffix" {
   type = string
 }
@@ -296,6 +301,23 @@ resource "aws_lb_listener_rule" "api" {
   }
 }
 
+# <name>.<namespace>: how the other services reach this API without the public
+# load balancer (access's decisions and keys are called only this way).
+resource "aws_service_discovery_service" "api" {
+  name = var.name
+  dns_config {
+    namespace_id   = var.namespace_id
+    routing_policy = "MULTIVALUE"
+    dns_records {
+      type = "A"
+      ttl  = 10
+    }
+  }
+  health_check_custom_config {
+    failure_threshold = 1
+  }
+}
+
 resource "aws_ecs_service" "this" {
   for_each                           = local.processes
   name                               = "${local.full_name}-${each.key}"
@@ -326,6 +348,13 @@ resource "aws_ecs_service" "this" {
       target_group_arn = aws_lb_target_group.api.arn
       container_name   = "${var.name}-api"
       container_port   = 8000
+    }
+  }
+
+  dynamic "service_registries" {
+    for_each = each.key == "api" ? [1] : []
+    content {
+      registry_arn = aws_service_discovery_service.api.arn
     }
   }
 
@@ -424,6 +453,14 @@ resource "aws_cloudwatch_metric_alarm" "p95_latency" {
 output "containers" {
   description = "The container definitions (for the contract tests)."
   value       = local.containers
+}
+
+output "public_route" {
+  description = "The public load balancer's rule forwarding to this API."
+  value = {
+    priority = aws_lb_listener_rule.api.priority
+    paths    = flatten([for c in aws_lb_listener_rule.api.condition : [for p in c.path_pattern : p.values]])
+  }
 }
 
 output "task_policy" {

@@ -42,6 +42,9 @@ mock_provider "aws" {
   mock_resource "aws_cloudfront_distribution" {
     defaults = { arn = "arn:aws:cloudfront::123456789012:distribution/MOCK" }
   }
+  mock_resource "aws_service_discovery_service" {
+    defaults = { arn = "arn:aws:servicediscovery:us-east-1:123456789012:service/srv-mock" }
+  }
   mock_resource "aws_s3_bucket" {
     defaults = { arn = "arn:aws:s3:::mock-bucket" }
   }
@@ -200,5 +203,49 @@ run "scaling_and_rollback" {
       for name, processes in output.circuit_breakers : [processes.api, processes.worker]
     ]))
     error_message = "Every service rolls back a failed deployment."
+  }
+}
+
+run "internal_paths_stay_internal" {
+  command = apply
+
+  # The public load balancer refuses /v1/decisions and /metrics before it looks
+  # at any forwarding rule (a lower number is looked at first)...
+  assert {
+    condition = (
+      output.public_routes.refused.status == "404"
+      && contains(output.public_routes.refused.paths, "/v1/decisions*")
+      && contains(output.public_routes.refused.paths, "/metrics*")
+      && alltrue([
+        for name, route in output.public_routes.forwarded :
+        route.priority > output.public_routes.refused.priority
+      ])
+    )
+    error_message = "The load balancer does not refuse the internal paths first."
+  }
+
+  # ...no forwarding rule names them...
+  assert {
+    condition = alltrue(flatten([
+      for name, route in output.public_routes.forwarded : [
+        for path in route.paths :
+        !startswith(path, "/v1/decisions") && !startswith(path, "/metrics") && !startswith(path, "/readyz")
+      ]
+    ]))
+    error_message = "A public route forwards an internal path."
+  }
+
+  # ...and the services call access at its private name, not through the load balancer.
+  assert {
+    condition = alltrue(flatten([
+      for name, containers in output.containers : [
+        for process, container in containers : [
+          for e in container.environment :
+          startswith(e.value, "http://access.${output.internal_namespace}:8000")
+          if contains(["ACCESS_URL", "JWKS_URL"], e.name)
+        ]
+      ]
+    ]))
+    error_message = "A service calls access through the public load balancer."
   }
 }
