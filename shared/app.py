@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.middleware import Middleware
 
 from shared.access_client import AccessClient
-from shared.auth import JwksKeyCache, TokenDenyList, TokenVerifier, uses_bearer_auth
+from shared.auth import JwksKeyCache, TokenDenyList, TokenVerifier, bearer_auth_of
 from shared.aws import AwsClients, open_aws_clients
 from shared.db import create_engine, create_session_factory, has_work
 from shared.decisions import DecisionCache
@@ -244,9 +244,12 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
     return router
 
 
+PROBLEM_CONTENT: dict[str, Any] = {
+    PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDetail"}}
+}
 MALFORMED_BODY_RESPONSE = {
     "description": "The body is not JSON (or nests too deep to parse)",
-    "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDetail"}}},
+    "content": PROBLEM_CONTENT,
 }
 
 
@@ -272,17 +275,28 @@ def document_bearer_auth(app: FastAPI) -> None:
             # Included routers are kept as contexts; walk them to the real routes.
             for context in iter_route_contexts(app.routes):
                 route = context.original_route
-                if isinstance(route, APIRoute) and uses_bearer_auth(route.dependant):
-                    operations = schema["paths"].get(context.path_format, {})
-                    for method in context.methods or ():
-                        if method.lower() in operations:
-                            operations[method.lower()]["security"] = [{"bearer": []}]
-            # A body that is not JSON at all (or nests too deep to parse) is a 400
-            # before validation: say so wherever a body is taken.
+                needs = bearer_auth_of(route.dependant) if isinstance(route, APIRoute) else None
+                if needs is None:
+                    continue
+                # A public route that does more for a token takes either.
+                security: list[dict[str, list[str]]] = [{"bearer": []}]
+                if needs == "optional":
+                    security.insert(0, {})
+                operations = schema["paths"].get(context.path_format, {})
+                for method in context.methods or ():
+                    if method.lower() in operations:
+                        operations[method.lower()]["security"] = security
             for operations in schema["paths"].values():
                 for operation in operations.values():
+                    # A body that is not JSON at all (or nests too deep to parse) is a
+                    # 400 before validation: say so wherever a body is taken.
                     if "requestBody" in operation:
                         operation["responses"].setdefault("400", MALFORMED_BODY_RESPONSE)
+                    # Every error is problem+json, FastAPI's own 422 included.
+                    for status, response in operation["responses"].items():
+                        content = response.get("content", {})
+                        if status[:1] in "45" and content and PROBLEM_CONTENT_TYPE not in content:
+                            response["content"] = dict(PROBLEM_CONTENT)
             app.openapi_schema = schema
         return app.openapi_schema
 

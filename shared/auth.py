@@ -246,11 +246,18 @@ async def current_service(request: Request) -> Principal:
 CallingService = Annotated[Principal, Depends(current_service)]
 
 
-def uses_bearer_auth(dependant: Any) -> bool:
-    """Whether a route's dependency tree asks for a principal (for the OpenAPI document)."""
-    return dependant.call in (current_principal, current_service, optional_principal) or any(
-        uses_bearer_auth(d) for d in dependant.dependencies
-    )
+def bearer_auth_of(dependant: Any) -> str | None:
+    """What a route's dependency tree asks of the caller's token, for the OpenAPI
+    document: "required", "optional" (public, more with a token) or None."""
+    if dependant.call in (current_principal, current_service):
+        return "required"
+    found = "optional" if dependant.call is optional_principal else None
+    for dependency in dependant.dependencies:
+        inner = bearer_auth_of(dependency)
+        if inner == "required":
+            return inner
+        found = found or inner
+    return found
 
 
 def require_role(minimum: Role) -> Callable[[Principal], Awaitable[Principal]]:

@@ -15,6 +15,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -119,15 +120,41 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method some route answers on this path, for a 405's `Allow` header.
+
+    Starlette names only the first route whose path matched, so a path served by
+    two routes (GET /v1/books and POST /v1/books) would claim to allow just one.
+    """
+    literal: set[str] = set()
+    templated: set[str] = set()
+    path, root = request.scope["path"], request.scope.get("root_path", "")
+    path = path.removeprefix(root) if root else path
+    # Included routers are kept as contexts; walk them to the real routes.
+    for route in iter_route_contexts(request.app.router.routes):
+        regex = getattr(route, "path_regex", None)
+        if route.methods and regex is not None and regex.match(path):
+            (templated if "{" in (route.path_format or "") else literal).update(route.methods)
+    # A path spelled out (/v1/entitlements/bulk) is its own resource, even where a
+    # template (/v1/entitlements/{id}) would also match it, as OpenAPI reads paths.
+    methods = literal or templated
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     title = exc.detail if isinstance(exc.detail, str) else "HTTP error"
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request)
     return problem_response(
         request,
         status=exc.status_code,
         code=_STATUS_CODES.get(exc.status_code, "http-error"),
         title=title,
-        headers=exc.headers,
+        headers=headers or None,
     )
 
 

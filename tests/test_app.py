@@ -102,6 +102,10 @@ def sample_router() -> APIRouter:
         envelope = record_event(session, BookUnpublished(book_id=uuid.uuid4()))
         return {"event_id": str(envelope.id)}
 
+    @router.get("/things")  # a second route on the same path, after the first
+    async def list_things() -> list[int]:
+        return []
+
     @router.post("/things/conflicting")
     async def create_conflicting_thing(session: SessionDep) -> None:
         record_event(session, BookUnpublished(book_id=uuid.uuid4()))
@@ -189,6 +193,19 @@ async def test_readiness_fails_with_problem_json_when_redis_is_down(
 async def test_unknown_routes_and_methods_are_problems(client: httpx.AsyncClient) -> None:
     assert_problem(await client.get("/nowhere"), 404)
     assert_problem(await client.delete("/things/1"), 405)
+
+
+async def test_a_405_allows_every_method_the_path_answers(client: httpx.AsyncClient) -> None:
+    # Two routes share /things; Starlette alone names only the first one's methods.
+    for method in ("OPTIONS", "DELETE", "PATCH"):
+        response = await client.request(method, "/things")
+        assert_problem(response, 405)
+        assert response.headers["allow"] == "GET, HEAD, POST"
+    response = await client.request("PUT", "/things/1")
+    assert response.headers["allow"] == "GET, HEAD"
+    # Spelled out, a path is its own resource, though /things/{thing_id} matches it too.
+    response = await client.request("PUT", "/things/conflicting")
+    assert response.headers["allow"] == "POST"
 
 
 async def test_validation_errors_are_problems_that_name_the_field(

@@ -333,6 +333,8 @@ async def test_mass_assignment_is_refused(content: ContentHarness) -> None:
         {"title": ""},
         {"title": "x" * 201},
         {"category": "Not A Slug"},
+        {"age_max": False},  # schemathesis: a boolean was taken as the age 0
+        {"age_min": "3"},
     ],
 )
 async def test_bad_metadata_is_refused(content: ContentHarness, change: dict[str, Any]) -> None:

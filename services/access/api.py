@@ -295,7 +295,9 @@ async def _once(
 
 
 @entitlements.delete(
-    "/{entitlement_id}",
+    # Only an id matches, so /v1/entitlements/bulk is its own resource (a DELETE
+    # there is a 405 naming POST, not a 422 about a malformed id).
+    "/{entitlement_id:uuid}",
     summary="Revoke an entitlement",
     responses=problem_responses(401, 403, 404, 409, 422),
 )

@@ -26,7 +26,8 @@ Language = Annotated[
     str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=20)
 ]
 Category = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,49}$")]
-Age = Annotated[int, Field(ge=0, le=18)]
+# strict: true and "7" are not ages.
+Age = Annotated[int, Field(ge=0, le=18, strict=True)]
 ReadingLevel = Literal["emergent", "early", "transitional", "fluent"]
 Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000), MultiLine]
 # A file name for the download's Content-Disposition: no paths, no control characters.
@@ -117,7 +118,10 @@ class UploadRequest(StrictModel):
         default="application/pdf", description="Must be application/pdf"
     )
     size: int | None = Field(
-        default=None, gt=0, description="Bytes, if known: an oversized file is refused now"
+        default=None,
+        gt=0,
+        strict=True,
+        description="Bytes, if known: an oversized file is refused now",
     )
 
 
@@ -126,7 +130,10 @@ class CoverUploadRequest(StrictModel):
         description="image/png, image/jpeg or image/webp"
     )
     size: int | None = Field(
-        default=None, gt=0, description="Bytes, if known: an oversized file is refused now"
+        default=None,
+        gt=0,
+        strict=True,
+        description="Bytes, if known: an oversized file is refused now",
     )
 
 

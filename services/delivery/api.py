@@ -48,7 +48,9 @@ async def issue_link(
     "/cookies",
     response_model=CookiesOut,
     summary="CloudFront signed cookies that open all of one book's assets",
-    responses=problem_responses(401, 403, 404, 422, 429, 501, 503),
+    description="Only where links are signed by CloudFront; elsewhere a 404 "
+    "`cookies-not-configured` (use `POST /v1/deliveries`).",
+    responses=problem_responses(401, 403, 404, 422, 429, 503),
 )
 async def issue_cookies(
     body: DeliveryRequest,

@@ -143,7 +143,9 @@ class IssuedLink:
 
 
 class CookiesNotConfigured(Problem):
-    status, code, title = 501, "cookies-not-configured", "Not configured"
+    # A 404, not a 501: a client asking a deployment that signs with S3 has made
+    # no server error, and must not trip the 5xx-rate alarm.
+    status, code, title = 404, "cookies-not-configured", "Not available here"
 
 
 @dataclass
@@ -317,7 +319,10 @@ class DeliveryService:
         self, principal: Principal, book_id: uuid.UUID, *, client_ip: str | None
     ) -> tuple[SignedCookies, datetime]:
         if self.c.cloudfront is None:
-            raise CookiesNotConfigured("Signed cookies need the CloudFront signer configured.")
+            raise CookiesNotConfigured(
+                "This deployment signs links with S3; signed cookies need CloudFront "
+                "(DELIVERY_SIGNER=cloudfront). Use POST /v1/deliveries for a link."
+            )
         await self._readable(principal, book_id)
         self._limit(principal)
         expires_at, _ = self._lifetime(principal)
