@@ -7,7 +7,7 @@ UV := .tools/bin/uv
 VENV_BIN := .venv/bin
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install up test lint typecheck pytest e2e-localstack infra image bench loadtest clean
+.PHONY: install up test lint typecheck pytest e2e-localstack infra image bench loadtest fuzz clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -64,6 +64,15 @@ infra:
 ## service started from it must answer /healthz (SKIPPED, saying why, without buildah).
 image:
 	scripts/build-image
+
+## Authenticated schemathesis (ADMIN and LEARNER tokens, every check) over every service,
+## on the embedded run and on PostgreSQL + Redis, with many random cases (`make test` runs
+## a fixed seed with few). A failure prints its seed: FUZZ_SEED=<seed> make fuzz replays it.
+fuzz: install
+	scripts/ensure-services
+	FUZZ_SEED=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')} \
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-60} FUZZ_TIMEOUT=3600 \
+	$(VENV_BIN)/pytest -p no:cacheprovider tests/test_fuzz.py
 
 ## Benchmarks: each figure beside its baseline from the same run (needs wrk).
 bench: install

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -22,81 +21,23 @@ from shared.db import create_engine, create_session_factory, unit_of_work
 from shared.events import BookUnpublished
 from shared.outbox import record_event
 from tests.content_fixtures import PDF, STORY
+from tests.embedded_fixtures import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    SERVICE_OFFSETS,
+    free_port_run,
+    running_platform,
+)
 from tests.support import eventually, free_port, wait_until
 
 pytestmark = pytest.mark.slow
-
-SERVICE_OFFSETS = {"content": 0, "access": 1, "delivery": 2, "metrics": 3}
-ADMIN_EMAIL = "admin@embedded.example"
-ADMIN_PASSWORD = "a sturdy passphrase 42 for the platform"
-
-
-def _free_port_run(length: int) -> int:
-    for _ in range(50):
-        base = free_port()
-        if base + length >= 65535:
-            continue
-        try:
-            for port in range(base, base + length):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no run of free ports")
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
     workdir = tmp_path_factory.mktemp("embedded")
-    base = _free_port_run(4)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not (
-            k.endswith("_DATABASE_URL") or k in {"REDIS_URL", "AWS_ENDPOINT_URL", "DATABASE_URL"}
-        )
-    }
-    env["ACCESS_BOOTSTRAP_ADMIN_EMAIL"] = ADMIN_EMAIL
-    env["ACCESS_BOOTSTRAP_ADMIN_PASSWORD"] = ADMIN_PASSWORD
-    env["METRICS_DASHBOARD_REFRESH_SECONDS"] = "5"
-    log = (workdir / "up.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "stories.cli",
-            "up",
-            "--base-port",
-            str(base),
-            "--aws-port",
-            str(free_port()),
-            "--data-dir",
-            str(workdir / "data"),
-        ],
-        cwd=workdir,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-    def all_ready() -> bool:
-        try:
-            return all(
-                httpx.get(f"http://127.0.0.1:{base + o}/readyz", timeout=2).status_code == 200
-                for o in SERVICE_OFFSETS.values()
-            )
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(all_ready, timeout=60, what="the embedded platform")
+    with running_platform(workdir, {"METRICS_DASHBOARD_REFRESH_SECONDS": "5"}) as base:
         yield base, workdir
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=30)
-        log.close()
 
 
 def test_every_service_is_ready_and_documents_its_api(platform: tuple[int, Path]) -> None:
@@ -309,7 +250,7 @@ TILES_AND_CHARTS = """() => {
 
 def _up_until_ready_then_ctrl_c(tmp_path: Path, **extra_env: str) -> tuple[int, int, str]:
     """`stories up` until every API answers, then Ctrl-C: (base port, exit code, output)."""
-    base = _free_port_run(4)
+    base = free_port_run(4)
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "AWS_ENDPOINT_URL"}}
     env.pop("LOG_JSON", None)
     process = subprocess.Popen(
