@@ -81,7 +81,13 @@ def running_platform(workdir: Path, env: Mapping[str, str] | None = None) -> Ite
                 return False
 
         try:
-            wait_until(all_ready, timeout=60, what="the embedded platform")
+            try:
+                # Generous: on a loaded machine, migrations and moto take their time.
+                wait_until(all_ready, timeout=120, what="the embedded platform")
+            except TimeoutError as exc:
+                log.flush()
+                tail = (workdir / "up.log").read_text()[-4000:]
+                raise TimeoutError(f"{exc}; stories up said:\n{tail}") from exc
             yield base
         finally:
             if process.poll() is None:

@@ -421,13 +421,30 @@ async def test_who_sees_what(
                 "/v1/metrics/timeseries", params=params, headers=people["CONTENT_ADMIN"].headers
             )
             assert as_admin.status_code == 422, (query, as_admin.text)
-    # A teacher sees the reading figures of the book they granted, and nothing else.
+    # A teacher sees the reading figures of the book they granted, counted over the
+    # learner they granted it to (U1), not over the platform (#13.13).
     mine = await metrics.get(f"/v1/metrics/books/{scenario.b1}", teacher.headers)
-    assert mine == expected_book(scenario)
-    series = await metrics.get(
-        "/v1/metrics/timeseries", teacher.headers, metric="opens", book_id=str(scenario.b1)
-    )
-    assert sum(p["value"] for p in series["points"]) == 4  # the last 7 days
+    assert mine == {
+        "book_id": str(scenario.b1),
+        "opens": 3,  # U1's three, not U3's or U4's
+        "distinct_readers": 1,
+        "completions": 1,
+        "completion_rate": 1.0,
+        "average_progress": 1.0,
+    }
+    assert await metrics.get(
+        f"/v1/metrics/books/{scenario.b1}", people["CONTENT_ADMIN"].headers
+    ) == expected_book(scenario)
+
+    async def teachers(metric: str) -> int:
+        series = await metrics.get(
+            "/v1/metrics/timeseries", teacher.headers, metric=metric, book_id=str(scenario.b1)
+        )
+        return sum(p["value"] for p in series["points"])  # the last 7 days
+
+    assert await teachers("opens") == 2  # U1 today (the platform: 4)
+    assert await teachers("readers") == 1
+    assert await teachers("completions") == 1
     for path in (
         f"/v1/metrics/books/{scenario.b2}",
         f"/v1/metrics/timeseries?metric=opens&book_id={scenario.b2}",

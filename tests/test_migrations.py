@@ -4,12 +4,16 @@ idempotent, and match the models exactly."""
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import text
+from sqlalchemy import Uuid, column, insert, select, table, text
 
-from shared.db import create_engine, drop_schema
+from services.metrics.models import ReaderHour, RecordedEvent, TeacherLearner
+from shared.db import UtcDateTime, create_engine, drop_schema
 from shared.migrations import alembic_config, upgrade
 from stories.registry import SERVICES
 from tests.support import unique_schema
@@ -43,3 +47,75 @@ async def test_migrations_build_the_schema_and_match_the_models(
         assert {"outbox", "inbox", "alembic_version"} <= tables
     finally:
         await drop_schema(database_url, schema)
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+async def test_teachers_figures_are_filled_from_the_event_log_on_upgrade(
+    database_url: str, backend: str, tmp_path: Path
+) -> None:
+    """metrics_0005 fills opens per reader and hour, and each teacher's learners,
+    from the events already logged: a teacher's figures are right at once."""
+    migrations = SERVICES["metrics"].migrations
+    url = database_url if backend == "postgresql" else f"sqlite+aiosqlite:///{tmp_path}/m.db"
+    schema = unique_schema("metrics")
+    teacher, learner, other, book = (uuid.uuid4() for _ in range(4))
+    at = datetime(2026, 11, 30, 10, 15, tzinfo=UTC)
+    logged = [
+        ("delivery.issued", at, {"user_id": str(learner), "book_id": str(book)}),
+        (
+            "delivery.issued",
+            at + timedelta(minutes=5),
+            {"user_id": str(learner), "book_id": str(book)},
+        ),
+        ("delivery.issued", at, {"user_id": str(other), "book_id": str(book)}),
+        (
+            "entitlement.granted",
+            at,
+            {"user_id": str(learner), "book_id": str(book), "granted_by": str(teacher)},
+        ),
+        (
+            "entitlement.granted",
+            at,
+            {"user_id": str(other), "book_id": str(book), "granted_by": None},
+        ),
+    ]
+    engine = create_engine(url, schema=schema)
+    try:
+        await upgrade(migrations, url, schema, revision="metrics_0004")
+        async with engine.begin() as connection:
+            for event_type, occurred_at, data in logged:
+                await connection.execute(
+                    insert(RecordedEvent).values(
+                        event_id=uuid.uuid4(),
+                        event_type=event_type,
+                        source="test",
+                        occurred_at=occurred_at,
+                        received_at=occurred_at,
+                        data=data,
+                    )
+                )
+            # reader_hours as metrics_0004 wrote them (no opens yet)
+            before = table(
+                "reader_hours",
+                column("hour", UtcDateTime()),
+                column("user_id", Uuid()),
+                column("book_id", Uuid()),
+            )
+            for user in (learner, other):
+                await connection.execute(
+                    insert(before).values(hour=at.replace(minute=0), user_id=user, book_id=book)
+                )
+        await upgrade(migrations, url, schema)
+        async with engine.connect() as connection:
+            opens = dict(
+                (await connection.execute(select(ReaderHour.user_id, ReaderHour.opens))).all()
+            )
+            learners = (await connection.execute(select(TeacherLearner))).all()
+        assert opens == {learner: 2, other: 1}
+        assert [(r.teacher_id, r.book_id, r.user_id) for r in learners] == [
+            (teacher, book, learner)
+        ]
+    finally:
+        await engine.dispose()
+        if backend == "postgresql":
+            await drop_schema(database_url, schema)

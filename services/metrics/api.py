@@ -63,7 +63,8 @@ async def overview(_viewer: PlatformViewer, reader: ReaderDep) -> dict[str, Any]
     response_model=Timeseries,
     summary="One metric over time, in hourly or daily buckets (zeros included)",
     description="CONTENT_ADMIN and up; a TEACHER may ask for `opens`, `readers` or "
-    "`completions` of a book they granted (`book_id`). `from` defaults to 7 days (hourly: "
+    "`completions` of a book they granted (`book_id`), counted over the learners they "
+    "granted it to. `from` defaults to 7 days (hourly: "
     "48 hours) before `to`, which defaults to now. At most 2,000 buckets.",
     responses=problem_responses(401, 403, 422, 503),
 )
@@ -79,10 +80,11 @@ async def timeseries(
     book_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     # Who may ask comes before any work on what they asked.
+    teacher_id = None
     if book_id is None:
         await platform_figures(principal, resources)
     else:
-        await require_book_figures(principal, resources, session, book_id)
+        teacher_id = await require_book_figures(principal, resources, session, book_id)
     if book_id is not None and metric not in BOOK_METRICS:
         raise Unprocessable(
             f"Per book, the metrics are {', '.join(sorted(BOOK_METRICS))}.", code="not-per-book"
@@ -90,7 +92,7 @@ async def timeseries(
     until = _within_range(until, "to") if until else datetime.now(UTC)
     default_span = timedelta(hours=48) if interval is Interval.HOUR else timedelta(7)
     since = _within_range(since, "from") if since else until - default_span
-    return await reader.timeseries(metric, interval, since, until, book_id)
+    return await reader.timeseries(metric, interval, since, until, book_id, teacher_id)
 
 
 # Figures exist from the platform's first year on; anything outside this is a
@@ -130,7 +132,8 @@ async def workflow(_viewer: PlatformViewer, reader: ReaderDep) -> dict[str, Any]
     "/books/{book_id}",
     response_model=BookFigures,
     summary="One book's reading figures",
-    description="CONTENT_ADMIN and up, or a TEACHER who granted the book to someone.",
+    description="CONTENT_ADMIN and up: the whole platform's. A TEACHER who granted the "
+    "book to someone: over the learners they granted it to, no one else.",
     responses=problem_responses(401, 403, 404, 503),
 )
 async def book_figures(
@@ -140,8 +143,8 @@ async def book_figures(
     session: SessionDep,
     reader: ReaderDep,
 ) -> dict[str, Any]:
-    await require_book_figures(principal, resources, session, book_id)
-    return await reader.book(book_id)
+    teacher_id = await require_book_figures(principal, resources, session, book_id)
+    return await reader.book(book_id, teacher_id)
 
 
 def get_settings(request: Request) -> MetricsSettings:

@@ -37,15 +37,17 @@ PlatformViewer = Annotated[Principal, Depends(platform_figures)]
 
 async def require_book_figures(
     principal: Principal, resources: ResourcesDep, session: SessionDep, book_id: uuid.UUID
-) -> None:
-    """Platform viewers see every book; a teacher sees the books they granted to
-    someone; nobody else sees any (learners, volunteers, managers)."""
+) -> uuid.UUID | None:
+    """Platform viewers see every book's figures (None); a teacher sees those of the
+    books they granted to someone, counted over the learners they granted them to
+    (their id is returned to limit the figures); nobody else sees any."""
     if principal.kind == "user" and principal.role.at_least(PLATFORM_FIGURES):
         await resources.access.require(principal, Action.METRICS_READ, minimum=PLATFORM_FIGURES)
-        return
+        return None
     if principal.kind != "user" or principal.role is not Role.TEACHER:
         raise Forbidden("Figures are for content admins, and teachers for their own books.")
     # Still a teacher now (a demotion counts at once), and this book is one of theirs.
     await resources.access.require(principal, Action.ENTITLEMENT_GRANT, minimum=Role.TEACHER)
     if not await repository.granted_by(session, principal.user_id, book_id):
         raise Forbidden("Teachers see figures for the books they granted.", code="not-your-book")
+    return principal.user_id

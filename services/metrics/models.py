@@ -55,7 +55,8 @@ class HourlyCount(Base):
 
 
 class ReaderHour(Base):
-    """A reader opened a book in an hour: distinct readers over any window, exactly."""
+    """A reader opened a book in an hour (this many times): distinct readers over any
+    window, exactly, and the opens of any set of readers (a teacher's learners)."""
 
     __tablename__ = "reader_hours"
     __table_args__ = (Index("ix_reader_hours_book", "book_id", "user_id"),)
@@ -63,6 +64,7 @@ class ReaderHour(Base):
     hour: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     book_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    opens: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class UserState(Base):
@@ -123,6 +125,17 @@ class BookGrant(Base):
 
     teacher_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     book_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+
+
+class TeacherLearner(Base):
+    """A teacher granted this book to this learner: the teacher's figures for the
+    book count this learner (and only the learners they granted it to)."""
+
+    __tablename__ = "teacher_learners"
+
+    teacher_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    book_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
 
 
 class ReadingState(Base):

@@ -8,12 +8,23 @@ once, a redelivery, or events out of order all end in the same rows.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, case, delete, func, insert, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.metrics.models import (
@@ -26,6 +37,7 @@ from services.metrics.models import (
     RecordedEvent,
     Review,
     SubmissionState,
+    TeacherLearner,
     UserState,
 )
 from shared.db import upsert
@@ -40,6 +52,7 @@ DERIVED_TABLES = [
     Review,
     BookState,
     BookGrant,
+    TeacherLearner,
     ReadingState,
 ]
 
@@ -111,12 +124,20 @@ async def add_counts(session: AsyncSession, counts: dict[CountKey, int]) -> None
 
 
 async def add_reader_hours(
-    session: AsyncSession, readers: Iterable[tuple[datetime, uuid.UUID, uuid.UUID]]
+    session: AsyncSession, opens: Mapping[tuple[datetime, uuid.UUID, uuid.UUID], int]
 ) -> None:
-    rows = [{"hour": h, "user_id": u, "book_id": b} for h, u, b in sorted(set(readers))]
+    rows = [
+        {"hour": h, "user_id": u, "book_id": b, "opens": opens[(h, u, b)]}
+        for h, u, b in sorted(opens)
+    ]
     if rows:
         statement = upsert(session, table(ReaderHour)).values(rows)
-        await session.execute(statement.on_conflict_do_nothing())
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["hour", "user_id", "book_id"],
+                set_={"opens": ReaderHour.opens + statement.excluded.opens},
+            )
+        )
 
 
 async def set_role(
@@ -247,12 +268,59 @@ async def change_book(
     )
 
 
-async def add_grant(session: AsyncSession, teacher_id: uuid.UUID, book_id: uuid.UUID) -> None:
+async def add_grant(
+    session: AsyncSession, teacher_id: uuid.UUID, book_id: uuid.UUID, user_id: uuid.UUID
+) -> None:
     await session.execute(
         upsert(session, table(BookGrant))
         .values(teacher_id=teacher_id, book_id=book_id)
         .on_conflict_do_nothing()
     )
+    await session.execute(
+        upsert(session, table(TeacherLearner))
+        .values(teacher_id=teacher_id, book_id=book_id, user_id=user_id)
+        .on_conflict_do_nothing()
+    )
+
+
+def learners_of(teacher_id: uuid.UUID, book_id: uuid.UUID) -> Any:
+    """The readers a teacher's figures for a book count: those they granted it to."""
+    return select(TeacherLearner.user_id).where(
+        TeacherLearner.teacher_id == teacher_id, TeacherLearner.book_id == book_id
+    )
+
+
+async def opens_of_readers(
+    session: AsyncSession,
+    book_id: uuid.UUID,
+    readers: Any,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[tuple[datetime, int]]:
+    """(hour, opens) of one book by the given readers (a subquery of user ids)."""
+    query = (
+        select(ReaderHour.hour, func.sum(ReaderHour.opens))
+        .where(ReaderHour.book_id == book_id, ReaderHour.user_id.in_(readers))
+        .group_by(ReaderHour.hour)
+    )
+    if since is not None:
+        query = query.where(ReaderHour.hour >= since)
+    if until is not None:
+        query = query.where(ReaderHour.hour < until)
+    return [(hour, int(n)) for hour, n in await session.execute(query)]
+
+
+async def completions_of_readers(
+    session: AsyncSession, book_id: uuid.UUID, readers: Any, since: datetime, until: datetime
+) -> list[datetime]:
+    """When each of the given readers finished one book, within a window."""
+    query = select(ReadingState.completed_at).where(
+        ReadingState.book_id == book_id,
+        ReadingState.user_id.in_(readers),
+        ReadingState.completed_at >= since,
+        ReadingState.completed_at < until,
+    )
+    return [at for at in await session.scalars(query) if at is not None]
 
 
 ReadingKey = tuple[uuid.UUID, uuid.UUID]  # user, book
@@ -362,7 +430,11 @@ async def count_series(
 
 
 async def reader_pairs(
-    session: AsyncSession, since: datetime, until: datetime, book_id: uuid.UUID | None = None
+    session: AsyncSession,
+    since: datetime,
+    until: datetime,
+    book_id: uuid.UUID | None = None,
+    readers: Any = None,
 ) -> list[tuple[datetime, uuid.UUID]]:
     """(hour, reader) pairs in a window: distinct readers per bucket are counted from them."""
     query = (
@@ -372,6 +444,8 @@ async def reader_pairs(
     )
     if book_id is not None:
         query = query.where(ReaderHour.book_id == book_id)
+    if readers is not None:
+        query = query.where(ReaderHour.user_id.in_(readers))
     return [(hour, user) for hour, user in await session.execute(query)]
 
 
@@ -380,8 +454,11 @@ async def distinct_readers(
     since: datetime | None = None,
     until: datetime | None = None,
     book_id: uuid.UUID | None = None,
+    readers: Any = None,
 ) -> int:
     query = select(func.count(func.distinct(ReaderHour.user_id)))
+    if readers is not None:
+        query = query.where(ReaderHour.user_id.in_(readers))
     if since is not None:
         query = query.where(ReaderHour.hour >= since)
     if until is not None:
@@ -492,7 +569,9 @@ async def book_known(session: AsyncSession, book_id: uuid.UUID) -> bool:
     return await session.get(BookState, book_id) is not None
 
 
-async def reading_of_book(session: AsyncSession, book_id: uuid.UUID) -> tuple[int, int, float]:
+async def reading_of_book(
+    session: AsyncSession, book_id: uuid.UUID, readers: Any = None
+) -> tuple[int, int, float]:
     """Readers with progress, how many completed, and their mean progress (0..1)."""
     r = ReadingState
     progress = case(
@@ -503,7 +582,7 @@ async def reading_of_book(session: AsyncSession, book_id: uuid.UUID) -> tuple[in
     row = (
         await session.execute(
             select(func.count(), func.count(r.completed_at), func.avg(progress)).where(
-                r.book_id == book_id
+                r.book_id == book_id, true() if readers is None else r.user_id.in_(readers)
             )
         )
     ).one()

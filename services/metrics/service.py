@@ -155,7 +155,8 @@ class BatchFigures:
     """What one batch of events adds, gathered so it is written once per batch."""
 
     counts: Counter[repository.CountKey] = field(default_factory=Counter)
-    readers: set[tuple[datetime, uuid.UUID, uuid.UUID]] = field(default_factory=set)
+    # (hour, reader, book) -> opens in this batch
+    readers: Counter[tuple[datetime, uuid.UUID, uuid.UUID]] = field(default_factory=Counter)
     reading: dict[repository.ReadingKey, repository.ReadingStep] = field(default_factory=dict)
     logged: list[dict[str, Any]] = field(default_factory=list)
 
@@ -218,7 +219,7 @@ async def apply_event(context: EventContext, data: EventData) -> None:
         case EntitlementGranted():
             figures.count(Metric.ENTITLEMENTS_GRANTED, at, book_dimension(data.book_id))
             if data.granted_by is not None:
-                await repository.add_grant(session, data.granted_by, data.book_id)
+                await repository.add_grant(session, data.granted_by, data.book_id, data.user_id)
         case EntitlementRevoked():
             figures.count(Metric.ENTITLEMENTS_REVOKED, at, book_dimension(data.book_id))
         case SubmissionCreated():
@@ -280,7 +281,7 @@ async def apply_event(context: EventContext, data: EventData) -> None:
             await repository.change_book(session, data.book_id, at=at, published=False)
         case DeliveryIssued():
             figures.count(Metric.OPENS, at, book_dimension(data.book_id), f"method:{data.method}")
-            figures.readers.add((hour_of(at), data.user_id, data.book_id))
+            figures.readers[(hour_of(at), data.user_id, data.book_id)] += 1
         case ReadingProgressed():
             figures.count(Metric.PROGRESS_UPDATES, at, book_dimension(data.book_id))
             figures.read(data.user_id, data.book_id, page=data.page, total_pages=data.total_pages)
@@ -387,7 +388,9 @@ class MetricsReader:
         since: datetime,
         until: datetime,
         book_id: uuid.UUID | None = None,
+        teacher_id: uuid.UUID | None = None,
     ) -> dict[str, Any]:
+        """`teacher_id`: count only the learners that teacher granted the book to."""
         start, end = bucket_range(interval, since, until)
         step = interval.length
         buckets = {start + i * step: 0 for i in range(int((end - start) / step))}
@@ -395,12 +398,24 @@ class MetricsReader:
         def bucket(hour: datetime) -> datetime:
             return hour if interval is Interval.HOUR else day_of(hour)
 
+        readers = repository.learners_of(teacher_id, book_id) if teacher_id and book_id else None
         if metric is Metric.READERS:
             seen: dict[datetime, set[uuid.UUID]] = {}
-            for hour, user in await repository.reader_pairs(self.session, start, end, book_id):
+            pairs = await repository.reader_pairs(self.session, start, end, book_id, readers)
+            for hour, user in pairs:
                 seen.setdefault(bucket(hour), set()).add(user)
             for at, users in seen.items():
                 buckets[at] = len(users)
+        elif readers is not None and book_id is not None and metric is Metric.OPENS:
+            for hour, opens in await repository.opens_of_readers(
+                self.session, book_id, readers, start, end
+            ):
+                buckets[bucket(hour)] += opens
+        elif readers is not None and book_id is not None and metric is Metric.COMPLETIONS:
+            for at in await repository.completions_of_readers(
+                self.session, book_id, readers, start, end
+            ):
+                buckets[bucket(hour_of(at))] += 1
         else:
             dimension = book_dimension(book_id) if book_id else ""
             series = await repository.count_series(
@@ -445,20 +460,30 @@ class MetricsReader:
             ),
         }
 
-    async def book(self, book_id: uuid.UUID) -> dict[str, Any]:
-        opens = await repository.count_sum(
-            self.session,
-            Metric.OPENS.value,
-            book_dimension(book_id),
-            datetime.min.replace(tzinfo=UTC),
-            datetime.max.replace(tzinfo=UTC),
-        )
-        readers = await repository.distinct_readers(self.session, book_id=book_id)
+    async def book(self, book_id: uuid.UUID, teacher_id: uuid.UUID | None = None) -> dict[str, Any]:
+        """One book's figures; with `teacher_id`, over the learners that teacher granted
+        it to (a teacher sees their class, not the platform)."""
+        if teacher_id is None:
+            learners = None
+            opens = await repository.count_sum(
+                self.session,
+                Metric.OPENS.value,
+                book_dimension(book_id),
+                datetime.min.replace(tzinfo=UTC),
+                datetime.max.replace(tzinfo=UTC),
+            )
+        else:
+            learners = repository.learners_of(teacher_id, book_id)
+            opens = sum(
+                n for _, n in await repository.opens_of_readers(self.session, book_id, learners)
+            )
+        readers = await repository.distinct_readers(self.session, book_id=book_id, readers=learners)
         with_progress, completed, mean_progress = await repository.reading_of_book(
-            self.session, book_id
+            self.session, book_id, learners
         )
         if (
-            not opens
+            teacher_id is None
+            and not opens
             and not with_progress
             and not await repository.book_known(self.session, book_id)
         ):
