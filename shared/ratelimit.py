@@ -2,10 +2,10 @@
 (`SharedWindowLimiter`, counted in process and shared in the background).
 
 `RateLimiter` makes one round trip per check (a pipelined INCR, EXPIRE NX, TTL).
-When Redis cannot
-answer, limits fail open with a warning: the protected operations have their
-own costs (argon2, authorization) and must stay available through a cache
-outage.
+When Redis cannot answer, it counts in process instead, with the same limits:
+an outage is exactly when someone would try to guess passwords, so limits never
+fall open. (Each process then counts alone: with N processes behind the load
+balancer, a guesser gets at most N times the limit until Redis is back.)
 """
 
 from __future__ import annotations
@@ -32,9 +32,12 @@ class LimitState:
 
 
 class RateLimiter:
-    def __init__(self, redis: Any, namespace: str) -> None:
+    def __init__(self, redis: Any, namespace: str, *, max_local_keys: int = 100_000) -> None:
         self._redis = redis
         self._namespace = namespace
+        # While Redis is away: key -> (window ends at, count), this process only.
+        self._local: dict[str, tuple[float, int]] = {}
+        self._max_local_keys = max_local_keys
 
     def _key(self, key: str) -> str:
         return f"ratelimit:{self._namespace}:{key}"
@@ -49,9 +52,12 @@ class RateLimiter:
                 pipe.ttl(name)
                 count, _, ttl = await pipe.execute()
         except RedisError:
-            log.warning("rate limit unavailable; allowing", namespace=self._namespace)
-            return LimitState(0, 0)
-        return LimitState(int(count), max(1, int(ttl)))
+            log.warning(
+                "rate limit counted in process (Redis unavailable)", namespace=self._namespace
+            )
+            return self._hit_locally(key, window_seconds)
+        local = self._peek_locally(key)  # what was counted here during an outage
+        return LimitState(int(count) + local.count, max(1, int(ttl), local.retry_after))
 
     async def peek(self, key: str) -> LimitState:
         name = self._key(key)
@@ -61,15 +67,36 @@ class RateLimiter:
                 pipe.ttl(name)
                 count, ttl = await pipe.execute()
         except RedisError:
-            log.warning("rate limit unavailable; allowing", namespace=self._namespace)
-            return LimitState(0, 0)
-        return LimitState(int(count or 0), max(1, int(ttl)))
+            log.warning(
+                "rate limit counted in process (Redis unavailable)", namespace=self._namespace
+            )
+            return self._peek_locally(key)
+        local = self._peek_locally(key)
+        return LimitState(int(count or 0) + local.count, max(1, int(ttl), local.retry_after))
 
     async def reset(self, key: str) -> None:
+        self._local.pop(key, None)
         try:
             await self._redis.delete(self._key(key))
         except RedisError:
             log.warning("could not reset rate limit", namespace=self._namespace)
+
+    def _hit_locally(self, key: str, window_seconds: int) -> LimitState:
+        now = time.monotonic()
+        ends, count = self._local.get(key, (0.0, 0))
+        if ends <= now:
+            if len(self._local) >= self._max_local_keys:  # bounded: drop what has expired
+                self._local = {k: v for k, v in self._local.items() if v[0] > now}
+            ends, count = now + window_seconds, 0
+        self._local[key] = (ends, count + 1)
+        return LimitState(count + 1, max(1, math.ceil(ends - now)))
+
+    def _peek_locally(self, key: str) -> LimitState:
+        now = time.monotonic()
+        ends, count = self._local.get(key, (0.0, 0))
+        if ends <= now:
+            return LimitState(0, 0)
+        return LimitState(count, max(1, math.ceil(ends - now)))
 
 
 @dataclass
