@@ -41,7 +41,7 @@ from shared.problems import (
     problem_response,
 )
 from shared.pubsub import InvalidationBus
-from shared.redis import create_redis
+from shared.redis import RedisCircuit, create_redis
 from shared.settings import ServiceSettings
 from shared.telemetry import Telemetry
 from shared.topology import SUBSCRIPTIONS, topic_arn
@@ -56,6 +56,7 @@ class Resources:
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
     redis: Redis
+    redis_circuit: RedisCircuit
     aws: AwsClients
     http: httpx.AsyncClient
     bus: InvalidationBus
@@ -92,7 +93,13 @@ async def open_resources(
         pool_timeout=settings.database_pool_timeout_seconds,
     )
     stack.push_async_callback(engine.dispose)
-    redis = create_redis(settings.redis_url)
+    telemetry = telemetry or Telemetry(settings.service_name)
+    circuit = RedisCircuit(
+        settings.redis_circuit_seconds, on_change=telemetry.redis_circuit_open.set
+    )
+    redis = create_redis(
+        settings.redis_url, timeout_seconds=settings.redis_timeout_seconds, circuit=circuit
+    )
     stack.push_async_callback(redis.aclose)
     aws = await open_aws_clients(settings, stack)
     http = await stack.enter_async_context(
@@ -100,6 +107,9 @@ async def open_resources(
     )
     bus = InvalidationBus(redis)
     denylist = TokenDenyList(redis, bus)
+    mirrors = telemetry.redis_mirror_synced
+    mirrors.labels(mirror="invalidations").set_function(lambda: float(bus.connected))
+    mirrors.labels(mirror="denylist").set_function(lambda: float(denylist.synced))
     verifier = TokenVerifier(
         keys=JwksKeyCache(
             jwks_url=settings.jwks_url,
@@ -119,7 +129,8 @@ async def open_resources(
     )
     resources = Resources(
         settings=settings,
-        telemetry=telemetry or Telemetry(settings.service_name),
+        telemetry=telemetry,
+        redis_circuit=circuit,
         engine=engine,
         session_factory=create_session_factory(engine),
         redis=redis,
@@ -188,6 +199,22 @@ async def check_redis(resources: Resources) -> None:
     await resources.redis.ping()
 
 
+async def check_redis_mirrors(resources: Resources) -> None:
+    """The in-process copies of Redis state: the subscription that keeps them
+    current, and the deny-list's full copy (each heals on its own after Redis
+    returns, with backoff)."""
+    if not resources.bus.connected:
+        raise RuntimeError("invalidations not subscribed")
+    if not resources.denylist.synced:
+        raise RuntimeError("deny-list not loaded")
+
+
+# Without these the service still answers (degraded: README, Degraded modes), so
+# they are reported but do not take the process out of the load balancer, where
+# every other process shares the same Redis anyway.
+SOFT_CHECKS = frozenset({"redis", "redis_mirrors"})
+
+
 def aws_readiness_check(service: str, produces: Producer | None) -> ReadinessCheck:
     """Check the AWS resources this service itself depends on exist and answer."""
 
@@ -211,7 +238,7 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
 
     @router.get(
         "/readyz",
-        summary="Database, Redis and AWS are reachable",
+        summary="Database and AWS are reachable (Redis reported; without it, degraded)",
         responses={503: {"model": ProblemDetail}},
     )
     async def readyz(request: Request, resources: ResourcesDep) -> Response:
@@ -224,8 +251,12 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
             return name, "ok"
 
         results = dict(await asyncio.gather(*(run(n, c) for n, c in checks.items())))
-        if all(v == "ok" for v in results.values()):
-            return JSONResponse({"status": "ready", "checks": results})
+        failing = sorted(name for name, result in results.items() if result != "ok")
+        if all(name in SOFT_CHECKS for name in failing):
+            body: dict[str, Any] = {"status": "ready", "checks": results}
+            if failing:
+                body.update(status="degraded", degraded=failing)
+            return JSONResponse(body)
         return problem_response(
             request,
             status=503,
@@ -346,6 +377,7 @@ def create_service_app(
     checks: dict[str, ReadinessCheck] = {
         "database": check_database,
         "redis": check_redis,
+        "redis_mirrors": check_redis_mirrors,
         "aws": aws_readiness_check(settings.service_name, produces),
     }
     for router in routers:

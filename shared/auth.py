@@ -342,21 +342,38 @@ class TokenDenyList:
         token_id, _, expiry = message.partition(" ")
         self._denied[token_id] = float(expiry or time.time() + 3600)
 
+    @property
+    def synced(self) -> bool:
+        """Whether the in-process copy is complete and kept current."""
+        return self._bus.connected and self._synced
+
     def _resync(self) -> None:
         self._synced = False
-        self._loading = asyncio.get_running_loop().create_task(self._load())
+        if self._loading is not None:
+            self._loading.cancel()
+        self._loading = asyncio.get_running_loop().create_task(self._load_until_synced())
+
+    async def _load_until_synced(self) -> None:
+        """Load, and on failure try again with backoff for as long as the subscription
+        holds (a new subscription starts a load of its own): a copy that could not
+        be taken once must not stay missing until the next reconnect."""
+        backoff = 0.1
+        while self._bus.connected:
+            try:
+                await self._load()
+                return
+            except RedisError as exc:
+                log.warning("could not load the token deny-list; retrying", error=str(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(2.0, backoff * 2)
 
     async def _load(self) -> None:
         """Copy the whole list from Redis (after a (re)subscribe, messages may be missed)."""
         now = time.time()
         loaded: dict[str, float] = {}
-        try:
-            async for key in self._redis.scan_iter(match=denylist_key("*"), count=1000):
-                ttl = await self._redis.ttl(key)
-                if ttl and ttl > 0:
-                    loaded[key.removeprefix(denylist_key(""))] = now + ttl
-        except RedisError:
-            log.warning("could not load the token deny-list; checking Redis per request")
-            return
+        async for key in self._redis.scan_iter(match=denylist_key("*"), count=1000):
+            ttl = await self._redis.ttl(key)
+            if ttl and ttl > 0:
+                loaded[key.removeprefix(denylist_key(""))] = now + ttl
         self._denied = {**loaded, **{k: v for k, v in self._denied.items() if v > now}}
         self._synced = True

@@ -93,6 +93,17 @@ class ServiceUnavailable(Problem):
     status, code, title = 503, "service-unavailable", "Service unavailable"
 
 
+class CacheUnavailable(ServiceUnavailable):
+    """Redis could not answer a write that has no safe substitute (a logout's denial
+    must reach every process): refused quickly, so the client can try again."""
+
+    code = "cache-unavailable"
+
+    def __init__(self, detail: str | None = None, **kw: Any) -> None:
+        kw.setdefault("headers", {"Retry-After": "2"})
+        super().__init__(detail or "A shared store is unavailable right now; try again.", **kw)
+
+
 class DatabaseBusy(ServiceUnavailable):
     """Every connection of this process's pool stayed busy past the pool's timeout:
     a bounded queue refusing more, not a fault; the client should come back."""

@@ -17,11 +17,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ConfigDict
+from redis.exceptions import RedisError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import (
+    CacheUnavailable,
     Conflict,
     DatabaseBusy,
     Forbidden,
@@ -193,6 +195,13 @@ async def _on_concurrent_write(request: Request, exc: Exception) -> JSONResponse
     )
 
 
+async def _on_redis_error(request: Request, exc: Exception) -> JSONResponse:
+    # Reads have their degraded paths; what reaches here is a step that needs
+    # Redis and has none. Nothing was half done: the request's transaction rolls back.
+    log.warning("redis unavailable", path=request.url.path, error=str(exc))
+    return await _on_problem(request, CacheUnavailable())
+
+
 async def _on_database_busy(request: Request, exc: Exception) -> JSONResponse:
     log.warning("database pool exhausted", path=request.url.path)
     return await _on_problem(request, DatabaseBusy())
@@ -215,6 +224,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(IntegrityError, _on_concurrent_write)
     app.add_exception_handler(PoolTimeout, _on_database_busy)
+    app.add_exception_handler(RedisError, _on_redis_error)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

@@ -8,6 +8,9 @@ the platform-wide fallback, so `REDIS_URL` reaches all four services while
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from enum import StrEnum
 from typing import ClassVar
 
@@ -41,6 +44,32 @@ class Environment(StrEnum):
         return self in (Environment.STAGING, Environment.PRODUCTION)
 
 
+# An operator command names the settings it uses; only those must be real values
+# (`stories bootstrap` needs AWS, not the service secrets it never sends).
+_CHECKED_ONLY: ContextVar[frozenset[str] | None] = ContextVar("settings_checked", default=None)
+
+
+@contextmanager
+def checking_only(*names: str) -> Iterator[None]:
+    """Within the block, deployed settings refuse placeholders and embedded
+    shortcuts only among `names` (the settings the command at hand uses)."""
+    token = _CHECKED_ONLY.set(frozenset(names))
+    try:
+        yield
+    finally:
+        _CHECKED_ONLY.reset(token)
+
+
+AWS_SETTINGS = (
+    "aws_endpoint_url",
+    "aws_region",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "resource_prefix",
+)
+DATABASE_SETTINGS = ("database_url", "database_schema")
+
+
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", env_file=None)
 
@@ -65,6 +94,11 @@ class ServiceSettings(BaseSettings):
     # PostgreSQL schema holding this service's tables; defaults to the service's name.
     database_schema: str = ""
     redis_url: str = "memory://"
+    # A stalled Redis costs one request at most this long (one attempt, no
+    # retries); then the process stops calling it for REDIS_CIRCUIT_SECONDS and
+    # takes its degraded paths at once (README: Degraded modes).
+    redis_timeout_seconds: float = Field(default=0.25, gt=0, le=5)
+    redis_circuit_seconds: float = Field(default=2.0, ge=0.1, le=60)
 
     aws_endpoint_url: str | None = None
     # Where readers' browsers reach S3 with presigned links, when that differs from
@@ -143,17 +177,23 @@ class ServiceSettings(BaseSettings):
     def _refuse_development_shortcuts_when_deployed(self) -> ServiceSettings:
         if not self.environment.is_deployed:
             return self
+        checked = _CHECKED_ONLY.get()
         problems = []
         for name in type(self).model_fields:
+            if checked is not None and name not in checked:
+                continue
             value = getattr(self, name)
             secrets = value.items() if isinstance(value, dict) else [(None, value)]
             for key, secret in secrets:
                 if isinstance(secret, SecretStr) and _is_placeholder(secret):
                     label = f"{name}[{key}]" if key is not None else name
                     problems.append(f"{label} is a placeholder")
-        if self.redis_url.startswith("memory://"):
+        def uses(name: str) -> bool:
+            return checked is None or name in checked
+
+        if uses("redis_url") and self.redis_url.startswith("memory://"):
             problems.append("redis_url must name a real Redis (memory:// is for the embedded run)")
-        if self.database_url.startswith("sqlite"):
+        if uses("database_url") and self.database_url.startswith("sqlite"):
             problems.append("database_url must name PostgreSQL (SQLite is for the embedded run)")
         if problems:
             raise ValueError(f"refusing {self.environment} settings: " + "; ".join(problems))

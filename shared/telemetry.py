@@ -85,6 +85,17 @@ class Telemetry:
             "Relay attempts that SNS refused or could not take",
             registry=r,
         )
+        self.redis_circuit_open = Gauge(
+            "redis_circuit_open",
+            "1 while this process is not calling Redis (it failed a moment ago)",
+            registry=r,
+        )
+        self.redis_mirror_synced = Gauge(
+            "redis_mirror_synced",
+            "1 when an in-process mirror of Redis state is complete and subscribed",
+            ["mirror"],
+            registry=r,
+        )
         self.consumer_messages = Counter(
             "consumer_messages",
             "Messages the consumer finished, by outcome",

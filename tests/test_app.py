@@ -171,23 +171,53 @@ async def outbox_rows(resources: Resources) -> int:
 
 async def test_health_and_readiness_answer(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+    async def fully_ready() -> bool:  # the mirrors subscribe just after start
+        return bool((await client.get("/readyz")).json()["status"] == "ready")
+
+    await eventually(fully_ready, timeout=10, what="ready")
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "redis": "ok", "aws": "ok"}
+    assert ready.json()["checks"] == {
+        "database": "ok",
+        "redis": "ok",
+        "redis_mirrors": "ok",
+        "aws": "ok",
+    }
 
 
-async def test_readiness_fails_with_problem_json_when_redis_is_down(
+async def test_readiness_says_degraded_but_stays_ready_when_redis_is_down(
     resources: Resources, settings: ServiceSettings
 ) -> None:
+    # Every process shares the one Redis: taking them all out of the load balancer
+    # for a cache outage would turn degraded answers into none (#14).
     broken = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
     app = create_service_app(
         broken, title="t", description="t", routers=[], produces=Producer.CONTENT
     )
     with ThreadedServer(app) as server:
         response = httpx.get(f"{server.url}/readyz", timeout=10)
-    body = assert_problem(response, 503)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["degraded"] == ["redis", "redis_mirrors"]
     assert body["checks"]["redis"].startswith("failing")
     assert body["checks"]["database"] == "ok"
+
+
+async def test_readiness_fails_with_problem_json_when_the_database_is_down(
+    resources: Resources, settings: ServiceSettings
+) -> None:
+    broken = settings.model_copy(
+        update={"database_url": "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"}
+    )
+    app = create_service_app(
+        broken, title="t", description="t", routers=[], produces=Producer.CONTENT
+    )
+    with ThreadedServer(app) as server:
+        response = httpx.get(f"{server.url}/readyz", timeout=10)
+    body = assert_problem(response, 503)
+    assert body["checks"]["database"].startswith("failing")
 
 
 async def test_unknown_routes_and_methods_are_problems(client: httpx.AsyncClient) -> None:

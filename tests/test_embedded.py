@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +41,23 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Pa
         yield base, workdir
 
 
+def _fully_ready(url: str) -> bool:
+    """Ready with every check ok (the Redis mirrors subscribe just after start)."""
+    return bool(httpx.get(f"{url}/readyz", timeout=5).json()["status"] == "ready")
+
+
 def test_every_service_is_ready_and_documents_its_api(platform: tuple[int, Path]) -> None:
     base, _ = platform
     for name, offset in SERVICE_OFFSETS.items():
         url = f"http://127.0.0.1:{base + offset}"
+        wait_until(partial(_fully_ready, url), timeout=10, what=f"{name} fully ready")
         ready = httpx.get(f"{url}/readyz", timeout=5)
-        assert ready.json()["checks"] == {"database": "ok", "redis": "ok", "aws": "ok"}, name
+        assert ready.json()["checks"] == {
+            "database": "ok",
+            "redis": "ok",
+            "redis_mirrors": "ok",
+            "aws": "ok",
+        }, name
         openapi = httpx.get(f"{url}/openapi.json", timeout=5).json()
         assert openapi["info"]["title"] == f"1001 Stories — {name}"
         assert httpx.get(f"{url}/docs", timeout=5).status_code == 200
