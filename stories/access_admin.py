@@ -13,10 +13,12 @@ from services.access.tokens import rotate_signing_key
 from shared.app import open_resources
 from shared.db import unit_of_work
 from shared.errors import Problem
+from shared.settings import DATABASE_SETTINGS, checking_only
 
 
 async def create_admin(email: str, password: str, display_name: str) -> int:
-    settings = AccessSettings()
+    with checking_only(*DATABASE_SETTINGS):
+        settings = AccessSettings()
     async with AsyncExitStack() as stack:
         resources = await open_resources(settings, stack)
         components = build_components(settings, resources)
@@ -33,7 +35,8 @@ async def create_admin(email: str, password: str, display_name: str) -> int:
 
 
 async def rotate_key() -> int:
-    settings = AccessSettings()
+    with checking_only(*DATABASE_SETTINGS, "key_encryption_key"):
+        settings = AccessSettings()
     longest = max(settings.access_token_ttl_seconds, settings.service_token_ttl_seconds)
     async with AsyncExitStack() as stack:
         resources = await open_resources(settings, stack)

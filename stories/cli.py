@@ -15,10 +15,11 @@ from typing import ClassVar
 from pydantic_settings import SettingsConfigDict
 
 from shared.app import open_resources
+from shared.aws import open_aws_clients
 from shared.logging import configure_logging
 from shared.migrations import upgrade
 from shared.runtime import install_stop_signals, run_worker, serve_api, serve_in_processes
-from shared.settings import ServiceSettings
+from shared.settings import AWS_SETTINGS, DATABASE_SETTINGS, ServiceSettings, checking_only
 from shared.topology import (
     SUBSCRIPTIONS,
     ResourceNames,
@@ -217,7 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise SystemExit(f"unknown services: {sorted(unknown)}")
             for name in args.services or SERVICES:
                 service = SERVICES[name]
-                settings = service.settings_class()
+                with checking_only(*DATABASE_SETTINGS):
+                    settings = service.settings_class()
                 await upgrade(service.migrations, settings.database_url, settings.database_schema)
                 print(f"{name}: migrated")
 
@@ -291,13 +293,14 @@ def topology_json(prefix: str) -> str:
 
 
 async def _bootstrap() -> int:
-    settings = PlatformSettings()
+    with checking_only(*AWS_SETTINGS):
+        settings = PlatformSettings()
     async with AsyncExitStack() as stack:
-        r = await open_resources(settings, stack)
+        aws = await open_aws_clients(settings, stack)
         created = await bootstrap(
-            sns=r.aws.sns,
-            sqs=r.aws.sqs,
-            s3=r.aws.s3,
+            sns=aws.sns,
+            sqs=aws.sqs,
+            s3=aws.s3,
             names=settings.resource_names,
             region=settings.aws_region,
         )
@@ -312,7 +315,8 @@ async def _rebuild_metrics() -> int:
     from services.metrics.service import rebuild
     from services.metrics.settings import MetricsSettings
 
-    settings = MetricsSettings()
+    with checking_only(*DATABASE_SETTINGS, "redis_url"):  # the sketches live in Redis
+        settings = MetricsSettings()
     async with AsyncExitStack() as stack:
         r = await open_resources(settings, stack)
         async with r.session_factory() as session:
@@ -322,10 +326,11 @@ async def _rebuild_metrics() -> int:
 
 
 async def _redrive(consumer: str) -> int:
-    settings = PlatformSettings()
+    with checking_only(*AWS_SETTINGS):
+        settings = PlatformSettings()
     async with AsyncExitStack() as stack:
-        r = await open_resources(settings, stack)
-        moved = await redrive_dead_letters(r.aws.sqs, settings.resource_names, consumer)
+        aws = await open_aws_clients(settings, stack)
+        moved = await redrive_dead_letters(aws.sqs, settings.resource_names, consumer)
     print(f"moved {moved} message(s) from {settings.resource_names.dead_letter_queue(consumer)}")
     return 0
 
