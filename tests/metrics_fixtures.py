@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,9 +84,10 @@ class MetricsHarness:
         return response.json()
 
 
-@pytest.fixture(scope="module")
-async def metrics(access: AccessHarness) -> AsyncIterator[MetricsHarness]:
-    settings = metrics_settings(access)
+@asynccontextmanager
+async def running_metrics(access: AccessHarness, **overrides: Any) -> AsyncIterator[MetricsHarness]:
+    """The metrics API and worker (with its jobs), on `access`'s queues."""
+    settings = metrics_settings(access, **overrides)
     await upgrade(METRICS.migrations, settings.database_url, settings.database_schema)
     stop = asyncio.Event()
     try:
@@ -105,3 +106,9 @@ async def metrics(access: AccessHarness) -> AsyncIterator[MetricsHarness]:
                 await worker
     finally:
         await drop_schema(settings.database_url, settings.database_schema)
+
+
+@pytest.fixture(scope="module")
+async def metrics(access: AccessHarness) -> AsyncIterator[MetricsHarness]:
+    async with running_metrics(access) as harness:
+        yield harness

@@ -7,15 +7,20 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from services.metrics.service import ReaderSketches
+from shared.events import DeliveryIssued, Envelope
 from shared.ratelimit import RateLimiter
 from shared.redis import RedisCircuit, RedisCircuitOpenError, create_redis
+from shared.roles import Role
 from tests.access_fixtures import PASSWORD, AccessHarness, running_access_harness
+from tests.metrics_fixtures import MetricsHarness, running_metrics
 from tests.redis_process import RedisProcess, redis_process
 from tests.support import eventually, unique_schema
 
@@ -181,3 +186,89 @@ async def test_a_logout_during_the_outage_is_refused_not_lost(
     assert response.status_code == 503, response.text
     assert "retry-after" in response.headers
     assert uuid.UUID(registered.json()["id"])
+
+
+def _opened(book: uuid.UUID, count: int) -> list[Envelope]:
+    return [
+        Envelope.wrap(DeliveryIssued(book_id=book, user_id=uuid.uuid4(), method="s3"))
+        for _ in range(count)
+    ]
+
+
+async def test_distinct_readers_are_exact_or_say_they_are_not(
+    server: RedisProcess, access_on_own_redis: AccessHarness
+) -> None:
+    """#14.1: after Redis restarted empty the overview showed 44 readers of 400 as
+    "redis-hyperloglog". Here nobody reseals on their own (the worker's job is off),
+    so each state is seen as it is."""
+    access = access_on_own_redis
+    admin = await access.account(Role.CONTENT_ADMIN)
+    book = uuid.uuid4()
+    async with running_metrics(
+        access,
+        redis_url=server.url,
+        database_schema=unique_schema("sketches"),
+        sketch_reseal_seconds=0,
+    ) as metrics:
+        sketches = ReaderSketches.of(metrics.resources)
+
+        async def readers() -> tuple[int, str]:
+            overview = await metrics.get("/v1/metrics/overview", admin.headers)
+            return overview["distinct_readers"]["last_24h"], overview["distinct_readers_source"]
+
+        async def reseal() -> None:
+            await sketches.reseal(metrics.resources.session_factory, datetime.now(UTC))
+
+        await metrics.send(_opened(book, 5))
+        await eventually(lambda: _logged(metrics, 5), timeout=30, what="5 readers applied")
+        assert await readers() == (5, "postgresql")  # never sealed yet
+        await reseal()
+        assert await readers() == (5, "redis-hyperloglog")
+
+        server.kill()
+        server.start()  # empty: the sketches and their seal are gone
+        await asyncio.sleep(2.5)  # the API's circuit may still be open: let it close
+        assert await readers() == (5, "postgresql")
+        await reseal()
+        assert await readers() == (5, "redis-hyperloglog")
+
+        server.pause()  # data kept, but the next batch's sketch write fails
+        await metrics.send(_opened(book, 3))
+        await eventually(lambda: _logged(metrics, 8), timeout=30, what="3 more applied")
+        server.resume()
+        await asyncio.sleep(2.5)
+        assert await readers() == (8, "postgresql")  # sealed, but an hour is pending
+        await reseal()
+        assert await readers() == (8, "redis-hyperloglog")
+
+
+async def test_the_worker_reseals_the_sketches_on_its_own(
+    server: RedisProcess, access_on_own_redis: AccessHarness
+) -> None:
+    access = access_on_own_redis
+    admin = await access.account(Role.CONTENT_ADMIN)
+    async with running_metrics(
+        access, redis_url=server.url, database_schema=unique_schema("reseal")
+    ) as metrics:
+
+        async def exact_from_sketches(count: int) -> bool:
+            overview = await metrics.get("/v1/metrics/overview", admin.headers)
+            return (
+                overview["distinct_readers"]["last_24h"],
+                overview["distinct_readers_source"],
+            ) == (
+                count,
+                "redis-hyperloglog",
+            )
+
+        await metrics.send(_opened(uuid.uuid4(), 4))
+        await eventually(lambda: exact_from_sketches(4), timeout=30, what="sealed")
+        server.kill()
+        server.start()
+        started = time.monotonic()
+        await eventually(lambda: exact_from_sketches(4), timeout=15, what="resealed")
+        assert time.monotonic() - started < 15
+
+
+async def _logged(metrics: MetricsHarness, count: int) -> bool:
+    return await metrics.logged() >= count

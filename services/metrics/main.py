@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from services.metrics.api import ROUTERS
 from services.metrics.consumers import HANDLERS
 from services.metrics.export import export_to_cloudwatch
+from services.metrics.service import keep_reader_sketches_sealed
 from services.metrics.settings import MetricsSettings
 from shared.app import Resources, create_service_app
 from shared.runtime import ServiceDefinition
@@ -51,5 +52,5 @@ SERVICE = ServiceDefinition(
     handlers=HANDLERS,
     migrations=Path(__file__).parent / "migrations",
     default_port=8004,
-    worker_jobs=[export_to_cloudwatch],
+    worker_jobs=[export_to_cloudwatch, keep_reader_sketches_sealed],
 )

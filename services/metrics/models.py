@@ -127,6 +127,17 @@ class BookGrant(Base):
     book_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
 
 
+class SketchedHour(Base):
+    """An hour whose readers go into Redis's sketches. `pending` counts the batches
+    whose sketch write is not confirmed yet: an hour with pending > 0 (or any hour,
+    once Redis lost its data) is counted in PostgreSQL until the worker reseals it."""
+
+    __tablename__ = "reader_sketch_hours"
+
+    hour: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    pending: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
 class TeacherLearner(Base):
     """A teacher granted this book to this learner: the teacher's figures for the
     book count this learner (and only the learners they granted it to)."""

@@ -8,7 +8,7 @@ once, a redelivery, or events out of order all end in the same rows.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -24,6 +24,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +37,7 @@ from services.metrics.models import (
     ReadingState,
     RecordedEvent,
     Review,
+    SketchedHour,
     SubmissionState,
     TeacherLearner,
     UserState,
@@ -53,6 +55,7 @@ DERIVED_TABLES = [
     BookState,
     BookGrant,
     TeacherLearner,
+    SketchedHour,
     ReadingState,
 ]
 
@@ -592,3 +595,36 @@ async def reading_of_book(
 
 async def granted_by(session: AsyncSession, teacher_id: uuid.UUID, book_id: uuid.UUID) -> bool:
     return await session.get(BookGrant, (teacher_id, book_id)) is not None
+
+
+async def mark_sketches_pending(session: AsyncSession, hours: Iterable[datetime]) -> None:
+    """In the batch's own transaction: these hours' sketches wait for this batch."""
+    rows = [{"hour": hour, "pending": 1} for hour in sorted(set(hours))]
+    if rows:
+        statement = upsert(session, table(SketchedHour)).values(rows)
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["hour"], set_={"pending": SketchedHour.pending + 1}
+            )
+        )
+
+
+async def sketches_written(session: AsyncSession, pending: Mapping[datetime, int]) -> None:
+    """These batches' (or a reseal's) sketch writes are confirmed."""
+    for hour, done in pending.items():
+        await session.execute(
+            update(SketchedHour)
+            .where(SketchedHour.hour == hour)
+            .values(
+                pending=case((SketchedHour.pending > done, SketchedHour.pending - done), else_=0)
+            )
+        )
+
+
+async def unsealed_hours(session: AsyncSession, since: datetime) -> dict[datetime, int]:
+    rows = await session.execute(
+        select(SketchedHour.hour, SketchedHour.pending).where(
+            SketchedHour.hour >= since, SketchedHour.pending > 0
+        )
+    )
+    return {hour: int(pending) for hour, pending in rows}

@@ -11,6 +11,8 @@ overview's real-time reader counts cost one PFCOUNT and no table scan.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import uuid
 from collections import Counter
@@ -22,10 +24,11 @@ from typing import Any
 
 import structlog
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.metrics import repository
 from shared.consumer import BatchScope, EventContext
+from shared.db import unit_of_work
 from shared.errors import NotFound, Unprocessable
 from shared.events import (
     BookCreated,
@@ -52,6 +55,7 @@ log = structlog.get_logger(__name__)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 READER_SKETCH_TTL = int(timedelta(days=9).total_seconds())  # the 7-day window, and slack
+READER_WINDOW = timedelta(days=8)  # what a reseal puts back: the 7-day window and its edge
 MAX_BUCKETS = 2_000
 OLDEST_SHOWN = 5
 
@@ -112,7 +116,15 @@ def book_dimension(book_id: uuid.UUID) -> str:
 @dataclass(frozen=True)
 class ReaderSketches:
     """Distinct readers per hour as Redis HyperLogLogs (12 KB at most each, ±0.8 %):
-    a window's count is one PFCOUNT over its hours, whatever the number of readers."""
+    a window's count is one PFCOUNT over its hours, whatever the number of readers.
+
+    A count comes from them only when they are known to be complete for the window
+    (`complete_for`): Redis holds the seal (written by the worker after it put
+    every reader of the last days in, and lost with everything else when Redis
+    restarts empty), and PostgreSQL knows of no batch whose sketch write is still
+    unconfirmed. Otherwise the figure is counted exactly in PostgreSQL and says
+    so, while the worker reseals the sketches from `reader_hours` on its own.
+    """
 
     redis: Any
     prefix: str
@@ -125,7 +137,41 @@ class ReaderSketches:
     def key(self, hour: datetime) -> str:
         return self.prefix + hour.strftime("%Y%m%d%H")
 
-    async def add(self, readers: Iterable[tuple[datetime, uuid.UUID, uuid.UUID]]) -> None:
+    @property
+    def seal_key(self) -> str:
+        # No expiry: only losing Redis's data (a restart, a flush) removes it.
+        return self.prefix + "sealed"
+
+    async def complete_for(self, session: AsyncSession, since: datetime) -> bool:
+        if not await self.redis.exists(self.seal_key):
+            return False
+        return not await repository.unsealed_hours(session, since)
+
+    async def reseal(self, session_factory: async_sessionmaker[AsyncSession], now: datetime) -> int:
+        """Put back what the sketches may lack, from PostgreSQL's exact `reader_hours`:
+        every hour of the window after Redis lost its data, else the hours with
+        unconfirmed writes. Returns how many hours were resealed."""
+        since = hour_of(now) - READER_WINDOW
+        sealed = bool(await self.redis.exists(self.seal_key))
+        async with session_factory() as session:
+            # Pending first, then the readers: a batch committed in between is in
+            # the readers and keeps its own pending count, so nothing is lost.
+            pending = await repository.unsealed_hours(session, since)
+            if sealed and not pending:
+                return 0
+            pairs = await repository.reader_pairs(session, since, hour_of(now) + HOUR)
+        if sealed:
+            pairs = [(hour, user) for hour, user in pairs if hour in pending]
+        await self.add((hour, user, None) for hour, user in pairs)
+        async with unit_of_work(session_factory) as session:
+            await repository.sketches_written(session, pending)
+        if not sealed:
+            await self.redis.set(self.seal_key, now.isoformat())
+        hours = len({hour for hour, _ in pairs})
+        log.info("reader sketches resealed", hours=hours, after_data_loss=not sealed)
+        return hours
+
+    async def add(self, readers: Iterable[tuple[datetime, uuid.UUID, uuid.UUID | None]]) -> None:
         """Idempotent: a reader added twice is counted once."""
         by_hour: dict[datetime, set[str]] = {}
         for hour, user_id, _book in readers:
@@ -171,9 +217,16 @@ class BatchFigures:
                 await figures.write(session)
 
             async def sketch() -> None:
+                hours = {hour for hour, _, _ in figures.readers}
+                if not hours:
+                    return
                 try:
                     await sketches.add(figures.readers)
-                except Exception:  # PostgreSQL holds the exact figures; a rebuild restores these
+                    async with unit_of_work(context.resources.session_factory) as confirm:
+                        await repository.sketches_written(confirm, dict.fromkeys(hours, 1))
+                except Exception:
+                    # The hours stay pending: counted in PostgreSQL until the
+                    # worker reseals them from reader_hours.
                     log.warning("reader sketches not updated", readers=len(figures.readers))
 
             context.before_commit(write)
@@ -195,6 +248,7 @@ class BatchFigures:
         await repository.add_to_event_log(session, self.logged)
         await repository.add_counts(session, dict(self.counts))
         await repository.add_reader_hours(session, self.readers)
+        await repository.mark_sketches_pending(session, (hour for hour, _, _ in self.readers))
         await repository.advance_reading(session, self.reading)
 
 
@@ -354,9 +408,11 @@ class MetricsReader:
         Redis answers, else counted exactly in PostgreSQL."""
         w = self.windows
         try:
-            day = await self.sketches.count(w.hours(w.last_24h))
-            week = await self.sketches.count(w.hours(w.last_7d))
-            return {"last_24h": day, "last_7_days": week}, "redis-hyperloglog"
+            if await self.sketches.complete_for(self.session, w.last_7d):
+                day = await self.sketches.count(w.hours(w.last_24h))
+                week = await self.sketches.count(w.hours(w.last_7d))
+                return {"last_24h": day, "last_7_days": week}, "redis-hyperloglog"
+            log.info("reader sketches incomplete; counting in PostgreSQL")
         except Exception:
             log.warning("reader sketches unavailable; counting in PostgreSQL")
         return {
@@ -571,3 +627,19 @@ async def rebuild(session: AsyncSession, resources: Any, *, page_size: int = 500
     await session.commit()
     await batch.run_after_commit()
     return applied
+
+
+async def keep_reader_sketches_sealed(resources: Any, settings: Any, stop: asyncio.Event) -> None:
+    """The worker's job: reseal the sketches whenever they may lack readers (Redis
+    restarted empty, or a write failed), without anyone asking."""
+    every_seconds = float(getattr(settings, "sketch_reseal_seconds", 0))
+    if every_seconds <= 0:
+        return
+    sketches = ReaderSketches.of(resources)
+    while not stop.is_set():
+        try:
+            await sketches.reseal(resources.session_factory, datetime.now(UTC))
+        except Exception as exc:  # Redis or the database away: try again next round
+            log.info("reader sketches not resealed yet", error=str(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every_seconds)

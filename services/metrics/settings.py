@@ -24,5 +24,9 @@ class MetricsSettings(ServiceSettings):
     cloudwatch_namespace: str = Field(default="Stories/Metrics", min_length=1, max_length=255)
     cloudwatch_export_seconds: float = Field(default=60.0, ge=0)  # 0: no export
 
+    # How often the worker checks that the reader sketches in Redis are complete,
+    # and puts back what they lack (after Redis lost data, or a write failed).
+    sketch_reseal_seconds: float = Field(default=2.0, ge=0)  # 0: never (tests)
+
     def login_url(self) -> str:
         return self.dashboard_login_url or f"{self.access_url.rstrip('/')}/v1/auth/login"
