@@ -153,6 +153,7 @@ module "data" {
   db_deletion_protection   = var.db_deletion_protection
   redis_node_type          = var.redis_node_type
   redis_replicas           = var.redis_replicas
+  alarm_topic_arns         = [aws_sns_topic.alarms.arn]
 }
 
 # --- secrets: every one in Secrets Manager, values set outside Terraform ----------------

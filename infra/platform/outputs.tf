@@ -62,3 +62,7 @@ output "public_routes" {
 output "internal_namespace" {
   value = aws_service_discovery_private_dns_namespace.internal.name
 }
+
+output "redis_eviction_policy" {
+  value = module.data.redis_eviction_policy
+}

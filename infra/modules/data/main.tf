@@ -52,6 +52,12 @@ variable "redis_node_type" {
   default = "cache.t3.medium"
 }
 
+variable "alarm_topic_arns" {
+  description = "Where the Redis memory alarm goes."
+  type        = list(string)
+  default     = []
+}
+
 variable "redis_replicas" {
   type    = number
   default = 1
@@ -155,6 +161,19 @@ resource "aws_elasticache_subnet_group" "this" {
   subnet_ids = var.subnet_ids
 }
 
+# Nothing is evicted: an evicted deny-list entry would let a logged-out token work
+# again, and an evicted reader sketch would undercount. A full Redis refuses writes
+# instead, which every caller handles (in-process limits, 503 on logout, figures
+# counted in PostgreSQL); the alarm on memory says when to size up.
+resource "aws_elasticache_parameter_group" "this" {
+  name   = var.name
+  family = "redis7"
+  parameter {
+    name  = "maxmemory-policy"
+    value = "noeviction"
+  }
+}
+
 resource "aws_elasticache_replication_group" "this" {
   replication_group_id       = var.name
   description                = "${var.name}: decision cache, rate limits, pub/sub, reader sketches"
@@ -165,6 +184,7 @@ resource "aws_elasticache_replication_group" "this" {
   automatic_failover_enabled = var.redis_replicas > 0
   multi_az_enabled           = var.redis_replicas > 0
   subnet_group_name          = aws_elasticache_subnet_group.this.name
+  parameter_group_name       = aws_elasticache_parameter_group.this.name
   security_group_ids         = [aws_security_group.redis.id]
   at_rest_encryption_enabled = true
   transit_encryption_enabled = true
@@ -183,6 +203,25 @@ output "database_master_secret_arn" {
 output "redis_url" {
   # TLS in transit: rediss://.
   value = "rediss://${aws_elasticache_replication_group.this.primary_endpoint_address}:6379/0"
+}
+
+resource "aws_cloudwatch_metric_alarm" "redis_memory" {
+  alarm_name          = "${var.name}-redis-memory"
+  alarm_description   = "Redis is over 80 % full: with nothing evicted, writes are refused when it fills."
+  namespace           = "AWS/ElastiCache"
+  metric_name         = "DatabaseMemoryUsagePercentage"
+  dimensions          = { ReplicationGroupId = aws_elasticache_replication_group.this.id }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 2
+  threshold           = 80
+  comparison_operator = "GreaterThanThreshold"
+  alarm_actions       = var.alarm_topic_arns
+  treat_missing_data  = "notBreaching"
+}
+
+output "redis_eviction_policy" {
+  value = one([for p in aws_elasticache_parameter_group.this.parameter : p.value if p.name == "maxmemory-policy"])
 }
 
 output "database_instance_id" {

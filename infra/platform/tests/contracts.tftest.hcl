@@ -249,3 +249,13 @@ run "internal_paths_stay_internal" {
     error_message = "A service calls access through the public load balancer."
   }
 }
+
+run "redis_never_evicts" {
+  command = apply
+
+  # An evicted deny-list entry would let a logged-out token work again.
+  assert {
+    condition     = output.redis_eviction_policy == "noeviction"
+    error_message = "Redis may evict keys (deny-list entries, reader sketches)."
+  }
+}
