@@ -87,6 +87,10 @@ async def test_with_redis_down_links_are_decided_from_the_database_and_stay_corr
             reader = await access.account(Role.LEARNER)
             book = await free_book(access, delivery)
             assert await ask(delivery, reader, book) == 200  # warm, with Redis
+            # The premise: the process holds its full copy of the deny-list (taken
+            # once its subscription is up) when Redis goes away.
+            denylist = delivery.app.state.resources.denylist
+            await eventually(lambda: denylist.synced, timeout=15, what="the deny-list copy")
             proxy.cut()
             bus = delivery.app.state.resources.bus
             await eventually(lambda: not bus.connected, what="the subscription to drop")
