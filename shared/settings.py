@@ -188,6 +188,7 @@ class ServiceSettings(BaseSettings):
                 if isinstance(secret, SecretStr) and _is_placeholder(secret):
                     label = f"{name}[{key}]" if key is not None else name
                     problems.append(f"{label} is a placeholder")
+
         def uses(name: str) -> bool:
             return checked is None or name in checked
 
