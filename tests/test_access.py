@@ -277,6 +277,44 @@ async def test_one_address_is_limited_across_accounts(
     assert elsewhere.status_code == 401
 
 
+async def test_behind_a_trusted_proxy_each_client_is_limited_and_nobody_else_is_believed(
+    database_url: str, moto_url: str, access: AccessHarness
+) -> None:
+    """#15.1: the load balancer (here 127.0.0.2) appends the address it saw to
+    whatever X-Forwarded-For the client sent; the right-most hop it did not add
+    itself is the client. Anyone else's header (127.0.0.1 here) changes nothing."""
+    settings = access_settings(
+        database_url,
+        moto_url,
+        database_schema=access.settings.database_schema,
+        login_attempts_per_ip=3,
+        trusted_proxies=["127.0.0.2/32"],
+    )
+    school, home = (f"10.{n}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}" for n in (31, 32))
+    via_proxy = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+
+    async def sign_in(http: httpx.AsyncClient, forwarded: str) -> int:
+        body = {"email": f"{uuid.uuid4().hex[:8]}@example.org", "password": "whatever 1234"}
+        response = await http.post(
+            "/v1/auth/login", json=body, headers={"X-Forwarded-For": forwarded}
+        )
+        return response.status_code
+
+    with running_access(settings) as url:
+        async with (
+            httpx.AsyncClient(base_url=url, timeout=20, transport=via_proxy) as proxy,
+            httpx.AsyncClient(base_url=url, timeout=20) as direct,
+        ):
+            # A client forging its own header in front of the proxy's entry gains nothing.
+            from_school = [await sign_in(proxy, f"{n}.6.6.6, {school}") for n in range(4)]
+            from_home = await sign_in(proxy, home)
+            # Not the proxy: its header is ignored and its own address counted.
+            forged = [await sign_in(direct, f"10.99.{n}.1") for n in range(4)]
+    assert from_school == [401, 401, 401, 429]
+    assert from_home == 401  # another client behind the same proxy is not affected
+    assert forged.count(429) >= 1  # all four counted against 127.0.0.1, not four addresses
+
+
 async def test_a_forged_forwarded_for_does_not_dodge_the_address_limit(
     database_url: str, moto_url: str, access: AccessHarness
 ) -> None:
