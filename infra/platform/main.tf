@@ -97,7 +97,25 @@ module "storage" {
   buckets                = local.contracts.topology.buckets
   kms_key_arn            = aws_kms_key.platform.arn
   cloudfront_public_keys = var.cloudfront_public_keys
+  providers              = { aws = aws, aws.us_east_1 = aws.us_east_1 }
+  name                   = local.name
+  account_id             = data.aws_caller_identity.current.account_id
+  log_retention_days     = var.log_retention_days
+  alarm_email            = var.alarm_email
 }
+
+# --- WAF: in front of the load balancer and of the books' distribution -------------------
+
+module "waf_api" {
+  source             = "../modules/waf"
+  name               = "${local.name}-api"
+  scope              = "REGIONAL"
+  associate_with     = aws_lb.this.arn
+  kms_key_arn        = aws_kms_key.platform.arn
+  log_retention_days = var.log_retention_days
+  alarm_topic_arns   = [aws_sns_topic.alarms.arn]
+}
+
 
 resource "aws_security_group" "tasks" {
   name        = "${local.name}-tasks"

@@ -66,3 +66,18 @@ output "internal_namespace" {
 output "redis_eviction_policy" {
   value = module.data.redis_eviction_policy
 }
+
+output "waf" {
+  value = {
+    api   = module.waf_api.summary
+    books = module.storage.web_acl_summary
+  }
+}
+
+output "load_balancer_arn" {
+  value = aws_lb.this.arn
+}
+
+output "cloudfront_web_acl" {
+  value = module.storage.web_acl_id
+}

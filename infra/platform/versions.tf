@@ -4,6 +4,10 @@ terraform {
     aws = {
       source  = "hashicorp/aws"
       version = ">= 5.100, < 6.0"
+      # CloudFront's web ACL (with its logs' key and alarm topic) lives in us-east-1,
+      # whatever the platform's region: each environment passes that provider.
+      configuration_aliases = [aws.us_east_1]
     }
   }
 }
+

@@ -18,6 +18,15 @@ provider "aws" {
   }
 }
 
+# CloudFront's web ACL must be made in us-east-1.
+provider "aws" {
+  alias  = "us_east_1"
+  region = "us-east-1"
+  default_tags {
+    tags = { Project = "1001-stories", Environment = "production", ManagedBy = "terraform" }
+  }
+}
+
 variable "region" {
   type    = string
   default = "us-east-1"
@@ -42,7 +51,8 @@ variable "alarm_email" {
 }
 
 module "platform" {
-  source = "../../platform"
+  source    = "../../platform"
+  providers = { aws = aws, aws.us_east_1 = aws.us_east_1 }
 
   environment            = "production"
   region                 = var.region

@@ -1,3 +1,13 @@
+terraform {
+  required_providers {
+    aws = {
+      source = "hashicorp/aws"
+      # CloudFront's web ACL (and its logs' key and alarm topic) live in us-east-1.
+      configuration_aliases = [aws.us_east_1]
+    }
+  }
+}
+
 # The uploads and published buckets (names from the code's plan), encrypted,
 # versioned, never public, tiered as they age; CloudFront in front of the
 # published bucket through origin access control, trusting only the key group
@@ -19,6 +29,23 @@ variable "kms_key_arn" {
 variable "cloudfront_public_keys" {
   description = "PEM public keys of the delivery service's signing keys (several while rotating)."
   type        = map(string)
+}
+
+variable "name" {
+  type = string
+}
+
+variable "account_id" {
+  type = string
+}
+
+variable "log_retention_days" {
+  type = number
+}
+
+variable "alarm_email" {
+  type    = string
+  default = ""
 }
 
 variable "price_class" {
@@ -162,6 +189,7 @@ resource "aws_cloudfront_distribution" "published" {
   price_class     = var.price_class
   http_version    = "http2and3"
   is_ipv6_enabled = true
+  web_acl_id      = module.waf_books.arn
 
   origin {
     origin_id                = "published"
@@ -232,4 +260,67 @@ output "cloudfront_domain" {
 
 output "key_group_id" {
   value = aws_cloudfront_key_group.signing.id
+}
+
+output "web_acl_id" {
+  value = aws_cloudfront_distribution.published.web_acl_id
+}
+
+# --- WAF in front of the distribution ---------------------------------------------------
+
+# CloudFront's ACL, its logs and their key live in us-east-1.
+resource "aws_kms_key" "edge" {
+  provider            = aws.us_east_1
+  description         = "${var.name}: the CloudFront web ACL's logs (us-east-1)"
+  enable_key_rotation = true
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "AccountAdministers"
+        Effect    = "Allow"
+        Principal = { AWS = "arn:aws:iam::${var.account_id}:root" }
+        Action    = "kms:*"
+        Resource  = "*"
+      },
+      {
+        Sid       = "LogsAndAlarmsUseIt"
+        Effect    = "Allow"
+        Principal = { Service = ["logs.us-east-1.amazonaws.com", "sns.amazonaws.com", "cloudwatch.amazonaws.com"] }
+        Action    = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+        Resource  = "*"
+      },
+    ]
+  })
+}
+
+module "waf_books" {
+  source             = "../waf"
+  providers          = { aws = aws.us_east_1 }
+  name               = "${var.name}-books"
+  scope              = "CLOUDFRONT"
+  kms_key_arn        = aws_kms_key.edge.arn
+  log_retention_days = var.log_retention_days
+  # Signed-URL fetches only; a reader paging through a book makes a few a minute.
+  requests_per_address = 20000
+  alarm_topic_arns     = [aws_sns_topic.edge_alarms.arn]
+}
+
+# An alarm can only notify a topic of its own region.
+resource "aws_sns_topic" "edge_alarms" {
+  provider          = aws.us_east_1
+  name              = "${var.prefix}edge-alarms"
+  kms_master_key_id = aws_kms_key.edge.arn
+}
+
+resource "aws_sns_topic_subscription" "edge_alarm_email" {
+  provider  = aws.us_east_1
+  count     = var.alarm_email == "" ? 0 : 1
+  topic_arn = aws_sns_topic.edge_alarms.arn
+  protocol  = "email"
+  endpoint  = var.alarm_email
+}
+
+output "web_acl_summary" {
+  value = module.waf_books.summary
 }

@@ -3,6 +3,9 @@
 # contracts`) and kept current by tests/test_infra.py.
 
 mock_provider "aws" {
+  mock_resource "aws_wafv2_web_acl" {
+    defaults = { arn = "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/mock/1" }
+  }
   mock_data "aws_caller_identity" {
     defaults = { account_id = "123456789012" }
   }
@@ -59,6 +62,26 @@ mock_provider "aws" {
         secret_status = "active"
       }]
     }
+  }
+}
+
+# CloudFront's web ACL and its logs' key are made in us-east-1.
+mock_provider "aws" {
+  alias = "us_east_1"
+  mock_resource "aws_wafv2_web_acl" {
+    defaults = { arn = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/mock-books/1" }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = { arn = "arn:aws:logs:us-east-1:123456789012:log-group:aws-waf-logs-mock" }
+  }
+  mock_resource "aws_kms_key" {
+    defaults = { arn = "arn:aws:kms:us-east-1:123456789012:key/edge" }
+  }
+  mock_resource "aws_sns_topic" {
+    defaults = { arn = "arn:aws:sns:us-east-1:123456789012:edge-alarms" }
+  }
+  mock_data "aws_region" {
+    defaults = { name = "us-east-1" }
   }
 }
 
@@ -257,5 +280,50 @@ run "redis_never_evicts" {
   assert {
     condition     = output.redis_eviction_policy == "noeviction"
     error_message = "Redis may evict keys (deny-list entries, reader sketches)."
+  }
+}
+
+run "waf_in_front_of_the_load_balancer_and_the_books" {
+  command = apply
+
+  assert {
+    condition = alltrue([
+      for acl in [output.waf.api, output.waf.books] : alltrue([
+        for group in [
+          "AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet",
+          "AWSManagedRulesSQLiRuleSet", "AWSManagedRulesAmazonIpReputationList",
+        ] : contains(keys(acl.rules), group)
+      ])
+    ])
+    error_message = "A managed rule group is missing from a web ACL."
+  }
+
+  assert {
+    condition = (
+      output.waf.api.scope == "REGIONAL" && output.waf.books.scope == "CLOUDFRONT"
+      && output.waf.api.associated == [output.load_balancer_arn]
+      && output.cloudfront_web_acl == "arn:aws:wafv2:us-east-1:123456789012:global/webacl/mock-books/1"
+    )
+    error_message = "The web ACLs are not attached to the load balancer and the distribution."
+  }
+
+  # Per-address rates a school behind one address stays under, and the body limit.
+  assert {
+    condition = (
+      output.waf.api.rate_limits["sign-ins-per-address"] >= 1000
+      && output.waf.api.rate_limits["links-per-address"] >= 5000
+      && contains(keys(output.waf.api.rules), "body-over-max")
+      && contains(keys(output.waf.books.rules), "requests-per-address")
+    )
+    error_message = "A rate or size rule is missing or too tight for a school."
+  }
+
+  assert {
+    condition = alltrue([
+      for acl in [output.waf.api, output.waf.books] :
+      contains(acl.redacted, "authorization") && startswith(acl.log_group, "aws-waf-logs-")
+      && length(acl.alarm_topics) == 1
+    ])
+    error_message = "WAF logs keep the Authorization header, or blocked spikes raise no alarm."
   }
 }
