@@ -44,6 +44,16 @@ class Environment(StrEnum):
         return self in (Environment.STAGING, Environment.PRODUCTION)
 
 
+# Where a frontend is served from while it is developed (Create React App and
+# Next.js on 3000, Vite's dev server on 5173 and its preview on 4173).
+DEV_ORIGINS = (
+    "http://localhost:3000",
+    "http://localhost:5173",
+    "http://127.0.0.1:5173",
+    "http://localhost:4173",
+)
+
+
 # An operator command names the settings it uses; only those must be real values
 # (`stories bootstrap` needs AWS, not the service secrets it never sends).
 _CHECKED_ONLY: ContextVar[frozenset[str] | None] = ContextVar("settings_checked", default=None)
@@ -135,7 +145,7 @@ class ServiceSettings(BaseSettings):
     jwks_refetch_interval_seconds: float = 30.0
     jwks_cache_seconds: float = 3600.0
 
-    cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000"])
+    cors_origins: list[str] = Field(default_factory=lambda: list(DEV_ORIGINS))
     # The proxies (addresses or CIDR blocks, a JSON list) whose X-Forwarded-For
     # names the client: the load balancer's subnets in AWS. Nobody else may set
     # the client address, so by default (no proxy) the header is ignored and

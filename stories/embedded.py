@@ -21,7 +21,7 @@ from pydantic import TypeAdapter
 from shared.app import open_resources
 from shared.migrations import upgrade
 from shared.runtime import install_stop_signals, run_worker, serve_api
-from shared.settings import ServiceSettings
+from shared.settings import DEV_ORIGINS, ServiceSettings
 from shared.topology import bootstrap
 from stories.registry import SERVICES
 
@@ -49,7 +49,7 @@ def embedded_defaults(
         "AWS_DEFAULT_REGION": "us-east-1",
         "LOG_JSON": "false",
         # The metrics dashboard signs in against access from its own origin.
-        "CORS_ORIGINS": json.dumps(["http://localhost:3000", f"http://{host}:{ports['metrics']}"]),
+        "CORS_ORIGINS": json.dumps([*DEV_ORIGINS, f"http://{host}:{ports['metrics']}"]),
     }
     if aws_endpoint:
         defaults["AWS_ENDPOINT_URL"] = aws_endpoint

@@ -70,7 +70,17 @@ async def test_a_password_containing_the_email_is_refused(access: AccessHarness)
     body = problem(
         await access.register(email="ramona@example.org", password="ramona-rocks-99"), 422
     )
-    assert "email" in str(body["detail"])
+    # #16.6: it names what it found, and says the whole rule, not a riddle.
+    assert '"ramona", the part of your email address before the @' in str(body["detail"])
+    assert "A password needs at least 10 characters, at least 4 different" in str(body["detail"])
+
+
+async def test_the_password_rule_is_in_the_openapi_schema(access: AccessHarness) -> None:
+    schema = (await access.http.get("/openapi.json")).json()
+    password = schema["components"]["schemas"]["Registration"]["properties"]["password"]
+    assert password["maxLength"] == 128
+    assert "at least 10 (ACCESS_PASSWORD_MIN_LENGTH) characters" in password["description"]
+    assert "before the @" in password["description"]
 
 
 async def test_a_role_cannot_be_chosen_at_registration(access: AccessHarness) -> None:

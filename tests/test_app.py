@@ -295,6 +295,17 @@ async def test_cors_answers_the_frontend_origin_and_exposes_etag(
     assert "Origin" in response.headers["vary"]
 
 
+async def test_the_usual_dev_servers_are_allowed_by_default(client: httpx.AsyncClient) -> None:
+    """#16.7: a preflight from Vite's dev server (5173) got a 405 with the defaults."""
+    for origin in ("http://localhost:5173", "http://127.0.0.1:5173", "http://localhost:4173"):
+        response = await client.options(
+            "/things/1",
+            headers={"Origin": origin, "Access-Control-Request-Method": "GET"},
+        )
+        assert response.status_code == 204, (origin, response.text)
+        assert response.headers["access-control-allow-origin"] == origin
+
+
 async def test_cors_grants_nothing_to_other_origins(client: httpx.AsyncClient) -> None:
     response = await client.get("/things/1", headers={"Origin": "https://evil.example"})
     assert response.status_code == 200

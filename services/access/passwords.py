@@ -29,6 +29,15 @@ COMMON_PASSWORDS = frozenset(
 MAX_PASSWORD_LENGTH = 128  # argon2 hashes anything, but a megabyte body should not be tried
 
 
+def password_policy(min_length: int) -> str:
+    """The whole rule, said the same way in the API's schema and in every refusal."""
+    return (
+        f"at least {min_length} characters, at least 4 different characters, at most "
+        f"{MAX_PASSWORD_LENGTH}, not a commonly used password, and not containing the "
+        "part of the email address before the @ (when it is 4 characters or more)"
+    )
+
+
 def password_problems(password: str, *, email: str, min_length: int) -> list[str]:
     """What is wrong with a proposed password (empty if nothing)."""
     problems = []
@@ -42,7 +51,7 @@ def password_problems(password: str, *, email: str, min_length: int) -> list[str
         problems.append("use at least 4 different characters")
     local_part = email.split("@", 1)[0].lower()
     if len(local_part) >= 4 and local_part in password.lower():
-        problems.append("not contain your email address")
+        problems.append(f'not contain "{local_part}", the part of your email address before the @')
     return problems
 
 

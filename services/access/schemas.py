@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
+from services.access.passwords import MAX_PASSWORD_LENGTH, password_policy
 from shared.decisions import Decision, DecisionRequest
 from shared.roles import Role
 from shared.text import SingleLine
@@ -30,7 +31,13 @@ class StrictModel(BaseModel):
 
 class Registration(StrictModel):
     email: EmailStr
-    password: Password
+    password: Annotated[str, StringConstraints(min_length=1, max_length=MAX_PASSWORD_LENGTH)] = (
+        Field(
+            description="A password needs "
+            + password_policy(10).replace("at least 10", "at least 10 (ACCESS_PASSWORD_MIN_LENGTH)")
+            + ". A refusal (422 weak-password) lists what is missing."
+        )
+    )
     display_name: DisplayName
 
 

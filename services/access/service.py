@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from services.access.devices import KnownDevices
 from services.access.emails import normalize_email
 from services.access.models import AuditEntry, CatalogBook, Entitlement, RefreshToken, User
-from services.access.passwords import PasswordHashing, password_problems
+from services.access.passwords import PasswordHashing, password_policy, password_problems
 from services.access.profiles import ProfileCache
 from services.access.repository import AccessRepository
 from services.access.schemas import (
@@ -134,8 +134,9 @@ class AccessService:
             password, email=email, min_length=self.settings.password_min_length
         )
         if problems:
+            policy = password_policy(self.settings.password_min_length)
             raise Unprocessable(
-                "The password must " + "; ".join(problems) + ".",
+                "The password must " + "; ".join(problems) + f". (A password needs {policy}.)",
                 code="weak-password",
                 requirements=problems,
             )
