@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -275,6 +276,7 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
     return router
 
 
+DOCS_ASSETS = "/docs-assets"
 PROBLEM_CONTENT: dict[str, Any] = {
     PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDetail"}}
 }
@@ -365,12 +367,15 @@ def create_service_app(
             gc.freeze()
             yield
 
-    app = FastAPI(
+    # /docs and /redoc with their assets served from here, not a CDN: they work
+    # offline and on school networks that block CDNs.
+    app = FastAPIOffline(
         title=title,
         description=description,
         version="1.0.0",
         lifespan=lifespan,
         responses={422: {"model": ProblemDetail}, 500: {"model": ProblemDetail}},
+        static_url=DOCS_ASSETS,
     )
     install_problem_handlers(app)
     document_bearer_auth(app)

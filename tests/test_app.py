@@ -220,6 +220,18 @@ async def test_readiness_fails_with_problem_json_when_the_database_is_down(
     assert body["checks"]["database"].startswith("failing")
 
 
+async def test_the_docs_and_their_assets_are_served_by_the_service(
+    client: httpx.AsyncClient,
+) -> None:
+    for page, asset in (("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")):
+        html = (await client.get(page)).text
+        assert f"/docs-assets/{asset}" in html
+        assert "cdn." not in html  # nothing from a CDN
+        served = await client.get(f"/docs-assets/{asset}")
+        assert served.status_code == 200
+        assert "javascript" in served.headers["content-type"]
+
+
 async def test_unknown_routes_and_methods_are_problems(client: httpx.AsyncClient) -> None:
     assert_problem(await client.get("/nowhere"), 404)
     assert_problem(await client.delete("/things/1"), 405)

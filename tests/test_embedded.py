@@ -134,6 +134,47 @@ async def _sign_in(http: httpx.AsyncClient, access: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {login.json()['access_token']}"}
 
 
+async def test_the_api_docs_render_offline_in_chromium(platform: tuple[int, Path]) -> None:
+    """#16.5: /docs loaded Swagger UI from a CDN, blank offline and on school networks
+    that block CDNs. Here everything but the service itself is refused."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"SKIPPED LOUDLY: no {CHROMIUM}; `make test` installs Debian's chromium")
+    from playwright.async_api import Route, async_playwright
+
+    base, _ = platform
+    access = f"http://127.0.0.1:{base + SERVICE_OFFSETS['access']}"
+    refused: list[str] = []
+
+    async def only_the_service(route: Route) -> None:
+        if route.request.url.startswith(access):
+            await route.continue_()
+        else:
+            refused.append(route.request.url)
+            await route.abort()
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = await browser.new_page()
+            await page.route("**/*", only_the_service)
+            await page.goto(f"{access}/docs")
+            title = page.locator(".swagger-ui .info .title")
+            await title.wait_for(state="visible", timeout=20_000)
+            assert "1001 Stories" in await title.inner_text()
+            # The operations are listed (the OpenAPI document was fetched and drawn).
+            await page.locator(".opblock").first.wait_for(state="visible", timeout=20_000)
+            await page.goto(f"{access}/redoc")
+            await page.locator("h1").first.wait_for(state="visible", timeout=20_000)
+            assert "1001 Stories" in await page.locator("h1").first.inner_text()
+        finally:
+            await browser.close()
+    # All ReDoc's bundle fetches from elsewhere is its "powered by" badge image; the
+    # page is whole without it. Swagger UI fetches nothing at all.
+    assert set(refused) <= {"https://cdn.redoc.ly/redoc/logo-mini.svg"}, refused
+
+
 async def test_the_dashboard_charts_real_figures_in_chromium_on_a_phone(
     platform: tuple[int, Path],
 ) -> None:
