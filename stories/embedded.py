@@ -9,11 +9,14 @@ before starting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import pickle
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import structlog
 from pydantic import TypeAdapter
@@ -60,6 +63,65 @@ def embedded_defaults(
     return defaults
 
 
+S3_SNAPSHOT = "s3.pickle"
+
+
+def _s3_buckets() -> dict[str, Any]:
+    """The in-process emulator's buckets, per account (its S3 state, objects included)."""
+    from moto.s3.models import s3_backends
+
+    return {account: s3_backends[account]["aws"].buckets for account in list(s3_backends)}
+
+
+def save_s3(data_dir: Path) -> int:
+    """Keep the emulator's buckets beside the databases, so a restart finds the files
+    its databases point at (same keys, same version ids). Returns objects saved."""
+    buckets = _s3_buckets()
+    target = data_dir / S3_SNAPSHOT
+    partial = target.with_suffix(".partial")
+    partial.write_bytes(pickle.dumps(buckets))
+    partial.replace(target)  # whole or not at all
+    return sum(len(b.keys) for per_account in buckets.values() for b in per_account.values())
+
+
+def restore_s3(data_dir: Path) -> int | None:
+    """Put back what `save_s3` kept; None if there was nothing to put back."""
+    from moto.s3.models import s3_backends
+
+    source = data_dir / S3_SNAPSHOT
+    if not source.exists():
+        return None
+    # Our own file, written by save_s3 in this data folder.
+    saved: dict[str, dict[str, Any]] = pickle.loads(source.read_bytes())  # noqa: S301
+    for account, buckets in saved.items():
+        s3_backends[account]["aws"].buckets.update(buckets)
+        # moto finds a bucket's owner through this registry; without the entry the
+        # bootstrap's create_bucket would replace the restored bucket with an empty one.
+        for name in buckets:
+            s3_backends.bucket_accounts[name] = ("aws", account)
+    return sum(len(b.keys) for per_account in saved.values() for b in per_account.values())
+
+
+def _restore_or_warn(data_dir: Path) -> None:
+    restored = restore_s3(data_dir)
+    if restored is not None:
+        log.info("files of the last run restored", objects=restored)
+    elif any(data_dir.glob("*.sqlite3")):
+        log.warning(
+            "the last run's files were not saved (it did not stop cleanly): what it "
+            "uploaded or published may not download; remove the data folder to start clean",
+            data_dir=str(data_dir.resolve()),
+        )
+
+
+async def keep_s3_saved(data_dir: Path, stop: asyncio.Event, every_seconds: float = 30.0) -> None:
+    """Save now and then too, so a run that is killed loses at most this much."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every_seconds)
+        await asyncio.to_thread(save_s3, data_dir)
+
+
 def start_moto(host: str, port: int) -> object:
     try:
         from moto.server import ThreadedMotoServer
@@ -91,6 +153,7 @@ async def run_platform(
     if "AWS_ENDPOINT_URL" not in os.environ:
         moto = start_moto(host, aws_port)
         aws_endpoint: str | None = f"http://{host}:{aws_port}"
+        await asyncio.to_thread(_restore_or_warn, data_dir)
     else:
         aws_endpoint = None
     ports = {name: s.default_port - 8001 + base_port for name, s in SERVICES.items()}
@@ -124,6 +187,8 @@ async def run_platform(
                     )
                 )
                 jobs.append(run_worker(service, settings[name], stop, resources))
+            if moto is not None:
+                jobs.append(keep_s3_saved(data_dir, stop))
             running = [asyncio.create_task(job) for job in jobs]
             _print_banner(host, ports, os.environ.get("AWS_ENDPOINT_URL", "AWS"), data_dir)
             if ready is not None:
@@ -139,6 +204,8 @@ async def run_platform(
                     log.error("component failed", error=repr(result))
     finally:
         if moto is not None:
+            saved = await asyncio.to_thread(save_s3, data_dir)
+            log.info("files saved for the next run", objects=saved)
             moto.stop()  # type: ignore[attr-defined]
 
 

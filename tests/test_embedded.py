@@ -126,6 +126,46 @@ async def test_a_story_goes_from_draft_to_the_catalog_on_the_embedded_run(
         assert catalog.json() == {"items": [], "next_cursor": None}
 
 
+def test_files_survive_a_restart_of_the_embedded_run(tmp_path: Path) -> None:
+    """#16.3: after a restart the database still pointed at a manuscript the in-memory
+    S3 had forgotten (403 SignatureDoesNotMatch). The files are kept beside the
+    databases now: upload, submit, stop, start, download."""
+    with running_platform(tmp_path) as base:
+        content, access = f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 1}"
+        with httpx.Client(timeout=10) as http:
+            me = _sign_in_sync(http, access)
+            sid = http.post(f"{content}/v1/submissions", json=STORY, headers=me).json()["id"]
+            ticket = http.post(f"{content}/v1/submissions/{sid}/upload", headers=me).json()
+            uploaded = http.post(
+                ticket["url"],
+                data=ticket["fields"],
+                files={"file": ("s.pdf", PDF, "application/pdf")},
+            )
+            assert uploaded.status_code in (200, 201, 204), uploaded.text
+            submitted = http.post(
+                f"{content}/v1/submissions/{sid}/submit", headers={**me, "If-Match": '"1"'}
+            )
+            assert submitted.status_code == 200, submitted.text
+    assert (tmp_path / "data" / "s3.pickle").exists()
+    with running_platform(tmp_path) as base:
+        content, access = f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 1}"
+        with httpx.Client(timeout=10) as http:
+            me = _sign_in_sync(http, access)
+            link = http.get(f"{content}/v1/submissions/{sid}/manuscript", headers=me)
+            assert link.status_code == 200, link.text
+            download = http.get(link.json()["url"])
+            assert download.status_code == 200, download.text[:300]
+            assert download.content == PDF
+
+
+def _sign_in_sync(http: httpx.Client, access: str) -> dict[str, str]:
+    login = http.post(
+        f"{access}/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+    )
+    assert login.status_code == 200, login.text
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
 async def _sign_in(http: httpx.AsyncClient, access: str) -> dict[str, str]:
     login = await http.post(
         f"{access}/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
