@@ -398,5 +398,6 @@ def create_service_app(
         telemetry=telemetry,
         cors=CorsPolicy(settings.cors_origins),
         max_body_bytes=settings.max_body_bytes,
+        log_requests=settings.log_requests,
     )
     return app

@@ -18,10 +18,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.telemetry import Telemetry
+
+log = structlog.get_logger(__name__)
 
 REQUEST_ID_HEADER = b"x-request-id"
 _VARY_ORIGIN = (b"vary", b"Origin")
@@ -65,7 +68,12 @@ class RequestContextMiddleware:
     """Give every request an id (the caller's, if sane), apply CORS, count it by route."""
 
     def __init__(
-        self, app: ASGIApp, telemetry: Telemetry, cors: CorsPolicy, max_body_bytes: int
+        self,
+        app: ASGIApp,
+        telemetry: Telemetry,
+        cors: CorsPolicy,
+        max_body_bytes: int,
+        log_requests: bool = False,
     ) -> None:
         self.app = app
         self._max_body = max_body_bytes
@@ -83,6 +91,7 @@ class RequestContextMiddleware:
             (b"access-control-max-age", str(cors.max_age_seconds).encode()),
         ]
         self._http = telemetry.http
+        self._log_requests = log_requests
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -142,8 +151,9 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, guarded, send_with_headers)
         finally:
-            current_request_id.reset(token)
+            # Recorded (and logged, if asked) while the request id is still current.
             self._record(scope, status, time.perf_counter() - started)
+            current_request_id.reset(token)
 
     async def _refuse_body(
         self, scope: Scope, send: Send, added: list[tuple[bytes, bytes]]
@@ -204,3 +214,15 @@ class RequestContextMiddleware:
         # cannot blow up the metric's cardinality.
         template = getattr(route, "path", None) or "unmatched"
         self._http.observe(scope["method"], template, status, seconds)
+        if self._log_requests:
+            # The access log, when asked for (LOG_REQUESTS): one structured line per
+            # request, with its id; the path without its query (which may hold a cursor).
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope.get("path", ""),
+                route=template,
+                status=status,
+                ms=round(seconds * 1000, 1),
+                client=(scope.get("client") or ("-",))[0],
+            )

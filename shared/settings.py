@@ -89,6 +89,9 @@ class ServiceSettings(BaseSettings):
     environment: Environment = Environment.DEVELOPMENT
     log_level: str = "INFO"
     log_json: bool = True
+    # One log line per request (method, path, status, time, request id): off by
+    # default, since the load balancer keeps access logs in AWS.
+    log_requests: bool = False
 
     # API processes `stories serve` runs on one port: one per vCPU of the task
     # (a Python process uses one core).

@@ -46,7 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="run the whole platform in one process (embedded defaults)")
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--data-dir", type=Path, default=Path(".stories"))
-    up.add_argument("--aws-port", type=int, default=4599, help="port of the in-process moto server")
+    up.add_argument(
+        "--aws-port",
+        type=int,
+        default=None,
+        help="port of the in-process AWS emulator (default 4599, moved as far as --base-port is)",
+    )
     up.add_argument(
         "--base-port", type=int, default=8001, help="content's port; the others follow it"
     )
@@ -157,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level, as_json = embedded_logging(os.environ)
         configure_logging(level, json=as_json)
 
-        run_embedded(args.host, args.data_dir, args.aws_port, args.base_port)
+        run_embedded(args.host, args.data_dir, embedded_aws_port(args), args.base_port)
         return 0
     if args.command == "bench":
         from stories.bench import run_benchmarks
@@ -286,6 +291,14 @@ def _loadtest(args: argparse.Namespace) -> int:
         or os.environ.get("STORIES_ADMIN_PASSWORD", ADMIN_PASSWORD),
         emulator=args.emulator,
     )
+
+
+def embedded_aws_port(args: argparse.Namespace) -> int:
+    """The emulator's port moves with --base-port, so two runs side by side do not
+    fight over it (8001 and 4599 by default; --base-port 9001 gives 5599)."""
+    if args.aws_port is not None:
+        return int(args.aws_port)
+    return 4599 + int(args.base_port) - 8001
 
 
 def topology_json(prefix: str) -> str:

@@ -404,3 +404,14 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_the_emulators_port_follows_the_base_port() -> None:
+    """#16.7: --base-port moved the APIs but left the AWS emulator on 4599, so a
+    second run beside the first failed on it."""
+    from stories.cli import _parser, embedded_aws_port
+
+    assert embedded_aws_port(_parser().parse_args(["up"])) == 4599
+    assert embedded_aws_port(_parser().parse_args(["up", "--base-port", "9001"])) == 5599
+    chosen = _parser().parse_args(["up", "--base-port", "9001", "--aws-port", "4700"])
+    assert embedded_aws_port(chosen) == 4700

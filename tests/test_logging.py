@@ -54,3 +54,42 @@ def test_console_tracebacks_are_plain_and_show_no_locals(
     assert "Traceback (most recent call last)" in output
     assert "hunter2" not in output
     assert len(output.splitlines()) < 40
+
+
+async def test_the_access_log_is_one_line_per_request_when_asked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """#16.7: LOG_REQUESTS gives an access log, with the request id and no query."""
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from shared.middleware import CorsPolicy, RequestContextMiddleware
+    from shared.telemetry import Telemetry
+
+    async def hello(request: object) -> PlainTextResponse:
+        return PlainTextResponse("hi")
+
+    inner = Starlette(routes=[Route("/books/{book_id}", hello)])
+    lines: dict[bool, list[dict[str, object]]] = {}
+    configure_logging("INFO", json=True)
+    try:
+        for asked in (False, True):
+            app = RequestContextMiddleware(
+                inner, Telemetry("t"), CorsPolicy([]), 1024, log_requests=asked
+            )
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                answer = await http.get("/books/7?cursor=secret", headers={"X-Request-ID": "r-1"})
+            assert answer.status_code == 200
+            logged = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+            lines[asked] = [line for line in logged if line["event"] == "request"]
+    finally:
+        configure_logging("WARNING", json=False)
+    assert lines[False] == []
+    (line,) = lines[True]
+    assert line["event"] == "request"
+    assert line["path"] == "/books/7"
+    assert line["status"] == 200
+    assert line["request_id"] == "r-1"
