@@ -249,11 +249,25 @@ async def test_the_dashboard_charts_real_figures_in_chromium_on_a_phone(
                 page = await browser.new_page(viewport={"width": 390, "height": 844})
                 errors: list[str] = []
                 page.on("pageerror", lambda error: errors.append(str(error)))
+                missing: list[str] = []
+                page.on(
+                    "response",
+                    lambda r: missing.append(r.url) if r.status >= 400 else None,
+                )
                 await page.goto(f"{metrics}/dashboard")
+                # #16.4: what is *visible*, not only what is in the DOM. Before
+                # sign-in: the form, and no empty tiles or blank chart frames.
+                sign_in, figures = page.locator("form#sign-in"), page.locator("main#figures")
+                await sign_in.wait_for(state="visible", timeout=10_000)
+                assert await figures.is_hidden()
                 await page.fill("input[name=email]", ADMIN_EMAIL)
                 await page.fill("input[name=password]", ADMIN_PASSWORD)
                 await page.click("button[type=submit]")
                 await _until(page, "() => window.dashboard.lastUpdated !== null")
+                # After: the figures, and the form gone (CSS grid overrode `hidden`).
+                assert await figures.is_visible()
+                assert await sign_in.is_hidden()
+                assert missing == []  # the favicon too: nothing answered 404
 
                 # The page and the API agree once the page has refreshed after the
                 # last event in flight (the form's own login among them).

@@ -36,6 +36,7 @@ CHART_LIBRARY = (
 ASSETS = {
     "dashboard.js": (STATIC / "dashboard.js", "text/javascript"),
     "dashboard.css": (STATIC / "dashboard.css", "text/css"),
+    "favicon.svg": (STATIC / "favicon.svg", "image/svg+xml"),
     "chart.umd.min.js": (CHART_LIBRARY, "text/javascript"),
 }
 # The page runs only its own scripts, talks only to itself and the sign-in URL.
