@@ -126,26 +126,40 @@ def serve_in_processes(service: str, host: str, port: int, processes: int) -> in
     on, so the orchestrator replaces the whole task rather than running it short.
     """
     command = [sys.executable, "-m", "stories.cli", "serve", service, "--host", host]
-    children = [
-        subprocess.Popen([*command, "--port", str(port), "--reuse-port"])  # noqa: S603 - our CLI
-        for _ in range(processes)
-    ]
+    children: list[subprocess.Popen[bytes]] = []
+    asked_to_stop: set[int] = set()
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:
             if child.poll() is None:
                 child.send_signal(signum)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    def stop_asked(signum: int, frame: object) -> None:
+        asked_to_stop.add(signum)
+        forward(signum, frame)
+
+    def exit_code(child: subprocess.Popen[bytes]) -> int:
+        # A child still importing when the stop came has no handler yet and dies of
+        # the signal itself (-15): that is the stop we asked for, not a failure.
+        code = child.returncode or 0
+        return 0 if -code in asked_to_stop else code
+
+    signal.signal(signal.SIGTERM, stop_asked)
+    signal.signal(signal.SIGINT, stop_asked)
+    for _ in range(processes):  # after the handlers, so no stop can miss a child
+        if asked_to_stop:
+            break
+        children.append(
+            subprocess.Popen([*command, "--port", str(port), "--reuse-port"])  # noqa: S603 - our CLI
+        )
     code = 0
     while any(child.poll() is None for child in children):
         for child in children:
-            if child.poll() is not None and child.returncode != 0 and code == 0:
-                code = child.returncode
+            if child.poll() is not None and exit_code(child) != 0 and code == 0:
+                code = exit_code(child)
                 forward(signal.SIGTERM, None)
         time.sleep(0.2)
-    return code or max((c.returncode for c in children), default=0)
+    return code or max((exit_code(c) for c in children), default=0)
 
 
 async def run_worker(
