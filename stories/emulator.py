@@ -30,6 +30,22 @@ def _niced(niceness: int) -> list[str]:
     return [nice, "-n", str(niceness)] if niceness and nice else []
 
 
+# The running moto servers by URL, so a fault test can stall one (`paused`).
+_MOTO_SERVERS: dict[str, subprocess.Popen[bytes]] = {}
+
+
+@contextlib.contextmanager
+def paused(url: str) -> Iterator[None]:
+    """The moto server at `url` stalled (SIGSTOP), as an AWS endpoint that stops
+    answering: connections stay open and nothing replies, until the block ends."""
+    process = _MOTO_SERVERS[url]
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+
+
 @contextlib.contextmanager
 def moto_server_process(port: int | None = None, *, niceness: int = 0) -> Iterator[str]:
     """Start moto's server on loopback (with `stories.moto_fixes`); yields its URL,
@@ -65,8 +81,10 @@ def moto_server_process(port: int | None = None, *, niceness: int = 0) -> Iterat
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError("the moto server did not start")
             time.sleep(0.1)
+        _MOTO_SERVERS[url] = process
         yield url
     finally:
+        _MOTO_SERVERS.pop(url, None)
         process.terminate()
         process.wait(timeout=10)
 

@@ -19,9 +19,9 @@ from shared.events import DeliveryIssued, Envelope
 from shared.ratelimit import RateLimiter
 from shared.redis import RedisCircuit, RedisCircuitOpenError, create_redis
 from shared.roles import Role
+from stories.redis_process import RedisProcess, redis_process
 from tests.access_fixtures import PASSWORD, AccessHarness, running_access_harness
 from tests.metrics_fixtures import MetricsHarness, running_metrics
-from tests.redis_process import RedisProcess, redis_process
 from tests.support import eventually, unique_schema
 
 pytestmark = pytest.mark.faults

@@ -5,7 +5,9 @@ exactly as `stories serve` / `stories worker` run in a deployment."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -32,7 +34,9 @@ ADMIN_EMAIL = "loadtest-root@example.org"
 ADMIN_PASSWORD = "Peak-hour-keeper-7"  # noqa: S105 - a throwaway platform's admin
 
 
-def platform_environment(ports: dict[str, int], aws_url: str) -> dict[str, str]:
+def platform_environment(
+    ports: dict[str, int], aws_url: str, database_url: str, redis_url: str
+) -> dict[str, str]:
     """The settings of every process: one platform, real backing services.
 
     Limits meant for people are raised where the load generator is not one:
@@ -45,8 +49,8 @@ def platform_environment(ports: dict[str, int], aws_url: str) -> dict[str, str]:
         "ENVIRONMENT": "development",
         "LOG_LEVEL": "WARNING",
         "LOG_JSON": "true",
-        "DATABASE_URL": LOADTEST_DATABASE,
-        "REDIS_URL": LOADTEST_REDIS,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
         "AWS_ENDPOINT_URL": aws_url,
         "AWS_ACCESS_KEY_ID": "loadtest",
         "AWS_SECRET_ACCESS_KEY": "loadtest",
@@ -77,6 +81,20 @@ RUN_LIMITS = {
 }
 
 
+def production_settings() -> dict[str, str]:
+    """`ENVIRONMENT=production` with secrets of the run's own (fresh random ones,
+    as Secrets Manager would hold): every placeholder refusal and deployed-only
+    rule applies, as on Fargate."""
+    clients = {name: secrets.token_urlsafe(24) for name in SERVICES if name != "access"}
+    return {
+        "ENVIRONMENT": "production",
+        "ACCESS_KEY_ENCRYPTION_KEY": secrets.token_urlsafe(32),
+        "ACCESS_SERVICE_CLIENT_SECRET": secrets.token_urlsafe(24),
+        "ACCESS_SERVICE_CLIENTS": json.dumps(clients),
+        **{f"{name.upper()}_SERVICE_CLIENT_SECRET": secret for name, secret in clients.items()},
+    }
+
+
 @dataclass
 class Platform:
     """The running processes; `urls` maps each service to its API's address."""
@@ -85,6 +103,8 @@ class Platform:
     ports: dict[str, int]
     log_dir: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Each worker's Prometheus port (a worker has no API to carry its figures).
+    worker_metrics_ports: dict[str, int] = field(default_factory=dict)
 
     @property
     def urls(self) -> dict[str, str]:
@@ -115,7 +135,40 @@ class Platform:
 
     def start_workers(self) -> None:
         for name in self.ports:
-            self._start(f"worker-{name}", "worker", name)
+            self.start_worker(name)
+
+    def start_worker(self, name: str) -> None:
+        port = self.worker_metrics_ports.setdefault(name, free_port())
+        self._start(f"worker-{name}", "worker", name, "--metrics-port", str(port))
+
+    def wait_worker_ready(self, name: str, timeout: float = 60) -> None:
+        """Until the worker serves its figures: started, its signal handlers in place."""
+        deadline = time.monotonic() + timeout
+        url = self.worker_metrics_urls[name]
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            process = self.processes.get(f"worker-{name}")
+            if time.monotonic() > deadline or (process is not None and process.poll() is not None):
+                raise RuntimeError(f"worker {name} did not start; see {self.log_dir}")
+            time.sleep(0.1)
+
+    def kill_worker(self, name: str) -> None:
+        """kill -9: no drain, no goodbye; whatever it held is redelivered."""
+        process = self.processes.pop(f"worker-{name}")
+        process.kill()
+        process.wait(timeout=30)
+
+    def stop_worker(self, name: str) -> int:
+        """SIGTERM, as ECS stops a task: the exit code after it drained."""
+        process = self.processes.pop(f"worker-{name}")
+        process.terminate()
+        return process.wait(timeout=60)
+
+    @property
+    def worker_metrics_urls(self) -> dict[str, str]:
+        return {n: f"http://127.0.0.1:{p}/metrics" for n, p in self.worker_metrics_ports.items()}
 
     def stop_apis(self) -> None:
         for name in self.ports:
@@ -164,7 +217,7 @@ class Platform:
         started = time.monotonic()
         quiet = 0
         while quiet < 2 and time.monotonic() - started < within:
-            waiting = _unpublished_events()
+            waiting = _unpublished_events(self.env["DATABASE_URL"])
             for url in urls:
                 attributes = sqs.get_queue_attributes(
                     QueueUrl=url,
@@ -191,7 +244,7 @@ class Platform:
                 time.sleep(0.2)
 
 
-def _unpublished_events() -> int:
+def _unpublished_events(database_url: str) -> int:
     """Events committed but not yet published, in every producer's outbox."""
     import asyncio
 
@@ -199,7 +252,7 @@ def _unpublished_events() -> int:
     from sqlalchemy.engine import make_url
 
     async def count() -> int:
-        url = make_url(LOADTEST_DATABASE)
+        url = make_url(database_url)
         connection = await asyncpg.connect(
             host=url.host, port=url.port or 5432, user=url.username, database=url.database
         )
@@ -229,10 +282,18 @@ def _run(env: dict[str, str], *args: str) -> None:
 
 
 @contextlib.contextmanager
-def production_like_platform(log_dir: Path, emulator: str = "moto") -> Iterator[Platform]:
+def production_like_platform(
+    log_dir: Path,
+    emulator: str = "moto",
+    *,
+    database_url: str = LOADTEST_DATABASE,
+    redis_url: str = LOADTEST_REDIS,
+    settings: dict[str, str] | None = None,
+) -> Iterator[Platform]:
     """Fresh database and Redis, the AWS emulator (moto, or LocalStack where
     `scripts/ensure-localstack` installed it), then migrate, bootstrap, the first
-    ADMIN, and every API and worker as a process of its own."""
+    ADMIN, and every API and worker as a process of its own. `settings` adds to
+    or overrides the run's environment (e.g. `production_settings()`)."""
     import asyncio
 
     from redis import Redis
@@ -240,17 +301,18 @@ def production_like_platform(log_dir: Path, emulator: str = "moto") -> Iterator[
     from shared.db import drop_schema, ensure_database
 
     async def fresh_database() -> None:
-        await ensure_database(LOADTEST_DATABASE)
+        await ensure_database(database_url)
         for name in SERVICES:
-            await drop_schema(LOADTEST_DATABASE, name)
+            await drop_schema(database_url, name)
 
     asyncio.run(fresh_database())
-    Redis.from_url(LOADTEST_REDIS).flushdb()
+    Redis.from_url(redis_url).flushdb()
     log_dir.mkdir(parents=True, exist_ok=True)
     emulate = localstack_process if emulator == "localstack" else moto_server_process
     with emulate(niceness=EMULATOR_NICENESS) as aws_url:
         ports = {name: free_port() for name in SERVICES}
-        platform = Platform(platform_environment(ports, aws_url), ports, log_dir)
+        env = {**platform_environment(ports, aws_url, database_url, redis_url), **(settings or {})}
+        platform = Platform(env, ports, log_dir)
         _run(platform.env, "migrate")
         _run(platform.env, "bootstrap")
         _run(platform.env, "create-admin", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)

@@ -1,4 +1,5 @@
-"""A Redis server of a test's own, to pause, kill and restart empty (fault tests)."""
+"""A Redis server of its own, to pause, kill and restart empty (the fault tests and
+`stories bench redis-pause`)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ class RedisProcess:
     def start(self) -> None:
         """Start (again, empty: it keeps nothing on disk) and wait until it answers."""
         server = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self._process = subprocess.Popen(
+        self._process = subprocess.Popen(  # noqa: S603 - redis-server, fixed arguments
             [server, "--port", str(self.port), "--bind", "127.0.0.1", *NOTHING_ON_DISK],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

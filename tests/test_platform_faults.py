@@ -1,0 +1,270 @@
+"""The whole platform under faults (#14): every service's API and worker as processes
+of their own, `ENVIRONMENT=production`, PostgreSQL, a Redis server of the test's own
+and a moto server, with readers at work throughout, while
+
+- each worker is killed (-9) and restarted, then stopped with SIGTERM and restarted;
+- the AWS emulator stalls (SIGSTOP) for 10 s;
+- Redis stalls for 5 s, then is killed and restarted empty.
+
+During all of it the APIs answer only 2xx, 429, or a fast 503 with Retry-After.
+After it, with the queues drained, every figure equals what the readers were told
+had happened (links issued, books completed, sign-ins, distinct readers), nothing
+is left in a dead-letter queue, and every process has its Redis mirrors synced
+again within 10 s of Redis coming back, on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import boto3  # type: ignore[import-untyped]  # sync client, for assertions
+import httpx
+import pytest
+
+from shared.topology import SUBSCRIPTIONS, ResourceNames
+from stories.emulator import paused
+from stories.loadtest.platform import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    Platform,
+    production_like_platform,
+    production_settings,
+)
+from stories.loadtest.readers import ReadersAtWork, register_readers
+from stories.loadtest.seed import seed_library
+from stories.redis_process import RedisProcess, redis_process
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
+
+FAULTS_DATABASE = os.environ.get(
+    "FAULTS_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/stories_faults"
+)
+# A 503 is an answer only if it is quick: the client learns to come back, and no
+# worker of the API sits waiting on what is down.
+FAST_503_SECONDS = 2.0
+READERS = 16
+MIRRORS_HEAL_SECONDS = 10.0
+
+# What the run changes from the defaults: a killed worker's messages come back
+# after 5 s, not 30, so the suite drains in seconds; the limits are the load
+# test's (every reader here signs in from 127.0.0.1).
+RUN_SETTINGS = {
+    "CONSUMER_VISIBILITY_SECONDS": "5",
+    "ACCESS_LOGIN_ATTEMPTS_PER_IP": "1000000",
+    "ACCESS_REGISTRATIONS_PER_IP": "1000000",
+    "DELIVERY_LINKS_PER_MINUTE": "100000",
+    "ACCESS_ACCESS_TOKEN_TTL_SECONDS": "3600",
+}
+
+
+def _admin(urls: dict[str, str]) -> dict[str, str]:
+    """The ADMIN's authorization, signed in once: a sign-in between two readings of
+    the figures would be counted in the second."""
+    tokens = httpx.post(
+        f"{urls['access']}/v1/auth/login",
+        timeout=30,
+        json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
+    )
+    assert tokens.status_code == 200, tokens.text
+    return {"Authorization": f"Bearer {tokens.json()['access_token']}"}
+
+
+def _figures(urls: dict[str, str], books: list[str], auth: dict[str, str]) -> dict[str, Any]:
+    with httpx.Client(timeout=30) as http:
+        overview = http.get(f"{urls['metrics']}/v1/metrics/overview", headers=auth)
+        assert overview.status_code == 200, overview.text
+        by_book = {}
+        for book in books:
+            figures = http.get(f"{urls['metrics']}/v1/metrics/books/{book}", headers=auth)
+            by_book[book] = figures.json() if figures.status_code == 200 else None
+        return {"overview": overview.json(), "books": by_book}
+
+
+def _book_figure(figures: dict[str, Any], book: str, name: str) -> int:
+    found = figures["books"][book]
+    return 0 if found is None else int(found[name])
+
+
+def _dead_letters(platform: Platform) -> dict[str, int]:
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=platform.env["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="faults",
+        aws_secret_access_key="faults",
+    )
+    names = ResourceNames(platform.env["RESOURCE_PREFIX"])
+    waiting = {}
+    for consumer in SUBSCRIPTIONS:
+        url = sqs.get_queue_url(QueueName=names.dead_letter_queue(consumer))["QueueUrl"]
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        waiting[consumer] = sum(int(v) for v in attributes.values())
+    return waiting
+
+
+def _dead_letter_bodies(platform: Platform) -> list[str]:
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=platform.env["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="faults",
+        aws_secret_access_key="faults",
+    )
+    names = ResourceNames(platform.env["RESOURCE_PREFIX"])
+    bodies = []
+    for consumer in SUBSCRIPTIONS:
+        url = sqs.get_queue_url(QueueName=names.dead_letter_queue(consumer))["QueueUrl"]
+        got = sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        bodies += [f"{consumer}: {m}" for m in got.get("Messages", [])]
+    return bodies
+
+
+def _unsynced(platform: Platform) -> list[str]:
+    """Every process whose Redis mirrors are not (yet) synced, or whose circuit is open."""
+    pages = {f"api-{n}": f"{u}/metrics" for n, u in platform.urls.items()}
+    pages |= {f"worker-{n}": u for n, u in platform.worker_metrics_urls.items()}
+    behind = []
+    for process, url in pages.items():
+        try:
+            text = httpx.get(url, timeout=2).text
+        except httpx.HTTPError as exc:
+            behind.append(f"{process}: {type(exc).__name__}")
+            continue
+        lines = [line for line in text.splitlines() if not line.startswith("#")]
+        mirrors = [line for line in lines if line.startswith("redis_mirror_synced{")]
+        behind += [f"{process}: {line}" for line in mirrors if not line.endswith(" 1.0")]
+        behind += [
+            f"{process}: {line}"
+            for line in lines
+            if line.startswith("redis_circuit_open") and not line.endswith(" 0.0")
+        ]
+    return behind
+
+
+@pytest.mark.timeout(600)
+def test_every_fault_costs_no_wrong_answer_and_no_lost_figure(tmp_path: Path) -> None:
+    with (
+        redis_process() as redis_server,
+        production_like_platform(
+            tmp_path / "logs",
+            database_url=FAULTS_DATABASE,
+            redis_url=redis_server.url,
+            settings={**production_settings(), **RUN_SETTINGS},
+        ) as platform,
+    ):
+        library = asyncio.run(
+            seed_library(
+                platform.urls,
+                admin_email=ADMIN_EMAIL,
+                admin_password=ADMIN_PASSWORD,
+                readers=20,
+                books=4,
+                progress=lambda _: None,
+            )
+        )
+        free_books = [b.id for b in library.books if b.access == "free"]
+        readers = register_readers(platform.urls, READERS, tag="faults")
+        admin = _admin(platform.urls)
+        print(f"\nseeded; draining before the faults ({time.strftime('%X')})")
+        platform.drain(within=120)
+        before = _figures(platform.urls, free_books, admin)
+
+        load = ReadersAtWork(platform.urls, readers, free_books)
+        healed_in = _run_faults(platform, redis_server, load)
+
+        print(f"faults done; draining ({time.strftime('%X')})")
+        drained_in = platform.drain(within=180)
+        after = _figures(platform.urls, free_books, admin)
+        dead = _dead_letters(platform)
+        if any(dead.values()):
+            print("dead letters:", _dead_letter_bodies(platform))
+
+    print(
+        f"\n{len(load.answers)} answers; {Counter(a.status for a in load.answers)}; "
+        f"mirrors healed in {healed_in:.1f} s; drained in {drained_in:.0f} s"
+    )
+    assert dead == dict.fromkeys(SUBSCRIPTIONS, 0)
+    wrong = [a for a in load.answers if not a.acceptable(FAST_503_SECONDS)]
+    assert not wrong, "\n".join(map(str, wrong[:15]))
+    assert sum(load.links.values()) > 100, "the readers got too little done to prove anything"
+    for book in free_books:
+        done = {
+            "opens": load.links[book],
+            "distinct_readers": len(load.readers_of[book]),
+            "completions": load.completions[book],
+        }
+        counted = {
+            name: _book_figure(after, book, name) - _book_figure(before, book, name)
+            for name in done
+        }
+        assert counted == done, f"book {book}"
+    headline = {
+        name: after["overview"][name]["last_7_days"] - before["overview"][name]["last_7_days"]
+        for name in ("logins", "pdf_opens", "completions")
+    }
+    assert headline == {
+        "logins": load.logins,
+        "pdf_opens": sum(load.links.values()),
+        "completions": sum(load.completions.values()),
+    }
+    readers_before = before["overview"]["distinct_readers"]["last_7_days"]
+    readers_after = after["overview"]["distinct_readers"]["last_7_days"]
+    assert readers_after - readers_before == len(set().union(*load.readers_of.values())), after
+
+
+def _run_faults(platform: Platform, redis_server: RedisProcess, load: ReadersAtWork) -> float:
+    """Each fault in turn under the readers' load; the seconds the mirrors took to heal."""
+    with load.running():
+        time.sleep(3)
+        for worker in platform.ports:
+            with load.during(f"worker {worker} killed"):
+                platform.wait_worker_ready(worker)
+                platform.kill_worker(worker)
+                time.sleep(1.5)
+                platform.start_worker(worker)
+        for worker in platform.ports:
+            with load.during(f"worker {worker} stopped"):
+                platform.wait_worker_ready(worker)
+                time.sleep(1)  # at work, not just started
+                assert platform.stop_worker(worker) == 0, f"{worker} did not drain cleanly"
+                platform.start_worker(worker)
+        for worker in platform.ports:
+            platform.wait_worker_ready(worker)
+        time.sleep(2)
+        with load.during("emulator stalled"), paused(platform.env["AWS_ENDPOINT_URL"]):
+            time.sleep(10)
+        time.sleep(2)
+        with load.during("redis stalled"):
+            redis_server.pause()
+            time.sleep(5)
+            redis_server.resume()
+        time.sleep(2)
+        with load.during("redis killed"):
+            redis_server.kill()
+            time.sleep(3)
+            redis_server.start()  # empty: it keeps nothing on disk
+        with load.during("redis back, empty"):
+            started, behind = time.monotonic(), _unsynced(platform)
+            while behind:
+                assert time.monotonic() - started < MIRRORS_HEAL_SECONDS, (
+                    f"mirrors not synced {MIRRORS_HEAL_SECONDS:.0f} s after Redis came back: "
+                    f"{behind}"
+                )
+                time.sleep(0.1)
+                behind = _unsynced(platform)
+            healed_in = time.monotonic() - started
+            time.sleep(3)
+    return healed_in
