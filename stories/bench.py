@@ -455,6 +455,7 @@ def run_benchmarks(
     names: list[str], *, duration: float, connections: int, events: int, emulator: str = "moto"
 ) -> int:
     from stories.bench_metrics import bench_metrics
+    from stories.bench_redis import bench_redis_pause
     from stories.bench_services import bench_access, bench_content, bench_delivery
 
     benchmarks: dict[str, Callable[[], list[Figure]]] = {
@@ -464,6 +465,7 @@ def run_benchmarks(
         "delivery": lambda: asyncio.run(bench_delivery(duration=duration, connections=connections)),
         "events": lambda: asyncio.run(bench_events(events=events)),
         "metrics": lambda: asyncio.run(bench_metrics(events=events, emulator=emulator)),
+        "redis-pause": lambda: bench_redis_pause(pause_seconds=max(duration, 15.0)),
     }
     unknown = set(names) - set(benchmarks)
     if unknown:

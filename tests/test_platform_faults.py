@@ -50,16 +50,10 @@ FAST_503_SECONDS = 2.0
 READERS = 16
 MIRRORS_HEAL_SECONDS = 10.0
 
-# What the run changes from the defaults: a killed worker's messages come back
-# after 5 s, not 30, so the suite drains in seconds; the limits are the load
-# test's (every reader here signs in from 127.0.0.1).
-RUN_SETTINGS = {
-    "CONSUMER_VISIBILITY_SECONDS": "5",
-    "ACCESS_LOGIN_ATTEMPTS_PER_IP": "1000000",
-    "ACCESS_REGISTRATIONS_PER_IP": "1000000",
-    "DELIVERY_LINKS_PER_MINUTE": "100000",
-    "ACCESS_ACCESS_TOKEN_TTL_SECONDS": "3600",
-}
+# What the run changes from the defaults (beyond the load test's limits, raised
+# because every reader here signs in from 127.0.0.1): a killed worker's messages
+# come back after 5 s, not 30, so the suite drains in seconds.
+RUN_SETTINGS = {"CONSUMER_VISIBILITY_SECONDS": "5"}
 
 
 def _admin(urls: dict[str, str]) -> dict[str, str]:
