@@ -19,6 +19,7 @@ import asyncio
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -169,32 +170,47 @@ def test_every_fault_costs_no_wrong_answer_and_no_lost_figure(tmp_path: Path) ->
                 progress=lambda _: None,
             )
         )
-        free_books = [b.id for b in library.books if b.access == "free"]
+        books = [b.id for b in library.books if b.access == "free"]
         readers = register_readers(platform.urls, READERS, tag="faults")
         admin = _admin(platform.urls)
-        print(f"\nseeded; draining before the faults ({time.strftime('%X')})")
         platform.drain(within=120)
-        before = _figures(platform.urls, free_books, admin)
+        before = _figures(platform.urls, books, admin)
+        load = ReadersAtWork(platform.urls, readers, books)
+        faults: dict[str, Callable[[], object]] = {
+            "workers killed": lambda: _kill_each_worker(platform),
+            "workers stopped": lambda: _stop_each_worker(platform),
+            "emulator stalled": lambda: _stall_emulator(platform),
+            "redis stalled": lambda: _stall_redis(redis_server),
+            "redis killed": lambda: _kill_redis(platform, redis_server),
+        }
+        # After each fault, with the readers stopped and the queues drained, the
+        # figures must equal everything acknowledged so far.
+        found: dict[str, list[str]] = {}
+        for name, fault in faults.items():
+            with load.running():
+                time.sleep(2)
+                with load.during(name):
+                    outcome = fault()
+                time.sleep(2)
+            drained_in = platform.drain(within=120)
+            found[name] = _miscounted(before, _figures(platform.urls, books, admin), load)
+            dead = _dead_letters(platform)
+            if any(dead.values()):
+                found[name].append(f"dead letters: {_dead_letter_bodies(platform)}")
+            print(f"\n{name}: {outcome or ''}; drained in {drained_in:.0f} s; "
+                  f"{sum(load.links.values())} links so far")  # fmt: skip
 
-        load = ReadersAtWork(platform.urls, readers, free_books)
-        healed_in = _run_faults(platform, redis_server, load)
-
-        print(f"faults done; draining ({time.strftime('%X')})")
-        drained_in = platform.drain(within=180)
-        after = _figures(platform.urls, free_books, admin)
-        dead = _dead_letters(platform)
-        if any(dead.values()):
-            print("dead letters:", _dead_letter_bodies(platform))
-
-    print(
-        f"\n{len(load.answers)} answers; {Counter(a.status for a in load.answers)}; "
-        f"mirrors healed in {healed_in:.1f} s; drained in {drained_in:.0f} s"
-    )
-    assert dead == dict.fromkeys(SUBSCRIPTIONS, 0)
+    print(f"{len(load.answers)} answers: {Counter(a.status for a in load.answers)}")
     wrong = [a for a in load.answers if not a.acceptable(FAST_503_SECONDS)]
     assert not wrong, "\n".join(map(str, wrong[:15]))
+    assert found == {name: [] for name in faults}
     assert sum(load.links.values()) > 100, "the readers got too little done to prove anything"
-    for book in free_books:
+
+
+def _miscounted(before: dict[str, Any], after: dict[str, Any], load: ReadersAtWork) -> list[str]:
+    """Every figure that differs from what the readers were acknowledged."""
+    wrong = []
+    for book in before["books"]:
         done = {
             "opens": load.links[book],
             "distinct_readers": len(load.readers_of[book]),
@@ -204,61 +220,66 @@ def test_every_fault_costs_no_wrong_answer_and_no_lost_figure(tmp_path: Path) ->
             name: _book_figure(after, book, name) - _book_figure(before, book, name)
             for name in done
         }
-        assert counted == done, f"book {book}"
-    headline = {
+        if counted != done:
+            wrong.append(f"book {book}: counted {counted}, done {done}")
+    overview = {
         name: after["overview"][name]["last_7_days"] - before["overview"][name]["last_7_days"]
-        for name in ("logins", "pdf_opens", "completions")
+        for name in ("logins", "pdf_opens", "completions", "distinct_readers")
     }
-    assert headline == {
+    done = {
         "logins": load.logins,
         "pdf_opens": sum(load.links.values()),
         "completions": sum(load.completions.values()),
+        "distinct_readers": len(set().union(*load.readers_of.values())),
     }
-    readers_before = before["overview"]["distinct_readers"]["last_7_days"]
-    readers_after = after["overview"]["distinct_readers"]["last_7_days"]
-    assert readers_after - readers_before == len(set().union(*load.readers_of.values())), after
+    if overview != done:
+        source = after["overview"]["distinct_readers_source"]
+        wrong.append(f"overview: counted {overview}, done {done} (readers from {source})")
+    return wrong
 
 
-def _run_faults(platform: Platform, redis_server: RedisProcess, load: ReadersAtWork) -> float:
-    """Each fault in turn under the readers' load; the seconds the mirrors took to heal."""
-    with load.running():
-        time.sleep(3)
-        for worker in platform.ports:
-            with load.during(f"worker {worker} killed"):
-                platform.wait_worker_ready(worker)
-                platform.kill_worker(worker)
-                time.sleep(1.5)
-                platform.start_worker(worker)
-        for worker in platform.ports:
-            with load.during(f"worker {worker} stopped"):
-                platform.wait_worker_ready(worker)
-                time.sleep(1)  # at work, not just started
-                assert platform.stop_worker(worker) == 0, f"{worker} did not drain cleanly"
-                platform.start_worker(worker)
-        for worker in platform.ports:
-            platform.wait_worker_ready(worker)
-        time.sleep(2)
-        with load.during("emulator stalled"), paused(platform.env["AWS_ENDPOINT_URL"]):
-            time.sleep(10)
-        time.sleep(2)
-        with load.during("redis stalled"):
-            redis_server.pause()
-            time.sleep(5)
-            redis_server.resume()
-        time.sleep(2)
-        with load.during("redis killed"):
-            redis_server.kill()
-            time.sleep(3)
-            redis_server.start()  # empty: it keeps nothing on disk
-        with load.during("redis back, empty"):
-            started, behind = time.monotonic(), _unsynced(platform)
-            while behind:
-                assert time.monotonic() - started < MIRRORS_HEAL_SECONDS, (
-                    f"mirrors not synced {MIRRORS_HEAL_SECONDS:.0f} s after Redis came back: "
-                    f"{behind}"
-                )
-                time.sleep(0.1)
-                behind = _unsynced(platform)
-            healed_in = time.monotonic() - started
-            time.sleep(3)
-    return healed_in
+def _kill_each_worker(platform: Platform) -> None:
+    for worker in platform.ports:
+        platform.wait_worker_ready(worker)
+        platform.kill_worker(worker)
+        time.sleep(1.5)
+        platform.start_worker(worker)
+    for worker in platform.ports:
+        platform.wait_worker_ready(worker)
+
+
+def _stop_each_worker(platform: Platform) -> None:
+    for worker in platform.ports:
+        platform.wait_worker_ready(worker)
+        time.sleep(1)  # at work, not just started
+        assert platform.stop_worker(worker) == 0, f"{worker} did not drain cleanly"
+        platform.start_worker(worker)
+    for worker in platform.ports:
+        platform.wait_worker_ready(worker)
+
+
+def _stall_emulator(platform: Platform) -> None:
+    with paused(platform.env["AWS_ENDPOINT_URL"]):
+        time.sleep(10)
+
+
+def _stall_redis(redis_server: RedisProcess) -> None:
+    redis_server.pause()
+    time.sleep(5)
+    redis_server.resume()
+
+
+def _kill_redis(platform: Platform, redis_server: RedisProcess) -> str:
+    """Killed, 3 s down, restarted empty; every process's mirrors synced again
+    within MIRRORS_HEAL_SECONDS, on their own."""
+    redis_server.kill()
+    time.sleep(3)
+    redis_server.start()  # empty: it keeps nothing on disk
+    started, behind = time.monotonic(), _unsynced(platform)
+    while behind:
+        assert time.monotonic() - started < MIRRORS_HEAL_SECONDS, (
+            f"mirrors not synced {MIRRORS_HEAL_SECONDS:.0f} s after Redis came back: {behind}"
+        )
+        time.sleep(0.1)
+        behind = _unsynced(platform)
+    return f"every process synced {time.monotonic() - started:.1f} s after Redis came back"

@@ -86,6 +86,8 @@ class ReadersAtWork:
 
     @contextmanager
     def running(self) -> Iterator[None]:
+        """At work for the block (again and again: what they did adds up)."""
+        self._stop.clear()
         thread = threading.Thread(target=lambda: asyncio.run(self._all()), daemon=True)
         thread.start()
         try:
