@@ -49,7 +49,6 @@ def main(seconds: float = 3.0) -> None:
                 "Key": key,
                 "VersionId": "v1",
                 "ResponseContentType": "application/pdf",
-                "ResponseContentDisposition": 'inline; filename="b.pdf"',
             },
             ExpiresIn=300,
         )
@@ -66,7 +65,6 @@ def main(seconds: float = 3.0) -> None:
             params={
                 "versionId": "v1",
                 "response-content-type": "application/pdf",
-                "response-content-disposition": 'inline; filename="b.pdf"',
             },
         )
 

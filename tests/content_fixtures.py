@@ -92,9 +92,12 @@ class ContentHarness:
         data: bytes = PDF,
         *,
         content_type: str = "application/pdf",
+        filename: str | None = None,
     ) -> httpx.Response:
         ticket = await self.http.post(
-            f"/v1/submissions/{submission_id}/upload", json={}, headers=author.headers
+            f"/v1/submissions/{submission_id}/upload",
+            json={"filename": filename} if filename else {},
+            headers=author.headers,
         )
         assert ticket.status_code == 200, ticket.text
         form = ticket.json()
@@ -111,9 +114,11 @@ class ContentHarness:
             headers={**author.headers, "If-Match": f'"{submission["version"]}"'},
         )
 
-    async def submitted(self, author: Account, **changes: Any) -> dict[str, Any]:
+    async def submitted(
+        self, author: Account, *, upload_filename: str | None = None, **changes: Any
+    ) -> dict[str, Any]:
         created = await self.create(author, **changes)
-        uploaded = await self.upload(author, created["id"])
+        uploaded = await self.upload(author, created["id"], filename=upload_filename)
         assert uploaded.status_code in (200, 201, 204), uploaded.text
         response = await self.submit(author, created)
         assert response.status_code == 200, response.text
@@ -133,8 +138,15 @@ class ContentHarness:
             headers={**reviewer.headers, "If-Match": f'"{submission["version"]}"'},
         )
 
-    async def approved(self, author: Account, reviewer: Account, **changes: Any) -> dict[str, Any]:
-        submitted = await self.submitted(author, **changes)
+    async def approved(
+        self,
+        author: Account,
+        reviewer: Account,
+        *,
+        upload_filename: str | None = None,
+        **changes: Any,
+    ) -> dict[str, Any]:
+        submitted = await self.submitted(author, upload_filename=upload_filename, **changes)
         response = await self.review(reviewer, submitted)
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()

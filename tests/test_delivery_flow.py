@@ -65,13 +65,17 @@ async def link(delivery: DeliveryHarness, reader: Account, book_id: str) -> http
     )
 
 
+# The volunteer's own file name, which every download is to carry.
+UPLOADED_AS = "Маша и медведь (2).pdf"
+
+
 async def entitled_book(
     content: ContentHarness, delivery: DeliveryHarness, access_level: str = "entitled"
 ) -> dict[str, Any]:
     author = await content.account(Role.VOLUNTEER)
     reviewer = await content.account(Role.STORY_MANAGER)
     admin = await content.account(Role.CONTENT_ADMIN)
-    approved = await content.approved(author, reviewer)
+    approved = await content.approved(author, reviewer, upload_filename=UPLOADED_AS)
     book = await content.book(admin, approved, access=access_level)
     published = await content.http.post(f"/v1/books/{book['id']}/publish", headers=admin.headers)
     assert published.status_code == 200, published.text
@@ -127,6 +131,12 @@ async def test_an_entitled_learner_downloads_the_pdf_and_loses_it_on_revoke_and_
     assert pdf.status_code == 200
     assert pdf.content == PDF
     assert pdf.headers["content-type"] == "application/pdf"
+    # The upload's file name, not the book's id (RFC 6266: UTF-8, with an ASCII stand-in).
+    assert pdf.headers["content-disposition"] == (
+        'inline; filename="____ _ _______ (2).pdf"; '
+        "filename*=UTF-8''%D0%9C%D0%B0%D1%88%D0%B0%20%D0%B8%20"
+        "%D0%BC%D0%B5%D0%B4%D0%B2%D0%B5%D0%B4%D1%8C%20%282%29.pdf"
+    )
     opened = [
         e for e in await delivery.outbox("delivery.issued") if e.data["book_id"] == book["id"]
     ]

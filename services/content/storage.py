@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
@@ -87,8 +88,15 @@ def published_key(book_id: uuid.UUID, edition: int) -> str:
 
 
 def content_disposition(filename: str, *, inline: bool = True) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._ -]", "_", filename)[:150] or "book.pdf"
-    return f'{"inline" if inline else "attachment"}; filename="{safe}"'
+    """The download's file name as the uploader gave it (RFC 6266): `filename*` carries
+    it in UTF-8, so "Маша и медведь.pdf" or "Ngano za Sungura.pdf" arrive intact in
+    every current browser; `filename` is an ASCII stand-in for older clients. Both
+    are ASCII on the wire, as S3 requires of a stored header."""
+    kind = "inline" if inline else "attachment"
+    fallback = re.sub(r"[^A-Za-z0-9._ ()-]", "_", filename)[:150] or "book.pdf"
+    if fallback == filename:
+        return f'{kind}; filename="{fallback}"'
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def filename_for(title: str) -> str:

@@ -307,7 +307,6 @@ class DeliveryService:
                 book.object_key,
                 book.object_version,
                 expires_at=expires_at,
-                filename=f"{book_id}.pdf",
             )
             signer = "s3"
         await self.c.recorder.record(

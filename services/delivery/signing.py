@@ -160,17 +160,16 @@ class S3LinkSigner:
         self._memo: dict[tuple[Any, ...], str] = {}
 
     async def signed_url(
-        self, object_key: str, version: str | None, *, expires_at: datetime, filename: str
+        self, object_key: str, version: str | None, *, expires_at: datetime
     ) -> str:
         credentials = await self._credentials.current()
-        memo_key = (object_key, version, filename, expires_at, credentials)
+        memo_key = (object_key, version, expires_at, credentials)
         url = self._memo.get(memo_key)
         if url is not None:
             return url
-        params = {
-            "response-content-type": PDF_CONTENT_TYPE,
-            "response-content-disposition": f'inline; filename="{filename}"',
-        }
+        # No Content-Disposition override: the object carries the one content stored at
+        # publication (the uploader's file name), which CloudFront links serve as well.
+        params = {"response-content-type": PDF_CONTENT_TYPE}
         if version and version != "null":
             params["versionId"] = version
         url = self._presigner.presigned_get(
