@@ -29,6 +29,7 @@ from tests.embedded_fixtures import (
     free_port_run,
     running_platform,
 )
+from tests.screenshot import layout_mismatch
 from tests.support import eventually, free_port, wait_until
 
 pytestmark = pytest.mark.slow
@@ -216,7 +217,7 @@ async def test_the_api_docs_render_offline_in_chromium(platform: tuple[int, Path
 
 
 async def test_the_dashboard_charts_real_figures_in_chromium_on_a_phone(
-    platform: tuple[int, Path],
+    platform: tuple[int, Path], tmp_path: Path
 ) -> None:
     """Signs in through the page's form, then every tile and chart shows what the
     API says, and the page redraws by itself when the figures move."""
@@ -260,6 +261,7 @@ async def test_the_dashboard_charts_real_figures_in_chromium_on_a_phone(
                 sign_in, figures = page.locator("form#sign-in"), page.locator("main#figures")
                 await sign_in.wait_for(state="visible", timeout=10_000)
                 assert await figures.is_hidden()
+                shots = [await _layout_shot(page, "dashboard-signed-out", tmp_path)]
                 await page.fill("input[name=email]", ADMIN_EMAIL)
                 await page.fill("input[name=password]", ADMIN_PASSWORD)
                 await page.click("button[type=submit]")
@@ -286,6 +288,8 @@ async def test_the_dashboard_charts_real_figures_in_chromium_on_a_phone(
                     )
 
                 await eventually(page_agrees_with_api, timeout=30, what="page and API agree")
+                shots.append(await _layout_shot(page, "dashboard-signed-in", tmp_path))
+                assert shots == [None, None], shots
                 expected, shown = seen["expected"], seen["shown"]
                 assert errors == []
                 assert shown["tiles"]["review_backlog"] == str(expected["review_backlog"])
@@ -316,6 +320,14 @@ async def test_the_dashboard_charts_real_figures_in_chromium_on_a_phone(
                 )
             finally:
                 await browser.close()
+
+
+async def _layout_shot(page: Any, name: str, out_dir: Path) -> str | None:
+    """The phone's screen, compared with the expected layout; what moves from run to
+    run (figures, charts, the status line, the review queue) masked."""
+    masked = [page.locator(s) for s in ("[data-figure]", "canvas", "#status", "#oldest-review")]
+    shot = await page.screenshot(animations="disabled", caret="hide", mask=masked)
+    return layout_mismatch(shot, name, out_dir)
 
 
 async def _until(page: Any, predicate: str, arg: object = None, timeout: float = 30) -> None:
