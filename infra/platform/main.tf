@@ -102,6 +102,8 @@ module "storage" {
   account_id             = data.aws_caller_identity.current.account_id
   log_retention_days     = var.log_retention_days
   alarm_email            = var.alarm_email
+
+  manuscript_retention_days = var.manuscript_retention_days
 }
 
 # --- WAF: in front of the load balancer and of the books' distribution -------------------
@@ -172,6 +174,26 @@ module "data" {
   redis_node_type          = var.redis_node_type
   redis_replicas           = var.redis_replicas
   alarm_topic_arns         = [aws_sns_topic.alarms.arn]
+}
+
+# --- backups and disaster recovery: snapshots, replicas and PITR in a second region -------
+
+module "recovery" {
+  source    = "../modules/recovery"
+  providers = { aws = aws, aws.dr = aws.dr }
+
+  name                           = local.name
+  account_id                     = data.aws_caller_identity.current.account_id
+  database_arn                   = module.data.database_arn
+  database_backup_retention_days = var.db_backup_retention_days
+  published_bucket = {
+    name = module.storage.bucket_names["published"]
+    arn  = module.storage.bucket_arns["published"]
+  }
+  source_kms_key_arn    = aws_kms_key.platform.arn
+  daily_retention_days  = var.backup_daily_retention_days
+  weekly_retention_days = var.backup_weekly_retention_days
+  alarm_topic_arns      = [aws_sns_topic.alarms.arn]
 }
 
 # --- secrets: every one in Secrets Manager, values set outside Terraform ----------------

@@ -81,3 +81,16 @@ output "load_balancer_arn" {
 output "cloudfront_web_acl" {
   value = module.storage.web_acl_id
 }
+
+output "recovery" {
+  description = "Where backups and the DR copies live (the runbook's inputs)."
+  value       = module.recovery.summary
+}
+
+output "bucket_lifecycle" {
+  value = module.storage.lifecycle
+}
+
+output "database_backup_retention_days" {
+  value = var.db_backup_retention_days
+}

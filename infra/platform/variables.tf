@@ -103,3 +103,21 @@ variable "alarm_email" {
   type        = string
   default     = ""
 }
+
+variable "backup_daily_retention_days" {
+  description = "Days each daily AWS Backup snapshot (and its DR copy) is kept."
+  type        = number
+  default     = 35
+}
+
+variable "backup_weekly_retention_days" {
+  description = "Days each weekly AWS Backup snapshot (and its DR copy) is kept."
+  type        = number
+  default     = 365
+}
+
+variable "manuscript_retention_days" {
+  description = "Days a manuscript is kept in the uploads bucket (Glacier Instant Retrieval after 90)."
+  type        = number
+  default     = 3650
+}

@@ -6,7 +6,9 @@ terraform {
       version = ">= 5.100, < 6.0"
       # CloudFront's web ACL (with its logs' key and alarm topic) lives in us-east-1,
       # whatever the platform's region: each environment passes that provider.
-      configuration_aliases = [aws.us_east_1]
+      # Backup copies, the replicated books and the database's point-in-time
+      # backups live in a second region (aws.dr), which each environment names.
+      configuration_aliases = [aws.us_east_1, aws.dr]
     }
   }
 }

@@ -27,6 +27,20 @@ provider "aws" {
   }
 }
 
+# The disaster-recovery region: backup copies, replicated books, database PITR.
+provider "aws" {
+  alias  = "dr"
+  region = var.dr_region
+  default_tags {
+    tags = { Project = "1001-stories", Environment = "production", ManagedBy = "terraform" }
+  }
+}
+
+variable "dr_region" {
+  type    = string
+  default = "us-west-2"
+}
+
 variable "region" {
   type    = string
   default = "us-east-1"
@@ -52,7 +66,7 @@ variable "alarm_email" {
 
 module "platform" {
   source    = "../../platform"
-  providers = { aws = aws, aws.us_east_1 = aws.us_east_1 }
+  providers = { aws = aws, aws.us_east_1 = aws.us_east_1, aws.dr = aws.dr }
 
   environment            = "production"
   region                 = var.region
@@ -73,10 +87,13 @@ module "platform" {
   db_instance_class        = "db.r6g.large"
   db_multi_az              = true
   db_backup_retention_days = 30
-  db_deletion_protection   = true
-  redis_node_type          = "cache.t3.medium"
-  redis_replicas           = 1
-  log_retention_days       = 90
+  # Snapshots beyond PITR: daily for 5 weeks, weekly for a year (each copied to the DR region).
+  backup_daily_retention_days  = 35
+  backup_weekly_retention_days = 365
+  db_deletion_protection       = true
+  redis_node_type              = "cache.t3.medium"
+  redis_replicas               = 1
+  log_retention_days           = 90
 }
 
 output "load_balancer_dns_name" {

@@ -27,6 +27,20 @@ provider "aws" {
   }
 }
 
+# The disaster-recovery region: backup copies, replicated books, database PITR.
+provider "aws" {
+  alias  = "dr"
+  region = var.dr_region
+  default_tags {
+    tags = { Project = "1001-stories", Environment = "staging", ManagedBy = "terraform" }
+  }
+}
+
+variable "dr_region" {
+  type    = string
+  default = "us-west-2"
+}
+
 variable "region" {
   type    = string
   default = "us-east-1"
@@ -52,7 +66,7 @@ variable "alarm_email" {
 
 module "platform" {
   source    = "../../platform"
-  providers = { aws = aws, aws.us_east_1 = aws.us_east_1 }
+  providers = { aws = aws, aws.us_east_1 = aws.us_east_1, aws.dr = aws.dr }
 
   environment            = "staging"
   region                 = var.region
@@ -65,18 +79,20 @@ module "platform" {
   alarm_email            = var.alarm_email
 
   # Sizes from the platform team's plan (seeds): staging bounds.
-  app_min_capacity         = 1
-  app_max_capacity         = 3
-  task_cpu                 = 1024
-  task_memory              = 2048
-  nat_per_zone             = false
-  db_instance_class        = "db.t4g.medium"
-  db_multi_az              = false
-  db_backup_retention_days = 7
-  db_deletion_protection   = false
-  redis_node_type          = "cache.t3.medium"
-  redis_replicas           = 0
-  log_retention_days       = 14
+  app_min_capacity             = 1
+  app_max_capacity             = 3
+  task_cpu                     = 1024
+  task_memory                  = 2048
+  nat_per_zone                 = false
+  db_instance_class            = "db.t4g.medium"
+  db_multi_az                  = false
+  db_backup_retention_days     = 7
+  backup_daily_retention_days  = 7
+  backup_weekly_retention_days = 35
+  db_deletion_protection       = false
+  redis_node_type              = "cache.t3.medium"
+  redis_replicas               = 0
+  log_retention_days           = 14
 }
 
 output "load_balancer_dns_name" {

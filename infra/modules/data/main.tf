@@ -227,3 +227,7 @@ output "redis_eviction_policy" {
 output "database_instance_id" {
   value = aws_db_instance.this.identifier
 }
+
+output "database_arn" {
+  value = aws_db_instance.this.arn
+}

@@ -48,6 +48,22 @@ variable "alarm_email" {
   default = ""
 }
 
+variable "old_version_retention_days" {
+  description = "Days an object's replaced versions are kept, per bucket."
+  type        = map(number)
+  default     = { published = 365, uploads = 90 }
+}
+
+variable "manuscript_archive_days" {
+  type    = number
+  default = 90
+}
+
+variable "manuscript_retention_days" {
+  type    = number
+  default = 3650
+}
+
 variable "price_class" {
   type    = string
   default = "PriceClass_All"
@@ -104,19 +120,47 @@ resource "aws_s3_bucket_versioning" "this" {
 resource "aws_s3_bucket_lifecycle_configuration" "this" {
   for_each = aws_s3_bucket.this
   bucket   = each.value.id
+  # Books being read stay where S3 tiers them by use; old versions (a book's
+  # earlier editions, replaced manuscripts) go to Glacier Instant Retrieval
+  # after 30 days and are gone after `old_version_retention_days`.
   rule {
     id     = "tier-and-tidy"
     status = "Enabled"
     filter {}
-    transition {
-      days          = 30
-      storage_class = "INTELLIGENT_TIERING"
+    dynamic "transition" {
+      for_each = each.key == "published" ? [1] : []
+      content {
+        days          = 30
+        storage_class = "INTELLIGENT_TIERING"
+      }
+    }
+    noncurrent_version_transition {
+      noncurrent_days = 30
+      storage_class   = "GLACIER_IR"
     }
     noncurrent_version_expiration {
-      noncurrent_days = each.key == "published" ? 365 : 90
+      noncurrent_days = var.old_version_retention_days[each.key]
     }
     abort_incomplete_multipart_upload {
       days_after_initiation = 7
+    }
+  }
+  # Manuscripts (the uploads bucket) are read once, when checked and published:
+  # Glacier Instant Retrieval after `manuscript_archive_days` (still copied at
+  # once if a new edition is published), gone after `manuscript_retention_days`.
+  dynamic "rule" {
+    for_each = each.key == "uploads" ? [1] : []
+    content {
+      id     = "archive-manuscripts"
+      status = "Enabled"
+      filter {}
+      transition {
+        days          = var.manuscript_archive_days
+        storage_class = "GLACIER_IR"
+      }
+      expiration {
+        days = var.manuscript_retention_days
+      }
     }
   }
   depends_on = [aws_s3_bucket_versioning.this]
@@ -323,4 +367,18 @@ resource "aws_sns_topic_subscription" "edge_alarm_email" {
 
 output "web_acl_summary" {
   value = module.waf_books.summary
+}
+
+output "lifecycle" {
+  description = "Per bucket: the storage class each kind of object moves to, and when it expires."
+  value = {
+    for name, config in aws_s3_bucket_lifecycle_configuration.this : name => {
+      for rule in config.rule : rule.id => {
+        transitions         = [for t in rule.transition : t.storage_class]
+        old_versions_to     = [for t in rule.noncurrent_version_transition : t.storage_class]
+        old_versions_expire = [for e in rule.noncurrent_version_expiration : e.noncurrent_days]
+        expires_after_days  = [for e in rule.expiration : e.days]
+      }
+    }
+  }
 }

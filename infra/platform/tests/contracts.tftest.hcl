@@ -56,6 +56,7 @@ mock_provider "aws" {
   }
   mock_resource "aws_db_instance" {
     defaults = {
+      arn = "arn:aws:rds:us-east-1:123456789012:db:stories-staging"
       master_user_secret = [{
         secret_arn    = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds-master"
         kms_key_id    = "arn:aws:kms:us-east-1:123456789012:key/mock"
@@ -82,6 +83,23 @@ mock_provider "aws" {
   }
   mock_data "aws_region" {
     defaults = { name = "us-east-1" }
+  }
+}
+
+# Backup copies, the replicated books and the database's PITR: the DR region.
+mock_provider "aws" {
+  alias = "dr"
+  mock_resource "aws_backup_vault" {
+    defaults = { arn = "arn:aws:backup:us-west-2:123456789012:backup-vault:stories-staging-backups-dr" }
+  }
+  mock_resource "aws_kms_key" {
+    defaults = { arn = "arn:aws:kms:us-west-2:123456789012:key/dr" }
+  }
+  mock_resource "aws_s3_bucket" {
+    defaults = { arn = "arn:aws:s3:::stories-staging-published-dr" }
+  }
+  mock_data "aws_region" {
+    defaults = { name = "us-west-2" }
   }
 }
 
@@ -325,5 +343,57 @@ run "waf_in_front_of_the_load_balancer_and_the_books" {
       && length(acl.alarm_topics) == 1
     ])
     error_message = "WAF logs keep the Authorization header, or blocked spikes raise no alarm."
+  }
+}
+
+run "backups_and_disaster_recovery" {
+  command = apply
+
+  # Snapshots daily and weekly, each copied to a vault in the DR region under its key.
+  assert {
+    condition = (
+      output.recovery.dr_region == "us-west-2"
+      && toset(keys(output.recovery.backup_rules)) == toset(["daily", "weekly"])
+      && alltrue([for rule in values(output.recovery.backup_rules) :
+      rule.copies_to == [output.recovery.dr_backup_vault.arn] && rule.delete_after >= 7])
+      && output.recovery.dr_backup_vault.kms == "arn:aws:kms:us-west-2:123456789012:key/dr"
+      && output.recovery.backup_vault.kms != ""
+    )
+    error_message = "A backup rule is missing, or its copy does not reach the DR region's vault."
+  }
+
+  # The database: in the plan, and its point-in-time backups replicated to the DR region.
+  assert {
+    condition = (
+      length(output.recovery.backed_up) == 1
+      && contains(output.recovery.backed_up, output.recovery.dr_database_pitr.source)
+      && output.recovery.dr_database_pitr.source == "arn:aws:rds:us-east-1:123456789012:db:stories-staging"
+      && output.recovery.dr_database_pitr.days == output.database_backup_retention_days
+      && output.database_backup_retention_days >= 7
+    )
+    error_message = "The database is not backed up, or cannot be restored to a point in time in the DR region."
+  }
+
+  # The books: replicated within 15 minutes (the RPO), alarmed when late.
+  assert {
+    condition = (
+      output.recovery.replication["books-to-the-dr-region"].destination == "arn:aws:s3:::stories-staging-published-dr"
+      && output.recovery.replication["books-to-the-dr-region"].rtc_minutes == 15
+      && toset(output.recovery.alarms) == toset(["NumberOfBackupJobsFailed", "NumberOfCopyJobsFailed", "OperationsMissedThreshold"])
+    )
+    error_message = "Books are not replicated within 15 minutes, or a failure raises no alarm."
+  }
+
+  # Old versions to Glacier and gone after their retention; manuscripts archived, then expired.
+  assert {
+    condition = (
+      output.bucket_lifecycle.published["tier-and-tidy"].old_versions_to == ["GLACIER_IR"]
+      && output.bucket_lifecycle.published["tier-and-tidy"].old_versions_expire == [365]
+      && output.bucket_lifecycle.uploads["tier-and-tidy"].old_versions_to == ["GLACIER_IR"]
+      && output.bucket_lifecycle.uploads["archive-manuscripts"].transitions == ["GLACIER_IR"]
+      && output.bucket_lifecycle.uploads["archive-manuscripts"].expires_after_days == [3650]
+      && !contains(keys(output.bucket_lifecycle.published), "archive-manuscripts")
+    )
+    error_message = "A bucket's lifecycle does not archive and expire what it should."
   }
 }
