@@ -11,16 +11,22 @@ After it, with the queues drained, every figure equals what the readers were tol
 had happened (links issued, books completed, sign-ins, distinct readers), nothing
 is left in a dead-letter queue, and every process has its Redis mirrors synced
 again within 10 s of Redis coming back, on its own.
+
+On the same run, a restore drill (#15): content's schema dumped, wiped, restored
+and its unsent outbox replayed, then Redis emptied and the metrics rebuilt; every
+figure as before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
+import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import boto3  # type: ignore[import-untyped]  # sync client, for assertions
@@ -37,8 +43,9 @@ from stories.loadtest.platform import (
     production_settings,
 )
 from stories.loadtest.readers import ReadersAtWork, register_readers
-from stories.loadtest.seed import seed_library
+from stories.loadtest.seed import Account, Library, seed_library
 from stories.redis_process import RedisProcess, redis_process
+from tests.content_fixtures import STORY
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -149,12 +156,24 @@ def _unsynced(platform: Platform) -> list[str]:
     return behind
 
 
-@pytest.mark.timeout(600)
-def test_every_fault_costs_no_wrong_answer_and_no_lost_figure(tmp_path: Path) -> None:
+@dataclass
+class Run:
+    """The production-like run the module's tests share, seeded, with its readers."""
+
+    platform: Platform
+    redis_server: RedisProcess
+    library: Library
+    books: list[str]
+    readers: list[Account]
+    admin: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     with (
         redis_process() as redis_server,
         production_like_platform(
-            tmp_path / "logs",
+            tmp_path_factory.mktemp("platform") / "logs",
             database_url=FAULTS_DATABASE,
             redis_url=redis_server.url,
             settings={**production_settings(), **RUN_SETTINGS},
@@ -170,41 +189,117 @@ def test_every_fault_costs_no_wrong_answer_and_no_lost_figure(tmp_path: Path) ->
                 progress=lambda _: None,
             )
         )
-        books = [b.id for b in library.books if b.access == "free"]
-        readers = register_readers(platform.urls, READERS, tag="faults")
-        admin = _admin(platform.urls)
-        platform.drain(within=120)
-        before = _figures(platform.urls, books, admin)
-        load = ReadersAtWork(platform.urls, readers, books)
-        faults: dict[str, Callable[[], object]] = {
-            "workers killed": lambda: _kill_each_worker(platform),
-            "workers stopped": lambda: _stop_each_worker(platform),
-            "emulator stalled": lambda: _stall_emulator(platform),
-            "redis stalled": lambda: _stall_redis(redis_server),
-            "redis killed": lambda: _kill_redis(platform, redis_server),
-        }
-        # After each fault, with the readers stopped and the queues drained, the
-        # figures must equal everything acknowledged so far.
-        found: dict[str, list[str]] = {}
-        for name, fault in faults.items():
-            with load.running():
-                time.sleep(2)
-                with load.during(name):
-                    outcome = fault()
-                time.sleep(2)
-            drained_in = platform.drain(within=120)
-            found[name] = _miscounted(before, _figures(platform.urls, books, admin), load)
-            dead = _dead_letters(platform)
-            if any(dead.values()):
-                found[name].append(f"dead letters: {_dead_letter_bodies(platform)}")
-            print(f"\n{name}: {outcome or ''}; drained in {drained_in:.0f} s; "
-                  f"{sum(load.links.values())} links so far")  # fmt: skip
+        yield Run(
+            platform,
+            redis_server,
+            library,
+            books=[b.id for b in library.books if b.access == "free"],
+            readers=register_readers(platform.urls, READERS, tag="faults"),
+            admin=_admin(platform.urls),
+        )
+
+
+@pytest.mark.timeout(600)
+def test_every_fault_costs_no_wrong_answer_and_no_lost_figure(run: Run) -> None:
+    platform, redis_server, books = run.platform, run.redis_server, run.books
+    platform.drain(within=120)
+    before = _figures(platform.urls, books, run.admin)
+    load = ReadersAtWork(platform.urls, run.readers, books)
+    faults: dict[str, Callable[[], object]] = {
+        "workers killed": lambda: _kill_each_worker(platform),
+        "workers stopped": lambda: _stop_each_worker(platform),
+        "emulator stalled": lambda: _stall_emulator(platform),
+        "redis stalled": lambda: _stall_redis(redis_server),
+        "redis killed": lambda: _kill_redis(platform, redis_server),
+    }
+    # After each fault, with the readers stopped and the queues drained, the
+    # figures must equal everything acknowledged so far.
+    found: dict[str, list[str]] = {}
+    for name, fault in faults.items():
+        with load.running():
+            time.sleep(2)
+            with load.during(name):
+                outcome = fault()
+            time.sleep(2)
+        drained_in = platform.drain(within=120)
+        found[name] = _miscounted(before, _figures(platform.urls, books, run.admin), load)
+        dead = _dead_letters(platform)
+        if any(dead.values()):
+            found[name].append(f"dead letters: {_dead_letter_bodies(platform)}")
+        print(f"\n{name}: {outcome or ''}; drained in {drained_in:.0f} s; "
+              f"{sum(load.links.values())} links so far")  # fmt: skip
 
     print(f"{len(load.answers)} answers: {Counter(a.status for a in load.answers)}")
     wrong = [a for a in load.answers if not a.acceptable(FAST_503_SECONDS)]
     assert not wrong, "\n".join(map(str, wrong[:15]))
     assert found == {name: [] for name in faults}
     assert sum(load.links.values()) > 100, "the readers got too little done to prove anything"
+
+
+@pytest.mark.timeout(300)
+def test_a_restore_drill_loses_nothing(run: Run) -> None:
+    """#15's drill: content's schema dumped, wiped and restored from the dump, its
+    unsent outbox replayed; every figure as before, the restored submissions' events
+    counted once. Then Redis, which holds nothing that cannot be rebuilt: the
+    figures after `stories metrics rebuild` are the same again."""
+    platform, volunteer = run.platform, run.library.staff["VOLUNTEER"]
+    platform.drain(within=120)
+    before = _figures(platform.urls, run.books, run.admin)
+    # Events the dump will hold unsent: the worker that publishes them is stopped.
+    assert platform.stop_worker("content") == 0
+    with httpx.Client(
+        base_url=platform.urls["content"], headers=volunteer.headers, timeout=30
+    ) as http:
+        for n in range(3):
+            created = http.post("/v1/submissions", json={**STORY, "title": f"Drill {n}"})
+            assert created.status_code == 201, created.text
+        mine = http.get("/v1/submissions", params={"limit": 100}).json()
+        catalog = httpx.get(f"{platform.urls['content']}/v1/books", timeout=30).json()
+
+    dump = run.platform.log_dir / "content.dump"
+    database = _libpq(FAULTS_DATABASE)
+    platform.stop_api("content")
+    subprocess.run(["pg_dump", "--format=custom", "--schema=content", f"--file={dump}", database],
+                   check=True)  # fmt: skip
+    subprocess.run(["psql", "-q", "-c", "DROP SCHEMA content CASCADE", database], check=True)
+    subprocess.run(["pg_restore", f"--dbname={database}", str(dump)], check=True)
+    platform.start_api("content")
+    platform.start_worker("content")
+
+    with httpx.Client(
+        base_url=platform.urls["content"], headers=volunteer.headers, timeout=30
+    ) as http:
+        assert http.get("/v1/submissions", params={"limit": 100}).json() == mine
+    assert httpx.get(f"{platform.urls['content']}/v1/books", timeout=30).json() == catalog
+    platform.drain(within=120)
+    restored = _figures(platform.urls, run.books, run.admin)
+    expected = _with_drafts(before, 3)
+    assert _comparable(restored) == _comparable(expected)
+
+    run.redis_server.kill()
+    run.redis_server.start()  # empty
+    platform.run("metrics", "rebuild")
+    assert _comparable(_figures(platform.urls, run.books, run.admin)) == _comparable(expected)
+
+
+def _libpq(url: str) -> str:
+    """postgresql+asyncpg://... as the PostgreSQL tools spell it."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def _with_drafts(figures: dict[str, Any], count: int) -> dict[str, Any]:
+    expected = copy.deepcopy(figures)
+    statuses = expected["overview"]["submissions_by_status"]
+    statuses["DRAFT"] = statuses.get("DRAFT", 0) + count
+    return expected
+
+
+def _comparable(figures: dict[str, Any]) -> dict[str, Any]:
+    """Everything but the moment the figures were read."""
+    kept = copy.deepcopy(figures)
+    kept["overview"].pop("as_of", None)
+    kept["overview"].pop("distinct_readers_source", None)
+    return kept
 
 
 def _miscounted(before: dict[str, Any], after: dict[str, Any], load: ReadersAtWork) -> list[str]:

@@ -133,6 +133,17 @@ class Platform:
             self._start(f"api-{name}", "serve", name, "--port", str(port))
         self.wait_ready()
 
+    def start_api(self, name: str) -> None:
+        self._start(f"api-{name}", "serve", name, "--port", str(self.ports[name]))
+        self.wait_ready()
+
+    def stop_api(self, name: str) -> None:
+        self._stop(f"api-{name}")
+
+    def run(self, *args: str) -> None:
+        """One `stories` command (migrate, metrics rebuild, ...) with the run's settings."""
+        _run(self.env, *args)
+
     def start_workers(self) -> None:
         for name in self.ports:
             self.start_worker(name)
