@@ -46,6 +46,7 @@ from shared.redis import RedisCircuit, create_redis
 from shared.settings import ServiceSettings
 from shared.telemetry import Telemetry
 from shared.topology import SUBSCRIPTIONS, topic_arn
+from shared.tracing import configure_tracing, trace_database
 
 log = structlog.get_logger(__name__)
 
@@ -94,6 +95,8 @@ async def open_resources(
         pool_timeout=settings.database_pool_timeout_seconds,
     )
     stack.push_async_callback(engine.dispose)
+    if configure_tracing(settings, settings.service_name):
+        trace_database(engine, settings)
     telemetry = telemetry or Telemetry(settings.service_name)
     circuit = RedisCircuit(
         settings.redis_circuit_seconds, on_change=telemetry.redis_circuit_open.set

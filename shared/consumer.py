@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import structlog
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 from sqlalchemy import String, Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from shared.db import PlatformTables, UtcDateTime, upsert
 from shared.events import Envelope, EventData, UnknownEventError
 from shared.telemetry import Telemetry
+from shared.tracing import event_span
 
 log = structlog.get_logger(__name__)
 
@@ -335,7 +337,21 @@ class SqsConsumer:
                         batch=batch,
                     )
                     try:
-                        await delivery.handler(context, delivery.data)
+                        with event_span(
+                            f"process {delivery.envelope.type}",
+                            SpanKind.CONSUMER,
+                            {
+                                "traceparent": delivery.envelope.traceparent,
+                                "tracestate": delivery.envelope.tracestate,
+                            },
+                            **{
+                                "messaging.system": "aws_sqs",
+                                "messaging.operation.type": "process",
+                                "messaging.destination.name": self.queue_name,
+                                "messaging.message.id": str(event_id),
+                            },
+                        ):
+                            await delivery.handler(context, delivery.data)
                     except Exception as exc:
                         raise _HandlerFailedError(index) from exc
                     applied.append(True)

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.roles import Role
+from shared.tracing import current_trace_context
 
 
 class UnknownEventError(ValueError):
@@ -229,6 +230,10 @@ class Envelope(BaseModel):
     datacontenttype: Literal["application/json"] = "application/json"
     dataversion: str
     traceid: str | None = None
+    # CloudEvents distributed-tracing extension: the trace the event was recorded
+    # in (W3C Trace Context), followed by the relay and every consumer.
+    traceparent: str | None = None
+    tracestate: str | None = None
     data: dict[str, Any]
 
     @classmethod
@@ -243,6 +248,7 @@ class Envelope(BaseModel):
             dataversion=data.version,
             traceid=trace_id,
             data=data.model_dump(mode="json"),
+            **current_trace_context(),
         )
 
     def contract(self) -> EventData:

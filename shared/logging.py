@@ -12,6 +12,7 @@ import sys
 import structlog
 
 from shared.middleware import add_request_id
+from shared.tracing import add_trace_ids
 
 
 def _drop_color_message(
@@ -26,6 +27,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     shared_processors: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         add_request_id,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.stdlib.ExtraAdder(),

@@ -9,6 +9,7 @@ consumer's inbox turns "at least once" into "once in effect".
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 import uuid
@@ -17,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from sqlalchemy import (
     BigInteger,
     Index,
@@ -39,6 +41,7 @@ from shared.batching import CommitBatcher
 from shared.db import EVENTS_RECORDED_INFO_KEY, PlatformTables, UtcDateTime, unit_of_work
 from shared.events import Envelope, EventData
 from shared.telemetry import Telemetry
+from shared.tracing import event_context, tracer
 
 log = structlog.get_logger(__name__)
 
@@ -229,6 +232,7 @@ class OutboxRelay:
     async def _publish_chunk(
         self, chunk: Sequence[OutboxMessage]
     ) -> tuple[list[OutboxMessage], bool]:
+        spans = self._publish_spans(chunk)
         try:
             response = await self._sns.publish_batch(
                 TopicArn=self._topic_arn,
@@ -249,8 +253,10 @@ class OutboxRelay:
             for row in chunk:
                 row.attempts += 1
                 row.last_error = str(exc)[:1000]
+            _end_spans(spans, failed=set(spans))
             return [], False
         failed = {f["Id"]: f for f in response.get("Failed", [])}
+        _end_spans(spans, failed=set(failed))
         sent = [row for row in chunk if str(row.position) not in failed]
         for row in chunk:
             if str(row.position) in failed:
@@ -260,6 +266,28 @@ class OutboxRelay:
             self._telemetry.outbox_publish_failures.inc()
             log.warning("sns refused events", topic=self._topic_arn, failed=len(failed))
         return sent, not failed
+
+    def _publish_spans(self, chunk: Sequence[OutboxMessage]) -> dict[str, Span]:
+        """A producer span per event that carries a trace (only when tracing is on
+        does any), in that event's trace: the publish, however long after the
+        request it came."""
+        spans = {}
+        for row in chunk:
+            if '"traceparent":"' not in row.envelope:
+                continue
+            fields = json.loads(row.envelope)
+            spans[str(row.position)] = tracer().start_span(
+                f"publish {row.event_type}",
+                context=event_context(fields),
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "aws_sns",
+                    "messaging.operation.type": "publish",
+                    "messaging.destination.name": self._topic_arn.rsplit(":", 1)[-1],
+                    "messaging.message.id": str(row.event_id),
+                },
+            )
+        return spans
 
     def _mark_published(self, rows: Sequence[OutboxMessage]) -> None:
         now = datetime.now(UTC)
@@ -289,3 +317,10 @@ async def _sleep_until(stop: asyncio.Event, wake: asyncio.Event | None, seconds:
     finally:
         for w in waiters:
             w.cancel()
+
+
+def _end_spans(spans: dict[str, Span], *, failed: set[str]) -> None:
+    for position, span in spans.items():
+        if position in failed:
+            span.set_status(Status(StatusCode.ERROR, "SNS did not take it; retried later"))
+        span.end()

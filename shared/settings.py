@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from enum import StrEnum
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import (
@@ -92,6 +92,16 @@ class ServiceSettings(BaseSettings):
     # One log line per request (method, path, status, time, request id): off by
     # default, since the load balancer keeps access logs in AWS.
     log_requests: bool = False
+    # OpenTelemetry traces (shared/tracing.py): "otlp" sends them to
+    # OTEL_EXPORTER_OTLP_ENDPOINT (the ADOT sidecar in AWS, Jaeger in compose);
+    # "none" (the default, and the embedded run's) costs nothing.
+    tracing_exporter: Literal["none", "otlp"] = "none"
+    # The share of traces kept, decided where a trace starts and followed by
+    # every service it reaches (and every event it causes).
+    tracing_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    # Where OTLP/HTTP traces go (the standard variable's name and meaning): the ADOT
+    # sidecar on the task's own loopback in AWS, Jaeger in compose.
+    otel_exporter_otlp_endpoint: str = "http://127.0.0.1:4318"
 
     # API processes `stories serve` runs on one port: one per vCPU of the task
     # (a Python process uses one core).

@@ -24,6 +24,10 @@ COMMON_VALUES = [
     "JWKS_URL",
     "CORS_ORIGINS",
     "TRUSTED_PROXIES",
+    # Traces to the task's ADOT collector sidecar (X-Ray): shared/tracing.py.
+    "TRACING_EXPORTER",
+    "TRACING_SAMPLE_RATIO",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
 ]
 COMMON_SECRETS = ["{PREFIX}_DATABASE_URL"]
 

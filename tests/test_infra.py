@@ -35,6 +35,9 @@ PRODUCTION_VALUES = {
     "DELIVERY_LINK_SECONDS": "300",
     "METRICS_CLOUDWATCH_NAMESPACE": "Stories/Metrics",
     "METRICS_DASHBOARD_LOGIN_URL": "/v1/auth/login",
+    "TRACING_EXPORTER": "otlp",
+    "TRACING_SAMPLE_RATIO": "0.1",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
 }
 
 
@@ -84,6 +87,7 @@ def test_the_contract_is_enough_to_start_as_production(
         )
     settings: ServiceSettings = SERVICES[name].settings_class()
     assert settings.environment.value == "production"
+    assert settings.tracing_exporter == "otlp"
     assert settings.database_url.startswith("postgresql+asyncpg://")
     if SERVICES[name].produces is not None:
         assert settings.events_topic_arn is not None

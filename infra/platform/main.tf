@@ -320,6 +320,11 @@ locals {
     DELIVERY_LINK_SECONDS        = "300"
     METRICS_CLOUDWATCH_NAMESPACE = "Stories/Metrics"
     METRICS_DASHBOARD_LOGIN_URL  = "/v1/auth/login"
+    # Traces go to the ADOT collector beside each process (same task, loopback),
+    # which sends them to X-Ray.
+    TRACING_EXPORTER            = "otlp"
+    TRACING_SAMPLE_RATIO        = tostring(var.tracing_sample_ratio)
+    OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:4318"
   }
 
   consumer_actions = [
@@ -392,26 +397,27 @@ module "service" {
   source   = "../modules/service"
   for_each = local.services
 
-  name               = each.key
-  prefix             = local.prefix
-  image              = var.image
-  cluster_arn        = aws_ecs_cluster.this.arn
-  cluster_name       = aws_ecs_cluster.this.name
-  vpc_id             = module.network.vpc_id
-  subnet_ids         = module.network.private_subnet_ids
-  security_group_id  = aws_security_group.tasks.id
-  listener_arn       = aws_lb_listener.https.arn
-  namespace_id       = aws_service_discovery_private_dns_namespace.internal.id
-  alb_arn_suffix     = aws_lb.this.arn_suffix
-  path_patterns      = local.routes[each.key].paths
-  listener_priority  = local.routes[each.key].priority
-  cpu                = var.task_cpu
-  memory             = var.task_memory
-  min_capacity       = var.app_min_capacity
-  max_capacity       = var.app_max_capacity
-  kms_key_arn        = aws_kms_key.platform.arn
-  log_retention_days = var.log_retention_days
-  alarm_topic_arns   = [aws_sns_topic.alarms.arn]
+  name                 = each.key
+  prefix               = local.prefix
+  image                = var.image
+  cluster_arn          = aws_ecs_cluster.this.arn
+  cluster_name         = aws_ecs_cluster.this.name
+  vpc_id               = module.network.vpc_id
+  subnet_ids           = module.network.private_subnet_ids
+  security_group_id    = aws_security_group.tasks.id
+  listener_arn         = aws_lb_listener.https.arn
+  namespace_id         = aws_service_discovery_private_dns_namespace.internal.id
+  alb_arn_suffix       = aws_lb.this.arn_suffix
+  path_patterns        = local.routes[each.key].paths
+  listener_priority    = local.routes[each.key].priority
+  cpu                  = var.task_cpu
+  memory               = var.task_memory
+  min_capacity         = var.app_min_capacity
+  max_capacity         = var.app_max_capacity
+  kms_key_arn          = aws_kms_key.platform.arn
+  log_retention_days   = var.log_retention_days
+  otel_collector_image = var.otel_collector_image
+  alarm_topic_arns     = [aws_sns_topic.alarms.arn]
 
   environment = merge(
     { for key in each.value.values : key => local.values[key] if key != "EVENTS_TOPIC_ARN" },

@@ -94,3 +94,12 @@ output "bucket_lifecycle" {
 output "database_backup_retention_days" {
   value = var.db_backup_retention_days
 }
+
+output "task_containers" {
+  description = "By service and process: every container of the task and its image (the ADOT sidecar among them)."
+  value       = { for name, service in module.service : name => service.task_containers }
+}
+
+output "task_role_managed_policies" {
+  value = { for name, service in module.service : name => service.task_role_managed_policies }
+}

@@ -121,3 +121,15 @@ variable "manuscript_retention_days" {
   type        = number
   default     = 3650
 }
+
+variable "tracing_sample_ratio" {
+  description = "Share of traces kept (decided where a trace starts, followed downstream and through events)."
+  type        = number
+  default     = 0.1
+}
+
+variable "otel_collector_image" {
+  description = "The AWS Distro for OpenTelemetry collector, run beside every process (pinned)."
+  type        = string
+  default     = "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.3"
+}

@@ -118,6 +118,11 @@ variable "p95_latency_seconds" {
   default = 0.5
 }
 
+variable "otel_collector_image" {
+  description = "The ADOT collector image: a sidecar receiving OTLP on loopback, sending to X-Ray."
+  type        = string
+}
+
 variable "error_rate_percent" {
   type    = number
   default = 1
@@ -172,6 +177,28 @@ locals {
           awslogs-region        = data.aws_region.current.name
           awslogs-stream-prefix = process
         }
+      }
+    }
+  }
+}
+
+# The AWS Distro for OpenTelemetry collector beside each process: OTLP in on the
+# task's loopback (4318), X-Ray out, with its stock ECS configuration. Not
+# essential: a collector that dies costs traces, never the service.
+locals {
+  collector = {
+    name                   = "otel-collector"
+    image                  = var.otel_collector_image
+    command                = ["--config=/etc/ecs/ecs-default-config.yaml"]
+    essential              = false
+    readonlyRootFilesystem = true
+    memoryReservation      = 64
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = aws_cloudwatch_log_group.this.name
+        awslogs-region        = data.aws_region.current.name
+        awslogs-stream-prefix = "otel-collector"
       }
     }
   }
@@ -249,6 +276,13 @@ locals {
   }
 }
 
+# The collector sends segments to X-Ray (AWS's managed write-only policy: X-Ray's
+# actions have no resource-level permissions).
+resource "aws_iam_role_policy_attachment" "xray" {
+  role       = aws_iam_role.task.name
+  policy_arn = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"
+}
+
 resource "aws_iam_role_policy" "task" {
   name   = "${var.name}-owns"
   role   = aws_iam_role.task.id
@@ -264,7 +298,7 @@ resource "aws_ecs_task_definition" "this" {
   memory                   = var.memory
   execution_role_arn       = aws_iam_role.execution.arn
   task_role_arn            = aws_iam_role.task.arn
-  container_definitions    = jsonencode([each.value])
+  container_definitions    = jsonencode([each.value, local.collector])
   runtime_platform {
     operating_system_family = "LINUX"
     cpu_architecture        = "X86_64"
@@ -479,4 +513,17 @@ output "circuit_breakers" {
     for process, service in aws_ecs_service.this :
     process => service.deployment_circuit_breaker[0].rollback
   }
+}
+
+output "task_containers" {
+  description = "Per process: the names and images of the task's containers."
+  value = {
+    for process, definition in aws_ecs_task_definition.this : process => {
+      for container in jsondecode(definition.container_definitions) : container.name => container.image
+    }
+  }
+}
+
+output "task_role_managed_policies" {
+  value = [aws_iam_role_policy_attachment.xray.policy_arn]
 }

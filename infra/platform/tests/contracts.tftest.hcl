@@ -397,3 +397,41 @@ run "backups_and_disaster_recovery" {
     error_message = "A bucket's lifecycle does not archive and expire what it should."
   }
 }
+
+run "traces_leave_through_the_adot_sidecar" {
+  command = apply
+
+  # Beside every process, the pinned ADOT collector; the process sends it OTLP on
+  # loopback; the task may write to X-Ray.
+  assert {
+    condition = alltrue(flatten([
+      for name, processes in output.task_containers : [
+        for process, containers in processes :
+        length(containers) == 2
+        && startswith(containers["otel-collector"], "public.ecr.aws/aws-observability/aws-otel-collector:v")
+      ]
+    ]))
+    error_message = "A task has no ADOT collector sidecar, or an unpinned one."
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for name, processes in output.containers : [
+        for process, container in processes : [
+          contains(container.environment, { name = "TRACING_EXPORTER", value = "otlp" }),
+          contains(container.environment, { name = "OTEL_EXPORTER_OTLP_ENDPOINT", value = "http://127.0.0.1:4318" }),
+          contains(container.environment, { name = "TRACING_SAMPLE_RATIO", value = "0.1" }),
+        ]
+      ]
+    ]))
+    error_message = "A process does not send its traces to its sidecar."
+  }
+
+  assert {
+    condition = alltrue([
+      for name, policies in output.task_role_managed_policies :
+      contains(policies, "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess")
+    ])
+    error_message = "A task may not write to X-Ray."
+  }
+}
