@@ -116,6 +116,10 @@ def test_every_service_gets_the_settings_it_must_have(compose: dict[str, Any]) -
             assert settings.aws_endpoint_url == "http://localstack:4566", process
             assert settings.access_url == "http://access:8000", process
             assert settings.resource_prefix == "stories-", process
+            # Traces go to the pinned Jaeger, as they go to the ADOT sidecar in AWS.
+            assert settings.tracing_exporter == "otlp", process
+            assert settings.otel_exporter_otlp_endpoint == "http://jaeger:4318", process
+    assert services["jaeger"]["image"] == "jaegertracing/all-in-one:1.65.0"
 
 
 def _mount(volume: str | dict[str, str]) -> tuple[Path, str]:
