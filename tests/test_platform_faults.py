@@ -92,14 +92,18 @@ def _book_figure(figures: dict[str, Any], book: str, name: str) -> int:
     return 0 if found is None else int(found[name])
 
 
-def _dead_letters(platform: Platform) -> dict[str, int]:
-    sqs = boto3.client(
+def _sqs(platform: Platform) -> Any:
+    return boto3.client(
         "sqs",
         endpoint_url=platform.env["AWS_ENDPOINT_URL"],
         region_name="us-east-1",
         aws_access_key_id="faults",
         aws_secret_access_key="faults",
     )
+
+
+def _dead_letters(platform: Platform) -> dict[str, int]:
+    sqs = _sqs(platform)
     names = ResourceNames(platform.env["RESOURCE_PREFIX"])
     waiting = {}
     for consumer in SUBSCRIPTIONS:
@@ -113,13 +117,7 @@ def _dead_letters(platform: Platform) -> dict[str, int]:
 
 
 def _dead_letter_bodies(platform: Platform) -> list[str]:
-    sqs = boto3.client(
-        "sqs",
-        endpoint_url=platform.env["AWS_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="faults",
-        aws_secret_access_key="faults",
-    )
+    sqs = _sqs(platform)
     names = ResourceNames(platform.env["RESOURCE_PREFIX"])
     bodies = []
     for consumer in SUBSCRIPTIONS:
