@@ -46,7 +46,7 @@ from shared.redis import RedisCircuit, create_redis
 from shared.settings import ServiceSettings
 from shared.telemetry import Telemetry
 from shared.topology import SUBSCRIPTIONS, topic_arn
-from shared.tracing import configure_tracing, trace_database
+from shared.tracing import TracingMiddleware, configure_tracing, trace_database, tracing_enabled
 
 log = structlog.get_logger(__name__)
 
@@ -379,6 +379,9 @@ def create_service_app(
         lifespan=lifespan,
         responses={422: {"model": ProblemDetail}, 500: {"model": ProblemDetail}},
         static_url=DOCS_ASSETS,
+        # Server spans come from shared/tracing.py's middleware when tracing is on;
+        # FastAPI's own telemetry would double them at several times the cost.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)
     document_bearer_auth(app)
@@ -403,4 +406,6 @@ def create_service_app(
         max_body_bytes=settings.max_body_bytes,
         log_requests=settings.log_requests,
     )
+    if tracing_enabled(settings):  # outermost: the request's own log lines name its trace
+        app.add_middleware(TracingMiddleware)
     return app
