@@ -407,5 +407,5 @@ def create_service_app(
         log_requests=settings.log_requests,
     )
     if tracing_enabled(settings):  # outermost: the request's own log lines name its trace
-        app.add_middleware(TracingMiddleware)
+        app.add_middleware(TracingMiddleware, sample_ratio=settings.tracing_sample_ratio)
     return app

@@ -10,6 +10,7 @@ import aioboto3
 from botocore.config import Config
 
 from shared.settings import ServiceSettings
+from shared.tracing import trace_aws_client, tracing_enabled
 
 
 @dataclass
@@ -46,9 +47,12 @@ async def open_aws_clients(settings: ServiceSettings, stack: AsyncExitStack) -> 
     )
 
     async def client(name: str, endpoint_url: str | None = settings.aws_endpoint_url) -> Any:
-        return await stack.enter_async_context(
+        opened = await stack.enter_async_context(
             session.client(name, endpoint_url=endpoint_url, config=config)
         )
+        if tracing_enabled(settings):
+            trace_aws_client(opened)
+        return opened
 
     s3 = await client("s3")
     public = settings.aws_public_endpoint_url

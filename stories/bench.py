@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -199,6 +199,19 @@ def median_round(
         key=lambda measured: measured[0],
     )
     return runs[len(runs) // 2]
+
+
+def interleaved_rounds(
+    urls: Sequence[str], *, seconds: float, connections: int, rounds: int = ROUNDS
+) -> list[tuple[float, float, float]]:
+    """The median round of each server, measured in turns (A, B, C, A, B, C, ...):
+    where rows differ by a few per cent, a machine that slows for a minute must
+    slow every row alike, not the one measured then."""
+    runs: list[list[tuple[float, float, float]]] = [[] for _ in urls]
+    for _ in range(rounds):
+        for index, url in enumerate(urls):
+            runs[index].append(run_wrk(url, seconds=seconds, connections=connections))
+    return [sorted(measured)[len(measured) // 2] for measured in runs]
 
 
 def measure_bare(*, duration: float, connections: int) -> tuple[float, float, float]:

@@ -12,8 +12,10 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from typing import Any
 
+import httpx
 import pytest
-from opentelemetry import trace
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -38,7 +40,7 @@ TRACED = {"tracing_exporter": "otlp"}  # on; the exporter is the test's in-memor
 @pytest.fixture(scope="module")
 def spans() -> Iterator[InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
+    provider = TracerProvider(sampler=tracing.platform_sampler(1.0))  # as deployed, every trace
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     try:
@@ -102,7 +104,12 @@ async def test_one_trace_from_a_publish_to_every_consumer(
     book = await content.book(admin, approved)
     spans.clear()
 
-    published = await content.http.post(f"/v1/books/{book['id']}/publish", headers=admin.headers)
+    # The test is the caller: a trace starts at a server or an event, never at a
+    # client alone (the platform sampler drops a lone client call's trace).
+    with trace.get_tracer("test").start_as_current_span("test: publish"):
+        published = await content.http.post(
+            f"/v1/books/{book['id']}/publish", headers=admin.headers
+        )
     assert published.status_code == 200, published.text
 
     def request_span() -> ReadableSpan | None:
@@ -152,6 +159,21 @@ async def test_one_trace_from_a_publish_to_every_consumer(
     assert _descends(publish, request, trace_spans)
     for consumer in consumed_by("delivery") + consumed_by("metrics"):
         assert _descends(consumer, request, trace_spans), consumer.name
+    # AWS calls are client spans too: the publish copies the book to its public key.
+    (copy,) = [s for s in trace_spans if s.name == "S3.CopyObject"]
+    assert copy.kind is SpanKind.CLIENT
+    assert _descends(copy, request, trace_spans)
+    assert _attribute(copy, "rpc.system") == "aws-api"
+    assert _attribute(copy, "http.response.status_code") == 200
+    # Content asked access for its decision over HTTP: access's server span is in it.
+    (decision,) = [s for s in trace_spans if s.name == "POST /v1/decisions"]
+    assert _descends(decision, request, trace_spans)
+    # Meanwhile relays polled their outboxes, consumers long-polled SQS, mirrors
+    # read Redis: none of it started a trace of its own.
+    lone_calls = [
+        s.name for s in spans.get_finished_spans() if s.kind is SpanKind.CLIENT and s.parent is None
+    ]
+    assert lone_calls == []
 
 
 def test_log_lines_inside_a_span_carry_its_trace_and_span(
@@ -163,6 +185,67 @@ def test_log_lines_inside_a_span_carry_its_trace_and_span(
     assert line["trace_id"] == format(context.trace_id, "032x")
     assert line["span_id"] == format(context.span_id, "016x")
     assert "trace_id" not in tracing.add_trace_ids(None, "info", {"event": "outside"})
+
+
+def test_a_trace_starts_at_a_server_or_an_event_never_at_a_lone_client_call() -> None:
+    provider = TracerProvider(sampler=tracing.platform_sampler(0.0))
+    none_drawn = provider.get_tracer("test")
+    assert not none_drawn.start_span("SELECT", kind=SpanKind.CLIENT).is_recording()
+    assert not none_drawn.start_span("process", kind=SpanKind.CONSUMER).is_recording()
+    # The server middleware drew this request: the SDK does not draw again.
+    drawn = otel_context.set_value(tracing._SERVER_SAMPLED, True)
+    server = none_drawn.start_span("GET", context=drawn, kind=SpanKind.SERVER)
+    assert server.is_recording()
+    every = TracerProvider(sampler=tracing.platform_sampler(1.0)).get_tracer("test")
+    assert not every.start_span("SELECT", kind=SpanKind.CLIENT).is_recording()
+    root = every.start_span("process", kind=SpanKind.CONSUMER)
+    assert root.is_recording()
+    # Inside a trace, a client call follows it.
+    child = every.start_span(
+        "SELECT", context=trace.set_span_in_context(root), kind=SpanKind.CLIENT
+    )
+    assert child.is_recording()
+
+
+async def test_an_unsampled_request_records_nothing_and_says_so_downstream(
+    spans: InMemorySpanExporter,
+) -> None:
+    """At ratio 0 no request is traced: no span, no trace id in its log lines, and
+    the services it calls are told (the `traceparent` sampled flag unset) not to trace it either."""
+    seen: dict[str, Any] = {}
+
+    async def endpoint(scope: Any, receive: Any, send: Any) -> None:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        seen["traceparent"] = carrier.get("traceparent")
+        seen["line"] = tracing.add_trace_ids(None, "info", {"event": "inside"})
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    app = tracing.TracingMiddleware(endpoint, sample_ratio=0.0)
+    spans.clear()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        for _ in range(20):
+            assert (await client.get("/v1/books")).status_code == 204
+    assert spans.get_finished_spans() == ()
+    assert seen["traceparent"] is not None
+    assert not _sampled_flag(seen["traceparent"])
+    assert "trace_id" not in seen["line"]
+    # The same request at ratio 1 is traced, and its log line says so.
+    app = tracing.TracingMiddleware(endpoint, sample_ratio=1.0)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        assert (await client.get("/v1/books")).status_code == 204
+    (server,) = [s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert _sampled_flag(seen["traceparent"])
+    assert seen["line"]["trace_id"] == format(server.context.trace_id, "032x")
+
+
+def _sampled_flag(traceparent: str) -> bool:
+    return bool(int(traceparent.rsplit("-", 1)[1], 16) & 1)
 
 
 def _attribute(span: ReadableSpan, name: str) -> Any:
