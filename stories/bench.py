@@ -166,13 +166,17 @@ def uvicorn_process(
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        # Under py-spy, beside a whole platform sampled the same way, a start can
+        # take minutes on two cores (seen: a floor app not up after 30 s).
+        deadline = time.monotonic() + (180 if profiler else 30)
         while True:
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{url}{ready_path}", timeout=1).status_code == 200:
                     break
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"{factory} did not start")
+            if process.poll() is not None:
+                raise RuntimeError(f"{factory} exited with {process.returncode} while starting")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{factory} not ready at {url}{ready_path} in time")
             time.sleep(0.1)
         yield url
     finally:
