@@ -32,10 +32,10 @@ from shared.auth import JwksKeyCache, TokenDenyList, TokenVerifier, bearer_auth_
 from shared.aws import AwsClients, open_aws_clients
 from shared.db import create_engine, create_session_factory, has_work
 from shared.decisions import DecisionCache
+from shared.errors import PROBLEM_CONTENT_TYPE
 from shared.events import Producer
 from shared.middleware import CorsPolicy, RequestContextMiddleware
 from shared.problems import (
-    PROBLEM_CONTENT_TYPE,
     Problem,
     ProblemDetail,
     install_problem_handlers,

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
 
-from shared.errors import Problem
-from shared.middleware import PROBLEM_BASE_URI
+from shared.errors import PROBLEM_CONTENT_TYPE, Problem
 
 MAX_FAST_BODY = 1024  # the fast paths' requests are ~100 bytes; bigger ones take the long way
 
@@ -86,24 +84,29 @@ async def send_json(
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_problem(scope: Scope, send: Send, problem: Problem) -> None:
+async def send_problem(
+    scope: Scope,
+    send: Send,
+    problem: Problem,
+    *,
+    headers: list[tuple[bytes, bytes]] = (),  # type: ignore[assignment]
+) -> None:
     """The same RFC 9457 body the app's handlers would give."""
-    body: dict[str, Any] = {
-        "type": PROBLEM_BASE_URI + problem.code,
-        "title": problem.title,
-        "status": problem.status,
-        "instance": scope["path"],
-    }
-    if problem.detail:
-        body["detail"] = problem.detail
-    request_id = scope.get("state", {}).get("request_id")
-    if request_id:
-        body["request_id"] = request_id
-    body.update(problem.extensions)
     await send_json(
         send,
         problem.status,
-        json.dumps(body).encode(),
-        content_type=b"application/problem+json",
-        headers=[(k.lower().encode(), v.encode()) for k, v in problem.headers.items()],
+        json.dumps(problem.body(scope)).encode(),
+        content_type=PROBLEM_CONTENT_TYPE.encode(),
+        headers=[
+            *((k.lower().encode(), v.encode()) for k, v in problem.headers.items()),
+            *headers,
+        ],
     )
+
+
+def client_ip(scope: Scope) -> str | None:
+    """The client's address, or None when the server was not told one (an in-process
+    test client). Behind the ALB, `stories serve` has uvicorn take it from
+    X-Forwarded-For, and only from the trusted proxies (`TRUSTED_PROXIES`)."""
+    client = scope.get("client")
+    return str(client[0]) if client else None

@@ -22,6 +22,7 @@ import structlog
 from fastapi import Depends, Request
 from redis.exceptions import RedisError
 
+from shared.clock import now_utc
 from shared.problems import Forbidden, ServiceUnavailable, Unauthorized
 from shared.pubsub import InvalidationBus
 from shared.roles import Role
@@ -139,13 +140,13 @@ class TokenVerifier:
         Revocation is not checked here: see `TokenDenyList.denied_locally`.
         """
         principal = self._memo.get(token)
-        if principal is None or principal.expires_at <= datetime.now(UTC):
+        if principal is None or principal.expires_at <= now_utc():
             return None
         return principal
 
     async def verify(self, token: str) -> Principal:
         principal = self._memo.get(token)
-        if principal is None or principal.expires_at <= datetime.now(UTC):
+        if principal is None or principal.expires_at <= now_utc():
             principal = await self._verify_signature_and_claims(token)
             if len(self._memo) >= self.MEMO_LIMIT:
                 self._memo.clear()
@@ -304,7 +305,7 @@ class TokenDenyList:
         bus.on_reconnect(self._resync)
 
     async def deny(self, token_id: str, expires_at: datetime) -> None:
-        ttl = int((expires_at - datetime.now(UTC)).total_seconds()) + CLOCK_SKEW_SECONDS
+        ttl = int((expires_at - now_utc()).total_seconds()) + CLOCK_SKEW_SECONDS
         if ttl <= 0:
             return
         await self._redis.set(denylist_key(token_id), "1", ex=ttl)

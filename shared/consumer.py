@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 import structlog
@@ -28,6 +28,7 @@ from sqlalchemy import String, Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.clock import now_utc
 from shared.db import PlatformTables, UtcDateTime, upsert
 from shared.events import Envelope, EventData, UnknownEventError
 from shared.telemetry import Telemetry
@@ -53,7 +54,7 @@ async def claim_events(session: AsyncSession, envelopes: list[Envelope]) -> set[
     """
     if not envelopes:
         return set()
-    now = datetime.now(UTC)
+    now = now_utc()
     unique = {e.id: e for e in envelopes}
     result = await session.execute(
         # The table, not the mapped class: a plain INSERT, without the ORM's bulk path.
@@ -65,11 +66,6 @@ async def claim_events(session: AsyncSession, envelopes: list[Envelope]) -> set[
         .returning(InboxEntry.event_id)
     )
     return set(result.scalars())
-
-
-async def claim_event(session: AsyncSession, envelope: Envelope) -> bool:
-    """Claim one event; False if it was already processed."""
-    return envelope.id in await claim_events(session, [envelope])
 
 
 @dataclass
@@ -130,10 +126,10 @@ class ConsumerConfig:
 
 
 @dataclass
-class _Delivery:
-    """One received message, parsed."""
+class _ReceivedMessage:
+    """One SQS message as received, and the event parsed from it."""
 
-    message: dict[str, Any]
+    sqs_message: dict[str, Any]
     envelope: Envelope
     data: EventData
     handler: EventHandler
@@ -141,7 +137,7 @@ class _Delivery:
 
 class _HandlerFailedError(Exception):
     def __init__(self, index: int) -> None:
-        super().__init__(f"handler of delivery {index} failed")
+        super().__init__(f"handler of message {index} failed")
         self.index = index
 
 
@@ -273,40 +269,40 @@ class SqsConsumer:
         """Handle received messages; returns one outcome label per message."""
         heartbeat = asyncio.create_task(self._keep_invisible(messages))
         outcomes: list[str] = []
-        deliveries: list[_Delivery] = []
+        received: list[_ReceivedMessage] = []
         try:
             for message in messages:
                 try:
-                    deliveries.append(self._parse(message))
+                    received.append(self._parse(message))
                 except PoisonMessageError as exc:
                     await self._dead_letter(message, str(exc))
                     outcomes.append("dead_lettered")
-            done: list[_Delivery] = []
-            while deliveries:
+            done: list[_ReceivedMessage] = []
+            while received:
                 try:
-                    applied = await self._apply(deliveries)
+                    applied = await self._apply(received)
                 except _HandlerFailedError as failure:
-                    failed = deliveries.pop(failure.index)
+                    failed = received.pop(failure.index)
                     log.exception(
                         "event handler failed",
                         queue=self.queue_name,
                         event_id=str(failed.envelope.id),
                         event_type=failed.envelope.type,
-                        receive_count=_receive_count(failed.message),
+                        receive_count=_receive_count(failed.sqs_message),
                     )
-                    await self._retry_later(failed.message)
+                    await self._retry_later(failed.sqs_message)
                     outcomes.append("failed")
                     continue
                 outcomes += ["applied" if a else "duplicate" for a in applied]
-                done = deliveries
+                done = received
                 break
         finally:
             heartbeat.cancel()
         if done:
-            await self._delete([d.message for d in done])
+            await self._delete([d.sqs_message for d in done])
         return outcomes
 
-    def _parse(self, message: dict[str, Any]) -> _Delivery:
+    def _parse(self, message: dict[str, Any]) -> _ReceivedMessage:
         try:
             envelope = Envelope.model_validate_json(message["Body"])
             data = envelope.contract()
@@ -315,43 +311,43 @@ class SqsConsumer:
         handler = self._handlers.get(envelope.type)
         if handler is None:
             raise PoisonMessageError(f"no handler for {envelope.type} on {self.queue_name}")
-        return _Delivery(message, envelope, data, handler)
+        return _ReceivedMessage(message, envelope, data, handler)
 
-    async def _apply(self, deliveries: list[_Delivery]) -> list[bool]:
-        """Apply every delivery in one transaction; which were new (not duplicates)."""
+    async def _apply(self, received: list[_ReceivedMessage]) -> list[bool]:
+        """Apply every message in one transaction; which were new (not duplicates)."""
         batch = BatchScope()
         async with self._factory() as session:
             try:
-                claimed = await claim_events(session, [d.envelope for d in deliveries])
+                claimed = await claim_events(session, [r.envelope for r in received])
                 applied = []
-                for index, delivery in enumerate(deliveries):
-                    event_id = delivery.envelope.id
+                for index, parsed in enumerate(received):
+                    event_id = parsed.envelope.id
                     if event_id not in claimed:
                         applied.append(False)
                         continue
                     claimed.discard(event_id)  # a second copy in this batch is a duplicate
                     context = EventContext(
                         session=session,
-                        envelope=delivery.envelope,
+                        envelope=parsed.envelope,
                         resources=self._resources,
                         batch=batch,
                     )
                     try:
                         with event_span(
-                            f"process {delivery.envelope.type}",
+                            f"process {parsed.envelope.type}",
                             SpanKind.CONSUMER,
                             {
-                                "traceparent": delivery.envelope.traceparent,
-                                "tracestate": delivery.envelope.tracestate,
+                                "traceparent": parsed.envelope.traceparent,
+                                "tracestate": parsed.envelope.tracestate,
                             },
                             **{
                                 "messaging.system": "aws_sqs",
                                 "messaging.operation.type": "process",
                                 "messaging.destination.name": self.queue_name,
-                                "messaging.message.id": str(event_id),
+                                "messaging.parsed.id": str(event_id),
                             },
                         ):
-                            await delivery.handler(context, delivery.data)
+                            await parsed.handler(context, parsed.data)
                     except Exception as exc:
                         raise _HandlerFailedError(index) from exc
                     applied.append(True)

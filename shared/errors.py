@@ -6,8 +6,37 @@ web framework.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
+
+PROBLEM_BASE_URI = "https://stories.example/problems/"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+def problem_body(
+    scope: Mapping[str, Any],
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    extensions: Mapping[str, Any] | None = None,
+) -> MutableMapping[str, Any]:
+    """The RFC 9457 body of every error the platform answers, from a handler, a
+    fast path or the outermost middleware alike: the same fields, the request id."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE_URI + code,
+        "title": title,
+        "status": status,
+        "instance": scope.get("path", ""),
+    }
+    if detail:
+        body["detail"] = detail
+    request_id = scope.get("state", {}).get("request_id")
+    if request_id:
+        body["request_id"] = request_id
+    body.update(extensions or {})
+    return body
 
 
 class Problem(Exception):  # noqa: N818 - named for the RFC, not "...Error"
@@ -39,6 +68,16 @@ class Problem(Exception):  # noqa: N818 - named for the RFC, not "...Error"
             self.title = title
         self.headers = dict(headers or {})
         self.extensions = extensions
+
+    def body(self, scope: Mapping[str, Any]) -> MutableMapping[str, Any]:
+        return problem_body(
+            scope,
+            status=self.status,
+            code=self.code,
+            title=self.title,
+            detail=self.detail,
+            extensions=self.extensions,
+        )
 
 
 class Unauthorized(Problem):

@@ -8,12 +8,13 @@ consumers refuse versions they do not know rather than guess.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.clock import now_utc
 from shared.roles import Role
 from shared.tracing import current_trace_context
 
@@ -225,7 +226,7 @@ class Envelope(BaseModel):
     id: uuid.UUID = Field(default_factory=uuid.uuid4)
     source: str
     type: str
-    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    time: datetime = Field(default_factory=lambda: now_utc())
     subject: str | None = None
     datacontenttype: Literal["application/json"] = "application/json"
     dataversion: str
@@ -243,7 +244,7 @@ class Envelope(BaseModel):
         return cls(
             source=f"/stories/{data.producer.value}",
             type=data.type,
-            time=time or datetime.now(UTC),
+            time=time or now_utc(),
             subject=data.subject,
             dataversion=data.version,
             traceid=trace_id,

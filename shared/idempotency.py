@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Header
@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.clock import now_utc
 from shared.db import PlatformTables, UtcDateTime
 from shared.errors import Unprocessable
 
@@ -77,7 +78,7 @@ class IdempotencyKeys:
                 principal=principal,
                 key=key,
                 request_hash=request_hash,
-                created_at=datetime.now(UTC),
+                created_at=now_utc(),
             )
             .on_conflict_do_nothing(index_elements=["principal", "key"])
             .returning(IdempotencyRecord.key)

@@ -9,7 +9,6 @@ per label set, and the request id lives in one ContextVar the logs read.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -22,16 +21,24 @@ import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.asgi import send_problem
+from shared.errors import Problem
 from shared.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
+
+_INTERNAL_ERROR = Problem(
+    "Something went wrong on our side; quote the request id if you report it.",
+    status=500,
+    code="internal-error",
+    title="Internal error",
+)
 
 REQUEST_ID_HEADER = b"x-request-id"
 _VARY_ORIGIN = (b"vary", b"Origin")
 _SAFE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 current_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
-PROBLEM_BASE_URI = "https://stories.example/problems/"
 
 
 def add_request_id(
@@ -129,12 +136,13 @@ class RequestContextMiddleware:
             return
         token = current_request_id.set(request_id)
         status = 500
+        responding = False
         started = time.perf_counter()
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responding
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responding = message["status"], True
                 headers = message.get("headers")
                 if not isinstance(headers, list):
                     headers = message["headers"] = list(headers or ())
@@ -150,6 +158,14 @@ class RequestContextMiddleware:
         guarded = self._count_body(receive) if chunked else receive
         try:
             await self.app(scope, guarded, send_with_headers)
+        except Exception:
+            if responding:
+                raise  # the answer has begun: all the server can do is drop the connection
+            # Answered here, not by Starlette's outermost handler, so a 500 carries
+            # the request id and the CORS headers too: a browser can read it, and
+            # whoever reports it can quote the id.
+            log.exception("unhandled error", path=scope["path"])
+            await send_problem(scope, send_with_headers, _INTERNAL_ERROR)
         finally:
             # Recorded (and logged, if asked) while the request id is still current.
             self._record(scope, status, time.perf_counter() - started)
@@ -158,22 +174,17 @@ class RequestContextMiddleware:
     async def _refuse_body(
         self, scope: Scope, send: Send, added: list[tuple[bytes, bytes]]
     ) -> None:
-        body = json.dumps(
-            {
-                "type": PROBLEM_BASE_URI + "payload-too-large",
-                "title": "Request body too large",
-                "status": 413,
-                "detail": f"Request bodies are limited to {self._max_body} bytes.",
-                "instance": scope.get("path", ""),
-            }
-        ).encode()
-        headers = [
-            (b"content-type", b"application/problem+json"),
-            (b"content-length", str(len(body)).encode()),
-            *added,
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_problem(
+            scope,
+            send,
+            Problem(
+                f"Request bodies are limited to {self._max_body} bytes.",
+                status=413,
+                code="payload-too-large",
+                title="Request body too large",
+            ),
+            headers=added,
+        )
 
     def _count_body(self, receive: Receive) -> Receive:
         received = 0

@@ -14,7 +14,7 @@ import random
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.batching import CommitBatcher
+from shared.clock import now_utc
 from shared.db import EVENTS_RECORDED_INFO_KEY, PlatformTables, UtcDateTime, unit_of_work
 from shared.events import Envelope, EventData
 from shared.telemetry import Telemetry
@@ -290,7 +291,7 @@ class OutboxRelay:
         return spans
 
     def _mark_published(self, rows: Sequence[OutboxMessage]) -> None:
-        now = datetime.now(UTC)
+        now = now_utc()
         for row in rows:
             row.published_at = now
             row.attempts += 1
@@ -303,7 +304,7 @@ class OutboxRelay:
             self._telemetry.outbox_pending.set(pending or 0)
             await session.execute(
                 delete(OutboxMessage).where(
-                    OutboxMessage.published_at < datetime.now(UTC) - self._retention
+                    OutboxMessage.published_at < now_utc() - self._retention
                 )
             )
 

@@ -1,9 +1,11 @@
 """RFC 9457 problem details for every failure, validation included.
 
 Raise a `Problem` (or a subclass) from anywhere below an endpoint; the
-handlers here turn it, FastAPI's validation errors, Starlette's HTTP errors and
-anything unexpected into `application/problem+json`. Unexpected errors never
-leak their message: the client gets the request id to quote instead.
+handlers here turn it, FastAPI's validation errors and Starlette's HTTP errors
+into `application/problem+json`. Anything unexpected is answered by the
+outermost middleware (`RequestContextMiddleware`, through the same
+`problem_body`), so a 500 carries the request id and CORS headers too; it never
+leaks its message: the client gets the request id to quote instead.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import (
+    PROBLEM_CONTENT_TYPE,
     CacheUnavailable,
     Conflict,
     DatabaseBusy,
@@ -34,6 +37,7 @@ from shared.errors import (
     TooManyRequests,
     Unauthorized,
     Unprocessable,
+    problem_body,
 )
 
 __all__ = [
@@ -48,8 +52,6 @@ __all__ = [
     "Unprocessable",
 ]
 
-PROBLEM_CONTENT_TYPE = "application/problem+json"
-from shared.middleware import PROBLEM_BASE_URI  # noqa: E402 - one definition for both
 
 log = structlog.get_logger(__name__)
 
@@ -94,31 +96,19 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
     **extensions: Any,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": PROBLEM_BASE_URI + code,
-        "title": title,
-        "status": status,
-        "instance": request.url.path,
-    }
-    if detail:
-        body["detail"] = detail
-    request_id = request.scope.get("state", {}).get("request_id")
-    if request_id:
-        body["request_id"] = request_id
-    body.update(extensions)
+    body = problem_body(
+        request.scope, status=status, code=code, title=title, detail=detail, extensions=extensions
+    )
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)
 
 
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Problem)
-    return problem_response(
-        request,
-        status=exc.status,
-        code=exc.code,
-        title=exc.title,
-        detail=exc.detail,
+    return JSONResponse(
+        exc.body(request.scope),
+        status_code=exc.status,
         headers=exc.headers,
-        **exc.extensions,
+        media_type=PROBLEM_CONTENT_TYPE,
     )
 
 
@@ -207,17 +197,6 @@ async def _on_database_busy(request: Request, exc: Exception) -> JSONResponse:
     return await _on_problem(request, DatabaseBusy())
 
 
-async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", path=request.url.path, exc_info=exc)
-    return problem_response(
-        request,
-        status=500,
-        code="internal-error",
-        title="Internal error",
-        detail="Something went wrong on our side; quote the request id if you report it.",
-    )
-
-
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
@@ -225,7 +204,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(IntegrityError, _on_concurrent_write)
     app.add_exception_handler(PoolTimeout, _on_database_busy)
     app.add_exception_handler(RedisError, _on_redis_error)
-    app.add_exception_handler(Exception, _on_unexpected)
 
 
 # For OpenAPI: `responses=problem_responses(401, 403)` documents the error bodies.

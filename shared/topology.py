@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 from botocore.exceptions import ClientError
 
-from shared.events import Producer, event_types_of
+from shared.events import Producer
 
 log = structlog.get_logger(__name__)
 
@@ -268,11 +268,3 @@ async def redrive_dead_letters(sqs: Any, names: ResourceNames, consumer: str) ->
         moved += len(accepted)
         if len(accepted) < len(messages):
             raise RuntimeError(f"the queue refused {len(messages) - len(accepted)} messages")
-
-
-def consumed_event_types(consumer: str) -> set[str] | None:
-    """Every event type a consumer's subscriptions let through (None: all)."""
-    types: set[str] = set()
-    for producer, listed in SUBSCRIPTIONS.get(consumer, {}).items():
-        types.update(listed if listed is not None else event_types_of(producer))
-    return types

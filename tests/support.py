@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import uvicorn
 from pydantic_settings import SettingsConfigDict
@@ -190,3 +190,20 @@ HOSTILE_CURSORS = {
     "numbers": _cursor("[1,2]"),
     "long": _cursor('["' + "9" * 5000 + '","x"]'),
 }
+
+
+def assert_problem(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    """An RFC 9457 answer as every part of the platform gives it (a handler, a fast
+    path, the outermost middleware): its status, its code, the path it is about and
+    the request id the response carries."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status, body
+    assert body["type"].startswith("https://stories.example/problems/"), body
+    assert body["title"], body
+    if code is not None:
+        assert body["type"].rsplit("/", 1)[-1] == code, body
+    assert body["instance"] == response.request.url.path, body
+    assert body["request_id"] == response.headers["x-request-id"], body
+    return body

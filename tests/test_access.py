@@ -14,16 +14,9 @@ from sqlalchemy import func, select
 from services.access.models import Entitlement, User
 from shared.roles import Role
 from tests.access_fixtures import PASSWORD, AccessHarness, access, access_settings, running_access
-from tests.support import HOSTILE_CURSORS, eventually
+from tests.support import HOSTILE_CURSORS, assert_problem, eventually
 
 __all__ = ["access"]  # the module-scoped fixture
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, object]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, object] = response.json()
-    return body
 
 
 # --- registration -------------------------------------------------------------------------
@@ -46,7 +39,7 @@ async def test_registration_creates_a_learner_with_a_normalized_email(
 async def test_an_email_is_registered_once_whatever_its_case(access: AccessHarness) -> None:
     email = f"dup-{uuid.uuid4().hex[:6]}@example.org"
     assert (await access.register(email=email)).status_code == 201
-    body = problem(await access.register(email=email.upper()), 409)
+    body = assert_problem(await access.register(email=email.upper()), 409)
     assert body["type"] == "https://stories.example/problems/email-taken"
 
 
@@ -62,12 +55,12 @@ async def test_an_email_is_registered_once_whatever_its_case(access: AccessHarne
 async def test_weak_passwords_are_refused_with_what_is_wrong(
     access: AccessHarness, password: str, complaint: str
 ) -> None:
-    body = problem(await access.register(password=password), 422)
+    body = assert_problem(await access.register(password=password), 422)
     assert complaint in str(body["detail"])
 
 
 async def test_a_password_containing_the_email_is_refused(access: AccessHarness) -> None:
-    body = problem(
+    body = assert_problem(
         await access.register(email="ramona@example.org", password="ramona-rocks-99"), 422
     )
     # #16.6: it names what it found, and says the whole rule, not a riddle.
@@ -89,7 +82,7 @@ async def test_a_role_cannot_be_chosen_at_registration(access: AccessHarness) ->
         "/v1/auth/register",
         json={"email": email, "password": PASSWORD, "display_name": "S", "role": "ADMIN"},
     )
-    problem(response, 422)
+    assert_problem(response, 422)
     async with access.resources.session_factory() as session:
         assert await session.scalar(select(User).where(User.email == email)) is None
 
@@ -104,7 +97,7 @@ async def test_a_role_cannot_be_chosen_at_registration(access: AccessHarness) ->
     ],
 )
 async def test_malformed_registrations_are_422(access: AccessHarness, body: object) -> None:
-    problem(await access.http.post("/v1/auth/register", json=body), 422)
+    assert_problem(await access.http.post("/v1/auth/register", json=body), 422)
 
 
 async def test_an_oversized_body_is_refused_before_parsing(access: AccessHarness) -> None:
@@ -113,7 +106,7 @@ async def test_an_oversized_body_is_refused_before_parsing(access: AccessHarness
         content=b'{"email": "' + b"a" * 2_000_000 + b'"}',
         headers={"content-type": "application/json"},
     )
-    problem(response, 413)
+    assert_problem(response, 413)
 
 
 # --- login, refresh, logout ---------------------------------------------------------------
@@ -135,8 +128,10 @@ async def test_login_answers_an_oauth2_style_token_pair(access: AccessHarness) -
 
 async def test_login_does_not_reveal_whether_an_email_exists(access: AccessHarness) -> None:
     email = (await access.register()).json()["email"]
-    wrong_password = problem(await access.login(email, "not the password at all"), 401)
-    unknown_email = problem(await access.login(f"nobody-{uuid.uuid4().hex}@example.org"), 401)
+    wrong_password = assert_problem(await access.login(email, "not the password at all"), 401)
+    unknown_email = assert_problem(
+        await access.login(f"nobody-{uuid.uuid4().hex}@example.org"), 401
+    )
     for body in (wrong_password, unknown_email):
         body.pop("instance")
         body.pop("request_id", None)
@@ -184,9 +179,9 @@ async def test_repeated_failures_stop_that_address_for_that_account(
 ) -> None:
     email = (await access.register()).json()["email"]
     for _ in range(access.settings.login_failures_per_account):
-        problem(await access.login(email, "wrong password 99"), 401)
+        assert_problem(await access.login(email, "wrong password 99"), 401)
     locked = await access.login(email)  # even the right password waits now, from here
-    body = problem(locked, 429)
+    body = assert_problem(locked, 429)
     assert int(locked.headers["retry-after"]) > 0
     assert body["retry_after"] == int(locked.headers["retry-after"])
 
@@ -236,7 +231,7 @@ async def test_nobody_can_lock_the_owner_out(
                     await _login_from(http, f"198.51.101.{n}", email, "guess")
                 ).status_code == 401
             paused = await _login_from(http, "203.0.113.10", email, PASSWORD)
-            body = problem(paused, 429)
+            body = assert_problem(paused, 429)
             assert str(body["type"]).endswith("/new-devices-paused")
             # A device token of another account, or a forged one, is no way in.
             other = (await access.register()).json()["email"]
@@ -418,7 +413,7 @@ async def test_names_with_hidden_characters_are_refused(access: AccessHarness) -
                 "display_name": name,
             },
         )
-        problem(response, 422)
+        assert_problem(response, 422)
 
 
 async def test_look_alike_addresses_are_one_account_or_refused(access: AccessHarness) -> None:
@@ -434,14 +429,16 @@ async def test_look_alike_addresses_are_one_account_or_refused(access: AccessHar
 
     assert (await register(f"dupcheck{tag}@example.org")).status_code == 201
     fullwidth = "\uff24upcheck" + tag + "@example.org"
-    assert str(problem(await register(fullwidth), 409)["type"]).endswith("/email-taken")
+    assert str(assert_problem(await register(fullwidth), 409)["type"]).endswith("/email-taken")
     cyrillic = "dup\u0441heck" + tag + "@example.org"
-    assert str(problem(await register(cyrillic), 422)["type"]).endswith("/email-not-accepted")
+    assert str(assert_problem(await register(cyrillic), 422)["type"]).endswith(
+        "/email-not-accepted"
+    )
     dotted = f"x{tag}@secma\u0130l.org"
-    problem(await register(dotted), 422)
+    assert_problem(await register(dotted), 422)
     assert (await register(f"reader{tag}@b\u00fccher.example")).status_code == 201
     punycode = f"reader{tag}@xn--bcher-kva.example"
-    assert str(problem(await register(punycode), 409)["type"]).endswith("/email-taken")
+    assert str(assert_problem(await register(punycode), 409)["type"]).endswith("/email-taken")
     # And sign-in finds the account whichever way it is written.
     assert (await access.login(punycode)).status_code == 200
 
@@ -460,14 +457,14 @@ async def test_refresh_rotates_and_a_reused_refresh_token_revokes_the_chain(
     stolen = await access.http.post(
         "/v1/auth/refresh", json={"refresh_token": learner.refresh_token}
     )
-    assert str(problem(stolen, 401)["type"]).endswith("refresh-token-reused")
+    assert str(assert_problem(stolen, 401)["type"]).endswith("refresh-token-reused")
     # The legitimate holder's newer token died with the chain.
-    problem(await access.http.post("/v1/auth/refresh", json={"refresh_token": rotated}), 401)
+    assert_problem(await access.http.post("/v1/auth/refresh", json={"refresh_token": rotated}), 401)
     # #13.9: and so did every access token the chain handed out (the first one, and
     # the one from the rotation), here and on every instance.
     for token in (learner.token, first.json()["access_token"]):
         me = await access.http.get("/v1/users/me", headers={"Authorization": f"Bearer {token}"})
-        problem(me, 401)
+        assert_problem(me, 401)
 
 
 async def test_signing_out_ends_the_session_even_without_its_refresh_token(
@@ -480,8 +477,8 @@ async def test_signing_out_ends_the_session_even_without_its_refresh_token(
     refreshed = await access.http.post(
         "/v1/auth/refresh", json={"refresh_token": learner.refresh_token}
     )
-    problem(refreshed, 401)
-    problem(await access.http.get("/v1/users/me", headers=learner.headers), 401)
+    assert_problem(refreshed, 401)
+    assert_problem(await access.http.get("/v1/users/me", headers=learner.headers), 401)
     # Another sign-in of the same person is another session, untouched.
     again = await access.login(learner.email)
     assert again.status_code == 200
@@ -491,7 +488,7 @@ async def test_signing_out_ends_the_session_even_without_its_refresh_token(
 
 @pytest.mark.parametrize("token", ["garbage", "not-a-uuid.secret", f"{uuid.uuid4()}.secret"])
 async def test_unknown_refresh_tokens_are_401(access: AccessHarness, token: str) -> None:
-    problem(await access.http.post("/v1/auth/refresh", json={"refresh_token": token}), 401)
+    assert_problem(await access.http.post("/v1/auth/refresh", json={"refresh_token": token}), 401)
 
 
 async def test_logout_revokes_the_access_token_on_every_instance(
@@ -513,8 +510,8 @@ async def test_logout_revokes_the_access_token_on_every_instance(
                 return response.status_code == 401
 
             await eventually(refused_elsewhere, timeout=5, what="logout seen by the other instance")
-    problem(await access.http.get("/v1/users/me", headers=learner.headers), 401)
-    problem(
+    assert_problem(await access.http.get("/v1/users/me", headers=learner.headers), 401)
+    assert_problem(
         await access.http.post("/v1/auth/refresh", json={"refresh_token": learner.refresh_token}),
         401,
     )
@@ -524,11 +521,11 @@ async def test_service_credentials_are_checked(access: AccessHarness) -> None:
     wrong = await access.http.post(
         "/v1/auth/service-token", json={"client_id": "delivery", "client_secret": "guess"}
     )
-    problem(wrong, 401)
+    assert_problem(wrong, 401)
     unknown = await access.http.post(
         "/v1/auth/service-token", json={"client_id": "mallory", "client_secret": "x"}
     )
-    problem(unknown, 401)
+    assert_problem(unknown, 401)
 
 
 # --- users and roles ----------------------------------------------------------------------
@@ -566,7 +563,7 @@ async def test_a_demoted_admin_loses_admin_rights_at_once(access: AccessHarness)
     )
     assert demoted.status_code == 200
     # The second admin's token still says ADMIN; access checks the stored role.
-    problem(await access.http.get("/v1/users", headers=second.headers), 403)
+    assert_problem(await access.http.get("/v1/users", headers=second.headers), 403)
 
 
 async def test_the_last_admin_cannot_be_demoted(access: AccessHarness) -> None:
@@ -576,7 +573,7 @@ async def test_the_last_admin_cannot_be_demoted(access: AccessHarness) -> None:
             extra.role = "LEARNER"
         await session.commit()
     admin = await access.account(Role.ADMIN)
-    body = problem(
+    body = assert_problem(
         await access.http.put(
             f"/v1/users/{admin.id}/role", headers=admin.headers, json={"role": "LEARNER"}
         ),
@@ -610,7 +607,7 @@ async def test_listing_users_filters_by_role_and_pages(access: AccessHarness) ->
 
 async def test_no_one_but_an_admin_raises_a_role(access: AccessHarness) -> None:
     content_admin = await access.account(Role.CONTENT_ADMIN)
-    problem(
+    assert_problem(
         await access.http.put(
             f"/v1/users/{content_admin.id}/role",
             headers=content_admin.headers,
@@ -641,7 +638,7 @@ async def test_a_teacher_grants_a_learner_a_published_book(access: AccessHarness
         headers=teacher.headers,
         json={"user_id": str(learner.id), "book_id": str(book), "source": "teacher_assignment"},
     )
-    problem(duplicate, 409)
+    assert_problem(duplicate, 409)
 
 
 async def test_a_teacher_grants_only_to_learners_and_only_published_books(
@@ -692,7 +689,7 @@ async def test_an_idempotency_key_makes_a_retried_grant_harmless(access: AccessH
         count = await session.scalar(select(func.count()).where(Entitlement.user_id == learner.id))
     assert count == 1
     other = {**body, "source": "promotion"}
-    problem(await access.http.post("/v1/entitlements", headers=key, json=other), 422)
+    assert_problem(await access.http.post("/v1/entitlements", headers=key, json=other), 422)
 
 
 async def test_bulk_grants_skip_those_already_entitled(access: AccessHarness) -> None:
@@ -732,7 +729,7 @@ async def test_a_bulk_grant_with_one_bad_user_grants_nobody(access: AccessHarnes
             "source": "teacher_assignment",
         },
     )
-    assert problem(bulk, 403)["not_learner_ids"] == [str(manager.id)]
+    assert assert_problem(bulk, 403)["not_learner_ids"] == [str(manager.id)]
     async with access.resources.session_factory() as session:
         assert await session.scalar(select(func.count()).where(Entitlement.book_id == book)) == 0
 
@@ -752,17 +749,19 @@ async def test_revoking_is_recorded_and_announced(access: AccessHarness) -> None
     assert revoked.status_code == 200
     assert revoked.json()["revoked_at"] is not None
     assert [e for e in await access.outbox("entitlement.revoked") if e.subject == entitlement_id]
-    problem(
+    assert_problem(
         await access.http.delete(f"/v1/entitlements/{entitlement_id}", headers=teacher.headers),
         409,
     )
-    problem(
+    assert_problem(
         await access.http.delete(f"/v1/entitlements/{uuid.uuid4()}", headers=teacher.headers), 404
     )
     # Only an id is an entitlement's path (so /v1/entitlements/bulk stays its own).
-    problem(await access.http.delete("/v1/entitlements/not-a-uuid", headers=teacher.headers), 404)
+    assert_problem(
+        await access.http.delete("/v1/entitlements/not-a-uuid", headers=teacher.headers), 404
+    )
     gone = await access.http.delete("/v1/entitlements/bulk", headers=teacher.headers)
-    problem(gone, 405)
+    assert_problem(gone, 405)
     assert gone.headers["allow"] == "POST"
 
 
@@ -778,7 +777,7 @@ async def test_learners_see_only_their_own_entitlements(access: AccessHarness) -
         )
     mine = await access.http.get("/v1/entitlements", headers=alice.headers)
     assert {e["user_id"] for e in mine.json()["items"]} == {str(alice.id)}
-    problem(
+    assert_problem(
         await access.http.get(
             "/v1/entitlements", headers=alice.headers, params={"user_id": str(bob.id)}
         ),
@@ -805,7 +804,7 @@ async def test_grants_in_the_past_are_refused(access: AccessHarness) -> None:
             "expires_at": yesterday,
         },
     )
-    problem(response, 422)
+    assert_problem(response, 422)
 
 
 # --- decisions and the caller's books ------------------------------------------------------
@@ -814,8 +813,8 @@ async def test_grants_in_the_past_are_refused(access: AccessHarness) -> None:
 async def test_decisions_answer_only_platform_services(access: AccessHarness) -> None:
     learner = await access.account(Role.ADMIN)
     body = {"user_id": str(learner.id), "action": "book:publish"}
-    problem(await access.http.post("/v1/decisions", headers=learner.headers, json=body), 403)
-    problem(await access.http.post("/v1/decisions", json=body), 401)
+    assert_problem(await access.http.post("/v1/decisions", headers=learner.headers, json=body), 403)
+    assert_problem(await access.http.post("/v1/decisions", json=body), 401)
     allowed = await access.http.post(
         "/v1/decisions", headers=await access.service_token(), json=body
     )
@@ -894,7 +893,7 @@ async def test_batch_decisions_answer_in_order(access: AccessHarness) -> None:
         },
     )
     assert [r["allow"] for r in response.json()["results"]] == [True, False, False]
-    problem(
+    assert_problem(
         await access.http.post(
             "/v1/decisions",
             headers=await access.service_token(),
@@ -978,11 +977,11 @@ async def test_a_teacher_revokes_only_the_grants_they_made(access: AccessHarness
     refused = await access.http.delete(
         f"/v1/entitlements/{assigned.json()['id']}", headers=other_teacher.headers
     )
-    assert str(problem(refused, 403)["type"]).endswith("/not-your-grant")
+    assert str(assert_problem(refused, 403)["type"]).endswith("/not-your-grant")
     not_theirs = await access.http.delete(
         f"/v1/entitlements/{purchase.json()['id']}", headers=teacher.headers
     )
-    assert str(problem(not_theirs, 403)["type"]).endswith("/not-your-grant")
+    assert str(assert_problem(not_theirs, 403)["type"]).endswith("/not-your-grant")
     # The grantor can, and so can a CONTENT_ADMIN, whoever granted it.
     mine = await access.http.delete(
         f"/v1/entitlements/{assigned.json()['id']}", headers=teacher.headers
@@ -1000,7 +999,7 @@ async def test_a_service_credential_cannot_log_out_anyones_session(access: Acces
     response = await access.http.post(
         "/v1/auth/logout", json={"refresh_token": learner.refresh_token}, headers=service
     )
-    assert problem(response, 403)["detail"]
+    assert assert_problem(response, 403)["detail"]
     # The learner's session is untouched.
     refreshed = await access.http.post(
         "/v1/auth/refresh", json={"refresh_token": learner.refresh_token}

@@ -24,7 +24,7 @@ from shared.outbox import OutboxMessage, record_event
 from shared.problems import Conflict
 from shared.roles import Role
 from shared.settings import ServiceSettings
-from tests.support import ThreadedServer, eventually
+from tests.support import ThreadedServer, assert_problem, eventually
 
 ISSUER, AUDIENCE = "stories-access", "stories"
 
@@ -154,16 +154,6 @@ async def client(
             yield http
 
 
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["type"].startswith("https://")
-    assert body["title"]
-    return body
-
-
 async def outbox_rows(resources: Resources) -> int:
     async with resources.session_factory() as session:
         return int(await session.scalar(select(func.count()).select_from(OutboxMessage)) or 0)
@@ -259,10 +249,15 @@ async def test_validation_errors_are_problems_that_name_the_field(
 
 
 async def test_unexpected_errors_leak_nothing(client: httpx.AsyncClient) -> None:
-    response = await client.get("/boom", headers={"X-Request-ID": "trace-me-123"})
-    body = assert_problem(response, 500)
+    response = await client.get(
+        "/boom", headers={"X-Request-ID": "trace-me-123", "Origin": "http://localhost:3000"}
+    )
+    body = assert_problem(response, 500, "internal-error")
     assert "hunter2" not in response.text
     assert body["request_id"] == "trace-me-123"
+    # The frontend can read it (CORS) and quote the id from the header as well.
+    assert response.headers["access-control-allow-origin"] == "http://localhost:3000"
+    assert response.headers["x-request-id"] == "trace-me-123"
 
 
 async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) -> None:

@@ -19,6 +19,7 @@ from services.delivery.models import ReadingProgress
 from shared.roles import Role
 from tests.access_fixtures import AccessHarness, access
 from tests.delivery_fixtures import DeliveryHarness, delivery
+from tests.support import assert_problem
 
 __all__ = ["access", "delivery"]
 
@@ -73,7 +74,7 @@ async def test_fifty_grants_of_one_book_at_once_make_one_entitlement(
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [201] + [409] * (WRITERS - 1), [r.text for r in responses]
     for refused in (r for r in responses if r.status_code == 409):
-        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert_problem(refused, 409)
     async with access.resources.session_factory() as session:
         active = await session.scalar(
             select(func.count())

@@ -26,21 +26,12 @@ from tests.content_fixtures import (
     new_id,
     start_content,
 )
-from tests.support import ToggleableProxy, eventually
+from tests.support import ToggleableProxy, assert_problem, eventually
 
 # Also run against LocalStack by `make test` (TEST_AWS=localstack pytest -m e2e).
 pytestmark = pytest.mark.e2e
 
 __all__ = ["access", "content"]
-
-
-def assert_problem(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    if code is not None:
-        assert body["type"].rsplit("/", 1)[-1] == code, body
-    return body
 
 
 async def uploads_of(content: ContentHarness, submission_id: str) -> list[str]:

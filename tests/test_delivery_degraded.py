@@ -29,7 +29,7 @@ from shared.roles import Role
 from tests.access_fixtures import AccessHarness, Account, running_access_harness
 from tests.cloudfront_verifier import CloudFrontVerifier, Refused
 from tests.delivery_fixtures import DeliveryHarness, delivery_settings, start_delivery
-from tests.support import TEST_REDIS_URL, ToggleableProxy, eventually
+from tests.support import TEST_REDIS_URL, ToggleableProxy, assert_problem, eventually
 
 # Also run against LocalStack by `make test` (TEST_AWS=localstack pytest -m e2e).
 pytestmark = pytest.mark.e2e
@@ -276,8 +276,7 @@ async def test_the_fast_path_answers_well_formed_requests_like_the_endpoint(
         missing = await delivery.http.post(
             url, json={"book_id": str(uuid.uuid4())}, headers=reader.headers
         )
-        assert missing.status_code == 404
-        assert missing.headers["content-type"].startswith("application/problem+json")
+        assert_problem(missing, 404)
         forged = await delivery.http.post(
             url, json={"book_id": str(book)}, headers={"Authorization": "Bearer not.a.token"}
         )

@@ -29,7 +29,7 @@ from shared.topology import queue_url
 from tests.access_fixtures import AccessHarness, Account, access
 from tests.content_fixtures import PDF, ContentHarness, content
 from tests.delivery_fixtures import DeliveryHarness, delivery, delivery_settings, start_delivery
-from tests.support import eventually
+from tests.support import assert_problem, eventually
 
 # Also run against LocalStack by `make test` (TEST_AWS=localstack pytest -m e2e).
 pytestmark = pytest.mark.e2e
@@ -243,8 +243,7 @@ async def test_links_never_outlive_the_token_and_bad_requests_are_problems(
         response = await delivery.http.post("/v1/deliveries", json=bad, headers=reader.headers)
         assert response.status_code == 422, response.text
     unknown = await link(delivery, reader, str(uuid.uuid4()))
-    assert unknown.status_code == 404
-    assert unknown.headers["content-type"].startswith("application/problem+json")
+    assert_problem(unknown, 404)
 
 
 async def test_reading_progress_is_monotonic_and_its_events_reach_metrics(

@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from shared.app import Resources
 from shared.aws import open_aws_clients
-from shared.consumer import ConsumerConfig, EventContext, InboxEntry, SqsConsumer, claim_event
+from shared.consumer import ConsumerConfig, EventContext, InboxEntry, SqsConsumer, claim_events
 from shared.db import unit_of_work
 from shared.events import EVENT_CONTRACTS, BookUnpublished, Envelope, EventData, Producer
 from shared.outbox import OutboxMessage, OutboxRelay, record_event
@@ -366,12 +366,12 @@ async def test_two_racing_claims_of_one_event_apply_it_once(bus: Bus) -> None:
     envelope = Envelope.wrap(BookUnpublished(book_id=uuid.uuid4()))
     factory = bus.resources.session_factory
     async with factory() as first, factory() as second:
-        assert await claim_event(first, envelope)
-        racing = asyncio.create_task(claim_event(second, envelope))
+        assert await claim_events(first, [envelope]) == {envelope.id}
+        racing = asyncio.create_task(claim_events(second, [envelope]))
         await asyncio.sleep(0.2)
         assert not racing.done()  # waits on the first transaction's row lock
         await first.commit()
-        assert await racing is False
+        assert await racing == set()
         await second.rollback()
     async with factory() as session:
         assert await session.scalar(select(func.count()).select_from(InboxEntry)) == 1

@@ -35,6 +35,7 @@ from services.access.schemas import (
     UserOut,
 )
 from shared.app import Resources, ResourcesDep, SessionDep
+from shared.asgi import client_ip
 from shared.auth import CallingService, CurrentPrincipal
 from shared.db import unit_of_work
 from shared.decisions import Decision, DecisionRequest
@@ -65,7 +66,7 @@ async def register(body: Registration, request: Request, service: AccessServiceD
         email=body.email,
         password=body.password,
         display_name=body.display_name,
-        client_ip=request.client.host if request.client else "unknown",
+        client_ip=client_ip(request.scope),
     )
     return UserOut.model_validate(user)
 
@@ -80,11 +81,10 @@ async def register(body: Registration, request: Request, service: AccessServiceD
     responses=problem_responses(401, 422, 429),
 )
 async def login(body: Credentials, request: Request, service: AccessServiceDep) -> TokenPair:
-    client_ip = request.client.host if request.client else "unknown"
     return await service.login(
         email=body.email,
         password=body.password,
-        client_ip=client_ip,
+        client_ip=client_ip(request.scope),
         device_token=body.device_token,
     )
 
@@ -124,7 +124,7 @@ async def service_token(
     token, ttl = await service.issue_service_token(
         body.client_id,
         body.client_secret,
-        client_ip=request.client.host if request.client else "unknown",
+        client_ip=client_ip(request.scope),
     )
     return ServiceToken(access_token=token, expires_in=ttl)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from services.access.devices import KnownDevices
 from services.access.emails import normalize_email
@@ -27,6 +27,7 @@ from services.access.schemas import (
 from services.access.settings import AccessSettings
 from services.access.tokens import TokenIssuer, hash_refresh_secret, new_refresh_secret
 from shared.auth import Principal, TokenDenyList, session_key
+from shared.clock import now_utc
 from shared.db import UnitOfWorkSession, unit_of_work_session
 from shared.decisions import (
     READ_ANY_PUBLISHED,
@@ -74,8 +75,9 @@ GRANT_ANYTHING = Role.CONTENT_ADMIN
 INVALID_LOGIN = "Invalid email or password."
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC)
+def _address(client_ip: str | None) -> str:
+    """A limit's key for an address: callers with none (in-process clients) share one."""
+    return client_ip or "unknown"
 
 
 @dataclass
@@ -97,12 +99,13 @@ class AccessService:
     # --- accounts ---------------------------------------------------------------------
 
     async def register(
-        self, *, email: str, password: str, display_name: str, client_ip: str = "unknown"
+        self, *, email: str, password: str, display_name: str, client_ip: str | None
     ) -> User:
         email = normalize_email(email)
         self._check_password(password, email)
         by_ip = await self.limiter.hit(
-            f"register:{client_ip}", window_seconds=self.settings.registration_window_seconds
+            f"register:{_address(client_ip)}",
+            window_seconds=self.settings.registration_window_seconds,
         )
         if by_ip.exceeded(self.settings.registrations_per_ip):
             raise TooManyRequests(
@@ -142,18 +145,18 @@ class AccessService:
             )
 
     async def login(
-        self, *, email: str, password: str, client_ip: str, device_token: str | None = None
+        self, *, email: str, password: str, client_ip: str | None, device_token: str | None = None
     ) -> TokenPair:
         """Sign in; limited per address, per account *and* address, and, under an attack
         from many addresses, to devices that signed in before (README: Sign-in limits)."""
         email = normalize_email(email)
         window = self.settings.login_window_seconds
-        by_ip = await self.limiter.hit(f"ip:{client_ip}", window_seconds=window)
+        by_ip = await self.limiter.hit(f"ip:{_address(client_ip)}", window_seconds=window)
         if by_ip.exceeded(self.settings.login_attempts_per_ip):
             raise TooManyRequests(
                 "Too many sign-in attempts from this address.", retry_after=by_ip.retry_after
             )
-        pair, account = f"pair:{email}|{client_ip}", f"account:{email}"
+        pair, account = f"pair:{email}|{_address(client_ip)}", f"account:{email}"
         by_pair = await self.limiter.peek(pair)
         if by_pair.count >= self.settings.login_failures_per_account:
             raise TooManyRequests(
@@ -273,7 +276,7 @@ class AccessService:
         await self.denylist.deny(session_key(str(family_id)), now + ttl)
 
     async def issue_service_token(
-        self, client_id: str, client_secret: str, client_ip: str = "unknown"
+        self, client_id: str, client_secret: str, client_ip: str | None
     ) -> tuple[str, int]:
         expected = self.settings.service_clients.get(client_id)
         # compare_digest against a dummy for unknown ids, so timing tells nothing.
@@ -285,7 +288,8 @@ class AccessService:
             # off. Secrets are long and random, so the limit costs guessing nothing
             # it had a chance at; it stops the noise.
             count = await self.limiter.hit(
-                f"service-token:{client_ip}", window_seconds=self.settings.login_window_seconds
+                f"service-token:{_address(client_ip)}",
+                window_seconds=self.settings.login_window_seconds,
             )
             if count.exceeded(self.settings.service_token_failures_per_ip):
                 raise TooManyRequests(
@@ -356,7 +360,9 @@ class AccessService:
         email = normalize_email(email)
         user = await self.repository.user_by_email(email)
         if user is None:
-            user = await self.register(email=email, password=password, display_name=display_name)
+            user = await self.register(
+                email=email, password=password, display_name=display_name, client_ip=None
+            )
             await self.repository.flush()
         if user.role != Role.ADMIN.value:
             previous = Role(user.role)

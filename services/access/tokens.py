@@ -20,7 +20,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
@@ -31,6 +31,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.access.models import SigningKey
+from shared.clock import now_utc
 from shared.roles import Role
 
 ALGORITHM = "RS256"
@@ -57,7 +58,7 @@ def new_signing_key(key_encryption_key: str, *, activates_at: datetime) -> Signi
         algorithm=ALGORITHM,
         public_jwk={**public_jwk, "kid": kid, "alg": ALGORITHM, "use": "sig"},
         private_key_encrypted=_fernet(key_encryption_key).encrypt(pem).decode(),
-        created_at=datetime.now(UTC),
+        created_at=now_utc(),
         activates_at=activates_at,
         retires_at=None,
     )
@@ -104,7 +105,7 @@ class SigningKeyStore:
         return self._keys
 
     async def _load(self) -> None:
-        now = datetime.now(UTC)
+        now = now_utc()
         async with self._factory() as session:
             rows = (
                 await session.scalars(
@@ -142,25 +143,21 @@ class SigningKeyStore:
         self._loaded_at = time.monotonic()
 
     async def signing_key(self) -> LoadedKey:
-        now = datetime.now(UTC)
+        now = now_utc()
         active = [k for k in (await self._fresh()).values() if k.activates_at <= now]
         return max(active, key=lambda k: k.activates_at)
 
     async def key(self, kid: str) -> jwt.PyJWK | None:
         """The KeySource the access service's own verifier uses: no HTTP to itself."""
         found = (await self._fresh()).get(kid)
-        if found is None or (found.retires_at and found.retires_at <= datetime.now(UTC)):
+        if found is None or (found.retires_at and found.retires_at <= now_utc()):
             return None
         return found.public
 
     async def jwks(self) -> dict[str, Any]:
-        now = datetime.now(UTC)
+        now = now_utc()
         keys = sorted((await self._fresh()).values(), key=lambda k: k.activates_at, reverse=True)
         return {"keys": [k.public_jwk for k in keys if not (k.retires_at and k.retires_at <= now)]}
-
-    def forget(self) -> None:
-        """Re-read the keys on next use (after a rotation in this process)."""
-        self._loaded_at = float("-inf")
 
 
 async def rotate_signing_key(
@@ -171,7 +168,7 @@ async def rotate_signing_key(
     longest_token_ttl: timedelta,
 ) -> SigningKey:
     """Add a key that signs after `activation_delay`; schedule the current ones to retire."""
-    activates_at = datetime.now(UTC) + activation_delay
+    activates_at = now_utc() + activation_delay
     new = new_signing_key(key_encryption_key, activates_at=activates_at)
     older = (await session.scalars(select(SigningKey).where(SigningKey.retires_at.is_(None)))).all()
     for key in older:
@@ -203,7 +200,7 @@ class TokenIssuer:
         session_id: str | None = None,
     ) -> IssuedToken:
         key = await self._keys.signing_key()
-        now = datetime.now(UTC)
+        now = now_utc()
         expires_at = now + ttl
         token_id = uuid.uuid4().hex
         claims: dict[str, Any] = {

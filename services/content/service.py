@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.content.models import (
@@ -47,6 +47,7 @@ from services.content.storage import (
 )
 from shared.access_client import AccessClient
 from shared.auth import Principal
+from shared.clock import now_utc
 from shared.db import UnitOfWorkSession, unit_of_work_session
 from shared.decisions import Action
 from shared.errors import (
@@ -88,10 +89,6 @@ REVIEW_OUTCOME = {
 # One cache of serialized public answers (catalog pages and single books).
 CatalogCache = InvalidatedCache[tuple[Any, ...], tuple[str, bytes]]
 CATALOG_CHANNEL = "content:catalog"
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 def etag(version: int) -> str:

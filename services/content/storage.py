@@ -16,12 +16,13 @@ import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
+from shared.clock import now_utc
 from shared.errors import Conflict, Unprocessable
 
 PDF_CONTENT_TYPE = "application/pdf"
@@ -154,7 +155,7 @@ class ManuscriptStorage:
         return UploadForm(
             url=post["url"],
             fields={k: str(v) for k, v in post["fields"].items()},
-            expires_at=datetime.now(UTC) + timedelta(seconds=expires_in),
+            expires_at=now_utc() + timedelta(seconds=expires_in),
             content_type=content_type,
             max_bytes=max_bytes,
         )

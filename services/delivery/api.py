@@ -17,8 +17,9 @@ from services.delivery.schemas import (
     ProgressOut,
     ProgressUpdate,
 )
-from services.delivery.service import client_ip, now_utc
+from shared.asgi import client_ip
 from shared.auth import CurrentPrincipal
+from shared.clock import now_utc
 from shared.problems import problem_responses
 
 deliveries = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])

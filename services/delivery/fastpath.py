@@ -26,9 +26,17 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.delivery.reading import progress_json, reading_list_json
-from services.delivery.service import DeliveryComponents, DeliveryService, client_ip
+from services.delivery.service import DeliveryComponents, DeliveryService
 from shared.app import Resources
-from shared.asgi import RouteLabel, bearer_token, read_body, replay, send_json, send_problem
+from shared.asgi import (
+    RouteLabel,
+    bearer_token,
+    client_ip,
+    read_body,
+    replay,
+    send_json,
+    send_problem,
+)
 from shared.auth import Principal
 from shared.errors import DatabaseBusy, Problem
 

@@ -14,10 +14,12 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
+
+from shared.clock import now_utc
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 CREDENTIALS_REFRESH_SECONDS = 60.0
@@ -83,7 +85,7 @@ class S3Presigner:
         params: dict[str, str],
         now: datetime | None = None,
     ) -> str:
-        moment = now or datetime.now(UTC)
+        moment = now or now_utc()
         amz_date = (
             f"{moment.year:04d}{moment.month:02d}{moment.day:02d}"
             f"T{moment.hour:02d}{moment.minute:02d}{moment.second:02d}Z"

@@ -21,7 +21,6 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -31,6 +30,7 @@ from services.delivery.repository import DeliveryRepository, ReadingState, progr
 from services.delivery.settings import DeliverySettings
 from services.delivery.signing import CloudFrontSigner, S3LinkSigner, SignedCookies, SignerName
 from shared.auth import Principal
+from shared.clock import now_utc
 from shared.decisions import BookFacts, Decision, decide_book_read, needs_entitlement
 from shared.errors import Forbidden, NotFound, Problem, TooManyRequests
 from shared.events import DeliveryIssued
@@ -166,17 +166,6 @@ class DeliveryComponents:
     read_engine: AsyncEngine
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-def client_ip(scope: Any) -> str | None:
-    # Behind the ALB, uvicorn's --proxy-headers (from trusted proxies only) puts
-    # the reader's address, from X-Forwarded-For, in the scope's client.
-    client = scope.get("client")
-    return str(client[0]) if client else None
-
-
 def link_lifetime(
     now: datetime, token_expires_at: datetime, *, link_seconds: int, step_seconds: int
 ) -> tuple[datetime, int]:
@@ -198,7 +187,7 @@ def link_lifetime(
 
 class DeliveryService:
     def __init__(self, components: DeliveryComponents) -> None:
-        self.c = components
+        self.components = components
         self.settings = components.settings
         # Every read of this service is one statement: no transaction around it.
         self.session_factory = components.reads
@@ -211,7 +200,7 @@ class DeliveryService:
                 row = await DeliveryRepository(session).published_book(book_id)
             return NOT_PUBLISHED if row is None else BookObject.of(row)
 
-        return await self.c.books.get_or_load(book_id, load)
+        return await self.components.books.get_or_load(book_id, load)
 
     async def reader_facts(self, user_id: uuid.UUID) -> ReaderFacts:
         async def load() -> ReaderFacts:
@@ -221,7 +210,7 @@ class DeliveryService:
                 rows = await repository.live_entitlements(user_id)
             return ReaderFacts(Role(role) if role else None, _longest_grants(rows))
 
-        return await self.c.readers.get_or_load(user_id, load)
+        return await self.components.readers.get_or_load(user_id, load)
 
     async def warm_up(self, *, max_readers: int) -> tuple[int, int]:
         """Load every published book and up to `max_readers` readers into the caches
@@ -246,7 +235,8 @@ class DeliveryService:
                 for user_id, role in roles
             }
 
-        return await self.c.books.prime(books), await self.c.readers.prime(readers)
+        components = self.components
+        return await components.books.prime(books), await components.readers.prime(readers)
 
     async def _readable(self, principal: Principal, book_id: uuid.UUID) -> BookObject:
         """The book's object, if it is published and this reader may read it (else 404/403)."""
@@ -262,8 +252,8 @@ class DeliveryService:
         return book
 
     def _limit(self, principal: Principal) -> None:
-        state = self.c.limiter.hit(principal.subject)
-        if state.exceeded(self.c.limiter.limit):
+        state = self.components.limiter.hit(principal.subject)
+        if state.exceeded(self.components.limiter.limit):
             raise TooManyRequests(
                 "Too many links asked for; try again shortly.", retry_after=state.retry_after
             )
@@ -294,8 +284,8 @@ class DeliveryService:
         expires_at, _ = self._lifetime(principal)
         assert book.object_key is not None
         signer: SignerName
-        if self.settings.signer == "cloudfront" and self.c.cloudfront is not None:
-            url = self.c.cloudfront.signed_url(
+        if self.settings.signer == "cloudfront" and self.components.cloudfront is not None:
+            url = self.components.cloudfront.signed_url(
                 book.object_key,
                 book.object_version,
                 expires_at=expires_at,
@@ -303,13 +293,13 @@ class DeliveryService:
             )
             signer = "cloudfront"
         else:
-            url = await self.c.s3_signer.signed_url(
+            url = await self.components.s3_signer.signed_url(
                 book.object_key,
                 book.object_version,
                 expires_at=expires_at,
             )
             signer = "s3"
-        await self.c.recorder.record(
+        await self.components.recorder.record(
             DeliveryIssued(book_id=book_id, user_id=principal.user_id, method=signer)
         )
         return IssuedLink(url, expires_at, signer)
@@ -317,7 +307,7 @@ class DeliveryService:
     async def issue_cookies(
         self, principal: Principal, book_id: uuid.UUID, *, client_ip: str | None
     ) -> tuple[SignedCookies, datetime]:
-        if self.c.cloudfront is None:
+        if self.components.cloudfront is None:
             raise CookiesNotConfigured(
                 "This deployment signs links with S3; signed cookies need CloudFront "
                 "(DELIVERY_SIGNER=cloudfront). Use POST /v1/deliveries for a link."
@@ -325,12 +315,12 @@ class DeliveryService:
         await self._readable(principal, book_id)
         self._limit(principal)
         expires_at, _ = self._lifetime(principal)
-        cookies = self.c.cloudfront.signed_cookies(
+        cookies = self.components.cloudfront.signed_cookies(
             f"books/{book_id}",
             expires_at=expires_at,
             client_ip=client_ip if self.settings.cloudfront_bind_client_ip else None,
         )
-        await self.c.recorder.record(
+        await self.components.recorder.record(
             DeliveryIssued(book_id=book_id, user_id=principal.user_id, method="cloudfront-cookies")
         )
         return cookies, expires_at
@@ -342,12 +332,12 @@ class DeliveryService:
     ) -> ReadingState:
         """Monotonic and idempotent: a lower or repeated page changes nothing."""
         await self._readable(principal, book_id)
-        return await self.c.reading.record(
+        return await self.components.reading.record(
             PageTurn(principal.user_id, book_id, page, total_pages, now_utc())
         )
 
     async def my_reading(self, principal: Principal, *, limit: int) -> list[ReadingState]:
         if principal.kind != "user":
             raise Forbidden("Reading sessions are for readers, not services.")
-        async with self.c.read_engine.connect() as connection:
+        async with self.components.read_engine.connect() as connection:
             return await progress_of(connection, principal.user_id, limit=limit)

@@ -23,6 +23,7 @@ from services.metrics.service import BOOK_METRICS, Interval, Metric
 from services.metrics.settings import MetricsSettings
 from shared.app import ResourcesDep, SessionDep
 from shared.auth import CurrentPrincipal
+from shared.clock import now_utc
 from shared.errors import NotFound, Unprocessable
 from shared.problems import problem_responses
 
@@ -90,7 +91,7 @@ async def timeseries(
         raise Unprocessable(
             f"Per book, the metrics are {', '.join(sorted(BOOK_METRICS))}.", code="not-per-book"
         )
-    until = _within_range(until, "to") if until else datetime.now(UTC)
+    until = _within_range(until, "to") if until else now_utc()
     default_span = timedelta(hours=48) if interval is Interval.HOUR else timedelta(7)
     since = _within_range(since, "from") if since else until - default_span
     return await reader.timeseries(metric, interval, since, until, book_id, teacher_id)

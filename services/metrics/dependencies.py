@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends
@@ -12,6 +11,7 @@ from services.metrics import repository
 from services.metrics.service import MetricsReader, ReaderSketches
 from shared.app import ResourcesDep, SessionDep
 from shared.auth import CurrentPrincipal, Principal
+from shared.clock import now_utc
 from shared.decisions import Action
 from shared.errors import Forbidden
 from shared.roles import Role
@@ -20,7 +20,7 @@ PLATFORM_FIGURES = Role.CONTENT_ADMIN
 
 
 async def get_reader(session: SessionDep, resources: ResourcesDep) -> MetricsReader:
-    return MetricsReader(session, ReaderSketches.of(resources), datetime.now(UTC))
+    return MetricsReader(session, ReaderSketches.of(resources), now_utc())
 
 
 ReaderDep = Annotated[MetricsReader, Depends(get_reader)]

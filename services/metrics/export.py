@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -19,6 +19,7 @@ import structlog
 from services.metrics.service import MetricsReader, ReaderSketches
 from services.metrics.settings import MetricsSettings
 from shared.app import Resources
+from shared.clock import now_utc
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -58,7 +59,7 @@ def metric_data(overview: dict[str, Any], environment: str) -> list[dict[str, An
 
 async def export_once(resources: Resources, settings: MetricsSettings) -> list[dict[str, Any]]:
     async with resources.session_factory() as session:
-        reader = MetricsReader(session, ReaderSketches.of(resources), datetime.now(UTC))
+        reader = MetricsReader(session, ReaderSketches.of(resources), now_utc())
         overview = await reader.overview()
     data = metric_data(overview, settings.environment.value)
     for start in range(0, len(data), MAX_PER_CALL):

@@ -27,6 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.metrics import repository
+from shared.clock import now_utc
 from shared.consumer import BatchScope, EventContext
 from shared.db import unit_of_work
 from shared.errors import NotFound, Unprocessable
@@ -242,7 +243,7 @@ class BatchFigures:
         self.reading.setdefault((user_id, book_id), repository.ReadingStep()).merge(**step)
 
     def log(self, envelope: Envelope) -> None:
-        self.logged.append(repository.event_log_row(envelope, datetime.now(UTC)))
+        self.logged.append(repository.event_log_row(envelope, now_utc()))
 
     async def write(self, session: AsyncSession) -> None:
         await repository.add_to_event_log(session, self.logged)
@@ -638,7 +639,7 @@ async def keep_reader_sketches_sealed(resources: Any, settings: Any, stop: async
     sketches = ReaderSketches.of(resources)
     while not stop.is_set():
         try:
-            await sketches.reseal(resources.session_factory, datetime.now(UTC))
+            await sketches.reseal(resources.session_factory, now_utc())
         except Exception as exc:  # Redis or the database away: try again next round
             log.info("reader sketches not resealed yet", error=str(exc))
         with contextlib.suppress(TimeoutError):
