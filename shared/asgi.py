@@ -38,6 +38,12 @@ async def read_body(receive: Receive) -> tuple[bytes, bool, Message | None]:
             return b"".join(chunks), False, None
 
 
+def fits_fast_path(body: bytes, complete: bool) -> bool:
+    """Whole, and small: a body that arrived in one piece may still be large, and
+    a large one takes the long way (the endpoint), as the fast paths promise."""
+    return complete and len(body) <= MAX_FAST_BODY
+
+
 def replay(body: bytes, complete: bool, pending: Message | None, receive: Receive) -> Receive:
     """A receive that first hands back what was already read, then the rest."""
     queue: list[Message] = [{"type": "http.request", "body": body, "more_body": not complete}]

@@ -21,7 +21,7 @@ import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.asgi import send_problem
+from shared.asgi import RouteLabel, send_problem
 from shared.errors import Problem
 from shared.telemetry import Telemetry
 
@@ -224,7 +224,9 @@ class RequestContextMiddleware:
         # The template ("/v1/books/{book_id}"), never the raw path, so ids
         # cannot blow up the metric's cardinality.
         template = getattr(route, "path", None) or "unmatched"
-        self._http.observe(scope["method"], template, status, seconds)
+        self._http.observe(
+            scope["method"], template, status, seconds, fast_path=isinstance(route, RouteLabel)
+        )
         if self._log_requests:
             # The access log, when asked for (LOG_REQUESTS): one structured line per
             # request, with its id; the path without its query (which may hold a cursor).

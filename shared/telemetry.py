@@ -28,12 +28,18 @@ class HttpStats(Collector):
 
     def __init__(self) -> None:
         self._counts: dict[tuple[str, str, int], int] = {}
+        # Of those, answered by a service's fast path before routing.
+        self._fast: dict[tuple[str, str, int], int] = {}
         # (method, route) -> [count per bucket..., +Inf count, sum of seconds]
         self._latencies: dict[tuple[str, str], list[float]] = {}
 
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+    def observe(
+        self, method: str, route: str, status: int, seconds: float, *, fast_path: bool = False
+    ) -> None:
         key = (method, route, status)
         self._counts[key] = self._counts.get(key, 0) + 1
+        if fast_path:
+            self._fast[key] = self._fast.get(key, 0) + 1
         buckets = self._latencies.get((method, route))
         if buckets is None:
             buckets = self._latencies[(method, route)] = [0.0] * (len(LATENCY_BUCKETS) + 2)
@@ -49,6 +55,14 @@ class HttpStats(Collector):
         for (method, route, status), count in list(self._counts.items()):
             requests.add_metric([method, route, str(status)], count)
         yield requests
+        fast = CounterMetricFamily(
+            "http_fast_path_answers",
+            "Of those, answered by the service's fast path, before routing",
+            labels=["method", "route", "status"],
+        )
+        for (method, route, status), count in list(self._fast.items()):
+            fast.add_metric([method, route, str(status)], count)
+        yield fast
         latency = HistogramMetricFamily(
             "http_request_duration_seconds",
             "Time to answer an HTTP request, by route template",

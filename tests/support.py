@@ -207,3 +207,21 @@ def assert_problem(response: Any, status: int, code: str | None = None) -> dict[
     assert body["instance"] == response.request.url.path, body
     assert body["request_id"] == response.headers["x-request-id"], body
     return body
+
+
+async def fast_path_answers(http: Any, method: str, route: str, status: int | None = None) -> int:
+    """How many requests the service's fast path answered itself, before routing
+    (from its /metrics): what proves the fast path, not the endpoint, answered."""
+    text = (await http.get("/metrics")).text
+    total = 0
+    for line in text.splitlines():
+        if not line.startswith("http_fast_path_answers_total{"):
+            continue
+        labels, value = line[len("http_fast_path_answers_total{") :].rsplit("} ", 1)
+        if (
+            f'method="{method}"' in labels
+            and f'route="{route}"' in labels
+            and (status is None or f'status="{status}"' in labels)
+        ):
+            total += int(float(value))
+    return total

@@ -7,8 +7,11 @@ import uuid
 
 from shared.roles import Role
 from tests.access_fixtures import AccessHarness, access
+from tests.support import fast_path_answers
 
 __all__ = ["access"]
+
+DECISIONS = "/v1/decisions"
 
 
 async def test_a_cached_decision_is_the_same_answer_and_everything_else_is_unchanged(
@@ -26,6 +29,7 @@ async def test_a_cached_decision_is_the_same_answer_and_everything_else_is_uncha
     assert cached.json() == first.json() == {"allow": True, "reason": "free book"}
     assert cached.headers["content-type"] == "application/json"
     assert "x-request-id" in cached.headers  # still inside the shared middleware
+    assert await fast_path_answers(access.http, "POST", DECISIONS) == 1  # this one, not the first
 
     # The same cached question, asked wrongly, gets the endpoint's refusal.
     refused = await access.http.post("/v1/decisions", headers=learner.headers, json=ask)
@@ -62,6 +66,8 @@ async def test_a_cached_decision_is_the_same_answer_and_everything_else_is_uncha
         "/v1/decisions", headers={**service, "Content-Type": "application/json"}, content=padded
     )
     assert big.json() == first.json()
+    # Every one of those reached the endpoint: the fast path answered only the cached one.
+    assert await fast_path_answers(access.http, "POST", DECISIONS) == 1
     # An invalidation reaches the fast path too.
     await access.resources.decisions.invalidate_user(learner.id)
     other_book = uuid.uuid4()
@@ -69,3 +75,6 @@ async def test_a_cached_decision_is_the_same_answer_and_everything_else_is_uncha
         "/v1/decisions", headers=service, json={**ask, "resource_id": str(other_book)}
     )
     assert unknown.json() == {"allow": False, "reason": "book not published"}
+    again = await access.http.post("/v1/decisions", headers=service, json=ask)
+    assert again.json() == first.json()
+    assert await fast_path_answers(access.http, "POST", DECISIONS) == 1  # invalidated: a miss

@@ -17,7 +17,7 @@ from services.content.service import CATALOG_CHANNEL
 from shared.roles import Role
 from tests.access_fixtures import AccessHarness, access
 from tests.content_fixtures import ContentHarness, content, start_content
-from tests.support import HOSTILE_CURSORS, assert_problem, eventually
+from tests.support import HOSTILE_CURSORS, assert_problem, eventually, fast_path_answers
 
 __all__ = ["access", "content"]
 
@@ -165,6 +165,31 @@ async def test_etags_answer_304_until_the_catalog_changes(content: ContentHarnes
         return again.status_code == 200 and again.headers["ETag"] != tag
 
     await eventually(changed, timeout=5, what="a new ETag after the catalog changed")
+
+
+async def test_a_cached_page_is_answered_before_routing_and_only_for_anonymous_readers(
+    content: ContentHarness,
+) -> None:
+    params: dict[str, str | int] = {"category": "animals", "limit": 3, "language": "fr"}
+    before = await fast_path_answers(content.http, "GET", "/v1/books")
+    first = await content.http.get("/v1/books", params=params)  # a miss: the endpoint
+    assert first.status_code == 200
+    assert await fast_path_answers(content.http, "GET", "/v1/books") == before
+    again = await content.http.get("/v1/books", params=params)
+    unchanged = await content.http.get(
+        "/v1/books", params=params, headers={"If-None-Match": first.headers["ETag"]}
+    )
+    assert (again.status_code, again.content, again.headers["ETag"]) == (
+        200, first.content, first.headers["ETag"]
+    )  # fmt: skip
+    assert unchanged.status_code == 304
+    assert await fast_path_answers(content.http, "GET", "/v1/books", 200) >= 1
+    assert await fast_path_answers(content.http, "GET", "/v1/books") == before + 2
+    # A signed-in caller may be a manager, who sees more: the endpoint decides.
+    manager = await content.account(Role.STORY_MANAGER)
+    signed_in = await content.http.get("/v1/books", params=params, headers=manager.headers)
+    assert signed_in.status_code == 200
+    assert await fast_path_answers(content.http, "GET", "/v1/books") == before + 2
 
 
 async def test_publish_and_unpublish_reach_every_instance_cache_at_once(

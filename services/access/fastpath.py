@@ -16,7 +16,14 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.asgi import RouteLabel, bearer_token, read_body, replay, send_json
+from shared.asgi import (
+    RouteLabel,
+    bearer_token,
+    fits_fast_path,
+    read_body,
+    replay,
+    send_json,
+)
 
 DECISIONS_PATH = "/v1/decisions"
 FIELDS = frozenset({"user_id", "action", "resource_id"})
@@ -34,7 +41,7 @@ class DecisionFastPath:
             await self.app(scope, receive, send)
             return
         body, complete, pending = await read_body(receive)
-        answer = self._cached(scope, body) if complete else None
+        answer = self._cached(scope, body) if fits_fast_path(body, complete) else None
         if answer is not None:
             scope["route"] = _DECISIONS_ROUTE
             await send_json(send, 200, answer)
