@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 from opentelemetry.trace import SpanKind
@@ -33,6 +33,9 @@ from shared.db import PlatformTables, UtcDateTime, upsert
 from shared.events import Envelope, EventData, UnknownEventError
 from shared.telemetry import Telemetry
 from shared.tracing import event_span
+
+if TYPE_CHECKING:  # the app builds the consumer: no import back at run time
+    from shared.app import Resources
 
 log = structlog.get_logger(__name__)
 
@@ -91,7 +94,7 @@ class EventContext:
 
     session: AsyncSession
     envelope: Envelope
-    resources: Any
+    resources: Resources
     batch: BatchScope = field(default_factory=BatchScope)
 
     def after_commit(self, action: Callable[[], Awaitable[None]]) -> None:
@@ -159,7 +162,7 @@ class SqsConsumer:
         handlers: Handlers,
         session_factory: async_sessionmaker[AsyncSession],
         telemetry: Telemetry,
-        resources: Any = None,
+        resources: Resources,
         config: ConsumerConfig | None = None,
         dead_letter_queue_url: str | None = None,
     ) -> None:

@@ -162,6 +162,43 @@ def serve_in_processes(service: str, host: str, port: int, processes: int) -> in
     return code or max((exit_code(c) for c in children), default=0)
 
 
+async def outbox_relay(resources: Resources, producer: Producer) -> OutboxRelay:
+    """The relay of a producer's outbox, sized by its settings; woken by each commit."""
+    settings = resources.settings
+    relay = OutboxRelay(
+        session_factory=resources.session_factory,
+        sns=resources.aws.sns,
+        topic_arn=await resources.events_topic_arn(producer),
+        telemetry=resources.telemetry,
+        batch_size=settings.outbox_batch_size,
+        poll_seconds=settings.outbox_poll_seconds,
+    )
+    resources.relay_wakers.append(relay.wake)
+    return relay
+
+
+async def event_consumer(resources: Resources, consumer: str, handlers: Handlers) -> SqsConsumer:
+    """The consumer of a service's queue, sized by its settings."""
+    settings = resources.settings
+    name = settings.resource_names.queue(consumer)
+    return SqsConsumer(
+        queue_name=name,
+        queue_url=await queue_url(resources.aws.sqs, name),
+        sqs=resources.aws.sqs,
+        handlers=handlers,
+        session_factory=resources.session_factory,
+        telemetry=resources.telemetry,
+        resources=resources,
+        config=ConsumerConfig(
+            batch_size=settings.consumer_batch_size,
+            concurrency=settings.consumer_concurrency,
+            wait_seconds=settings.consumer_wait_seconds,
+            visibility_seconds=settings.consumer_visibility_seconds,
+            retry_base_seconds=settings.consumer_retry_base_seconds,
+        ),
+    )
+
+
 async def run_worker(
     definition: ServiceDefinition,
     settings: ServiceSettings,
@@ -182,34 +219,9 @@ async def run_worker(
             stack.callback(server.shutdown)
         jobs = []
         if definition.produces is not None:
-            relay = OutboxRelay(
-                session_factory=r.session_factory,
-                sns=r.aws.sns,
-                topic_arn=await r.events_topic_arn(definition.produces),
-                telemetry=r.telemetry,
-                batch_size=settings.outbox_batch_size,
-                poll_seconds=settings.outbox_poll_seconds,
-            )
-            r.relay_wakers.append(relay.wake)
-            jobs.append(relay.run(stop))
+            jobs.append((await outbox_relay(r, definition.produces)).run(stop))
         if definition.handlers:
-            name = settings.resource_names.queue(definition.name)
-            consumer = SqsConsumer(
-                queue_name=name,
-                queue_url=await queue_url(r.aws.sqs, name),
-                sqs=r.aws.sqs,
-                handlers=definition.handlers,
-                session_factory=r.session_factory,
-                telemetry=r.telemetry,
-                resources=r,
-                config=ConsumerConfig(
-                    batch_size=settings.consumer_batch_size,
-                    concurrency=settings.consumer_concurrency,
-                    wait_seconds=settings.consumer_wait_seconds,
-                    visibility_seconds=settings.consumer_visibility_seconds,
-                    retry_base_seconds=settings.consumer_retry_base_seconds,
-                ),
-            )
+            consumer = await event_consumer(r, definition.name, definition.handlers)
             jobs.append(consumer.run(stop))
         jobs += [job(r, settings, stop) for job in definition.worker_jobs]
         log.info(

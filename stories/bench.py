@@ -40,12 +40,13 @@ import httpx
 from services.metrics.main import SERVICE as METRICS
 from services.metrics.settings import MetricsSettings
 from shared.app import open_resources
-from shared.consumer import ConsumerConfig, EventContext, SqsConsumer
+from shared.consumer import EventContext
 from shared.db import drop_schema, ensure_database, unit_of_work
 from shared.events import EventData, Producer, SubmissionCreated
 from shared.migrations import upgrade
-from shared.outbox import OutboxRelay, record_event
-from shared.topology import bootstrap, queue_url
+from shared.outbox import record_event
+from shared.runtime import event_consumer, outbox_relay
+from shared.topology import bootstrap
 from stories.emulator import free_port, moto_server_process
 
 BENCH_DATABASE_URL = os.environ.get(
@@ -350,25 +351,8 @@ async def outbox_pipeline(
         return handle
 
     handlers = {contract: measured(h) for contract, h in METRICS.handlers.items()}
-    names = settings.resource_names
-    relay = OutboxRelay(
-        session_factory=resources.session_factory,
-        sns=resources.aws.sns,
-        topic_arn=await resources.events_topic_arn(Producer.CONTENT),
-        telemetry=resources.telemetry,
-        poll_seconds=settings.outbox_poll_seconds,
-    )
-    resources.relay_wakers[:] = [relay.wake]
-    consumer = SqsConsumer(
-        queue_name=names.queue("metrics"),
-        queue_url=await queue_url(resources.aws.sqs, names.queue("metrics")),
-        sqs=resources.aws.sqs,
-        handlers=handlers,
-        session_factory=resources.session_factory,
-        telemetry=resources.telemetry,
-        resources=resources,
-        config=ConsumerConfig(batch_size=10, concurrency=20, wait_seconds=1),
-    )
+    relay = await outbox_relay(resources, Producer.CONTENT)
+    consumer = await event_consumer(resources, "metrics", handlers)
 
     async def commit_ten(n: int) -> None:
         async with unit_of_work(resources.session_factory) as session:
@@ -412,6 +396,10 @@ async def bench_events(
             aws_secret_access_key="bench",  # noqa: S106 - the emulator takes any
             resource_prefix=f"bench{tag}-",
             outbox_poll_seconds=0.05,
+            # The worker's consumer as deployed, answering within a second when idle.
+            consumer_batch_size=10,
+            consumer_concurrency=20,
+            consumer_wait_seconds=1,
         )
         await upgrade(METRICS.migrations, settings.database_url, settings.database_schema)
         figures = []

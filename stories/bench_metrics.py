@@ -34,7 +34,7 @@ from services.access.main import SERVICE as ACCESS
 from services.metrics.main import SERVICE as METRICS
 from services.metrics.settings import MetricsSettings
 from shared.app import Resources, open_resources
-from shared.consumer import ConsumerConfig, EventContext, EventHandler, SqsConsumer
+from shared.consumer import EventContext, EventHandler, SqsConsumer
 from shared.db import create_engine, drop_schema, ensure_database, unit_of_work
 from shared.events import (
     DeliveryIssued,
@@ -48,6 +48,7 @@ from shared.events import (
 from shared.migrations import upgrade
 from shared.outbox import OutboxRelay, record_event
 from shared.roles import Role
+from shared.runtime import event_consumer
 from shared.topology import bootstrap, queue_url
 from stories.bench import BENCH_DATABASE_URL, Figure, receive_and_delete, uvicorn_process
 from stories.bench_services import BENCH_REDIS_URL
@@ -108,7 +109,7 @@ async def consumer_drain(resources: Resources, settings: MetricsSettings, count:
     applied: list[float] = []
     finished = asyncio.Event()
     counted = _timing(applied, count, finished)
-    consumer = await _timed_consumer(resources, settings, counted)
+    consumer = await _timed_consumer(resources, counted)
     stop = asyncio.Event()
     started = time.perf_counter()
     running = asyncio.create_task(consumer.run(stop))
@@ -141,24 +142,11 @@ def _timing(
 
 
 async def _timed_consumer(
-    resources: Resources,
-    settings: MetricsSettings,
-    timed: Callable[[EventHandler], EventHandler],
+    resources: Resources, timed: Callable[[EventHandler], EventHandler]
 ) -> SqsConsumer:
     """The metrics worker's consumer (its real handlers, batches of 10), each handler timed."""
-    name = settings.resource_names.queue("metrics")
-    return SqsConsumer(
-        queue_name=name,
-        queue_url=await queue_url(resources.aws.sqs, name),
-        sqs=resources.aws.sqs,
-        handlers={contract: timed(h) for contract, h in METRICS.handlers.items()},
-        session_factory=resources.session_factory,
-        telemetry=resources.telemetry,
-        resources=resources,
-        config=ConsumerConfig(
-            batch_size=10, concurrency=settings.consumer_concurrency, wait_seconds=1
-        ),
-    )
+    handlers = {contract: timed(h) for contract, h in METRICS.handlers.items()}
+    return await event_consumer(resources, "metrics", handlers)
 
 
 def _percentiles_ms(lags: list[float]) -> tuple[float, float]:
@@ -210,7 +198,7 @@ async def commit_to_visible(
         poll_seconds=settings.outbox_poll_seconds,
     )
     resources.relay_wakers[:] = [relay.wake]
-    consumer = await _timed_consumer(resources, settings, timed)
+    consumer = await _timed_consumer(resources, timed)
     headers = {"Authorization": f"Bearer {token}"}
 
     async def drafts(http: httpx.AsyncClient) -> int:
@@ -294,6 +282,8 @@ async def bench_metrics(
                 resource_prefix=prefix,
                 outbox_poll_seconds=0.05,
                 cloudwatch_export_seconds=0,
+                consumer_batch_size=10,
+                consumer_wait_seconds=1,
             )
             async with AsyncExitStack() as stack:
                 resources = await open_resources(settings, stack)

@@ -89,6 +89,7 @@ class Bus:
             handlers=dict.fromkeys(EVENT_CONTRACTS.values(), self.count_application),
             session_factory=self.resources.session_factory,
             telemetry=self.resources.telemetry,
+            resources=self.resources,
             config=ConsumerConfig(**defaults),
         )
 

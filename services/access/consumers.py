@@ -7,6 +7,7 @@ the newest event applied and ignores older ones.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 from services.access.models import CatalogBook
@@ -15,9 +16,9 @@ from shared.consumer import EventContext, Handlers
 from shared.events import BookCreated, BookPublished, BookUnpublished, BookUpdated
 
 
-async def _book_row(context: EventContext, book_id: object) -> CatalogBook:
+async def _book_row(context: EventContext, book_id: uuid.UUID) -> CatalogBook:
     repository = AccessRepository(context.session)
-    row = await repository.book(book_id, for_update=True)  # type: ignore[arg-type]
+    row = await repository.book(book_id, for_update=True)
     if row is None:
         row = CatalogBook(
             book_id=book_id,

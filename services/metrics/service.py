@@ -20,13 +20,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.metrics import repository
+from services.metrics.settings import MetricsSettings
 from shared.clock import now_utc
 from shared.consumer import BatchScope, EventContext
 from shared.db import unit_of_work
@@ -50,6 +51,12 @@ from shared.events import (
     UserLoggedIn,
     UserRegistered,
 )
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from shared.app import Resources
+    from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
 
@@ -127,11 +134,11 @@ class ReaderSketches:
     so, while the worker reseals the sketches from `reader_hours` on its own.
     """
 
-    redis: Any
+    redis: Redis
     prefix: str
 
     @classmethod
-    def of(cls, resources: Any) -> ReaderSketches:
+    def of(cls, resources: Resources) -> ReaderSketches:
         # Named after the deployment, like its queues, so deployments can share a Redis.
         return cls(resources.redis, f"{resources.settings.resource_prefix}metrics:readers:")
 
@@ -588,7 +595,7 @@ def bucket_range(interval: Interval, since: datetime, until: datetime) -> tuple[
 # --- rebuilding ----------------------------------------------------------------------------
 
 
-async def rebuild(session: AsyncSession, resources: Any, *, page_size: int = 500) -> int:
+async def rebuild(session: AsyncSession, resources: Resources, *, page_size: int = 500) -> int:
     """Recompute every aggregate from the event log, in one transaction (nobody sees
     half-built figures); returns how many events were applied.
 
@@ -630,10 +637,14 @@ async def rebuild(session: AsyncSession, resources: Any, *, page_size: int = 500
     return applied
 
 
-async def keep_reader_sketches_sealed(resources: Any, settings: Any, stop: asyncio.Event) -> None:
+async def keep_reader_sketches_sealed(
+    resources: Resources, settings: ServiceSettings, stop: asyncio.Event
+) -> None:
     """The worker's job: reseal the sketches whenever they may lack readers (Redis
     restarted empty, or a write failed), without anyone asking."""
-    every_seconds = float(getattr(settings, "sketch_reseal_seconds", 0))
+    if not isinstance(settings, MetricsSettings):
+        raise TypeError(f"the metrics worker needs MetricsSettings, not {type(settings).__name__}")
+    every_seconds = settings.sketch_reseal_seconds
     if every_seconds <= 0:
         return
     sketches = ReaderSketches.of(resources)
