@@ -12,7 +12,7 @@ import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import httpx
 import structlog
@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from shared.access_client import AccessClient
@@ -158,10 +159,39 @@ async def open_resources(
     return resources
 
 
+ComponentsT = TypeVar("ComponentsT")
+
+
+def resources_of(app: Starlette) -> Resources:
+    """The app's Resources, opened in its lifespan."""
+    resources = getattr(app.state, "resources", None)
+    if not isinstance(resources, Resources):
+        raise RuntimeError("the app has not started: no resources yet")
+    return resources
+
+
+def components_of(app: Starlette, kind: type[ComponentsT]) -> ComponentsT:
+    """The service's own components (built in the lifespan by its ServiceDefinition),
+    typed: asking for another service's kind fails loudly instead of misreading."""
+    components = getattr(app.state, "components", None)
+    if not isinstance(components, kind):
+        raise RuntimeError(f"the app has no {kind.__name__}: not started, or another service")
+    return components
+
+
+def started_parts(app: Starlette, kind: type[ComponentsT]) -> tuple[Resources, ComponentsT] | None:
+    """Resources and components once the app has started, else None: a fast path
+    in front of an app that is still starting passes the request on."""
+    resources = getattr(app.state, "resources", None)
+    components = getattr(app.state, "components", None)
+    if isinstance(resources, Resources) and isinstance(components, kind):
+        return resources, components
+    return None
+
+
 async def get_resources(request: Request) -> Resources:
     # async: FastAPI runs plain-def dependencies in a thread pool, at a real cost per request.
-    resources: Resources = request.app.state.resources
-    return resources
+    return resources_of(request.app)
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
@@ -346,23 +376,27 @@ def create_service_app(
     description: str,
     routers: Sequence[APIRouter],
     produces: Producer | None,
-    extra_lifespan: Callable[[FastAPI, Resources, AsyncExitStack], Awaitable[None]] | None = None,
+    start: Callable[[Resources, AsyncExitStack], Awaitable[object]] | None = None,
     resources: Resources | None = None,
     middleware: Sequence[Middleware] = (),
 ) -> FastAPI:
     """Assemble a service: lifespan-built clients, health, metrics, errors, CORS, request ids.
 
-    Passing `resources` lets a caller that already owns them (a test, the
-    embedded run) share them; the app then neither opens nor closes them.
+    `start` builds the service's components (kept as `app.state.components`, read
+    through `components_of`) before the first request. Passing `resources` lets a
+    caller that already owns them (a test, the embedded run) share them; the app
+    then neither opens nor closes them. Services are built through their
+    `ServiceDefinition` (shared/runtime.py), not by calling this directly.
     """
     telemetry = resources.telemetry if resources else Telemetry(settings.service_name)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            app.state.resources = resources or await open_resources(settings, stack, telemetry)
-            if extra_lifespan is not None:
-                await extra_lifespan(app, app.state.resources, stack)
+            opened = resources or await open_resources(settings, stack, telemetry)
+            app.state.resources = opened
+            if start is not None:
+                app.state.components = await start(opened, stack)
             # Everything built so far (modules, clients, caches) lives as long as
             # the process; moving it out of the collector's sight turns the
             # ~60 ms full collections over a large heap into short ones, which

@@ -1,7 +1,24 @@
-"""Small pieces for pure-ASGI fast paths: answers a service gives before routing
-when everything it needs is already in process (see the access and delivery
-services' fastpath.py). Anything a fast path does not answer goes on to the
-app, with the request body it read handed back untouched."""
+"""The fast-path tier: answers a service gives to its hottest requests before
+routing (each service's fastpath.py), and the small ASGI pieces they share.
+
+What a fast path may skip: FastAPI's routing, parameter parsing, dependency
+resolution and response validation, which cost more than the work of a hot
+request. It parses its request itself, as strictly as the endpoint's schema,
+and hands anything else (a body over MAX_FAST_BODY, odd JSON, an extra field)
+to the endpoint untouched.
+
+What it must never skip, in every service:
+- the caller's identity: `fast_path_principal`, the very check the endpoints'
+  `current_principal` makes (signature, claims, expiry, deny-list);
+- the service's own rules (authorization, rate limits), by calling the same
+  service code the endpoint calls;
+- the same answer for every refusal: `send_problem`, the app's problem body;
+- what the shared middleware around it does (request id, CORS, body limit,
+  request metrics, tracing): fast paths sit inside it, and each answer is
+  counted in `http_fast_path_answers_total` under its `RouteLabel`.
+A public answer (the catalog) needs no principal, and a request with a token
+there goes to the endpoint, which decides what that caller sees.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +27,7 @@ from dataclasses import dataclass
 
 from starlette.types import Message, Receive, Scope, Send
 
+from shared.auth import Principal, TokenVerifier, bearer_token_of, verify_bearer
 from shared.errors import PROBLEM_CONTENT_TYPE, Problem
 
 MAX_FAST_BODY = 1024  # the fast paths' requests are ~100 bytes; bigger ones take the long way
@@ -58,14 +76,21 @@ def replay(body: bytes, complete: bool, pending: Message | None, receive: Receiv
     return replaying
 
 
-def bearer_token(scope: Scope) -> str | None:
+def authorization(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() != "bearer":
-                return None
-            return token.strip() or None
-    return None
+            return str(value.decode("latin-1"))
+    return ""
+
+
+def bearer_token(scope: Scope) -> str | None:
+    return bearer_token_of(authorization(scope))
+
+
+async def fast_path_principal(scope: Scope, verifier: TokenVerifier) -> Principal:
+    """The caller, checked exactly as the endpoints check it (`verify_bearer`):
+    a refusal is raised as the same Problem the endpoint would give."""
+    return await verify_bearer(authorization(scope), verifier)
 
 
 async def send_json(

@@ -134,16 +134,6 @@ class TokenVerifier:
         self._is_revoked = is_revoked
         self._memo: dict[str, Principal] = {}
 
-    def verified_before(self, token: str) -> Principal | None:
-        """The principal of a token already verified and still valid, with no I/O; else None.
-
-        Revocation is not checked here: see `TokenDenyList.denied_locally`.
-        """
-        principal = self._memo.get(token)
-        if principal is None or principal.expires_at <= now_utc():
-            return None
-        return principal
-
     async def verify(self, token: str) -> Principal:
         principal = self._memo.get(token)
         if principal is None or principal.expires_at <= now_utc():
@@ -210,15 +200,29 @@ class TokenVerifier:
         )
 
 
+def bearer_token_of(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header value; None for any other."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
 async def current_principal(request: Request) -> Principal:
     # Reads the header itself rather than through fastapi.security.HTTPBearer:
     # every nested dependency costs the hot paths measurable time. The OpenAPI
     # security scheme is added by the app factory (see document_bearer_auth).
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("Send an access token as 'Authorization: Bearer <token>'.")
     verifier: TokenVerifier = request.app.state.resources.verifier
-    return await verifier.verify(token.strip())
+    return await verify_bearer(request.headers.get("authorization", ""), verifier)
+
+
+async def verify_bearer(authorization: str, verifier: TokenVerifier) -> Principal:
+    """The principal of an Authorization header: the one check every endpoint and
+    every fast path makes (signature, claims, expiry, deny-list)."""
+    token = bearer_token_of(authorization)
+    if token is None:
+        raise Unauthorized("Send an access token as 'Authorization: Bearer <token>'.")
+    return await verifier.verify(token)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
@@ -326,18 +330,6 @@ class TokenDenyList:
                 expiry = self._denied.get(token_id)
                 return expiry is not None and expiry > time.time()
             raise ServiceUnavailable("Token revocation cannot be checked right now.") from exc
-
-    def denied_locally(self, token_id: str, session_id: str | None = None) -> bool | None:
-        """Whether a token (or its session) is denied, from the in-process mirror; None
-        when it cannot tell."""
-        if not (self._bus.connected and self._synced):
-            return None
-        now = time.time()
-        for key in (token_id, session_key(session_id) if session_id else None):
-            expiry = self._denied.get(key) if key else None
-            if expiry is not None and expiry > now:
-                return True
-        return False
 
     def _remember(self, message: str) -> None:
         token_id, _, expiry = message.partition(" ")

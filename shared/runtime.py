@@ -15,14 +15,15 @@ from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import structlog
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from prometheus_client import start_http_server
+from starlette.middleware import Middleware
 
-from shared.app import Resources, open_resources
+from shared.app import Resources, create_service_app, open_resources
 from shared.consumer import ConsumerConfig, Handlers, SqsConsumer
 from shared.events import Producer
 from shared.outbox import OutboxRelay
@@ -35,18 +36,64 @@ log = structlog.get_logger(__name__)
 WorkerJob = Callable[[Resources, ServiceSettings, asyncio.Event], Coroutine[Any, Any, None]]
 
 
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+ComponentsT = TypeVar("ComponentsT")
+
+
 @dataclass(frozen=True)
-class ServiceDefinition:
+class ServiceDefinition(Generic[SettingsT, ComponentsT]):
+    """Everything that makes a service itself; the rest (app, worker, migrations,
+    health, errors, telemetry) is built from it the same way for all four."""
+
     name: str
-    settings_class: type[ServiceSettings]
-    # Builds the app; given Resources, the app shares them instead of opening its own.
-    create_app: Callable[[ServiceSettings, Resources | None], FastAPI]
+    title: str
+    description: str  # the OpenAPI document's introduction
+    settings_class: type[SettingsT]
+    routers: Sequence[APIRouter]
+    # The service's long-lived parts, built once in the lifespan before the first
+    # request and read through the service's typed accessor (its components.py).
+    build_components: Callable[
+        [SettingsT, Resources, AsyncExitStack], Coroutine[Any, Any, ComponentsT]
+    ]
     produces: Producer | None
     handlers: Handlers
     migrations: Path
     default_port: int
+    # Pure-ASGI layers answering hot requests before routing (see shared/asgi.py).
+    fast_paths: Sequence[Middleware] = ()
     # Jobs of the service's own that its worker runs beside the relay and consumer.
     worker_jobs: Sequence[WorkerJob] = ()
+
+    def settings_of(self, settings: ServiceSettings | None) -> SettingsT:
+        """This service's settings: read from the environment when none are given;
+        another service's settings are a mistake, refused rather than replaced."""
+        if settings is None:
+            return self.settings_class()
+        if not isinstance(settings, self.settings_class):
+            raise TypeError(
+                f"{self.name} needs {self.settings_class.__name__}, not {type(settings).__name__}"
+            )
+        return settings
+
+    def create_app(
+        self, settings: ServiceSettings | None = None, resources: Resources | None = None
+    ) -> FastAPI:
+        """The service's API. Given Resources, the app shares them instead of opening its own."""
+        own_settings = self.settings_of(settings)
+
+        async def start(opened: Resources, stack: AsyncExitStack) -> ComponentsT:
+            return await self.build_components(own_settings, opened, stack)
+
+        return create_service_app(
+            own_settings,
+            title=self.title,
+            description=self.description,
+            routers=self.routers,
+            produces=self.produces,
+            start=start,
+            resources=resources,
+            middleware=self.fast_paths,
+        )
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:
@@ -200,7 +247,7 @@ async def event_consumer(resources: Resources, consumer: str, handlers: Handlers
 
 
 async def run_worker(
-    definition: ServiceDefinition,
+    definition: ServiceDefinition[Any, Any],
     settings: ServiceSettings,
     stop: asyncio.Event,
     resources: Resources | None = None,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from datetime import timedelta
 
+from services.access.components import build_components
 from services.access.dependencies import build_access_service
-from services.access.main import build_components
 from services.access.models import SigningKey
 from services.access.settings import AccessSettings
 from services.access.tokens import rotate_signing_key
@@ -21,7 +21,7 @@ async def create_admin(email: str, password: str, display_name: str) -> int:
         settings = AccessSettings()
     async with AsyncExitStack() as stack:
         resources = await open_resources(settings, stack)
-        components = build_components(settings, resources)
+        components = await build_components(settings, resources, stack)
         try:
             async with unit_of_work(resources.session_factory) as session:
                 user = await build_access_service(components, resources, session).create_admin(

@@ -317,7 +317,7 @@ async def bench_metrics(
                     "ACCESS_DATABASE_SCHEMA": access_schema,
                 }
                 with uvicorn_process(
-                    "services.access.main:create_app", access_env, "/healthz"
+                    "services.access.main:SERVICE.create_app", access_env, "/healthz"
                 ) as access_url:
                     metrics_env = {
                         **common,
@@ -328,7 +328,7 @@ async def bench_metrics(
                         "DECISION_CACHE_SECONDS": "600",
                     }
                     with uvicorn_process(
-                        "services.metrics.main:create_app", metrics_env, "/healthz"
+                        "services.metrics.main:SERVICE.create_app", metrics_env, "/healthz"
                     ) as api_url:
                         token = await _admin_token(access_url, access_schema)
                         to_applied, to_shown, seen = await commit_to_visible(

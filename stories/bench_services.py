@@ -107,7 +107,9 @@ def _measure_access(
     schema: str, book: uuid.UUID, duration: float, connections: int
 ) -> tuple[tuple[float, str, float, float], tuple[float, str, float, float]]:
     env = service_env("ACCESS", schema)
-    with uvicorn_process("services.access.main:create_app", env, ready_path="/healthz") as url:
+    with uvicorn_process(
+        "services.access.main:SERVICE.create_app", env, ready_path="/healthz"
+    ) as url:
         email = f"bench-{uuid.uuid4().hex[:8]}@example.org"
         password = "bench passphrase 2026"  # noqa: S105 - a throwaway account
         registered = httpx.post(
@@ -301,7 +303,9 @@ def _catalog_server(
             "TRACING_SAMPLE_RATIO": str(ratio),
             "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         }
-    with uvicorn_process("services.content.main:create_app", env, ready_path="/healthz") as url:
+    with uvicorn_process(
+        "services.content.main:SERVICE.create_app", env, ready_path="/healthz"
+    ) as url:
         page = httpx.get(f"{url}{CATALOG_PATH}", timeout=10)
         page.raise_for_status()
         assert len(page.json()["items"]) == 20, page.text
@@ -488,7 +492,7 @@ def _measure_delivery(
 ) -> tuple[Measured, Measured, Measured, Measured, float]:
     book = books[0]
     with uvicorn_process(
-        "services.access.main:create_app", service_env("ACCESS", access_schema), "/healthz"
+        "services.access.main:SERVICE.create_app", service_env("ACCESS", access_schema), "/healthz"
     ) as access_url:
         email = f"bench-{uuid.uuid4().hex[:8]}@example.org"
         password = "bench passphrase 2026"  # noqa: S105 - a throwaway account
@@ -533,7 +537,7 @@ def _measure_delivery(
                 (every_second, [random_books]),
             ):
                 with uvicorn_process(
-                    "services.delivery.main:create_app", environment, "/healthz"
+                    "services.delivery.main:SERVICE.create_app", environment, "/healthz"
                 ) as url:
                     # The first request decides (asking access) and warms every cache.
                     first = httpx.post(

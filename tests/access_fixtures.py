@@ -12,8 +12,8 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from services.access.main import SERVICE
 from services.access.main import SERVICE as ACCESS
-from services.access.main import create_app
 from services.access.models import CatalogBook, User
 from services.access.settings import AccessSettings
 from shared.app import Resources, open_resources
@@ -48,7 +48,7 @@ def access_settings(database_url: str, moto_url: str, **overrides: Any) -> Acces
 @contextmanager
 def running_access(settings: AccessSettings) -> Iterator[str]:
     with ThreadedServer(
-        create_app(settings), trusted_proxies=[str(p) for p in settings.trusted_proxies]
+        SERVICE.create_app(settings), trusted_proxies=[str(p) for p in settings.trusted_proxies]
     ) as server:
         yield server.url
 

@@ -13,11 +13,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from services.content.main import SERVICE
 from services.content.main import SERVICE as CONTENT
-from services.content.main import create_app
 from services.content.service import CATALOG_CHANNEL
 from services.content.settings import ContentSettings
-from shared.app import Resources, open_resources
+from shared.app import Resources, open_resources, resources_of
 from shared.db import drop_schema
 from shared.events import Envelope
 from shared.migrations import upgrade
@@ -71,7 +71,7 @@ class ContentHarness:
 
     def catalog_cache_ready(self) -> bool:
         """Whether the running app listens for catalog invalidations (so it caches)."""
-        resources: Resources = self.app.state.resources
+        resources = resources_of(self.app)
         return resources.bus.listening(CATALOG_CHANNEL)
 
     async def account(self, role: Role) -> Account:
@@ -182,7 +182,7 @@ async def start_content(
     stack: AsyncExitStack, access: AccessHarness, settings: ContentSettings
 ) -> ContentHarness:
     resources = await open_resources(settings, stack)
-    app = create_app(settings)
+    app = SERVICE.create_app(settings)
     server = stack.enter_context(ThreadedServer(app))
     http = await stack.enter_async_context(httpx.AsyncClient(base_url=server.url, timeout=20))
     return ContentHarness(server.url, settings, resources, http, access, app)

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from services.delivery.main import SERVICE
 from services.delivery.main import SERVICE as DELIVERY
-from services.delivery.main import create_app
 from services.delivery.models import PublishedBook, Reader, ReaderEntitlement
 from services.delivery.service import BOOKS_CHANNEL, READERS_CHANNEL
 from services.delivery.settings import DeliverySettings
@@ -95,7 +95,7 @@ class DeliveryHarness:
 
 async def start_delivery(stack: AsyncExitStack, settings: DeliverySettings) -> DeliveryHarness:
     resources = await open_resources(settings, stack)
-    app = create_app(settings)
+    app = SERVICE.create_app(settings)
     server = stack.enter_context(ThreadedServer(app))
     http = await stack.enter_async_context(httpx.AsyncClient(base_url=server.url, timeout=20))
     return DeliveryHarness(server.url, settings, resources, http, app)

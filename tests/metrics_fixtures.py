@@ -13,8 +13,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from services.metrics.main import SERVICE
 from services.metrics.main import SERVICE as METRICS
-from services.metrics.main import create_app
 from services.metrics.models import RecordedEvent
 from services.metrics.settings import MetricsSettings
 from shared.app import Resources, open_resources
@@ -93,7 +93,7 @@ async def running_metrics(access: AccessHarness, **overrides: Any) -> AsyncItera
     try:
         async with AsyncExitStack() as stack:
             resources = await open_resources(settings, stack)
-            server = stack.enter_context(ThreadedServer(create_app(settings)))
+            server = stack.enter_context(ThreadedServer(SERVICE.create_app(settings)))
             http = await stack.enter_async_context(
                 httpx.AsyncClient(base_url=server.url, timeout=20)
             )

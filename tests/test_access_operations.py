@@ -12,7 +12,8 @@ import uuid
 import httpx
 from sqlalchemy import select
 
-from services.access.main import create_app
+from services.access.components import app_components
+from services.access.main import SERVICE
 from services.access.models import User
 from shared.roles import Role
 from tests.access_fixtures import AccessHarness, access, access_settings, running_access
@@ -124,10 +125,10 @@ async def test_a_new_access_process_starts_with_every_profile_cached(
     access: AccessHarness,
 ) -> None:
     reader = await access.account(Role.LEARNER)
-    app = create_app(access.settings)
+    app = SERVICE.create_app(access.settings)
     with ThreadedServer(app) as server:
         # A deploy: before any request, the profile is already in memory.
-        components = app.state.access
+        components = app_components(app)
         cached = components.profiles.get(reader.id)
         assert cached is not None
         assert json.loads(cached)["email"] == reader.email

@@ -21,7 +21,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from services.delivery.components import app_components
 from services.delivery.main import SERVICE as DELIVERY
+from shared.app import resources_of
 from shared.db import drop_schema
 from shared.migrations import upgrade
 from shared.roles import Role
@@ -94,10 +96,10 @@ async def test_with_redis_down_links_are_decided_from_the_database_and_stay_corr
             assert await ask(delivery, reader, book) == 200  # warm, with Redis
             # The premise: the process holds its full copy of the deny-list (taken
             # once its subscription is up) when Redis goes away.
-            denylist = delivery.app.state.resources.denylist
+            denylist = resources_of(delivery.app).denylist
             await eventually(lambda: denylist.synced, timeout=15, what="the deny-list copy")
             proxy.cut()
-            bus = delivery.app.state.resources.bus
+            bus = resources_of(delivery.app).bus
             await eventually(lambda: not bus.connected, what="the subscription to drop")
             # Without invalidations nothing is served from cache: each answer
             # comes from delivery's database, so it is never stale.
@@ -358,10 +360,12 @@ async def test_a_new_process_starts_with_every_book_and_reader_in_its_caches(
         await first.put_reader(reader.id, "LEARNER", entitled_to=(paid,))
         # A deploy: a new process, which must not meet its first readers cold.
         second = await start_delivery(stack, settings)
-        components = second.app.state.delivery
-        assert components.books.get(book) is not None
-        assert components.books.get(paid).access == "entitled"
-        facts = components.readers.get(reader.id)
+        parts = app_components(second.app).service.parts
+        assert parts.books.get(book) is not None
+        paid_object = parts.books.get(paid)
+        assert paid_object is not None
+        assert paid_object.access == "entitled"
+        facts = parts.readers.get(reader.id)
         assert facts is not None
         assert paid in facts.entitlements
         assert await fast_path_answers(second.http, "POST", LINKS) == 0

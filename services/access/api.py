@@ -9,12 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from services.access.dependencies import (
-    AccessComponents,
-    AccessServiceDep,
-    ComponentsDep,
-    build_access_service,
-)
+from services.access.components import ComponentsDep, app_components
+from services.access.dependencies import AccessServiceDep, build_access_service
 from services.access.schemas import (
     AuditEntryOut,
     BulkEntitlementGrant,
@@ -34,7 +30,7 @@ from services.access.schemas import (
     TokenPair,
     UserOut,
 )
-from shared.app import Resources, ResourcesDep, SessionDep
+from shared.app import ResourcesDep, SessionDep, resources_of
 from shared.asgi import client_ip
 from shared.auth import CallingService, CurrentPrincipal
 from shared.db import unit_of_work
@@ -145,7 +141,7 @@ async def jwks_document(components: ComponentsDep) -> JSONResponse:
 async def me(principal: CurrentPrincipal, request: Request, resources: ResourcesDep) -> Response:
     # Hot path: served from the in-process profile cache (invalidated over
     # pub/sub on any change), so most calls touch neither the DB nor pydantic.
-    components: AccessComponents = request.app.state.access
+    components = app_components(request.app)
     if principal.kind == "user":
         cached = components.profiles.get(principal.user_id)
         if cached is not None:
@@ -341,11 +337,11 @@ async def list_entitlements(
 async def decide(body: DecisionRequest, _caller: CallingService, request: Request) -> Response:
     # Hot path: a cached decision is answered with its stored JSON, with no
     # session, no service object, no response validation, no extra dependency.
-    resources: Resources = request.app.state.resources
+    resources = resources_of(request.app)
     cached = resources.decisions.get_local_json(body)
     if cached is not None:
         return Response(cached, media_type="application/json")
-    components: AccessComponents = request.app.state.access
+    components = app_components(request.app)
     async with unit_of_work(resources.session_factory) as session:
         decision = await build_access_service(components, resources, session).decide(body)
     return Response(decision.model_dump_json(), media_type="application/json")

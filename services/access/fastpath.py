@@ -2,28 +2,31 @@
 
 `POST /v1/decisions` is called by every other service on every cache miss of
 theirs, so its cached answer must cost as little as possible. This layer
-answers only when everything is already known in process: a service token
-verified before and not revoked, a body of exactly the expected shape, and a
-decision in the local cache under the request's own (canonical) strings, which
-can only be there because the endpoint validated such a request before.
-Anything else, including every error, goes to the endpoint unchanged.
+answers only a body of exactly the expected shape whose decision is in the
+local cache under the request's own (canonical) strings, which can only be
+there because the endpoint validated such a request before, and only to a
+service token that passes the platform's one principal check
+(`shared.asgi.fast_path_principal`, the endpoint's own). Anything else,
+including every refusal, goes to the endpoint, which answers it.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services.access.components import Components
+from shared.app import started_parts
 from shared.asgi import (
     RouteLabel,
-    bearer_token,
+    fast_path_principal,
     fits_fast_path,
     read_body,
     replay,
     send_json,
 )
+from shared.errors import Problem
 
 DECISIONS_PATH = "/v1/decisions"
 FIELDS = frozenset({"user_id", "action", "resource_id"})
@@ -41,7 +44,7 @@ class DecisionFastPath:
             await self.app(scope, receive, send)
             return
         body, complete, pending = await read_body(receive)
-        answer = self._cached(scope, body) if fits_fast_path(body, complete) else None
+        answer = await self._cached(scope, body) if fits_fast_path(body, complete) else None
         if answer is not None:
             scope["route"] = _DECISIONS_ROUTE
             await send_json(send, 200, answer)
@@ -49,18 +52,11 @@ class DecisionFastPath:
         await self.app(scope, replay(body, complete, pending, receive), send)
 
     @staticmethod
-    def _cached(scope: Scope, body: bytes) -> bytes | None:
-        resources: Any = getattr(scope["app"].state, "resources", None)
-        if resources is None:
+    async def _cached(scope: Scope, body: bytes) -> bytes | None:
+        started = started_parts(scope["app"], Components)
+        if started is None:
             return None
-        token = bearer_token(scope)
-        if token is None:
-            return None
-        principal = resources.verifier.verified_before(token)
-        if principal is None or principal.kind != "service":
-            return None
-        if resources.denylist.denied_locally(principal.token_id, principal.session_id) is not False:
-            return None
+        resources = started[0]
         try:
             request = json.loads(body)
         except (ValueError, RecursionError):  # a kilobyte can nest a thousand levels
@@ -75,5 +71,13 @@ class DecisionFastPath:
             and (resource_id is None or isinstance(resource_id, str))
         ):
             return None
-        cached: bytes | None = resources.decisions.get_local_json_raw(user_id, action, resource_id)
+        cached = resources.decisions.get_local_json_raw(user_id, action, resource_id)
+        if cached is None:
+            return None  # the endpoint verifies the caller and decides
+        try:
+            principal = await fast_path_principal(scope, resources.verifier)
+        except Problem:
+            return None  # the endpoint gives the same refusal
+        if principal.kind != "service":
+            return None
         return cached

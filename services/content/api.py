@@ -10,12 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from services.content.dependencies import (
-    ComponentsDep,
-    ContentComponents,
-    ContentServiceDep,
-    build_content_service,
-)
+from services.content.components import ComponentsDep, app_components
+from services.content.dependencies import ContentServiceDep, build_content_service
 from services.content.fastpath import catalog_cache_key, etag_matches, public_headers
 from services.content.models import Book, BookStatus, Submission, SubmissionStatus
 from services.content.repository import CatalogQuery
@@ -43,7 +39,7 @@ from services.content.service import (
     parse_catalog_cursor,
     sees_every_book,
 )
-from shared.app import Resources, SessionDep
+from shared.app import SessionDep, resources_of
 from shared.auth import CurrentPrincipal, OptionalPrincipal
 from shared.db import unit_of_work
 from shared.errors import Forbidden, Unauthorized
@@ -427,8 +423,7 @@ async def list_books(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
-    components: ContentComponents = request.app.state.content
-    resources: Resources = request.app.state.resources
+    resources, components = resources_of(request.app), app_components(request.app)
     status = status or "PUBLISHED"
     if status != BookStatus.PUBLISHED and not await sees_every_book(resources.access, viewer):
         if viewer is None:
@@ -475,7 +470,7 @@ async def get_book(
     components: ComponentsDep,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
-    resources: Resources = request.app.state.resources
+    resources = resources_of(request.app)
     manager = await sees_every_book(resources.access, viewer)
 
     async def load() -> tuple[str, bytes]:

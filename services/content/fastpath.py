@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services.content.components import Components
+from shared.app import started_parts
 from shared.asgi import RouteLabel, send_json
 
 CATALOG_PATH = "/v1/books"
@@ -66,10 +68,10 @@ class CatalogFastPath:
                 return None  # a signed-in caller may be a manager: the endpoint decides
             if name == b"if-none-match":
                 if_none_match = value.decode("latin-1")
-        content = getattr(scope["app"].state, "content", None)
-        if content is None:
+        started = started_parts(scope["app"], Components)
+        if started is None:
             return None
-        found = content.catalog.get(catalog_cache_key(scope["query_string"]))
+        found = started[1].catalog.get(catalog_cache_key(scope["query_string"]))
         if found is None:
             return None
         tag, body = found

@@ -1,24 +1,18 @@
-"""Assembles the content service from the shared app factory."""
+"""The content service, declared once: the shared code builds its app and worker."""
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
 from pathlib import Path
 
-from fastapi import FastAPI
 from starlette.middleware import Middleware
 
 from services.content.api import ROUTERS
+from services.content.components import Components, build_components
 from services.content.consumers import HANDLERS
-from services.content.dependencies import ContentComponents
 from services.content.fastpath import CatalogFastPath
-from services.content.service import CATALOG_CHANNEL, CatalogCache
 from services.content.settings import ContentSettings
-from services.content.storage import ManuscriptStorage
-from shared.app import Resources, create_service_app
 from shared.events import Producer
 from shared.runtime import ServiceDefinition
-from shared.settings import ServiceSettings
 
 DESCRIPTION = """Submissions and their review workflow, books, manuscript uploads and publishing.
 
@@ -33,45 +27,14 @@ someone else changed it first. `Idempotency-Key` makes create, submit, review
 and publish safe to retry. `GET /v1/books` needs no token.
 """
 
-
-def build_components(settings: ContentSettings, resources: Resources) -> ContentComponents:
-    names = settings.resource_names
-    return ContentComponents(
-        settings=settings,
-        storage=ManuscriptStorage(
-            resources.aws.s3,
-            uploads_bucket=names.bucket("uploads"),
-            published_bucket=names.bucket("published"),
-            presigner=resources.aws.s3_public,
-        ),
-        catalog=CatalogCache(resources.bus, CATALOG_CHANNEL, ttl=settings.catalog_cache_seconds),
-    )
-
-
-def create_app(
-    settings: ServiceSettings | None = None, resources: Resources | None = None
-) -> FastAPI:
-    content_settings = settings if isinstance(settings, ContentSettings) else ContentSettings()
-
-    async def start(app: FastAPI, r: Resources, _stack: AsyncExitStack) -> None:
-        app.state.content = build_components(content_settings, r)
-
-    return create_service_app(
-        content_settings,
-        title="1001 Stories — content",
-        description=DESCRIPTION,
-        routers=ROUTERS,
-        produces=Producer.CONTENT,
-        resources=resources,
-        extra_lifespan=start,
-        middleware=[Middleware(CatalogFastPath)],
-    )
-
-
-SERVICE = ServiceDefinition(
+SERVICE = ServiceDefinition[ContentSettings, Components](
     name="content",
+    title="1001 Stories — content",
+    description=DESCRIPTION,
     settings_class=ContentSettings,
-    create_app=create_app,
+    routers=ROUTERS,
+    build_components=build_components,
+    fast_paths=[Middleware(CatalogFastPath)],
     produces=Producer.CONTENT,
     handlers=HANDLERS,
     migrations=Path(__file__).parent / "migrations",

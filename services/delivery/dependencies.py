@@ -6,14 +6,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from services.delivery.service import DeliveryComponents, DeliveryService
+from services.delivery.components import app_components
+from services.delivery.service import DeliveryService
 
 
 async def get_delivery_service(request: Request) -> DeliveryService:
-    # Built per request from long-lived parts; no session up front: the hot
-    # path opens none (its one write joins a group commit).
-    components: DeliveryComponents = request.app.state.delivery
-    return DeliveryService(components)
+    # No session up front: the hot path opens none (its one write joins a group commit).
+    return app_components(request.app).service
 
 
 DeliveryServiceDep = Annotated[DeliveryService, Depends(get_delivery_service)]

@@ -25,13 +25,15 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services.delivery.components import Components
 from services.delivery.reading import progress_json, reading_list_json
-from services.delivery.service import DeliveryComponents, DeliveryService
-from shared.app import Resources
+from services.delivery.service import DeliveryService
+from shared.app import Resources, started_parts
 from shared.asgi import (
     RouteLabel,
     bearer_token,
     client_ip,
+    fast_path_principal,
     fits_fast_path,
     read_body,
     replay,
@@ -83,13 +85,13 @@ class DeliveryFastPath:
         if book_id is None or parts is None:
             await self.app(scope, replay(body, complete, pending, receive), send)
             return
-        service, resources, token = parts
+        service, resources = parts
 
         async def issue(principal: Principal) -> bytes:
             link = await service.issue(principal, book_id, client_ip=client_ip(scope))
             return link.json()
 
-        await self._answer(scope, send, _ROUTE, resources, token, issue)
+        await self._answer(scope, send, _ROUTE, resources, issue)
 
     async def _progress(self, scope: Scope, receive: Receive, send: Send) -> None:
         body, complete, pending = await read_body(receive)
@@ -98,7 +100,7 @@ class DeliveryFastPath:
         if turn is None or parts is None:
             await self.app(scope, replay(body, complete, pending, receive), send)
             return
-        service, resources, token = parts
+        service, resources = parts
         book_id, page, total_pages = turn
 
         async def record(principal: Principal) -> bytes:
@@ -107,7 +109,7 @@ class DeliveryFastPath:
             )
             return progress_json(state)
 
-        await self._answer(scope, send, _PROGRESS_ROUTE, resources, token, record)
+        await self._answer(scope, send, _PROGRESS_ROUTE, resources, record)
 
     async def _reading_list(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = _reading_list_limit(scope["query_string"])
@@ -115,12 +117,12 @@ class DeliveryFastPath:
         if limit is None or parts is None:
             await self.app(scope, receive, send)
             return
-        service, resources, token = parts
+        service, resources = parts
 
         async def list_reading(principal: Principal) -> bytes:
             return reading_list_json(await service.my_reading(principal, limit=limit))
 
-        await self._answer(scope, send, _READING_LIST_ROUTE, resources, token, list_reading)
+        await self._answer(scope, send, _READING_LIST_ROUTE, resources, list_reading)
 
     async def _answer(
         self,
@@ -128,14 +130,13 @@ class DeliveryFastPath:
         send: Send,
         route: RouteLabel,
         resources: Resources,
-        token: str,
         work: Callable[[Principal], Awaitable[bytes]],
     ) -> None:
-        """Verify the token, do `work` for its principal, answer 200 with what it gave,
-        or the problem the endpoint would give (a full pool: 503 database-busy)."""
+        """Check the caller, do `work` for them, answer 200 with what it gave, or the
+        problem the endpoint would give (a full pool: 503 database-busy)."""
         scope["route"] = route
         try:
-            principal = await resources.verifier.verify(token)
+            principal = await fast_path_principal(scope, resources.verifier)
             body = await work(principal)
         except PoolTimeout:
             await send_problem(scope, send, DatabaseBusy())
@@ -146,16 +147,14 @@ class DeliveryFastPath:
         await send_json(send, 200, body)
 
 
-def _parts(scope: Scope) -> tuple[DeliveryService, Resources, str] | None:
-    """The service, the resources and the bearer token; None before start-up ends
-    or without a bearer token (the endpoint then answers 401 with its challenge)."""
-    state = scope["app"].state
-    resources: Resources | None = getattr(state, "resources", None)
-    components: DeliveryComponents | None = getattr(state, "delivery", None)
-    token = bearer_token(scope)
-    if resources is None or components is None or token is None:
+def _parts(scope: Scope) -> tuple[DeliveryService, Resources] | None:
+    """The service and the resources; None before start-up ends or without a
+    bearer token (the endpoint then answers 401 with its challenge)."""
+    started = started_parts(scope["app"], Components)
+    if started is None or bearer_token(scope) is None:
         return None
-    return DeliveryService(components), resources, token
+    resources, components = started
+    return components.service, resources
 
 
 def _reading_list_limit(query: bytes) -> int | None:

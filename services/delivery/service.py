@@ -149,8 +149,8 @@ class CookiesNotConfigured(Problem):
 
 
 @dataclass
-class DeliveryComponents:
-    """Built once in the lifespan and shared by every request."""
+class DeliveryParts:
+    """The long-lived parts the service works with (built in components.py)."""
 
     settings: DeliverySettings
     books: BookCache
@@ -186,11 +186,13 @@ def link_lifetime(
 
 
 class DeliveryService:
-    def __init__(self, components: DeliveryComponents) -> None:
-        self.components = components
-        self.settings = components.settings
+    """Built once and shared by every request: all it holds is long-lived."""
+
+    def __init__(self, parts: DeliveryParts) -> None:
+        self.parts = parts
+        self.settings = parts.settings
         # Every read of this service is one statement: no transaction around it.
-        self.session_factory = components.reads
+        self.session_factory = parts.reads
 
     # --- links -----------------------------------------------------------------------
 
@@ -200,7 +202,7 @@ class DeliveryService:
                 row = await DeliveryRepository(session).published_book(book_id)
             return NOT_PUBLISHED if row is None else BookObject.of(row)
 
-        return await self.components.books.get_or_load(book_id, load)
+        return await self.parts.books.get_or_load(book_id, load)
 
     async def reader_facts(self, user_id: uuid.UUID) -> ReaderFacts:
         async def load() -> ReaderFacts:
@@ -210,7 +212,7 @@ class DeliveryService:
                 rows = await repository.live_entitlements(user_id)
             return ReaderFacts(Role(role) if role else None, _longest_grants(rows))
 
-        return await self.components.readers.get_or_load(user_id, load)
+        return await self.parts.readers.get_or_load(user_id, load)
 
     async def warm_up(self, *, max_readers: int) -> tuple[int, int]:
         """Load every published book and up to `max_readers` readers into the caches
@@ -235,8 +237,7 @@ class DeliveryService:
                 for user_id, role in roles
             }
 
-        components = self.components
-        return await components.books.prime(books), await components.readers.prime(readers)
+        return await self.parts.books.prime(books), await self.parts.readers.prime(readers)
 
     async def _readable(self, principal: Principal, book_id: uuid.UUID) -> BookObject:
         """The book's object, if it is published and this reader may read it (else 404/403)."""
@@ -252,8 +253,8 @@ class DeliveryService:
         return book
 
     def _limit(self, principal: Principal) -> None:
-        state = self.components.limiter.hit(principal.subject)
-        if state.exceeded(self.components.limiter.limit):
+        state = self.parts.limiter.hit(principal.subject)
+        if state.exceeded(self.parts.limiter.limit):
             raise TooManyRequests(
                 "Too many links asked for; try again shortly.", retry_after=state.retry_after
             )
@@ -284,8 +285,8 @@ class DeliveryService:
         expires_at, _ = self._lifetime(principal)
         assert book.object_key is not None
         signer: SignerName
-        if self.settings.signer == "cloudfront" and self.components.cloudfront is not None:
-            url = self.components.cloudfront.signed_url(
+        if self.settings.signer == "cloudfront" and self.parts.cloudfront is not None:
+            url = self.parts.cloudfront.signed_url(
                 book.object_key,
                 book.object_version,
                 expires_at=expires_at,
@@ -293,13 +294,13 @@ class DeliveryService:
             )
             signer = "cloudfront"
         else:
-            url = await self.components.s3_signer.signed_url(
+            url = await self.parts.s3_signer.signed_url(
                 book.object_key,
                 book.object_version,
                 expires_at=expires_at,
             )
             signer = "s3"
-        await self.components.recorder.record(
+        await self.parts.recorder.record(
             DeliveryIssued(book_id=book_id, user_id=principal.user_id, method=signer)
         )
         return IssuedLink(url, expires_at, signer)
@@ -307,7 +308,7 @@ class DeliveryService:
     async def issue_cookies(
         self, principal: Principal, book_id: uuid.UUID, *, client_ip: str | None
     ) -> tuple[SignedCookies, datetime]:
-        if self.components.cloudfront is None:
+        if self.parts.cloudfront is None:
             raise CookiesNotConfigured(
                 "This deployment signs links with S3; signed cookies need CloudFront "
                 "(DELIVERY_SIGNER=cloudfront). Use POST /v1/deliveries for a link."
@@ -315,12 +316,12 @@ class DeliveryService:
         await self._readable(principal, book_id)
         self._limit(principal)
         expires_at, _ = self._lifetime(principal)
-        cookies = self.components.cloudfront.signed_cookies(
+        cookies = self.parts.cloudfront.signed_cookies(
             f"books/{book_id}",
             expires_at=expires_at,
             client_ip=client_ip if self.settings.cloudfront_bind_client_ip else None,
         )
-        await self.components.recorder.record(
+        await self.parts.recorder.record(
             DeliveryIssued(book_id=book_id, user_id=principal.user_id, method="cloudfront-cookies")
         )
         return cookies, expires_at
@@ -332,12 +333,12 @@ class DeliveryService:
     ) -> ReadingState:
         """Monotonic and idempotent: a lower or repeated page changes nothing."""
         await self._readable(principal, book_id)
-        return await self.components.reading.record(
+        return await self.parts.reading.record(
             PageTurn(principal.user_id, book_id, page, total_pages, now_utc())
         )
 
     async def my_reading(self, principal: Principal, *, limit: int) -> list[ReadingState]:
         if principal.kind != "user":
             raise Forbidden("Reading sessions are for readers, not services.")
-        async with self.components.read_engine.connect() as connection:
+        async with self.parts.read_engine.connect() as connection:
             return await progress_of(connection, principal.user_id, limit=limit)

@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, HTMLResponse
 
+from services.metrics.components import ComponentsDep
 from services.metrics.dependencies import (
     PlatformViewer,
     ReaderDep,
@@ -20,7 +21,6 @@ from services.metrics.dependencies import (
 )
 from services.metrics.schemas import BookFigures, Overview, Timeseries, Workflow
 from services.metrics.service import BOOK_METRICS, Interval, Metric
-from services.metrics.settings import MetricsSettings
 from shared.app import ResourcesDep, SessionDep
 from shared.auth import CurrentPrincipal
 from shared.clock import now_utc
@@ -149,13 +149,9 @@ async def book_figures(
     return await reader.book(book_id, teacher_id)
 
 
-def get_settings(request: Request) -> MetricsSettings:
-    settings: MetricsSettings = request.app.state.metrics_settings
-    return settings
-
-
 @dashboard.get("", response_class=HTMLResponse)
-async def dashboard_page(settings: Annotated[MetricsSettings, Depends(get_settings)]) -> Any:
+async def dashboard_page(components: ComponentsDep) -> Any:
+    settings = components.settings
     login_url = settings.login_url()
     page = (
         (STATIC / "index.html")

@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import Depends
 
 from services.metrics import repository
-from services.metrics.service import MetricsReader, ReaderSketches
+from services.metrics.components import ComponentsDep
+from services.metrics.service import MetricsReader
 from shared.app import ResourcesDep, SessionDep
 from shared.auth import CurrentPrincipal, Principal
 from shared.clock import now_utc
@@ -19,8 +20,8 @@ from shared.roles import Role
 PLATFORM_FIGURES = Role.CONTENT_ADMIN
 
 
-async def get_reader(session: SessionDep, resources: ResourcesDep) -> MetricsReader:
-    return MetricsReader(session, ReaderSketches.of(resources), now_utc())
+async def get_reader(session: SessionDep, components: ComponentsDep) -> MetricsReader:
+    return MetricsReader(session, components.sketches, now_utc())
 
 
 ReaderDep = Annotated[MetricsReader, Depends(get_reader)]

@@ -1,20 +1,16 @@
-"""Assembles the metrics service from the shared app factory."""
+"""The metrics service, declared once: the shared code builds its app and worker."""
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
 from pathlib import Path
 
-from fastapi import FastAPI
-
 from services.metrics.api import ROUTERS
+from services.metrics.components import Components, build_components
 from services.metrics.consumers import HANDLERS
 from services.metrics.export import export_to_cloudwatch
 from services.metrics.service import keep_reader_sketches_sealed
 from services.metrics.settings import MetricsSettings
-from shared.app import Resources, create_service_app
 from shared.runtime import ServiceDefinition
-from shared.settings import ServiceSettings
 
 DESCRIPTION = """Educational and workflow metrics from every platform event.
 
@@ -24,30 +20,13 @@ completions). Figures are for CONTENT_ADMIN and up; a TEACHER sees the reading
 figures of books they granted. `/dashboard` charts them for the platform team.
 """
 
-
-def create_app(
-    settings: ServiceSettings | None = None, resources: Resources | None = None
-) -> FastAPI:
-    metrics_settings = settings if isinstance(settings, MetricsSettings) else MetricsSettings()
-
-    async def start(app: FastAPI, _r: Resources, _stack: AsyncExitStack) -> None:
-        app.state.metrics_settings = metrics_settings
-
-    return create_service_app(
-        metrics_settings,
-        title="1001 Stories — metrics",
-        description=DESCRIPTION,
-        routers=ROUTERS,
-        produces=None,
-        resources=resources,
-        extra_lifespan=start,
-    )
-
-
-SERVICE = ServiceDefinition(
+SERVICE = ServiceDefinition[MetricsSettings, Components](
     name="metrics",
+    title="1001 Stories — metrics",
+    description=DESCRIPTION,
     settings_class=MetricsSettings,
-    create_app=create_app,
+    routers=ROUTERS,
+    build_components=build_components,
     produces=None,
     handlers=HANDLERS,
     migrations=Path(__file__).parent / "migrations",

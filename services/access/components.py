@@ -1,0 +1,72 @@
+"""The access service's long-lived parts: built once before the first request,
+shared by every request, read through `app_components()` (typed)."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.applications import Starlette
+
+from services.access.devices import KnownDevices
+from services.access.passwords import PasswordHashing
+from services.access.profiles import ProfileCache
+from services.access.settings import AccessSettings
+from services.access.tokens import SigningKeyStore, TokenIssuer
+from shared.app import Resources, components_of
+from shared.auth import TokenVerifier
+from shared.ratelimit import RateLimiter
+
+
+@dataclass
+class Components:
+    settings: AccessSettings
+    keys: SigningKeyStore
+    issuer: TokenIssuer
+    hashing: PasswordHashing
+    login_limiter: RateLimiter
+    profiles: ProfileCache
+    devices: KnownDevices
+
+
+async def build_components(
+    settings: AccessSettings, resources: Resources, _stack: AsyncExitStack
+) -> Components:
+    keys = SigningKeyStore(
+        resources.engine,
+        key_encryption_key=settings.key_encryption_key.get_secret_value(),
+        refresh_seconds=settings.signing_key_refresh_seconds,
+    )
+    # Access verifies its own tokens from its key store: no HTTP call to itself.
+    resources.verifier = TokenVerifier(
+        keys=keys,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        is_revoked=resources.denylist.is_denied,
+    )
+    return Components(
+        settings=settings,
+        keys=keys,
+        issuer=TokenIssuer(keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience),
+        hashing=PasswordHashing(
+            time_cost=settings.password_hash_time_cost,
+            memory_kib=settings.password_hash_memory_kib,
+            parallelism=settings.password_hash_parallelism,
+        ),
+        login_limiter=RateLimiter(resources.redis, "login"),
+        devices=KnownDevices(settings.key_encryption_key.get_secret_value()),
+        profiles=ProfileCache(resources.bus),
+    )
+
+
+def app_components(app: Starlette) -> Components:
+    return components_of(app, Components)
+
+
+async def get_components(request: Request) -> Components:
+    return app_components(request.app)
+
+
+ComponentsDep = Annotated[Components, Depends(get_components)]

@@ -1,0 +1,50 @@
+"""The content service's long-lived parts: built once before the first request,
+shared by every request, read through `components()` (typed)."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.applications import Starlette
+
+from services.content.service import CATALOG_CHANNEL, CatalogCache
+from services.content.settings import ContentSettings
+from services.content.storage import ManuscriptStorage
+from shared.app import Resources, components_of
+
+
+@dataclass
+class Components:
+    settings: ContentSettings
+    storage: ManuscriptStorage
+    catalog: CatalogCache
+
+
+async def build_components(
+    settings: ContentSettings, resources: Resources, _stack: AsyncExitStack
+) -> Components:
+    names = settings.resource_names
+    return Components(
+        settings=settings,
+        storage=ManuscriptStorage(
+            resources.aws.s3,
+            uploads_bucket=names.bucket("uploads"),
+            published_bucket=names.bucket("published"),
+            presigner=resources.aws.s3_public,
+        ),
+        catalog=CatalogCache(resources.bus, CATALOG_CHANNEL, ttl=settings.catalog_cache_seconds),
+    )
+
+
+def app_components(app: Starlette) -> Components:
+    return components_of(app, Components)
+
+
+async def get_components(request: Request) -> Components:
+    return app_components(request.app)
+
+
+ComponentsDep = Annotated[Components, Depends(get_components)]

@@ -1,0 +1,38 @@
+"""The metrics service's long-lived parts: built once before the first request,
+shared by every request, read through `app_components()` (typed)."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.applications import Starlette
+
+from services.metrics.service import ReaderSketches
+from services.metrics.settings import MetricsSettings
+from shared.app import Resources, components_of
+
+
+@dataclass
+class Components:
+    settings: MetricsSettings
+    sketches: ReaderSketches
+
+
+async def build_components(
+    settings: MetricsSettings, resources: Resources, _stack: AsyncExitStack
+) -> Components:
+    return Components(settings=settings, sketches=ReaderSketches.of(resources))
+
+
+def app_components(app: Starlette) -> Components:
+    return components_of(app, Components)
+
+
+async def get_components(request: Request) -> Components:
+    return app_components(request.app)
+
+
+ComponentsDep = Annotated[Components, Depends(get_components)]
