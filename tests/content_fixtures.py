@@ -13,9 +13,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from services.content.catalog import CATALOG_CHANNEL
 from services.content.main import SERVICE
 from services.content.main import SERVICE as CONTENT
-from services.content.service import CATALOG_CHANNEL
 from services.content.settings import ContentSettings
 from shared.app import Resources, open_resources, resources_of
 from shared.db import drop_schema

@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlalchemy import insert, text
 
+from services.content.catalog import CATALOG_CHANNEL
 from services.content.models import Book
 from services.content.repository import CatalogQuery, ContentRepository
-from services.content.service import CATALOG_CHANNEL
 from shared.roles import Role
 from tests.access_fixtures import AccessHarness, access
 from tests.content_fixtures import ContentHarness, content, start_content

@@ -1,4 +1,5 @@
-"""HTTP endpoints of the content service (thin: rules live in service.py)."""
+"""HTTP endpoints of the content service (thin: the rules live in submissions.py,
+books.py and catalog.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from services.content.catalog import (
+    catalog_cache_key,
+    etag_matches,
+    parse_catalog_cursor,
+    public_headers,
+    sees_every_book,
+)
 from services.content.components import ComponentsDep, app_components
-from services.content.dependencies import ContentServiceDep, build_content_service
-from services.content.fastpath import catalog_cache_key, etag_matches, public_headers
+from services.content.dependencies import BookServiceDep, SubmissionServiceDep, catalog_service
 from services.content.models import Book, BookStatus, Submission, SubmissionStatus
 from services.content.repository import CatalogQuery
 from services.content.schemas import (
@@ -34,11 +41,9 @@ from services.content.schemas import (
     UploadTicket,
 )
 from services.content.service import (
-    ContentService,
     etag,
-    parse_catalog_cursor,
-    sees_every_book,
 )
+from services.content.settings import ContentSettings
 from shared.app import SessionDep, resources_of
 from shared.auth import CurrentPrincipal, OptionalPrincipal
 from shared.db import unit_of_work
@@ -99,8 +104,8 @@ def _submission(row: Submission) -> SubmissionOut:
     return SubmissionOut.model_validate(row)
 
 
-def _book(row: Book, service: ContentService) -> BookOut:
-    return BookOut.of(row, service.settings.published_assets_url)
+def _book(row: Book, settings: ContentSettings) -> BookOut:
+    return BookOut.of(row, settings.published_assets_url)
 
 
 # --- submissions ---------------------------------------------------------------------
@@ -116,7 +121,7 @@ def _book(row: Book, service: ContentService) -> BookOut:
 async def create_submission(
     body: SubmissionCreate,
     principal: CurrentPrincipal,
-    service: ContentServiceDep,
+    service: SubmissionServiceDep,
     session: SessionDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -138,7 +143,7 @@ async def create_submission(
 )
 async def list_submissions(
     principal: CurrentPrincipal,
-    service: ContentServiceDep,
+    service: SubmissionServiceDep,
     mine: bool = False,
     status: SubmissionStatus | None = None,
     language: Language | None = None,
@@ -165,7 +170,7 @@ async def list_submissions(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_submission(
-    submission_id: uuid.UUID, principal: CurrentPrincipal, service: ContentServiceDep
+    submission_id: uuid.UUID, principal: CurrentPrincipal, service: SubmissionServiceDep
 ) -> JSONResponse:
     return _with_etag(_submission(await service.visible_submission(principal, submission_id)))
 
@@ -180,7 +185,7 @@ async def update_submission(
     submission_id: uuid.UUID,
     body: SubmissionUpdate,
     principal: CurrentPrincipal,
-    service: ContentServiceDep,
+    service: SubmissionServiceDep,
     if_match: IfMatch = None,
 ) -> JSONResponse:
     return _with_etag(
@@ -200,7 +205,7 @@ async def update_submission(
 async def upload_ticket(
     submission_id: uuid.UUID,
     principal: CurrentPrincipal,
-    service: ContentServiceDep,
+    service: SubmissionServiceDep,
     body: UploadRequest | None = None,
 ) -> UploadTicket:
     form = await service.upload_ticket(principal, submission_id, body or UploadRequest())
@@ -219,7 +224,7 @@ async def upload_ticket(
 async def submit(
     submission_id: uuid.UUID,
     principal: CurrentPrincipal,
-    service: ContentServiceDep,
+    service: SubmissionServiceDep,
     session: SessionDep,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
@@ -240,7 +245,7 @@ async def submit(
 async def claim(
     submission_id: uuid.UUID,
     principal: CurrentPrincipal,
-    service: ContentServiceDep,
+    service: SubmissionServiceDep,
     if_match: IfMatch = None,
 ) -> JSONResponse:
     return _with_etag(_submission(await service.claim(principal, submission_id, if_match)))
@@ -256,7 +261,7 @@ async def review(
     submission_id: uuid.UUID,
     body: ReviewRequest,
     principal: CurrentPrincipal,
-    service: ContentServiceDep,
+    service: SubmissionServiceDep,
     session: SessionDep,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
@@ -274,7 +279,7 @@ async def review(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def history(
-    submission_id: uuid.UUID, principal: CurrentPrincipal, service: ContentServiceDep
+    submission_id: uuid.UUID, principal: CurrentPrincipal, service: SubmissionServiceDep
 ) -> list[TransitionOut]:
     return [
         TransitionOut.model_validate(t) for t in await service.history(principal, submission_id)
@@ -287,7 +292,7 @@ async def history(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def manuscript(
-    submission_id: uuid.UUID, principal: CurrentPrincipal, service: ContentServiceDep
+    submission_id: uuid.UUID, principal: CurrentPrincipal, service: SubmissionServiceDep
 ) -> ManuscriptLink:
     url, expires_at = await service.manuscript_link(principal, submission_id)
     return ManuscriptLink(url=url, expires_at=expires_at)
@@ -306,12 +311,12 @@ async def manuscript(
 async def create_book(
     body: BookCreate,
     principal: CurrentPrincipal,
-    service: ContentServiceDep,
+    service: BookServiceDep,
     session: SessionDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def create() -> BookOut:
-        return _book(await service.create_book(principal, body), service)
+        return _book(await service.create_book(principal, body), service.settings)
 
     return await _once(session, principal.subject, idempotency_key, "/v1/books", body, create, 201)
 
@@ -326,10 +331,12 @@ async def update_book(
     book_id: uuid.UUID,
     body: BookUpdate,
     principal: CurrentPrincipal,
-    service: ContentServiceDep,
+    service: BookServiceDep,
     if_match: IfMatch = None,
 ) -> JSONResponse:
-    return _with_etag(_book(await service.update_book(principal, book_id, if_match, body), service))
+    return _with_etag(
+        _book(await service.update_book(principal, book_id, if_match, body), service.settings)
+    )
 
 
 @books.post(
@@ -344,7 +351,7 @@ async def cover_ticket(
     book_id: uuid.UUID,
     body: CoverUploadRequest,
     principal: CurrentPrincipal,
-    service: ContentServiceDep,
+    service: BookServiceDep,
 ) -> UploadTicket:
     return UploadTicket.model_validate(await service.cover_ticket(principal, book_id, body))
 
@@ -360,13 +367,13 @@ async def cover_ticket(
 async def publish(
     book_id: uuid.UUID,
     principal: CurrentPrincipal,
-    service: ContentServiceDep,
+    service: BookServiceDep,
     session: SessionDep,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def work() -> BookOut:
-        return _book(await service.publish(principal, book_id, if_match), service)
+        return _book(await service.publish(principal, book_id, if_match), service.settings)
 
     path = f"/v1/books/{book_id}/publish"
     return await _once(session, principal.subject, idempotency_key, path, None, work)
@@ -381,10 +388,12 @@ async def publish(
 async def unpublish(
     book_id: uuid.UUID,
     principal: CurrentPrincipal,
-    service: ContentServiceDep,
+    service: BookServiceDep,
     if_match: IfMatch = None,
 ) -> JSONResponse:
-    return _with_etag(_book(await service.unpublish(principal, book_id, if_match), service))
+    return _with_etag(
+        _book(await service.unpublish(principal, book_id, if_match), service.settings)
+    )
 
 
 def _body_etag(body: bytes) -> str:
@@ -443,9 +452,10 @@ async def list_books(
 
     async def load() -> tuple[str, bytes]:
         async with unit_of_work(resources.session_factory) as session:
-            service = build_content_service(components, resources, session)
-            rows, next_cursor = await service.catalog_page(query)
-            page = Page[BookOut](items=[_book(b, service) for b in rows], next_cursor=next_cursor)
+            rows, next_cursor = await catalog_service(resources, session).catalog_page(query)
+            page = Page[BookOut](
+                items=[_book(b, components.settings) for b in rows], next_cursor=next_cursor
+            )
         body = page.model_dump_json().encode()
         return _body_etag(body), body
 
@@ -475,8 +485,8 @@ async def get_book(
 
     async def load() -> tuple[str, bytes]:
         async with unit_of_work(resources.session_factory) as session:
-            service = build_content_service(components, resources, session)
-            book = _book(await service.book_for(viewer, book_id), service)
+            found = await catalog_service(resources, session).book_for(viewer, book_id)
+            book = _book(found, components.settings)
         body = book.model_dump_json().encode()
         return _body_etag(body), body
 

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.applications import Starlette
 
-from services.content.service import CATALOG_CHANNEL, CatalogCache
+from services.content.catalog import CATALOG_CHANNEL, CatalogCache
 from services.content.settings import ContentSettings
 from services.content.storage import ManuscriptStorage
 from shared.app import Resources, components_of

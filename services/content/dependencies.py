@@ -1,4 +1,4 @@
-"""FastAPI dependencies of the content service: its service object, per request."""
+"""FastAPI dependencies of the content service: its aggregates' services, per request."""
 
 from __future__ import annotations
 
@@ -7,16 +7,29 @@ from typing import Annotated
 from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.content.components import Components, ComponentsDep
+from services.content.books import BookService
+from services.content.catalog import CatalogService
+from services.content.components import ComponentsDep
 from services.content.repository import ContentRepository
-from services.content.service import ContentService
+from services.content.submissions import SubmissionService
 from shared.app import Resources, ResourcesDep, SessionDep
 
 
-def build_content_service(
-    components: Components, resources: Resources, session: AsyncSession
-) -> ContentService:
-    return ContentService(
+async def get_submission_service(
+    session: SessionDep, resources: ResourcesDep, components: ComponentsDep
+) -> SubmissionService:
+    return SubmissionService(
+        repository=ContentRepository(session),
+        settings=components.settings,
+        storage=components.storage,
+        access=resources.access,
+    )
+
+
+async def get_book_service(
+    session: SessionDep, resources: ResourcesDep, components: ComponentsDep
+) -> BookService:
+    return BookService(
         repository=ContentRepository(session),
         settings=components.settings,
         storage=components.storage,
@@ -25,10 +38,11 @@ def build_content_service(
     )
 
 
-async def get_content_service(
-    session: SessionDep, resources: ResourcesDep, components: ComponentsDep
-) -> ContentService:
-    return build_content_service(components, resources, session)
+def catalog_service(resources: Resources, session: AsyncSession) -> CatalogService:
+    # Built by the catalog endpoints themselves, inside the cache's loader: a hit
+    # opens no session at all.
+    return CatalogService(repository=ContentRepository(session), access=resources.access)
 
 
-ContentServiceDep = Annotated[ContentService, Depends(get_content_service)]
+SubmissionServiceDep = Annotated[SubmissionService, Depends(get_submission_service)]
+BookServiceDep = Annotated[BookService, Depends(get_book_service)]

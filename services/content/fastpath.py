@@ -12,30 +12,13 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services.content.catalog import catalog_cache_key, etag_matches, public_headers
 from services.content.components import Components
 from shared.app import started_parts
 from shared.asgi import RouteLabel, send_json
 
 CATALOG_PATH = "/v1/books"
-
-
 _CATALOG_ROUTE = RouteLabel(CATALOG_PATH)
-
-
-def catalog_cache_key(query_string: bytes) -> tuple[str, bytes]:
-    return ("page", query_string)
-
-
-def public_headers(tag: str) -> list[tuple[bytes, bytes]]:
-    # Clients and CDNs may keep a page but must revalidate: an unpublished book
-    # leaves the catalog at once (a revalidation costs a 304 and no body).
-    return [(b"etag", tag.encode()), (b"cache-control", b"public, no-cache")]
-
-
-def etag_matches(tag: str, if_none_match: str | None) -> bool:
-    if if_none_match is None:
-        return False
-    return if_none_match.strip() == "*" or tag in {t.strip() for t in if_none_match.split(",")}
 
 
 class CatalogFastPath:

@@ -1,0 +1,222 @@
+"""Books: made from an approved submission by a book manager, published into the
+catalog (the PDF copied under a new key) by a content admin."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from services.content.catalog import CatalogCache
+from services.content.models import Book, BookStatus, SubmissionStatus
+from services.content.repository import ContentRepository
+from services.content.schemas import BookCreate, BookUpdate, CoverUploadRequest
+from services.content.service import BOOK_MAKER, PUBLISHER, apply_changes, check_if_match
+from services.content.settings import ContentSettings
+from services.content.storage import (
+    COVER_EXTENSIONS,
+    ManuscriptStorage,
+    UploadForm,
+    cover_upload_key,
+    filename_for,
+    published_cover_key,
+    published_key,
+)
+from shared.access_client import AccessClient
+from shared.auth import Principal
+from shared.clock import now_utc
+from shared.db import UnitOfWorkSession, unit_of_work_session
+from shared.decisions import Action
+from shared.errors import Conflict, ContentTooLarge, NotFound, Unprocessable, UnsupportedMediaType
+from shared.events import BookCreated, BookPublished, BookUnpublished, BookUpdated
+from shared.outbox import record_event
+from shared.roles import Role
+
+
+@dataclass
+class BookService:
+    repository: ContentRepository
+    settings: ContentSettings
+    storage: ManuscriptStorage
+    access: AccessClient
+    catalog: CatalogCache
+
+    @property
+    def session(self) -> UnitOfWorkSession:
+        return unit_of_work_session(self.repository.session)
+
+    async def create_book(self, actor: Principal, body: BookCreate) -> Book:
+        await self.access.require(actor, Action.BOOK_CREATE, minimum=BOOK_MAKER)
+        submission = await self.repository.submission(body.submission_id, for_update=True)
+        if submission is None or submission.status == SubmissionStatus.DRAFT:
+            raise NotFound("No such submission.")
+        if submission.status != SubmissionStatus.APPROVED or submission.manuscript_key is None:
+            raise Conflict(
+                f"Only an approved submission becomes a book (this one is {submission.status}).",
+                code="submission-not-approved",
+            )
+        if await self.repository.book_of_submission(submission.id) is not None:
+            raise Conflict("This submission is already a book.", code="book-exists")
+        metadata = {
+            name: getattr(body, name)
+            if getattr(body, name) is not None
+            else getattr(submission, name)
+            for name in (
+                "title",
+                "summary",
+                "language",
+                "age_min",
+                "age_max",
+                "category",
+                "reading_level",
+            )
+        }
+        if metadata["age_min"] > metadata["age_max"]:
+            raise Unprocessable("age_min must not be above age_max.")
+        now = now_utc()
+        book = Book(
+            id=uuid.uuid4(),
+            submission_id=submission.id,
+            **metadata,
+            access=body.access,
+            status=BookStatus.DRAFT.value,
+            version=1,
+            source_key=submission.manuscript_key,
+            source_filename=submission.manuscript_filename,
+            edition=0,
+            created_by=actor.user_id,
+            created_at=now,
+            updated_at=now,
+        )
+        self.repository.add(book)
+        record_event(
+            self.session,
+            BookCreated(
+                book_id=book.id,
+                submission_id=submission.id,
+                title=book.title,
+                language=book.language,
+                access=body.access,
+            ),
+        )
+        return book
+
+    async def _managed_book(
+        self, actor: Principal, book_id: uuid.UUID, action: Action, minimum: Role
+    ) -> Book:
+        await self.access.require(actor, action, minimum=minimum)
+        book = await self.repository.book(book_id, for_update=True)
+        if book is None:
+            raise NotFound("No such book.")
+        return book
+
+    async def update_book(
+        self, actor: Principal, book_id: uuid.UUID, if_match: str | None, changes: BookUpdate
+    ) -> Book:
+        book = await self._managed_book(actor, book_id, Action.BOOK_EDIT, BOOK_MAKER)
+        check_if_match(if_match, book.version)
+        if not apply_changes(book, changes):
+            return book
+        book.version += 1
+        book.updated_at = now_utc()
+        record_event(
+            self.session,
+            BookUpdated(
+                book_id=book.id,
+                title=book.title,
+                language=book.language,
+                access=book.access,
+                published=book.status == BookStatus.PUBLISHED,
+            ),
+        )
+        if book.status == BookStatus.PUBLISHED:
+            self.session.after_commit(self.catalog.invalidate)
+        return book
+
+    async def cover_ticket(
+        self, actor: Principal, book_id: uuid.UUID, request: CoverUploadRequest
+    ) -> UploadForm:
+        """A presigned POST for the book's cover; the next publication checks and takes it."""
+        content_type = request.content_type.split(";")[0].strip().lower()
+        if content_type not in COVER_EXTENSIONS:
+            raise UnsupportedMediaType(
+                "A cover is image/png, image/jpeg or image/webp.", code="unsupported-cover-type"
+            )
+        limit = self.settings.cover_max_bytes
+        if request.size is not None and request.size > limit:
+            raise ContentTooLarge(
+                f"A cover may be at most {limit} bytes.", code="cover-too-large", max_bytes=limit
+            )
+        book = await self._managed_book(actor, book_id, Action.BOOK_EDIT, BOOK_MAKER)
+        key = cover_upload_key(book.id, content_type)
+        book.cover_upload_key = key
+        return await self.storage.upload_form(
+            key,
+            content_type=content_type,
+            max_bytes=limit,
+            expires_in=self.settings.upload_link_seconds,
+        )
+
+    async def publish(self, actor: Principal, book_id: uuid.UUID, if_match: str | None) -> Book:
+        """Copy the PDF to the published bucket under a new key; list the book in the catalog."""
+        book = await self._managed_book(actor, book_id, Action.BOOK_PUBLISH, PUBLISHER)
+        if if_match is not None:
+            check_if_match(if_match, book.version)
+        if book.status == BookStatus.PUBLISHED:
+            raise Conflict("This book is already published.", code="illegal-transition")
+        edition = book.edition + 1
+        if book.cover_upload_key is not None:
+            # Checked first: a bad cover stops the publication before any copy.
+            cover = await self.storage.check_cover(
+                book.cover_upload_key, max_bytes=self.settings.cover_max_bytes
+            )
+            cover_key = published_cover_key(book.id, edition, cover.content_type)
+            await self.storage.publish_cover(
+                cover.key,
+                key=cover_key,
+                content_type=cover.content_type,
+                cache_seconds=self.settings.published_cache_seconds,
+            )
+            book.cover_key = cover_key
+            book.cover_upload_key = None
+        # The copy happens before the commit: if the commit fails, an orphan
+        # object under an unguessable key is all that remains, and nothing
+        # points to it. The reverse order could publish a book with no file.
+        published = await self.storage.publish(
+            book.source_key,
+            key=published_key(book.id, edition),
+            filename=book.source_filename or filename_for(book.title),
+            cache_seconds=self.settings.published_cache_seconds,
+        )
+        now = now_utc()
+        book.edition = edition
+        book.object_key = published.key
+        book.object_version = published.version
+        book.status = BookStatus.PUBLISHED.value
+        book.published_at = now
+        book.updated_at = now
+        book.version += 1
+        record_event(
+            self.session,
+            BookPublished(
+                book_id=book.id,
+                object_key=published.key,
+                object_version=published.version,
+                access=book.access,
+                language=book.language,
+            ),
+        )
+        self.session.after_commit(self.catalog.invalidate)
+        return book
+
+    async def unpublish(self, actor: Principal, book_id: uuid.UUID, if_match: str | None) -> Book:
+        book = await self._managed_book(actor, book_id, Action.BOOK_PUBLISH, PUBLISHER)
+        if if_match is not None:
+            check_if_match(if_match, book.version)
+        if book.status != BookStatus.PUBLISHED:
+            raise Conflict("Only a published book can be unpublished.", code="illegal-transition")
+        book.status = BookStatus.UNPUBLISHED.value
+        book.updated_at = now_utc()
+        book.version += 1
+        record_event(self.session, BookUnpublished(book_id=book.id))
+        self.session.after_commit(self.catalog.invalidate)
+        return book

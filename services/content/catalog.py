@@ -1,0 +1,72 @@
+"""The catalog: what readers see, and its cache of serialized public answers.
+
+A published book and the public catalog pages are the same for every anonymous
+reader: they are cached as the bytes the endpoint answered, keyed by the raw
+query string, and emptied over pub/sub whenever a book is published, changed or
+unpublished. `CatalogFastPath` answers hits before routing; the endpoints fill it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from services.content.models import Book, BookStatus
+from services.content.repository import CatalogQuery, ContentRepository
+from services.content.service import BOOK_MAKER, holds_now, iso, page_of
+from shared.access_client import AccessClient
+from shared.auth import Principal
+from shared.decisions import Action
+from shared.errors import NotFound
+from shared.localcache import InvalidatedCache
+from shared.pagination import decode_time_cursor
+
+# One cache of serialized public answers (catalog pages and single books).
+CatalogCache = InvalidatedCache[tuple[Any, ...], tuple[str, bytes]]
+CATALOG_CHANNEL = "content:catalog"
+
+
+def catalog_cache_key(query_string: bytes) -> tuple[str, bytes]:
+    return ("page", query_string)
+
+
+def public_headers(tag: str) -> list[tuple[bytes, bytes]]:
+    # Clients and CDNs may keep a page but must revalidate: an unpublished book
+    # leaves the catalog at once (a revalidation costs a 304 and no body).
+    return [(b"etag", tag.encode()), (b"cache-control", b"public, no-cache")]
+
+
+def etag_matches(tag: str, if_none_match: str | None) -> bool:
+    if if_none_match is None:
+        return False
+    return if_none_match.strip() == "*" or tag in {t.strip() for t in if_none_match.split(",")}
+
+
+async def sees_every_book(access: AccessClient, viewer: Principal | None) -> bool:
+    """Book managers see drafts and unpublished books: checked now, not at sign-in."""
+    return await holds_now(access, viewer, Action.BOOK_EDIT, BOOK_MAKER)
+
+
+def parse_catalog_cursor(cursor: str | None) -> tuple[str, str] | None:
+    parsed = decode_time_cursor(cursor)
+    return (parsed[0].isoformat(), str(parsed[1])) if parsed else None
+
+
+@dataclass
+class CatalogService:
+    repository: ContentRepository
+    access: AccessClient
+
+    async def catalog_page(self, query: CatalogQuery) -> tuple[list[Book], str | None]:
+        rows = await self.repository.catalog(query)
+        order = "published_at" if query.status == BookStatus.PUBLISHED else "updated_at"
+        return page_of(rows, query.limit, lambda b: (iso(getattr(b, order)), b.id))
+
+    async def book_for(self, viewer: Principal | None, book_id: uuid.UUID) -> Book:
+        book = await self.repository.book(book_id)
+        if book is None or (
+            book.status != BookStatus.PUBLISHED and not await sees_every_book(self.access, viewer)
+        ):
+            raise NotFound("No such book.")
+        return book

@@ -1,0 +1,358 @@
+"""The review workflow of a submission: written by a volunteer, reviewed by a
+story manager, every step in its history (see service.py for the order of checks)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from services.content.models import Submission, SubmissionStatus, SubmissionTransition
+from services.content.repository import ContentRepository
+from services.content.schemas import (
+    ReviewRequest,
+    SubmissionCreate,
+    SubmissionUpdate,
+    UploadRequest,
+)
+from services.content.service import (
+    REVIEWER,
+    WRITER,
+    apply_changes,
+    check_if_match,
+    holds_now,
+    iso,
+    page_of,
+)
+from services.content.settings import ContentSettings
+from services.content.storage import (
+    PDF_CONTENT_TYPE,
+    ManuscriptStorage,
+    UploadForm,
+    belongs_to,
+    filename_for,
+    upload_key,
+)
+from shared.access_client import AccessClient
+from shared.auth import Principal
+from shared.clock import now_utc
+from shared.db import UnitOfWorkSession, unit_of_work_session
+from shared.decisions import Action
+from shared.errors import (
+    Conflict,
+    ContentTooLarge,
+    Forbidden,
+    NotFound,
+    Unprocessable,
+    UnsupportedMediaType,
+)
+from shared.events import SubmissionCreated, SubmissionReviewed, SubmissionSubmitted
+from shared.outbox import record_event
+from shared.pagination import decode_time_cursor
+
+EDITABLE = {SubmissionStatus.DRAFT, SubmissionStatus.CHANGES_REQUESTED}
+AWAITING_REVIEW = [SubmissionStatus.SUBMITTED.value, SubmissionStatus.IN_REVIEW.value]
+REVIEW_OUTCOME = {
+    "approve": SubmissionStatus.APPROVED,
+    "request_changes": SubmissionStatus.CHANGES_REQUESTED,
+    "reject": SubmissionStatus.REJECTED,
+}
+
+
+@dataclass
+class SubmissionService:
+    repository: ContentRepository
+    settings: ContentSettings
+    storage: ManuscriptStorage
+    access: AccessClient
+
+    @property
+    def session(self) -> UnitOfWorkSession:
+        return unit_of_work_session(self.repository.session)
+
+    @staticmethod
+    def _require_writer_or_reviewer(actor: Principal) -> None:
+        if actor.kind != "user" or not actor.role.at_least(WRITER):
+            raise Forbidden("Submissions are for volunteers and reviewers only.")
+
+    async def create_submission(self, actor: Principal, body: SubmissionCreate) -> Submission:
+        await self.access.require(actor, Action.SUBMISSION_CREATE, minimum=WRITER)
+        now = now_utc()
+        submission = Submission(
+            id=uuid.uuid4(),
+            author_id=actor.user_id,
+            **body.model_dump(),
+            status=SubmissionStatus.DRAFT.value,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        self.repository.add(submission)
+        self._record_transition(submission, None, actor, notes=None, at=now)
+        record_event(
+            self.session,
+            SubmissionCreated(
+                submission_id=submission.id,
+                author_id=actor.user_id,
+                language=submission.language,
+                category=submission.category,
+            ),
+        )
+        return submission
+
+    async def visible_submission(
+        self, actor: Principal, submission_id: uuid.UUID, *, for_update: bool = False
+    ) -> Submission:
+        """The submission if the caller may see it: its author, or a reviewer once submitted."""
+        self._require_writer_or_reviewer(actor)
+        submission = await self.repository.submission(submission_id, for_update=for_update)
+        if submission is None or not await self._can_see(actor, submission):
+            raise NotFound("No such submission.")
+        return submission
+
+    async def _can_see(self, actor: Principal, submission: Submission) -> bool:
+        if submission.author_id == actor.user_id:
+            return True
+        # A draft is its author's alone, even for reviewers.
+        if submission.status == SubmissionStatus.DRAFT:
+            return False
+        return await holds_now(self.access, actor, Action.SUBMISSION_REVIEW, REVIEWER)
+
+    async def _own_submission(
+        self, actor: Principal, submission_id: uuid.UUID, *, for_update: bool = True
+    ) -> Submission:
+        submission = await self.visible_submission(actor, submission_id, for_update=for_update)
+        if submission.author_id != actor.user_id:
+            raise Forbidden("Only the author may change a submission.")
+        return submission
+
+    async def list_submissions(
+        self,
+        actor: Principal,
+        *,
+        mine: bool,
+        status: SubmissionStatus | None,
+        language: str | None,
+        age: int | None,
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[list[Submission], str | None]:
+        self._require_writer_or_reviewer(actor)
+        if not mine and actor.role.at_least(REVIEWER):
+            # The queue is for reviewers now, not for whoever was one at sign-in.
+            await self.access.require(actor, Action.SUBMISSION_REVIEW, minimum=REVIEWER)
+        if mine or not actor.role.at_least(REVIEWER):
+            after = decode_time_cursor(cursor)
+            rows = await self.repository.own_submissions(
+                actor.user_id,
+                status=status.value if status else None,
+                after=after,
+                limit=limit + 1,
+            )
+            return page_of(rows, limit, lambda s: (s.created_at.isoformat(), s.id))
+        if status is SubmissionStatus.DRAFT:
+            raise Forbidden("Drafts are seen only by their authors (use mine=true).")
+        rows = await self.repository.review_queue(
+            statuses=[status.value] if status else AWAITING_REVIEW,
+            language=language,
+            age=age,
+            after=decode_time_cursor(cursor),
+            limit=limit + 1,
+        )
+        return page_of(rows, limit, lambda s: (iso(s.submitted_at), s.id))
+
+    async def update_submission(
+        self,
+        actor: Principal,
+        submission_id: uuid.UUID,
+        if_match: str | None,
+        changes: SubmissionUpdate,
+    ) -> Submission:
+        submission = await self._own_submission(actor, submission_id)
+        check_if_match(if_match, submission.version)
+        if SubmissionStatus(submission.status) not in EDITABLE:
+            raise Conflict(
+                f"A {submission.status} submission cannot be edited.", code="not-editable"
+            )
+        if apply_changes(submission, changes):
+            submission.version += 1
+            submission.updated_at = now_utc()
+        return submission
+
+    async def upload_ticket(
+        self, actor: Principal, submission_id: uuid.UUID, request: UploadRequest
+    ) -> UploadForm:
+        if request.content_type.split(";")[0].strip().lower() != PDF_CONTENT_TYPE:
+            raise UnsupportedMediaType(
+                f"Manuscripts are PDFs: content_type must be {PDF_CONTENT_TYPE}.",
+                code="unsupported-manuscript-type",
+            )
+        limit = self.settings.manuscript_max_bytes
+        if request.size is not None and request.size > limit:
+            raise ContentTooLarge(
+                f"A manuscript may be at most {limit} bytes.",
+                code="manuscript-too-large",
+                max_bytes=limit,
+            )
+        submission = await self._own_submission(actor, submission_id)
+        if SubmissionStatus(submission.status) not in EDITABLE:
+            raise Conflict(
+                f"A {submission.status} submission takes no new manuscript.", code="not-editable"
+            )
+        key = upload_key(submission.id)
+        submission.upload_key = key
+        submission.upload_filename = request.filename or filename_for(submission.title)
+        return await self.storage.upload_form(
+            key,
+            content_type=PDF_CONTENT_TYPE,
+            max_bytes=limit,
+            expires_in=self.settings.upload_link_seconds,
+        )
+
+    async def submit(
+        self, actor: Principal, submission_id: uuid.UUID, if_match: str | None
+    ) -> Submission:
+        submission = await self._own_submission(actor, submission_id)
+        check_if_match(if_match, submission.version)
+        if SubmissionStatus(submission.status) not in EDITABLE:
+            raise Conflict(
+                f"A {submission.status} submission cannot be submitted.", code="illegal-transition"
+            )
+        if submission.upload_key is not None:
+            if not belongs_to(submission.upload_key, submission.id):
+                raise Unprocessable("The upload does not belong to this submission.")
+            checked = await self.storage.check_manuscript(
+                submission.upload_key, max_bytes=self.settings.manuscript_max_bytes
+            )
+            # From here on, review and publication read only this pinned copy.
+            submission.manuscript_key = checked.key
+            submission.manuscript_size = checked.size
+            submission.manuscript_filename = submission.upload_filename
+            submission.upload_key = None
+            submission.upload_filename = None
+        elif submission.manuscript_key is None:
+            raise Unprocessable(
+                "No manuscript has been uploaded: ask for an upload ticket, "
+                "POST the PDF to it, then submit.",
+                code="manuscript-missing",
+            )
+        now = now_utc()
+        self._move(submission, SubmissionStatus.SUBMITTED, actor, notes=None, at=now)
+        submission.submitted_at = now
+        submission.reviewer_id = None
+        record_event(
+            self.session,
+            SubmissionSubmitted(submission_id=submission.id, author_id=submission.author_id),
+        )
+        return submission
+
+    async def _reviewable(
+        self, actor: Principal, submission_id: uuid.UUID, if_match: str | None
+    ) -> Submission:
+        self._require_writer_or_reviewer(actor)
+        await self.access.require(actor, Action.SUBMISSION_REVIEW, minimum=REVIEWER)
+        submission = await self.visible_submission(actor, submission_id, for_update=True)
+        if submission.author_id == actor.user_id:
+            raise Forbidden("Nobody reviews their own submission.", code="own-submission")
+        check_if_match(if_match, submission.version)
+        return submission
+
+    async def claim(
+        self, actor: Principal, submission_id: uuid.UUID, if_match: str | None
+    ) -> Submission:
+        submission = await self._reviewable(actor, submission_id, if_match)
+        if submission.status != SubmissionStatus.SUBMITTED:
+            raise Conflict(
+                f"Only a SUBMITTED submission can be taken into review, not {submission.status}.",
+                code="illegal-transition",
+            )
+        self._move(submission, SubmissionStatus.IN_REVIEW, actor, notes=None, at=now_utc())
+        submission.reviewer_id = actor.user_id
+        return submission
+
+    async def review(
+        self,
+        actor: Principal,
+        submission_id: uuid.UUID,
+        if_match: str | None,
+        request: ReviewRequest,
+    ) -> Submission:
+        submission = await self._reviewable(actor, submission_id, if_match)
+        if submission.status not in AWAITING_REVIEW:
+            raise Conflict(
+                f"A {submission.status} submission cannot be reviewed.", code="illegal-transition"
+            )
+        if request.decision != "approve" and not request.notes:
+            raise Unprocessable("Say what is wrong: notes are required unless approving.")
+        now = now_utc()
+        self._move(submission, REVIEW_OUTCOME[request.decision], actor, notes=request.notes, at=now)
+        submission.reviewer_id = actor.user_id
+        submission.decided_at = now
+        submitted_at = submission.submitted_at or now
+        record_event(
+            self.session,
+            SubmissionReviewed(
+                submission_id=submission.id,
+                reviewer_id=actor.user_id,
+                decision=request.decision,
+                seconds_since_submitted=max(0.0, (now - submitted_at).total_seconds()),
+            ),
+        )
+        return submission
+
+    async def history(
+        self, actor: Principal, submission_id: uuid.UUID
+    ) -> list[SubmissionTransition]:
+        await self.visible_submission(actor, submission_id)
+        return await self.repository.history(submission_id)
+
+    async def manuscript_link(
+        self, actor: Principal, submission_id: uuid.UUID
+    ) -> tuple[str, datetime]:
+        submission = await self.visible_submission(actor, submission_id)
+        if submission.manuscript_key is None:
+            raise NotFound("This submission has no verified manuscript yet.", code="no-manuscript")
+        ttl = self.settings.manuscript_link_seconds
+        url = await self.storage.download_link(
+            submission.manuscript_key,
+            filename=submission.manuscript_filename or filename_for(submission.title),
+            expires_in=ttl,
+        )
+        return url, now_utc() + timedelta(seconds=ttl)
+
+    def _move(
+        self,
+        submission: Submission,
+        to: SubmissionStatus,
+        actor: Principal,
+        *,
+        notes: str | None,
+        at: datetime,
+    ) -> None:
+        previous = submission.status
+        submission.status = to.value
+        submission.version += 1
+        submission.updated_at = at
+        self._record_transition(submission, previous, actor, notes=notes, at=at)
+
+    def _record_transition(
+        self,
+        submission: Submission,
+        previous: str | None,
+        actor: Principal,
+        *,
+        notes: str | None,
+        at: datetime,
+    ) -> None:
+        self.repository.add(
+            SubmissionTransition(
+                id=uuid.uuid4(),
+                submission_id=submission.id,
+                from_status=previous,
+                to_status=submission.status,
+                actor_id=actor.user_id,
+                actor_role=actor.role.value,
+                notes=notes,
+                at=at,
+            )
+        )
