@@ -6,7 +6,7 @@ from contextlib import AsyncExitStack
 from datetime import timedelta
 
 from services.access.components import build_components
-from services.access.dependencies import build_access_service
+from services.access.dependencies import account_service
 from services.access.models import SigningKey
 from services.access.settings import AccessSettings
 from services.access.tokens import rotate_signing_key
@@ -24,7 +24,7 @@ async def create_admin(email: str, password: str, display_name: str) -> int:
         components = await build_components(settings, resources, stack)
         try:
             async with unit_of_work(resources.session_factory) as session:
-                user = await build_access_service(components, resources, session).create_admin(
+                user = await account_service(components, resources, session).create_admin(
                     email=email, password=password, display_name=display_name
                 )
         except Problem as refused:

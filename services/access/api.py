@@ -1,4 +1,5 @@
-"""HTTP endpoints of the access service (thin: rules live in service.py)."""
+"""HTTP endpoints of the access service (thin: the rules live in accounts.py,
+entitlements.py and decisions.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.access.components import ComponentsDep, app_components
-from services.access.dependencies import AccessServiceDep, build_access_service
+from services.access.decisions import DecisionService
+from services.access.dependencies import (
+    AccountServiceDep,
+    DecisionServiceDep,
+    EntitlementServiceDep,
+    account_service,
+)
 from services.access.schemas import (
     AuditEntryOut,
     BulkEntitlementGrant,
@@ -57,7 +64,7 @@ jwks = APIRouter(tags=["auth"])
     "Retry-After).",
     responses=problem_responses(409, 422, 429),
 )
-async def register(body: Registration, request: Request, service: AccessServiceDep) -> UserOut:
+async def register(body: Registration, request: Request, service: AccountServiceDep) -> UserOut:
     user = await service.register(
         email=body.email,
         password=body.password,
@@ -76,7 +83,7 @@ async def register(body: Registration, request: Request, service: AccessServiceD
     "wrong password get the same answer.",
     responses=problem_responses(401, 422, 429),
 )
-async def login(body: Credentials, request: Request, service: AccessServiceDep) -> TokenPair:
+async def login(body: Credentials, request: Request, service: AccountServiceDep) -> TokenPair:
     return await service.login(
         email=body.email,
         password=body.password,
@@ -91,7 +98,7 @@ async def login(body: Credentials, request: Request, service: AccessServiceDep) 
     description="Presenting a spent refresh token revokes every token of its chain.",
     responses=problem_responses(401, 422),
 )
-async def refresh(body: RefreshRequest, service: AccessServiceDep) -> TokenPair:
+async def refresh(body: RefreshRequest, service: AccountServiceDep) -> TokenPair:
     return await service.refresh(body.refresh_token)
 
 
@@ -102,7 +109,7 @@ async def refresh(body: RefreshRequest, service: AccessServiceDep) -> TokenPair:
     responses=problem_responses(401, 403),
 )
 async def logout(
-    principal: CurrentPrincipal, service: AccessServiceDep, body: LogoutRequest | None = None
+    principal: CurrentPrincipal, service: AccountServiceDep, body: LogoutRequest | None = None
 ) -> Response:
     await service.logout(principal, body.refresh_token if body else None)
     return Response(status_code=204)
@@ -115,7 +122,7 @@ async def logout(
     responses=problem_responses(401, 422, 429),
 )
 async def service_token(
-    body: ServiceCredentials, request: Request, service: AccessServiceDep
+    body: ServiceCredentials, request: Request, service: AccountServiceDep
 ) -> ServiceToken:
     token, ttl = await service.issue_service_token(
         body.client_id,
@@ -150,8 +157,7 @@ async def me(principal: CurrentPrincipal, request: Request, resources: Resources
     async def read_profile() -> bytes:
         generation = components.profiles.generation
         async with unit_of_work(resources.session_factory) as session:
-            service = build_access_service(components, resources, session)
-            user = await service.current_user(principal)
+            user = await account_service(components, resources, session).current_user(principal)
             profile = UserOut.model_validate(user).model_dump_json().encode()
         components.profiles.put(user.id, profile, generation)
         return profile
@@ -166,7 +172,7 @@ async def me(principal: CurrentPrincipal, request: Request, resources: Resources
     responses=problem_responses(401),
 )
 async def my_books(
-    principal: CurrentPrincipal, service: AccessServiceDep, limit: PageSize = 100
+    principal: CurrentPrincipal, service: DecisionServiceDep, limit: PageSize = 100
 ) -> list[ReadableBook]:
     return [
         ReadableBook(
@@ -187,7 +193,7 @@ async def my_books(
 )
 async def list_users(
     principal: CurrentPrincipal,
-    service: AccessServiceDep,
+    service: AccountServiceDep,
     role: Role | None = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: PageSize = 50,
@@ -203,7 +209,7 @@ async def list_users(
 )
 async def audit_log(
     principal: CurrentPrincipal,
-    service: AccessServiceDep,
+    service: AccountServiceDep,
     subject_id: uuid.UUID | None = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: PageSize = 50,
@@ -220,7 +226,7 @@ async def audit_log(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def assign_role(
-    user_id: uuid.UUID, body: RoleChange, principal: CurrentPrincipal, service: AccessServiceDep
+    user_id: uuid.UUID, body: RoleChange, principal: CurrentPrincipal, service: AccountServiceDep
 ) -> UserOut:
     return UserOut.model_validate(await service.assign_role(principal, user_id, body.role))
 
@@ -235,7 +241,7 @@ async def assign_role(
 async def grant_entitlement(
     body: EntitlementGrant,
     principal: CurrentPrincipal,
-    service: AccessServiceDep,
+    service: EntitlementServiceDep,
     session: SessionDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -255,7 +261,7 @@ async def grant_entitlement(
 async def grant_entitlements_in_bulk(
     body: BulkEntitlementGrant,
     principal: CurrentPrincipal,
-    service: AccessServiceDep,
+    service: EntitlementServiceDep,
     session: SessionDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -298,7 +304,7 @@ async def _once(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def revoke_entitlement(
-    entitlement_id: uuid.UUID, principal: CurrentPrincipal, service: AccessServiceDep
+    entitlement_id: uuid.UUID, principal: CurrentPrincipal, service: EntitlementServiceDep
 ) -> EntitlementOut:
     return EntitlementOut.model_validate(await service.revoke(principal, entitlement_id))
 
@@ -310,7 +316,7 @@ async def revoke_entitlement(
 )
 async def list_entitlements(
     principal: CurrentPrincipal,
-    service: AccessServiceDep,
+    service: EntitlementServiceDep,
     user_id: uuid.UUID | None = None,
     book_id: uuid.UUID | None = None,
     include_revoked: bool = False,
@@ -343,7 +349,8 @@ async def decide(body: DecisionRequest, _caller: CallingService, request: Reques
         return Response(cached, media_type="application/json")
     components = app_components(request.app)
     async with unit_of_work(resources.session_factory) as session:
-        decision = await build_access_service(components, resources, session).decide(body)
+        accounts = account_service(components, resources, session)
+        decision = await DecisionService(accounts).decide(body)
     return Response(decision.model_dump_json(), media_type="application/json")
 
 
@@ -353,7 +360,7 @@ async def decide(body: DecisionRequest, _caller: CallingService, request: Reques
     responses=problem_responses(401, 403, 422),
 )
 async def decide_many(
-    body: DecisionBatch, _caller: CallingService, service: AccessServiceDep
+    body: DecisionBatch, _caller: CallingService, service: DecisionServiceDep
 ) -> DecisionBatchResult:
     return DecisionBatchResult(results=[await service.decide(r) for r in body.requests])
 

@@ -1,4 +1,4 @@
-"""FastAPI dependencies of the access service: its service object, per request."""
+"""FastAPI dependencies of the access service: its aggregates' services, per request."""
 
 from __future__ import annotations
 
@@ -7,16 +7,18 @@ from typing import Annotated
 from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.access.accounts import AccountService
 from services.access.components import Components, ComponentsDep
+from services.access.decisions import DecisionService
+from services.access.entitlements import EntitlementService
 from services.access.repository import AccessRepository
-from services.access.service import AccessService
 from shared.app import Resources, ResourcesDep, SessionDep
 
 
-def build_access_service(
+def account_service(
     components: Components, resources: Resources, session: AsyncSession
-) -> AccessService:
-    return AccessService(
+) -> AccountService:
+    return AccountService(
         repository=AccessRepository(session),
         settings=components.settings,
         hashing=components.hashing,
@@ -29,10 +31,22 @@ def build_access_service(
     )
 
 
-async def get_access_service(
+async def get_account_service(
     session: SessionDep, resources: ResourcesDep, components: ComponentsDep
-) -> AccessService:
-    return build_access_service(components, resources, session)
+) -> AccountService:
+    return account_service(components, resources, session)
 
 
-AccessServiceDep = Annotated[AccessService, Depends(get_access_service)]
+AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
+
+
+async def get_entitlement_service(accounts: AccountServiceDep) -> EntitlementService:
+    return EntitlementService(accounts)
+
+
+async def get_decision_service(accounts: AccountServiceDep) -> DecisionService:
+    return DecisionService(accounts)
+
+
+EntitlementServiceDep = Annotated[EntitlementService, Depends(get_entitlement_service)]
+DecisionServiceDep = Annotated[DecisionService, Depends(get_decision_service)]

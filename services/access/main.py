@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from services.access.api import ROUTERS
 from services.access.components import Components, build_components
 from services.access.consumers import HANDLERS
-from services.access.dependencies import build_access_service
+from services.access.dependencies import account_service
 from services.access.fastpath import DecisionFastPath
 from services.access.repository import AccessRepository
 from services.access.schemas import UserOut
@@ -52,7 +52,7 @@ async def start(
     await components.profiles.prime(lambda: _profiles(resources, WARM_PROFILES))
     if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
         async with unit_of_work(resources.session_factory) as session:
-            admin = await build_access_service(components, resources, session).create_admin(
+            admin = await account_service(components, resources, session).create_admin(
                 email=settings.bootstrap_admin_email,
                 password=settings.bootstrap_admin_password.get_secret_value(),
                 display_name="Administrator",

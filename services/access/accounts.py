@@ -1,8 +1,9 @@
-"""The access service's rules: accounts, tokens, roles, entitlements, decisions.
+"""Accounts: registration, sign-in, tokens and sessions, users and their roles.
 
 No web framework here and no commit: the caller's unit of work commits.
 Authorization inside access always uses the role stored now, not the one in
-the caller's token, so a demotion takes effect at once here.
+the caller's token, so a demotion takes effect at once here. Entitlements
+(entitlements.py) and decisions (decisions.py) build on these rules.
 """
 
 from __future__ import annotations
@@ -14,31 +15,17 @@ from datetime import datetime, timedelta
 
 from services.access.devices import KnownDevices
 from services.access.emails import normalize_email
-from services.access.models import AuditEntry, CatalogBook, Entitlement, RefreshToken, User
+from services.access.models import AuditEntry, RefreshToken, User
 from services.access.passwords import PasswordHashing, password_policy, password_problems
 from services.access.profiles import ProfileCache
 from services.access.repository import AccessRepository
-from services.access.schemas import (
-    BulkEntitlementGrant,
-    EntitlementGrant,
-    EntitlementSource,
-    TokenPair,
-)
+from services.access.schemas import TokenPair
 from services.access.settings import AccessSettings
 from services.access.tokens import TokenIssuer, hash_refresh_secret, new_refresh_secret
 from shared.auth import Principal, TokenDenyList, session_key
 from shared.clock import now_utc
 from shared.db import UnitOfWorkSession, unit_of_work_session
-from shared.decisions import (
-    READ_ANY_PUBLISHED,
-    Action,
-    BookFacts,
-    Decision,
-    DecisionCache,
-    DecisionRequest,
-    decide_book_read,
-    needs_entitlement,
-)
+from shared.decisions import DecisionCache
 from shared.errors import (
     Conflict,
     Forbidden,
@@ -47,31 +34,12 @@ from shared.errors import (
     Unauthorized,
     Unprocessable,
 )
-from shared.events import (
-    EntitlementGranted,
-    EntitlementRevoked,
-    RoleAssigned,
-    UserLoggedIn,
-    UserRegistered,
-)
+from shared.events import RoleAssigned, UserLoggedIn, UserRegistered
 from shared.outbox import record_event
 from shared.pagination import decode_time_cursor, encode_cursor
 from shared.ratelimit import RateLimiter
 from shared.roles import Role
 
-# The least role each action needs; book:read has rules of its own.
-ACTION_MINIMUM_ROLE = {
-    Action.SUBMISSION_CREATE: Role.VOLUNTEER,
-    Action.SUBMISSION_REVIEW: Role.STORY_MANAGER,
-    Action.BOOK_CREATE: Role.BOOK_MANAGER,
-    Action.BOOK_EDIT: Role.BOOK_MANAGER,
-    Action.BOOK_PUBLISH: Role.CONTENT_ADMIN,
-    Action.ENTITLEMENT_GRANT: Role.TEACHER,
-    Action.METRICS_READ: Role.CONTENT_ADMIN,
-    Action.USER_MANAGE: Role.ADMIN,
-}
-# Below this, granting is the teacher's power: only to learners, only published books.
-GRANT_ANYTHING = Role.CONTENT_ADMIN
 INVALID_LOGIN = "Invalid email or password."
 
 
@@ -81,7 +49,7 @@ def _address(client_ip: str | None) -> str:
 
 
 @dataclass
-class AccessService:
+class AccountService:
     repository: AccessRepository
     settings: AccessSettings
     hashing: PasswordHashing
@@ -95,8 +63,6 @@ class AccessService:
     @property
     def session(self) -> UnitOfWorkSession:
         return unit_of_work_session(self.repository.session)
-
-    # --- accounts ---------------------------------------------------------------------
 
     async def register(
         self, *, email: str, password: str, display_name: str, client_ip: str | None
@@ -347,12 +313,12 @@ class AccessService:
             )
         user.role = role.value
         user.updated_at = now_utc()
-        self._audit(admin.id, "role.assigned", "user", user.id, {"role": previous}, {"role": role})
+        self.audit(admin.id, "role.assigned", "user", user.id, {"role": previous}, {"role": role})
         record_event(
             self.session,
             RoleAssigned(user_id=user.id, previous_role=previous, role=role, assigned_by=admin.id),
         )
-        self._invalidate_user_after_commit(user.id)
+        self.invalidate_user_after_commit(user.id)
         return user
 
     async def create_admin(self, *, email: str, password: str, display_name: str) -> User:
@@ -368,7 +334,7 @@ class AccessService:
             previous = Role(user.role)
             user.role = Role.ADMIN.value
             user.updated_at = now_utc()
-            self._audit(
+            self.audit(
                 None, "role.assigned", "user", user.id, {"role": previous}, {"role": "ADMIN"}
             )
             record_event(
@@ -377,10 +343,10 @@ class AccessService:
                     user_id=user.id, previous_role=previous, role=Role.ADMIN, assigned_by=None
                 ),
             )
-            self._invalidate_user_after_commit(user.id)
+            self.invalidate_user_after_commit(user.id)
         return user
 
-    def _audit(
+    def audit(
         self,
         actor_id: uuid.UUID | None,
         action: str,
@@ -420,230 +386,12 @@ class AccessService:
             next_cursor = encode_cursor(entries[-1].at.isoformat(), entries[-1].id)
         return entries, next_cursor
 
-    def _invalidate_user_after_commit(self, user_id: uuid.UUID) -> None:
+    def invalidate_user_after_commit(self, user_id: uuid.UUID) -> None:
         async def invalidate() -> None:
             self.profiles.drop(user_id)
             await self.decisions.invalidate_user(user_id)
 
         self.session.after_commit(invalidate)
-
-    # --- entitlements ----------------------------------------------------------------
-
-    async def grant(self, actor: Principal, grant: EntitlementGrant) -> Entitlement:
-        result, existing = await self._grant_many(
-            actor,
-            user_ids=[grant.user_id],
-            book_id=grant.book_id,
-            source=grant.source,
-            expires_at=grant.expires_at,
-        )
-        if existing:
-            raise Conflict(
-                "This user already has an active entitlement to this book.",
-                code="already-entitled",
-            )
-        return result[0]
-
-    async def grant_bulk(
-        self, actor: Principal, grant: BulkEntitlementGrant
-    ) -> tuple[list[Entitlement], list[uuid.UUID]]:
-        return await self._grant_many(
-            actor,
-            user_ids=list(dict.fromkeys(grant.user_ids)),
-            book_id=grant.book_id,
-            source=grant.source,
-            expires_at=grant.expires_at,
-        )
-
-    async def _grant_many(
-        self,
-        actor: Principal,
-        *,
-        user_ids: list[uuid.UUID],
-        book_id: uuid.UUID,
-        source: EntitlementSource,
-        expires_at: datetime | None,
-    ) -> tuple[list[Entitlement], list[uuid.UUID]]:
-        granter = await self.require_role(actor, Role.TEACHER)
-        unrestricted = Role(granter.role).at_least(GRANT_ANYTHING)
-        if expires_at is not None and expires_at <= now_utc():
-            raise Unprocessable("expires_at must be in the future.")
-        if not unrestricted:
-            if source is not EntitlementSource.TEACHER_ASSIGNMENT:
-                raise Forbidden("Teachers grant as teacher_assignment only.")
-            await self._require_published(book_id)
-        users = await self.repository.users(user_ids)
-        unknown = [str(u) for u in user_ids if u not in users]
-        if unknown:
-            raise NotFound("Some users do not exist.", unknown_user_ids=unknown)
-        if not unrestricted:
-            not_learners = [str(u.id) for u in users.values() if u.role != Role.LEARNER.value]
-            if not_learners:
-                raise Forbidden(
-                    "Teachers may grant books to LEARNER accounts only.",
-                    not_learner_ids=not_learners,
-                )
-        existing = await self.repository.active_entitlements(user_ids, book_id)
-        granted = []
-        now = now_utc()
-        for user_id in user_ids:
-            if user_id in existing:
-                continue
-            entitlement = Entitlement(
-                id=uuid.uuid4(),
-                user_id=user_id,
-                book_id=book_id,
-                source=source.value,
-                granted_by=granter.id,
-                granted_at=now,
-                expires_at=expires_at,
-            )
-            self.repository.add(entitlement)
-            granted.append(entitlement)
-            self._audit(
-                granter.id,
-                "entitlement.granted",
-                "entitlement",
-                entitlement.id,
-                None,
-                {
-                    "user_id": user_id,
-                    "book_id": book_id,
-                    "source": source,
-                    "expires_at": expires_at,
-                },
-            )
-            record_event(
-                self.session,
-                EntitlementGranted(
-                    entitlement_id=entitlement.id,
-                    user_id=user_id,
-                    book_id=book_id,
-                    source=source.value,
-                    granted_by=granter.id,
-                    expires_at=expires_at,
-                ),
-            )
-            self._invalidate_user_after_commit(user_id)
-        return granted, [u for u in user_ids if u in existing]
-
-    async def _require_published(self, book_id: uuid.UUID) -> CatalogBook:
-        book = await self.repository.book(book_id)
-        if book is None or not book.published:
-            raise NotFound("No published book has this id.", code="book-not-published")
-        return book
-
-    async def revoke(self, actor: Principal, entitlement_id: uuid.UUID) -> Entitlement:
-        revoker = await self.require_role(actor, Role.TEACHER)
-        entitlement = await self.repository.entitlement(entitlement_id)
-        if entitlement is None:
-            raise NotFound("No such entitlement.")
-        if not Role(revoker.role).at_least(GRANT_ANYTHING):
-            # A teacher takes back only what they gave: never another teacher's
-            # assignment, never a purchase (only CONTENT_ADMIN and up revoke those).
-            if (
-                entitlement.granted_by != revoker.id
-                or entitlement.source != EntitlementSource.TEACHER_ASSIGNMENT.value
-            ):
-                raise Forbidden(
-                    "You may revoke only the entitlements you granted.", code="not-your-grant"
-                )
-            holder = await self.repository.user(entitlement.user_id)
-            if holder is None or holder.role != Role.LEARNER.value:
-                raise Forbidden("Teachers may revoke LEARNER entitlements only.")
-            await self._require_published(entitlement.book_id)
-        if entitlement.revoked_at is not None:
-            raise Conflict("This entitlement is already revoked.", code="already-revoked")
-        entitlement.revoked_at = now_utc()
-        entitlement.revoked_by = revoker.id
-        self._audit(
-            revoker.id,
-            "entitlement.revoked",
-            "entitlement",
-            entitlement.id,
-            {"revoked_at": None},
-            {"revoked_at": entitlement.revoked_at},
-        )
-        record_event(
-            self.session,
-            EntitlementRevoked(
-                entitlement_id=entitlement.id,
-                user_id=entitlement.user_id,
-                book_id=entitlement.book_id,
-                revoked_by=revoker.id,
-            ),
-        )
-        self._invalidate_user_after_commit(entitlement.user_id)
-        return entitlement
-
-    async def list_entitlements(
-        self,
-        actor: Principal,
-        *,
-        user_id: uuid.UUID | None,
-        book_id: uuid.UUID | None,
-        include_revoked: bool,
-        cursor: str | None,
-        limit: int,
-    ) -> tuple[list[Entitlement], str | None]:
-        viewer = await self.current_user(actor)
-        role = Role(viewer.role)
-        granted_by = None
-        if not role.at_least(Role.TEACHER):
-            # Learners see their own entitlements and nobody else's.
-            if user_id not in (None, viewer.id):
-                raise Forbidden("You can only list your own entitlements.")
-            user_id = viewer.id
-        elif not role.at_least(GRANT_ANYTHING) and user_id != viewer.id:
-            granted_by = viewer.id  # teachers see what they granted
-        rows = await self.repository.list_entitlements(
-            user_id=user_id,
-            book_id=book_id,
-            granted_by=granted_by,
-            include_revoked=include_revoked,
-            after=decode_time_cursor(cursor),
-            limit=limit + 1,
-        )
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_cursor = encode_cursor(rows[-1].granted_at.isoformat(), rows[-1].id)
-        return rows, next_cursor
-
-    # --- decisions -------------------------------------------------------------------
-
-    async def decide(self, request: DecisionRequest) -> Decision:
-        return await self.decisions.get_or_decide(request, lambda: self._decide_now(request))
-
-    async def _decide_now(self, request: DecisionRequest) -> Decision:
-        user = await self.repository.user(request.user_id)
-        if user is None:
-            return Decision(allow=False, reason="unknown user")
-        role = Role(user.role)
-        if request.action is not Action.BOOK_READ:
-            minimum = ACTION_MINIMUM_ROLE[request.action]
-            if role.at_least(minimum):
-                return Decision(allow=True, reason=f"role {role.value}")
-            return Decision(allow=False, reason=f"needs {minimum.value} or higher")
-        if request.resource_id is None:
-            raise Unprocessable("book:read needs the book's id as resource_id.")
-        row = await self.repository.book(request.resource_id)
-        book = BookFacts(published=row.published, access=row.access) if row else None
-        entitled = needs_entitlement(role, book) and await self.repository.has_live_entitlement(
-            user.id, request.resource_id, now_utc()
-        )
-        return decide_book_read(role, book, entitled=entitled)
-
-    async def readable_books(
-        self, principal: Principal, limit: int
-    ) -> list[tuple[CatalogBook, str]]:
-        user = await self.current_user(principal)
-        return await self.repository.readable_books(
-            user.id,
-            now_utc(),
-            every_published=Role(user.role).at_least(READ_ANY_PUBLISHED),
-            limit=limit,
-        )
 
 
 def _jsonable(values: dict[str, object] | None) -> dict[str, object] | None:

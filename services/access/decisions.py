@@ -1,0 +1,78 @@
+"""Decisions: the internal answer to "may this user do this", cached and emptied
+whenever a role or an entitlement changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.access.accounts import AccountService
+from services.access.models import CatalogBook
+from shared.auth import Principal
+from shared.clock import now_utc
+from shared.decisions import (
+    READ_ANY_PUBLISHED,
+    Action,
+    BookFacts,
+    Decision,
+    DecisionRequest,
+    decide_book_read,
+    needs_entitlement,
+)
+from shared.errors import Unprocessable
+from shared.roles import Role
+
+# The least role each action needs; book:read has rules of its own.
+ACTION_MINIMUM_ROLE = {
+    Action.SUBMISSION_CREATE: Role.VOLUNTEER,
+    Action.SUBMISSION_REVIEW: Role.STORY_MANAGER,
+    Action.BOOK_CREATE: Role.BOOK_MANAGER,
+    Action.BOOK_EDIT: Role.BOOK_MANAGER,
+    Action.BOOK_PUBLISH: Role.CONTENT_ADMIN,
+    Action.ENTITLEMENT_GRANT: Role.TEACHER,
+    Action.METRICS_READ: Role.CONTENT_ADMIN,
+    Action.USER_MANAGE: Role.ADMIN,
+}
+
+
+@dataclass
+class DecisionService:
+    """May this user do this: the platform's rules over the stored role and grants."""
+
+    accounts: AccountService
+
+    async def decide(self, request: DecisionRequest) -> Decision:
+        return await self.accounts.decisions.get_or_decide(
+            request, lambda: self._decide_now(request)
+        )
+
+    async def _decide_now(self, request: DecisionRequest) -> Decision:
+        user = await self.accounts.repository.user(request.user_id)
+        if user is None:
+            return Decision(allow=False, reason="unknown user")
+        role = Role(user.role)
+        if request.action is not Action.BOOK_READ:
+            minimum = ACTION_MINIMUM_ROLE[request.action]
+            if role.at_least(minimum):
+                return Decision(allow=True, reason=f"role {role.value}")
+            return Decision(allow=False, reason=f"needs {minimum.value} or higher")
+        if request.resource_id is None:
+            raise Unprocessable("book:read needs the book's id as resource_id.")
+        row = await self.accounts.repository.book(request.resource_id)
+        book = BookFacts(published=row.published, access=row.access) if row else None
+        entitled = needs_entitlement(
+            role, book
+        ) and await self.accounts.repository.has_live_entitlement(
+            user.id, request.resource_id, now_utc()
+        )
+        return decide_book_read(role, book, entitled=entitled)
+
+    async def readable_books(
+        self, principal: Principal, limit: int
+    ) -> list[tuple[CatalogBook, str]]:
+        user = await self.accounts.current_user(principal)
+        return await self.accounts.repository.readable_books(
+            user.id,
+            now_utc(),
+            every_published=Role(user.role).at_least(READ_ANY_PUBLISHED),
+            limit=limit,
+        )
