@@ -325,7 +325,7 @@ async def _bootstrap() -> int:
 
 
 async def _rebuild_metrics() -> int:
-    from services.metrics.service import rebuild
+    from services.metrics.projection import rebuild
     from services.metrics.settings import MetricsSettings
 
     with checking_only(*DATABASE_SETTINGS, "redis_url"):  # the sketches live in Redis

@@ -572,3 +572,28 @@ async def test_a_full_connection_pool_is_a_fast_503_not_a_queue(
             assert waited < 1.2  # the pool's 0.3 s, not the holder's 1.5 s
             assert (await holding).status_code == 200
             assert (await http.post("/things")).status_code == 201  # and it heals
+
+
+def test_a_service_refuses_another_services_settings() -> None:
+    # The old create_app copies fell back to default settings (read from the
+    # environment) when handed the wrong class: a test or a CLI could run a
+    # service against another's database without a word.
+    from services.access.main import SERVICE as ACCESS
+    from services.content.settings import ContentSettings
+
+    with pytest.raises(TypeError, match="access needs AccessSettings, not ContentSettings"):
+        ACCESS.create_app(ContentSettings())
+
+
+async def test_a_service_reads_its_components_typed(resources: Resources) -> None:
+    from starlette.applications import Starlette
+
+    from services.content.components import Components, app_components
+    from shared.app import components_of
+
+    app = Starlette()
+    with pytest.raises(RuntimeError, match="not started"):
+        app_components(app)
+    app.state.components = object()  # another service's, or a stray value
+    with pytest.raises(RuntimeError, match="no Components"):
+        components_of(app, Components)

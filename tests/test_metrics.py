@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from services.metrics.export import export_to_cloudwatch
-from services.metrics.service import ReaderSketches, day_of, hour_of, rebuild
+from services.metrics.projection import rebuild
+from services.metrics.service import ReaderSketches, day_of, hour_of
 from shared.events import (
     BookCreated,
     BookPublished,

@@ -8,7 +8,7 @@ rebuild` recomputes the figures from the log.
 
 from __future__ import annotations
 
-from services.metrics.service import log_and_apply
+from services.metrics.projection import log_and_apply
 from shared.consumer import Handlers
 from shared.events import EVENT_CONTRACTS
 

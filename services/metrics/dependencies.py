@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from services.metrics import repository
+from services.metrics import queries
 from services.metrics.components import ComponentsDep
-from services.metrics.service import MetricsReader
+from services.metrics.figures import MetricsReader
 from shared.app import ResourcesDep, SessionDep
 from shared.auth import CurrentPrincipal, Principal
 from shared.clock import now_utc
@@ -49,6 +49,6 @@ async def require_book_figures(
         raise Forbidden("Figures are for content admins, and teachers for their own books.")
     # Still a teacher now (a demotion counts at once), and this book is one of theirs.
     await resources.access.require(principal, Action.ENTITLEMENT_GRANT, minimum=Role.TEACHER)
-    if not await repository.granted_by(session, principal.user_id, book_id):
+    if not await queries.granted_by(session, principal.user_id, book_id):
         raise Forbidden("Teachers see figures for the books they granted.", code="not-your-book")
     return principal.user_id

@@ -16,7 +16,8 @@ from typing import Any
 
 import structlog
 
-from services.metrics.service import MetricsReader, ReaderSketches
+from services.metrics.figures import MetricsReader
+from services.metrics.service import ReaderSketches
 from services.metrics.settings import MetricsSettings
 from shared.app import Resources
 from shared.clock import now_utc

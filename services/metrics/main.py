@@ -8,7 +8,7 @@ from services.metrics.api import ROUTERS
 from services.metrics.components import Components, build_components
 from services.metrics.consumers import HANDLERS
 from services.metrics.export import export_to_cloudwatch
-from services.metrics.service import keep_reader_sketches_sealed
+from services.metrics.projection import keep_reader_sketches_sealed
 from services.metrics.settings import MetricsSettings
 from shared.runtime import ServiceDefinition
 

@@ -1,0 +1,220 @@
+"""Every SQL statement that reads the figures (the projection's writes: repository.py)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    case,
+    func,
+    select,
+    true,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.metrics.models import (
+    BookGrant,
+    BookState,
+    HourlyCount,
+    ReaderHour,
+    ReadingState,
+    Review,
+    SubmissionState,
+    UserState,
+)
+
+
+async def count_sum(
+    session: AsyncSession, metric: str, dimension: str, since: datetime, until: datetime
+) -> int:
+    total = await session.scalar(
+        select(func.coalesce(func.sum(HourlyCount.count), 0)).where(
+            HourlyCount.metric == metric,
+            HourlyCount.dimension == dimension,
+            HourlyCount.hour >= since,
+            HourlyCount.hour < until,
+        )
+    )
+    return int(total or 0)
+
+
+async def count_series(
+    session: AsyncSession, metric: str, dimension: str, since: datetime, until: datetime
+) -> list[tuple[datetime, int]]:
+    rows = await session.execute(
+        select(HourlyCount.hour, HourlyCount.count).where(
+            HourlyCount.metric == metric,
+            HourlyCount.dimension == dimension,
+            HourlyCount.hour >= since,
+            HourlyCount.hour < until,
+        )
+    )
+    return [(hour, int(count)) for hour, count in rows]
+
+
+async def reader_pairs(
+    session: AsyncSession,
+    since: datetime,
+    until: datetime,
+    book_id: uuid.UUID | None = None,
+    readers: Any = None,
+) -> list[tuple[datetime, uuid.UUID]]:
+    """(hour, reader) pairs in a window: distinct readers per bucket are counted from them."""
+    query = (
+        select(ReaderHour.hour, ReaderHour.user_id)
+        .where(ReaderHour.hour >= since, ReaderHour.hour < until)
+        .distinct()
+    )
+    if book_id is not None:
+        query = query.where(ReaderHour.book_id == book_id)
+    if readers is not None:
+        query = query.where(ReaderHour.user_id.in_(readers))
+    return [(hour, user) for hour, user in await session.execute(query)]
+
+
+async def distinct_readers(
+    session: AsyncSession,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    book_id: uuid.UUID | None = None,
+    readers: Any = None,
+) -> int:
+    query = select(func.count(func.distinct(ReaderHour.user_id)))
+    if readers is not None:
+        query = query.where(ReaderHour.user_id.in_(readers))
+    if since is not None:
+        query = query.where(ReaderHour.hour >= since)
+    if until is not None:
+        query = query.where(ReaderHour.hour < until)
+    if book_id is not None:
+        query = query.where(ReaderHour.book_id == book_id)
+    return int(await session.scalar(query) or 0)
+
+
+async def users_by_role(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(select(UserState.role, func.count()).group_by(UserState.role))
+    return {role: int(n) for role, n in rows}
+
+
+async def submissions_by_status(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(
+        select(SubmissionState.status, func.count()).group_by(SubmissionState.status)
+    )
+    return {status: int(n) for status, n in rows}
+
+
+async def published_books(session: AsyncSession) -> int:
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(BookState).where(BookState.published.is_(True))
+        )
+        or 0
+    )
+
+
+async def funnel(session: AsyncSession) -> dict[str, int]:
+    s = SubmissionState
+    row = (
+        await session.execute(
+            select(
+                func.count(s.created_at),
+                func.count(s.first_submitted_at),
+                func.count(s.first_reviewed_at),
+                func.count(s.approved_at),
+            )
+        )
+    ).one()
+    published = await session.scalar(
+        select(func.count(func.distinct(BookState.submission_id))).where(
+            BookState.first_published_at.is_not(None), BookState.submission_id.is_not(None)
+        )
+    )
+    created, submitted, reviewed, approved = (int(n) for n in row)
+    return {
+        "created": created,
+        "submitted": submitted,
+        "reviewed": reviewed,
+        "approved": approved,
+        "published": int(published or 0),
+    }
+
+
+async def review_waits(session: AsyncSession) -> list[float]:
+    return [float(s) for s in await session.scalars(select(Review.seconds_waited))]
+
+
+async def approval_to_publication(session: AsyncSession) -> list[float]:
+    """Seconds from each submission's approval to its book's first publication."""
+    rows = await session.execute(
+        select(SubmissionState.approved_at, func.min(BookState.first_published_at))
+        .join(BookState, BookState.submission_id == SubmissionState.submission_id)
+        .where(SubmissionState.approved_at.is_not(None), BookState.first_published_at.is_not(None))
+        .group_by(SubmissionState.submission_id, SubmissionState.approved_at)
+    )
+    return [
+        (published - approved).total_seconds()
+        for approved, published in rows
+        if approved is not None and published is not None
+    ]
+
+
+async def oldest_waiting_review(session: AsyncSession, limit: int) -> Sequence[Any]:
+    s = SubmissionState
+    rows = await session.execute(
+        select(s.submission_id, s.language, s.last_submitted_at)
+        .where(s.status == "SUBMITTED", s.last_submitted_at.is_not(None))
+        .order_by(s.last_submitted_at, s.submission_id)
+        .limit(limit)
+    )
+    return rows.all()
+
+
+async def oldest_waiting_publication(session: AsyncSession, limit: int) -> Sequence[Any]:
+    """Approved submissions whose book has not been published yet (or has no book yet)."""
+    s = SubmissionState
+    published = (
+        select(BookState.submission_id)
+        .where(BookState.first_published_at.is_not(None), BookState.submission_id.is_not(None))
+        .scalar_subquery()
+    )
+    rows = await session.execute(
+        select(s.submission_id, s.language, s.approved_at)
+        .where(
+            s.status == "APPROVED", s.approved_at.is_not(None), s.submission_id.not_in(published)
+        )
+        .order_by(s.approved_at, s.submission_id)
+        .limit(limit)
+    )
+    return rows.all()
+
+
+async def book_known(session: AsyncSession, book_id: uuid.UUID) -> bool:
+    return await session.get(BookState, book_id) is not None
+
+
+async def reading_of_book(
+    session: AsyncSession, book_id: uuid.UUID, readers: Any = None
+) -> tuple[int, int, float]:
+    """Readers with progress, how many completed, and their mean progress (0..1)."""
+    r = ReadingState
+    progress = case(
+        (r.completed_at.is_not(None), 1.0),
+        (r.page >= r.total_pages, 1.0),
+        else_=r.page * 1.0 / r.total_pages,
+    )
+    row = (
+        await session.execute(
+            select(func.count(), func.count(r.completed_at), func.avg(progress)).where(
+                r.book_id == book_id, true() if readers is None else r.user_id.in_(readers)
+            )
+        )
+    ).one()
+    readers, completed, mean = row
+    return int(readers), int(completed), float(mean or 0.0)
+
+
+async def granted_by(session: AsyncSession, teacher_id: uuid.UUID, book_id: uuid.UUID) -> bool:
+    return await session.get(BookGrant, (teacher_id, book_id)) is not None
