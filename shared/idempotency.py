@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Header
+from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import JSON, Integer, String, select
@@ -24,6 +24,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.app import SessionDep
+from shared.auth import CurrentPrincipal
 from shared.clock import now_utc
 from shared.db import PlatformTables, UtcDateTime
 from shared.errors import Unprocessable
@@ -168,3 +170,51 @@ def _jsonable(result: Any) -> Any:
     if isinstance(result, list):
         return [_jsonable(item) for item in result]
     return result
+
+
+@dataclass(frozen=True)
+class Once:
+    """An endpoint's `Idempotency-Key`, bound to what identifies its request: the
+    caller, the method and the path, read from the request itself (not retyped
+    by each endpoint, where a wrong path would let one key answer another route)."""
+
+    session: AsyncSession
+    principal: str
+    key: str | None
+    method: str
+    path: str
+
+    async def respond(
+        self,
+        body: Any,
+        work: Callable[[], Awaitable[Any]],
+        *,
+        status_code: int = 200,
+        headers: Callable[[Any], dict[str, str]] | None = None,
+    ) -> JSONResponse:
+        """`respond_once` for this request: `work` done once per key, its answer replayed."""
+        return await respond_once(
+            self.session,
+            principal=self.principal,
+            key=self.key,
+            method=self.method,
+            path=self.path,
+            body=body,
+            status_code=status_code,
+            work=work,
+            headers=headers,
+        )
+
+
+async def once(
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> Once:
+    # The session and the principal are the endpoint's own (FastAPI resolves each
+    # dependency once per request), so the claim commits with the endpoint's work.
+    return Once(session, principal.subject, idempotency_key, request.method, request.url.path)
+
+
+OnceDep = Annotated[Once, Depends(once)]

@@ -20,6 +20,7 @@ from sqlalchemy import func, select, text
 from shared.app import Resources, SessionDep, create_service_app
 from shared.auth import CurrentPrincipal, Principal, require_role
 from shared.events import BookUnpublished, Producer
+from shared.idempotency import OnceDep
 from shared.outbox import OutboxMessage, record_event
 from shared.problems import Conflict
 from shared.roles import Role
@@ -123,6 +124,13 @@ def sample_router() -> APIRouter:
     @router.get("/boom")
     async def boom() -> None:
         raise RuntimeError("secret connection string postgres://admin:hunter2@db")
+
+    @router.post("/once/{thing_id}")
+    async def once_thing(thing_id: int, session: SessionDep, once: OnceDep) -> Any:
+        async def work() -> dict[str, Any]:
+            return {"thing_id": thing_id, "same_session": once.session is session}
+
+        return await once.respond(None, work)
 
     @router.get("/me")
     async def me(principal: CurrentPrincipal) -> dict[str, str]:
@@ -597,3 +605,19 @@ async def test_a_service_reads_its_components_typed(resources: Resources) -> Non
     app.state.components = object()  # another service's, or a stray value
     with pytest.raises(RuntimeError, match="no Components"):
         components_of(app, Components)
+
+
+async def test_an_idempotency_key_is_bound_to_the_request_it_came_with(
+    client: httpx.AsyncClient,
+) -> None:
+    headers = {"Authorization": f"Bearer {RSA_KEY.token()}", "Idempotency-Key": "k-1"}
+    first = await client.post("/once/1", headers=headers)
+    assert first.status_code == 200, first.text
+    # The claim commits with the endpoint's work: one session, the endpoint's own.
+    assert first.json() == {"thing_id": 1, "same_session": True}
+    again = await client.post("/once/1", headers=headers)
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    # The path comes from the request: the same key on another resource is refused.
+    other = await client.post("/once/2", headers=headers)
+    assert_problem(other, 422, "idempotency-key-reused")

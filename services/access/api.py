@@ -4,8 +4,7 @@ entitlements.py and decisions.py)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -37,12 +36,12 @@ from services.access.schemas import (
     TokenPair,
     UserOut,
 )
-from shared.app import ResourcesDep, SessionDep, resources_of
+from shared.app import ResourcesDep, resources_of
 from shared.asgi import client_ip
 from shared.auth import CallingService, CurrentPrincipal
 from shared.db import unit_of_work
 from shared.decisions import Decision, DecisionRequest
-from shared.idempotency import IdempotencyKey, respond_once
+from shared.idempotency import OnceDep
 from shared.pagination import MAX_PAGE_SIZE, Page
 from shared.problems import problem_responses
 from shared.roles import Role
@@ -241,14 +240,13 @@ async def assign_role(
 async def grant_entitlement(
     body: EntitlementGrant,
     principal: CurrentPrincipal,
+    once: OnceDep,
     service: EntitlementServiceDep,
-    session: SessionDep,
-    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def grant() -> EntitlementOut:
         return EntitlementOut.model_validate(await service.grant(principal, body))
 
-    return await _once(session, principal.subject, idempotency_key, "/v1/entitlements", body, grant)
+    return await once.respond(body, grant, status_code=201)
 
 
 @entitlements.post(
@@ -261,9 +259,8 @@ async def grant_entitlement(
 async def grant_entitlements_in_bulk(
     body: BulkEntitlementGrant,
     principal: CurrentPrincipal,
+    once: OnceDep,
     service: EntitlementServiceDep,
-    session: SessionDep,
-    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def grant() -> BulkGrantResult:
         granted, existing = await service.grant_bulk(principal, body)
@@ -271,29 +268,7 @@ async def grant_entitlements_in_bulk(
             granted=[EntitlementOut.model_validate(e) for e in granted], already_entitled=existing
         )
 
-    return await _once(
-        session, principal.subject, idempotency_key, "/v1/entitlements/bulk", body, grant
-    )
-
-
-async def _once(
-    session: SessionDep,
-    principal: str,
-    key: str | None,
-    path: str,
-    body: EntitlementGrant | BulkEntitlementGrant,
-    work: Callable[[], Awaitable[Any]],
-) -> JSONResponse:
-    return await respond_once(
-        session,
-        principal=principal,
-        key=key,
-        method="POST",
-        path=path,
-        body=body,
-        status_code=201,
-        work=work,
-    )
+    return await once.respond(body, grant, status_code=201)
 
 
 @entitlements.delete(

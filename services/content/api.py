@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -44,11 +43,11 @@ from services.content.service import (
     etag,
 )
 from services.content.settings import ContentSettings
-from shared.app import SessionDep, resources_of
+from shared.app import resources_of
 from shared.auth import CurrentPrincipal, OptionalPrincipal
 from shared.db import unit_of_work
 from shared.errors import Forbidden, Unauthorized
-from shared.idempotency import IdempotencyKey, respond_once
+from shared.idempotency import OnceDep
 from shared.pagination import MAX_PAGE_SIZE, Page
 from shared.problems import problem_responses
 
@@ -78,28 +77,6 @@ def _etag_of(payload: Any) -> dict[str, str]:
     return {"ETag": etag(int(payload["version"]))}
 
 
-async def _once(
-    session: SessionDep,
-    principal: str,
-    key: str | None,
-    path: str,
-    body: Any,
-    work: Callable[[], Awaitable[Any]],
-    status_code: int = 200,
-) -> JSONResponse:
-    return await respond_once(
-        session,
-        principal=principal,
-        key=key,
-        method="POST",
-        path=path,
-        body=body,
-        status_code=status_code,
-        work=work,
-        headers=_etag_of,
-    )
-
-
 def _submission(row: Submission) -> SubmissionOut:
     return SubmissionOut.model_validate(row)
 
@@ -121,16 +98,13 @@ def _book(row: Book, settings: ContentSettings) -> BookOut:
 async def create_submission(
     body: SubmissionCreate,
     principal: CurrentPrincipal,
+    once: OnceDep,
     service: SubmissionServiceDep,
-    session: SessionDep,
-    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def create() -> SubmissionOut:
         return _submission(await service.create_submission(principal, body))
 
-    return await _once(
-        session, principal.subject, idempotency_key, "/v1/submissions", body, create, 201
-    )
+    return await once.respond(body, create, status_code=201, headers=_etag_of)
 
 
 @submissions.get(
@@ -224,16 +198,14 @@ async def upload_ticket(
 async def submit(
     submission_id: uuid.UUID,
     principal: CurrentPrincipal,
+    once: OnceDep,
     service: SubmissionServiceDep,
-    session: SessionDep,
     if_match: IfMatch = None,
-    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def work() -> SubmissionOut:
         return _submission(await service.submit(principal, submission_id, if_match))
 
-    path = f"/v1/submissions/{submission_id}/submit"
-    return await _once(session, principal.subject, idempotency_key, path, None, work)
+    return await once.respond(None, work, headers=_etag_of)
 
 
 @submissions.post(
@@ -261,16 +233,14 @@ async def review(
     submission_id: uuid.UUID,
     body: ReviewRequest,
     principal: CurrentPrincipal,
+    once: OnceDep,
     service: SubmissionServiceDep,
-    session: SessionDep,
     if_match: IfMatch = None,
-    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def work() -> SubmissionOut:
         return _submission(await service.review(principal, submission_id, if_match, body))
 
-    path = f"/v1/submissions/{submission_id}/review"
-    return await _once(session, principal.subject, idempotency_key, path, body, work)
+    return await once.respond(body, work, headers=_etag_of)
 
 
 @submissions.get(
@@ -311,14 +281,13 @@ async def manuscript(
 async def create_book(
     body: BookCreate,
     principal: CurrentPrincipal,
+    once: OnceDep,
     service: BookServiceDep,
-    session: SessionDep,
-    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def create() -> BookOut:
         return _book(await service.create_book(principal, body), service.settings)
 
-    return await _once(session, principal.subject, idempotency_key, "/v1/books", body, create, 201)
+    return await once.respond(body, create, status_code=201, headers=_etag_of)
 
 
 @books.patch(
@@ -367,16 +336,14 @@ async def cover_ticket(
 async def publish(
     book_id: uuid.UUID,
     principal: CurrentPrincipal,
+    once: OnceDep,
     service: BookServiceDep,
-    session: SessionDep,
     if_match: IfMatch = None,
-    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def work() -> BookOut:
         return _book(await service.publish(principal, book_id, if_match), service.settings)
 
-    path = f"/v1/books/{book_id}/publish"
-    return await _once(session, principal.subject, idempotency_key, path, None, work)
+    return await once.respond(None, work, headers=_etag_of)
 
 
 @books.post(
