@@ -43,13 +43,19 @@ async def upgrade(migrations: Path, database_url: str, schema: str, revision: st
 
 
 def run_migrations_from_env(
-    service_metadata: MetaData, *, unmodelled_indexes: frozenset[str] = frozenset()
+    service_metadata: MetaData,
+    *,
+    platform_tables: frozenset[str],
+    unmodelled_indexes: frozenset[str] = frozenset(),
 ) -> None:
     """The body of every service's env.py.
 
-    `unmodelled_indexes` names indexes a migration creates by hand for one
-    backend only (PostgreSQL expression indexes, say); the model comparison
-    (`alembic check`) leaves them alone.
+    `platform_tables` names the shared tables this service uses (its
+    ServiceDefinition knows: an outbox if it produces, an inbox if it consumes,
+    idempotency keys if an endpoint takes them); the others are none of its
+    business, and `alembic check` does not expect them. `unmodelled_indexes`
+    names indexes a migration creates by hand for one backend only (PostgreSQL
+    expression indexes, say); the model comparison leaves them alone.
     """
     config = context.config
     url = config.get_main_option("sqlalchemy.url")
@@ -61,11 +67,16 @@ def run_migrations_from_env(
         with context.begin_transaction():
             context.run_migrations()
         return
-    asyncio.run(_run_online(url, schema, target, unmodelled_indexes))
+    unused = frozenset(PlatformTables.metadata.tables) - platform_tables
+    asyncio.run(_run_online(url, schema, target, unused, unmodelled_indexes))
 
 
 async def _run_online(
-    url: str, schema: str, target: list[MetaData], unmodelled_indexes: frozenset[str]
+    url: str,
+    schema: str,
+    target: list[MetaData],
+    unused_tables: frozenset[str],
+    unmodelled_indexes: frozenset[str],
 ) -> None:
     engine = create_engine(url, schema=schema, pool_size=1)
     try:
@@ -74,7 +85,12 @@ async def _run_online(
                 await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         async with engine.connect() as connection:
             await connection.run_sync(
-                _run_with_connection, target, schema, is_postgres(url), unmodelled_indexes
+                _run_with_connection,
+                target,
+                schema,
+                is_postgres(url),
+                unused_tables,
+                unmodelled_indexes,
             )
     finally:
         await engine.dispose()
@@ -85,11 +101,15 @@ def _run_with_connection(
     target: list[MetaData],
     schema: str,
     postgres: bool,
+    unused_tables: frozenset[str],
     unmodelled_indexes: frozenset[str],
 ) -> None:
     def include_object(
         obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
     ) -> bool:
+        table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)
+        if table in unused_tables:
+            return False
         return not (type_ == "index" and reflected and name in unmodelled_indexes)
 
     context.configure(

@@ -20,13 +20,16 @@ from typing import Any, Generic, TypeVar
 import structlog
 import uvicorn
 from fastapi import APIRouter, FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from prometheus_client import start_http_server
 from starlette.middleware import Middleware
 
 from shared.app import Resources, create_service_app, open_resources
-from shared.consumer import ConsumerConfig, Handlers, SqsConsumer
+from shared.consumer import ConsumerConfig, Handlers, InboxEntry, SqsConsumer
 from shared.events import Producer
-from shared.outbox import OutboxRelay
+from shared.idempotency import IdempotencyRecord, once
+from shared.outbox import OutboxMessage, OutboxRelay
 from shared.settings import ServiceSettings
 from shared.topology import queue_url
 
@@ -64,6 +67,25 @@ class ServiceDefinition(Generic[SettingsT, ComponentsT]):
     # Jobs of the service's own that its worker runs beside the relay and consumer.
     worker_jobs: Sequence[WorkerJob] = ()
 
+    @property
+    def platform_tables(self) -> frozenset[str]:
+        """The shared tables this service uses, so its migrations create no others:
+        an outbox if it produces events, an inbox if it consumes them, idempotency
+        keys if any endpoint takes an `Idempotency-Key`."""
+        tables = set()
+        if self.produces is not None:
+            tables.add(OutboxMessage.__tablename__)
+        if self.handlers:
+            tables.add(InboxEntry.__tablename__)
+        if any(
+            _depends_on(route.dependant, once)
+            for router in self.routers
+            for route in router.routes
+            if isinstance(route, APIRoute)
+        ):
+            tables.add(IdempotencyRecord.__tablename__)
+        return frozenset(tables)
+
     def settings_of(self, settings: ServiceSettings | None) -> SettingsT:
         """This service's settings: read from the environment when none are given;
         another service's settings are a mistake, refused rather than replaced."""
@@ -94,6 +116,10 @@ class ServiceDefinition(Generic[SettingsT, ComponentsT]):
             resources=resources,
             middleware=self.fast_paths,
         )
+
+
+def _depends_on(dependant: Dependant, call: Callable[..., Any]) -> bool:
+    return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:
