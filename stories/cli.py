@@ -151,6 +151,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _from_a_checkout() -> bool:
+    # The image leaves the benchmarks and the load test out (.dockerignore).
+    return (Path(__file__).parent / "bench").is_dir()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from stories.registry import SERVICES
@@ -164,8 +169,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         run_embedded(args.host, args.data_dir, embedded_aws_port(args), args.base_port)
         return 0
+    if args.command in ("bench", "loadtest") and not _from_a_checkout():
+        print(f"stories {args.command} runs from a checkout of the repository, not in the image")
+        return 2
     if args.command == "bench":
-        from stories.bench import run_benchmarks
+        from stories.bench.run import run_benchmarks
 
         configure_logging("WARNING", json=False)
         return run_benchmarks(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stories.bench import Figure, format_table, parse_wrk
+from stories.bench.harness import Figure, format_table, parse_wrk
 
 WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:8000/bare
   1 threads and 64 connections

@@ -48,11 +48,11 @@ COLD_SECONDS = 10
 @contextlib.contextmanager
 def floor_apps(services: list[str]) -> Iterator[dict[str, str]]:
     """One bare FastAPI app per service, each its own uvicorn process."""
-    from stories.bench import uvicorn_process
+    from stories.bench.harness import uvicorn_process
 
     with contextlib.ExitStack() as stack:
         yield {
-            name: stack.enter_context(uvicorn_process("stories.bench_apps:plain_app", pin=False))
+            name: stack.enter_context(uvicorn_process("stories.bench.apps:plain_app", pin=False))
             for name in services
         }
 

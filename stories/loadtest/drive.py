@@ -371,7 +371,7 @@ _LABELS = (
     ("moto.server", "emulator (moto)"),
     ("stories.moto_fixes", "emulator (moto)"),
     ("localstack", "emulator (localstack)"),
-    ("stories.bench_apps", "floor apps"),
+    ("stories.bench.apps", "floor apps"),
     ("redis-server", "redis"),
     ("postgres", "postgresql"),
     ("wrk", "load generator (wrk)"),

@@ -50,8 +50,9 @@ from shared.outbox import OutboxRelay, record_event
 from shared.roles import Role
 from shared.runtime import event_consumer
 from shared.topology import bootstrap, queue_url
-from stories.bench import BENCH_DATABASE_URL, Figure, receive_and_delete, uvicorn_process
-from stories.bench_services import BENCH_REDIS_URL
+from stories.bench.events import receive_and_delete
+from stories.bench.harness import BENCH_DATABASE_URL, Figure, uvicorn_process
+from stories.bench.services import BENCH_REDIS_URL
 from stories.emulator import localstack_process, moto_server_process
 
 POLL_SECONDS = 0.02  # the lag's resolution; faster polling loads the API it measures

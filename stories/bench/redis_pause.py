@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from stories.bench import Figure
+from stories.bench.harness import Figure
 from stories.loadtest.platform import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,

@@ -1,0 +1,208 @@
+"""The content benchmark: its hot endpoints in a real service process beside the bare
+endpoint (uvicorn, one worker, this machine's PostgreSQL and Redis, a schema of
+its own dropped afterwards)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy import insert, text
+
+from services.content.main import SERVICE as CONTENT
+from services.content.models import Book
+from shared.db import create_engine, drop_schema, ensure_database
+from shared.migrations import upgrade
+from stories.bench.harness import (
+    BENCH_DATABASE_URL,
+    Figure,
+    interleaved_rounds,
+    median_round,
+    run_wrk,
+    uvicorn_process,
+)
+from stories.bench.plumbing import measure_bare
+from stories.bench.services import BARE, service_env
+
+CATALOG_BOOKS = 10_000
+CATALOG_LANGUAGES = ["en", "sw", "fr", "pt-BR", "ar"]
+CATALOG_CATEGORIES = ["animals", "family", "science", "adventure", "friendship"]
+
+
+async def bench_content(*, duration: float, connections: int) -> list[Figure]:
+    """The public catalog: a filtered page of 20 out of 10,000 published books."""
+    schema = f"bench_content_{uuid.uuid4().hex[:8]}"
+    await ensure_database(BENCH_DATABASE_URL)
+    await upgrade(CONTENT.migrations, BENCH_DATABASE_URL, schema)
+    engine = create_engine(BENCH_DATABASE_URL, schema=schema)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "submission_id": uuid.uuid4(),
+            "title": f"Story {n}",
+            "summary": f"A story about {CATALOG_CATEGORIES[n % 5]} number {n}.",
+            "language": CATALOG_LANGUAGES[n % 5],
+            "age_min": n % 8,
+            "age_max": n % 8 + 4,
+            "category": CATALOG_CATEGORIES[(n // 5) % 5],
+            "reading_level": ["emergent", "early", "transitional", "fluent"][n % 4],
+            "access": "free" if n % 2 else "entitled",
+            "status": "PUBLISHED",
+            "version": 2,
+            "source_key": f"manuscripts/{n}/m.pdf",
+            "edition": 1,
+            "object_key": f"books/{n}/1-k.pdf",
+            "object_version": "v1",
+            "created_by": uuid.uuid4(),
+            "created_at": start,
+            "updated_at": start,
+            "published_at": start + timedelta(minutes=n),
+        }
+        for n in range(CATALOG_BOOKS)
+    ]
+    async with engine.begin() as connection:
+        await connection.execute(insert(Book), rows)
+        await connection.execute(text("ANALYZE books"))
+    await engine.dispose()
+    try:
+        bare = await asyncio.to_thread(measure_bare, duration=duration, connections=connections)
+        uncached = await asyncio.to_thread(_measure_catalog, schema, duration, connections, 0.0)
+        cached, *traced = await asyncio.to_thread(
+            _measure_tracing, schema, duration, connections, TRACING_RATIOS
+        )
+    finally:
+        await drop_schema(BENCH_DATABASE_URL, schema)
+    cached_row = f"GET {CATALOG_PATH} (cached)"
+    return [
+        Figure("content", BARE, bare[0], "req/s", bare[1], bare[2]),
+        Figure(
+            "content", cached_row, *cached, baseline_of=BARE,
+            target_ratio=0.3, target_p99_ms=50,
+        ),
+        Figure(
+            "content", "same, cache off: PostgreSQL every request", *uncached, baseline_of=BARE,
+        ),
+        # #15: tracing, as deployed, may cost at most 10 % of a cached endpoint's
+        # throughput. The other two rows bound it: what tracing costs a request it
+        # does not sample, and what a kept span costs (every request, as compose runs).
+        Figure(
+            "content", "cached, tracing on: none sampled", *traced[0],
+            baseline_of=cached_row,
+        ),
+        Figure(
+            "content", "cached, tracing on: 1 in 20 (as deployed)", *traced[1],
+            baseline_of=cached_row, target_ratio=0.9,
+        ),
+        Figure(
+            "content", "cached, tracing on: every request traced", *traced[2],
+            baseline_of=cached_row,
+        ),
+    ]  # fmt: skip
+
+
+@dataclass
+class OtlpSink:
+    """A stand-in collector: takes OTLP/HTTP exports and counts them (the spans
+    really leave the server, as they would for the ADOT sidecar)."""
+
+    url: str
+    requests: int = 0
+    bytes: int = 0
+
+
+@contextlib.contextmanager
+def otlp_sink() -> Iterator[OtlpSink]:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    sink = OtlpSink(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            size = int(self.headers.get("Content-Length", 0))
+            self.rfile.read(size)
+            sink.requests += 1
+            sink.bytes += size
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    sink.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield sink
+    finally:
+        server.shutdown()
+
+
+CATALOG_PATH = "/v1/books?language=sw&limit=20"
+
+
+# Tracing off, then on at these sampling ratios (none, as deployed, every request).
+TRACING_RATIOS = (0.0, 0.05, 1.0)
+# The tracing rows differ by a few per cent: more rounds, taken in turns.
+TRACING_ROUNDS = 5
+
+
+@contextlib.contextmanager
+def _catalog_server(
+    schema: str, cache_seconds: float, *, tracing: tuple[str, float] | None = None
+) -> Iterator[str]:
+    """Content serving the seeded catalog: checked, warmed, ready to measure."""
+    env = service_env("CONTENT", schema)
+    env["CONTENT_CATALOG_CACHE_SECONDS"] = str(cache_seconds)
+    if tracing is not None:
+        endpoint, ratio = tracing
+        env |= {
+            "TRACING_EXPORTER": "otlp",
+            "TRACING_SAMPLE_RATIO": str(ratio),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        }
+    with uvicorn_process(
+        "services.content.main:SERVICE.create_app", env, ready_path="/healthz"
+    ) as url:
+        page = httpx.get(f"{url}{CATALOG_PATH}", timeout=10)
+        page.raise_for_status()
+        assert len(page.json()["items"]) == 20, page.text
+        run_wrk(f"{url}{CATALOG_PATH}", seconds=3, connections=32)  # warm up
+        yield url
+
+
+def _measure_catalog(
+    schema: str, duration: float, connections: int, cache_seconds: float
+) -> tuple[float, str, float, float]:
+    with _catalog_server(schema, cache_seconds) as url:
+        rps, p50, p99 = median_round(
+            f"{url}{CATALOG_PATH}", seconds=duration, connections=connections
+        )
+    return rps, "req/s", p50, p99
+
+
+def _measure_tracing(
+    schema: str, duration: float, connections: int, ratios: tuple[float, ...]
+) -> list[tuple[float, str, float, float]]:
+    """The cached catalog with tracing off and at each ratio, all serving at once
+    and measured in turns, spans leaving for a stand-in collector."""
+    with otlp_sink() as sink, contextlib.ExitStack() as servers:
+        urls = [servers.enter_context(_catalog_server(schema, 60.0))] + [
+            servers.enter_context(_catalog_server(schema, 60.0, tracing=(sink.url, ratio)))
+            for ratio in ratios
+        ]
+        measured = interleaved_rounds(
+            [f"{url}{CATALOG_PATH}" for url in urls],
+            seconds=duration, connections=connections, rounds=TRACING_ROUNDS,
+        )  # fmt: skip
+    print(f"  the OTLP sink received {sink.requests:,} exports, {sink.bytes:,} bytes of spans")
+    return [(rps, "req/s", p50, p99) for rps, p50, p99 in measured]
