@@ -76,7 +76,7 @@ fuzz: install
 	scripts/ensure-services
 	FUZZ_SEED=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')} \
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-60} FUZZ_TIMEOUT=3600 \
-	$(VENV_BIN)/pytest -p no:cacheprovider tests/test_fuzz.py
+	$(VENV_BIN)/pytest -p no:cacheprovider tests/platform/test_fuzz.py
 
 ## Benchmarks: each figure beside its baseline from the same run (needs wrk).
 bench: install

@@ -67,7 +67,7 @@ class Decision(BaseModel):
 #
 # Evaluated by access's `/v1/decisions` over its own tables and by delivery's
 # local check over the read model it keeps from events, so the two can never
-# disagree about the same facts (tests/test_book_read_rule.py walks the table).
+# disagree about the same facts (tests/platform/test_book_read_rule.py walks the table).
 
 # From this role up, every published book may be read without an entitlement.
 READ_ANY_PUBLISHED = Role.BOOK_MANAGER

@@ -2,7 +2,7 @@
 (plain values, and secrets from Secrets Manager), the topic it publishes to and
 the queue it consumes. `stories contracts` writes this, with the topology, to
 infra/platform/contracts.json, which Terraform reads and `terraform test`
-checks the task definitions against; tests/test_infra.py keeps the file current
+checks the task definitions against; tests/platform/test_infra.py keeps the file current
 and proves every name below is a setting the service really reads."""
 
 from __future__ import annotations

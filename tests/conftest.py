@@ -1,5 +1,12 @@
-"""Fixtures: the real PostgreSQL and Redis of this machine, a moto server process,
-and per-test isolation (a fresh schema and a fresh resource-name prefix)."""
+"""Fixtures for every area: the real PostgreSQL and Redis of this machine, a moto
+server process, per-test isolation (a fresh schema and a fresh resource-name
+prefix), and the four services' harnesses (`access`, `content`, `delivery`,
+`metrics`: one running service each per test module, from tests/harness/).
+
+Tests live by area: access/, content/, delivery/, metrics/ (a service each),
+shared/ (the plumbing in shared/), platform/ (the services together, the
+embedded run, migrations, infrastructure, faults). Each area's conftest.py
+holds the fixtures only its tests use."""
 
 from __future__ import annotations
 
@@ -11,21 +18,28 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.app import Resources, open_resources
 from shared.db import PlatformTables, drop_schema, ensure_database
 from shared.logging import configure_logging
 from shared.settings import ServiceSettings
 from shared.topology import bootstrap
-from stories.emulator import localstack_process
+from stories.emulator import localstack_process, moto_server_process
 from tests.support import (
     TEST_DATABASE_URL,
     TEST_REDIS_URL,
     SampleSettings,
-    moto_server_process,
     unique_prefix,
     unique_schema,
+)
+
+# The services' harnesses, as fixtures for every area (a delivery test needs
+# access and content running too).
+pytest_plugins = (
+    "tests.harness.access",
+    "tests.harness.content",
+    "tests.harness.delivery",
+    "tests.harness.metrics",
 )
 
 
@@ -111,8 +125,3 @@ async def resources(settings: ServiceSettings) -> AsyncIterator[Resources]:
             region=settings.aws_region,
         )
         yield r
-
-
-@pytest.fixture
-def session_factory(resources: Resources) -> async_sessionmaker[AsyncSession]:
-    return resources.session_factory

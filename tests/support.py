@@ -20,9 +20,7 @@ from shared.events import Envelope
 from shared.outbox import OutboxMessage
 from shared.runtime import uvicorn_config
 from shared.settings import ServiceSettings
-from stories.emulator import free_port, moto_server_process
-
-__all__ = ["free_port", "moto_server_process"]
+from stories.emulator import free_port
 
 
 async def outbox_events(

@@ -3,10 +3,13 @@ whenever a role or an entitlement changes."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
 from services.access.accounts import AccountService
-from services.access.models import CatalogBook
+from services.access.models import CatalogBook, User
 from shared.auth import Principal
 from shared.clock import now_utc
 from shared.decisions import (
@@ -34,6 +37,44 @@ ACTION_MINIMUM_ROLE = {
 }
 
 
+class DecisionFacts(Protocol):
+    """What a decision reads: the account's stored role, the book as access knows
+    it, and the account's live grants (AccessRepository; a fake in unit tests)."""
+
+    async def user(self, user_id: uuid.UUID) -> User | None: ...
+
+    async def book(self, book_id: uuid.UUID) -> CatalogBook | None: ...
+
+    async def has_live_entitlement(
+        self, user_id: uuid.UUID, book_id: uuid.UUID, now: datetime
+    ) -> bool: ...
+
+
+async def decide_from_facts(
+    facts: DecisionFacts, request: DecisionRequest, now: datetime
+) -> Decision:
+    """May this user do this, from the stored facts alone (no cache): the role the
+    account holds now, and for book:read the platform's one rule over the book
+    and the account's live grants."""
+    user = await facts.user(request.user_id)
+    if user is None:
+        return Decision(allow=False, reason="unknown user")
+    role = Role(user.role)
+    if request.action is not Action.BOOK_READ:
+        minimum = ACTION_MINIMUM_ROLE[request.action]
+        if role.at_least(minimum):
+            return Decision(allow=True, reason=f"role {role.value}")
+        return Decision(allow=False, reason=f"needs {minimum.value} or higher")
+    if request.resource_id is None:
+        raise Unprocessable("book:read needs the book's id as resource_id.")
+    row = await facts.book(request.resource_id)
+    book = BookFacts(published=row.published, access=row.access) if row else None
+    entitled = needs_entitlement(role, book) and await facts.has_live_entitlement(
+        user.id, request.resource_id, now
+    )
+    return decide_book_read(role, book, entitled=entitled)
+
+
 @dataclass
 class DecisionService:
     """May this user do this: the platform's rules over the stored role and grants."""
@@ -46,25 +87,7 @@ class DecisionService:
         )
 
     async def _decide_now(self, request: DecisionRequest) -> Decision:
-        user = await self.accounts.repository.user(request.user_id)
-        if user is None:
-            return Decision(allow=False, reason="unknown user")
-        role = Role(user.role)
-        if request.action is not Action.BOOK_READ:
-            minimum = ACTION_MINIMUM_ROLE[request.action]
-            if role.at_least(minimum):
-                return Decision(allow=True, reason=f"role {role.value}")
-            return Decision(allow=False, reason=f"needs {minimum.value} or higher")
-        if request.resource_id is None:
-            raise Unprocessable("book:read needs the book's id as resource_id.")
-        row = await self.accounts.repository.book(request.resource_id)
-        book = BookFacts(published=row.published, access=row.access) if row else None
-        entitled = needs_entitlement(
-            role, book
-        ) and await self.accounts.repository.has_live_entitlement(
-            user.id, request.resource_id, now_utc()
-        )
-        return decide_book_read(role, book, entitled=entitled)
+        return await decide_from_facts(self.accounts.repository, request, now_utc())
 
     async def readable_books(
         self, principal: Principal, limit: int

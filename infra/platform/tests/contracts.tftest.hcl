@@ -1,6 +1,6 @@
 # The contracts between the code and the infrastructure, on a mocked AWS provider
 # (nothing is created). contracts.json is written by the code (`stories
-# contracts`) and kept current by tests/test_infra.py.
+# contracts`) and kept current by tests/platform/test_infra.py.
 
 mock_provider "aws" {
   mock_resource "aws_wafv2_web_acl" {

@@ -1,0 +1,139 @@
+"""Every access endpoint x every role (and anonymous, and a service): the exact table.
+
+Allowed means "not refused for who you are": the answer may still be 404 or
+409 about the resource, but never 401 or 403.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from shared.roles import Role
+from tests.harness.access import AccessHarness
+
+PUBLIC = "public"
+ANY_USER = "any signed-in caller"
+SERVICE = "service only"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    who: Role | str
+    body: Any = None
+
+
+def endpoints(learner: uuid.UUID, book: uuid.UUID) -> list[Endpoint]:
+    grant = {"user_id": str(learner), "book_id": str(book), "source": "teacher_assignment"}
+    return [
+        Endpoint("POST", "/v1/auth/register", PUBLIC, "register"),
+        Endpoint("POST", "/v1/auth/login", PUBLIC, {"email": "x@example.org", "password": "p"}),
+        Endpoint("POST", "/v1/auth/refresh", PUBLIC, {"refresh_token": "x.y"}),
+        Endpoint(
+            "POST", "/v1/auth/service-token", PUBLIC, {"client_id": "x", "client_secret": "y"}
+        ),
+        Endpoint("GET", "/.well-known/jwks.json", PUBLIC),
+        Endpoint("POST", "/v1/auth/logout", ANY_USER),
+        Endpoint("GET", "/v1/users/me", Role.LEARNER),
+        Endpoint("GET", "/v1/users/me/books", Role.LEARNER),
+        Endpoint("GET", "/v1/entitlements", Role.LEARNER),
+        Endpoint("POST", "/v1/entitlements", Role.TEACHER, grant),
+        Endpoint(
+            "POST",
+            "/v1/entitlements/bulk",
+            Role.TEACHER,
+            {**{k: v for k, v in grant.items() if k != "user_id"}, "user_ids": [str(learner)]},
+        ),
+        Endpoint("DELETE", f"/v1/entitlements/{uuid.uuid4()}", Role.TEACHER),
+        Endpoint("GET", "/v1/users", Role.ADMIN),
+        Endpoint("GET", "/v1/users/audit-log", Role.ADMIN),
+        Endpoint("PUT", f"/v1/users/{learner}/role", Role.ADMIN, {"role": "LEARNER"}),
+        Endpoint(
+            "POST",
+            "/v1/decisions",
+            SERVICE,
+            {"user_id": str(learner), "action": "book:read", "resource_id": str(book)},
+        ),
+        Endpoint(
+            "POST",
+            "/v1/decisions/batch",
+            SERVICE,
+            {"requests": [{"user_id": str(learner), "action": "metrics:read"}]},
+        ),
+    ]
+
+
+CALLERS: list[Role | str] = ["anonymous", *Role, "service"]
+
+
+def expected(endpoint: Endpoint, caller: Role | str) -> str:
+    if endpoint.who == PUBLIC:
+        return "allowed"
+    if caller == "anonymous":
+        return "401"
+    if endpoint.who == SERVICE:
+        return "allowed" if caller == "service" else "403"
+    if endpoint.who == ANY_USER:
+        return "allowed"
+    if caller == "service":
+        return "403"
+    assert isinstance(caller, Role)
+    assert isinstance(endpoint.who, Role)
+    return "allowed" if caller.at_least(endpoint.who) else "403"
+
+
+async def test_every_endpoint_answers_every_caller_as_the_table_says(
+    access: AccessHarness,
+) -> None:
+    learner = await access.account(Role.LEARNER)
+    book = await access.put_book(published=True)
+    table = endpoints(learner.id, book)
+    mismatches = []
+    for caller in CALLERS:
+        for endpoint in table:
+            if caller == "anonymous":
+                headers: dict[str, str] = {}
+            elif caller == "service":
+                headers = await access.service_token()
+            else:
+                assert isinstance(caller, Role)
+                headers = (await access.account(caller)).headers  # fresh: logout spends it
+            body = endpoint.body
+            if body == "register":
+                body = {
+                    "email": f"{uuid.uuid4().hex[:10]}@example.org",
+                    "password": "a sturdy passphrase 42",
+                    "display_name": "Table",
+                }
+            response = await access.http.request(
+                endpoint.method, endpoint.path, headers=headers, json=body
+            )
+            status = response.status_code
+            # A public endpoint may say 401 about the credentials in its body
+            # (login, refresh); only a 403 would refuse the caller.
+            refusals = (403,) if endpoint.who == PUBLIC else (401, 403)
+            got = str(status) if status in refusals else "allowed"
+            assert status < 500, (endpoint, caller, response.text)
+            if got != expected(endpoint, caller):
+                mismatches.append(
+                    f"{endpoint.method} {endpoint.path} as {caller}: "
+                    f"expected {expected(endpoint, caller)}, got {status}"
+                )
+    assert mismatches == [], "\n".join(mismatches)
+
+
+@pytest.mark.parametrize("caller", [r for r in Role if r is not Role.ADMIN])
+async def test_no_role_below_admin_can_change_any_role(access: AccessHarness, caller: Role) -> None:
+    actor = await access.account(caller)
+    for target_role in Role:
+        response = await access.http.put(
+            f"/v1/users/{actor.id}/role", headers=actor.headers, json={"role": target_role.value}
+        )
+        assert response.status_code == 403
+    me = await access.http.get("/v1/users/me", headers=actor.headers)
+    assert me.json()["role"] == caller.value

@@ -1,0 +1,308 @@
+"""The delivery hot path end to end: content publishes, its event reaches delivery
+and access through SNS/SQS, a learner is entitled by access, gets a link, and the
+PDF downloads from the emulator through it; revoked or unpublished, no new link.
+Reading progress and completion reach the metrics queue."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import uuid
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import jwt
+import pytest
+
+from shared.roles import Role
+from shared.topology import queue_url
+from tests.harness.access import AccessHarness, Account
+from tests.harness.content import PDF, ContentHarness
+from tests.harness.delivery import DeliveryHarness, delivery_settings, start_delivery
+from tests.support import assert_problem, eventually
+
+# Also run against LocalStack by `make test` (TEST_AWS=localstack pytest -m e2e).
+pytestmark = pytest.mark.e2e
+
+
+def link_expiry(url: str) -> float:
+    """When an S3 presigned link stops working: X-Amz-Date plus X-Amz-Expires."""
+    query = parse_qs(urlsplit(url).query)
+    signed = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    return signed.timestamp() + int(query["X-Amz-Expires"][0])
+
+
+async def link(delivery: DeliveryHarness, reader: Account, book_id: str) -> httpx.Response:
+    return await delivery.http.post(
+        "/v1/deliveries", json={"book_id": book_id}, headers=reader.headers
+    )
+
+
+# The volunteer's own file name, which every download is to carry.
+UPLOADED_AS = "Маша и медведь (2).pdf"
+
+
+async def entitled_book(
+    content: ContentHarness, delivery: DeliveryHarness, access_level: str = "entitled"
+) -> dict[str, Any]:
+    author = await content.account(Role.VOLUNTEER)
+    reviewer = await content.account(Role.STORY_MANAGER)
+    admin = await content.account(Role.CONTENT_ADMIN)
+    approved = await content.approved(author, reviewer, upload_filename=UPLOADED_AS)
+    book = await content.book(admin, approved, access=access_level)
+    published = await content.http.post(f"/v1/books/{book['id']}/publish", headers=admin.headers)
+    assert published.status_code == 200, published.text
+    return book
+
+
+async def test_an_entitled_learner_downloads_the_pdf_and_loses_it_on_revoke_and_unpublish(
+    access: AccessHarness, content: ContentHarness, delivery: DeliveryHarness, workers: None
+) -> None:
+    learner = await access.account(Role.LEARNER)
+    teacher = await access.account(Role.TEACHER)
+    admin = await access.account(Role.CONTENT_ADMIN)
+    book = await entitled_book(content, delivery)
+
+    # Until delivery hears of the publication, the book does not exist for it.
+    async def known_to_delivery() -> bool:
+        return (await link(delivery, learner, book["id"])).status_code != 404
+
+    await eventually(known_to_delivery, timeout=45, what="book.published in delivery")
+    refused = await link(delivery, learner, book["id"])
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["type"].endswith("/decision-denied")
+
+    # Access must know it is published before a teacher may grant it.
+    async def granted() -> bool:
+        response = await access.http.post(
+            "/v1/entitlements",
+            json={
+                "user_id": str(learner.id),
+                "book_id": book["id"],
+                "source": "teacher_assignment",
+            },
+            headers=teacher.headers,
+        )
+        return response.status_code == 201
+
+    await eventually(granted, timeout=45, what="book.published in access, then the grant")
+
+    # Delivery hears of the grant through entitlement.granted: within moments.
+    async def opens() -> bool:
+        return (await link(delivery, learner, book["id"])).status_code == 200
+
+    await eventually(opens, timeout=5, what="entitlement.granted in delivery")
+    issued = await link(delivery, learner, book["id"])
+    assert issued.status_code == 200, issued.text
+    body = issued.json()
+    assert body["signer"] == "s3"
+    assert body["method"] == "GET"
+    assert "X-Amz-Expires=" in body["url"]
+    assert "versionId=" in body["url"]
+    async with httpx.AsyncClient() as browser:
+        pdf = await browser.get(body["url"])
+    assert pdf.status_code == 200
+    assert pdf.content == PDF
+    assert pdf.headers["content-type"] == "application/pdf"
+    # The upload's file name, not the book's id (RFC 6266: UTF-8, with an ASCII stand-in).
+    assert pdf.headers["content-disposition"] == (
+        'inline; filename="____ _ _______ (2).pdf"; '
+        "filename*=UTF-8''%D0%9C%D0%B0%D1%88%D0%B0%20%D0%B8%20"
+        "%D0%BC%D0%B5%D0%B4%D0%B2%D0%B5%D0%B4%D1%8C%20%282%29.pdf"
+    )
+    opened = [
+        e for e in await delivery.outbox("delivery.issued") if e.data["book_id"] == book["id"]
+    ]
+    # Every link answered is recorded: the one the wait above got, and this one.
+    assert [e.data["user_id"] for e in opened] == [str(learner.id)] * 2
+
+    # Revoked: refused within 2 s (entitlement.revoked reaches delivery's read model).
+    [grant] = (
+        await access.http.get(
+            "/v1/entitlements",
+            params={"user_id": str(learner.id), "book_id": book["id"]},
+            headers=admin.headers,
+        )
+    ).json()["items"]
+    revoked = await access.http.delete(f"/v1/entitlements/{grant['id']}", headers=admin.headers)
+    assert revoked.status_code == 200, revoked.text
+
+    async def refused_again() -> bool:
+        return (await link(delivery, learner, book["id"])).status_code == 403
+
+    await eventually(refused_again, timeout=2, what="the revocation, within 2 s")
+
+    # A BOOK_MANAGER reads every published book; demoted, they are refused within
+    # 2 s, though their token still says BOOK_MANAGER (role.assigned reaches delivery).
+    # Promoted as in production, through role.assigned: a role written straight into
+    # access's table (the fixture's shortcut) would reach delivery only as the
+    # LEARNER the account registered as, however fast that event arrives.
+    root = await access.account(Role.ADMIN)
+    learner_first = await access.account(Role.LEARNER)
+    promoted = await access.http.put(
+        f"/v1/users/{learner_first.id}/role", json={"role": "BOOK_MANAGER"}, headers=root.headers
+    )
+    assert promoted.status_code == 200, promoted.text
+    signed_in = (await access.login(learner_first.email)).json()
+    manager = dataclasses.replace(
+        learner_first, role=Role.BOOK_MANAGER, token=signed_in["access_token"]
+    )
+
+    async def manager_reads() -> bool:
+        return (await link(delivery, manager, book["id"])).status_code == 200
+
+    await eventually(manager_reads, timeout=5, what="role.assigned in delivery")
+    demoted = await access.http.put(
+        f"/v1/users/{manager.id}/role", json={"role": "LEARNER"}, headers=root.headers
+    )
+    assert demoted.status_code == 200, demoted.text
+
+    async def demotion_counts() -> bool:
+        return (await link(delivery, manager, book["id"])).status_code == 403
+
+    await eventually(demotion_counts, timeout=2, what="the demotion, within 2 s")
+
+    # Unpublished: no link for anyone once delivery hears of it.
+    await content.http.post(
+        f"/v1/books/{book['id']}/unpublish",
+        headers=(await content.account(Role.CONTENT_ADMIN)).headers,
+    )
+
+    async def gone() -> bool:
+        return (await link(delivery, admin, book["id"])).status_code == 404
+
+    await eventually(gone, timeout=45, what="book.unpublished in delivery")
+
+
+async def test_links_never_outlive_the_token_and_bad_requests_are_problems(
+    access: AccessHarness, content: ContentHarness, delivery: DeliveryHarness, workers: None
+) -> None:
+    reader = await access.account(Role.BOOK_MANAGER)  # may read every published book
+    book = await entitled_book(content, delivery, access_level="free")
+
+    async def issued() -> bool:
+        return (await link(delivery, reader, book["id"])).status_code == 200
+
+    await eventually(issued, timeout=45, what="the book in delivery")
+    before = time.time()
+    body = (await link(delivery, reader, book["id"])).json()
+    # 300 s, its expiry rounded down to a 30 s step: readers of the book in the same
+    # step share the link (the same URL, signed once).
+    expires = link_expiry(body["url"])
+    assert expires == datetime.fromisoformat(body["expires_at"]).timestamp()
+    assert expires % 30 == 0
+    assert before + 270 - 1 <= expires <= before + 300
+    again = (await link(delivery, reader, book["id"])).json()
+    assert again["url"] == body["url"] or link_expiry(again["url"]) > expires
+    # A lifetime longer than the token's is cut to the token's.
+    long_lived = delivery_settings(
+        access, link_seconds=3600, database_schema=delivery.settings.database_schema
+    )
+    async with AsyncExitStack() as stack:
+        other = await start_delivery(stack, long_lived)
+        cut = (
+            await other.http.post(
+                "/v1/deliveries", json={"book_id": book["id"]}, headers=reader.headers
+            )
+        ).json()
+    token_expiry = jwt.decode(reader.token, options={"verify_signature": False})["exp"]
+    cut_expires = link_expiry(cut["url"])
+    assert cut_expires == datetime.fromisoformat(cut["expires_at"]).timestamp()
+    assert before + 800 < cut_expires <= token_expiry
+    assert (
+        await delivery.http.post("/v1/deliveries", json={"book_id": book["id"]})
+    ).status_code == 401
+    for bad in ({"book_id": "nope"}, {}, {"book_id": book["id"], "user_id": str(reader.id)}):
+        response = await delivery.http.post("/v1/deliveries", json=bad, headers=reader.headers)
+        assert response.status_code == 422, response.text
+    unknown = await link(delivery, reader, str(uuid.uuid4()))
+    assert_problem(unknown, 404)
+
+
+async def test_reading_progress_is_monotonic_and_its_events_reach_metrics(
+    access: AccessHarness, content: ContentHarness, delivery: DeliveryHarness, workers: None
+) -> None:
+    reader = await access.account(Role.BOOK_MANAGER)
+    book = await entitled_book(content, delivery, access_level="free")
+    url = f"/v1/reading/{book['id']}/progress"
+
+    async def put(page: int, total: int = 20) -> httpx.Response:
+        return await delivery.http.put(
+            url, json={"page": page, "total_pages": total}, headers=reader.headers
+        )
+
+    await eventually(lambda: _status(put(1), 200), timeout=45, what="the book in delivery")
+    for page in range(2, 21):
+        assert (await put(page)).status_code == 200
+    assert (await put(5)).json()["page"] == 20  # going back changes nothing
+    assert (await put(20)).json()["completed_at"] is not None
+    assert (await put(21)).status_code == 422
+    # #13.14: the first report fixed the length: another one is refused, and no
+    # report can make the percentage exceed 100.
+    for page, total in ((1, 1), (500, 1000), (20, 21)):
+        changed = await put(page, total)
+        assert changed.status_code == 409, changed.text
+        assert changed.json()["type"].endswith("/total-pages-mismatch")
+        assert changed.json()["total_pages"] == 20
+    mine = (await delivery.http.get("/v1/reading/me", headers=reader.headers)).json()
+    [progress] = [p for p in mine if p["book_id"] == book["id"]]
+    assert progress["percent"] == 100
+    assert progress["total_pages"] == 20
+
+    progressed = [
+        e for e in await delivery.outbox("reading.progressed") if e.data["book_id"] == book["id"]
+    ]
+    completed = [
+        e for e in await delivery.outbox("reading.completed") if e.data["book_id"] == book["id"]
+    ]
+    assert len(completed) == 1
+    # 20 page turns, one event per 10 % step: coalesced, not one per page.
+    assert len(progressed) == 10
+
+    # Both reach the metrics queue through SNS (delivery's relay runs in the worker).
+    sqs = delivery.resources.aws.sqs
+    metrics_queue = await queue_url(sqs, delivery.settings.resource_names.queue("metrics"))
+    seen: set[str] = set()
+
+    async def reached_metrics() -> bool:
+        response = await sqs.receive_message(
+            QueueUrl=metrics_queue, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        for message in response.get("Messages", []):
+            event = json.loads(message["Body"])
+            if event["data"].get("book_id") == book["id"]:
+                seen.add(event["type"])
+        return {"reading.completed", "reading.progressed"} <= seen
+
+    await eventually(reached_metrics, timeout=30, what="reading events in the metrics queue")
+
+
+async def _status(response: Any, expected: int) -> bool:
+    return bool((await response).status_code == expected)
+
+
+async def test_the_openapi_document_describes_every_route_with_its_errors(
+    delivery: DeliveryHarness, access: AccessHarness
+) -> None:
+    document = (await delivery.http.get("/openapi.json")).json()
+    routes = {
+        ("/v1/deliveries", "post"),
+        ("/v1/deliveries/cookies", "post"),
+        ("/v1/reading/{book_id}/progress", "put"),
+        ("/v1/reading/me", "get"),
+    }
+    for path, method in routes:
+        operation = document["paths"][path][method]
+        assert operation["summary"]
+        assert operation.get("security") == [{"bearer": []}], path
+        assert {"401", "422"} <= set(operation["responses"]), path
+    # A platform service's credential is not a reader.
+    service = await access.service_token("content")
+    response = await delivery.http.post(
+        "/v1/deliveries", json={"book_id": str(uuid.uuid4())}, headers=service
+    )
+    assert response.status_code == 403

@@ -1,0 +1,96 @@
+"""`stories up` started as a newcomer starts it: one process, every service."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from stories.emulator import free_port
+from tests.support import wait_until
+
+SERVICE_OFFSETS = {"content": 0, "access": 1, "delivery": 2, "metrics": 3}
+ADMIN_EMAIL = "admin@embedded.example"
+ADMIN_PASSWORD = "a sturdy passphrase 42 for the platform"
+
+
+def free_port_run(length: int) -> int:
+    for _ in range(50):
+        base = free_port()
+        if base + length >= 65535:
+            continue
+        try:
+            for port in range(base, base + length):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no run of free ports")
+
+
+@contextmanager
+def running_platform(workdir: Path, env: Mapping[str, str] | None = None) -> Iterator[int]:
+    """`stories up` in `workdir` until the block ends; yields content's port (the
+    others follow it, SERVICE_OFFSETS). Only `env` is added to a clean environment:
+    no database, Redis or AWS address leaks in from the test run."""
+    base = free_port_run(4)
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not (
+            k.endswith("_DATABASE_URL") or k in {"REDIS_URL", "AWS_ENDPOINT_URL", "DATABASE_URL"}
+        )
+    }
+    clean["ACCESS_BOOTSTRAP_ADMIN_EMAIL"] = ADMIN_EMAIL
+    clean["ACCESS_BOOTSTRAP_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+    clean.update(env or {})
+    with (workdir / "up.log").open("w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "stories.cli",
+                "up",
+                "--base-port",
+                str(base),
+                "--aws-port",
+                str(free_port()),
+                "--data-dir",
+                str(workdir / "data"),
+            ],
+            cwd=workdir,
+            env=clean,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+        def all_ready() -> bool:
+            try:
+                return all(
+                    httpx.get(f"http://127.0.0.1:{base + o}/readyz", timeout=2).status_code == 200
+                    for o in SERVICE_OFFSETS.values()
+                )
+            except httpx.HTTPError:
+                return False
+
+        try:
+            try:
+                # Generous: on a loaded machine, migrations and moto take their time.
+                wait_until(all_ready, timeout=120, what="the embedded platform")
+            except TimeoutError as exc:
+                log.flush()
+                tail = (workdir / "up.log").read_text()[-4000:]
+                raise TimeoutError(f"{exc}; stories up said:\n{tail}") from exc
+            yield base
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                process.wait(timeout=30)

@@ -1,0 +1,103 @@
+"""The deployment contract the code writes for Terraform (infra/platform/contracts.json):
+current, naming only settings the services really read, and enough to start each
+service as production would (no placeholder, no embedded-run shortcut)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from shared.settings import ServiceSettings
+from stories.deployment import contracts, contracts_json
+from stories.registry import SERVICES
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTRACTS = ROOT / "infra" / "platform" / "contracts.json"
+
+# What a deployment would put in each (shapes, not secrets).
+PRODUCTION_VALUES = {
+    "ENVIRONMENT": "production",
+    "LOG_JSON": "true",
+    "AWS_REGION": "us-east-1",
+    "RESOURCE_PREFIX": "stories-production-",
+    "REDIS_URL": "rediss://redis.internal:6379/0",
+    "ACCESS_URL": "https://api.1001stories.org",
+    "JWKS_URL": "https://api.1001stories.org/.well-known/jwks.json",
+    "CORS_ORIGINS": '["https://1001stories.org"]',
+    "TRUSTED_PROXIES": '["10.0.0.0/16"]',
+    "EVENTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:stories-production-x-events",
+    "CONTENT_PUBLISHED_ASSETS_URL": "https://d111111abcdef8.cloudfront.net",
+    "DELIVERY_SIGNER": "cloudfront",
+    "DELIVERY_CLOUDFRONT_DOMAIN": "https://d111111abcdef8.cloudfront.net",
+    "DELIVERY_LINK_SECONDS": "300",
+    "METRICS_CLOUDWATCH_NAMESPACE": "Stories/Metrics",
+    "METRICS_DASHBOARD_LOGIN_URL": "/v1/auth/login",
+    "TRACING_EXPORTER": "otlp",
+    "TRACING_SAMPLE_RATIO": "0.1",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+}
+
+
+def _secret_value(name: str) -> str:
+    if name.endswith("_DATABASE_URL"):
+        return "postgresql+asyncpg://stories:s3cret-from-secrets-manager@db.internal:5432/x"
+    if name == "ACCESS_SERVICE_CLIENTS":
+        return '{"content": "a-long-random-one", "delivery": "another-one", "metrics": "a-third"}'
+    if name == "DELIVERY_CLOUDFRONT_KEYS":
+        return '[{"key_pair_id": "K2026", "private_key": "-----BEGIN PRIVATE KEY-----"}]'
+    return "a-long-random-value-from-secrets-manager"
+
+
+def test_the_committed_contracts_are_what_the_code_says() -> None:
+    assert CONTRACTS.read_text() == contracts_json(), f"run: stories contracts > {CONTRACTS}"
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_every_name_is_a_setting_the_service_reads(name: str) -> None:
+    settings_class = SERVICES[name].settings_class
+    contract = contracts()["services"][name]
+    fields = set(settings_class.model_fields)
+    for variable in [*contract["values"], *contract["secrets"]]:
+        # Read under the service's prefix (CONTENT_X -> x) or bare (ACCESS_URL -> access_url).
+        candidates = {variable.lower(), variable.lower().removeprefix(f"{name}_")}
+        assert candidates & fields, f"{variable} is no setting of {name}"
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_the_contract_is_enough_to_start_as_production(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    contract = contracts()["services"][name]
+    for variable in list(os.environ):
+        if variable.isupper() and variable not in ("PATH", "HOME", "LANG"):
+            monkeypatch.delenv(variable)
+    for variable in contract["values"]:
+        monkeypatch.setenv(variable, PRODUCTION_VALUES[variable])
+    for variable in contract["secrets"]:
+        monkeypatch.setenv(variable, _secret_value(variable))
+    if name == "delivery":  # a real key, as Secrets Manager would hold it
+        from tests.delivery.test_cloudfront_signing import pem
+
+        monkeypatch.setenv(
+            "DELIVERY_CLOUDFRONT_KEYS",
+            '[{"key_pair_id": "K2026", "private_key": ' + _json_string(pem("K1")) + "}]",
+        )
+    settings: ServiceSettings = SERVICES[name].settings_class()
+    assert settings.environment.value == "production"
+    assert settings.tracing_exporter == "otlp"
+    assert settings.database_url.startswith("postgresql+asyncpg://")
+    if SERVICES[name].produces is not None:
+        assert settings.events_topic_arn is not None
+    if name != "access":
+        secret = settings.service_client_secret
+        assert isinstance(secret, SecretStr)
+        assert not secret.get_secret_value().startswith("dev-")
+
+
+def _json_string(text: str) -> str:
+    import json
+
+    return json.dumps(text)
