@@ -14,13 +14,14 @@ from typing import Any
 
 from services.metrics.main import SERVICE as METRICS
 from services.metrics.settings import MetricsSettings
-from shared.app import open_resources
+from shared.app import Resources, open_resources
 from shared.consumer import EventContext
 from shared.db import drop_schema, ensure_database, unit_of_work
 from shared.events import EventData, Producer, SubmissionCreated
 from shared.migrations import upgrade
 from shared.outbox import record_event
 from shared.runtime import event_consumer, outbox_relay
+from shared.settings import ServiceSettings
 from shared.topology import bootstrap
 from stories.bench.harness import BENCH_DATABASE_URL, Figure
 from stories.emulator import moto_server_process
@@ -46,6 +47,24 @@ async def _paced(count: int, rate: float | None, send_ten: Callable[[int], Any])
 
 def _mode(rate: float | None, count: int) -> str:
     return f"{count} flat out" if rate is None else f"{rate:.0f}/s steady"
+
+
+async def bootstrapped(
+    settings: ServiceSettings, stack: AsyncExitStack, raw_queue: str
+) -> tuple[Resources, str]:
+    """Resources on a bootstrapped topology, and the URL of a queue of the raw
+    SQS loop's own (the baseline), beside the platform's queues."""
+    resources = await open_resources(settings, stack)
+    aws = resources.aws
+    await bootstrap(
+        sns=aws.sns,
+        sqs=aws.sqs,
+        s3=aws.s3,
+        names=settings.resource_names,
+        region=settings.aws_region,
+    )
+    raw_url = (await aws.sqs.create_queue(QueueName=raw_queue))["QueueUrl"]
+    return resources, str(raw_url)
 
 
 async def receive_and_delete(sqs: Any, url: str) -> list[dict[str, Any]]:
@@ -173,13 +192,8 @@ async def bench_events(
         figures = []
         try:
             async with AsyncExitStack() as stack:
-                resources = await open_resources(settings, stack)
+                resources, raw_url = await bootstrapped(settings, stack, f"bench{tag}-raw")
                 aws = resources.aws
-                await bootstrap(
-                    sns=aws.sns, sqs=aws.sqs, s3=aws.s3, names=settings.resource_names,
-                    region=settings.aws_region,
-                )  # fmt: skip
-                raw_url = (await aws.sqs.create_queue(QueueName=f"bench{tag}-raw"))["QueueUrl"]
                 for rate in (None, steady_rate):
                     count = events if rate is None else int(steady_rate * steady_seconds)
                     figures.append(await raw_sqs_loop(aws.sqs, raw_url, count, rate))

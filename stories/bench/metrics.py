@@ -33,7 +33,7 @@ from sqlalchemy import text
 from services.access.main import SERVICE as ACCESS
 from services.metrics.main import SERVICE as METRICS
 from services.metrics.settings import MetricsSettings
-from shared.app import Resources, open_resources
+from shared.app import Resources
 from shared.consumer import EventContext, EventHandler, SqsConsumer
 from shared.db import create_engine, drop_schema, ensure_database, unit_of_work
 from shared.events import (
@@ -49,8 +49,8 @@ from shared.migrations import upgrade
 from shared.outbox import OutboxRelay, record_event
 from shared.roles import Role
 from shared.runtime import event_consumer
-from shared.topology import bootstrap, queue_url
-from stories.bench.events import receive_and_delete
+from shared.topology import queue_url
+from stories.bench.events import bootstrapped, receive_and_delete
 from stories.bench.harness import BENCH_DATABASE_URL, Figure, uvicorn_process
 from stories.bench.services import BENCH_REDIS_URL
 from stories.emulator import localstack_process, moto_server_process
@@ -287,13 +287,8 @@ async def bench_metrics(
                 consumer_wait_seconds=1,
             )
             async with AsyncExitStack() as stack:
-                resources = await open_resources(settings, stack)
+                resources, raw_url = await bootstrapped(settings, stack, f"{prefix}raw")
                 aws = resources.aws
-                await bootstrap(
-                    sns=aws.sns, sqs=aws.sqs, s3=aws.s3, names=settings.resource_names,
-                    region=settings.aws_region,
-                )  # fmt: skip
-                raw_url = (await aws.sqs.create_queue(QueueName=f"{prefix}raw"))["QueueUrl"]
                 metrics_url = await queue_url(aws.sqs, settings.resource_names.queue("metrics"))
                 bodies = [Envelope.wrap(e).model_dump_json() for e in mixed_events(events)]
                 await _fill(aws.sqs, raw_url, bodies)
