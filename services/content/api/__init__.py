@@ -1,0 +1,8 @@
+"""HTTP endpoints of the content service, a module per aggregate (thin: the rules
+live in submissions.py, books.py and catalog.py one level up)."""
+
+from services.content.api.books import books
+from services.content.api.catalog import catalog
+from services.content.api.submissions import submissions
+
+ROUTERS = [books, catalog, submissions]

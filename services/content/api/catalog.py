@@ -1,0 +1,111 @@
+"""The catalog: published books for everyone, every book for book managers (the
+rules: catalog.py); a public page is cached as the bytes answered."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from services.content.api.common import Cursor, IfNoneMatch, body_etag, book_out, conditional
+from services.content.catalog import catalog_cache_key, parse_catalog_cursor, sees_every_book
+from services.content.components import ComponentsDep, app_components
+from services.content.dependencies import catalog_service
+from services.content.models import BookStatus
+from services.content.repository import CatalogQuery
+from services.content.schemas import BookOut, BookStatusFilter, Category, Language, ReadingLevel
+from shared.app import resources_of
+from shared.auth import OptionalPrincipal
+from shared.db import unit_of_work
+from shared.errors import Forbidden, Unauthorized
+from shared.pagination import MAX_PAGE_SIZE, Page
+from shared.problems import problem_responses
+
+catalog = APIRouter(prefix="/v1/books", tags=["books"])
+
+
+@catalog.get(
+    "",
+    response_model=Page[BookOut],
+    summary="The catalog: published books (public); managers may filter by status",
+    description="Newest publication first, stable across pages. `q` searches titles and "
+    "summaries. Answers carry an ETag: send it as If-None-Match to get a 304 when "
+    "nothing changed. `status` other than PUBLISHED needs BOOK_MANAGER or higher.",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_books(
+    request: Request,
+    viewer: OptionalPrincipal,
+    language: Language | None = None,
+    category: Category | None = None,
+    age: Annotated[int | None, Query(ge=0, le=18)] = None,
+    reading_level: ReadingLevel | None = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    status: BookStatusFilter | None = None,
+    cursor: Cursor = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    resources, components = resources_of(request.app), app_components(request.app)
+    status = status or "PUBLISHED"
+    if status != BookStatus.PUBLISHED and not await sees_every_book(resources.access, viewer):
+        if viewer is None:
+            raise Unauthorized("Sign in as a book manager to see unpublished books.")
+        raise Forbidden("Only book managers see unpublished books.")
+    text = " ".join(q.split()).lower() if q else None
+    query = CatalogQuery(
+        language=language,
+        category=category,
+        age=age,
+        reading_level=reading_level,
+        text=text or None,
+        status=status,
+        after=parse_catalog_cursor(cursor),
+        limit=limit,
+    )
+
+    async def load() -> tuple[str, bytes]:
+        async with unit_of_work(resources.session_factory) as session:
+            rows, next_cursor = await catalog_service(resources, session).catalog_page(query)
+            page = Page[BookOut](
+                items=[book_out(b, components.settings) for b in rows], next_cursor=next_cursor
+            )
+        body = page.model_dump_json().encode()
+        return body_etag(body), body
+
+    public = status == BookStatus.PUBLISHED
+    # The public catalog is the same for everyone: cached by the raw query
+    # string, which CatalogFastPath answers from before routing next time.
+    key = catalog_cache_key(request.scope["query_string"])
+    tag, body = await (components.catalog.get_or_load(key, load) if public else load())
+    return conditional(body, tag, if_none_match, public=public)
+
+
+@catalog.get(
+    "/{book_id}",
+    response_model=BookOut,
+    summary="One book: published ones for everyone, any for BOOK_MANAGER and up",
+    responses=problem_responses(401, 404, 422),
+)
+async def get_book(
+    book_id: uuid.UUID,
+    request: Request,
+    viewer: OptionalPrincipal,
+    components: ComponentsDep,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    resources = resources_of(request.app)
+    manager = await sees_every_book(resources.access, viewer)
+
+    async def load() -> tuple[str, bytes]:
+        async with unit_of_work(resources.session_factory) as session:
+            found = await catalog_service(resources, session).book_for(viewer, book_id)
+            book = book_out(found, components.settings)
+        body = book.model_dump_json().encode()
+        return body_etag(body), body
+
+    tag, body = await (
+        load() if manager else components.catalog.get_or_load(("book", book_id), load)
+    )
+    return conditional(body, tag, if_none_match, public=not manager)

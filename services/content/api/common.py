@@ -1,0 +1,62 @@
+"""What the content endpoints share: parameter types, answers with their
+ETags, conditional GETs."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any
+
+from fastapi import Header, Query, Response
+from fastapi.responses import JSONResponse
+
+from services.content.catalog import etag_matches, public_headers
+from services.content.models import Book, Submission
+from services.content.schemas import BookOut, SubmissionOut
+from services.content.service import etag
+from services.content.settings import ContentSettings
+from shared.pagination import MAX_PAGE_SIZE
+from shared.problems import problem_responses
+
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+Cursor = Annotated[str | None, Query(max_length=500)]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description="The version you read (the ETag); required to change the resource",
+        max_length=100,
+    ),
+]
+IfNoneMatch = Annotated[str | None, Header(alias="If-None-Match", max_length=1000)]
+
+CHANGE_ERRORS = problem_responses(401, 403, 404, 409, 412, 422, 428)
+
+
+def with_etag(model: SubmissionOut | BookOut) -> JSONResponse:
+    return JSONResponse(model.model_dump(mode="json"), headers={"ETag": etag(model.version)})
+
+
+def etag_of(payload: Any) -> dict[str, str]:
+    return {"ETag": etag(int(payload["version"]))}
+
+
+def submission_out(row: Submission) -> SubmissionOut:
+    return SubmissionOut.model_validate(row)
+
+
+def book_out(row: Book, settings: ContentSettings) -> BookOut:
+    return BookOut.of(row, settings.published_assets_url)
+
+
+def body_etag(body: bytes) -> str:
+    return f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+
+
+def conditional(body: bytes, tag: str, if_none_match: str | None, *, public: bool) -> Response:
+    if public:
+        headers = {k.decode(): v.decode() for k, v in public_headers(tag)}
+    else:
+        headers = {"ETag": tag, "Cache-Control": "private, no-store"}
+    if etag_matches(tag, if_none_match):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)

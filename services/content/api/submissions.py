@@ -1,0 +1,218 @@
+"""Submissions: a volunteer's story through its review (the rules: submissions.py)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from services.content.api.common import (
+    CHANGE_ERRORS,
+    Cursor,
+    IfMatch,
+    PageSize,
+    etag_of,
+    submission_out,
+    with_etag,
+)
+from services.content.dependencies import SubmissionServiceDep
+from services.content.models import SubmissionStatus
+from services.content.schemas import (
+    Language,
+    ManuscriptLink,
+    ReviewRequest,
+    SubmissionCreate,
+    SubmissionOut,
+    SubmissionUpdate,
+    TransitionOut,
+    UploadRequest,
+    UploadTicket,
+)
+from shared.auth import CurrentPrincipal
+from shared.idempotency import OnceDep
+from shared.pagination import Page
+from shared.problems import problem_responses
+
+submissions = APIRouter(prefix="/v1/submissions", tags=["submissions"])
+
+
+@submissions.post(
+    "",
+    status_code=201,
+    response_model=SubmissionOut,
+    summary="Start a story (VOLUNTEER and up); it begins as a DRAFT",
+    responses=problem_responses(401, 403, 422, 503),
+)
+async def create_submission(
+    body: SubmissionCreate,
+    principal: CurrentPrincipal,
+    once: OnceDep,
+    service: SubmissionServiceDep,
+) -> JSONResponse:
+    async def create() -> SubmissionOut:
+        return submission_out(await service.create_submission(principal, body))
+
+    return await once.respond(body, create, status_code=201, headers=etag_of)
+
+
+@submissions.get(
+    "",
+    summary="Your submissions (volunteers) or the review queue (STORY_MANAGER and up)",
+    description="Reviewers get the queue, oldest submission first, by default the "
+    "SUBMITTED and IN_REVIEW ones; `mine=true` lists their own instead. Volunteers "
+    "always get their own, newest first.",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_submissions(
+    principal: CurrentPrincipal,
+    service: SubmissionServiceDep,
+    mine: bool = False,
+    status: SubmissionStatus | None = None,
+    language: Language | None = None,
+    age: Annotated[int | None, Query(ge=0, le=18)] = None,
+    cursor: Cursor = None,
+    limit: PageSize = 20,
+) -> Page[SubmissionOut]:
+    rows, next_cursor = await service.list_submissions(
+        principal,
+        mine=mine,
+        status=status,
+        language=language,
+        age=age,
+        cursor=cursor,
+        limit=limit,
+    )
+    return Page(items=[submission_out(s) for s in rows], next_cursor=next_cursor)
+
+
+@submissions.get(
+    "/{submission_id}",
+    response_model=SubmissionOut,
+    summary="One submission (its author, or reviewers once submitted); ETag = version",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_submission(
+    submission_id: uuid.UUID, principal: CurrentPrincipal, service: SubmissionServiceDep
+) -> JSONResponse:
+    return with_etag(submission_out(await service.visible_submission(principal, submission_id)))
+
+
+@submissions.patch(
+    "/{submission_id}",
+    response_model=SubmissionOut,
+    summary="Edit a DRAFT or CHANGES_REQUESTED submission (its author; If-Match)",
+    responses=CHANGE_ERRORS,
+)
+async def update_submission(
+    submission_id: uuid.UUID,
+    body: SubmissionUpdate,
+    principal: CurrentPrincipal,
+    service: SubmissionServiceDep,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    return with_etag(
+        submission_out(await service.update_submission(principal, submission_id, if_match, body))
+    )
+
+
+@submissions.post(
+    "/{submission_id}/upload",
+    response_model=UploadTicket,
+    summary="A presigned POST to upload the manuscript PDF straight to S3 (its author)",
+    description="The policy fixes the object key, requires `Content-Type: application/pdf` "
+    "and limits the size. Send the returned `fields`, then the file as `file`, as a "
+    "multipart form to `url`. A later ticket replaces an earlier one.",
+    responses=problem_responses(401, 403, 404, 409, 413, 415, 422),
+)
+async def upload_ticket(
+    submission_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    service: SubmissionServiceDep,
+    body: UploadRequest | None = None,
+) -> UploadTicket:
+    form = await service.upload_ticket(principal, submission_id, body or UploadRequest())
+    return UploadTicket.model_validate(form)
+
+
+@submissions.post(
+    "/{submission_id}/submit",
+    response_model=SubmissionOut,
+    summary="Send for review, once the uploaded PDF passes its checks (its author; If-Match)",
+    description="The uploaded object must exist, be non-empty, within the size limit, "
+    "stored as application/pdf and start with `%PDF-`; otherwise a 422 says which "
+    "check failed and the upload is discarded.",
+    responses=CHANGE_ERRORS,
+)
+async def submit(
+    submission_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    once: OnceDep,
+    service: SubmissionServiceDep,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    async def work() -> SubmissionOut:
+        return submission_out(await service.submit(principal, submission_id, if_match))
+
+    return await once.respond(None, work, headers=etag_of)
+
+
+@submissions.post(
+    "/{submission_id}/claim",
+    response_model=SubmissionOut,
+    summary="Take a SUBMITTED submission into review: IN_REVIEW (STORY_MANAGER and up; If-Match)",
+    responses=CHANGE_ERRORS,
+)
+async def claim(
+    submission_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    service: SubmissionServiceDep,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    return with_etag(submission_out(await service.claim(principal, submission_id, if_match)))
+
+
+@submissions.post(
+    "/{submission_id}/review",
+    response_model=SubmissionOut,
+    summary="Approve, request changes or reject (STORY_MANAGER and up, not the author; If-Match)",
+    responses=CHANGE_ERRORS,
+)
+async def review(
+    submission_id: uuid.UUID,
+    body: ReviewRequest,
+    principal: CurrentPrincipal,
+    once: OnceDep,
+    service: SubmissionServiceDep,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    async def work() -> SubmissionOut:
+        return submission_out(await service.review(principal, submission_id, if_match, body))
+
+    return await once.respond(body, work, headers=etag_of)
+
+
+@submissions.get(
+    "/{submission_id}/history",
+    summary="Every transition: who, from what, to what, when, with what notes",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def history(
+    submission_id: uuid.UUID, principal: CurrentPrincipal, service: SubmissionServiceDep
+) -> list[TransitionOut]:
+    return [
+        TransitionOut.model_validate(t) for t in await service.history(principal, submission_id)
+    ]
+
+
+@submissions.get(
+    "/{submission_id}/manuscript",
+    summary="A short-lived download link for the verified manuscript (author, reviewers)",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def manuscript(
+    submission_id: uuid.UUID, principal: CurrentPrincipal, service: SubmissionServiceDep
+) -> ManuscriptLink:
+    url, expires_at = await service.manuscript_link(principal, submission_id)
+    return ManuscriptLink(url=url, expires_at=expires_at)
