@@ -24,11 +24,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.app import SessionDep
 from shared.auth import CurrentPrincipal
 from shared.clock import now_utc
 from shared.db import PlatformTables, UtcDateTime
 from shared.errors import Unprocessable
+from shared.resources import SessionDep
 
 MAX_KEY_LENGTH = 200
 

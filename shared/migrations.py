@@ -16,11 +16,11 @@ from alembic.config import Config
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
-from shared import consumer, idempotency, outbox
+from shared import idempotency, inbox, outbox
 from shared.db import PlatformTables, create_engine, is_postgres
 
 # Importing the modules that declare the platform tables registers them.
-PLATFORM_TABLE_MODULES = (consumer, idempotency, outbox)
+PLATFORM_TABLE_MODULES = (idempotency, inbox, outbox)
 
 
 def alembic_config(migrations: Path, database_url: str, schema: str) -> Config:

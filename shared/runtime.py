@@ -25,11 +25,13 @@ from fastapi.routing import APIRoute
 from prometheus_client import start_http_server
 from starlette.middleware import Middleware
 
-from shared.app import Resources, create_service_app, open_resources
-from shared.consumer import ConsumerConfig, Handlers, InboxEntry, SqsConsumer
+from shared.app import create_service_app
+from shared.consumer import ConsumerConfig, Handlers, SqsConsumer
 from shared.events import Producer
 from shared.idempotency import IdempotencyRecord, once
+from shared.inbox import InboxEntry
 from shared.outbox import OutboxMessage, OutboxRelay
+from shared.resources import Resources, open_resources
 from shared.settings import ServiceSettings
 from shared.topology import queue_url
 

@@ -14,10 +14,10 @@ from typing import ClassVar
 
 from pydantic_settings import SettingsConfigDict
 
-from shared.app import open_resources
 from shared.aws import open_aws_clients
 from shared.logging import configure_logging
 from shared.migrations import upgrade
+from shared.resources import open_resources
 from shared.runtime import install_stop_signals, run_worker, serve_api, serve_in_processes
 from shared.settings import AWS_SETTINGS, DATABASE_SETTINGS, ServiceSettings, checking_only
 from shared.topology import (

@@ -21,8 +21,8 @@ from typing import Any
 import structlog
 from pydantic import TypeAdapter
 
-from shared.app import open_resources
 from shared.migrations import upgrade
+from shared.resources import open_resources
 from shared.runtime import install_stop_signals, run_worker, serve_api
 from shared.settings import DEV_ORIGINS, ServiceSettings
 from shared.topology import bootstrap

@@ -19,9 +19,9 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
 
-from shared.app import Resources, open_resources
 from shared.db import PlatformTables, drop_schema, ensure_database
 from shared.logging import configure_logging
+from shared.resources import Resources, open_resources
 from shared.settings import ServiceSettings
 from shared.topology import bootstrap
 from stories.emulator import localstack_process, moto_server_process

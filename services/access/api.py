@@ -36,7 +36,6 @@ from services.access.schemas import (
     TokenPair,
     UserOut,
 )
-from shared.app import ResourcesDep, resources_of
 from shared.asgi import client_ip
 from shared.auth import CallingService, CurrentPrincipal
 from shared.db import unit_of_work
@@ -44,6 +43,7 @@ from shared.decisions import Decision, DecisionRequest
 from shared.idempotency import OnceDep
 from shared.pagination import MAX_PAGE_SIZE, Page
 from shared.problems import problem_responses
+from shared.resources import ResourcesDep, resources_of
 from shared.roles import Role
 
 PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]

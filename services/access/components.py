@@ -15,9 +15,9 @@ from services.access.passwords import PasswordHashing
 from services.access.profiles import ProfileCache
 from services.access.settings import AccessSettings
 from services.access.tokens import SigningKeyStore, TokenIssuer
-from shared.app import Resources, components_of
 from shared.auth import TokenVerifier
 from shared.ratelimit import RateLimiter
+from shared.resources import Resources, components_of
 
 
 @dataclass

@@ -12,7 +12,7 @@ from services.access.components import Components, ComponentsDep
 from services.access.decisions import DecisionService
 from services.access.entitlements import EntitlementService
 from services.access.repository import AccessRepository
-from shared.app import Resources, ResourcesDep, SessionDep
+from shared.resources import Resources, ResourcesDep, SessionDep
 
 
 def account_service(

@@ -17,7 +17,6 @@ import json
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.access.components import Components
-from shared.app import started_parts
 from shared.asgi import (
     RouteLabel,
     fast_path_principal,
@@ -27,6 +26,7 @@ from shared.asgi import (
     send_json,
 )
 from shared.errors import Problem
+from shared.resources import started_parts
 
 DECISIONS_PATH = "/v1/decisions"
 FIELDS = frozenset({"user_id", "action", "resource_id"})

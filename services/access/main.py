@@ -17,9 +17,9 @@ from services.access.fastpath import DecisionFastPath
 from services.access.repository import AccessRepository
 from services.access.schemas import UserOut
 from services.access.settings import AccessSettings
-from shared.app import Resources
 from shared.db import unit_of_work
 from shared.events import Producer
+from shared.resources import Resources
 from shared.runtime import ServiceDefinition
 
 log = structlog.get_logger(__name__)

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from services.content.catalog import CATALOG_CHANNEL, CatalogCache
 from services.content.settings import ContentSettings
 from services.content.storage import ManuscriptStorage
-from shared.app import Resources, components_of
+from shared.resources import Resources, components_of
 
 
 @dataclass

@@ -12,7 +12,7 @@ from services.content.catalog import CatalogService
 from services.content.components import ComponentsDep
 from services.content.repository import ContentRepository
 from services.content.submissions import SubmissionService
-from shared.app import Resources, ResourcesDep, SessionDep
+from shared.resources import Resources, ResourcesDep, SessionDep
 
 
 async def get_submission_service(

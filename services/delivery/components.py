@@ -22,10 +22,10 @@ from services.delivery.service import (
 )
 from services.delivery.settings import DeliverySettings
 from services.delivery.signing import CloudFrontSigner, S3LinkSigner
-from shared.app import Resources, components_of
 from shared.db import create_engine, create_session_factory
 from shared.outbox import GroupCommitRecorder
 from shared.ratelimit import SharedWindowLimiter
+from shared.resources import Resources, components_of
 
 # Group commits in flight at once, per kind (link events, page turns); each has
 # its own connection.

@@ -28,7 +28,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.delivery.components import Components
 from services.delivery.reading import progress_json, reading_list_json
 from services.delivery.service import DeliveryService
-from shared.app import Resources, started_parts
 from shared.asgi import (
     RouteLabel,
     bearer_token,
@@ -42,6 +41,7 @@ from shared.asgi import (
 )
 from shared.auth import Principal
 from shared.errors import DatabaseBusy, Problem
+from shared.resources import Resources, started_parts
 
 DELIVERIES_PATH = "/v1/deliveries"
 _ROUTE = RouteLabel(DELIVERIES_PATH)

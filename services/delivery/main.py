@@ -13,8 +13,8 @@ from services.delivery.components import Components, build_components
 from services.delivery.consumers import HANDLERS
 from services.delivery.fastpath import DeliveryFastPath
 from services.delivery.settings import DeliverySettings
-from shared.app import Resources
 from shared.events import Producer
+from shared.resources import Resources
 from shared.runtime import ServiceDefinition
 
 log = structlog.get_logger(__name__)

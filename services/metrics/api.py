@@ -21,11 +21,11 @@ from services.metrics.dependencies import (
 )
 from services.metrics.schemas import BookFigures, Overview, Timeseries, Workflow
 from services.metrics.service import BOOK_METRICS, Interval, Metric
-from shared.app import ResourcesDep, SessionDep
 from shared.auth import CurrentPrincipal
 from shared.clock import now_utc
 from shared.errors import NotFound, Unprocessable
 from shared.problems import problem_responses
+from shared.resources import ResourcesDep, SessionDep
 
 metrics = APIRouter(prefix="/v1/metrics", tags=["metrics"])
 dashboard = APIRouter(prefix="/dashboard", include_in_schema=False)

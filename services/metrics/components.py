@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 
 from services.metrics.service import ReaderSketches
 from services.metrics.settings import MetricsSettings
-from shared.app import Resources, components_of
+from shared.resources import Resources, components_of
 
 
 @dataclass

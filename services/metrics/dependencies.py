@@ -10,11 +10,11 @@ from fastapi import Depends
 from services.metrics import queries
 from services.metrics.components import ComponentsDep
 from services.metrics.figures import MetricsReader
-from shared.app import ResourcesDep, SessionDep
 from shared.auth import CurrentPrincipal, Principal
 from shared.clock import now_utc
 from shared.decisions import Action
 from shared.errors import Forbidden
+from shared.resources import ResourcesDep, SessionDep
 from shared.roles import Role
 
 PLATFORM_FIGURES = Role.CONTENT_ADMIN

@@ -19,8 +19,8 @@ import structlog
 from services.metrics.figures import MetricsReader
 from services.metrics.service import ReaderSketches
 from services.metrics.settings import MetricsSettings
-from shared.app import Resources
 from shared.clock import now_utc
+from shared.resources import Resources
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)

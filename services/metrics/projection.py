@@ -55,7 +55,7 @@ from shared.events import (
 )
 
 if TYPE_CHECKING:
-    from shared.app import Resources
+    from shared.resources import Resources
     from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)

@@ -28,7 +28,7 @@ from shared.db import unit_of_work
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from shared.app import Resources
+    from shared.resources import Resources
 
 log = structlog.get_logger(__name__)
 

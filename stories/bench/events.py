@@ -14,12 +14,12 @@ from typing import Any
 
 from services.metrics.main import SERVICE as METRICS
 from services.metrics.settings import MetricsSettings
-from shared.app import Resources, open_resources
 from shared.consumer import EventContext
 from shared.db import drop_schema, ensure_database, unit_of_work
 from shared.events import EventData, Producer, SubmissionCreated
 from shared.migrations import upgrade
 from shared.outbox import record_event
+from shared.resources import Resources, open_resources
 from shared.runtime import event_consumer, outbox_relay
 from shared.settings import ServiceSettings
 from shared.topology import bootstrap

@@ -33,7 +33,6 @@ from sqlalchemy import text
 from services.access.main import SERVICE as ACCESS
 from services.metrics.main import SERVICE as METRICS
 from services.metrics.settings import MetricsSettings
-from shared.app import Resources
 from shared.consumer import EventContext, EventHandler, SqsConsumer
 from shared.db import create_engine, drop_schema, ensure_database, unit_of_work
 from shared.events import (
@@ -47,6 +46,7 @@ from shared.events import (
 )
 from shared.migrations import upgrade
 from shared.outbox import OutboxRelay, record_event
+from shared.resources import Resources
 from shared.roles import Role
 from shared.runtime import event_consumer
 from shared.topology import queue_url

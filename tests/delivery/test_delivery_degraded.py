@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from services.delivery.components import app_components
 from services.delivery.main import SERVICE as DELIVERY
-from shared.app import resources_of
 from shared.db import drop_schema
 from shared.migrations import upgrade
+from shared.resources import resources_of
 from shared.roles import Role
 from tests.delivery.cloudfront_verifier import CloudFrontVerifier, Refused
 from tests.harness.access import AccessHarness, Account, running_access_harness

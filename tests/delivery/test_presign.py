@@ -14,7 +14,7 @@ import pytest
 from botocore.config import Config
 
 from services.delivery.presign import Credentials, CredentialsFromClient, S3Presigner
-from shared.app import Resources
+from shared.resources import Resources
 from tests.conftest import TEST_AWS
 
 # Also run against LocalStack by `make test` (TEST_AWS=localstack pytest -m e2e).

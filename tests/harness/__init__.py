@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-from shared.app import Resources
+from shared.resources import Resources
 from shared.runtime import ServiceDefinition, run_worker
 
 

@@ -16,10 +16,10 @@ from services.access.main import SERVICE
 from services.access.main import SERVICE as ACCESS
 from services.access.models import CatalogBook, User
 from services.access.settings import AccessSettings
-from shared.app import Resources, open_resources
 from shared.db import drop_schema
 from shared.events import Envelope
 from shared.migrations import upgrade
+from shared.resources import Resources, open_resources
 from shared.roles import Role
 from shared.topology import bootstrap
 from tests.conftest import make_settings

@@ -17,10 +17,10 @@ from services.content.catalog import CATALOG_CHANNEL
 from services.content.main import SERVICE
 from services.content.main import SERVICE as CONTENT
 from services.content.settings import ContentSettings
-from shared.app import Resources, open_resources, resources_of
 from shared.db import drop_schema
 from shared.events import Envelope
 from shared.migrations import upgrade
+from shared.resources import Resources, open_resources, resources_of
 from shared.roles import Role
 from tests.conftest import make_settings
 from tests.harness.access import AccessHarness, Account

@@ -17,10 +17,10 @@ from services.metrics.main import SERVICE
 from services.metrics.main import SERVICE as METRICS
 from services.metrics.models import RecordedEvent
 from services.metrics.settings import MetricsSettings
-from shared.app import Resources, open_resources
 from shared.db import drop_schema
 from shared.events import Envelope
 from shared.migrations import upgrade
+from shared.resources import Resources, open_resources
 from shared.runtime import run_worker
 from shared.topology import queue_url
 from tests.conftest import make_settings

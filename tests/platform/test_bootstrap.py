@@ -7,7 +7,6 @@ import uuid
 
 import pytest
 
-from shared.app import Resources
 from shared.db import unit_of_work
 from shared.events import (
     BookPublished,
@@ -18,6 +17,7 @@ from shared.events import (
     UserRegistered,
 )
 from shared.outbox import OutboxRelay, record_event
+from shared.resources import Resources
 from shared.roles import Role
 from shared.settings import ServiceSettings
 from shared.topology import MAX_RECEIVE_COUNT, SUBSCRIPTIONS, bootstrap, queue_url

@@ -76,13 +76,29 @@ def _admin(urls: dict[str, str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens.json()['access_token']}"}
 
 
+def _answer(
+    http: httpx.Client, url: str, auth: dict[str, str], within: float = 30
+) -> httpx.Response:
+    """The answer once the platform has healed: a 503 (with Retry-After) is what a
+    service gives while a dependency comes back, e.g. access in the seconds after
+    Redis restarts empty; a client retries it, so does this, for `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        response = http.get(url, headers=auth)
+        if response.status_code != 503 or time.monotonic() > deadline:
+            return response
+        assert "retry-after" in response.headers, response.text
+        time.sleep(min(float(response.headers["retry-after"]), 1.0))
+
+
 def _figures(urls: dict[str, str], books: list[str], auth: dict[str, str]) -> dict[str, Any]:
     with httpx.Client(timeout=30) as http:
-        overview = http.get(f"{urls['metrics']}/v1/metrics/overview", headers=auth)
+        overview = _answer(http, f"{urls['metrics']}/v1/metrics/overview", auth)
         assert overview.status_code == 200, overview.text
         by_book = {}
         for book in books:
-            figures = http.get(f"{urls['metrics']}/v1/metrics/books/{book}", headers=auth)
+            figures = _answer(http, f"{urls['metrics']}/v1/metrics/books/{book}", auth)
+            assert figures.status_code in (200, 404), figures.text  # 404: nobody read it yet
             by_book[book] = figures.json() if figures.status_code == 200 else None
         return {"overview": overview.json(), "books": by_book}
 

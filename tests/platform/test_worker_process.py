@@ -15,10 +15,10 @@ from sqlalchemy import select
 
 from services.metrics.main import SERVICE as METRICS
 from services.metrics.models import RecordedEvent
-from shared.app import Resources
 from shared.db import create_engine, drop_schema
 from shared.events import Envelope, SubmissionSubmitted
 from shared.migrations import upgrade
+from shared.resources import Resources
 from shared.settings import ServiceSettings
 from stories.emulator import free_port
 from tests.support import eventually, unique_schema

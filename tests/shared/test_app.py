@@ -17,12 +17,13 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy import func, select, text
 
-from shared.app import Resources, SessionDep, create_service_app
+from shared.app import create_service_app
 from shared.auth import CurrentPrincipal, Principal, require_role
 from shared.events import BookUnpublished, Producer
 from shared.idempotency import OnceDep
 from shared.outbox import OutboxMessage, record_event
 from shared.problems import Conflict
+from shared.resources import Resources, SessionDep
 from shared.roles import Role
 from shared.settings import ServiceSettings
 from tests.support import ThreadedServer, assert_problem, eventually
@@ -597,7 +598,7 @@ async def test_a_service_reads_its_components_typed(resources: Resources) -> Non
     from starlette.applications import Starlette
 
     from services.content.components import Components, app_components
-    from shared.app import components_of
+    from shared.resources import components_of
 
     app = Starlette()
     with pytest.raises(RuntimeError, match="not started"):

@@ -21,12 +21,13 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, Uuid, func, select
 from sqlalchemy.dialects.postgresql import insert
 
-from shared.app import Resources
 from shared.aws import open_aws_clients
-from shared.consumer import ConsumerConfig, EventContext, InboxEntry, SqsConsumer, claim_events
+from shared.consumer import ConsumerConfig, EventContext, SqsConsumer
 from shared.db import unit_of_work
 from shared.events import EVENT_CONTRACTS, BookUnpublished, Envelope, EventData, Producer
+from shared.inbox import InboxEntry, claim_events
 from shared.outbox import OutboxMessage, OutboxRelay, record_event
+from shared.resources import Resources
 from shared.runtime import install_stop_signals
 from shared.settings import ServiceSettings
 from shared.topology import queue_url

@@ -15,12 +15,12 @@ from services.content.dependencies import catalog_service
 from services.content.models import BookStatus
 from services.content.repository import CatalogQuery
 from services.content.schemas import BookOut, BookStatusFilter, Category, Language, ReadingLevel
-from shared.app import resources_of
 from shared.auth import OptionalPrincipal
 from shared.db import unit_of_work
 from shared.errors import Forbidden, Unauthorized
 from shared.pagination import MAX_PAGE_SIZE, Page
 from shared.problems import problem_responses
+from shared.resources import resources_of
 
 catalog = APIRouter(prefix="/v1/books", tags=["books"])
 
