@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import Any
 
 import httpx
 import structlog
@@ -41,10 +40,7 @@ RETRY_AFTER_SECONDS = 2
 
 class AccessUnavailable(ServiceUnavailable):
     code = "access-unavailable"
-
-    def __init__(self, detail: str | None = None, **kw: Any) -> None:
-        kw.setdefault("headers", {"Retry-After": str(RETRY_AFTER_SECONDS)})
-        super().__init__(detail, **kw)
+    RETRY_AFTER_SECONDS = RETRY_AFTER_SECONDS
 
 
 class AccessClient:

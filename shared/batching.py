@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import structlog
 
@@ -28,10 +28,7 @@ class CommitFailed(ServiceUnavailable):
     """The database refused or lost a batch: nothing in it was kept; try again."""
 
     code = "commit-failed"
-
-    def __init__(self, detail: str | None = None, **kw: Any) -> None:
-        kw.setdefault("headers", {"Retry-After": "1"})
-        super().__init__(detail, **kw)
+    RETRY_AFTER_SECONDS = 1
 
 
 T = TypeVar("T")

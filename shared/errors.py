@@ -129,7 +129,17 @@ class TooManyRequests(Problem):
 
 
 class ServiceUnavailable(Problem):
+    """A dependency cannot answer right now. Every 503 says when to come back
+    (`Retry-After`): the dependencies heal in seconds (a circuit half-opens, a
+    mirror reloads), and a client that retries at once only adds load."""
+
     status, code, title = 503, "service-unavailable", "Service unavailable"
+    RETRY_AFTER_SECONDS = 2
+
+    def __init__(self, detail: str | None = None, **kw: Any) -> None:
+        headers = dict(kw.pop("headers", None) or {})
+        headers.setdefault("Retry-After", str(self.RETRY_AFTER_SECONDS))
+        super().__init__(detail, headers=headers, **kw)
 
 
 class CacheUnavailable(ServiceUnavailable):
@@ -139,7 +149,6 @@ class CacheUnavailable(ServiceUnavailable):
     code = "cache-unavailable"
 
     def __init__(self, detail: str | None = None, **kw: Any) -> None:
-        kw.setdefault("headers", {"Retry-After": "2"})
         super().__init__(detail or "A shared store is unavailable right now; try again.", **kw)
 
 
@@ -148,7 +157,7 @@ class DatabaseBusy(ServiceUnavailable):
     a bounded queue refusing more, not a fault; the client should come back."""
 
     code = "database-busy"
+    RETRY_AFTER_SECONDS = 1
 
     def __init__(self, detail: str | None = None, **kw: Any) -> None:
-        kw.setdefault("headers", {"Retry-After": "1"})
         super().__init__(detail or "Too busy to reach the database right now; try again.", **kw)

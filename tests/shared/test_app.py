@@ -22,7 +22,7 @@ from shared.auth import CurrentPrincipal, Principal, require_role
 from shared.events import BookUnpublished, Producer
 from shared.idempotency import OnceDep
 from shared.outbox import OutboxMessage, record_event
-from shared.problems import Conflict
+from shared.problems import Conflict, ServiceUnavailable
 from shared.resources import Resources, SessionDep
 from shared.roles import Role
 from shared.settings import ServiceSettings
@@ -121,6 +121,10 @@ def sample_router() -> APIRouter:
     @router.post("/echo")
     async def echo(body: dict[str, Any]) -> dict[str, Any]:
         return body
+
+    @router.get("/unavailable")
+    async def unavailable() -> None:
+        raise ServiceUnavailable("Token revocation cannot be checked right now.")
 
     @router.get("/boom")
     async def boom() -> None:
@@ -622,3 +626,11 @@ async def test_an_idempotency_key_is_bound_to_the_request_it_came_with(
     # The path comes from the request: the same key on another resource is refused.
     other = await client.post("/once/2", headers=headers)
     assert_problem(other, 422, "idempotency-key-reused")
+
+
+async def test_every_503_says_when_to_come_back(client: httpx.AsyncClient) -> None:
+    # A 503 raised without a Retry-After of its own (the deny-list's, when Redis
+    # is back but its copy not yet reloaded) had none: clients retried at once.
+    response = await client.get("/unavailable")
+    assert_problem(response, 503, "service-unavailable")
+    assert response.headers["retry-after"] == "2"
