@@ -21,6 +21,7 @@ import jwt
 import structlog
 from fastapi import Depends, Request
 from redis.exceptions import RedisError
+from starlette.applications import Starlette
 
 from shared.clock import now_utc
 from shared.problems import Forbidden, ServiceUnavailable, Unauthorized
@@ -212,8 +213,16 @@ async def current_principal(request: Request) -> Principal:
     # Reads the header itself rather than through fastapi.security.HTTPBearer:
     # every nested dependency costs the hot paths measurable time. The OpenAPI
     # security scheme is added by the app factory (see document_bearer_auth).
-    verifier: TokenVerifier = request.app.state.resources.verifier
-    return await verify_bearer(request.headers.get("authorization", ""), verifier)
+    return await verify_bearer(request.headers.get("authorization", ""), verifier_of(request.app))
+
+
+def verifier_of(app: Starlette) -> TokenVerifier:
+    """The app's token verifier (its Resources', opened in the lifespan), type-checked:
+    shared.resources imports this module, so it is reached without importing it."""
+    verifier = getattr(getattr(app.state, "resources", None), "verifier", None)
+    if not isinstance(verifier, TokenVerifier):
+        raise RuntimeError("the app has not started: no token verifier yet")
+    return verifier
 
 
 async def verify_bearer(authorization: str, verifier: TokenVerifier) -> Principal:
