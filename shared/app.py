@@ -114,5 +114,9 @@ def create_service_app(
         log_requests=settings.log_requests,
     )
     if tracing_enabled(settings):  # outermost: the request's own log lines name its trace
-        app.add_middleware(TracingMiddleware, sample_ratio=settings.tracing_sample_ratio)
+        app.add_middleware(
+            TracingMiddleware,
+            sample_ratio=settings.tracing_sample_ratio,
+            max_per_second=settings.tracing_max_traces_per_second,
+        )
     return app

@@ -99,6 +99,10 @@ class ServiceSettings(BaseSettings):
     # The share of traces kept, decided where a trace starts and followed by
     # every service it reaches (and every event it causes).
     tracing_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    # And at most this many new traces a second in each process (none: no cap,
+    # as compose runs): a kept span costs about 100 us of the process's core, so
+    # a cap keeps tracing's cost flat at the platform's peak (shared/tracing.py).
+    tracing_max_traces_per_second: float | None = Field(default=None, gt=0.0)
     # Where OTLP/HTTP traces go (the standard variable's name and meaning): the ADOT
     # sidecar on the task's own loopback in AWS, Jaeger in compose.
     otel_exporter_otlp_endpoint: str = "http://127.0.0.1:4318"

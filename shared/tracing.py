@@ -11,9 +11,13 @@ the outbox, SNS and SQS to every consumer it reaches.
   child spans; log lines written inside a span carry its trace and span ids.
 - A client call made outside any trace (a relay's poll, a consumer's long poll,
   a mirror's refresh) starts none: alone it would be a one-span trace of noise.
+- A new trace is drawn at a ratio and, where a cap is set, at most so many a
+  second in each process (`TraceBudget`): a kept span costs about 100 us of the
+  process's one core (the SDK's span, then its OTLP encoding), so a ratio alone
+  would make tracing cost the most when the platform is busiest.
 - An unsampled request costs a random draw and one context switch, not the
-  SDK's span machinery: `stories bench content` holds tracing at 1 in 20 to the
-  10 % budget of the cached catalog.
+  SDK's span machinery: `stories bench content` holds tracing, as deployed, to
+  the 10 % budget of the cached catalog.
 
 Off unless `TRACING_EXPORTER=otlp` (the ADOT collector sidecar in AWS, which sends
 to X-Ray; Jaeger in compose): off, nothing is installed and nothing is paid. A
@@ -23,6 +27,8 @@ process that already has a tracer provider (a test's in-memory one) keeps it.
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -78,7 +84,9 @@ def configure_tracing(settings: ServiceSettings, service: str) -> bool:
                     "deployment.environment.name": settings.environment.value,
                 }
             ),
-            sampler=platform_sampler(settings.tracing_sample_ratio),
+            sampler=platform_sampler(
+                settings.tracing_sample_ratio, settings.tracing_max_traces_per_second
+            ),
         )
         # Spans leave in batches from a thread of their own: a slow or absent
         # collector costs requests nothing (the queue drops when full).
@@ -94,29 +102,67 @@ def configure_tracing(settings: ServiceSettings, service: str) -> bool:
 _SERVER_SAMPLED = otel_context.create_key("stories-server-sampled")
 
 
-def platform_sampler(ratio: float) -> Any:
+class TraceBudget:
+    """Whether a new trace starts: drawn at `ratio`, then (when `per_second` is
+    set) admitted by a token bucket refilled at `per_second` that holds at most
+    one second's worth, so a quiet process still traces its first requests and a
+    busy one pays for tracing a bounded share of its core, however busy it gets:
+    X-Ray's own sampling rules pair a rate with a per-second reservoir for the
+    same reason. Drawn on the event loop and from the SDK's sampler: a lock keeps
+    the count exact."""
+
+    def __init__(
+        self,
+        ratio: float,
+        per_second: float | None = None,
+        *,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self.ratio = ratio
+        self.per_second = per_second
+        self._clock = clock
+        self._tokens = per_second or 0.0
+        self._filled_at = clock()
+        self._lock = threading.Lock()
+
+    def draw(self) -> bool:
+        if random.random() >= self.ratio:  # noqa: S311 (a sampling draw, not a secret)
+            return False
+        if self.per_second is None:
+            return True
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(
+                self.per_second, self._tokens + (now - self._filled_at) * self.per_second
+            )
+            self._filled_at = now
+            if self._tokens < 1.0:
+                return False
+            self._tokens -= 1.0
+            return True
+
+    def __str__(self) -> str:
+        cap = "" if self.per_second is None else f", at most {self.per_second:g}/s"
+        return f"{self.ratio:g}{cap}"
+
+
+def platform_sampler(
+    ratio: float, per_second: float | None = None, *, clock: Any = time.monotonic
+) -> Any:
     """Follow the parent's decision; for a trace's first span, see `_RootSampler`."""
     from opentelemetry.sdk.trace.sampling import ParentBased
 
-    return ParentBased(_root_sampler(ratio))
+    return ParentBased(_root_sampler(TraceBudget(ratio, per_second, clock=clock)))
 
 
-def _root_sampler(ratio: float) -> Any:
-    from opentelemetry.sdk.trace.sampling import (
-        Decision,
-        Sampler,
-        SamplingResult,
-        TraceIdRatioBased,
-    )
+def _root_sampler(budget: TraceBudget) -> Any:
+    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
     from opentelemetry.util.types import Attributes
 
     class _RootSampler(Sampler):
         """Who may start a trace: a request the server middleware already drew
         (its decision rides in the context, so it is not drawn twice), an event
-        with no trace of its own (at `ratio`), never a lone client call."""
-
-        def __init__(self) -> None:
-            self._ratio = TraceIdRatioBased(ratio)
+        with no trace of its own (from `budget`), never a lone client call."""
 
         def should_sample(
             self,
@@ -130,14 +176,12 @@ def _root_sampler(ratio: float) -> Any:
         ) -> SamplingResult:
             if otel_context.get_value(_SERVER_SAMPLED, parent_context) is True:
                 return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
-            if kind is SpanKind.CLIENT:
+            if kind is SpanKind.CLIENT or not budget.draw():
                 return SamplingResult(Decision.DROP)
-            return self._ratio.should_sample(
-                parent_context, trace_id, name, kind, attributes, links, trace_state
-            )
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
 
         def get_description(self) -> str:
-            return f"StoriesRoot{{{self._ratio.get_description()}}}"
+            return f"StoriesRoot{{{budget}}}"
 
     return _RootSampler()
 
@@ -307,7 +351,7 @@ class TracingMiddleware:
 
     Ours rather than FastAPI's native telemetry (turned off in create_app), which
     cost the cached catalog more than half its throughput in `stories bench
-    content`. A request that starts a trace is drawn here, at `sample_ratio`:
+    content`. A request that starts a trace is drawn here, from `budget`:
     an unsampled one runs in a context made once, holding a valid but unsampled
     span context (so its SQL, Redis, AWS and HTTP calls, and the services it
     calls, record nothing either), without the SDK's span machinery, which cost
@@ -316,9 +360,16 @@ class TracingMiddleware:
     (see `add_trace_ids`), as no trace holds them. Installed only when tracing
     is on."""
 
-    def __init__(self, app: ASGIApp, sample_ratio: float = 1.0) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        sample_ratio: float = 1.0,
+        max_per_second: float | None = None,
+        *,
+        budget: TraceBudget | None = None,
+    ) -> None:
         self.app = app
-        self._sample_ratio = sample_ratio
+        self._budget = budget or TraceBudget(sample_ratio, max_per_second)
         self._tracer = tracer()
         unsampled = SpanContext(
             random.getrandbits(128) | 1,
@@ -350,7 +401,7 @@ class TracingMiddleware:
                 )  # fmt: skip
                 break
         if parent is None or not trace.get_current_span(parent).get_span_context().is_valid:
-            if random.random() >= self._sample_ratio:  # noqa: S311 (a sampling draw, not a secret)
+            if not self._budget.draw():
                 token = otel_context.attach(self._unsampled)
                 try:
                     await self.app(scope, receive, send)

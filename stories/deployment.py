@@ -27,6 +27,7 @@ COMMON_VALUES = [
     # Traces to the task's ADOT collector sidecar (X-Ray): shared/tracing.py.
     "TRACING_EXPORTER",
     "TRACING_SAMPLE_RATIO",
+    "TRACING_MAX_TRACES_PER_SECOND",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
 ]
 COMMON_SECRETS = ["{PREFIX}_DATABASE_URL"]

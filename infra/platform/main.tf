@@ -322,9 +322,10 @@ locals {
     METRICS_DASHBOARD_LOGIN_URL  = "/v1/auth/login"
     # Traces go to the ADOT collector beside each process (same task, loopback),
     # which sends them to X-Ray.
-    TRACING_EXPORTER            = "otlp"
-    TRACING_SAMPLE_RATIO        = tostring(var.tracing_sample_ratio)
-    OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:4318"
+    TRACING_EXPORTER              = "otlp"
+    TRACING_SAMPLE_RATIO          = tostring(var.tracing_sample_ratio)
+    TRACING_MAX_TRACES_PER_SECOND = tostring(var.tracing_max_traces_per_second)
+    OTEL_EXPORTER_OTLP_ENDPOINT   = "http://127.0.0.1:4318"
   }
 
   consumer_actions = [

@@ -128,6 +128,17 @@ variable "tracing_sample_ratio" {
   default     = 0.05
 }
 
+variable "tracing_max_traces_per_second" {
+  description = "At most this many new traces a second in each process (a kept span costs its process about 100 us of CPU): tracing's cost stays flat at the peak."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.tracing_max_traces_per_second > 0
+    error_message = "The cap on new traces must be positive."
+  }
+}
+
 variable "otel_collector_image" {
   description = "The AWS Distro for OpenTelemetry collector, run beside every process (pinned)."
   type        = string

@@ -244,6 +244,60 @@ async def test_an_unsampled_request_records_nothing_and_says_so_downstream(
     assert seen["line"]["trace_id"] == format(server.context.trace_id, "032x")
 
 
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_capped_budget_starts_at_most_its_rate_of_traces_however_busy() -> None:
+    """Drawn at ratio 1 with a cap of 5 a second: a burst of 100 starts 5 traces,
+    half a second refills 2.5 (so 2 more), and a quiet minute banks no more than
+    one second's worth."""
+    clock = _Clock()
+    budget = tracing.TraceBudget(1.0, 5.0, clock=clock)
+    assert sum(budget.draw() for _ in range(100)) == 5
+    clock.now += 0.5
+    assert sum(budget.draw() for _ in range(100)) == 2
+    clock.now += 60
+    assert sum(budget.draw() for _ in range(100)) == 5
+    # Uncapped, the ratio alone decides; at ratio 0 nothing starts, cap or none.
+    assert all(tracing.TraceBudget(1.0).draw() for _ in range(100))
+    assert not any(tracing.TraceBudget(0.0, 5.0, clock=clock).draw() for _ in range(100))
+
+
+async def test_a_busy_server_traces_no_more_requests_than_its_cap(
+    spans: InMemorySpanExporter,
+) -> None:
+    """The middleware draws from the budget: 50 requests in one instant, cap 3,
+    make 3 server spans; the rest run untraced and say so downstream."""
+
+    async def endpoint(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    clock = _Clock()
+    app = tracing.TracingMiddleware(endpoint, budget=tracing.TraceBudget(1.0, 3.0, clock=clock))
+    spans.clear()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        for _ in range(50):
+            assert (await client.get("/v1/books")).status_code == 204
+        assert len(spans.get_finished_spans()) == 3
+        clock.now += 1.0
+        for _ in range(50):
+            assert (await client.get("/v1/books")).status_code == 204
+    assert len(spans.get_finished_spans()) == 6
+    # An event that starts a trace is capped as well, by the SDK's sampler.
+    sampler = tracing.platform_sampler(1.0, 4.0, clock=clock)
+    capped = TracerProvider(sampler=sampler).get_tracer("test")
+    started = [capped.start_span("process", kind=SpanKind.CONSUMER) for _ in range(20)]
+    assert sum(span.is_recording() for span in started) == 4
+
+
 def _sampled_flag(traceparent: str) -> bool:
     return bool(int(traceparent.rsplit("-", 1)[1], 16) & 1)
 

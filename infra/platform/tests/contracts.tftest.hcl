@@ -421,6 +421,7 @@ run "traces_leave_through_the_adot_sidecar" {
           contains(container.environment, { name = "TRACING_EXPORTER", value = "otlp" }),
           contains(container.environment, { name = "OTEL_EXPORTER_OTLP_ENDPOINT", value = "http://127.0.0.1:4318" }),
           contains(container.environment, { name = "TRACING_SAMPLE_RATIO", value = "0.05" }),
+          contains(container.environment, { name = "TRACING_MAX_TRACES_PER_SECOND", value = "10" }),
         ]
       ]
     ]))
