@@ -12,6 +12,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
+from services.content.main import SERVICE as CONTENT
 from services.metrics.main import SERVICE as METRICS
 from services.metrics.settings import MetricsSettings
 from shared.consumer import EventContext
@@ -67,6 +68,17 @@ async def bootstrapped(
     return resources, str(raw_url)
 
 
+async def content_outbox(
+    settings: ServiceSettings, stack: AsyncExitStack, schema: str
+) -> Resources:
+    """Where the benchmarks' events start: content's outbox, in a schema of its own
+    migrated as content's (metrics, which consumes them, keeps no outbox), on the
+    same database, emulator and names as `settings`; dropped with `stack`."""
+    await upgrade(CONTENT.migrations, settings.database_url, schema)
+    stack.push_async_callback(drop_schema, settings.database_url, schema)
+    return await open_resources(settings.model_copy(update={"database_schema": schema}), stack)
+
+
 async def receive_and_delete(sqs: Any, url: str) -> list[dict[str, Any]]:
     """One turn of the raw baseline loop: receive up to 10, batch-delete them."""
     response = await sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
@@ -111,7 +123,7 @@ async def raw_sqs_loop(sqs: Any, url: str, count: int, rate: float | None) -> Fi
 
 
 async def outbox_pipeline(
-    resources: Any, settings: MetricsSettings, count: int, rate: float | None
+    outbox: Resources, consumer_resources: Resources, count: int, rate: float | None
 ) -> Figure:
     """Producers commit events (10 per transaction) -> relay -> SNS -> SQS -> consumer.
 
@@ -138,11 +150,11 @@ async def outbox_pipeline(
         return handle
 
     handlers = {contract: measured(h) for contract, h in METRICS.handlers.items()}
-    relay = await outbox_relay(resources, Producer.CONTENT)
-    consumer = await event_consumer(resources, "metrics", handlers)
+    relay = await outbox_relay(outbox, Producer.CONTENT)
+    consumer = await event_consumer(consumer_resources, "metrics", handlers)
 
     async def commit_ten(n: int) -> None:
-        async with unit_of_work(resources.session_factory) as session:
+        async with unit_of_work(outbox.session_factory) as session:
             ids = [record_event(session, _submission_created()).id for _ in range(n)]
         committed_at.update(dict.fromkeys(ids, time.time()))
 
@@ -193,11 +205,12 @@ async def bench_events(
         try:
             async with AsyncExitStack() as stack:
                 resources, raw_url = await bootstrapped(settings, stack, f"bench{tag}-raw")
+                outbox = await content_outbox(settings, stack, f"bench_content_{tag}")
                 aws = resources.aws
                 for rate in (None, steady_rate):
                     count = events if rate is None else int(steady_rate * steady_seconds)
                     figures.append(await raw_sqs_loop(aws.sqs, raw_url, count, rate))
-                    figures.append(await outbox_pipeline(resources, settings, count, rate))
+                    figures.append(await outbox_pipeline(outbox, resources, count, rate))
         finally:
             await drop_schema(settings.database_url, settings.database_schema)
     return figures

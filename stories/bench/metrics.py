@@ -45,12 +45,12 @@ from shared.events import (
     UserLoggedIn,
 )
 from shared.migrations import upgrade
-from shared.outbox import OutboxRelay, record_event
+from shared.outbox import record_event
 from shared.resources import Resources
 from shared.roles import Role
-from shared.runtime import event_consumer
+from shared.runtime import event_consumer, outbox_relay
 from shared.topology import queue_url
-from stories.bench.events import bootstrapped, receive_and_delete
+from stories.bench.events import bootstrapped, content_outbox, receive_and_delete
 from stories.bench.harness import BENCH_DATABASE_URL, Figure, uvicorn_process
 from stories.bench.services import BENCH_REDIS_URL
 from stories.emulator import localstack_process, moto_server_process
@@ -178,8 +178,8 @@ async def _admin_token(access_url: str, access_schema: str) -> str:
 
 
 async def commit_to_visible(
+    outbox: Resources,
     resources: Resources,
-    settings: MetricsSettings,
     metrics_url: str,
     token: str,
     *,
@@ -191,14 +191,7 @@ async def commit_to_visible(
     count = int(rate * seconds)
     applied: list[float] = []
     timed = _timing(applied, count, asyncio.Event())
-    relay = OutboxRelay(
-        session_factory=resources.session_factory,
-        sns=resources.aws.sns,
-        topic_arn=await resources.events_topic_arn(Producer.CONTENT),
-        telemetry=resources.telemetry,
-        poll_seconds=settings.outbox_poll_seconds,
-    )
-    resources.relay_wakers[:] = [relay.wake]
+    relay = await outbox_relay(outbox, Producer.CONTENT)
     consumer = await _timed_consumer(resources, timed)
     headers = {"Authorization": f"Bearer {token}"}
 
@@ -218,7 +211,7 @@ async def commit_to_visible(
             started = time.perf_counter()
             for n in range(count):
                 await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
-                async with unit_of_work(resources.session_factory) as session:
+                async with unit_of_work(outbox.session_factory) as session:
                     record_event(session, _submission())
                 committed.append(time.perf_counter())
 
@@ -327,8 +320,9 @@ async def bench_metrics(
                         "services.metrics.main:SERVICE.create_app", metrics_env, "/healthz"
                     ) as api_url:
                         token = await _admin_token(access_url, access_schema)
+                        outbox = await content_outbox(settings, stack, f"bench_content_{tag}")
                         to_applied, to_shown, seen = await commit_to_visible(
-                            resources, settings, api_url, token, rate=steady_rate, seconds=seconds
+                            outbox, resources, api_url, token, rate=steady_rate, seconds=seconds
                         )
                 rate = f"{steady_rate:.0f}/s ({emulator})"
                 figures += [
