@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
 
 from services.content.catalog import CatalogCache
+from services.content.families import Family
 from services.content.models import Book, BookStatus, SubmissionStatus
 from services.content.repository import ContentRepository
 from services.content.schemas import BookCreate, BookUpdate, CoverUploadRequest
-from services.content.service import BOOK_MAKER, PUBLISHER, apply_changes, check_if_match
+from services.content.service import (
+    BOOK_MAKER,
+    PUBLISHER,
+    apply_changes,
+    check_if_match,
+    check_lineage,
+    families_for,
+)
 from services.content.settings import ContentSettings
 from services.content.storage import (
     COVER_EXTENSIONS,
@@ -72,11 +83,17 @@ class BookService:
         }
         if metadata["age_min"] > metadata["age_max"]:
             raise Unprocessable("age_min must not be above age_max.")
+        if body.credits is not None:
+            metadata["credits"] = [c.model_dump(mode="json") for c in body.credits]
         now = now_utc()
         book = Book(
             id=uuid.uuid4(),
             submission_id=submission.id,
-            **metadata,
+            **({"credits": submission.credits} | metadata),
+            family_id=submission.family_id,
+            derived_from=submission.derived_from,
+            derivation=submission.derivation,
+            licence=submission.licence,
             access=body.access,
             status=BookStatus.DRAFT.value,
             version=1,
@@ -87,6 +104,7 @@ class BookService:
             created_at=now,
             updated_at=now,
         )
+        await check_lineage(self.repository, book)
         self.repository.add(book)
         record_event(
             self.session,
@@ -114,8 +132,12 @@ class BookService:
     ) -> Book:
         book = await self._managed_book(actor, book_id, Action.BOOK_EDIT, BOOK_MAKER)
         check_if_match(if_match, book.version)
+        slot = (book.language, book.reading_level)
         if not apply_changes(book, changes):
             return book
+        await check_lineage(self.repository, book)
+        if book.status == BookStatus.PUBLISHED and (book.language, book.reading_level) != slot:
+            await self._check_slot_free(book)
         book.version += 1
         book.updated_at = now_utc()
         record_event(
@@ -188,10 +210,12 @@ class BookService:
             cache_seconds=self.settings.published_cache_seconds,
         )
         now = now_utc()
+        await self._retire_slot(book, now)
         book.edition = edition
         book.object_key = published.key
         book.object_version = published.version
         book.status = BookStatus.PUBLISHED.value
+        book.superseded_by = None
         book.published_at = now
         book.updated_at = now
         book.version += 1
@@ -205,8 +229,54 @@ class BookService:
                 language=book.language,
             ),
         )
+        await self._flush_publication()
         self.session.after_commit(self.catalog.invalidate)
         return book
+
+    async def _retire_slot(self, book: Book, now: datetime) -> None:
+        """One published book per family, language and level: the older leaves the catalog.
+
+        It is unpublished (delivery issues no new link to it; the links already
+        issued keep working until they expire) and points to its successor.
+        """
+        for older in await self.repository.published_in_slot(
+            book.family_id, book.language, book.reading_level
+        ):
+            older.status = BookStatus.UNPUBLISHED.value
+            older.superseded_by = book.id
+            older.updated_at = now
+            older.version += 1
+            record_event(self.session, BookUnpublished(book_id=older.id))
+        # Written before this book's row: the unique slot index must see the older leave first.
+        await self.repository.session.flush()
+
+    async def _check_slot_free(self, book: Book) -> None:
+        with self.repository.session.no_autoflush:  # checked before the change is written
+            in_slot = await self.repository.published_in_slot(
+                book.family_id, book.language, book.reading_level
+            )
+        taken = [other for other in in_slot if other.id != book.id]
+        if taken:
+            raise Conflict(
+                f"Book {taken[0].id} is this story's published {book.language} "
+                f"{book.reading_level} version: unpublish it first.",
+                code="version-slot-taken",
+                book_id=str(taken[0].id),
+            )
+
+    async def _flush_publication(self) -> None:
+        try:
+            await self.repository.session.flush()
+        except IntegrityError as error:
+            # Two versions of one slot published at the same moment: the first won.
+            raise Conflict(
+                "Another version of this story in this language and level was published "
+                "at the same moment; publish again to replace it.",
+                code="version-slot-taken",
+            ) from error
+
+    async def family(self, book: Book) -> Family:
+        return (await families_for(self.repository, [book]))[book.family_id]
 
     async def unpublish(self, actor: Principal, book_id: uuid.UUID, if_match: str | None) -> Book:
         book = await self._managed_book(actor, book_id, Action.BOOK_PUBLISH, PUBLISHER)

@@ -12,9 +12,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from services.content.families import READING_LEVELS, Family, families_of
 from services.content.models import Book, BookStatus
 from services.content.repository import CatalogQuery, ContentRepository
-from services.content.service import BOOK_MAKER, holds_now, iso, page_of
+from services.content.service import BOOK_MAKER, families_for, holds_now, iso, page_of
 from shared.access_client import AccessClient
 from shared.auth import Principal
 from shared.decisions import Action
@@ -58,15 +59,36 @@ class CatalogService:
     repository: ContentRepository
     access: AccessClient
 
-    async def catalog_page(self, query: CatalogQuery) -> tuple[list[Book], str | None]:
+    async def catalog_page(
+        self, query: CatalogQuery
+    ) -> tuple[list[Book], str | None, dict[uuid.UUID, Family]]:
         rows = await self.repository.catalog(query)
         order = "published_at" if query.status == BookStatus.PUBLISHED else "updated_at"
-        return page_of(rows, query.limit, lambda b: (iso(getattr(b, order)), b.id))
+        page, cursor = page_of(rows, query.limit, lambda b: (iso(getattr(b, order)), b.id))
+        return page, cursor, await families_for(self.repository, page)
 
-    async def book_for(self, viewer: Principal | None, book_id: uuid.UUID) -> Book:
+    async def book_for(self, viewer: Principal | None, book_id: uuid.UUID) -> tuple[Book, Family]:
         book = await self.repository.book(book_id)
         if book is None or (
             book.status != BookStatus.PUBLISHED and not await sees_every_book(self.access, viewer)
         ):
             raise NotFound("No such book.")
-        return book
+        return book, (await families_for(self.repository, [book]))[book.family_id]
+
+    async def family(
+        self, family_id: uuid.UUID, *, every_version: bool
+    ) -> tuple[list[Book], Family]:
+        """A family's versions by language and level: published ones, or all for managers."""
+        members = await self.repository.family_members([family_id])
+        versions = [b for b in members if every_version or b.status == BookStatus.PUBLISHED]
+        if not versions:
+            raise NotFound("No such story family.")
+        versions.sort(
+            key=lambda b: (
+                b.language,
+                READING_LEVELS.index(b.reading_level),
+                b.status != BookStatus.PUBLISHED,
+                str(b.id),
+            )
+        )
+        return versions, families_of(members)[family_id]

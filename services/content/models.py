@@ -5,15 +5,74 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text, Uuid, text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, Uuid, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine.default import DefaultExecutionContext
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 
 from shared.db import UtcDateTime, new_metadata
 
 
 class Base(DeclarativeBase):
     metadata = new_metadata()
+
+
+# PostgreSQL's text-search configurations by primary language subtag (every one
+# ships with PostgreSQL 13 and later): a book's title and summary are stemmed in
+# its own language, so "foxes" finds "fox". Other languages match whole words.
+TEXT_SEARCH_CONFIGS: dict[str, str] = {
+    "ar": "arabic",
+    "da": "danish",
+    "de": "german",
+    "en": "english",
+    "es": "spanish",
+    "fi": "finnish",
+    "fr": "french",
+    "hu": "hungarian",
+    "id": "indonesian",
+    "it": "italian",
+    "ne": "nepali",
+    "nl": "dutch",
+    "no": "norwegian",
+    "pt": "portuguese",
+    "ro": "romanian",
+    "ru": "russian",
+    "sv": "swedish",
+    "ta": "tamil",
+    "tr": "turkish",
+}
+SIMPLE_SEARCH = "simple"
+
+
+def text_search_config(language: str) -> str:
+    return TEXT_SEARCH_CONFIGS.get(language.split("-")[0].lower(), SIMPLE_SEARCH)
+
+
+def _search_config_of_insert(context: DefaultExecutionContext) -> str:
+    # Called per row, also for a many-row insert: the row being written.
+    row = context.current_parameters or {}
+    return text_search_config(str(row["language"]))
+
+
+# Credits: [{"role", "name", "account_id"}], in the order they are shown.
+Credits = JSON().with_variant(JSONB(), "postgresql")
+
+
+class StoryFamilyColumns:
+    """Where a story comes from: its family, its source and how it was derived.
+
+    Pinned when the submission starts (a derivation cannot later be re-pointed at
+    another source or family) and copied to the book made from it.
+    """
+
+    # A row written without one (a seed, a bulk import) is an original, its own family.
+    family_id: Mapped[uuid.UUID] = mapped_column(Uuid, default=uuid.uuid4)
+    derived_from: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    derivation: Mapped[str] = mapped_column(String(20), default="original")
+    credits: Mapped[list[dict[str, Any]]] = mapped_column(Credits, default=list)
+    licence: Mapped[str] = mapped_column(String(20), default="CC-BY-4.0")
 
 
 class SubmissionStatus(StrEnum):
@@ -31,7 +90,7 @@ class BookStatus(StrEnum):
     UNPUBLISHED = "UNPUBLISHED"
 
 
-class Submission(Base):
+class Submission(StoryFamilyColumns, Base):
     __tablename__ = "submissions"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
@@ -83,7 +142,7 @@ class SubmissionTransition(Base):
     __table_args__ = (Index("ix_submission_transitions_submission", "submission_id", "at", "id"),)
 
 
-class Book(Base):
+class Book(StoryFamilyColumns, Base):
     __tablename__ = "books"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
@@ -113,6 +172,16 @@ class Book(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     published_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The newer version of the same family, language and level that took this
+    # one's place in the catalog when it was published.
+    superseded_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # Follows the language (on insert, and on every change through the ORM).
+    search_config: Mapped[str] = mapped_column(String(20), default=_search_config_of_insert)
+
+    @validates("language")
+    def _follow_language(self, _key: str, language: str) -> str:
+        self.search_config = text_search_config(language)
+        return language
 
     __table_args__ = (
         # The catalog: newest publication first, only published rows indexed.
@@ -140,4 +209,16 @@ class Book(Base):
             sqlite_where=text("status = 'PUBLISHED'"),
         ),
         Index("ix_books_status", "status", "updated_at", "id"),
+        Index("ix_books_family", "family_id", "language", "reading_level"),
+        # One published book per family, language and level: a second publication
+        # into the same slot retires the first; a race between two fails here.
+        Index(
+            "uq_books_published_version",
+            "family_id",
+            "language",
+            "reading_level",
+            unique=True,
+            postgresql_where=text("status = 'PUBLISHED'"),
+            sqlite_where=text("status = 'PUBLISHED'"),
+        ),
     )

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.content.models import Book, BookStatus, Submission, SubmissionTransition
+from services.content.models import (
+    SIMPLE_SEARCH,
+    TEXT_SEARCH_CONFIGS,
+    Book,
+    BookStatus,
+    Submission,
+    SubmissionTransition,
+    text_search_config,
+)
 from shared.pagination import after_cursor
 
 
@@ -23,6 +32,7 @@ class CatalogQuery:
     age: int | None = None
     reading_level: str | None = None
     text: str | None = None
+    family: uuid.UUID | None = None
     status: str | None = BookStatus.PUBLISHED.value
     after: tuple[str, str] | None = None
     limit: int = 20
@@ -111,10 +121,12 @@ class ContentRepository:
             statement = statement.where(Book.category == query.category)
         if query.reading_level is not None:
             statement = statement.where(Book.reading_level == query.reading_level)
+        if query.family is not None:
+            statement = statement.where(Book.family_id == query.family)
         if query.age is not None:
             statement = statement.where(Book.age_min <= query.age, Book.age_max >= query.age)
         if query.text is not None:
-            statement = statement.where(self._matches_text(query.text))
+            statement = statement.where(self._matches_text(query.text, query.language))
         # Published books: newest publication first. Others (managers' views):
         # most recently changed first. Ties broken by id, so the order is stable.
         order = Book.published_at if query.status == BookStatus.PUBLISHED else Book.updated_at
@@ -130,19 +142,57 @@ class ContentRepository:
             )
         return statement.order_by(order.desc(), Book.id.desc()).limit(query.limit + 1)
 
-    def _matches_text(self, text: str) -> Any:
+    def _matches_text(self, text: str, language: str | None) -> Any:
         if self.session.get_bind().dialect.name == "postgresql":
-            # Served by the ix_books_search GIN index (same expression).
-            # The configuration as SQL text, not a parameter: the planner must see
-            # the index's exact expression to use it.
-            config: ColumnElement[str] = literal_column("'simple'")
-            document = func.to_tsvector(config, Book.title + " " + Book.summary)
-            return document.op("@@")(func.plainto_tsquery(config, text))
+            # Each book is stemmed in its own language's configuration: one branch
+            # per configuration, each served by its partial GIN index (the same
+            # expression and predicate), OR-ed by the planner. A language filter
+            # needs only its own branch.
+            configs = (
+                [text_search_config(language)]
+                if language is not None
+                else [*TEXT_SEARCH_CONFIGS.values(), SIMPLE_SEARCH]
+            )
+            return or_(*(self._matches_in(config, text) for config in sorted(set(configs))))
         needle = text.lower()
         return or_(
             func.lower(Book.title).contains(needle, autoescape=True),
             func.lower(Book.summary).contains(needle, autoescape=True),
         )
 
+    @staticmethod
+    def _matches_in(config_name: str, text: str) -> ColumnElement[bool]:
+        # The configuration as SQL text, not a parameter: the planner must see
+        # the index's exact expression to use it (names come from our own table).
+        config: ColumnElement[str] = literal_column(f"'{config_name}'")
+        document = func.to_tsvector(config, Book.title + " " + Book.summary)
+        return and_(
+            Book.search_config == config_name,
+            document.op("@@")(func.plainto_tsquery(config, text)),
+        )
+
     async def catalog(self, query: CatalogQuery) -> list[Book]:
         return list(await self.session.scalars(self.catalog_statement(query)))
+
+    async def family_members(self, family_ids: Iterable[uuid.UUID]) -> list[Book]:
+        """Every book of these families, whatever its status (attribution walks them all)."""
+        wanted = set(family_ids)
+        if not wanted:
+            return []
+        return list(await self.session.scalars(select(Book).where(Book.family_id.in_(wanted))))
+
+    async def published_in_slot(
+        self, family_id: uuid.UUID, language: str, reading_level: str
+    ) -> list[Book]:
+        """The published book(s) of one family, language and level, locked to be retired."""
+        query = (
+            select(Book)
+            .where(
+                Book.family_id == family_id,
+                Book.language == language,
+                Book.reading_level == reading_level,
+                Book.status == BookStatus.PUBLISHED.value,
+            )
+            .with_for_update()
+        )
+        return list(await self.session.scalars(query))

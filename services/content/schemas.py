@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from services.content.families import Family
 from shared.events import BookAccess, ReviewDecision
 from shared.text import MultiLine, SingleLine
 
@@ -39,6 +40,19 @@ FileName = Annotated[
 ]
 
 
+Licence = Literal[
+    "CC-BY-4.0",
+    "CC-BY-SA-4.0",
+    "CC-BY-NC-4.0",
+    "CC-BY-NC-SA-4.0",
+    "CC-BY-ND-4.0",
+    "CC-BY-NC-ND-4.0",
+]
+CreditName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), SingleLine
+]
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -63,8 +77,41 @@ class StoryMetadata(StrictModel):
     _ages = model_validator(mode="before")(_check_ages)
 
 
+class Credit(StrictModel):
+    role: Literal["author", "illustrator", "translator", "adapter"]
+    name: CreditName = Field(description="As printed in the attribution")
+    account_id: uuid.UUID | None = Field(
+        default=None, description="The platform account of the person credited, if any"
+    )
+
+
+Credits = Annotated[list[Credit], Field(max_length=30)]
+
+
 class SubmissionCreate(StoryMetadata):
-    pass
+    credits: Credits = Field(
+        default_factory=list, description="Authors and illustrators, in the order shown"
+    )
+    licence: Licence = Field(default="CC-BY-4.0", description="A Creative Commons licence")
+
+
+class DerivationRequest(StrictModel):
+    """A translation names its language; an adaptation its reading level."""
+
+    kind: Literal["translation", "adaptation"]
+    language: Language | None = Field(default=None, description="For a translation")
+    reading_level: ReadingLevel | None = Field(default=None, description="For an adaptation")
+    credited_as: CreditName | None = Field(
+        default=None, description="Your name as the attribution prints it"
+    )
+
+    @model_validator(mode="after")
+    def _one_change(self) -> DerivationRequest:
+        if self.kind == "translation" and (self.language is None or self.reading_level):
+            raise ValueError("a translation names a language (and keeps the reading level)")
+        if self.kind == "adaptation" and (self.reading_level is None or self.language):
+            raise ValueError("an adaptation names a reading_level (and keeps the language)")
+        return self
 
 
 class MetadataChanges(StrictModel):
@@ -82,12 +129,31 @@ class MetadataChanges(StrictModel):
 
 
 class SubmissionUpdate(MetadataChanges):
-    pass
+    credits: Credits | None = None
+    licence: Licence | None = Field(default=None, description="An original's only")
 
 
-class SubmissionOut(BaseModel):
+class CreditOut(BaseModel):
+    role: str
+    name: str
+    account_id: uuid.UUID | None = None
+
+
+class Lineage(BaseModel):
+    """Where a story comes from (the same on a submission and its book)."""
+
     model_config = ConfigDict(from_attributes=True)
 
+    family_id: uuid.UUID = Field(description="The story family: the original and its versions")
+    derived_from: uuid.UUID | None = Field(
+        default=None, description="The book this one translates or adapts"
+    )
+    derivation: Literal["original", "translation", "adaptation"]
+    credits: list[CreditOut]
+    licence: str
+
+
+class SubmissionOut(Lineage):
     id: uuid.UUID
     author_id: uuid.UUID
     title: str
@@ -175,15 +241,24 @@ class BookCreate(MetadataChanges):
 
     submission_id: uuid.UUID
     access: BookAccess
+    credits: Credits | None = Field(default=None, description="Defaults to the submission's")
 
 
 class BookUpdate(MetadataChanges):
     access: BookAccess | None = None
+    credits: Credits | None = None
 
 
-class BookOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class FamilyVersion(BaseModel):
+    """Another published version of the same story."""
 
+    book_id: uuid.UUID
+    title: str
+    language: str
+    reading_level: str
+
+
+class BookOut(Lineage):
     id: uuid.UUID
     title: str
     summary: str
@@ -200,13 +275,37 @@ class BookOut(BaseModel):
     cover_url: str | None = Field(
         default=None, description="The published cover image, if the book has one"
     )
+    superseded_by: uuid.UUID | None = Field(
+        default=None, description="The newer version that took this one's place in the catalog"
+    )
+    attribution: str = Field(
+        default="",
+        description="Ready to print: who made this version, from which work, under what licence",
+    )
+    versions: list[FamilyVersion] = Field(
+        default_factory=list,
+        description="The family's other published versions (language and level → book)",
+    )
 
     @classmethod
-    def of(cls, book: Any, assets_url: str | None) -> BookOut:
+    def of(cls, book: Any, assets_url: str | None, family: Family) -> BookOut:
         out = cls.model_validate(book)
         if assets_url and book.cover_key:
             out.cover_url = f"{assets_url.rstrip('/')}/{book.cover_key}"
+        out.attribution = family.attribution(book)
+        out.versions = [
+            FamilyVersion(
+                book_id=v.id, title=v.title, language=v.language, reading_level=v.reading_level
+            )
+            for v in family.published_versions(besides=book.id)
+        ]
         return out
+
+
+class FamilyOut(BaseModel):
+    family_id: uuid.UUID
+    original_id: uuid.UUID | None = Field(description="The original, if it is visible to you")
+    versions: list[BookOut] = Field(description="By language, then reading level")
 
 
 BookStatusFilter = Literal["DRAFT", "PUBLISHED", "UNPUBLISHED"]

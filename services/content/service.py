@@ -12,10 +12,14 @@ the history and its event in the outbox, in the same transaction.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from services.content.families import Family, check_derivation, families_of
 from services.content.models import Book, Submission
+from services.content.repository import ContentRepository
 from services.content.schemas import MetadataChanges
 from shared.access_client import AccessClient
 from shared.auth import Principal
@@ -51,7 +55,7 @@ def check_if_match(if_match: str | None, version: int) -> None:
 
 def apply_changes(row: Submission | Book, changes: MetadataChanges) -> bool:
     """Set the fields a PATCH sent (after checking them together); whether any were."""
-    values = changes.model_dump(exclude_unset=True)
+    values = changes.model_dump(exclude_unset=True, mode="json")
     if any(v is None for v in values.values()):
         raise Unprocessable("Fields may be changed but not emptied.")
     if values.get("age_min", row.age_min) > values.get("age_max", row.age_max):
@@ -59,6 +63,27 @@ def apply_changes(row: Submission | Book, changes: MetadataChanges) -> bool:
     for name, value in values.items():
         setattr(row, name, value)
     return bool(values)
+
+
+async def check_lineage(repository: ContentRepository, row: Submission | Book) -> None:
+    """A derived story still translates or adapts its source after this change."""
+    if row.derived_from is None:
+        return
+    # Not flushed first: the change is checked before it is written (a published
+    # book moved into a taken slot would otherwise fail on the unique index).
+    with repository.session.no_autoflush:
+        source = await repository.book(row.derived_from)
+    if source is not None:
+        check_derivation(
+            row.derivation, source, language=row.language, reading_level=row.reading_level
+        )
+
+
+async def families_for(
+    repository: ContentRepository, books: Iterable[Book]
+) -> dict[uuid.UUID, Family]:
+    """The families of these books, every member loaded at once (one query a page)."""
+    return families_of(await repository.family_members(b.family_id for b in books))
 
 
 async def holds_now(

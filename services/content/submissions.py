@@ -7,9 +7,17 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.content.models import Submission, SubmissionStatus, SubmissionTransition
+from services.content.families import (
+    CreditRole,
+    Derivation,
+    check_derivable,
+    check_derivation,
+    derived_credits,
+)
+from services.content.models import BookStatus, Submission, SubmissionStatus, SubmissionTransition
 from services.content.repository import ContentRepository
 from services.content.schemas import (
+    DerivationRequest,
     ReviewRequest,
     SubmissionCreate,
     SubmissionUpdate,
@@ -20,6 +28,7 @@ from services.content.service import (
     WRITER,
     apply_changes,
     check_if_match,
+    check_lineage,
     holds_now,
     iso,
     page_of,
@@ -77,16 +86,66 @@ class SubmissionService:
 
     async def create_submission(self, actor: Principal, body: SubmissionCreate) -> Submission:
         await self.access.require(actor, Action.SUBMISSION_CREATE, minimum=WRITER)
-        now = now_utc()
-        submission = Submission(
-            id=uuid.uuid4(),
-            author_id=actor.user_id,
-            **body.model_dump(),
-            status=SubmissionStatus.DRAFT.value,
-            version=1,
-            created_at=now,
-            updated_at=now,
+        submission_id = uuid.uuid4()
+        # An original starts its own family, named after its first submission.
+        return self._start(
+            actor,
+            Submission(
+                id=submission_id,
+                author_id=actor.user_id,
+                **body.model_dump(mode="json"),
+                family_id=submission_id,
+                derived_from=None,
+                derivation=Derivation.ORIGINAL.value,
+            ),
         )
+
+    async def start_derivation(
+        self, actor: Principal, book_id: uuid.UUID, body: DerivationRequest
+    ) -> Submission:
+        """A translation or adaptation of a published book: a new submission of its family.
+
+        Its metadata starts as the source's (the title and summary to translate),
+        its credits carry the source's over and add the one who starts it; its
+        family, source and licence are pinned here.
+        """
+        await self.access.require(actor, Action.SUBMISSION_CREATE, minimum=WRITER)
+        source = await self.repository.book(book_id)
+        if source is None or source.status != BookStatus.PUBLISHED:
+            raise NotFound("No such published book.")
+        check_derivable(source)
+        kind = Derivation(body.kind)
+        language = body.language or source.language
+        reading_level = body.reading_level or source.reading_level
+        check_derivation(kind, source, language=language, reading_level=reading_level)
+        role = CreditRole.TRANSLATOR if kind is Derivation.TRANSLATION else CreditRole.ADAPTER
+        name = body.credited_as or f"a volunteer {role.value}"
+        return self._start(
+            actor,
+            Submission(
+                id=uuid.uuid4(),
+                author_id=actor.user_id,
+                title=source.title,
+                summary=source.summary,
+                language=language,
+                age_min=source.age_min,
+                age_max=source.age_max,
+                category=source.category,
+                reading_level=reading_level,
+                family_id=source.family_id,
+                derived_from=source.id,
+                derivation=kind.value,
+                credits=derived_credits(source, role, name, actor.user_id),
+                licence=source.licence,
+            ),
+        )
+
+    def _start(self, actor: Principal, submission: Submission) -> Submission:
+        now = now_utc()
+        submission.status = SubmissionStatus.DRAFT.value
+        submission.version = 1
+        submission.created_at = now
+        submission.updated_at = now
         self.repository.add(submission)
         self._record_transition(submission, None, actor, notes=None, at=now)
         record_event(
@@ -174,7 +233,13 @@ class SubmissionService:
             raise Conflict(
                 f"A {submission.status} submission cannot be edited.", code="not-editable"
             )
+        derived = submission.derivation != Derivation.ORIGINAL
+        if derived and changes.licence not in (None, submission.licence):
+            raise Unprocessable(
+                "A translation or adaptation keeps its source's licence.", code="derived-licence"
+            )
         if apply_changes(submission, changes):
+            await check_lineage(self.repository, submission)
             submission.version += 1
             submission.updated_at = now_utc()
         return submission

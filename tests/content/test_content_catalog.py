@@ -236,6 +236,7 @@ async def test_catalog_queries_use_the_indexes(content: ContentHarness) -> None:
             "language": CatalogQuery(language="sw", limit=20),
             "category": CatalogQuery(category="science", limit=20),
             "text": CatalogQuery(text="moons", limit=20),
+            "text in French": CatalogQuery(language="fr", text="moons", limit=20),
             "all": CatalogQuery(limit=20),
         }.items():
             compiled = repository.catalog_statement(query).compile(
@@ -250,3 +251,35 @@ async def test_catalog_queries_use_the_indexes(content: ContentHarness) -> None:
         assert re.search(r"(using|on) ix_books_(catalog\w*|search)", plan), (name, plan)
         assert "Seq Scan" not in plan, (name, plan)
     assert "ix_books_search" in plans["text"], plans["text"]
+    # A language filter searches in that language's configuration (its own index).
+    assert "ix_books_search_french" in plans["text in French"], plans["text in French"]
+
+
+async def test_search_finds_stems_in_each_books_language(content: ContentHarness) -> None:
+    """`q` is stemmed in each book's language (a `simple` match would miss every one
+    of these but the Swahili), and a language filter searches in that language."""
+    texts = {
+        "en": "The foxes were running home",
+        "fr": "Les renards couraient vers la maison",
+        "es": "Los zorros corrían a casa",
+        "pt-BR": "As raposas correram para casa",
+        "sw": "Mbweha walikimbia nyumbani",
+    }
+    rows = []
+    for n, (language, summary) in enumerate(texts.items()):
+        row = catalog_book(50_000 + n) | {"language": language, "summary": summary}
+        rows.append(row)
+    await seed(content, rows)
+    ids = {row["language"]: str(row["id"]) for row in rows}
+
+    async def found(q: str, **params: Any) -> set[str]:
+        return {b["id"] for b in await all_pages(content, q=q, **params)}
+
+    assert await found("fox run") == {ids["en"]}
+    assert await found("renard") == {ids["fr"]}
+    assert await found("zorro") == {ids["es"]}
+    assert await found("raposa") == {ids["pt-BR"]}
+    assert await found("mbweha") == {ids["sw"]}
+    assert await found("mbwe") == set()  # no stemmer for Swahili: whole words only
+    assert await found("renard", language="fr") == {ids["fr"]}
+    assert await found("renard", language="en") == set()

@@ -22,6 +22,7 @@ PUBLIC = None
 # endpoint -> the least role allowed (PUBLIC: anyone, with or without a token).
 TABLE: dict[str, Role | None] = {
     "POST /v1/submissions": Role.VOLUNTEER,
+    "POST /v1/books/{id}/derivations": Role.VOLUNTEER,
     "GET /v1/submissions": Role.VOLUNTEER,
     "GET /v1/submissions/{id}": Role.VOLUNTEER,
     "PATCH /v1/submissions/{id}": Role.VOLUNTEER,
@@ -39,6 +40,7 @@ TABLE: dict[str, Role | None] = {
     "POST /v1/books/{id}/unpublish": Role.CONTENT_ADMIN,
     "GET /v1/books": PUBLIC,
     "GET /v1/books/{id}": PUBLIC,
+    "GET /v1/families/{id}": PUBLIC,
 }
 
 
@@ -188,8 +190,23 @@ async def one_book(c: ContentHarness, cast: Cast, actor: Account | None) -> http
     return await c.http.get(f"/v1/books/{book['id']}", headers=headers(actor))
 
 
+async def derive(c: ContentHarness, cast: Cast, actor: Account | None) -> httpx.Response:
+    book = await published_book(c, cast)
+    return await c.http.post(
+        f"/v1/books/{book['id']}/derivations",
+        json={"kind": "translation", "language": "sw"},
+        headers=headers(actor),
+    )
+
+
+async def family(c: ContentHarness, cast: Cast, actor: Account | None) -> httpx.Response:
+    book = await published_book(c, cast)
+    return await c.http.get(f"/v1/families/{book['family_id']}", headers=headers(actor))
+
+
 CALLS: dict[str, Call] = {
     "POST /v1/submissions": create,
+    "POST /v1/books/{id}/derivations": derive,
     "GET /v1/submissions": list_own,
     "GET /v1/submissions/{id}": get_own,
     "PATCH /v1/submissions/{id}": patch_own,
@@ -207,6 +224,7 @@ CALLS: dict[str, Call] = {
     "POST /v1/books/{id}/unpublish": unpublish,
     "GET /v1/books": catalog,
     "GET /v1/books/{id}": one_book,
+    "GET /v1/families/{id}": family,
 }
 
 
@@ -247,9 +265,8 @@ async def test_the_openapi_document_describes_every_route_with_its_errors(
     document = (await content.http.get("/openapi.json")).json()
     for endpoint in TABLE:
         method, path = endpoint.split(" ")
-        path = path.split("?")[0].replace(
-            "{id}", "{submission_id}" if "submissions" in path else "{book_id}"
-        )
+        name = "submission" if "submissions" in path else "family" if "families" in path else "book"
+        path = path.split("?")[0].replace("{id}", f"{{{name}_id}}")
         operation = document["paths"][path][method.lower()]
         assert operation["summary"], endpoint
         errors = {int(code) for code in operation["responses"] if code.startswith(("4", "5"))}
@@ -257,7 +274,11 @@ async def test_the_openapi_document_describes_every_route_with_its_errors(
         if TABLE[endpoint] is not None:
             assert {401, 403} <= errors, endpoint
             # The catalog is public and shows more with a token: either is documented.
-            public = path in ("/v1/books", "/v1/books/{book_id}") and method == "GET"
+            public = method == "GET" and path in (
+                "/v1/books",
+                "/v1/books/{book_id}",
+                "/v1/families/{family_id}",
+            )
             bearer: list[dict[str, list[str]]] = [{"bearer": []}]
             expected = [{}, *bearer] if public else bearer
             assert operation.get("security") == expected, endpoint

@@ -7,11 +7,14 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
 from sqlalchemy import Uuid, column, insert, select, table, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.content.models import Book, Submission
 from services.metrics.models import ReaderHour, RecordedEvent, TeacherLearner
 from shared.db import PlatformTables, UtcDateTime, create_engine, drop_schema
 from shared.migrations import alembic_config, upgrade
@@ -123,3 +126,78 @@ async def test_teachers_figures_are_filled_from_the_event_log_on_upgrade(
         await engine.dispose()
         if backend == "postgresql":
             await drop_schema(database_url, schema)
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+async def test_existing_stories_become_originals_of_their_own_families(
+    database_url: str, backend: str, tmp_path: Path
+) -> None:
+    """content_0006: every existing submission and book is an original, its family the
+    submission's id (shared by its book), under CC BY 4.0; each book is searched in
+    its language's configuration."""
+    migrations = SERVICES["content"].migrations
+    url = database_url if backend == "postgresql" else f"sqlite+aiosqlite:///{tmp_path}/c.db"
+    schema = unique_schema("content")
+    engine = create_engine(url, schema=schema)
+    at = datetime(2026, 11, 30, tzinfo=UTC)
+    submission_id, book_ids = uuid.uuid4(), {"pt-BR": uuid.uuid4(), "sw": uuid.uuid4()}
+    story = {
+        "title": "T",
+        "summary": "S",
+        "age_min": 4,
+        "age_max": 8,
+        "category": "animals",
+        "reading_level": "early",
+        "version": 1,
+        "status": "PUBLISHED",
+        "created_at": at,
+        "updated_at": at,
+    }
+    try:
+        await upgrade(migrations, url, schema, revision="content_0005")
+        async with engine.begin() as connection:
+            # Rows as content_0005 wrote them (none of the new columns yet).
+            await connection.execute(
+                insert(
+                    as_of("submissions", ["id", "author_id", "language", "status", *story])
+                ).values(id=submission_id, author_id=uuid.uuid4(), language="sw", **story)
+            )
+            for language, book_id in book_ids.items():
+                columns = ["id", "submission_id", "language", "access", "source_key", "edition"]
+                await connection.execute(
+                    insert(as_of("books", ["created_by", *columns, *story])).values(
+                        id=book_id,
+                        submission_id=submission_id if language == "sw" else uuid.uuid4(),
+                        language=language,
+                        access="free",
+                        source_key="k",
+                        edition=1,
+                        created_by=uuid.uuid4(),
+                        **story,
+                    )
+                )
+        await upgrade(migrations, url, schema)
+        async with AsyncSession(engine) as session:
+            submission = (await session.scalars(select(Submission))).one()
+            books = {b.language: b for b in await session.scalars(select(Book))}
+        assert (submission.family_id, submission.derivation) == (submission_id, "original")
+        assert (submission.credits, submission.licence) == ([], "CC-BY-4.0")
+        assert books["sw"].family_id == submission_id  # the book shares its submission's family
+        assert books["pt-BR"].family_id != submission_id
+        assert books["pt-BR"].search_config == "portuguese"
+        assert books["sw"].search_config == "simple"
+        assert all(b.derived_from is None and b.superseded_by is None for b in books.values())
+    finally:
+        await engine.dispose()
+        if backend == "postgresql":
+            await drop_schema(database_url, schema)
+
+
+def as_of(name: str, columns: list[str]) -> Any:
+    """A table as an old revision had it: just the columns named."""
+    typed = {"created_at": UtcDateTime(), "updated_at": UtcDateTime()}
+    uuids = {"id", "author_id", "submission_id", "created_by"}
+    return table(
+        name,
+        *(column(c, Uuid() if c in uuids else typed.get(c)) for c in dict.fromkeys(columns)),
+    )

@@ -2,7 +2,7 @@
 live in submissions.py, books.py and catalog.py one level up)."""
 
 from services.content.api.books import books
-from services.content.api.catalog import catalog
-from services.content.api.submissions import submissions
+from services.content.api.catalog import catalog, families
+from services.content.api.submissions import derivations, submissions
 
-ROUTERS = [books, catalog, submissions]
+ROUTERS = [books, catalog, families, submissions, derivations]

@@ -9,7 +9,9 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from services.content.api.common import CHANGE_ERRORS, IfMatch, book_out, etag_of, with_etag
+from services.content.books import BookService
 from services.content.dependencies import BookServiceDep
+from services.content.models import Book
 from services.content.schemas import (
     BookCreate,
     BookOut,
@@ -22,6 +24,10 @@ from shared.idempotency import OnceDep
 from shared.problems import problem_responses
 
 books = APIRouter(prefix="/v1/books", tags=["books"])
+
+
+async def answer(service: BookService, book: Book) -> BookOut:
+    return book_out(book, service.settings, await service.family(book))
 
 
 @books.post(
@@ -38,7 +44,7 @@ async def create_book(
     service: BookServiceDep,
 ) -> JSONResponse:
     async def create() -> BookOut:
-        return book_out(await service.create_book(principal, body), service.settings)
+        return await answer(service, await service.create_book(principal, body))
 
     return await once.respond(body, create, status_code=201, headers=etag_of)
 
@@ -57,7 +63,7 @@ async def update_book(
     if_match: IfMatch = None,
 ) -> JSONResponse:
     return with_etag(
-        book_out(await service.update_book(principal, book_id, if_match, body), service.settings)
+        await answer(service, await service.update_book(principal, book_id, if_match, body))
     )
 
 
@@ -94,7 +100,7 @@ async def publish(
     if_match: IfMatch = None,
 ) -> JSONResponse:
     async def work() -> BookOut:
-        return book_out(await service.publish(principal, book_id, if_match), service.settings)
+        return await answer(service, await service.publish(principal, book_id, if_match))
 
     return await once.respond(None, work, headers=etag_of)
 
@@ -111,6 +117,4 @@ async def unpublish(
     service: BookServiceDep,
     if_match: IfMatch = None,
 ) -> JSONResponse:
-    return with_etag(
-        book_out(await service.unpublish(principal, book_id, if_match), service.settings)
-    )
+    return with_etag(await answer(service, await service.unpublish(principal, book_id, if_match)))

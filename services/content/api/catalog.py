@@ -14,7 +14,14 @@ from services.content.components import ComponentsDep, app_components
 from services.content.dependencies import catalog_service
 from services.content.models import BookStatus
 from services.content.repository import CatalogQuery
-from services.content.schemas import BookOut, BookStatusFilter, Category, Language, ReadingLevel
+from services.content.schemas import (
+    BookOut,
+    BookStatusFilter,
+    Category,
+    FamilyOut,
+    Language,
+    ReadingLevel,
+)
 from shared.auth import OptionalPrincipal
 from shared.db import unit_of_work
 from shared.errors import Forbidden, Unauthorized
@@ -30,8 +37,10 @@ catalog = APIRouter(prefix="/v1/books", tags=["books"])
     response_model=Page[BookOut],
     summary="The catalog: published books (public); managers may filter by status",
     description="Newest publication first, stable across pages. `q` searches titles and "
-    "summaries. Answers carry an ETag: send it as If-None-Match to get a 304 when "
-    "nothing changed. `status` other than PUBLISHED needs BOOK_MANAGER or higher.",
+    "summaries. Each book carries its attribution and its family's other published "
+    "versions (language and level). Answers carry an ETag: send it as If-None-Match to "
+    "get a 304 when nothing changed. `status` other than PUBLISHED needs BOOK_MANAGER or "
+    "higher.",
     responses=problem_responses(401, 403, 422),
 )
 async def list_books(
@@ -42,6 +51,9 @@ async def list_books(
     age: Annotated[int | None, Query(ge=0, le=18)] = None,
     reading_level: ReadingLevel | None = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
+    family: Annotated[
+        uuid.UUID | None, Query(description="Only the versions of one story family")
+    ] = None,
     status: BookStatusFilter | None = None,
     cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
@@ -60,6 +72,7 @@ async def list_books(
         age=age,
         reading_level=reading_level,
         text=text or None,
+        family=family,
         status=status,
         after=parse_catalog_cursor(cursor),
         limit=limit,
@@ -67,9 +80,11 @@ async def list_books(
 
     async def load() -> tuple[str, bytes]:
         async with unit_of_work(resources.session_factory) as session:
-            rows, next_cursor = await catalog_service(resources, session).catalog_page(query)
+            service = catalog_service(resources, session)
+            rows, next_cursor, families = await service.catalog_page(query)
             page = Page[BookOut](
-                items=[book_out(b, components.settings) for b in rows], next_cursor=next_cursor
+                items=[book_out(b, components.settings, families[b.family_id]) for b in rows],
+                next_cursor=next_cursor,
             )
         body = page.model_dump_json().encode()
         return body_etag(body), body
@@ -100,12 +115,53 @@ async def get_book(
 
     async def load() -> tuple[str, bytes]:
         async with unit_of_work(resources.session_factory) as session:
-            found = await catalog_service(resources, session).book_for(viewer, book_id)
-            book = book_out(found, components.settings)
+            found, family = await catalog_service(resources, session).book_for(viewer, book_id)
+            book = book_out(found, components.settings, family)
         body = book.model_dump_json().encode()
         return body_etag(body), body
 
     tag, body = await (
         load() if manager else components.catalog.get_or_load(("book", book_id), load)
+    )
+    return conditional(body, tag, if_none_match, public=not manager)
+
+
+families = APIRouter(prefix="/v1/families", tags=["books"])
+
+
+@families.get(
+    "/{family_id}",
+    response_model=FamilyOut,
+    summary="A story family: the original and its translations and adaptations",
+    description="Published versions for everyone, by language then reading level; every "
+    "version (drafts, unpublished, superseded) for BOOK_MANAGER and up.",
+    responses=problem_responses(401, 404, 422),
+)
+async def get_family(
+    family_id: uuid.UUID,
+    request: Request,
+    viewer: OptionalPrincipal,
+    components: ComponentsDep,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    resources = resources_of(request.app)
+    manager = await sees_every_book(resources.access, viewer)
+
+    async def load() -> tuple[str, bytes]:
+        async with unit_of_work(resources.session_factory) as session:
+            versions, family = await catalog_service(resources, session).family(
+                family_id, every_version=manager
+            )
+            original = next((b.id for b in versions if b.derived_from is None), None)
+            out = FamilyOut(
+                family_id=family_id,
+                original_id=original,
+                versions=[book_out(b, components.settings, family) for b in versions],
+            )
+        body = out.model_dump_json().encode()
+        return body_etag(body), body
+
+    tag, body = await (
+        load() if manager else components.catalog.get_or_load(("family", family_id), load)
     )
     return conditional(body, tag, if_none_match, public=not manager)

@@ -10,6 +10,7 @@ from fastapi import Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from services.content.catalog import etag_matches, public_headers
+from services.content.families import Family
 from services.content.models import Book, Submission
 from services.content.schemas import BookOut, SubmissionOut
 from services.content.service import etag
@@ -44,8 +45,8 @@ def submission_out(row: Submission) -> SubmissionOut:
     return SubmissionOut.model_validate(row)
 
 
-def book_out(row: Book, settings: ContentSettings) -> BookOut:
-    return BookOut.of(row, settings.published_assets_url)
+def book_out(row: Book, settings: ContentSettings, family: Family) -> BookOut:
+    return BookOut.of(row, settings.published_assets_url, family)
 
 
 def body_etag(body: bytes) -> str:

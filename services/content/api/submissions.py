@@ -20,6 +20,7 @@ from services.content.api.common import (
 from services.content.dependencies import SubmissionServiceDep
 from services.content.models import SubmissionStatus
 from services.content.schemas import (
+    DerivationRequest,
     Language,
     ManuscriptLink,
     ReviewRequest,
@@ -36,6 +37,33 @@ from shared.pagination import Page
 from shared.problems import problem_responses
 
 submissions = APIRouter(prefix="/v1/submissions", tags=["submissions"])
+derivations = APIRouter(prefix="/v1/books", tags=["submissions"])
+
+
+@derivations.post(
+    "/{book_id}/derivations",
+    status_code=201,
+    response_model=SubmissionOut,
+    summary="Start a translation or adaptation of a published book (VOLUNTEER and up)",
+    description="Creates a DRAFT submission of the book's family, its metadata prefilled "
+    "from the source, the source's credits carried over and you credited as translator "
+    "or adapter; it goes through the same upload, submit, review and publish steps. A "
+    "translation is into another language at the same reading level; an adaptation to "
+    "another reading level in the same language. Books under a no-derivatives licence "
+    "cannot be derived from (409).",
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
+)
+async def start_derivation(
+    book_id: uuid.UUID,
+    body: DerivationRequest,
+    principal: CurrentPrincipal,
+    once: OnceDep,
+    service: SubmissionServiceDep,
+) -> JSONResponse:
+    async def create() -> SubmissionOut:
+        return submission_out(await service.start_derivation(principal, book_id, body))
+
+    return await once.respond(body, create, status_code=201, headers=etag_of)
 
 
 @submissions.post(
