@@ -73,8 +73,8 @@ class AccessClient:
         resource_id: uuid.UUID | None = None,
         *,
         minimum: Role | None = None,
-    ) -> None:
-        """Raise 403 unless access allows `principal` to do `action` now.
+    ) -> Decision:
+        """Raise 403 unless access allows `principal` to do `action` now; the decision.
 
         `minimum`, the role the action needs, refuses a token that is too weak
         without a round trip; the decision itself is taken on the account's
@@ -87,6 +87,7 @@ class AccessClient:
         decision = await self.decide(principal.user_id, action, resource_id)
         if not decision.allow:
             raise Forbidden(f"Not allowed: {decision.reason}.", code="decision-denied")
+        return decision
 
     async def _ask(self, request: DecisionRequest) -> Decision:
         if self.in_flight >= self._max_in_flight:

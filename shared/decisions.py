@@ -61,6 +61,11 @@ class Decision(BaseModel):
 
     allow: bool
     reason: str
+    languages: tuple[str, ...] | None = Field(
+        default=None,
+        description="For an allowed submission:review, the languages the reviewer "
+        "reviews (empty: every language); null for other actions",
+    )
 
 
 # --- who may read a book: the one rule ---------------------------------------------------

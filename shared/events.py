@@ -44,6 +44,7 @@ class EventData(BaseModel):
 
 BookAccess = Literal["free", "entitled"]
 ReviewDecision = Literal["approve", "request_changes", "reject"]
+BookDerivation = Literal["original", "translation", "adaptation"]
 
 
 class UserRegistered(EventData):
@@ -104,12 +105,27 @@ class SubmissionCreated(EventData):
     category: str
 
 
-class SubmissionSubmitted(EventData):
+class SubmissionSubmittedV1(EventData):
+    """submission.submitted as content wrote it before story families (still accepted)."""
+
     type = "submission.submitted"
     producer = Producer.CONTENT
     subject_field = "submission_id"
     submission_id: uuid.UUID
     author_id: uuid.UUID
+
+
+class SubmissionSubmitted(EventData):
+    """A submission went (back) to review, in this language of this story family."""
+
+    type = "submission.submitted"
+    version = "2"
+    producer = Producer.CONTENT
+    subject_field = "submission_id"
+    submission_id: uuid.UUID
+    author_id: uuid.UUID
+    language: str
+    family_id: uuid.UUID
 
 
 class SubmissionReviewed(EventData):
@@ -133,8 +149,8 @@ class BookCreated(EventData):
     access: BookAccess
 
 
-class BookUpdated(EventData):
-    """A book's catalog metadata or access level changed (its full current state)."""
+class BookUpdatedV1(EventData):
+    """book.updated as content wrote it before story families (still accepted)."""
 
     type = "book.updated"
     producer = Producer.CONTENT
@@ -146,8 +162,47 @@ class BookUpdated(EventData):
     published: bool
 
 
-class BookPublished(EventData):
+class BookPublishedV1(EventData):
+    """book.published as content wrote it before story families (still accepted)."""
+
     type = "book.published"
+    producer = Producer.CONTENT
+    subject_field = "book_id"
+    book_id: uuid.UUID
+    object_key: str
+    object_version: str
+    access: BookAccess
+    language: str
+
+
+class BookLineage(EventData):
+    """Where a book comes from: its story family, its source, how it was derived, under
+    what licence, at which language and reading level (book.* version 2)."""
+
+    family_id: uuid.UUID
+    derived_from: uuid.UUID | None
+    derivation: BookDerivation
+    reading_level: str
+    licence: str
+
+
+class BookUpdated(BookLineage):
+    """A book's catalog metadata or access level changed (its full current state)."""
+
+    type = "book.updated"
+    version = "2"
+    producer = Producer.CONTENT
+    subject_field = "book_id"
+    book_id: uuid.UUID
+    title: str
+    language: str
+    access: BookAccess
+    published: bool
+
+
+class BookPublished(BookLineage):
+    type = "book.published"
+    version = "2"
     producer = Producer.CONTENT
     subject_field = "book_id"
     book_id: uuid.UUID
@@ -213,6 +268,16 @@ EVENT_CONTRACTS: dict[str, type[EventData]] = {
 }
 
 
+# Versions older than the current that consumers still accept, so a rollout may
+# run old producers beside new consumers (a consumer is always deployed first).
+# Each handler of such a type takes either version; remove one here only once no
+# queue or dead-letter queue can still hold it.
+ACCEPTED_LEGACY_CONTRACTS: dict[tuple[str, str], type[EventData]] = {
+    (contract.type, contract.version): contract
+    for contract in (BookUpdatedV1, BookPublishedV1, SubmissionSubmittedV1)
+}
+
+
 def event_types_of(producer: Producer) -> list[str]:
     return sorted(t for t, c in EVENT_CONTRACTS.items() if c.producer is producer)
 
@@ -258,7 +323,10 @@ class Envelope(BaseModel):
         if contract is None:
             raise UnknownEventError(f"unknown event type {self.type!r}")
         if contract.version != self.dataversion:
-            raise UnknownEventError(
-                f"{self.type} dataversion {self.dataversion!r} is not {contract.version!r}"
-            )
+            legacy = ACCEPTED_LEGACY_CONTRACTS.get((self.type, self.dataversion))
+            if legacy is None:
+                raise UnknownEventError(
+                    f"{self.type} dataversion {self.dataversion!r} is not {contract.version!r}"
+                )
+            contract = legacy
         return contract.model_validate(self.data)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable
+from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, StringConstraints
 
 BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
 LINE_BREAKS_AND_TABS = frozenset("\n\r\t")
@@ -37,3 +38,9 @@ def _visible_only(multiline: bool) -> Callable[[str], str]:
 # Use inside Annotated, beside the field's StringConstraints.
 SingleLine = AfterValidator(_visible_only(multiline=False))
 MultiLine = AfterValidator(_visible_only(multiline=True))
+
+# A BCP 47 language tag as the frontend sends it: "en", "sw", "pt-BR". One type
+# for every service that takes one (a story's language, a reviewer's languages).
+LanguageTag = Annotated[
+    str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=20)
+]

@@ -223,3 +223,14 @@ async def fast_path_answers(http: Any, method: str, route: str, status: int | No
         ):
             total += int(float(value))
     return total
+
+
+def original_lineage(book_id: uuid.UUID, reading_level: str = "early") -> dict[str, Any]:
+    """What book.* version 2 says of a book that is an original, its own family."""
+    return {
+        "family_id": book_id,
+        "derived_from": None,
+        "derivation": "original",
+        "reading_level": reading_level,
+        "licence": "CC-BY-4.0",
+    }

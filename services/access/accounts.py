@@ -91,6 +91,7 @@ class AccountService:
             display_name=display_name,
             password_hash=password_hash,
             role=Role.LEARNER.value,
+            review_languages=[],
             created_at=now,
             updated_at=now,
         )
@@ -321,6 +322,45 @@ class AccountService:
         self.invalidate_user_after_commit(user.id)
         return user
 
+    async def set_review_languages(
+        self, actor: Principal, user_id: uuid.UUID | None, languages: list[str]
+    ) -> User:
+        """The languages a story manager reviews: their own (`user_id` None), or
+        anyone's for an ADMIN.
+
+        Takes effect at once: the review decision that carries them is emptied
+        from every cache, as on a role change.
+        """
+        if actor.kind != "user":
+            raise Forbidden("Review languages are set by people, not services.")
+        if user_id is None or user_id == actor.user_id:
+            changer = await self.require_role(actor, Role.STORY_MANAGER)
+            user_id = changer.id
+        else:
+            changer = await self.require_role(actor, Role.ADMIN)
+        user = await self.repository.user(user_id, for_update=True)
+        if user is None:
+            raise NotFound("No such user.")
+        if not Role(user.role).at_least(Role.STORY_MANAGER):
+            raise Conflict(
+                "Only story managers and above review submissions.", code="not-a-reviewer"
+            )
+        chosen = list(dict.fromkeys(tag.lower() for tag in languages))
+        if chosen == list(user.review_languages):
+            return user
+        self.audit(
+            changer.id,
+            "review_languages.set",
+            "user",
+            user.id,
+            {"review_languages": list(user.review_languages)},
+            {"review_languages": chosen},
+        )
+        user.review_languages = chosen
+        user.updated_at = now_utc()
+        self.invalidate_user_after_commit(user.id)
+        return user
+
     async def create_admin(self, *, email: str, password: str, display_name: str) -> User:
         """The first ADMIN (CLI or settings): creates the account, or promotes an existing one."""
         email = normalize_email(email)
@@ -397,7 +437,12 @@ class AccountService:
 def _jsonable(values: dict[str, object] | None) -> dict[str, object] | None:
     if values is None:
         return None
-    return {
-        k: (v.isoformat() if isinstance(v, datetime) else str(v) if v is not None else None)
-        for k, v in values.items()
-    }
+    return {k: _json_value(v) for k, v in values.items()}
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, list):
+        return [_json_value(item) for item in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value) if value is not None else None

@@ -30,6 +30,7 @@ from services.access.schemas import (
     ReadableBook,
     RefreshRequest,
     Registration,
+    ReviewLanguages,
     RoleChange,
     ServiceCredentials,
     ServiceToken,
@@ -178,6 +179,8 @@ async def my_books(
             book_id=book.book_id,
             title=book.title,
             language=book.language,
+            reading_level=book.reading_level,
+            family_id=book.family_id,
             access=book.access,
             reason=reason,
         )
@@ -217,6 +220,37 @@ async def audit_log(
         principal, subject_id=subject_id, cursor=cursor, limit=limit
     )
     return Page(items=[AuditEntryOut.model_validate(e) for e in rows], next_cursor=next_cursor)
+
+
+@users.put(
+    "/me/review-languages",
+    summary="Declare the languages you review (STORY_MANAGER and up)",
+    description="Your review queue then shows, by default, submissions in these "
+    "languages only, and you review only these; an empty list means every language.",
+    responses=problem_responses(401, 403, 422),
+)
+async def set_my_review_languages(
+    body: ReviewLanguages, principal: CurrentPrincipal, service: AccountServiceDep
+) -> UserOut:
+    return UserOut.model_validate(
+        await service.set_review_languages(principal, None, body.languages)
+    )
+
+
+@users.put(
+    "/{user_id}/review-languages",
+    summary="Set the languages a story manager reviews (ADMIN)",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def set_review_languages(
+    user_id: uuid.UUID,
+    body: ReviewLanguages,
+    principal: CurrentPrincipal,
+    service: AccountServiceDep,
+) -> UserOut:
+    return UserOut.model_validate(
+        await service.set_review_languages(principal, user_id, body.languages)
+    )
 
 
 @users.put(

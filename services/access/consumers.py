@@ -1,4 +1,6 @@
 """Events the access service reacts to: `HANDLERS = {EventContract: handler}`.
+A handler of book.published or book.updated takes version 1 or 2 (see
+shared/events.py ACCEPTED_LEGACY_CONTRACTS).
 
 The read model of books: which exist, which are published and whether they are
 free. Events may arrive late or out of order; each row remembers the time of
@@ -13,7 +15,15 @@ from datetime import UTC, datetime
 from services.access.models import CatalogBook
 from services.access.repository import AccessRepository
 from shared.consumer import EventContext, Handlers
-from shared.events import BookCreated, BookPublished, BookUnpublished, BookUpdated
+from shared.events import (
+    BookCreated,
+    BookLineage,
+    BookPublished,
+    BookPublishedV1,
+    BookUnpublished,
+    BookUpdated,
+    BookUpdatedV1,
+)
 
 
 async def _book_row(context: EventContext, book_id: uuid.UUID) -> CatalogBook:
@@ -49,23 +59,35 @@ async def record_book_created(context: EventContext, event: BookCreated) -> None
     _forget_decisions_after_commit(context)
 
 
-async def record_book_updated(context: EventContext, event: BookUpdated) -> None:
+def _follow_lineage(row: CatalogBook, event: object) -> None:
+    # Version 1 (an older producer during a rollout) says nothing of it: what a
+    # version 2 event taught stays.
+    if isinstance(event, BookLineage):
+        row.reading_level = event.reading_level
+        row.family_id = event.family_id
+
+
+async def record_book_updated(context: EventContext, event: BookUpdated | BookUpdatedV1) -> None:
     row = await _book_row(context, event.book_id)
     if _is_newer(context, row):
         row.title = event.title
         row.language = event.language
         row.access = event.access
         row.published = event.published
+        _follow_lineage(row, event)
         row.state_changed_at = context.envelope.time
     _forget_decisions_after_commit(context)
 
 
-async def record_book_published(context: EventContext, event: BookPublished) -> None:
+async def record_book_published(
+    context: EventContext, event: BookPublished | BookPublishedV1
+) -> None:
     row = await _book_row(context, event.book_id)
     if _is_newer(context, row):
         row.published = True
         row.access = event.access
         row.language = event.language
+        _follow_lineage(row, event)
         row.state_changed_at = context.envelope.time
     _forget_decisions_after_commit(context)
 

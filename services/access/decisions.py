@@ -62,6 +62,10 @@ async def decide_from_facts(
     role = Role(user.role)
     if request.action is not Action.BOOK_READ:
         minimum = ACTION_MINIMUM_ROLE[request.action]
+        if role.at_least(minimum) and request.action is Action.SUBMISSION_REVIEW:
+            # Cached with the decision and emptied with it when the languages change.
+            languages = tuple(user.review_languages or ())
+            return Decision(allow=True, reason=f"role {role.value}", languages=languages)
         if role.at_least(minimum):
             return Decision(allow=True, reason=f"role {role.value}")
         return Decision(allow=False, reason=f"needs {minimum.value} or higher")

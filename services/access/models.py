@@ -33,6 +33,8 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(100))
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
+    # The languages a story manager reviews (BCP 47 tags); empty: every language.
+    review_languages: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
@@ -108,6 +110,9 @@ class CatalogBook(Base):
     book_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     title: Mapped[str | None] = mapped_column(String(300))
     language: Mapped[str | None] = mapped_column(String(20))
+    # From book.* version 2; unknown (null) while only version 1 events were heard.
+    reading_level: Mapped[str | None] = mapped_column(String(30))
+    family_id: Mapped[uuid.UUID | None]
     access: Mapped[str] = mapped_column(String(10))
     published: Mapped[bool]
     # The time of the newest event applied, so a late, older event changes nothing.

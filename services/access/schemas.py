@@ -16,7 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, Stri
 from services.access.passwords import MAX_PASSWORD_LENGTH, password_policy
 from shared.decisions import Decision, DecisionRequest
 from shared.roles import Role
-from shared.text import SingleLine
+from shared.text import LanguageTag, SingleLine
 
 DisplayName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), SingleLine
@@ -91,11 +91,21 @@ class UserOut(BaseModel):
     email: str
     display_name: str
     role: Role
+    review_languages: list[str] = Field(
+        default_factory=list, description="For story managers: the languages they review"
+    )
     created_at: datetime
 
 
 class RoleChange(StrictModel):
     role: Role
+
+
+class ReviewLanguages(StrictModel):
+    languages: list[LanguageTag] = Field(
+        max_length=30,
+        description="The languages this story manager reviews; empty: every language",
+    )
 
 
 class EntitlementSource(StrEnum):
@@ -143,6 +153,10 @@ class ReadableBook(BaseModel):
     book_id: uuid.UUID
     title: str | None
     language: str | None
+    reading_level: str | None = Field(default=None, description="Null until content says")
+    family_id: uuid.UUID | None = Field(
+        default=None, description="The story family: the book's other languages and levels"
+    )
     access: Literal["free", "entitled"]
     reason: Literal["free", "entitled", "staff"]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -41,6 +42,17 @@ from shared.errors import Conflict, ContentTooLarge, NotFound, Unprocessable, Un
 from shared.events import BookCreated, BookPublished, BookUnpublished, BookUpdated
 from shared.outbox import record_event
 from shared.roles import Role
+
+
+def lineage_of(book: Book) -> dict[str, Any]:
+    """What book.* (version 2) tells consumers of where the book comes from."""
+    return {
+        "family_id": book.family_id,
+        "derived_from": book.derived_from,
+        "derivation": book.derivation,
+        "reading_level": book.reading_level,
+        "licence": book.licence,
+    }
 
 
 @dataclass
@@ -148,6 +160,7 @@ class BookService:
                 language=book.language,
                 access=book.access,
                 published=book.status == BookStatus.PUBLISHED,
+                **lineage_of(book),
             ),
         )
         if book.status == BookStatus.PUBLISHED:
@@ -227,6 +240,7 @@ class BookService:
                 object_version=published.version,
                 access=book.access,
                 language=book.language,
+                **lineage_of(book),
             ),
         )
         await self._flush_publication()

@@ -78,6 +78,7 @@ class ContentRepository:
         *,
         statuses: list[str],
         language: str | None,
+        languages: tuple[str, ...] | None,
         age: int | None,
         after: tuple[datetime, uuid.UUID] | None,
         limit: int,
@@ -85,6 +86,19 @@ class ContentRepository:
         query = select(Submission).where(Submission.status.in_(statuses))
         if language is not None:
             query = query.where(Submission.language == language)
+        if languages:
+            # A reviewer's languages: "sw" covers "sw-KE" (see reviews_language).
+            query = query.where(
+                or_(
+                    *(
+                        or_(
+                            func.lower(Submission.language) == tag,
+                            func.lower(Submission.language).startswith(f"{tag}-", autoescape=True),
+                        )
+                        for tag in languages
+                    )
+                )
+            )
         if age is not None:
             query = query.where(Submission.age_min <= age, Submission.age_max >= age)
         if after is not None:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from services.content.families import Family
 from shared.events import BookAccess, ReviewDecision
-from shared.text import MultiLine, SingleLine
+from shared.text import LanguageTag, MultiLine, SingleLine
 
 Title = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SingleLine
@@ -22,10 +22,7 @@ Title = Annotated[
 Summary = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000), MultiLine
 ]
-# BCP 47 language tags as the frontend sends them: "en", "sw", "pt-BR".
-Language = Annotated[
-    str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=20)
-]
+Language = LanguageTag
 Category = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,49}$")]
 # strict: true and "7" are not ages.
 Age = Annotated[int, Field(ge=0, le=18, strict=True)]
@@ -174,6 +171,10 @@ class SubmissionOut(Lineage):
     updated_at: datetime
     submitted_at: datetime | None
     decided_at: datetime | None
+    overdue: bool = Field(
+        default=False,
+        description="Waiting for review longer than CONTENT_REVIEW_OVERDUE_DAYS",
+    )
 
 
 class UploadRequest(StrictModel):

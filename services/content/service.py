@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.content.families import Family, check_derivation, families_of
@@ -99,6 +99,29 @@ async def holds_now(
     if actor is None or actor.kind != "user" or not actor.role.at_least(minimum):
         return False
     return (await access.decide(actor.user_id, action)).allow
+
+
+AWAITING_REVIEW = ("SUBMITTED", "IN_REVIEW")
+
+
+def is_overdue(submission: Submission, overdue_days: int, now: datetime) -> bool:
+    """Waiting for a review (submitted, or taken but not decided) longer than allowed."""
+    return (
+        submission.status in AWAITING_REVIEW
+        and submission.submitted_at is not None
+        and now - submission.submitted_at > timedelta(days=overdue_days)
+    )
+
+
+def reviews_language(languages: tuple[str, ...] | None, language: str) -> bool:
+    """Whether a reviewer of `languages` (none declared: every one) reviews `language`.
+
+    A reviewer of "sw" reviews "sw-KE" too; one of "pt-BR" reviews "pt-BR" only.
+    """
+    if not languages:
+        return True
+    tag = language.lower()
+    return any(tag == own or tag.startswith(f"{own}-") for own in languages)
 
 
 def iso(moment: datetime | None) -> str:

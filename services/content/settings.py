@@ -33,3 +33,6 @@ class ContentSettings(ServiceSettings):
     # Where the published bucket's covers/ are served publicly (the CloudFront
     # domain); without it books carry no cover_url.
     published_assets_url: str | None = None
+    # A submission waiting for review longer than this is marked overdue in the
+    # review queue (and counted so by metrics, which takes the same setting).
+    review_overdue_days: int = Field(default=14, gt=0, le=365)

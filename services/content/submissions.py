@@ -32,6 +32,7 @@ from services.content.service import (
     holds_now,
     iso,
     page_of,
+    reviews_language,
 )
 from services.content.settings import ContentSettings
 from services.content.storage import (
@@ -192,14 +193,18 @@ class SubmissionService:
         mine: bool,
         status: SubmissionStatus | None,
         language: str | None,
+        every_language: bool,
         age: int | None,
         cursor: str | None,
         limit: int,
     ) -> tuple[list[Submission], str | None]:
         self._require_writer_or_reviewer(actor)
+        reviewed: tuple[str, ...] | None = None
         if not mine and actor.role.at_least(REVIEWER):
-            # The queue is for reviewers now, not for whoever was one at sign-in.
-            await self.access.require(actor, Action.SUBMISSION_REVIEW, minimum=REVIEWER)
+            # The queue is for reviewers now, not for whoever was one at sign-in;
+            # the decision also names the languages they review now.
+            decision = await self.access.require(actor, Action.SUBMISSION_REVIEW, minimum=REVIEWER)
+            reviewed = None if every_language or language else decision.languages
         if mine or not actor.role.at_least(REVIEWER):
             after = decode_time_cursor(cursor)
             rows = await self.repository.own_submissions(
@@ -214,6 +219,7 @@ class SubmissionService:
         rows = await self.repository.review_queue(
             statuses=[status.value] if status else AWAITING_REVIEW,
             language=language,
+            languages=reviewed,
             age=age,
             after=decode_time_cursor(cursor),
             limit=limit + 1,
@@ -307,7 +313,12 @@ class SubmissionService:
         submission.reviewer_id = None
         record_event(
             self.session,
-            SubmissionSubmitted(submission_id=submission.id, author_id=submission.author_id),
+            SubmissionSubmitted(
+                submission_id=submission.id,
+                author_id=submission.author_id,
+                language=submission.language,
+                family_id=submission.family_id,
+            ),
         )
         return submission
 
@@ -315,10 +326,16 @@ class SubmissionService:
         self, actor: Principal, submission_id: uuid.UUID, if_match: str | None
     ) -> Submission:
         self._require_writer_or_reviewer(actor)
-        await self.access.require(actor, Action.SUBMISSION_REVIEW, minimum=REVIEWER)
+        decision = await self.access.require(actor, Action.SUBMISSION_REVIEW, minimum=REVIEWER)
         submission = await self.visible_submission(actor, submission_id, for_update=True)
         if submission.author_id == actor.user_id:
             raise Forbidden("Nobody reviews their own submission.", code="own-submission")
+        if not reviews_language(decision.languages, submission.language):
+            raise Forbidden(
+                f"You review {', '.join(decision.languages or ())}; this submission is in "
+                f"{submission.language}.",
+                code="not-your-language",
+            )
         check_if_match(if_match, submission.version)
         return submission
 

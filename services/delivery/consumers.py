@@ -24,8 +24,10 @@ from services.delivery.service import BOOKS_CHANNEL, READERS_CHANNEL
 from shared.consumer import EventContext, Handlers
 from shared.events import (
     BookPublished,
+    BookPublishedV1,
     BookUnpublished,
     BookUpdated,
+    BookUpdatedV1,
     EntitlementGranted,
     EntitlementRevoked,
     RoleAssigned,
@@ -54,7 +56,9 @@ def _tell_instances_after_commit(context: EventContext, channel: str, key: uuid.
     context.after_commit(tell)
 
 
-async def record_published(context: EventContext, event: BookPublished) -> None:
+# book.published and book.updated come in version 1 or 2 (during a rollout);
+# delivery reads only what both carry.
+async def record_published(context: EventContext, event: BookPublished | BookPublishedV1) -> None:
     row = await _book_row(context, event.book_id)
     if context.envelope.time >= row.state_changed_at:
         row.published = True
@@ -65,7 +69,7 @@ async def record_published(context: EventContext, event: BookPublished) -> None:
     _tell_instances_after_commit(context, BOOKS_CHANNEL, event.book_id)
 
 
-async def record_updated(context: EventContext, event: BookUpdated) -> None:
+async def record_updated(context: EventContext, event: BookUpdated | BookUpdatedV1) -> None:
     # Carries the book's whole current state, but not its object: a book.updated
     # saying "published" for a book never seen published here serves nothing yet.
     row = await _book_row(context, event.book_id)

@@ -19,7 +19,14 @@ from services.metrics.dependencies import (
     platform_figures,
     require_book_figures,
 )
-from services.metrics.schemas import BookFigures, Overview, Timeseries, Workflow
+from services.metrics.schemas import (
+    BookFigures,
+    Coverage,
+    FamiliesAndLanguages,
+    Overview,
+    Timeseries,
+    Workflow,
+)
 from services.metrics.service import BOOK_METRICS, Interval, Metric
 from shared.auth import CurrentPrincipal
 from shared.clock import now_utc
@@ -128,6 +135,31 @@ def _within_range(moment: datetime, name: str) -> datetime:
 )
 async def workflow(_viewer: PlatformViewer, reader: ReaderDep) -> dict[str, Any]:
     return await reader.workflow()
+
+
+@metrics.get(
+    "/families",
+    response_model=FamiliesAndLanguages,
+    summary="Reading per story family and per language",
+    description="CONTENT_ADMIN and up. Opens, distinct readers and completions, ever, "
+    "over every version of each story family and over every book of each language.",
+    responses=problem_responses(401, 403, 503),
+)
+async def families_and_languages(_viewer: PlatformViewer, reader: ReaderDep) -> dict[str, Any]:
+    return await reader.families_and_languages()
+
+
+@metrics.get(
+    "/coverage",
+    response_model=Coverage,
+    summary="Which translations exist, are under way, or are missing",
+    description="CONTENT_ADMIN and up. Story families by languages: `published`, "
+    "`in_review` or `missing`, so a content admin sees which translations to "
+    "commission next.",
+    responses=problem_responses(401, 403, 503),
+)
+async def coverage(_viewer: PlatformViewer, reader: ReaderDep) -> dict[str, Any]:
+    return await reader.coverage()
 
 
 @metrics.get(

@@ -21,7 +21,12 @@ PLATFORM_FIGURES = Role.CONTENT_ADMIN
 
 
 async def get_reader(session: SessionDep, components: ComponentsDep) -> MetricsReader:
-    return MetricsReader(session, components.sketches, now_utc())
+    return MetricsReader(
+        session,
+        components.sketches,
+        now_utc(),
+        review_overdue_days=components.settings.review_overdue_days,
+    )
 
 
 ReaderDep = Annotated[MetricsReader, Depends(get_reader)]

@@ -60,7 +60,12 @@ def metric_data(overview: dict[str, Any], environment: str) -> list[dict[str, An
 
 async def export_once(resources: Resources, settings: MetricsSettings) -> list[dict[str, Any]]:
     async with resources.session_factory() as session:
-        reader = MetricsReader(session, ReaderSketches.of(resources), now_utc())
+        reader = MetricsReader(
+            session,
+            ReaderSketches.of(resources),
+            now_utc(),
+            review_overdue_days=settings.review_overdue_days,
+        )
         overview = await reader.overview()
     data = metric_data(overview, settings.environment.value)
     for start in range(0, len(data), MAX_PER_CALL):

@@ -7,13 +7,14 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.metrics import queries, repository
+from services.metrics.models import BookState
 from services.metrics.service import (
     DAY,
     HOUR,
@@ -29,6 +30,8 @@ from services.metrics.service import (
 from shared.errors import NotFound, Unprocessable
 
 log = structlog.get_logger(__name__)
+
+DEFAULT_REVIEW_OVERDUE_DAYS = 14  # as MetricsSettings.review_overdue_days
 
 
 def percentile(values: Sequence[float], fraction: float) -> float | None:
@@ -71,10 +74,18 @@ class Windows:
 class MetricsReader:
     """The figures the API shows, from one session (and Redis for real-time readers)."""
 
-    def __init__(self, session: AsyncSession, sketches: ReaderSketches, now: datetime) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        sketches: ReaderSketches,
+        now: datetime,
+        *,
+        review_overdue_days: int = DEFAULT_REVIEW_OVERDUE_DAYS,
+    ) -> None:
         self.session = session
         self.sketches = sketches
         self.windows = Windows(now)
+        self.review_overdue = timedelta(days=review_overdue_days)
 
     async def _count(self, metric: Metric, since: datetime, dimension: str = "") -> int:
         return await queries.count_sum(
@@ -114,6 +125,9 @@ class MetricsReader:
             "logins": await self._today_and_week(Metric.LOGINS),
             "submissions_by_status": statuses,
             "review_backlog": statuses.get("SUBMITTED", 0),
+            "overdue_reviews": await queries.overdue_reviews(
+                self.session, self.windows.now - self.review_overdue
+            ),
             "published_books": await queries.published_books(self.session),
             "pdf_opens": await self._today_and_week(Metric.OPENS),
             "distinct_readers": readers,
@@ -197,6 +211,89 @@ class MetricsReader:
                 await queries.oldest_waiting_publication(self.session, OLDEST_SHOWN)
             ),
         }
+
+    async def families_and_languages(self) -> dict[str, Any]:
+        """Opens, distinct readers and completions, ever, per story family and per
+        language; a book heard of only in version 1 counts for its language alone."""
+        books = await queries.known_books(self.session)
+        opens = await queries.opens_by_book(self.session, Metric.OPENS.value)
+        readers = {
+            "family": await queries.readers_by(self.session, BookState.family_id),
+            "language": await queries.readers_by(self.session, BookState.language),
+        }
+        completions = {
+            "family": await queries.completions_by(self.session, BookState.family_id),
+            "language": await queries.completions_by(self.session, BookState.language),
+        }
+        groups: dict[str, dict[Any, dict[str, Any]]] = {"family": {}, "language": {}}
+        for book in books:
+            for kind, key in (("family", book.family_id), ("language", book.language)):
+                if key is None:
+                    continue
+                group = groups[kind].setdefault(
+                    key, {"books": 0, "published_languages": set(), "opens": 0, "title": None}
+                )
+                group["books"] += 1
+                group["opens"] += opens.get(book.book_id, 0)
+                if book.published and book.language:
+                    group["published_languages"].add(book.language)
+                if kind == "family" and (group["title"] is None or book.derivation == "original"):
+                    group["title"] = book.title or group["title"]
+
+        def figures(kind: str, key: Any) -> dict[str, int]:
+            group = groups[kind][key]
+            return {
+                "books": group["books"],
+                "opens": group["opens"],
+                "distinct_readers": readers[kind].get(key, 0),
+                "completions": completions[kind].get(key, 0),
+            }
+
+        return {
+            "families": [
+                {
+                    "family_id": family,
+                    "title": group["title"],
+                    "published_languages": sorted(group["published_languages"]),
+                    **figures("family", family),
+                }
+                for family, group in sorted(
+                    groups["family"].items(), key=lambda item: (-item[1]["opens"], str(item[0]))
+                )
+            ],
+            "languages": [
+                {"language": language, **figures("language", language)}
+                for language in sorted(groups["language"])
+            ],
+        }
+
+    async def coverage(self) -> dict[str, Any]:
+        """Families by languages: published, in review, or missing (what to commission)."""
+        books = [b for b in await queries.known_books(self.session) if b.family_id is not None]
+        in_review = await queries.families_in_review(self.session)
+        cells: dict[uuid.UUID, dict[str, str]] = {}
+        titles: dict[uuid.UUID, str | None] = {}
+        for family, language in in_review:
+            cells.setdefault(family, {})[language] = "in_review"
+        for book in books:
+            assert book.family_id is not None
+            row = cells.setdefault(book.family_id, {})
+            if book.published and book.language:
+                row[book.language] = "published"
+            if book.title and (book.family_id not in titles or book.derivation == "original"):
+                titles[book.family_id] = book.title
+        languages = sorted({language for row in cells.values() for language in row})
+        families = [
+            {
+                "family_id": family,
+                "title": titles.get(family),
+                "cells": {language: row.get(language, "missing") for language in languages},
+                "missing": [language for language in languages if language not in row],
+            }
+            for family, row in sorted(cells.items(), key=lambda item: str(item[0]))
+            if row
+        ]
+        return {"as_of": self.windows.now, "languages": languages, "families": families}
 
     async def book(self, book_id: uuid.UUID, teacher_id: uuid.UUID | None = None) -> dict[str, Any]:
         """One book's figures; with `teacher_id`, over the learners that teacher granted

@@ -84,6 +84,8 @@ class SubmissionState(Base):
 
     submission_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     language: Mapped[str | None] = mapped_column(String(20))
+    # The story family, from submission.submitted version 2 (null before).
+    family_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     status: Mapped[str] = mapped_column(String(20))
     status_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -108,11 +110,19 @@ class Review(Base):
 
 class BookState(Base):
     __tablename__ = "books"
-    __table_args__ = (Index("ix_books_submission", "submission_id"),)
+    __table_args__ = (
+        Index("ix_books_submission", "submission_id"),
+        Index("ix_books_family", "family_id"),
+    )
 
     book_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     submission_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    title: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str | None] = mapped_column(String(20))
+    # From book.* version 2 (null for a book heard of only in version 1).
+    family_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    reading_level: Mapped[str | None] = mapped_column(String(30))
+    derivation: Mapped[str | None] = mapped_column(String(20))
     published: Mapped[bool] = mapped_column(Boolean)
     state_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
     first_published_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

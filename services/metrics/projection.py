@@ -36,9 +36,12 @@ from shared.consumer import BatchScope, EventContext
 from shared.db import unit_of_work
 from shared.events import (
     BookCreated,
+    BookLineage,
     BookPublished,
+    BookPublishedV1,
     BookUnpublished,
     BookUpdated,
+    BookUpdatedV1,
     DeliveryIssued,
     EntitlementGranted,
     EntitlementRevoked,
@@ -50,6 +53,7 @@ from shared.events import (
     SubmissionCreated,
     SubmissionReviewed,
     SubmissionSubmitted,
+    SubmissionSubmittedV1,
     UserLoggedIn,
     UserRegistered,
 )
@@ -154,6 +158,17 @@ async def apply_event(context: EventContext, data: EventData) -> None:
         case SubmissionSubmitted():
             figures.count(Metric.SUBMISSIONS_SUBMITTED, at)
             await repository.advance_submission(
+                session,
+                data.submission_id,
+                status="SUBMITTED",
+                at=at,
+                submitted=True,
+                language=data.language,
+                family_id=data.family_id,
+            )
+        case SubmissionSubmittedV1():
+            figures.count(Metric.SUBMISSIONS_SUBMITTED, at)
+            await repository.advance_submission(
                 session, data.submission_id, status="SUBMITTED", at=at, submitted=True
             )
         case SubmissionReviewed():
@@ -185,15 +200,27 @@ async def apply_event(context: EventContext, data: EventData) -> None:
                 at=at,
                 submission_id=data.submission_id,
                 language=data.language,
+                title=data.title,
             )
-        case BookUpdated():
+        case BookUpdated() | BookUpdatedV1():
             await repository.change_book(
-                session, data.book_id, at=at, published=data.published, language=data.language
+                session,
+                data.book_id,
+                at=at,
+                published=data.published,
+                language=data.language,
+                title=data.title,
+                lineage=data if isinstance(data, BookLineage) else None,
             )
-        case BookPublished():
+        case BookPublished() | BookPublishedV1():
             figures.count(Metric.PUBLICATIONS, at, f"language:{data.language}")
             await repository.change_book(
-                session, data.book_id, at=at, published=True, language=data.language
+                session,
+                data.book_id,
+                at=at,
+                published=True,
+                language=data.language,
+                lineage=data if isinstance(data, BookLineage) else None,
             )
         case BookUnpublished():
             figures.count(Metric.UNPUBLICATIONS, at)

@@ -218,3 +218,68 @@ async def reading_of_book(
 
 async def granted_by(session: AsyncSession, teacher_id: uuid.UUID, book_id: uuid.UUID) -> bool:
     return await session.get(BookGrant, (teacher_id, book_id)) is not None
+
+
+# --- story families and languages ------------------------------------------------------
+
+IN_REVIEW_STATUSES = ("SUBMITTED", "CHANGES_REQUESTED", "APPROVED")
+
+
+async def opens_by_book(session: AsyncSession, opens_metric: str) -> dict[uuid.UUID, int]:
+    """Every book's opens, ever (from the per-book counters)."""
+    rows = await session.execute(
+        select(HourlyCount.dimension, func.sum(HourlyCount.count))
+        .where(HourlyCount.metric == opens_metric, HourlyCount.dimension.startswith("book:"))
+        .group_by(HourlyCount.dimension)
+    )
+    return {uuid.UUID(dimension.removeprefix("book:")): int(n) for dimension, n in rows}
+
+
+async def known_books(session: AsyncSession) -> Sequence[BookState]:
+    return (await session.scalars(select(BookState))).all()
+
+
+async def readers_by(session: AsyncSession, column: Any) -> dict[Any, int]:
+    """Distinct readers, ever, of the books grouped by a column of BookState."""
+    rows = await session.execute(
+        select(column, func.count(func.distinct(ReaderHour.user_id)))
+        .join(BookState, BookState.book_id == ReaderHour.book_id)
+        .where(column.is_not(None))
+        .group_by(column)
+    )
+    return {key: int(n) for key, n in rows}
+
+
+async def completions_by(session: AsyncSession, column: Any) -> dict[Any, int]:
+    """Readers who finished a book, ever, over the books grouped by a column of BookState."""
+    rows = await session.execute(
+        select(column, func.count())
+        .select_from(ReadingState)
+        .join(BookState, BookState.book_id == ReadingState.book_id)
+        .where(ReadingState.completed_at.is_not(None), column.is_not(None))
+        .group_by(column)
+    )
+    return {key: int(n) for key, n in rows}
+
+
+async def families_in_review(session: AsyncSession) -> list[tuple[uuid.UUID, str]]:
+    """(family, language) of every submission of a known family in the review workflow."""
+    s = SubmissionState
+    rows = await session.execute(
+        select(s.family_id, s.language)
+        .where(s.family_id.is_not(None), s.language.is_not(None))
+        .where(s.status.in_(IN_REVIEW_STATUSES))
+        .distinct()
+    )
+    return [(family, language) for family, language in rows if family and language]
+
+
+async def overdue_reviews(session: AsyncSession, waiting_since: datetime) -> int:
+    """Submissions waiting for a decision since before `waiting_since`."""
+    s = SubmissionState
+    return int(
+        await session.scalar(
+            select(func.count()).where(s.status == "SUBMITTED", s.last_submitted_at < waiting_since)
+        )
+        or 0
+    )

@@ -42,7 +42,7 @@ from services.metrics.models import (
     UserState,
 )
 from shared.db import upsert
-from shared.events import Envelope
+from shared.events import BookLineage, Envelope
 
 CountKey = tuple[str, str, datetime]  # metric, dimension, hour
 DERIVED_TABLES = [
@@ -171,6 +171,7 @@ async def advance_submission(
     status: str,
     at: datetime,
     language: str | None = None,
+    family_id: uuid.UUID | None = None,
     created: bool = False,
     submitted: bool = False,
     reviewed: bool = False,
@@ -181,6 +182,7 @@ async def advance_submission(
     values = {
         "submission_id": submission_id,
         "language": language,
+        "family_id": family_id,
         "status": status,
         "status_changed_at": at,
         "created_at": at if created else None,
@@ -198,6 +200,7 @@ async def advance_submission(
             index_elements=["submission_id"],
             set_={
                 "language": func.coalesce(new.language, s.language),
+                "family_id": func.coalesce(new.family_id, s.family_id),
                 "status": case((newer, new.status), else_=s.status),
                 "status_changed_at": case(
                     (newer, new.status_changed_at), else_=s.status_changed_at
@@ -241,13 +244,19 @@ async def change_book(
     published: bool | None = None,
     submission_id: uuid.UUID | None = None,
     language: str | None = None,
+    lineage: BookLineage | None = None,
+    title: str | None = None,
 ) -> None:
-    """What is known of a book: its origin and language whenever told, whether it is
-    published from the newest event that says so."""
+    """What is known of a book: its origin, title, language and family whenever told,
+    whether it is published from the newest event that says so."""
     statement = upsert(session, table(BookState)).values(
         book_id=book_id,
         submission_id=submission_id,
+        title=title,
         language=language,
+        family_id=lineage.family_id if lineage else None,
+        reading_level=lineage.reading_level if lineage else None,
+        derivation=lineage.derivation if lineage else None,
         published=bool(published),
         # An event that says nothing of publication must never win over one that does.
         state_changed_at=at if published is not None else datetime.min.replace(tzinfo=UTC),
@@ -261,7 +270,11 @@ async def change_book(
             index_elements=["book_id"],
             set_={
                 "submission_id": func.coalesce(new.submission_id, b.submission_id),
+                "title": func.coalesce(new.title, b.title),
                 "language": func.coalesce(new.language, b.language),
+                "family_id": func.coalesce(new.family_id, b.family_id),
+                "reading_level": func.coalesce(new.reading_level, b.reading_level),
+                "derivation": func.coalesce(new.derivation, b.derivation),
                 "published": case((newer, new.published), else_=b.published),
                 "state_changed_at": case((newer, new.state_changed_at), else_=b.state_changed_at),
                 "first_published_at": _first(b.first_published_at, new.first_published_at),

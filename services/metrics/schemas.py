@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -27,6 +28,10 @@ class Overview(BaseModel):
         description="DRAFT, SUBMITTED, CHANGES_REQUESTED, APPROVED, REJECTED"
     )
     review_backlog: int = Field(description="Submissions waiting for a review decision")
+    overdue_reviews: int = Field(
+        default=0,
+        description="Of those, waiting longer than METRICS_REVIEW_OVERDUE_DAYS",
+    )
     published_books: int
     pdf_opens: TodayAndWeek = Field(description="Links issued to read a book")
     distinct_readers: DistinctReaders
@@ -87,3 +92,41 @@ class BookFigures(BaseModel):
     completions: int
     completion_rate: float = Field(description="Readers who finished / readers who started")
     average_progress: float = Field(description="Mean share of the book read, 0..1")
+
+
+class GroupFigures(BaseModel):
+    books: int = Field(description="Books known in the group, published or not")
+    opens: int = Field(description="Links issued to read them, ever")
+    distinct_readers: int = Field(description="Readers who opened any of them, ever")
+    completions: int = Field(description="Readers who finished one of them (per book), ever")
+
+
+class FamilyFigures(GroupFigures):
+    family_id: uuid.UUID
+    title: str | None = Field(description="The original's title, when known")
+    published_languages: list[str]
+
+
+class LanguageFigures(GroupFigures):
+    language: str
+
+
+class FamiliesAndLanguages(BaseModel):
+    families: list[FamilyFigures] = Field(description="Most opened first")
+    languages: list[LanguageFigures]
+
+
+class CoverageRow(BaseModel):
+    family_id: uuid.UUID
+    title: str | None
+    cells: dict[str, Literal["published", "in_review", "missing"]] = Field(
+        description="Per language: a published version, one in the review workflow "
+        "(submitted, changes requested or approved), or none"
+    )
+    missing: list[str] = Field(description="The languages to commission next")
+
+
+class Coverage(BaseModel):
+    as_of: datetime
+    languages: list[str] = Field(description="Every language any family has or is getting")
+    families: list[CoverageRow]

@@ -28,5 +28,10 @@ class MetricsSettings(ServiceSettings):
     # and puts back what they lack (after Redis lost data, or a write failed).
     sketch_reseal_seconds: float = Field(default=2.0, ge=0)  # 0: never (tests)
 
+    # A submission waiting for its review longer than this counts as overdue in the
+    # overview; content marks it so in its queue. Set the bare REVIEW_OVERDUE_DAYS
+    # to change both at once.
+    review_overdue_days: int = Field(default=14, gt=0, le=365)
+
     def login_url(self) -> str:
         return self.dashboard_login_url or f"{self.access_url.rstrip('/')}/v1/auth/login"

@@ -815,7 +815,7 @@ async def test_decisions_answer_only_platform_services(access: AccessHarness) ->
     allowed = await access.http.post(
         "/v1/decisions", headers=await access.service_token(), json=body
     )
-    assert allowed.json() == {"allow": True, "reason": "role ADMIN"}
+    assert allowed.json() == {"allow": True, "reason": "role ADMIN", "languages": None}
 
 
 async def test_book_read_decisions_follow_publication_price_and_entitlement(

@@ -24,7 +24,15 @@ async def test_a_cached_decision_is_the_same_answer_and_everything_else_is_uncha
     # Now cached: answered by the fast path, byte for byte the endpoint's answer.
     cached = await access.http.post("/v1/decisions", headers=service, json=ask)
     assert cached.status_code == 200
-    assert cached.json() == first.json() == {"allow": True, "reason": "free book"}
+    assert (
+        cached.json()
+        == first.json()
+        == {
+            "allow": True,
+            "reason": "free book",
+            "languages": None,
+        }
+    )
     assert cached.headers["content-type"] == "application/json"
     assert "x-request-id" in cached.headers  # still inside the shared middleware
     assert await fast_path_answers(access.http, "POST", DECISIONS) == 1  # this one, not the first
@@ -72,7 +80,11 @@ async def test_a_cached_decision_is_the_same_answer_and_everything_else_is_uncha
     unknown = await access.http.post(
         "/v1/decisions", headers=service, json={**ask, "resource_id": str(other_book)}
     )
-    assert unknown.json() == {"allow": False, "reason": "book not published"}
+    assert unknown.json() == {
+        "allow": False,
+        "reason": "book not published",
+        "languages": None,
+    }
     again = await access.http.post("/v1/decisions", headers=service, json=ask)
     assert again.json() == first.json()
     assert await fast_path_answers(access.http, "POST", DECISIONS) == 1  # invalidated: a miss

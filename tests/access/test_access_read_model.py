@@ -6,10 +6,17 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from shared.events import BookCreated, BookPublished, BookUnpublished, Envelope, EventData
+from shared.events import (
+    BookCreated,
+    BookPublished,
+    BookUnpublished,
+    Envelope,
+    EventData,
+    Producer,
+)
 from shared.roles import Role
 from tests.harness.access import AccessHarness
-from tests.support import eventually
+from tests.support import eventually, original_lineage
 
 
 async def publish(access: AccessHarness, data: EventData, at: datetime | None = None) -> None:
@@ -23,7 +30,12 @@ async def publish(access: AccessHarness, data: EventData, at: datetime | None = 
 
 def published(book: uuid.UUID, language: str) -> BookPublished:
     return BookPublished(
-        book_id=book, object_key="k", object_version="v1", access="free", language=language
+        book_id=book,
+        object_key="k",
+        object_version="v1",
+        access="free",
+        language=language,
+        **original_lineage(book),
     )
 
 
@@ -57,7 +69,12 @@ async def test_a_published_free_book_becomes_readable_and_unpublishing_ends_it(
     await publish(
         access,
         BookPublished(
-            book_id=book, object_key="k", object_version="v1", access="free", language="sw"
+            book_id=book,
+            object_key="k",
+            object_version="v1",
+            access="free",
+            language="sw",
+            **original_lineage(book, "fluent"),
         ),
     )
     await eventually(lambda: reason_is("free book"), what="publication (cache dropped)")
@@ -66,6 +83,8 @@ async def test_a_published_free_book_becomes_readable_and_unpublishing_ends_it(
         "book_id": str(book),
         "title": "Moon",
         "language": "sw",
+        "reading_level": "fluent",
+        "family_id": str(book),
         "access": "free",
         "reason": "free",
     } in books
@@ -82,9 +101,7 @@ async def test_a_late_older_event_does_not_undo_a_newer_one(
     await publish(access, BookUnpublished(book_id=book), at=now)
     await publish(
         access,
-        BookPublished(
-            book_id=book, object_key="k", object_version="v1", access="free", language="en"
-        ),
+        published(book, "en"),
         at=now - timedelta(minutes=5),
     )
     marker = uuid.uuid4()
@@ -101,3 +118,54 @@ async def test_a_late_older_event_does_not_undo_a_newer_one(
     await eventually(marker_seen, what="events after the late one")
     await asyncio.sleep(0.5)
     assert (await decision(access, learner.id, book))["allow"] is False
+
+
+async def test_book_published_of_either_version_is_consumed_during_a_rollout(
+    access: AccessHarness, worker: None
+) -> None:
+    """An old content task writes book.published version 1, a new one version 2:
+    both books become readable; only the second's level and family are known."""
+    learner = await access.account(Role.LEARNER)
+    old_book, new_book = uuid.uuid4(), uuid.uuid4()
+    for book in (old_book, new_book):  # titled to come first in the reading list
+        created = BookCreated(
+            book_id=book, submission_id=uuid.uuid4(), title="0", language="en", access="free"
+        )
+        await publish(access, created, at=datetime.now(UTC) - timedelta(seconds=1))
+    envelope = Envelope(
+        source="/stories/content",
+        type="book.published",
+        subject=str(old_book),
+        dataversion="1",
+        data={
+            "book_id": str(old_book),
+            "object_key": "k",
+            "object_version": "v1",
+            "access": "free",
+            "language": "en",
+        },
+    )
+    await access.resources.aws.sns.publish(
+        TopicArn=await access.resources.events_topic_arn(Producer.CONTENT),
+        Message=envelope.model_dump_json(),
+        MessageAttributes={"type": {"DataType": "String", "StringValue": envelope.type}},
+    )
+    await publish(access, published(new_book, "sw"))
+
+    async def both_readable() -> bool:
+        decisions = [await decision(access, learner.id, b) for b in (old_book, new_book)]
+        return all(d["reason"] == "free book" for d in decisions)
+
+    await eventually(both_readable, what="both versions in the read model")
+    books = {
+        b["book_id"]: b
+        for b in (await access.http.get("/v1/users/me/books", headers=learner.headers)).json()
+    }
+    assert (books[str(old_book)]["reading_level"], books[str(old_book)]["family_id"]) == (
+        None,
+        None,
+    )
+    assert (books[str(new_book)]["reading_level"], books[str(new_book)]["family_id"]) == (
+        "early",
+        str(new_book),
+    )

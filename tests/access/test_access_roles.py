@@ -53,6 +53,9 @@ def endpoints(learner: uuid.UUID, book: uuid.UUID) -> list[Endpoint]:
         Endpoint("GET", "/v1/users", Role.ADMIN),
         Endpoint("GET", "/v1/users/audit-log", Role.ADMIN),
         Endpoint("PUT", f"/v1/users/{learner}/role", Role.ADMIN, {"role": "LEARNER"}),
+        Endpoint("PUT", "/v1/users/me/review-languages", Role.STORY_MANAGER, {"languages": ["sw"]}),
+        # A learner reviews nothing (409), but only an ADMIN may be told so.
+        Endpoint("PUT", f"/v1/users/{learner}/review-languages", Role.ADMIN, {"languages": ["sw"]}),
         Endpoint(
             "POST",
             "/v1/decisions",
@@ -137,3 +140,52 @@ async def test_no_role_below_admin_can_change_any_role(access: AccessHarness, ca
         assert response.status_code == 403
     me = await access.http.get("/v1/users/me", headers=actor.headers)
     assert me.json()["role"] == caller.value
+
+
+async def test_review_languages_are_declared_audited_and_carried_by_the_decision(
+    access: AccessHarness,
+) -> None:
+    reviewer = await access.account(Role.STORY_MANAGER)
+    admin = await access.account(Role.ADMIN)
+    volunteer = await access.account(Role.VOLUNTEER)
+
+    async def review_decision() -> dict[str, Any]:
+        response = await access.http.post(
+            "/v1/decisions",
+            headers=await access.service_token(),
+            json={"user_id": str(reviewer.id), "action": "submission:review"},
+        )
+        body: dict[str, Any] = response.json()
+        return body
+
+    assert (await review_decision())["languages"] == []  # none declared: every language
+    declared = await access.http.put(
+        "/v1/users/me/review-languages",
+        json={"languages": ["sw", "pt-BR", "sw"]},
+        headers=reviewer.headers,
+    )
+    assert declared.status_code == 200, declared.text
+    assert declared.json()["review_languages"] == ["sw", "pt-br"]  # once each
+    me = await access.http.get("/v1/users/me", headers=reviewer.headers)
+    assert me.json()["review_languages"] == ["sw", "pt-br"]
+    assert (await review_decision())["languages"] == ["sw", "pt-br"]
+    # Only story managers review; a bad tag is a 422.
+    not_one = await access.http.put(
+        f"/v1/users/{volunteer.id}/review-languages",
+        json={"languages": ["sw"]},
+        headers=admin.headers,
+    )
+    assert not_one.status_code == 409, not_one.text
+    assert not_one.json()["type"].endswith("/not-a-reviewer")
+    bad = await access.http.put(
+        "/v1/users/me/review-languages",
+        json={"languages": ["Swahili!"]},
+        headers=reviewer.headers,
+    )
+    assert bad.status_code == 422
+    log = await access.http.get(
+        "/v1/users/audit-log", params={"subject_id": str(reviewer.id)}, headers=admin.headers
+    )
+    [entry] = [e for e in log.json()["items"] if e["action"] == "review_languages.set"]
+    assert entry["after"] == {"review_languages": ["sw", "pt-br"]}
+    assert entry["actor_id"] == str(reviewer.id)

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
+from sqlalchemy import update
 
+from services.content.models import Submission
 from shared.roles import Role
 from tests.harness.access import Account
 from tests.harness.content import ContentHarness
-from tests.support import assert_problem
-
-pytestmark = pytest.mark.e2e
+from tests.support import assert_problem, eventually
 
 
 async def derive(
@@ -309,3 +309,94 @@ async def test_one_published_version_per_language_and_level_even_at_once(
         headers={**admin.headers, "If-Match": f'"{published.json()["version"]}"'},
     )
     assert_problem(moved, 409, "version-slot-taken")
+
+
+async def set_review_languages(content: ContentHarness, reviewer: Account, *tags: str) -> None:
+    response = await content.access.http.put(
+        "/v1/users/me/review-languages", json={"languages": list(tags)}, headers=reviewer.headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["review_languages"] == list(tags)
+
+
+async def test_reviewers_see_and_review_the_languages_they_declared(
+    content: ContentHarness,
+) -> None:
+    author = await content.account(Role.VOLUNTEER)
+    translator = await content.account(Role.VOLUNTEER)
+    swahili_reviewer = await content.account(Role.STORY_MANAGER)
+    english_reviewer = await content.account(Role.STORY_MANAGER)
+    admin = await content.account(Role.CONTENT_ADMIN)
+    http = content.http
+    # Reviewed by someone else: these two have no decision cached before they declare.
+    other = await content.account(Role.STORY_MANAGER)
+    original = await content.published_book(author=author, reviewer=other, admin=admin)
+    await set_review_languages(content, swahili_reviewer, "sw")
+    await set_review_languages(content, english_reviewer, "en")
+    draft = await derive(content, translator, original["id"], kind="translation", language="sw-KE")
+    await content.upload(translator, draft["id"])
+    swahili = (await content.submit(translator, draft)).json()
+    english = await content.submitted(author)
+
+    async def queue(reviewer: Account, **params: Any) -> set[str]:
+        response = await http.get("/v1/submissions", params=params, headers=reviewer.headers)
+        assert response.status_code == 200, response.text
+        return {s["id"] for s in response.json()["items"]}
+
+    # "sw" covers "sw-KE"; neither sees the other's language by default.
+    assert swahili["id"] in await queue(swahili_reviewer)
+    assert english["id"] not in await queue(swahili_reviewer)
+    assert swahili["id"] not in await queue(english_reviewer)
+    assert english["id"] in await queue(english_reviewer)
+    # On request, the whole queue (or one language): seen, but not theirs to review.
+    assert {swahili["id"], english["id"]} <= await queue(english_reviewer, every_language="true")
+    assert swahili["id"] in await queue(english_reviewer, language="sw-KE")
+    refused = await content.review(english_reviewer, swahili)
+    assert_problem(refused, 403, "not-your-language")
+    claimed = await http.post(
+        f"/v1/submissions/{swahili['id']}/claim",
+        headers={**english_reviewer.headers, "If-Match": f'"{swahili["version"]}"'},
+    )
+    assert_problem(claimed, 403, "not-your-language")
+    # An ADMIN adds Swahili to the English reviewer's languages: it counts at once.
+    admin_account = await content.account(Role.ADMIN)
+    added = await content.access.http.put(
+        f"/v1/users/{english_reviewer.id}/review-languages",
+        json={"languages": ["en", "sw"]},
+        headers=admin_account.headers,
+    )
+    assert added.status_code == 200, added.text
+
+    async def sees_swahili() -> bool:  # content's cached decision is emptied over pub/sub
+        return swahili["id"] in await queue(english_reviewer)
+
+    await eventually(sees_swahili, timeout=5, what="the new languages in content")
+    approved = await content.review(english_reviewer, swahili)
+    assert approved.status_code == 200, approved.text
+    # Declaring nothing means every language.
+    await set_review_languages(content, swahili_reviewer)
+
+    async def sees_english() -> bool:
+        return english["id"] in await queue(swahili_reviewer)
+
+    await eventually(sees_english, timeout=5, what="every language in content")
+
+
+async def test_a_submission_waiting_too_long_is_marked_overdue(content: ContentHarness) -> None:
+    author = await content.account(Role.VOLUNTEER)
+    reviewer = await content.account(Role.STORY_MANAGER)
+    waiting = await content.submitted(author)
+    fresh = await content.submitted(author)
+    days = content.settings.review_overdue_days
+    async with content.resources.session_factory() as session:
+        await session.execute(
+            update(Submission)
+            .where(Submission.id == uuid.UUID(waiting["id"]))
+            .values(submitted_at=datetime.now(UTC) - timedelta(days=days, minutes=1))
+        )
+        await session.commit()
+    page = await content.http.get(
+        "/v1/submissions", params={"every_language": "true"}, headers=reviewer.headers
+    )
+    overdue = {s["id"]: s["overdue"] for s in page.json()["items"]}
+    assert (overdue[waiting["id"]], overdue[fresh["id"]]) == (True, False)

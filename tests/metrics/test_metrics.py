@@ -23,6 +23,7 @@ from services.metrics.service import ReaderSketches, day_of, hour_of
 from shared.events import (
     BookCreated,
     BookPublished,
+    BookPublishedV1,
     BookUnpublished,
     DeliveryIssued,
     EntitlementGranted,
@@ -33,14 +34,14 @@ from shared.events import (
     RoleAssigned,
     SubmissionCreated,
     SubmissionReviewed,
-    SubmissionSubmitted,
+    SubmissionSubmittedV1,
     UserLoggedIn,
     UserRegistered,
 )
 from shared.roles import Role
 from tests.harness.access import Account
 from tests.harness.metrics import MetricsHarness
-from tests.support import assert_problem, eventually
+from tests.support import assert_problem, eventually, original_lineage
 
 # Also run against LocalStack by `make test` (TEST_AWS=localstack pytest -m e2e).
 pytestmark = pytest.mark.e2e
@@ -107,7 +108,7 @@ class Scenario:
                 submission_id=self.s1, author_id=self.u3, language="sw", category="animals"
             ),
         )
-        at(-71 * H, SubmissionSubmitted(submission_id=self.s1, author_id=self.u3))
+        at(-71 * H, SubmissionSubmittedV1(submission_id=self.s1, author_id=self.u3))
         at(
             -69 * H,
             SubmissionReviewed(
@@ -131,6 +132,7 @@ class Scenario:
                 object_version="v1",
                 access="free",
                 language="sw",
+                **original_lineage(self.b1),
             ),
         )
         # S2: changes requested 10 days ago, resubmitted, approved; no book yet.
@@ -140,7 +142,7 @@ class Scenario:
                 submission_id=self.s2, author_id=self.u3, language="en", category="science"
             ),
         )
-        at(-239 * H, SubmissionSubmitted(submission_id=self.s2, author_id=self.u3))
+        at(-239 * H, SubmissionSubmittedV1(submission_id=self.s2, author_id=self.u3))
         at(
             -238 * H,
             SubmissionReviewed(
@@ -150,7 +152,7 @@ class Scenario:
                 seconds_since_submitted=3600,
             ),
         )
-        at(-72 * H, SubmissionSubmitted(submission_id=self.s2, author_id=self.u3))
+        at(-72 * H, SubmissionSubmittedV1(submission_id=self.s2, author_id=self.u3))
         at(
             -72 * H + 30 * 60 * S,
             SubmissionReviewed(
@@ -167,7 +169,7 @@ class Scenario:
                 submission_id=self.s3, author_id=self.u3, language="en", category="science"
             ),
         )
-        at(1 * S, SubmissionSubmitted(submission_id=self.s3, author_id=self.u3))
+        at(1 * S, SubmissionSubmittedV1(submission_id=self.s3, author_id=self.u3))
         at(
             -71 * H,
             SubmissionReviewed(
@@ -183,12 +185,13 @@ class Scenario:
                 submission_id=self.s4, author_id=self.u3, language="fr", category="history"
             ),
         )
-        at(-72 * H, SubmissionSubmitted(submission_id=self.s4, author_id=self.u3))
+        at(-72 * H, SubmissionSubmittedV1(submission_id=self.s4, author_id=self.u3))
         # B2 was published 10 days ago and taken down 3 days ago; B3's unpublication
         # (newer) is delivered before its publication: neither counts as published.
         at(
             -240 * H,
-            BookPublished(
+            # As content wrote it before story families: version 1 still counts.
+            BookPublishedV1(
                 book_id=self.b2,
                 object_key="books/b2.pdf",
                 object_version="v1",
@@ -206,6 +209,7 @@ class Scenario:
                 object_version="v1",
                 access="free",
                 language="en",
+                **original_lineage(self.b3),
             ),
         )
 

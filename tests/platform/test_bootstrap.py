@@ -21,6 +21,7 @@ from shared.resources import Resources
 from shared.roles import Role
 from shared.settings import ServiceSettings
 from shared.topology import MAX_RECEIVE_COUNT, SUBSCRIPTIONS, bootstrap, queue_url
+from tests.support import original_lineage
 
 # Also run against LocalStack by `make test` (TEST_AWS=localstack pytest -m e2e).
 pytestmark = pytest.mark.e2e
@@ -63,9 +64,15 @@ async def test_every_queue_has_a_dlq_after_five_receives(
 async def test_subscriptions_deliver_only_the_event_types_each_consumer_takes(
     resources: Resources, settings: ServiceSettings
 ) -> None:
+    book = uuid.uuid4()
     events = [
         BookPublished(
-            book_id=uuid.uuid4(), object_key="k", object_version="v", access="free", language="en"
+            book_id=book,
+            object_key="k",
+            object_version="v",
+            access="free",
+            language="en",
+            **original_lineage(book),
         ),
         SubmissionCreated(
             submission_id=uuid.uuid4(), author_id=uuid.uuid4(), language="en", category="animals"

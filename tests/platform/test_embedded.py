@@ -306,6 +306,16 @@ async def test_the_dashboard_charts_real_figures_in_chromium_on_a_phone(
                 assert shown["charts"]["chart-roles"]["values"] == list(roles.values())
                 assert roles.get("ADMIN", 0) >= 1
                 assert all(painted > 100 for painted in shown["painted"].values()), shown
+                # The story families: the coverage matrix and the reading tables, drawn
+                # from the API's answers (the tile counts the matrix's missing cells).
+                tables = await page.evaluate(
+                    "() => ['coverage', 'families', 'languages'].map("
+                    "(id) => document.querySelectorAll(`#${id} th`)[0]?.textContent)"
+                )
+                assert tables == ["Story", "Story", "Language"]
+                coverage = (await http.get(f"{metrics}/v1/metrics/coverage", headers=me)).json()
+                gaps = sum(len(family["missing"]) for family in coverage["families"])
+                assert shown["tiles"]["missing_translations"] == str(gaps)
                 assert shown["overflow"] <= 0, "the page scrolls sideways on a phone"
 
                 # A second submission: the page shows it at its next refresh, untouched.

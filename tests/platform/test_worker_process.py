@@ -16,7 +16,7 @@ from sqlalchemy import select
 from services.metrics.main import SERVICE as METRICS
 from services.metrics.models import RecordedEvent
 from shared.db import create_engine, drop_schema
-from shared.events import Envelope, SubmissionSubmitted
+from shared.events import Envelope, SubmissionSubmittedV1
 from shared.migrations import upgrade
 from shared.resources import Resources
 from shared.settings import ServiceSettings
@@ -46,10 +46,10 @@ async def test_the_worker_applies_events_reports_metrics_and_drains_on_sigterm(
     schema = unique_schema("metrics")
     await upgrade(METRICS.migrations, settings.database_url, schema)
     envelope = Envelope.wrap(
-        SubmissionSubmitted(submission_id=uuid.uuid4(), author_id=uuid.uuid4())
+        SubmissionSubmittedV1(submission_id=uuid.uuid4(), author_id=uuid.uuid4())
     )
     await resources.aws.sns.publish(
-        TopicArn=await resources.events_topic_arn(SubmissionSubmitted.producer),
+        TopicArn=await resources.events_topic_arn(SubmissionSubmittedV1.producer),
         Message=envelope.model_dump_json(),
         MessageAttributes={"type": {"DataType": "String", "StringValue": envelope.type}},
     )

@@ -9,14 +9,18 @@ import pytest
 from pydantic import ValidationError
 
 from shared.events import (
+    ACCEPTED_LEGACY_CONTRACTS,
     EVENT_CONTRACTS,
     BookPublished,
+    BookPublishedV1,
+    BookUpdatedV1,
     Envelope,
     Producer,
     ReadingProgressed,
     UnknownEventError,
     event_types_of,
 )
+from tests.support import original_lineage
 
 ARCHITECTURE_EVENT_TYPES = {
     "user.registered",
@@ -48,12 +52,14 @@ def test_each_event_type_has_exactly_one_producer() -> None:
 
 
 def test_an_envelope_is_a_cloudevent_and_round_trips() -> None:
+    book = uuid.uuid4()
     data = BookPublished(
-        book_id=uuid.uuid4(),
+        book_id=book,
         object_key="books/abc/v1.pdf",
         object_version="v1",
         access="free",
         language="sw",
+        **original_lineage(book),
     )
     envelope = Envelope.wrap(data, trace_id="trace-1")
     body = json.loads(envelope.model_dump_json())
@@ -62,10 +68,50 @@ def test_an_envelope_is_a_cloudevent_and_round_trips() -> None:
     assert body["type"] == "book.published"
     assert body["source"] == "/stories/content"
     assert body["subject"] == str(data.book_id)
-    assert body["dataversion"] == "1"
+    assert body["dataversion"] == "2"
+    assert body["data"]["family_id"] == str(book)
     assert body["traceid"] == "trace-1"
     assert body["datacontenttype"] == "application/json"
     assert Envelope.model_validate_json(envelope.model_dump_json()).contract() == data
+
+
+def test_book_events_of_version_1_are_still_accepted_during_a_rollout() -> None:
+    """A content task not yet replaced still writes version 1: consumers take it as
+    such (no lineage), and take version 2 as the current contract."""
+    book = uuid.uuid4()
+    old = {
+        "book_id": str(book),
+        "object_key": "k",
+        "object_version": "v",
+        "access": "free",
+        "language": "en",
+    }
+    v1 = Envelope(source="/stories/content", type="book.published", dataversion="1", data=old)
+    assert v1.contract() == BookPublishedV1.model_validate(old)
+    v2 = v1.model_copy(update={"dataversion": "2", "data": old | original_lineage(book)})
+    parsed = v2.contract()
+    assert isinstance(parsed, BookPublished)
+    assert parsed.family_id == book
+    # Version 2 without its lineage is not a version 2 event; version 3 is unknown.
+    with pytest.raises(ValidationError):
+        v1.model_copy(update={"dataversion": "2"}).contract()
+    with pytest.raises(UnknownEventError):
+        v1.model_copy(update={"dataversion": "3"}).contract()
+    updated = {
+        "book_id": str(book),
+        "title": "T",
+        "language": "en",
+        "access": "free",
+        "published": True,
+    }
+    old_update = Envelope(source="/x", type="book.updated", dataversion="1", data=updated)
+    assert isinstance(old_update.contract(), BookUpdatedV1)
+    # Only these types have an older version still accepted.
+    assert set(ACCEPTED_LEGACY_CONTRACTS) == {
+        ("book.published", "1"),
+        ("book.updated", "1"),
+        ("submission.submitted", "1"),
+    }
 
 
 def test_an_unknown_type_is_refused() -> None:

@@ -13,8 +13,9 @@ from services.content.catalog import etag_matches, public_headers
 from services.content.families import Family
 from services.content.models import Book, Submission
 from services.content.schemas import BookOut, SubmissionOut
-from services.content.service import etag
+from services.content.service import etag, is_overdue
 from services.content.settings import ContentSettings
+from shared.clock import now_utc
 from shared.pagination import MAX_PAGE_SIZE
 from shared.problems import problem_responses
 
@@ -41,8 +42,10 @@ def etag_of(payload: Any) -> dict[str, str]:
     return {"ETag": etag(int(payload["version"]))}
 
 
-def submission_out(row: Submission) -> SubmissionOut:
-    return SubmissionOut.model_validate(row)
+def submission_out(row: Submission, settings: ContentSettings) -> SubmissionOut:
+    out = SubmissionOut.model_validate(row)
+    out.overdue = is_overdue(row, settings.review_overdue_days, now_utc())
+    return out
 
 
 def book_out(row: Book, settings: ContentSettings, family: Family) -> BookOut:

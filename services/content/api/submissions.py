@@ -61,7 +61,9 @@ async def start_derivation(
     service: SubmissionServiceDep,
 ) -> JSONResponse:
     async def create() -> SubmissionOut:
-        return submission_out(await service.start_derivation(principal, book_id, body))
+        return submission_out(
+            await service.start_derivation(principal, book_id, body), service.settings
+        )
 
     return await once.respond(body, create, status_code=201, headers=etag_of)
 
@@ -80,7 +82,7 @@ async def create_submission(
     service: SubmissionServiceDep,
 ) -> JSONResponse:
     async def create() -> SubmissionOut:
-        return submission_out(await service.create_submission(principal, body))
+        return submission_out(await service.create_submission(principal, body), service.settings)
 
     return await once.respond(body, create, status_code=201, headers=etag_of)
 
@@ -89,8 +91,10 @@ async def create_submission(
     "",
     summary="Your submissions (volunteers) or the review queue (STORY_MANAGER and up)",
     description="Reviewers get the queue, oldest submission first, by default the "
-    "SUBMITTED and IN_REVIEW ones; `mine=true` lists their own instead. Volunteers "
-    "always get their own, newest first.",
+    "SUBMITTED and IN_REVIEW ones in the languages they review (all of them with "
+    "`every_language=true`, or one with `language`); `overdue` marks those waiting "
+    "longer than CONTENT_REVIEW_OVERDUE_DAYS. `mine=true` lists their own instead. "
+    "Volunteers always get their own, newest first.",
     responses=problem_responses(401, 403, 422),
 )
 async def list_submissions(
@@ -99,6 +103,10 @@ async def list_submissions(
     mine: bool = False,
     status: SubmissionStatus | None = None,
     language: Language | None = None,
+    every_language: Annotated[
+        bool,
+        Query(description="Reviewers: the whole queue, not only the languages you review"),
+    ] = False,
     age: Annotated[int | None, Query(ge=0, le=18)] = None,
     cursor: Cursor = None,
     limit: PageSize = 20,
@@ -108,11 +116,12 @@ async def list_submissions(
         mine=mine,
         status=status,
         language=language,
+        every_language=every_language,
         age=age,
         cursor=cursor,
         limit=limit,
     )
-    return Page(items=[submission_out(s) for s in rows], next_cursor=next_cursor)
+    return Page(items=[submission_out(s, service.settings) for s in rows], next_cursor=next_cursor)
 
 
 @submissions.get(
@@ -124,7 +133,9 @@ async def list_submissions(
 async def get_submission(
     submission_id: uuid.UUID, principal: CurrentPrincipal, service: SubmissionServiceDep
 ) -> JSONResponse:
-    return with_etag(submission_out(await service.visible_submission(principal, submission_id)))
+    return with_etag(
+        submission_out(await service.visible_submission(principal, submission_id), service.settings)
+    )
 
 
 @submissions.patch(
@@ -141,7 +152,10 @@ async def update_submission(
     if_match: IfMatch = None,
 ) -> JSONResponse:
     return with_etag(
-        submission_out(await service.update_submission(principal, submission_id, if_match, body))
+        submission_out(
+            await service.update_submission(principal, submission_id, if_match, body),
+            service.settings,
+        )
     )
 
 
@@ -181,7 +195,9 @@ async def submit(
     if_match: IfMatch = None,
 ) -> JSONResponse:
     async def work() -> SubmissionOut:
-        return submission_out(await service.submit(principal, submission_id, if_match))
+        return submission_out(
+            await service.submit(principal, submission_id, if_match), service.settings
+        )
 
     return await once.respond(None, work, headers=etag_of)
 
@@ -198,7 +214,9 @@ async def claim(
     service: SubmissionServiceDep,
     if_match: IfMatch = None,
 ) -> JSONResponse:
-    return with_etag(submission_out(await service.claim(principal, submission_id, if_match)))
+    return with_etag(
+        submission_out(await service.claim(principal, submission_id, if_match), service.settings)
+    )
 
 
 @submissions.post(
@@ -216,7 +234,9 @@ async def review(
     if_match: IfMatch = None,
 ) -> JSONResponse:
     async def work() -> SubmissionOut:
-        return submission_out(await service.review(principal, submission_id, if_match, body))
+        return submission_out(
+            await service.review(principal, submission_id, if_match, body), service.settings
+        )
 
     return await once.respond(body, work, headers=etag_of)
 

@@ -65,8 +65,9 @@ def upgrade() -> None:
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("family_id", sa.Uuid(), nullable=True))
             batch.add_column(sa.Column("derived_from", sa.Uuid(), nullable=True))
-            # Server defaults fill the existing rows, then go: the service sets
-            # every value itself.
+            # Server defaults fill the existing rows and stay: a content task of
+            # the previous release, still running during a rollout, writes rows
+            # without these columns (it makes originals, under CC BY 4.0).
             batch.add_column(
                 sa.Column(
                     "derivation", sa.String(length=20), nullable=False, server_default="original"
@@ -90,7 +91,8 @@ def upgrade() -> None:
     op.execute("UPDATE submissions SET family_id = id")
     op.execute("UPDATE books SET family_id = submission_id")
     cases = " ".join(f"WHEN '{tag}' THEN '{config}'" for tag, config in SEARCH_CONFIGS.items())
-    if op.get_bind().dialect.name == "postgresql":
+    postgresql = op.get_bind().dialect.name == "postgresql"
+    if postgresql:
         primary = "lower(split_part(language, '-', 1))"
     else:
         primary = (
@@ -99,16 +101,16 @@ def upgrade() -> None:
         )
     # Built from the constants above, not from input.
     op.execute(f"UPDATE books SET search_config = CASE {primary} {cases} ELSE 'simple' END")  # noqa: S608
-    with op.batch_alter_table("books") as batch:
-        batch.alter_column("search_config", existing_type=sa.String(length=20), server_default=None)
     for table in TABLES:
         with op.batch_alter_table(table) as batch:
-            batch.alter_column("family_id", existing_type=sa.Uuid(), nullable=False)
+            # For the same rollout: a row of the previous release is an original,
+            # its own family (PostgreSQL; the embedded SQLite run is never rolled).
             batch.alter_column(
-                "derivation", existing_type=sa.String(length=20), server_default=None
+                "family_id",
+                existing_type=sa.Uuid(),
+                nullable=False,
+                server_default=sa.text("gen_random_uuid()") if postgresql else None,
             )
-            batch.alter_column("credits", existing_type=CREDITS, server_default=None)
-            batch.alter_column("licence", existing_type=sa.String(length=20), server_default=None)
     op.create_index("ix_books_family", "books", ["family_id", "language", "reading_level"])
     op.create_index(
         "uq_books_published_version",
@@ -118,7 +120,7 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'PUBLISHED'"),
         sqlite_where=sa.text("status = 'PUBLISHED'"),
     )
-    if op.get_bind().dialect.name == "postgresql":
+    if postgresql:
         op.execute("DROP INDEX ix_books_search")
         for config in [*SEARCH_CONFIGS.values(), "simple"]:
             op.execute(search_index_sql(config))

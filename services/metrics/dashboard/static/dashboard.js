@@ -96,6 +96,25 @@
 
   const day = (iso) => iso.slice(5, 10);
 
+  const COVERAGE_MARK = { published: "✓ published", in_review: "… in review", missing: "— missing" };
+
+  function fill(selector, headings, rows) {
+    const cell = (tag, value) => {
+      const element = document.createElement(tag);
+      const text = typeof value === "object" && value !== null ? value.text : value;
+      element.textContent = typeof text === "number" ? text.toLocaleString() : (text ?? "");
+      if (value && value.className) element.className = value.className;
+      return element;
+    };
+    const head = document.createElement("tr");
+    head.replaceChildren(...headings.map((h) => cell("th", h)));
+    $(selector).replaceChildren(head, ...rows.map((row) => {
+      const tr = document.createElement("tr");
+      tr.replaceChildren(...row.map((value) => cell("td", value)));
+      return tr;
+    }));
+  }
+
   async function refresh() {
     clearTimeout(timer);
     try {
@@ -103,15 +122,19 @@
       const from = new Date(to.getTime() - 14 * 86400e3);
       const range = `interval=day&from=${from.toISOString()}&to=${to.toISOString()}`;
       const series = (metric) => api(`/v1/metrics/timeseries?metric=${metric}&${range}`);
-      const [overview, workflow, opens, readers, registrations, logins] = await Promise.all([
+      const [overview, workflow, opens, readers, registrations, logins, families, coverage] = await Promise.all([
         api("/v1/metrics/overview"),
         api("/v1/metrics/workflow"),
         series("opens"),
         series("readers"),
         series("registrations"),
         series("logins"),
+        api("/v1/metrics/families"),
+        api("/v1/metrics/coverage"),
       ]);
-      const figures = { ...overview, workflow };
+      // Every (family, language) cell the coverage matrix shows as missing.
+      const missing_translations = coverage.families.reduce((n, f) => n + f.missing.length, 0);
+      const figures = { ...overview, workflow, missing_translations };
       for (const cell of document.querySelectorAll("[data-figure]")) {
         const value = dig(figures, cell.dataset.figure);
         cell.textContent = cell.dataset.figure.endsWith("median") || cell.dataset.figure.endsWith("p90")
@@ -147,6 +170,17 @@
         li.textContent = `${item.language || "?"} · waiting ${duration(item.waiting_seconds)}`;
         return li;
       }));
+      // Built from text nodes only: titles are people's words, never markup.
+      fill("#coverage", ["Story", ...coverage.languages],
+        coverage.families.map((f) => [f.title || f.family_id.slice(0, 8),
+          ...coverage.languages.map((language) => ({ text: COVERAGE_MARK[f.cells[language]], className: f.cells[language] }))]));
+      fill("#families", ["Story", "Languages", "Opens", "Readers", "Completions"],
+        families.families.slice(0, 10).map((f) => [f.title || f.family_id.slice(0, 8),
+          f.published_languages.join(" "), f.opens, f.distinct_readers, f.completions]));
+      fill("#languages", ["Language", "Books", "Opens", "Readers", "Completions"],
+        families.languages.map((l) => [l.language, l.books, l.opens, l.distinct_readers, l.completions]));
+      figures.families = families;
+      figures.coverage = coverage;
       window.dashboard.figures = figures;
       window.dashboard.lastUpdated = new Date().toISOString();
       status(`Updated ${new Date().toLocaleTimeString()} · every ${refreshSeconds} s`);
