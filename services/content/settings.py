@@ -5,6 +5,7 @@ from typing import ClassVar
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.content.pdfcheck import Limits
 from shared.settings import ServiceSettings
 
 
@@ -36,3 +37,18 @@ class ContentSettings(ServiceSettings):
     # A submission waiting for review longer than this is marked overdue in the
     # review queue (and counted so by metrics, which takes the same setting).
     review_overdue_days: int = Field(default=14, gt=0, le=365)
+    # The deep check of a manuscript at submit (services/content/pdfcheck.py): the
+    # most pages a book may have, and the limits of the child process that
+    # parses and renders it (a hostile file costs at most these).
+    max_pages: int = Field(default=300, gt=0, le=10_000)
+    pdf_check_seconds: float = Field(default=20.0, gt=0, le=300)
+    pdf_check_cpu_seconds: int = Field(default=10, gt=0, le=300)
+    pdf_check_memory_bytes: int = Field(default=1024 * 1024 * 1024, ge=256 * 1024 * 1024)
+
+    def pdf_check_limits(self) -> Limits:
+        return Limits(
+            max_pages=self.max_pages,
+            cpu_seconds=self.pdf_check_cpu_seconds,
+            memory_bytes=self.pdf_check_memory_bytes,
+            wall_seconds=self.pdf_check_seconds,
+        )

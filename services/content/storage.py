@@ -11,23 +11,31 @@ an object nobody reads any more. Review and publication use only the copy.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
+import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
+from services.content.pdfcheck import Limits, check_manuscript_file
 from shared.clock import now_utc
 from shared.errors import Conflict, Unprocessable
 
 PDF_CONTENT_TYPE = "application/pdf"
 PDF_MAGIC = b"%PDF-"
 SNIFF_BYTES = 12  # enough for every signature below
+
+
+class ManuscriptRefused(Unprocessable):
+    """The manuscript failed the deep check: the 422 says why, and so does its history."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +175,21 @@ class ManuscriptStorage:
         asks for a new upload ticket and tries again.
         """
         return await self._check(upload_key, MANUSCRIPT, max_bytes=max_bytes)
+
+    async def inspect_manuscript(self, key: str, limits: Limits) -> int:
+        """The deep check of a pinned manuscript (services/content/pdfcheck.py): its
+        page count; or ManuscriptRefused, the pinned copy deleted."""
+        found = await self._s3.get_object(Bucket=self.uploads_bucket, Key=key)
+        async with found["Body"] as body:
+            data = await body.read()
+        with tempfile.TemporaryDirectory(prefix="stories-manuscript-") as folder:
+            path = Path(folder) / "manuscript.pdf"
+            await asyncio.to_thread(path.write_bytes, data)
+            verdict = await check_manuscript_file(str(path), limits)
+        if not verdict.ok:
+            await self._s3.delete_object(Bucket=self.uploads_bucket, Key=key)
+            raise ManuscriptRefused(verdict.reason, code=verdict.code)
+        return verdict.pages
 
     async def check_cover(self, upload_key: str, *, max_bytes: int) -> CheckedUpload:
         """Pin an uploaded cover image and check it; or refuse it (422) and delete it."""

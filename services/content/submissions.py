@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from services.content.families import (
     CreditRole,
     Derivation,
@@ -37,6 +39,7 @@ from services.content.service import (
 from services.content.settings import ContentSettings
 from services.content.storage import (
     PDF_CONTENT_TYPE,
+    ManuscriptRefused,
     ManuscriptStorage,
     UploadForm,
     belongs_to,
@@ -295,6 +298,11 @@ class SubmissionService:
             checked = await self.storage.check_manuscript(
                 submission.upload_key, max_bytes=self.settings.manuscript_max_bytes
             )
+            try:
+                await self.storage.inspect_manuscript(checked.key, self.settings.pdf_check_limits())
+            except ManuscriptRefused as refused:
+                await self._record_refusal(submission, actor, refused)
+                raise
             # From here on, review and publication read only this pinned copy.
             submission.manuscript_key = checked.key
             submission.manuscript_size = checked.size
@@ -401,6 +409,26 @@ class SubmissionService:
             expires_in=ttl,
         )
         return url, now_utc() + timedelta(seconds=ttl)
+
+    async def _record_refusal(
+        self, submission: Submission, actor: Principal, refused: ManuscriptRefused
+    ) -> None:
+        """The refusal goes into the submission's history, in a transaction of its own:
+        the request's own rolls back with the 422, and the author must still see why."""
+        async with AsyncSession(bind=self.repository.session.bind) as own:
+            own.add(
+                SubmissionTransition(
+                    id=uuid.uuid4(),
+                    submission_id=submission.id,
+                    from_status=submission.status,
+                    to_status=submission.status,
+                    actor_id=actor.user_id,
+                    actor_role=actor.role.value,
+                    notes=f"Manuscript refused ({refused.code}): {refused.detail}",
+                    at=now_utc(),
+                )
+            )
+            await own.commit()
 
     def _move(
         self,

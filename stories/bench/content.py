@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import statistics
+import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 from sqlalchemy import insert, text
 
 from services.content.main import SERVICE as CONTENT
 from services.content.models import Book
+from services.content.pdfcheck import check_manuscript_file
+from services.content.settings import ContentSettings
 from shared.db import create_engine, drop_schema, ensure_database
 from shared.migrations import upgrade
 from stories.bench.harness import (
@@ -29,6 +35,7 @@ from stories.bench.harness import (
 )
 from stories.bench.plumbing import measure_bare
 from stories.bench.services import BARE, service_env
+from stories.samples import story_pdf
 
 CATALOG_BOOKS = 10_000
 CATALOG_LANGUAGES = ["en", "sw", "fr", "pt-BR", "ar"]
@@ -79,7 +86,9 @@ async def bench_content(*, duration: float, connections: int) -> list[Figure]:
         )
     finally:
         await drop_schema(BENCH_DATABASE_URL, schema)
+    one_page, illustrated = await _measure_manuscript_checks()
     cached_row = f"GET {CATALOG_PATH} (cached)"
+    one_page_row = "manuscript deep check, 1 text page (the child's start)"
     return [
         Figure("content", BARE, bare[0], "req/s", bare[1], bare[2]),
         Figure(
@@ -113,7 +122,44 @@ async def bench_content(*, duration: float, connections: int) -> list[Figure]:
             "content", "cached, tracing on: every request traced", *traced[3],
             baseline_of=cached_row,
         ),
+        # #21: the deep check at submit, one at a time in its limited child process;
+        # a 40-page illustrated book must take at most a second.
+        Figure("content", one_page_row, *one_page),
+        Figure(
+            "content", "manuscript deep check, 40 illustrated pages (11.8 MB)", *illustrated,
+            baseline_of=one_page_row, target_p99_ms=1000,
+        ),
     ]  # fmt: skip
+
+
+CHECK_ROUNDS = 7
+
+
+async def _measure_manuscript_checks() -> list[tuple[float, str, float, float]]:
+    """(checks/s, unit, p50 ms, worst ms) for a one-page and a 40-page illustrated PDF,
+    the two measured in turns."""
+    limits = ContentSettings().pdf_check_limits()
+    files = [story_pdf("One page"), story_pdf("Forty pages", 40, illustrated=True)]
+    times: list[list[float]] = [[], []]
+    with tempfile.TemporaryDirectory(prefix="bench-pdf-") as folder:
+        paths = [Path(folder) / f"{n}.pdf" for n in range(len(files))]
+        for path, data in zip(paths, files, strict=True):
+            path.write_bytes(data)
+        for _ in range(CHECK_ROUNDS):
+            for index, path in enumerate(paths):
+                started = time.perf_counter()
+                verdict = await check_manuscript_file(str(path), limits)
+                times[index].append(time.perf_counter() - started)
+                assert verdict.ok, verdict
+    return [
+        (
+            1 / statistics.median(taken),
+            "checks/s",
+            statistics.median(taken) * 1000,
+            max(taken) * 1000,
+        )
+        for taken in times
+    ]
 
 
 @dataclass

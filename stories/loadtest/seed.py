@@ -18,12 +18,15 @@ from typing import Any
 
 import httpx
 
+from stories.samples import story_pdf
+
 LANGUAGES = ("en", "sw", "fr", "es", "pt")
 CATEGORIES = ("animals", "science", "family", "adventure")
 READER_PASSWORD = "Reading-is-fun-42"  # noqa: S105 - synthetic readers of a throwaway run
 STAFF_ROLES = ("VOLUNTEER", "STORY_MANAGER", "BOOK_MANAGER", "CONTENT_ADMIN", "TEACHER")
 # A tiny but real PDF (what the submit check looks for).
-MANUSCRIPT = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+# A real PDF: manuscripts are parsed, inspected and rendered at submit.
+MANUSCRIPT = story_pdf("A load test story", pages=4)
 # Every ENTITLED_EVERY-th book needs an entitlement; the rest are free.
 ENTITLED_EVERY = 4
 ENTITLED_PER_READER = 2

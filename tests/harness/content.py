@@ -22,11 +22,13 @@ from shared.events import Envelope
 from shared.migrations import upgrade
 from shared.resources import Resources, open_resources, resources_of
 from shared.roles import Role
+from stories.samples import story_pdf
 from tests.conftest import make_settings
 from tests.harness.access import AccessHarness, Account
 from tests.support import ThreadedServer, outbox_events
 
-PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+# A real PDF: manuscripts are parsed, inspected and rendered at submit.
+PDF = story_pdf("The Lion Who Could Not Roar")
 MAX_MANUSCRIPT_BYTES = 4096
 
 STORY = {

@@ -1,0 +1,241 @@
+"""The deep check of a manuscript: is this PDF safe to give to children?
+
+Parsed and inspected with qpdf (pikepdf), its first page rendered with PDFium
+(pypdfium2). Refused: what does not parse, encryption, JavaScript, Launch and
+other actions that run something, embedded files, rich media, XFA forms, image
+streams too large to decode safely, no pages or more than the limit, pages of
+impossible size, and a first page that does not render.
+
+A hostile file may try to exhaust whatever parses it, so the check never runs in
+the service's own process: `check_manuscript_file` starts this module as a child
+(`python -m services.content.pdfcheck`) under hard limits on CPU time, memory
+and wall time, and a child that dies or overruns is a refusal, never a crash of
+the service. The child prints one JSON verdict on stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+# Names that make a PDF do something rather than show something.
+ACTIVE_ACTIONS = {"/JavaScript": "JavaScript", "/Launch": "a Launch action (runs a program)"}
+ALSO_REFUSED_ACTIONS = {"/ImportData", "/SubmitForm", "/Rendition", "/GoToE"}
+# Images above this many pixels could decompress to gigabytes (an image bomb).
+MAX_IMAGE_PIXELS = 50_000_000
+# PDF's own bounds on a page's side, in points (ISO 32000 annex C): 3 to 14,400.
+MIN_PAGE_SIDE, MAX_PAGE_SIDE = 3.0, 14_400.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    code: str = ""
+    reason: str = ""
+    pages: int = 0
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_pages: int
+    cpu_seconds: int
+    memory_bytes: int
+    wall_seconds: float
+
+
+def refuse(code: str, reason: str) -> Verdict:
+    return Verdict(ok=False, code=code, reason=reason)
+
+
+def _name(value: Any) -> str | None:
+    import pikepdf
+
+    return str(value) if isinstance(value, pikepdf.Name) else None
+
+
+def inspect(path: str, max_pages: int) -> Verdict:
+    """The verdict on one file (runs in the child: may be slow or die on hostile input)."""
+    import pikepdf
+    import pypdfium2
+
+    with open(path, "rb") as file:
+        # Viewers forgive junk before the header; a manuscript has none (a PDF
+        # inside a ZIP named .pdf would otherwise parse).
+        if file.read(5) != b"%PDF-":
+            return refuse("manuscript-unreadable", "The file does not start as a PDF does.")
+    try:
+        pdf = pikepdf.open(path)
+    except pikepdf.PasswordError:
+        return refuse("manuscript-encrypted", "The PDF is password-protected.")
+    except pikepdf.PdfError as error:
+        return refuse("manuscript-unreadable", f"The file is not a readable PDF ({error}).")
+    with pdf:
+        if pdf.is_encrypted:
+            return refuse("manuscript-encrypted", "The PDF is encrypted.")
+        root = pdf.Root
+        names = root.get("/Names")
+        if isinstance(names, pikepdf.Dictionary):
+            if "/JavaScript" in names:
+                return refuse("manuscript-active-content", "The PDF carries JavaScript.")
+            if "/EmbeddedFiles" in names:
+                return refuse("manuscript-active-content", "The PDF carries embedded files.")
+        if "/AA" in root:
+            return refuse("manuscript-active-content", "The PDF runs actions when opened.")
+        form = root.get("/AcroForm")
+        if isinstance(form, pikepdf.Dictionary) and "/XFA" in form:
+            return refuse("manuscript-active-content", "The PDF holds an XFA form.")
+        found = _scan_objects(pdf)
+        if found is not None:
+            return found
+        pages = len(pdf.pages)
+        if pages == 0:
+            return refuse("manuscript-no-pages", "The PDF has no pages.")
+        if pages > max_pages:
+            return refuse(
+                "manuscript-too-many-pages",
+                f"The PDF has {pages} pages; a book may have at most {max_pages}.",
+            )
+        for number, page in enumerate(pdf.pages, start=1):
+            box = [float(v) for v in page.mediabox]
+            width, height = abs(box[2] - box[0]), abs(box[3] - box[1])
+            if not (
+                MIN_PAGE_SIDE <= width <= MAX_PAGE_SIDE and MIN_PAGE_SIDE <= height <= MAX_PAGE_SIDE
+            ):
+                return refuse(
+                    "manuscript-bad-page-size",
+                    f"Page {number} is {width:.0f} x {height:.0f} points, not a page size.",
+                )
+    try:
+        document = pypdfium2.PdfDocument(path)
+        try:
+            first = document[0]
+            # About 200 pixels wide: enough to prove it draws, cheap for any page size.
+            scale = 200 / max(first.get_width(), 1.0)
+            first.render(scale=scale).close()
+        finally:
+            document.close()
+    except pypdfium2.PdfiumError as error:
+        return refuse("manuscript-unrenderable", f"The first page does not render ({error}).")
+    return Verdict(ok=True, pages=pages)
+
+
+def _scan_objects(pdf: Any) -> Verdict | None:
+    """Actions, embedded files, rich media and oversized images wherever they hide:
+    every object, and every dictionary nested directly inside one (an /OpenAction
+    or a link's /A is often not an object of its own)."""
+    import pikepdf
+
+    for obj in pdf.objects:
+        pending = [obj]
+        while pending:
+            item = pending.pop()
+            if isinstance(item, pikepdf.Dictionary | pikepdf.Stream):
+                found = _judge(item)
+                if found is not None:
+                    return found
+                children = list(item.values())
+            elif isinstance(item, pikepdf.Array):
+                children = list(item)
+            else:
+                continue
+            # Indirect children are objects of their own: the outer loop gets them.
+            pending.extend(
+                c
+                for c in children
+                if isinstance(c, pikepdf.Dictionary | pikepdf.Array) and not c.is_indirect
+            )
+    return None
+
+
+def _judge(obj: Any) -> Verdict | None:
+    import pikepdf
+
+    action = _name(obj.get("/S"))
+    if action in ACTIVE_ACTIONS:
+        return refuse("manuscript-active-content", f"The PDF carries {ACTIVE_ACTIONS[action]}.")
+    if action in ALSO_REFUSED_ACTIONS:
+        return refuse("manuscript-active-content", f"The PDF carries a {action[1:]} action.")
+    if "/JS" in obj:
+        return refuse("manuscript-active-content", "The PDF carries JavaScript.")
+    if "/AA" in obj:
+        return refuse("manuscript-active-content", "The PDF runs actions on events.")
+    kind, subtype = _name(obj.get("/Type")), _name(obj.get("/Subtype"))
+    if kind == "/EmbeddedFile" or "/EF" in obj or subtype == "/FileAttachment":
+        return refuse("manuscript-active-content", "The PDF carries embedded files.")
+    if subtype in ("/RichMedia", "/Movie", "/Sound", "/Screen", "/3D"):
+        return refuse("manuscript-active-content", "The PDF carries rich media.")
+    if "/XFA" in obj:
+        return refuse("manuscript-active-content", "The PDF holds an XFA form.")
+    if subtype == "/Image" and isinstance(obj, pikepdf.Stream):
+        width, height = int(obj.get("/Width", 0)), int(obj.get("/Height", 0))
+        if width * height > MAX_IMAGE_PIXELS:
+            return refuse(
+                "manuscript-image-too-large",
+                f"An image of {width} x {height} pixels is too large to show safely.",
+            )
+    return None
+
+
+def _limit_this_process(limits: Limits) -> None:
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
+    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # it reads; it never writes a file
+
+
+async def check_manuscript_file(path: str, limits: Limits) -> Verdict:
+    """The verdict on a file, from a child process held to `limits`."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.content.pdfcheck",
+        path,
+        json.dumps(limits.__dict__),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        async with asyncio.timeout(limits.wall_seconds):
+            output, _ = await process.communicate()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        return refuse(
+            "manuscript-too-complex",
+            f"The PDF could not be checked within {limits.wall_seconds:.0f} s.",
+        )
+    try:
+        verdict = json.loads(output)
+        return Verdict(**verdict)
+    except (ValueError, TypeError):
+        # Killed by its CPU or memory limit, or crashed in a parser: what a file
+        # that needs more than the limits gets, never a guess that it is fine.
+        return refuse(
+            "manuscript-too-complex",
+            "The PDF could not be checked within the limits (time, memory).",
+        )
+
+
+def main() -> None:
+    path, raw = sys.argv[1], sys.argv[2]
+    limits = Limits(**json.loads(raw))
+    _limit_this_process(limits)
+    try:
+        verdict = inspect(path, limits.max_pages)
+    except MemoryError:
+        verdict = refuse("manuscript-too-complex", "The PDF needs more memory than allowed.")
+    except Exception as error:  # a parser's own failure, or the limits, on a hostile file
+        verdict = refuse(
+            "manuscript-too-complex", f"The PDF could not be checked ({type(error).__name__})."
+        )
+    sys.stdout.write(json.dumps(verdict.__dict__))
+
+
+if __name__ == "__main__":
+    main()
