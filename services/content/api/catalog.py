@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from services.content.api.common import Cursor, IfNoneMatch, body_etag, book_out, conditional
+from services.content.api.common import Cursor, IfNoneMatch, book_out, catalog_answer, tagged
 from services.content.catalog import catalog_cache_key, parse_catalog_cursor, sees_every_book
 from services.content.components import ComponentsDep, app_components
 from services.content.dependencies import catalog_service
@@ -86,15 +86,18 @@ async def list_books(
                 items=[book_out(b, components.settings, families[b.family_id]) for b in rows],
                 next_cursor=next_cursor,
             )
-        body = page.model_dump_json().encode()
-        return body_etag(body), body
+        return tagged(page)
 
-    public = status == BookStatus.PUBLISHED
     # The public catalog is the same for everyone: cached by the raw query
     # string, which CatalogFastPath answers from before routing next time.
     key = catalog_cache_key(request.scope["query_string"])
-    tag, body = await (components.catalog.get_or_load(key, load) if public else load())
-    return conditional(body, tag, if_none_match, public=public)
+    return await catalog_answer(
+        components.catalog,
+        key,
+        load,
+        public=status == BookStatus.PUBLISHED,
+        if_none_match=if_none_match,
+    )
 
 
 @catalog.get(
@@ -116,14 +119,15 @@ async def get_book(
     async def load() -> tuple[str, bytes]:
         async with unit_of_work(resources.session_factory) as session:
             found, family = await catalog_service(resources, session).book_for(viewer, book_id)
-            book = book_out(found, components.settings, family)
-        body = book.model_dump_json().encode()
-        return body_etag(body), body
+            return tagged(book_out(found, components.settings, family))
 
-    tag, body = await (
-        load() if manager else components.catalog.get_or_load(("book", book_id), load)
+    return await catalog_answer(
+        components.catalog,
+        ("book", book_id),
+        load,
+        public=not manager,
+        if_none_match=if_none_match,
     )
-    return conditional(body, tag, if_none_match, public=not manager)
 
 
 families = APIRouter(prefix="/v1/families", tags=["books"])
@@ -153,15 +157,18 @@ async def get_family(
                 family_id, every_version=manager
             )
             original = next((b.id for b in versions if b.derived_from is None), None)
-            out = FamilyOut(
-                family_id=family_id,
-                original_id=original,
-                versions=[book_out(b, components.settings, family) for b in versions],
+            return tagged(
+                FamilyOut(
+                    family_id=family_id,
+                    original_id=original,
+                    versions=[book_out(b, components.settings, family) for b in versions],
+                )
             )
-        body = out.model_dump_json().encode()
-        return body_etag(body), body
 
-    tag, body = await (
-        load() if manager else components.catalog.get_or_load(("family", family_id), load)
+    return await catalog_answer(
+        components.catalog,
+        ("family", family_id),
+        load,
+        public=not manager,
+        if_none_match=if_none_match,
     )
-    return conditional(body, tag, if_none_match, public=not manager)

@@ -4,12 +4,14 @@ ETags, conditional GETs."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Header, Query, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from services.content.catalog import etag_matches, public_headers
+from services.content.catalog import CatalogCache, etag_matches, public_headers
 from services.content.families import Family
 from services.content.models import Book, Submission
 from services.content.schemas import BookOut, SubmissionOut
@@ -54,6 +56,26 @@ def book_out(row: Book, settings: ContentSettings, family: Family) -> BookOut:
 
 def body_etag(body: bytes) -> str:
     return f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+
+
+def tagged(answer: BaseModel) -> tuple[str, bytes]:
+    """An answer's bytes and their ETag, as the catalog cache keeps them."""
+    body = answer.model_dump_json().encode()
+    return body_etag(body), body
+
+
+async def catalog_answer(
+    cache: CatalogCache,
+    key: tuple[Any, ...],
+    load: Callable[[], Awaitable[tuple[str, bytes]]],
+    *,
+    public: bool,
+    if_none_match: str | None,
+) -> Response:
+    """A public answer from the catalog cache (`load` fills it on a miss); a
+    manager's read fresh every time, never cached."""
+    tag, body = await (cache.get_or_load(key, load) if public else load())
+    return conditional(body, tag, if_none_match, public=public)
 
 
 def conditional(body: bytes, tag: str, if_none_match: str | None, *, public: bool) -> Response:
