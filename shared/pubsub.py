@@ -31,6 +31,7 @@ class InvalidationBus:
         self._subscribed: frozenset[str] = frozenset()
         self._channels_changed = asyncio.Event()
         self._ready = asyncio.Event()
+        self._wake = asyncio.Event()
 
     def subscribe(self, channel: str, listener: Listener) -> None:
         """Call `listener(message)` for each message on `channel`.
@@ -102,13 +103,24 @@ class InvalidationBus:
                 if self.connected:
                     log.warning("invalidation subscription lost", error=str(exc))
                 self.connected = False
-                await asyncio.sleep(backoff)
+                await self._rest(backoff)
                 backoff = min(5.0, backoff * 2)
             finally:
                 self.connected = False
                 self._subscribed = frozenset()
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()
+
+    def wake(self) -> None:
+        """Redis is back (the circuit closed): subscribe now, not after the backoff."""
+        self._wake.set()
+
+    async def _rest(self, seconds: float) -> None:
+        # Cleared after, not before, the wait: a wake that came while the last
+        # attempt was failing still cuts this rest short.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
 
 
 async def _first(*waits: Any) -> None:

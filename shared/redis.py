@@ -9,11 +9,16 @@ a circuit for the whole process (`REDIS_CIRCUIT_SECONDS`): meanwhile every call
 fails at once, without touching the network, and callers take their degraded
 path (in-process limits, the mirrored deny-list, the database). When the circuit
 is due to close, one call probes Redis while the others keep failing fast; its
-success closes the circuit.
+success closes the circuit. Healing does not wait for traffic, nor for a call to
+win its short deadline on a machine that is busy reconnecting everything: while
+the circuit is open, `heal` pings Redis on a connection of its own, with a longer
+deadline, and closes the circuit as soon as Redis answers.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -71,6 +76,34 @@ class RedisCircuit:
             self._open_until = 0.0
             if self._on_change:
                 self._on_change(False)
+
+    async def heal(
+        self, url: str, stop: asyncio.Event, *, interval: float = 0.5, deadline: float = 1.0
+    ) -> None:
+        """Until `stop`: while open, PING Redis every `interval` on a connection of
+        this task's own (outside the circuit, `deadline` to answer); an answer closes
+        the circuit. The requests meanwhile keep failing fast."""
+        probe = Redis.from_url(
+            url,
+            socket_connect_timeout=deadline,
+            socket_timeout=deadline,
+            retry=Retry(NoBackoff(), 0),
+            single_connection_client=True,
+        )
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval)
+                if not self._tripped or stop.is_set():
+                    continue
+                try:
+                    await probe.ping()
+                except (RedisConnectionError, RedisTimeoutError, OSError):
+                    continue  # redis-py dropped the connection; the next PING dials anew
+                self.succeeded()
+        finally:
+            with contextlib.suppress(RedisConnectionError, OSError):
+                await probe.aclose()
 
 
 class _CircuitGuard:

@@ -84,9 +84,15 @@ async def open_resources(
     if configure_tracing(settings, settings.service_name):
         trace_database(engine, settings)
     telemetry = telemetry or Telemetry(settings.service_name)
-    circuit = RedisCircuit(
-        settings.redis_circuit_seconds, on_change=telemetry.redis_circuit_open.set
-    )
+    bus_wakers: list[Callable[[], None]] = []
+
+    def circuit_changed(is_open: bool) -> None:
+        telemetry.redis_circuit_open.set(is_open)
+        if not is_open:
+            for wake in bus_wakers:
+                wake()
+
+    circuit = RedisCircuit(settings.redis_circuit_seconds, on_change=circuit_changed)
     redis = create_redis(
         settings.redis_url, timeout_seconds=settings.redis_timeout_seconds, circuit=circuit
     )
@@ -96,6 +102,7 @@ async def open_resources(
         httpx.AsyncClient(timeout=httpx.Timeout(5.0), limits=httpx.Limits(max_connections=100))
     )
     bus = InvalidationBus(redis)
+    bus_wakers.append(bus.wake)
     denylist = TokenDenyList(redis, bus)
     mirrors = telemetry.redis_mirror_synced
     mirrors.labels(mirror="invalidations").set_function(lambda: float(bus.connected))
@@ -134,10 +141,17 @@ async def open_resources(
     )
     stop_bus = asyncio.Event()
     listening = asyncio.create_task(bus.run(stop_bus))
+    healing = (
+        None
+        if settings.redis_url.startswith("memory://")
+        else asyncio.create_task(circuit.heal(settings.redis_url, stop_bus))
+    )
 
     async def stop_listening() -> None:
         stop_bus.set()
         await listening
+        if healing is not None:
+            await healing
 
     stack.push_async_callback(stop_listening)
     resources.session_factory.configure(info={"wake_outbox_relay": resources.wake_relays})

@@ -98,6 +98,32 @@ async def test_while_the_circuit_is_half_open_only_one_call_probes(server: Redis
         await client.aclose()
 
 
+async def test_the_circuit_closes_when_redis_is_back_without_a_call(server: RedisProcess) -> None:
+    """Healing waited for traffic: a quiet process (or one whose every probe lost its
+    0.25 s deadline on a machine busy reconnecting) stayed open. `heal` pings on a
+    connection of its own and closes the circuit within about one interval."""
+    circuit = RedisCircuit(open_seconds=0.5)
+    client = create_redis(server.url, timeout_seconds=0.25, circuit=circuit)
+    stop = asyncio.Event()
+    healing = asyncio.create_task(circuit.heal(server.url, stop, interval=0.2))
+    try:
+        await client.ping()
+        server.kill()
+        with pytest.raises(RedisError):
+            await client.ping()
+        await asyncio.sleep(1.0)
+        assert circuit.is_open  # the healer's pings fail while Redis is away
+        server.start()
+        started = time.monotonic()
+        await eventually(lambda: not circuit.is_open, timeout=5, what="the circuit closed")
+        assert time.monotonic() - started < 1.5  # and no call was made meanwhile
+        assert await client.ping()
+    finally:
+        stop.set()
+        await healing
+        await client.aclose()
+
+
 async def test_limits_are_counted_in_process_while_redis_is_away(server: RedisProcess) -> None:
     client = create_redis(server.url, timeout_seconds=0.25, circuit=RedisCircuit(0.2))
     limiter = RateLimiter(client, "faults")
@@ -145,12 +171,15 @@ async def test_every_mirror_heals_on_its_own_after_redis_restarts_empty(
     down = await readiness()
     assert down["status"] == "degraded"
     assert "redis" in down["degraded"]  # type: ignore[operator]
+    # Down long enough for the subscription's backoff to grow past what is left of
+    # the outage (0.1, 0.2, ... 3.2 s): it used to come back 3-5 s after Redis did.
+    await asyncio.sleep(3)
     server.start()
     started = time.monotonic()
-    # No request needed: the subscription comes back and the deny-list reloads.
-    await asyncio.sleep(0)
+    # No request needed: the circuit heals, which wakes the subscription at once,
+    # and the deny-list reloads.
     await eventually(lambda: _synced_gauges(access.url), timeout=10, what="mirrors synced")
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 2.5
     assert (await readiness())["status"] == "ready"
 
 
@@ -165,6 +194,7 @@ async def _synced_gauges(url: str) -> bool:
     wanted = [
         'redis_mirror_synced{mirror="invalidations"} 1.0',
         'redis_mirror_synced{mirror="denylist"} 1.0',
+        "redis_circuit_open 0.0",
     ]
     return all(line in text for line in wanted)
 
@@ -235,6 +265,12 @@ async def test_distinct_readers_are_exact_or_say_they_are_not(
         server.pause()  # data kept, but the next batch's sketch write fails
         await metrics.send(_opened(book, 3))
         await eventually(lambda: _logged(metrics, 8), timeout=30, what="3 more applied")
+        # The batch's sketch write comes after its commit: wait until it has failed
+        # (a deadline tripped the circuit, and one more deadline for a write already
+        # in flight), or a resume now would let it through.
+        circuit = metrics.resources.redis_circuit
+        await eventually(lambda: circuit.is_open, timeout=10, what="a Redis call failed")
+        await asyncio.sleep(0.5)
         server.resume()
         await asyncio.sleep(2.5)
         assert await readers() == (8, "postgresql")  # sealed, but an hour is pending
