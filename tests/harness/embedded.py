@@ -19,6 +19,16 @@ from tests.support import wait_until
 SERVICE_OFFSETS = {"content": 0, "access": 1, "delivery": 2, "metrics": 3}
 ADMIN_EMAIL = "admin@embedded.example"
 ADMIN_PASSWORD = "a sturdy passphrase 42 for the platform"
+# How long one `stories up` may take to answer on every port. Generous: on a loaded
+# machine (CI runs beside other work) imports, migrations and moto take their time;
+# alone here it is about 11 s. A test that starts the platform twice needs twice this,
+# and its pytest timeout must say so (starts_timeout).
+STARTUP_SECONDS = 120
+
+
+def starts_timeout(starts: int) -> int:
+    """A pytest timeout for a test that starts the platform `starts` times."""
+    return starts * STARTUP_SECONDS + 60
 
 
 def free_port_run(length: int) -> int:
@@ -83,8 +93,7 @@ def running_platform(workdir: Path, env: Mapping[str, str] | None = None) -> Ite
 
         try:
             try:
-                # Generous: on a loaded machine, migrations and moto take their time.
-                wait_until(all_ready, timeout=120, what="the embedded platform")
+                wait_until(all_ready, timeout=STARTUP_SECONDS, what="the embedded platform")
             except TimeoutError as exc:
                 log.flush()
                 tail = (workdir / "up.log").read_text()[-4000:]

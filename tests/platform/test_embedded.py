@@ -27,13 +27,17 @@ from tests.harness.embedded import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
     SERVICE_OFFSETS,
+    STARTUP_SECONDS,
     free_port_run,
     running_platform,
+    starts_timeout,
 )
 from tests.platform.screenshot import layout_mismatch
 from tests.support import eventually, wait_until
 
-pytestmark = pytest.mark.slow
+# Every test here starts the platform once (the module's fixture counts against the
+# first test that uses it), except where a test says it starts it twice.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(starts_timeout(1))]
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +132,7 @@ async def test_a_story_goes_from_draft_to_the_catalog_on_the_embedded_run(
         assert catalog.json() == {"items": [], "next_cursor": None}
 
 
+@pytest.mark.timeout(starts_timeout(2))
 def test_files_survive_a_restart_of_the_embedded_run(tmp_path: Path) -> None:
     """#16.3: after a restart the database still pointed at a manuscript the in-memory
     S3 had forgotten (403 SignatureDoesNotMatch). The files are kept beside the
@@ -379,39 +384,49 @@ TILES_AND_CHARTS = """() => {
 
 
 def _up_until_ready_then_ctrl_c(tmp_path: Path, **extra_env: str) -> tuple[int, int, str]:
-    """`stories up` until every API answers, then Ctrl-C: (base port, exit code, output)."""
+    """`stories up` until every API answers, then Ctrl-C: (base port, exit code, output).
+    The output goes to a file, not a pipe nobody reads while waiting: a full pipe would
+    block the platform's logging and so the platform."""
     base = free_port_run(4)
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "AWS_ENDPOINT_URL"}}
     env.pop("LOG_JSON", None)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "stories.cli",
-            "up",
-            "--base-port",
-            str(base),
-            "--aws-port",
-            str(free_port()),
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
-        cwd=tmp_path,
-        env={**env, **extra_env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_until(
-            lambda: _answers(f"http://127.0.0.1:{base + 3}/healthz"), timeout=60, what="metrics"
+    output_path = tmp_path / "up.log"
+    with output_path.open("w") as output_file:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "stories.cli",
+                "up",
+                "--base-port",
+                str(base),
+                "--aws-port",
+                str(free_port()),
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            cwd=tmp_path,
+            env={**env, **extra_env},
+            stdout=output_file,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    return base, process.returncode, output
+        try:
+            try:
+                wait_until(
+                    lambda: _answers(f"http://127.0.0.1:{base + 3}/healthz"),
+                    timeout=STARTUP_SECONDS,
+                    what="metrics",
+                )
+            except TimeoutError as exc:
+                tail = output_path.read_text()[-4000:]
+                raise TimeoutError(f"{exc}; stories up said:\n{tail}") from exc
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    return base, process.returncode, output_path.read_text()
 
 
 def test_ctrl_c_stops_everything_cleanly(tmp_path: Path) -> None:
