@@ -138,6 +138,9 @@ class EmbeddedServer(uvicorn.Server):
         yield
 
 
+KEEP_ALIVE_SECONDS = 75
+
+
 def uvicorn_config(
     app: FastAPI, host: str, port: int, trusted_proxies: Sequence[object] = ()
 ) -> uvicorn.Config:
@@ -158,6 +161,11 @@ def uvicorn_config(
         server_header=False,
         proxy_headers=bool(trusted_proxies),
         forwarded_allow_ips=[str(p) for p in trusted_proxies],
+        # Longer than any client keeps an idle connection: the load balancer's 60 s
+        # (infra: idle_timeout), httpx's 5 s. With uvicorn's own 5 s, a client that
+        # reused a connection just as the server closed it got a reset: a 502 from
+        # the load balancer, a ReadError in our tests (seen, about one in 8,000).
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
 
 

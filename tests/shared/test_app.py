@@ -634,3 +634,35 @@ async def test_every_503_says_when_to_come_back(client: httpx.AsyncClient) -> No
     response = await client.get("/unavailable")
     assert_problem(response, 503, "service-unavailable")
     assert response.headers["retry-after"] == "2"
+
+
+def test_an_idle_connection_outlives_the_load_balancers() -> None:
+    """With uvicorn's own 5 s keep-alive, the API closed idle connections before the
+    load balancer (60 s) and httpx (5 s) stopped reusing them: a request sent as
+    the server closed got a reset (a 502 behind the balancer; a ReadError, about
+    one in 8,000, in the fault test). A connection idle 6 s must still serve."""
+    import re
+    import socket
+    from pathlib import Path
+
+    from shared.runtime import KEEP_ALIVE_SECONDS
+
+    app = FastAPI()
+
+    @app.get("/ping")
+    async def ping() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    request = b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with ThreadedServer(app) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+            for idle in (0, 6):  # the second after idling past uvicorn's default 5 s
+                time.sleep(idle)
+                connection.sendall(request)
+                answer = connection.recv(4096)
+                assert answer.startswith(b"HTTP/1.1 200"), answer
+    main_tf = Path(__file__).parents[2] / "infra" / "platform" / "main.tf"
+    idle = re.search(r"idle_timeout\s*=\s*(\d+)", main_tf.read_text())
+    assert idle is not None
+    assert int(idle.group(1)) < KEEP_ALIVE_SECONDS  # the balancer closes first
