@@ -250,6 +250,13 @@ class SqsConsumer:
                     applied = await self._apply(received)
                 except _HandlerFailedError as failure:
                     failed = received.pop(failure.index)
+                    if isinstance(failure.__cause__, PoisonMessageError):
+                        # The handler knows retrying cannot help (a book that
+                        # cannot be processed within the limits): to the DLQ now,
+                        # with its reason, instead of five tries first.
+                        await self._dead_letter(failed.sqs_message, str(failure.__cause__))
+                        outcomes.append("dead_lettered")
+                        continue
                     log.exception(
                         "event handler failed",
                         queue=self.queue_name,

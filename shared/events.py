@@ -212,6 +212,33 @@ class BookPublished(BookLineage):
     language: str
 
 
+# `pdf` as published; `pdf-lite` with its pictures made light for slow connections.
+BookFormatName = Literal["pdf", "pdf-lite"]
+
+
+class BookFormat(BaseModel):
+    """One file a published book can be read in."""
+
+    format: BookFormatName
+    object_key: str
+    object_version: str
+    size_bytes: int
+
+
+class BookProcessed(EventData):
+    """A publication was processed (services/content/pdfprocess.py): its page count,
+    and every format it can now be read in, each with its object and size. Refers to
+    the publication by `source_version`, the object version of its book.published."""
+
+    type = "book.processed"
+    producer = Producer.CONTENT
+    subject_field = "book_id"
+    book_id: uuid.UUID
+    source_version: str
+    page_count: int
+    formats: list[BookFormat]
+
+
 class BookUnpublished(EventData):
     type = "book.unpublished"
     producer = Producer.CONTENT
@@ -260,6 +287,7 @@ EVENT_CONTRACTS: dict[str, type[EventData]] = {
         BookCreated,
         BookUpdated,
         BookPublished,
+        BookProcessed,
         BookUnpublished,
         DeliveryIssued,
         ReadingProgressed,

@@ -25,9 +25,12 @@ BOOK_EVENTS = ["book.created", "book.updated", "book.published", "book.unpublish
 # consumer -> producer -> event types it takes (None: every type of that producer).
 SUBSCRIPTIONS: dict[str, dict[Producer, list[str] | None]] = {
     "access": {Producer.CONTENT: BOOK_EVENTS},
+    # Content's worker processes each publication (page count, thumbnails, lite
+    # edition, text for search), off the request path.
+    "content": {Producer.CONTENT: ["book.published"]},
     # Delivery decides links from its own read model of books, roles and entitlements.
     "delivery": {
-        Producer.CONTENT: ["book.published", "book.updated", "book.unpublished"],
+        Producer.CONTENT: ["book.published", "book.updated", "book.unpublished", "book.processed"],
         Producer.ACCESS: [
             "user.registered",
             "role.assigned",
@@ -219,6 +222,47 @@ async def _create_bucket(s3: Any, name: str, region: str, *, versioned: bool) ->
     )
     if versioned:
         await s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+
+
+async def peek_dead_letters(
+    sqs: Any, names: ResourceNames, consumer: str, *, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Up to `limit` of a consumer's dead letters, left where they are: each one's
+    event type, id and subject (when its body is an event), the reason it was
+    dead-lettered (when the consumer gave one), and how often it was received."""
+    dlq = await queue_url(sqs, names.dead_letter_queue(consumer))
+    seen: dict[str, dict[str, Any]] = {}
+    for _ in range(max(1, limit // 10) + 2):  # receives may repeat or come short
+        response = await sqs.receive_message(
+            QueueUrl=dlq,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
+            VisibilityTimeout=0,  # only looked at: visible again at once
+            MessageAttributeNames=["All"],
+            AttributeNames=["ApproximateReceiveCount"],
+        )
+        for message in response.get("Messages", []):
+            seen.setdefault(message["MessageId"], _describe_letter(message))
+        if len(seen) >= limit or not response.get("Messages"):
+            break
+    return list(seen.values())[:limit]
+
+
+def _describe_letter(message: dict[str, Any]) -> dict[str, Any]:
+    try:
+        body = json.loads(message["Body"])
+    except ValueError:
+        body = None
+    event = body if isinstance(body, dict) else {}
+    reason = message.get("MessageAttributes", {}).get("dead_letter_reason", {})
+    return {
+        "message_id": message["MessageId"],
+        "type": event.get("type"),
+        "event_id": event.get("id"),
+        "subject": event.get("subject"),
+        "reason": reason.get("StringValue", "after 5 failed receives (see the logs)"),
+        "receive_count": int(message.get("Attributes", {}).get("ApproximateReceiveCount", 0)),
+    }
 
 
 async def redrive_dead_letters(sqs: Any, names: ResourceNames, consumer: str) -> int:

@@ -7,14 +7,14 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import ClassVar
 
 from pydantic_settings import SettingsConfigDict
 
-from shared.aws import open_aws_clients
+from shared.aws import AwsClients, open_aws_clients
 from shared.logging import configure_logging
 from shared.migrations import upgrade
 from shared.resources import open_resources
@@ -24,6 +24,7 @@ from shared.topology import (
     SUBSCRIPTIONS,
     ResourceNames,
     bootstrap,
+    peek_dead_letters,
     redrive_dead_letters,
     topology_plan,
 )
@@ -98,6 +99,11 @@ def _parser() -> argparse.ArgumentParser:
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
     redrive = dlq_commands.add_parser("redrive", help="move a consumer's dead letters back")
     redrive.add_argument("queue", choices=sorted(SUBSCRIPTIONS), help="the consuming service")
+    listing = dlq_commands.add_parser(
+        "list",
+        help="a consumer's dead letters, one JSON line each, with the reason (left in place)",
+    )
+    listing.add_argument("queue", choices=sorted(SUBSCRIPTIONS), help="the consuming service")
 
     metrics = commands.add_parser("metrics", help="the metrics service's aggregates")
     metrics_commands = metrics.add_subparsers(dest="metrics_command", required=True)
@@ -268,6 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_rebuild_metrics())
     if args.command == "dlq":
         configure_logging("INFO", json=False)
+        if args.dlq_command == "list":
+            return asyncio.run(_list_dead_letters(args.queue))
         return asyncio.run(_redrive(args.queue))
     return 2
 
@@ -346,14 +354,29 @@ async def _rebuild_metrics() -> int:
     return 0
 
 
+async def _list_dead_letters(consumer: str) -> int:
+    async with _platform_aws() as (aws, names):
+        letters = await peek_dead_letters(aws.sqs, names, consumer)
+    for letter in letters:
+        print(json.dumps(letter, ensure_ascii=False))
+    print(f"{len(letters)} message(s) in {names.dead_letter_queue(consumer)}", file=sys.stderr)
+    return 0
+
+
 async def _redrive(consumer: str) -> int:
+    async with _platform_aws() as (aws, names):
+        moved = await redrive_dead_letters(aws.sqs, names, consumer)
+    print(f"moved {moved} message(s) from {names.dead_letter_queue(consumer)}")
+    return 0
+
+
+@asynccontextmanager
+async def _platform_aws() -> AsyncIterator[tuple[AwsClients, ResourceNames]]:
+    """The AWS clients and resource names of a platform-wide command (dlq)."""
     with checking_only(*AWS_SETTINGS):
         settings = PlatformSettings()
     async with AsyncExitStack() as stack:
-        aws = await open_aws_clients(settings, stack)
-        moved = await redrive_dead_letters(aws.sqs, settings.resource_names, consumer)
-    print(f"moved {moved} message(s) from {settings.resource_names.dead_letter_queue(consumer)}")
-    return 0
+        yield await open_aws_clients(settings, stack), settings.resource_names
 
 
 if __name__ == "__main__":

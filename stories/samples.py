@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import io
+import random
 import zlib
 
 import pikepdf
@@ -13,12 +14,24 @@ import pikepdf
 # A5 in points: the size of a children's picture book page.
 PAGE_SIZE = (420, 595)
 PICTURE_SIZE = (600, 400)
+# A scan at print resolution: a full-width picture at about 240 dpi on an A5 page.
+SCAN_SIZE = (1200, 800)
 
 
-def story_pdf(title: str = "A story", pages: int = 1, *, illustrated: bool = False) -> bytes:
+def story_pdf(
+    title: str = "A story",
+    pages: int = 1,
+    *,
+    illustrated: bool = False,
+    scanned: bool = False,
+    words: str = "",
+) -> bytes:
     """A PDF of `pages` pages, each with the title and its page number in Helvetica,
     and, `illustrated`, a 600 x 400 picture of its own (a gradient, as a scanned
-    drawing would be compressed).
+    drawing would be compressed). `scanned` pictures are what a volunteer's scanner
+    makes of a painted page instead: 1200 x 800 (240 dpi), with the paper's grain,
+    stored losslessly (the heavy book a lite edition exists for). `words` (Latin-1)
+    are printed under the page number on every page.
 
     The same arguments always give the same bytes (a fixed document id), so a test
     can compare what it uploaded with what it downloads.
@@ -29,14 +42,15 @@ def story_pdf(title: str = "A story", pages: int = 1, *, illustrated: bool = Fal
             Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1, BaseFont=pikepdf.Name.Helvetica
         )
     )
-    safe = title.encode("latin-1", "replace").decode("latin-1")
-    safe = safe.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+    safe, body = _pdf_string(title), _pdf_string(words)
     for number in range(1, pages + 1):
         page = pdf.add_blank_page(page_size=PAGE_SIZE)
         page.Resources = pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font))
-        text = f"BT /F1 24 Tf 40 500 Td ({safe}) Tj 0 -40 Td (Page {number}) Tj ET"
-        if illustrated:
-            page.Resources.XObject = pikepdf.Dictionary(Im1=_picture(pdf, number))
+        text = f"BT /F1 24 Tf 40 500 Td ({safe}) Tj 0 -40 Td (Page {number}) Tj"
+        text += f" /F1 12 Tf 0 -30 Td ({body}) Tj ET" if words else " ET"
+        if illustrated or scanned:
+            picture = _scan(pdf, number) if scanned else _picture(pdf, number)
+            page.Resources.XObject = pikepdf.Dictionary(Im1=picture)
             text += " q 340 0 0 227 40 180 cm /Im1 Do Q"
         page.Contents = pdf.make_stream(text.encode("latin-1"))
     out = io.BytesIO()
@@ -44,10 +58,23 @@ def story_pdf(title: str = "A story", pages: int = 1, *, illustrated: bool = Fal
     return out.getvalue()
 
 
+def _pdf_string(text: str) -> str:
+    safe = text.encode("latin-1", "replace").decode("latin-1")
+    return safe.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+
 def _picture(pdf: pikepdf.Pdf, number: int) -> pikepdf.Stream:
-    image = pdf.make_stream(_picture_data(number % 4))
+    return _rgb_image(pdf, _picture_data(number % 4), PICTURE_SIZE)
+
+
+def _scan(pdf: pikepdf.Pdf, number: int) -> pikepdf.Stream:
+    return _rgb_image(pdf, _scan_data(number % 4), SCAN_SIZE)
+
+
+def _rgb_image(pdf: pikepdf.Pdf, compressed: bytes, size: tuple[int, int]) -> pikepdf.Stream:
+    image = pdf.make_stream(compressed)
     image.Type, image.Subtype = pikepdf.Name.XObject, pikepdf.Name.Image
-    image.Width, image.Height = PICTURE_SIZE
+    image.Width, image.Height = size
     image.ColorSpace, image.BitsPerComponent = pikepdf.Name.DeviceRGB, 8
     image.Filter = pikepdf.Name.FlateDecode
     return image
@@ -65,3 +92,26 @@ def _picture_data(seed: int) -> bytes:
             for value in ((x + seed * 60) % 256, (y * 2) % 256, (x + y) % 256)
         )
     return zlib.compress(bytes(rows))
+
+
+@functools.lru_cache(maxsize=4)
+def _scan_data(seed: int) -> bytes:
+    """A compressed 1200 x 800 RGB scan: bands of paint plus the grain of the paper
+    (seeded noise), which lossless compression can hardly shrink."""
+    from PIL import Image, ImageChops, ImageDraw
+
+    width, height = SCAN_SIZE
+    paint = Image.new("RGB", SCAN_SIZE, (240, 230, 200))
+    draw = ImageDraw.Draw(paint)
+    for band in range(8):
+        shade = (band * 40 + seed * 50) % 256
+        draw.ellipse(
+            (band * 140 - 100, band * 60, band * 140 + 300, band * 60 + 400),
+            fill=(shade, 255 - shade, (shade * 3) % 256),
+        )
+    grain = Image.frombytes(
+        "RGB",
+        SCAN_SIZE,
+        random.Random(seed).randbytes(width * height * 3),  # noqa: S311
+    ).point(lambda v: v & 15)  # texture, not secrets; 4 bits of grain per channel
+    return zlib.compress(ImageChops.add(paint, grain).tobytes(), 6)

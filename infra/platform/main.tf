@@ -241,6 +241,9 @@ resource "aws_lb" "this" {
   security_groups            = [aws_security_group.alb.id]
   drop_invalid_header_fields = true
   enable_deletion_protection = var.environment == "production"
+  # Below the APIs' keep-alive (75 s, shared/runtime.py): the balancer, not the
+  # task, closes an idle connection, so none is reused as the task drops it (a 502).
+  idle_timeout = 60
 }
 
 resource "aws_lb_listener" "https" {
@@ -413,6 +416,8 @@ module "service" {
   listener_priority    = local.routes[each.key].priority
   cpu                  = var.task_cpu
   memory               = var.task_memory
+  worker_cpu           = each.key == "content" ? var.processing_worker_cpu : null
+  worker_memory        = each.key == "content" ? var.processing_worker_memory : null
   min_capacity         = var.app_min_capacity
   max_capacity         = var.app_max_capacity
   kms_key_arn          = aws_kms_key.platform.arn

@@ -11,6 +11,10 @@ output "containers" {
   value       = { for name, service in module.service : name => service.containers }
 }
 
+output "task_sizes" {
+  value = { for name, service in module.service : name => service.task_sizes }
+}
+
 output "task_policies" {
   value = { for name, service in module.service : name => service.task_policy }
 }

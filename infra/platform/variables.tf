@@ -58,6 +58,20 @@ variable "task_memory" {
   default = 2048
 }
 
+# Content's worker processes each publication (thumbnails, lite edition, text) in
+# a child process allowed 1.5 GiB (CONTENT_PROCESSING_MEMORY_BYTES): its task has
+# room for that child beside the worker itself. The README says why a worker
+# and not Lambda.
+variable "processing_worker_cpu" {
+  type    = number
+  default = 1024
+}
+
+variable "processing_worker_memory" {
+  type    = number
+  default = 4096
+}
+
 variable "nat_per_zone" {
   type    = bool
   default = true

@@ -177,6 +177,17 @@ class Book(StoryFamilyColumns, Base):
     superseded_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     # Follows the language (on insert, and on every change through the ORM).
     search_config: Mapped[str] = mapped_column(String(20), default=_search_config_of_insert)
+    # What processing found and made of the current publication (pdfprocess.py);
+    # `processed_version` is the published object version they belong to, so a
+    # redelivered or stale book.published changes nothing.
+    processed_version: Mapped[str | None] = mapped_column(String(200))
+    page_count: Mapped[int | None] = mapped_column(Integer)
+    # [{format, object_key, object_version, size_bytes}], as book.processed says.
+    formats: Mapped[list[dict[str, Any]] | None] = mapped_column(Credits)
+    # width -> key in the published bucket (public, under covers/).
+    thumbnail_keys: Mapped[dict[str, str] | None] = mapped_column(Credits)
+    # The pages' text, searched with title and summary in the book's language.
+    body_text: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     @validates("language")
     def _follow_language(self, _key: str, language: str) -> str:

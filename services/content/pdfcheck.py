@@ -181,19 +181,22 @@ def _judge(obj: Any) -> Verdict | None:
     return None
 
 
-def _limit_this_process(limits: Limits) -> None:
+def limit_this_process(limits: Limits, *, may_write: int = 0) -> None:
+    """Hard limits on the child itself: what a hostile file can cost at most."""
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # it reads; it never writes a file
+    resource.setrlimit(resource.RLIMIT_FSIZE, (may_write, may_write))
 
 
-async def check_manuscript_file(path: str, limits: Limits) -> Verdict:
-    """The verdict on a file, from a child process held to `limits`."""
+async def run_child(module: str, args: list[str], limits: Limits) -> dict[str, Any] | None:
+    """`python -m module *args limits` in a child; its one JSON answer, or None when
+    it overran `limits.wall_seconds` (then killed), died of its own limits or crashed
+    in a parser, and so printed nothing readable."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "services.content.pdfcheck",
-        path,
+        module,
+        *args,
         json.dumps(limits.__dict__),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
@@ -206,26 +209,37 @@ async def check_manuscript_file(path: str, limits: Limits) -> Verdict:
     except TimeoutError:
         process.kill()
         await process.wait()
-        return refuse(
-            "manuscript-too-complex",
-            f"The PDF could not be checked within {limits.wall_seconds:.0f} s.",
-        )
+        return None
     try:
-        verdict = json.loads(output)
-        return Verdict(**verdict)
-    except (ValueError, TypeError):
-        # Killed by its CPU or memory limit, or crashed in a parser: what a file
-        # that needs more than the limits gets, never a guess that it is fine.
-        return refuse(
-            "manuscript-too-complex",
-            "The PDF could not be checked within the limits (time, memory).",
-        )
+        answer = json.loads(output)
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
+async def check_manuscript_file(path: str, limits: Limits) -> Verdict:
+    """The verdict on a file, from a child process held to `limits`."""
+    verdict = await run_child("services.content.pdfcheck", [path], limits)
+    try:
+        return Verdict(**verdict) if verdict is not None else _too_complex(limits)
+    except TypeError:
+        return _too_complex(limits)
+
+
+def _too_complex(limits: Limits) -> Verdict:
+    # Killed by its CPU, memory or time limit, or crashed in a parser: what a file
+    # that needs more than the limits gets, never a guess that it is fine.
+    return refuse(
+        "manuscript-too-complex",
+        f"The PDF could not be checked within the limits ({limits.wall_seconds:.0f} s, "
+        f"{limits.memory_bytes // 2**20} MiB).",
+    )
 
 
 def main() -> None:
     path, raw = sys.argv[1], sys.argv[2]
     limits = Limits(**json.loads(raw))
-    _limit_this_process(limits)
+    limit_this_process(limits)  # it reads; it never writes a file
     try:
         verdict = inspect(path, limits.max_pages)
     except MemoryError:

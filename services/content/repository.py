@@ -172,6 +172,7 @@ class ContentRepository:
         return or_(
             func.lower(Book.title).contains(needle, autoescape=True),
             func.lower(Book.summary).contains(needle, autoescape=True),
+            func.lower(Book.body_text).contains(needle, autoescape=True),
         )
 
     @staticmethod
@@ -179,9 +180,18 @@ class ContentRepository:
         # The configuration as SQL text, not a parameter: the planner must see
         # the index's exact expression to use it (names come from our own table).
         config: ColumnElement[str] = literal_column(f"'{config_name}'")
-        document = func.to_tsvector(config, Book.title + " " + Book.summary)
+        # The separators as SQL text too: a bound ' ' is a parameter to a generic
+        # plan, whose expression then no longer matches the index's.
+        space: ColumnElement[str] = literal_column("' '")
+        document = func.to_tsvector(
+            config,
+            Book.title.op("||")(space)
+            .op("||")(Book.summary)
+            .op("||")(space)
+            .op("||")(Book.body_text),
+        )
         return and_(
-            Book.search_config == config_name,
+            Book.search_config == config,  # literal too: the partial index's predicate
             document.op("@@")(func.plainto_tsquery(config, text)),
         )
 

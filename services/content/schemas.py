@@ -10,10 +10,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from services.content.families import Family
-from shared.events import BookAccess, ReviewDecision
+from shared.events import BookAccess, BookFormatName, ReviewDecision
 from shared.text import LanguageTag, MultiLine, SingleLine
 
 Title = Annotated[
@@ -259,6 +266,13 @@ class FamilyVersion(BaseModel):
     reading_level: str
 
 
+class FormatOut(BaseModel):
+    format: BookFormatName = Field(
+        description="Ask delivery for it: `POST /v1/deliveries {book_id, format}`"
+    )
+    size_bytes: int
+
+
 class BookOut(Lineage):
     id: uuid.UUID
     title: str
@@ -279,6 +293,19 @@ class BookOut(Lineage):
     superseded_by: uuid.UUID | None = Field(
         default=None, description="The newer version that took this one's place in the catalog"
     )
+    page_count: int | None = Field(
+        default=None, description="Known once the publication is processed (seconds after it)"
+    )
+    formats: list[FormatOut] = Field(
+        default_factory=list,
+        description="What it can be read in, with each file's size: `pdf` as published, "
+        "`pdf-lite` with its pictures made light for slow connections. Empty until the "
+        "publication is processed.",
+    )
+    thumbnails: dict[str, str] = Field(
+        default_factory=dict,
+        description="The first page as WebP, by width in pixels (`200`, `600`)",
+    )
     attribution: str = Field(
         default="",
         description="Ready to print: who made this version, from which work, under what licence",
@@ -288,11 +315,21 @@ class BookOut(Lineage):
         description="The family's other published versions (language and level → book)",
     )
 
+    @field_validator("formats", mode="before")
+    @classmethod
+    def _not_processed_yet(cls, formats: Any) -> Any:
+        return [] if formats is None else formats
+
     @classmethod
     def of(cls, book: Any, assets_url: str | None, family: Family) -> BookOut:
         out = cls.model_validate(book)
-        if assets_url and book.cover_key:
-            out.cover_url = f"{assets_url.rstrip('/')}/{book.cover_key}"
+        if assets_url:
+            base = assets_url.rstrip("/")
+            out.thumbnails = {w: f"{base}/{k}" for w, k in (book.thumbnail_keys or {}).items()}
+            if book.cover_key:
+                out.cover_url = f"{base}/{book.cover_key}"
+            else:  # no cover uploaded: the first page stands in for it
+                out.cover_url = out.thumbnails.get("600")
         out.attribution = family.attribution(book)
         out.versions = [
             FamilyVersion(

@@ -52,3 +52,18 @@ class ContentSettings(ServiceSettings):
             memory_bytes=self.pdf_check_memory_bytes,
             wall_seconds=self.pdf_check_seconds,
         )
+
+    # Processing a publication in content's worker (services/content/processing.py):
+    # the limits of the child that renders, extracts and rewrites the PDF. More
+    # than the check's: it renders thumbnails and rewrites every picture.
+    processing_seconds: float = Field(default=120.0, gt=0, le=900)
+    processing_cpu_seconds: int = Field(default=60, gt=0, le=900)
+    processing_memory_bytes: int = Field(default=1536 * 1024 * 1024, ge=256 * 1024 * 1024)
+
+    def processing_limits(self) -> Limits:
+        return Limits(
+            max_pages=self.max_pages,
+            cpu_seconds=self.processing_cpu_seconds,
+            memory_bytes=self.processing_memory_bytes,
+            wall_seconds=self.processing_seconds,
+        )

@@ -96,6 +96,14 @@ def published_key(book_id: uuid.UUID, edition: int) -> str:
     return f"books/{book_id}/{edition}-{secrets.token_urlsafe(24)}.pdf"
 
 
+def processed_key(book_id: uuid.UUID, edition: int, name: str) -> str:
+    """Where a file made by processing goes: the lite edition under books/ (private,
+    served through signed links), thumbnails under covers/ (public, as covers are).
+    Unguessable and new for every edition, as the book's own key is."""
+    folder = "covers" if name.endswith(".webp") else "books"
+    return f"{folder}/{book_id}/{edition}-{secrets.token_urlsafe(24)}-{name}"
+
+
 def content_disposition(filename: str, *, inline: bool = True) -> str:
     """The download's file name as the uploader gave it (RFC 6266): `filename*` carries
     it in UTF-8, so "Маша и медведь.pdf" or "Ngano za Sungura.pdf" arrive intact in
@@ -305,6 +313,32 @@ class ManuscriptStorage:
             raise
         # The bucket is versioned; without versioning the key alone is unique.
         return PublishedObject(key=key, version=str(copied.get("VersionId") or "null"))
+
+    async def download_published(self, key: str, version: str, target: Path) -> int:
+        """The published object's bytes, that very version, into `target`; its size."""
+        extra = {} if version == "null" else {"VersionId": version}
+        found = await self._s3.get_object(Bucket=self.published_bucket, Key=key, **extra)
+        async with found["Body"] as body:
+            data = await body.read()
+        await asyncio.to_thread(target.write_bytes, data)
+        return len(data)
+
+    async def put_processed(
+        self, source: Path, *, key: str, content_type: str, cache_control: str, filename: str = ""
+    ) -> PublishedObject:
+        """A file made by processing, into the published bucket."""
+        data = await asyncio.to_thread(source.read_bytes)
+        extra = {"ContentDisposition": content_disposition(filename)} if filename else {}
+        put = await self._s3.put_object(
+            Bucket=self.published_bucket,
+            Key=key,
+            Body=data,
+            ContentType=content_type,
+            CacheControl=cache_control,
+            ServerSideEncryption="AES256",
+            **extra,
+        )
+        return PublishedObject(key=key, version=str(put.get("VersionId") or "null"))
 
     async def publish_cover(
         self, source_key: str, *, key: str, content_type: str, cache_seconds: int

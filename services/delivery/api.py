@@ -29,11 +29,11 @@ reading = APIRouter(prefix="/v1/reading", tags=["reading"])
 @deliveries.post(
     "",
     response_model=DeliveryOut,
-    summary="A short-lived signed link to a published book's PDF",
+    summary="A short-lived signed link to a published book's PDF (or its lite edition)",
     description="Bound to the book's current edition (object version); lives a few "
     "minutes and never longer than the caller's token. Each link issued is recorded "
     "(`delivery.issued`). Limited per reader (429 with Retry-After).",
-    responses=problem_responses(401, 403, 404, 422, 429, 503),
+    responses=problem_responses(401, 403, 404, 409, 422, 429, 503),
 )
 async def issue_link(
     body: DeliveryRequest,
@@ -41,7 +41,9 @@ async def issue_link(
     request: Request,
     service: DeliveryServiceDep,
 ) -> Response:
-    link = await service.issue(principal, body.book_id, client_ip=client_ip(request.scope))
+    link = await service.issue(
+        principal, body.book_id, client_ip=client_ip(request.scope), book_format=body.format
+    )
     return Response(link.json(), media_type="application/json")
 
 

@@ -3,7 +3,8 @@
 Delivery decides links on its own (services/delivery/service.py), over a read
 model kept from events:
 - which object each published book serves and whether it is free, from
-  content's `book.published`, `book.updated` and `book.unpublished`;
+  content's `book.published`, `book.updated` and `book.unpublished`, and its lite
+  edition from `book.processed`;
 - each account's current role, from access's `user.registered` and `role.assigned`;
 - each reader's entitlements, from `entitlement.granted` and `entitlement.revoked`.
 
@@ -23,6 +24,7 @@ from services.delivery.repository import DeliveryRepository
 from services.delivery.service import BOOKS_CHANNEL, READERS_CHANNEL
 from shared.consumer import EventContext, Handlers
 from shared.events import (
+    BookProcessed,
     BookPublished,
     BookPublishedV1,
     BookUnpublished,
@@ -80,6 +82,20 @@ async def record_updated(context: EventContext, event: BookUpdated | BookUpdated
     _tell_instances_after_commit(context, BOOKS_CHANNEL, event.book_id)
 
 
+async def record_processed(context: EventContext, event: BookProcessed) -> None:
+    # May arrive before its book.published (SQS keeps no order): kept with the
+    # publication it belongs to, and served only while that one is current.
+    row = await _book_row(context, event.book_id)
+    lite = next((f for f in event.formats if f.format == "pdf-lite"), None)
+    current = row.object_version
+    keeps_current = row.lite_source_version == current and event.source_version != current
+    if lite is not None and not keeps_current:
+        row.lite_key = lite.object_key
+        row.lite_version = lite.object_version
+        row.lite_source_version = event.source_version
+    _tell_instances_after_commit(context, BOOKS_CHANNEL, event.book_id)
+
+
 async def record_unpublished(context: EventContext, event: BookUnpublished) -> None:
     row = await _book_row(context, event.book_id)
     if context.envelope.time >= row.state_changed_at:
@@ -120,6 +136,7 @@ HANDLERS: Handlers = {
     BookPublished: record_published,
     BookUpdated: record_updated,
     BookUnpublished: record_unpublished,
+    BookProcessed: record_processed,
     UserRegistered: record_registered,
     RoleAssigned: record_role,
     EntitlementGranted: record_granted,

@@ -41,6 +41,7 @@ from shared.asgi import (
 )
 from shared.auth import Principal
 from shared.errors import DatabaseBusy, Problem
+from shared.events import BookFormatName
 from shared.resources import Resources, started_parts
 
 DELIVERIES_PATH = "/v1/deliveries"
@@ -56,6 +57,7 @@ _MAX_PAGES = 100_000
 # What parsing a hostile body may raise: json.loads recurses on nesting, and a
 # kilobyte can nest a thousand levels.
 _UNPARSEABLE = (ValueError, TypeError, AttributeError, RecursionError)
+_FORMATS: dict[object, BookFormatName] = {"pdf": "pdf", "pdf-lite": "pdf-lite"}
 
 
 class DeliveryFastPath:
@@ -80,15 +82,18 @@ class DeliveryFastPath:
 
     async def _link(self, scope: Scope, receive: Receive, send: Send) -> None:
         body, complete, pending = await read_body(receive)
-        book_id = _link_request(body) if fits_fast_path(body, complete) else None
-        parts = _parts(scope) if book_id is not None else None
-        if book_id is None or parts is None:
+        wanted = _link_request(body) if fits_fast_path(body, complete) else None
+        parts = _parts(scope) if wanted is not None else None
+        if wanted is None or parts is None:
             await self.app(scope, replay(body, complete, pending, receive), send)
             return
         service, resources = parts
+        book_id, book_format = wanted
 
         async def issue(principal: Principal) -> bytes:
-            link = await service.issue(principal, book_id, client_ip=client_ip(scope))
+            link = await service.issue(
+                principal, book_id, client_ip=client_ip(scope), book_format=book_format
+            )
             return link.json()
 
         await self._answer(scope, send, _ROUTE, resources, issue)
@@ -168,14 +173,17 @@ def _reading_list_limit(query: bytes) -> int | None:
     return limit if 1 <= limit <= _MAX_LIMIT else None
 
 
-def _link_request(body: bytes) -> uuid.UUID | None:
-    """The book of a well-formed `{"book_id": "<uuid>"}` (DeliveryRequest), else None."""
+def _link_request(body: bytes) -> tuple[uuid.UUID, BookFormatName] | None:
+    """Book and format of a well-formed `{"book_id": "<uuid>"}`, with or without
+    `"format": "pdf" | "pdf-lite"` (DeliveryRequest), else None."""
     try:
         request = json.loads(body)
-        if not isinstance(request, dict) or request.keys() != {"book_id"}:
+        if not isinstance(request, dict) or not request.keys() <= {"book_id", "format"}:
             return None
-        book_id = request["book_id"]
-        return uuid.UUID(book_id) if isinstance(book_id, str) else None
+        book_id, book_format = request.get("book_id"), _FORMATS.get(request.get("format", "pdf"))
+        if not isinstance(book_id, str) or book_format is None:
+            return None
+        return uuid.UUID(book_id), book_format
     except _UNPARSEABLE:
         return None
 

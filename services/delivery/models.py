@@ -27,6 +27,11 @@ class PublishedBook(Base):
     access: Mapped[str] = mapped_column(String(10))
     # The time of the newest event applied: an older one arriving late changes nothing.
     state_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The lite edition (book.processed), and the object version of the publication
+    # it was made from: served only while that is still the published one.
+    lite_key: Mapped[str | None] = mapped_column(String(300))
+    lite_version: Mapped[str | None] = mapped_column(String(200))
+    lite_source_version: Mapped[str | None] = mapped_column(String(200))
 
 
 class Reader(Base):

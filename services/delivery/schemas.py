@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.events import BookFormatName
+
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -15,6 +17,12 @@ class StrictModel(BaseModel):
 
 class DeliveryRequest(StrictModel):
     book_id: uuid.UUID
+    format: BookFormatName = Field(
+        default="pdf",
+        description="`pdf` as published, or `pdf-lite`: pictures made light for slow "
+        "connections (content's book lists each format with its size). 409 "
+        "`format-not-ready` for the minute after publishing while it is made.",
+    )
 
 
 class DeliveryOut(BaseModel):

@@ -32,8 +32,8 @@ from services.delivery.signing import CloudFrontSigner, S3LinkSigner, SignedCook
 from shared.auth import Principal
 from shared.clock import now_utc
 from shared.decisions import BookFacts, Decision, decide_book_read, needs_entitlement
-from shared.errors import Forbidden, NotFound, Problem, TooManyRequests
-from shared.events import DeliveryIssued
+from shared.errors import Conflict, Forbidden, NotFound, Problem, TooManyRequests
+from shared.events import BookFormatName, DeliveryIssued
 from shared.localcache import InvalidatedCache
 from shared.outbox import GroupCommitRecorder
 from shared.ratelimit import SharedWindowLimiter
@@ -51,13 +51,38 @@ class BookObject:
     object_key: str | None = None
     object_version: str | None = None
     access: str = "entitled"
+    # The lite edition of this very publication, once processed (else None).
+    lite_key: str | None = None
+    lite_version: str | None = None
 
     @classmethod
     def of(cls, row: PublishedBook) -> BookObject:
         """A book's object as delivery's read model holds it."""
         if not row.published or row.object_key is None:
             return NOT_PUBLISHED
-        return cls(True, row.object_key, row.object_version, row.access)
+        current_lite = row.lite_key is not None and row.lite_source_version == row.object_version
+        return cls(
+            True,
+            row.object_key,
+            row.object_version,
+            row.access,
+            row.lite_key if current_lite else None,
+            row.lite_version if current_lite else None,
+        )
+
+    def file(self, book_format: BookFormatName) -> tuple[str, str | None]:
+        """The object and version to sign for `book_format`; 409 while the lite
+        edition is still being made (seconds after publishing)."""
+        if book_format == "pdf-lite":
+            if self.lite_key is None:
+                raise Conflict(
+                    "The lite edition of this book is not ready yet; ask again in a "
+                    "minute, or ask for the PDF.",
+                    code="format-not-ready",
+                )
+            return self.lite_key, self.lite_version
+        assert self.object_key is not None
+        return self.object_key, self.object_version
 
     @property
     def facts(self) -> BookFacts:
@@ -268,10 +293,17 @@ class DeliveryService:
         )
 
     async def issue(
-        self, principal: Principal, book_id: uuid.UUID, *, client_ip: str | None
+        self,
+        principal: Principal,
+        book_id: uuid.UUID,
+        *,
+        client_ip: str | None,
+        book_format: BookFormatName = "pdf",
     ) -> IssuedLink:
         book = await self._readable(principal, book_id)
-        return await self.sign_and_record(principal, book_id, book, client_ip=client_ip)
+        return await self.sign_and_record(
+            principal, book_id, book, client_ip=client_ip, book_format=book_format
+        )
 
     async def sign_and_record(
         self,
@@ -280,23 +312,24 @@ class DeliveryService:
         book: BookObject,
         *,
         client_ip: str | None,
+        book_format: BookFormatName = "pdf",
     ) -> IssuedLink:
+        object_key, object_version = book.file(book_format)
         self._limit(principal)
         expires_at, _ = self._lifetime(principal)
-        assert book.object_key is not None
         signer: SignerName
         if self.settings.signer == "cloudfront" and self.parts.cloudfront is not None:
             url = self.parts.cloudfront.signed_url(
-                book.object_key,
-                book.object_version,
+                object_key,
+                object_version,
                 expires_at=expires_at,
                 client_ip=client_ip if self.settings.cloudfront_bind_client_ip else None,
             )
             signer = "cloudfront"
         else:
             url = await self.parts.s3_signer.signed_url(
-                book.object_key,
-                book.object_version,
+                object_key,
+                object_version,
                 expires_at=expires_at,
             )
             signer = "s3"

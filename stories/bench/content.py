@@ -87,6 +87,7 @@ async def bench_content(*, duration: float, connections: int) -> list[Figure]:
     finally:
         await drop_schema(BENCH_DATABASE_URL, schema)
     one_page, illustrated = await _measure_manuscript_checks()
+    processing = await _measure_processing()
     cached_row = f"GET {CATALOG_PATH} (cached)"
     one_page_row = "manuscript deep check, 1 text page (the child's start)"
     return [
@@ -129,6 +130,7 @@ async def bench_content(*, duration: float, connections: int) -> list[Figure]:
             "content", "manuscript deep check, 40 illustrated pages (11.8 MB)", *illustrated,
             baseline_of=one_page_row, target_p99_ms=1000,
         ),
+        *processing,
     ]  # fmt: skip
 
 
@@ -160,6 +162,70 @@ async def _measure_manuscript_checks() -> list[tuple[float, str, float, float]]:
         )
         for taken in times
     ]
+
+
+PROCESSING_ROUNDS = 5
+
+
+async def _measure_processing() -> list[Figure]:
+    """#21: processing a publication (thumbnails, lite edition, text), one book at a
+    time in its limited child as content's worker does it, for a heavy scanned book
+    and a 40-page illustrated one: books per minute per worker beside the deep check
+    of the same file (measured in turns), and the lite edition's size beside the
+    original's."""
+    from services.content.pdfprocess import process_book_file
+
+    settings = ContentSettings()
+    books = {
+        "6 scanned pages": story_pdf("Scanned", 6, scanned=True),
+        "40 illustrated pages": story_pdf("Forty pages", 40, illustrated=True),
+    }
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory(prefix="bench-processing-") as folder:
+        for name, data in books.items():
+            source, out = Path(folder) / "book.pdf", Path(folder) / "out"
+            source.write_bytes(data)
+            out.mkdir(exist_ok=True)
+            checks: list[float] = []
+            runs: list[float] = []
+            lite_bytes = 0
+            for _ in range(PROCESSING_ROUNDS):
+                started = time.perf_counter()
+                verdict = await check_manuscript_file(str(source), settings.pdf_check_limits())
+                checks.append(time.perf_counter() - started)
+                assert verdict.ok, verdict
+                started = time.perf_counter()
+                result = await process_book_file(
+                    str(source), str(out), settings.processing_limits()
+                )
+                runs.append(time.perf_counter() - started)
+                assert result.ok, result.reason
+                lite_bytes = result.lite_bytes
+            megabytes = len(data) / 2**20
+            check_row = f"deep check, {name} ({megabytes:.1f} MB)"
+            original_row = f"published PDF, {name}: size"
+            figures += [
+                Figure("content", check_row, *_per_minute(checks)),
+                Figure(
+                    "content", f"processing at publish, {name}", *_per_minute(runs),
+                    baseline_of=check_row,
+                ),
+                Figure("content", original_row, megabytes, "MB"),
+                Figure(
+                    "content", f"its lite edition: size ({len(data) / lite_bytes:.0f}x smaller)",
+                    lite_bytes / 2**20, "MB", baseline_of=original_row,
+                ),
+            ]  # fmt: skip
+    return figures
+
+
+def _per_minute(taken: list[float]) -> tuple[float, str, float, float]:
+    return (
+        60 / statistics.median(taken),
+        "books/min",
+        statistics.median(taken) * 1000,
+        max(taken) * 1000,
+    )
 
 
 @dataclass

@@ -185,6 +185,70 @@ async def test_an_entitled_learner_downloads_the_pdf_and_loses_it_on_revoke_and_
     assert still.content == PDF
 
 
+async def test_a_learner_on_a_slow_connection_gets_the_lite_edition(
+    access: AccessHarness, content: ContentHarness, delivery: DeliveryHarness, workers: None
+) -> None:
+    """#21: once content's worker has processed a publication, delivery signs its lite
+    edition on request; until then, and for a newer publication until that one is
+    processed, a 409 `format-not-ready` (never the older edition's lite file)."""
+    learner = await access.account(Role.LEARNER)
+    admin = await content.account(Role.CONTENT_ADMIN)
+    book = await entitled_book(content, delivery, access_level="free")
+
+    async def lite_link() -> httpx.Response:
+        return await delivery.http.post(
+            "/v1/deliveries",
+            json={"book_id": book["id"], "format": "pdf-lite"},
+            headers=learner.headers,
+        )
+
+    async def lite_ready() -> bool:
+        answer = await lite_link()
+        if answer.status_code == 409:
+            assert_problem(answer, 409, "format-not-ready")
+        return answer.status_code == 200
+
+    await eventually(lite_ready, timeout=60, what="book.processed in delivery")
+    issued = (await lite_link()).json()
+    described = (await content.http.get(f"/v1/books/{book['id']}")).json()
+    sizes = {f["format"]: f["size_bytes"] for f in described["formats"]}
+    first_whole = (await link(delivery, learner, book["id"])).json()["url"]
+    async with httpx.AsyncClient() as browser:
+        lite = await browser.get(issued["url"])
+        whole = await browser.get(first_whole)
+    assert lite.status_code == 200, lite.text[:300]
+    assert lite.content.startswith(b"%PDF-")
+    assert len(lite.content) == sizes["pdf-lite"]
+    assert whole.content == PDF
+    assert len(whole.content) == sizes["pdf"]
+    # The volunteer's file name, marked as the lite edition.
+    assert lite.headers["content-disposition"].endswith("%282%29%20%28lite%29.pdf")
+
+    # A format nobody makes is a problem, on the fast path and off it.
+    for body in ({"book_id": book["id"], "format": "epub"}, {"book_id": book["id"], "format": 1}):
+        wrong = await delivery.http.post("/v1/deliveries", json=body, headers=learner.headers)
+        assert_problem(wrong, 422)
+
+    # Republished: the old lite edition is not served for the new publication.
+    unpublished = await content.http.post(
+        f"/v1/books/{book['id']}/unpublish", headers=admin.headers
+    )
+    assert unpublished.status_code == 200, unpublished.text
+    again = await content.http.post(f"/v1/books/{book['id']}/publish", headers=admin.headers)
+    assert again.status_code == 200, again.text
+
+    async def new_edition_known() -> bool:
+        answer = await link(delivery, learner, book["id"])
+        return answer.status_code == 200 and (
+            urlsplit(answer.json()["url"]).path != urlsplit(first_whole).path
+        )
+
+    await eventually(new_edition_known, timeout=45, what="the new edition in delivery")
+    await eventually(lite_ready, timeout=60, what="the new edition processed")
+    newer = (await lite_link()).json()
+    assert urlsplit(newer["url"]).path != urlsplit(issued["url"]).path
+
+
 async def test_links_never_outlive_the_token_and_bad_requests_are_problems(
     access: AccessHarness, content: ContentHarness, delivery: DeliveryHarness, workers: None
 ) -> None:

@@ -110,6 +110,7 @@ async def test_subscriptions_deliver_only_the_event_types_each_consumer_takes(
 
     assert received == {
         "access": ["book.published"],
+        "content": ["book.published"],  # its own, to process the publication
         "delivery": ["book.published", "entitlement.revoked", "user.registered"],
         "metrics": sorted(e.type for e in events),
     }

@@ -35,6 +35,7 @@ ARCHITECTURE_EVENT_TYPES = {
     "book.updated",
     "book.published",
     "book.unpublished",
+    "book.processed",  # not in ARCHITECTURE.md's list: #21 asks for it
     "delivery.issued",
     "reading.progressed",
     "reading.completed",

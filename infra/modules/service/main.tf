@@ -67,6 +67,17 @@ variable "memory" {
   default = 2048
 }
 
+variable "worker_cpu" {
+  description = "The worker's task size, when it differs from the API's (content's processes books)."
+  type        = number
+  default     = null
+}
+
+variable "worker_memory" {
+  type    = number
+  default = null
+}
+
 variable "min_capacity" {
   type = number
 }
@@ -143,6 +154,8 @@ locals {
       health       = "http://127.0.0.1:8000/healthz"
       min_capacity = var.min_capacity
       max_capacity = var.max_capacity
+      cpu          = var.cpu
+      memory       = var.memory
     }
     worker = {
       command      = ["worker", var.name, "--metrics-host", "0.0.0.0", "--metrics-port", "9100"]
@@ -150,6 +163,8 @@ locals {
       health       = "http://127.0.0.1:9100/metrics"
       min_capacity = var.worker_min_capacity
       max_capacity = var.max_capacity
+      cpu          = coalesce(var.worker_cpu, var.cpu)
+      memory       = coalesce(var.worker_memory, var.memory)
     }
   }
   containers = {
@@ -159,10 +174,13 @@ locals {
       command                = p.command
       essential              = true
       readonlyRootFilesystem = true
-      user                   = "10001:10001"
-      portMappings           = [{ containerPort = p.port, protocol = "tcp" }]
-      environment            = concat(local.environment, [{ name = "HEALTHCHECK_URL", value = p.health }])
-      secrets                = local.secrets
+      # The one writable place: the task's own ephemeral storage at /tmp, where a
+      # manuscript is checked and a book processed by their child processes.
+      mountPoints  = [{ sourceVolume = "scratch", containerPath = "/tmp", readOnly = false }]
+      user         = "10001:10001"
+      portMappings = [{ containerPort = p.port, protocol = "tcp" }]
+      environment  = concat(local.environment, [{ name = "HEALTHCHECK_URL", value = p.health }])
+      secrets      = local.secrets
       healthCheck = {
         command     = ["CMD", "python", "-c", "import os, urllib.request; urllib.request.urlopen(os.environ['HEALTHCHECK_URL'], timeout=2)"]
         interval    = 15
@@ -294,11 +312,15 @@ resource "aws_ecs_task_definition" "this" {
   family                   = "${local.full_name}-${each.key}"
   requires_compatibilities = ["FARGATE"]
   network_mode             = "awsvpc"
-  cpu                      = var.cpu
-  memory                   = var.memory
+  cpu                      = local.processes[each.key].cpu
+  memory                   = local.processes[each.key].memory
   execution_role_arn       = aws_iam_role.execution.arn
   task_role_arn            = aws_iam_role.task.arn
   container_definitions    = jsonencode([each.value, local.collector])
+  # Scratch space on the task's ephemeral storage (no host path: Fargate's own).
+  volume {
+    name = "scratch"
+  }
   runtime_platform {
     operating_system_family = "LINUX"
     cpu_architecture        = "X86_64"
@@ -521,6 +543,14 @@ output "task_containers" {
     for process, definition in aws_ecs_task_definition.this : process => {
       for container in jsondecode(definition.container_definitions) : container.name => container.image
     }
+  }
+}
+
+output "task_sizes" {
+  description = "Per process: the task's CPU units and memory (MiB)."
+  value = {
+    for process, definition in aws_ecs_task_definition.this :
+    process => { cpu = tonumber(definition.cpu), memory = tonumber(definition.memory) }
   }
 }
 

@@ -193,6 +193,43 @@ run "every_topic_and_queue_the_code_names_exists_with_a_dlq" {
   }
 }
 
+run "books_are_processed_by_a_bigger_content_worker_with_scratch_space" {
+  command = apply
+
+  # Content's worker consumes book.published (its queue and DLQ are checked above
+  # with every other) and processes each book in a child allowed 1.5 GiB.
+  assert {
+    condition     = output.task_sizes.content.worker.memory >= 3072 && output.task_sizes.content.worker.cpu >= 1024
+    error_message = "Content's worker has no room for processing a book."
+  }
+
+  assert {
+    condition     = output.task_sizes.content.api.memory == 2048 && output.task_sizes.delivery.worker.memory == 2048
+    error_message = "Only content's worker is sized up."
+  }
+
+  assert {
+    condition = contains(
+      [for q in jsondecode(file("contracts.json")).topology.queues : q.name], "content"
+    ) && output.queue_names["content"] == "stories-staging-content"
+    error_message = "Content's processing queue is missing."
+  }
+
+  # Every container's root is read-only; the check and the processing write their
+  # files to /tmp, which must be a volume of the task's own.
+  assert {
+    condition = alltrue(flatten([
+      for name, containers in output.containers : [
+        for process, container in containers : [
+          container.readonlyRootFilesystem,
+          anytrue([for m in container.mountPoints : m.containerPath == "/tmp" && !m.readOnly]),
+        ]
+      ]
+    ]))
+    error_message = "A container has no writable /tmp on its read-only root."
+  }
+}
+
 run "no_iam_wildcards" {
   command = apply
 
