@@ -663,6 +663,6 @@ def test_an_idle_connection_outlives_the_load_balancers() -> None:
                 answer = connection.recv(4096)
                 assert answer.startswith(b"HTTP/1.1 200"), answer
     main_tf = Path(__file__).parents[2] / "infra" / "platform" / "main.tf"
-    idle = re.search(r"idle_timeout\s*=\s*(\d+)", main_tf.read_text())
-    assert idle is not None
-    assert int(idle.group(1)) < KEEP_ALIVE_SECONDS  # the balancer closes first
+    balancer = re.search(r"idle_timeout\s*=\s*(\d+)", main_tf.read_text())
+    assert balancer is not None
+    assert int(balancer.group(1)) < KEEP_ALIVE_SECONDS  # the balancer closes first
