@@ -641,8 +641,8 @@ def test_an_idle_connection_outlives_the_load_balancers() -> None:
     load balancer (60 s) and httpx (5 s) stopped reusing them: a request sent as
     the server closed got a reset (a 502 behind the balancer; a ReadError, about
     one in 8,000, in the fault test). A connection idle 6 s must still serve."""
+    import http.client
     import re
-    import socket
     from pathlib import Path
 
     from shared.runtime import KEEP_ALIVE_SECONDS
@@ -653,15 +653,21 @@ def test_an_idle_connection_outlives_the_load_balancers() -> None:
     async def ping() -> dict[str, str]:
         return {"ok": "yes"}
 
-    request = b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     with ThreadedServer(app) as server:
         port = int(server.url.rsplit(":", 1)[1])
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            sockets = []
             for idle in (0, 6):  # the second after idling past uvicorn's default 5 s
                 time.sleep(idle)
-                connection.sendall(request)
-                answer = connection.recv(4096)
-                assert answer.startswith(b"HTTP/1.1 200"), answer
+                # A closed connection raises here (RemoteDisconnected), not reconnects.
+                connection.request("GET", "/ping")
+                answer = connection.getresponse()
+                assert (answer.status, answer.read()) == (200, b'{"ok":"yes"}')
+                sockets.append(connection.sock)
+            assert sockets[0] is sockets[1]  # the same connection served both
+        finally:
+            connection.close()
     main_tf = Path(__file__).parents[2] / "infra" / "platform" / "main.tf"
     balancer = re.search(r"idle_timeout\s*=\s*(\d+)", main_tf.read_text())
     assert balancer is not None
