@@ -23,7 +23,7 @@ from shared.topology import queue_url
 from tests.harness.access import AccessHarness, Account
 from tests.harness.content import PDF, ContentHarness
 from tests.harness.delivery import DeliveryHarness, delivery_settings, start_delivery
-from tests.support import assert_problem, eventually
+from tests.support import assert_problem, eventually, fast_path_answers
 
 # Also run against LocalStack by `make test` (TEST_AWS=localstack pytest -m e2e).
 pytestmark = pytest.mark.e2e
@@ -119,6 +119,26 @@ async def test_an_entitled_learner_downloads_the_pdf_and_loses_it_on_revoke_and_
     ]
     # Every link answered is recorded: the one the wait above got, and this one.
     assert [e.data["user_id"] for e in opened] == [str(learner.id)] * 2
+
+    # The lite edition is the same book: once it exists, the entitled learner gets
+    # it and another learner is refused by the same decision, never told a format.
+    async def lite(reader: Account) -> httpx.Response:
+        return await delivery.http.post(
+            "/v1/deliveries",
+            json={"book_id": book["id"], "format": "pdf-lite"},
+            headers=reader.headers,
+        )
+
+    async def lite_ready() -> bool:
+        return (await lite(learner)).status_code == 200
+
+    await eventually(lite_ready, timeout=60, what="book.processed in delivery")
+    stranger = await access.account(Role.LEARNER)
+    refused_fast = await fast_path_answers(delivery.http, "POST", "/v1/deliveries", 403)
+    assert_problem(await lite(stranger), 403, "decision-denied")
+    assert await fast_path_answers(delivery.http, "POST", "/v1/deliveries", 403) == (
+        refused_fast + 1
+    )
 
     # Revoked: refused within 2 s (entitlement.revoked reaches delivery's read model).
     [grant] = (
