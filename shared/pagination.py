@@ -10,8 +10,9 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, and_, or_
@@ -70,6 +71,25 @@ def decode_cursor(cursor: str, *, parts: int) -> list[str]:
     if not all(isinstance(v, str) for v in values):
         raise Unprocessable(_NOT_OURS)
     return values
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+R = TypeVar("R", bound=_HasId)
+
+
+def time_page(
+    rows: list[R], limit: int, moment: Callable[[R], datetime]
+) -> tuple[list[R], str | None]:
+    """A page of rows fetched with `limit + 1`, and the cursor after its last row
+    (None on the last page): the extra row only says whether there is more."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor(moment(rows[-1]).isoformat(), rows[-1].id)
 
 
 def decode_time_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:

@@ -74,6 +74,25 @@ class RateLimiter:
         local = self._peek_locally(key)
         return LimitState(int(count or 0) + local.count, max(1, int(ttl), local.retry_after))
 
+    async def release(self, key: str, *, window_seconds: int) -> None:
+        """Take back one `hit` whose event turned out not to count (a sign-in that
+        succeeded): the hit reserves its place first, so callers in flight at once
+        cannot all pass a limit they would cross together. If the window ended in
+        between, the key comes back at -1 with a new window's expiry: one spare
+        attempt, never a key without an end."""
+        ends, count = self._local.get(key, (0.0, 0))
+        if count > 0:
+            self._local[key] = (ends, count - 1)
+            return
+        name = self._key(key)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.decr(name)
+                pipe.expire(name, window_seconds, nx=True)
+                await pipe.execute()
+        except RedisError:
+            log.warning("could not release a rate-limit hit", namespace=self._namespace)
+
     async def reset(self, key: str) -> None:
         self._local.pop(key, None)
         try:

@@ -8,8 +8,10 @@ the caller's token, so a demotion takes effect at once here. Entitlements
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -36,7 +38,7 @@ from shared.errors import (
 )
 from shared.events import RoleAssigned, UserLoggedIn, UserRegistered
 from shared.outbox import record_event
-from shared.pagination import decode_time_cursor, encode_cursor
+from shared.pagination import decode_time_cursor, time_page
 from shared.ratelimit import RateLimiter
 from shared.roles import Role
 
@@ -69,25 +71,31 @@ class AccountService:
     ) -> User:
         email = normalize_email(email)
         self._check_password(password, email)
-        by_ip = await self.limiter.hit(
-            f"register:{_address(client_ip)}",
-            window_seconds=self.settings.registration_window_seconds,
-        )
-        if by_ip.exceeded(self.settings.registrations_per_ip):
-            raise TooManyRequests(
-                "Too many sign-ups from this address; try again later.",
-                retry_after=by_ip.retry_after,
-            )
+        await self.hold_registration(client_ip)
         # Hashed before the first query, so no database connection waits on argon2
         # (~50 ms of CPU): a burst of sign-ups queues on the hashers, not on the
         # pool every other request needs. (A taken email costs the same time.)
         password_hash = await self.hashing.hash(password)
         if await self.repository.user_by_email(email) is not None:
             raise Conflict("An account with this email already exists.", code="email-taken")
-        now = now_utc()
+        return self.new_learner(display_name, password_hash, now_utc(), email=email)
+
+    def new_learner(
+        self,
+        display_name: str,
+        password_hash: str,
+        now: datetime,
+        *,
+        email: str | None = None,
+        username: str | None = None,
+        home_class_id: uuid.UUID | None = None,
+    ) -> User:
+        """A new LEARNER account, announced: with an email, or a class account (#19)."""
         user = User(
             id=uuid.uuid4(),
             email=email,
+            username=username,
+            home_class_id=home_class_id,
             display_name=display_name,
             password_hash=password_hash,
             role=Role.LEARNER.value,
@@ -98,6 +106,19 @@ class AccountService:
         self.repository.add(user)
         record_event(self.session, UserRegistered(user_id=user.id, role=Role.LEARNER))
         return user
+
+    async def hold_registration(self, client_ip: str | None) -> None:
+        """Count a sign-up against its address (each costs an argon2 hash); 429 past
+        `ACCESS_REGISTRATIONS_PER_IP` an hour."""
+        by_ip = await self.limiter.hit(
+            f"register:{_address(client_ip)}",
+            window_seconds=self.settings.registration_window_seconds,
+        )
+        if by_ip.exceeded(self.settings.registrations_per_ip):
+            raise TooManyRequests(
+                "Too many sign-ups from this address; try again later.",
+                retry_after=by_ip.retry_after,
+            )
 
     def _check_password(self, password: str, email: str) -> None:
         problems = password_problems(
@@ -117,12 +138,13 @@ class AccountService:
         """Sign in; limited per address, per account *and* address, and, under an attack
         from many addresses, to devices that signed in before (README: Sign-in limits)."""
         email = normalize_email(email)
+        async with self.address_attempt(client_ip):
+            return await self._login(email, password, client_ip, device_token)
+
+    async def _login(
+        self, email: str, password: str, client_ip: str | None, device_token: str | None
+    ) -> TokenPair:
         window = self.settings.login_window_seconds
-        by_ip = await self.limiter.hit(f"ip:{_address(client_ip)}", window_seconds=window)
-        if by_ip.exceeded(self.settings.login_attempts_per_ip):
-            raise TooManyRequests(
-                "Too many sign-in attempts from this address.", retry_after=by_ip.retry_after
-            )
         pair, account = f"pair:{email}|{_address(client_ip)}", f"account:{email}"
         by_pair = await self.limiter.peek(pair)
         if by_pair.count >= self.settings.login_failures_per_account:
@@ -157,13 +179,45 @@ class AccountService:
         # This address may try again from scratch; the account-wide count is kept
         # (the owner signing in does not end someone else's guessing).
         await self.limiter.reset(pair)
-        if self.hashing.needs_rehash(user.password_hash):
-            user.password_hash = await self.hashing.hash(password)
-        record_event(self.session, UserLoggedIn(user_id=user.id, role=Role(user.role)))
-        tokens = await self._issue_pair(user, family_id=uuid.uuid4())
+        tokens = await self.signed_in(user, password)
         # Kept if the device already had one for this account, else a new one.
         tokens.device_token = device_token if known_device else self.devices.issue(email)
         return tokens
+
+    async def signed_in(self, user: User, password: str) -> TokenPair:
+        """What every successful sign-in does: the hash brought up to date, the
+        sign-in recorded, a new session's tokens."""
+        if self.hashing.needs_rehash(user.password_hash):
+            user.password_hash = await self.hashing.hash(password)
+        record_event(self.session, UserLoggedIn(user_id=user.id, role=Role(user.role)))
+        return await self._issue_pair(user, family_id=uuid.uuid4())
+
+    @contextlib.asynccontextmanager
+    async def address_attempt(self, client_ip: str | None) -> AsyncIterator[None]:
+        """A sign-in attempt counted against its address *before* it is checked (429
+        past `ACCESS_LOGIN_FAILURES_PER_IP`), so attempts in flight at once cannot
+        overshoot the limit together. Only a wrong password keeps its place: a
+        success or a refusal that checked nothing gives it back, so a whole class
+        behind one school address signs in, and a guessing run is still stopped."""
+        key, window = f"ip:{_address(client_ip)}", self.settings.login_window_seconds
+        by_ip = await self.limiter.hit(key, window_seconds=window)
+        guessed = False
+        try:
+            if by_ip.exceeded(self.settings.login_failures_per_ip):
+                raise TooManyRequests(
+                    "Too many failed sign-ins from this address; try again later.",
+                    retry_after=by_ip.retry_after,
+                )
+            yield
+        except Unauthorized:
+            guessed = True
+            raise
+        finally:
+            if not guessed:
+                await self.limiter.release(key, window_seconds=window)
+
+    async def issue_pair(self, user: User, *, family_id: uuid.UUID) -> TokenPair:
+        return await self._issue_pair(user, family_id=family_id)
 
     async def _issue_pair(self, user: User, *, family_id: uuid.UUID) -> TokenPair:
         ttl = timedelta(seconds=self.settings.access_token_ttl_seconds)
@@ -195,7 +249,7 @@ class AccountService:
         if row.used_at is not None:
             # Presented twice: one of the two holders is a thief. End the whole chain,
             # and the access tokens it has handed out with it.
-            await self._end_session(row.family_id)
+            await self.end_session(row.family_id)
             raise Unauthorized(
                 "This refresh token was already used; every session of its chain is now revoked.",
                 code="refresh-token-reused",
@@ -229,13 +283,13 @@ class AccountService:
             row = await self._refresh_row(refresh_token)
             if row.user_id != principal.user_id:
                 raise Forbidden("That refresh token belongs to someone else.")
-            await self._end_session(row.family_id)
+            await self.end_session(row.family_id)
         if principal.session_id:
             # Signing out ends the sign-in: its refresh token can mint nothing more,
             # even when the client did not send it.
-            await self._end_session(uuid.UUID(principal.session_id))
+            await self.end_session(uuid.UUID(principal.session_id))
 
-    async def _end_session(self, family_id: uuid.UUID) -> None:
+    async def end_session(self, family_id: uuid.UUID) -> None:
         """Revoke a refresh chain and refuse every access token it issued."""
         now = now_utc()
         await self.repository.revoke_family(family_id, now)
@@ -293,11 +347,7 @@ class AccountService:
         await self.require_role(actor, Role.ADMIN)
         after = decode_time_cursor(cursor)
         users = await self.repository.list_users(role=role, after=after, limit=limit + 1)
-        next_cursor = None
-        if len(users) > limit:
-            users = users[:limit]
-            next_cursor = encode_cursor(users[-1].created_at.isoformat(), users[-1].id)
-        return users, next_cursor
+        return time_page(users, limit, lambda user: user.created_at)
 
     async def assign_role(self, actor: Principal, user_id: uuid.UUID, role: Role) -> User:
         admin = await self.require_role(actor, Role.ADMIN)
@@ -420,11 +470,7 @@ class AccountService:
         entries = await self.repository.audit_entries(
             subject_id=subject_id, after=decode_time_cursor(cursor), limit=limit + 1
         )
-        next_cursor = None
-        if len(entries) > limit:
-            entries = entries[:limit]
-            next_cursor = encode_cursor(entries[-1].at.isoformat(), entries[-1].id)
-        return entries, next_cursor
+        return time_page(entries, limit, lambda entry: entry.at)
 
     def invalidate_user_after_commit(self, user_id: uuid.UUID) -> None:
         async def invalidate() -> None:

@@ -8,6 +8,7 @@ from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.access.accounts import AccountService
+from services.access.classes import ClassService
 from services.access.components import Components, ComponentsDep
 from services.access.decisions import DecisionService
 from services.access.entitlements import EntitlementService
@@ -48,5 +49,10 @@ async def get_decision_service(accounts: AccountServiceDep) -> DecisionService:
     return DecisionService(accounts)
 
 
+async def get_class_service(accounts: AccountServiceDep) -> ClassService:
+    return ClassService(accounts)
+
+
 EntitlementServiceDep = Annotated[EntitlementService, Depends(get_entitlement_service)]
+ClassServiceDep = Annotated[ClassService, Depends(get_class_service)]
 DecisionServiceDep = Annotated[DecisionService, Depends(get_decision_service)]

@@ -15,7 +15,7 @@ from shared.clock import now_utc
 from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shared.events import EntitlementGranted, EntitlementRevoked
 from shared.outbox import record_event
-from shared.pagination import decode_time_cursor, encode_cursor
+from shared.pagination import decode_time_cursor, time_page
 from shared.roles import Role
 
 # Below this, granting is the teacher's power: only to learners, only published books.
@@ -203,8 +203,4 @@ class EntitlementService:
             after=decode_time_cursor(cursor),
             limit=limit + 1,
         )
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_cursor = encode_cursor(rows[-1].granted_at.isoformat(), rows[-1].id)
-        return rows, next_cursor
+        return time_page(rows, limit, lambda row: row.granted_at)

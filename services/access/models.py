@@ -25,11 +25,24 @@ class User(Base):
         CheckConstraint(f"role IN ({ROLE_NAMES})", name="known_role"),
         Index("ix_users_role_created_at", "role", "created_at", "id"),
         Index("ix_users_created_at", "created_at", "id"),
+        Index("uq_users_home_class_username", "home_class_id", "username", unique=True),
+        # Either a person with an email, or a class account with its username.
+        CheckConstraint(
+            "(email IS NOT NULL) OR (home_class_id IS NOT NULL AND username IS NOT NULL)",
+            name="email_or_class_account",
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     # Stored normalized (trimmed, lower case), so uniqueness is case-insensitive.
-    email: Mapped[str] = mapped_column(String(320), unique=True)
+    # None for a class account (a child without email, #19): it signs in with its
+    # class's code and its username instead.
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    # A class account's name within its home class (the class it was made in).
+    # No foreign key: the classes table refers to users (its teacher), and a
+    # class is archived, never deleted.
+    username: Mapped[str | None] = mapped_column(String(30))
+    home_class_id: Mapped[uuid.UUID | None]
     display_name: Mapped[str] = mapped_column(String(100))
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
@@ -134,3 +147,36 @@ class AuditEntry(Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class SchoolClass(Base):
+    """A teacher's class (#19): its learners sign in with its code, and what it is
+    assigned reaches every one of them."""
+
+    __tablename__ = "classes"
+    __table_args__ = (Index("ix_classes_teacher_created", "teacher_id", "created_at", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    teacher_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    grade: Mapped[str | None] = mapped_column(String(30))
+    # Letters and digits nobody misreads (no 0/O, 1/I/L); rotating it ends the old one.
+    join_code: Mapped[str] = mapped_column(String(12), unique=True)
+    # Joining ends then; signing in with the code does not (it names the class).
+    join_code_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    archived_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ClassMember(Base):
+    __tablename__ = "class_members"
+    __table_args__ = (Index("ix_class_members_user_id", "user_id"),)
+
+    class_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("classes.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    joined_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -7,10 +7,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.access.models import AuditEntry, CatalogBook, Entitlement, RefreshToken, User
+from services.access.models import (
+    AuditEntry,
+    CatalogBook,
+    ClassMember,
+    Entitlement,
+    RefreshToken,
+    SchoolClass,
+    User,
+)
 from shared.pagination import after_cursor
 from shared.roles import Role
 
@@ -76,6 +84,99 @@ class AccessRepository:
             .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
             .values(revoked_at=at)
         )
+
+    async def live_sessions(self, user_id: uuid.UUID, now: datetime) -> list[uuid.UUID]:
+        """The refresh chains of a user that can still mint tokens."""
+        rows = await self.session.scalars(
+            select(RefreshToken.family_id)
+            .where(
+                RefreshToken.user_id == user_id,
+                RefreshToken.revoked_at.is_(None),
+                RefreshToken.expires_at > now,
+            )
+            .distinct()
+        )
+        return list(rows)
+
+    # --- classes --------------------------------------------------------------------
+
+    async def school_class(
+        self, class_id: uuid.UUID, *, for_update: bool = False
+    ) -> SchoolClass | None:
+        query = select(SchoolClass).where(SchoolClass.id == class_id)
+        if for_update:
+            query = query.with_for_update()
+        return await self.session.scalar(query)
+
+    async def class_by_code(self, code: str, *, for_update: bool = False) -> SchoolClass | None:
+        query = select(SchoolClass).where(SchoolClass.join_code == code)
+        if for_update:
+            query = query.with_for_update()
+        return await self.session.scalar(query)
+
+    async def code_taken(self, code: str) -> bool:
+        found = await self.session.scalar(
+            select(SchoolClass.id).where(SchoolClass.join_code == code)
+        )
+        return found is not None
+
+    async def classes(
+        self,
+        *,
+        teacher_id: uuid.UUID | None,
+        archived: bool,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[SchoolClass]:
+        query = select(SchoolClass).order_by(SchoolClass.created_at, SchoolClass.id).limit(limit)
+        if teacher_id is not None:
+            query = query.where(SchoolClass.teacher_id == teacher_id)
+        if not archived:
+            query = query.where(SchoolClass.archived_at.is_(None))
+        if after is not None:
+            query = query.where(after_cursor(SchoolClass.created_at, SchoolClass.id, after))
+        return list(await self.session.scalars(query))
+
+    async def member_counts(self, class_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        if not class_ids:
+            return {}
+        rows = await self.session.execute(
+            select(ClassMember.class_id, func.count())
+            .where(ClassMember.class_id.in_(class_ids))
+            .group_by(ClassMember.class_id)
+        )
+        return {class_id: int(count) for class_id, count in rows.all()}
+
+    async def members(self, class_id: uuid.UUID) -> list[tuple[User, datetime]]:
+        rows = await self.session.execute(
+            select(User, ClassMember.joined_at)
+            .join(ClassMember, ClassMember.user_id == User.id)
+            .where(ClassMember.class_id == class_id)
+            .order_by(User.display_name, User.id)
+        )
+        return [(user, joined_at) for user, joined_at in rows.all()]
+
+    async def member(self, class_id: uuid.UUID, user_id: uuid.UUID) -> ClassMember | None:
+        return await self.session.get(ClassMember, (class_id, user_id))
+
+    async def remove_member(self, class_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        result = await self.session.execute(
+            delete(ClassMember).where(
+                ClassMember.class_id == class_id, ClassMember.user_id == user_id
+            )
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def class_account(self, class_id: uuid.UUID, username: str) -> User | None:
+        return await self.session.scalar(
+            select(User).where(User.home_class_id == class_id, User.username == username)
+        )
+
+    async def usernames(self, class_id: uuid.UUID) -> set[str]:
+        rows = await self.session.scalars(
+            select(User.username).where(User.home_class_id == class_id)
+        )
+        return {name for name in rows if name is not None}
 
     # --- entitlements ---------------------------------------------------------------
 

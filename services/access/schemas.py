@@ -88,7 +88,10 @@ class UserOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    email: str
+    email: str | None = Field(description="Null for a class account (a child without email)")
+    username: str | None = Field(
+        default=None, description="A class account's name in its class; null otherwise"
+    )
     display_name: str
     role: Role
     review_languages: list[str] = Field(
@@ -180,3 +183,110 @@ class DecisionBatch(StrictModel):
 
 class DecisionBatchResult(BaseModel):
     results: list[Decision]
+
+
+# --- classes (#19) ----------------------------------------------------------------------
+
+ClassName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), SingleLine
+]
+Grade = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=30), SingleLine
+]
+ClassCode = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=4, max_length=20),
+    Field(description="The class's code as the teacher gave it; case, spaces and dashes "
+          "do not matter"),
+]  # fmt: skip
+Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=30)]
+
+
+class ClassCreate(StrictModel):
+    name: ClassName
+    grade: Grade | None = None
+
+
+class ClassOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    grade: str | None
+    teacher_id: uuid.UUID
+    join_code: str = Field(description="Learners join with it, and sign in with it")
+    join_code_expires_at: datetime | None = Field(
+        description="Joining ends then; signing in with the code goes on"
+    )
+    archived_at: datetime | None
+    created_at: datetime
+    learner_count: int = 0
+
+
+class JoinCodeRotation(StrictModel):
+    expires_in_days: int | None = Field(
+        default=None, ge=1, le=365, description="Default: ACCESS_JOIN_CODE_DAYS (30)"
+    )
+
+
+class LearnerNames(StrictModel):
+    display_names: Annotated[list[DisplayName], Field(min_length=1, max_length=100)]
+
+
+class NewLearnerOut(BaseModel):
+    user_id: uuid.UUID
+    display_name: str
+    username: str
+    password: str = Field(description="The first password: shown this once, never again")
+
+
+class NewLearners(BaseModel):
+    class_id: uuid.UUID
+    join_code: str
+    learners: list[NewLearnerOut]
+
+
+class ClassMemberOut(BaseModel):
+    user_id: uuid.UUID
+    display_name: str
+    username: str | None = Field(description="Set for class accounts; null for email accounts")
+    joined_at: datetime
+
+
+class PasswordResetOut(BaseModel):
+    user_id: uuid.UUID
+    username: str | None
+    password: str = Field(description="The new password: shown this once, never again")
+
+
+class ClassJoin(StrictModel):
+    code: ClassCode
+
+
+class JoinedClass(BaseModel):
+    """What a learner sees of a class: never its members."""
+
+    class_id: uuid.UUID
+    name: str
+    grade: str | None
+
+
+class ClassRegistration(StrictModel):
+    code: ClassCode
+    display_name: DisplayName
+    password: Annotated[str, StringConstraints(min_length=1, max_length=MAX_PASSWORD_LENGTH)] = (
+        Field(description="At least 4 characters (ACCESS_CLASS_PASSWORD_MIN_LENGTH), 3 different")
+    )
+
+
+class ClassAccountOut(BaseModel):
+    user_id: uuid.UUID
+    display_name: str
+    username: str = Field(description="Sign in with the class code, this and the password")
+    class_id: uuid.UUID
+
+
+class ClassCredentials(StrictModel):
+    code: ClassCode
+    username: Username
+    password: Password

@@ -46,9 +46,18 @@ class AccessSettings(ServiceSettings):
     # Failures for one account from all addresses together: past this, only a
     # device that signed in before (its device token) reaches the password check.
     login_failures_per_account_total: int = 50
-    # Attempts from one address across every account.
-    login_attempts_per_ip: int = 30
+    # Failed sign-ins from one address across every account (#19: successes do not
+    # count, so a whole class behind one school address signs in; each attempt
+    # holds a place while it is checked, so a burst cannot overshoot the limit).
+    login_failures_per_ip: int = 50
     login_window_seconds: int = 900
+    # Class accounts (children without email): a simpler password is allowed, so
+    # their failures are limited per account from every address together.
+    class_password_min_length: int = Field(default=4, ge=4, le=64)
+    class_login_failures_per_account: int = 10
+    # A class's join code ends this long after it is made (or rotated) unless the
+    # teacher says otherwise; it still names the class at sign-in afterwards.
+    join_code_days: int = Field(default=30, ge=1, le=365)
     # Sign-ups from one address per hour (each costs an argon2 hash): a school
     # behind one address signs up a class, a script does not sign up thousands.
     registrations_per_ip: int = 60

@@ -73,7 +73,7 @@ SIZING: dict[str, str] = {}
 
 # The limits this run sets (see platform_environment); everything else is the default.
 RUN_LIMITS = {
-    "ACCESS_LOGIN_ATTEMPTS_PER_IP": "1000000",
+    "ACCESS_LOGIN_FAILURES_PER_IP": "1000000",
     "ACCESS_REGISTRATIONS_PER_IP": "1000000",
     "DELIVERY_LINKS_PER_MINUTE": "100000",
     # Tokens outlive the run (seeding plus four phases), so none expires mid-run.

@@ -256,7 +256,7 @@ async def test_one_address_is_limited_across_accounts(
         database_url,
         moto_url,
         database_schema=access.settings.database_schema,
-        login_attempts_per_ip=3,
+        login_failures_per_ip=3,
         trusted_proxies=["127.0.0.1/32"],
     )
     address = {"X-Forwarded-For": f"10.9.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"}
@@ -289,7 +289,7 @@ async def test_behind_a_trusted_proxy_each_client_is_limited_and_nobody_else_is_
         database_url,
         moto_url,
         database_schema=access.settings.database_schema,
-        login_attempts_per_ip=3,
+        login_failures_per_ip=3,
         trusted_proxies=["127.0.0.2/32"],
     )
     school, home = (f"10.{n}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}" for n in (31, 32))
@@ -326,7 +326,7 @@ async def test_a_forged_forwarded_for_does_not_dodge_the_address_limit(
         database_url,
         moto_url,
         database_schema=access.settings.database_schema,
-        login_attempts_per_ip=5,
+        login_failures_per_ip=5,
     )
     with running_access(settings) as url:
         async with httpx.AsyncClient(base_url=url, timeout=20) as http:

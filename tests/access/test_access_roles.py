@@ -18,6 +18,7 @@ from tests.harness.access import AccessHarness
 PUBLIC = "public"
 ANY_USER = "any signed-in caller"
 SERVICE = "service only"
+LEARNERS_ONLY = "learner accounts only"  # joining a class: staff do not join as learners
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,32 @@ def endpoints(learner: uuid.UUID, book: uuid.UUID) -> list[Endpoint]:
             "POST", "/v1/auth/service-token", PUBLIC, {"client_id": "x", "client_secret": "y"}
         ),
         Endpoint("GET", "/.well-known/jwks.json", PUBLIC),
+        Endpoint(
+            "POST",
+            "/v1/auth/class-register",
+            PUBLIC,
+            {"code": "XXXXXX", "display_name": "Table", "password": "simba"},
+        ),
+        Endpoint(
+            "POST",
+            "/v1/auth/class-login",
+            PUBLIC,
+            {"code": "XXXXXX", "username": "table", "password": "simba"},
+        ),
+        # #19 classes: a random class id is a 404 for a teacher (not theirs), never
+        # a 401/403; below TEACHER, a 403 whatever the class.
+        Endpoint("POST", "/v1/classes", Role.TEACHER, {"name": "Table class"}),
+        Endpoint("GET", "/v1/classes", Role.TEACHER),
+        Endpoint("GET", f"/v1/classes/{uuid.uuid4()}", Role.TEACHER),
+        Endpoint("POST", f"/v1/classes/{uuid.uuid4()}/join-code", Role.TEACHER, {}),
+        Endpoint("POST", f"/v1/classes/{uuid.uuid4()}/archive", Role.TEACHER),
+        Endpoint(
+            "POST", f"/v1/classes/{uuid.uuid4()}/learners", Role.TEACHER, {"display_names": ["A"]}
+        ),
+        Endpoint("GET", f"/v1/classes/{uuid.uuid4()}/learners", Role.TEACHER),
+        Endpoint("DELETE", f"/v1/classes/{uuid.uuid4()}/learners/{learner}", Role.TEACHER),
+        Endpoint("POST", f"/v1/classes/{uuid.uuid4()}/learners/{learner}/password", Role.TEACHER),
+        Endpoint("POST", "/v1/classes/join", LEARNERS_ONLY, {"code": "XXXXXX"}),
         Endpoint("POST", "/v1/auth/logout", ANY_USER),
         Endpoint("GET", "/v1/users/me", Role.LEARNER),
         Endpoint("GET", "/v1/users/me/books", Role.LEARNER),
@@ -83,6 +110,8 @@ def expected(endpoint: Endpoint, caller: Role | str) -> str:
         return "allowed" if caller == "service" else "403"
     if endpoint.who == ANY_USER:
         return "allowed"
+    if endpoint.who == LEARNERS_ONLY:
+        return "allowed" if caller == Role.LEARNER else "403"
     if caller == "service":
         return "403"
     assert isinstance(caller, Role)

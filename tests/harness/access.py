@@ -33,7 +33,7 @@ def access_settings(database_url: str, moto_url: str, **overrides: Any) -> Acces
         # Cheap hashing keeps the suite fast; a timing test sets the real cost.
         "password_hash_time_cost": 1,
         "password_hash_memory_kib": 1024,
-        "login_attempts_per_ip": 10_000,
+        "login_failures_per_ip": 10_000,
         # Every test account signs up from 127.0.0.1; one test checks the real limit.
         "registrations_per_ip": 100_000,
         "service_token_failures_per_ip": 100_000,

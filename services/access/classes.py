@@ -1,0 +1,360 @@
+"""Classes (#19): a teacher's classes, their join codes, and class accounts for
+children without email, who sign in with their class's code, a username and a
+simple password.
+
+A teacher sees and changes only their own classes (another teacher's is a 404,
+as if it did not exist); an ADMIN, every class. Learners never see a class's
+members. No web framework here and no commit: the caller's unit of work commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from services.access.accounts import AccountService
+from services.access.models import ClassMember, SchoolClass, User
+from services.access.repository import AccessRepository
+from services.access.schemas import TokenPair
+from shared.auth import Principal
+from shared.clock import now_utc
+from shared.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+    Unprocessable,
+)
+from shared.pagination import decode_time_cursor, time_page
+from shared.roles import Role
+
+# No 0/O, 1/I/L, 5/S, 2/Z, 8/B: a code read aloud or copied from a board by a
+# seven-year-old still works. 23 symbols ** 6 = 148 million codes.
+CODE_ALPHABET = "34679ACDEFGHJKMNPQRTUVWXY"
+CODE_LENGTH = 6
+INVALID_CLASS_LOGIN = "Invalid class code, username or password."
+# First passwords a child can type: a short word and four digits (40 * 10,000
+# choices), guarded by the per-account failure limit.
+_WORDS = (
+    "ant", "bee", "cat", "cow", "deer", "duck", "eel", "elk", "fish", "fox", "frog", "goat",
+    "hen", "horse", "lion", "lynx", "mole", "moth", "mouse", "newt", "owl", "panda", "pig",
+    "pony", "puma", "rabbit", "seal", "sheep", "snail", "swan", "tiger", "toad", "trout",
+    "tuna", "wasp", "whale", "wolf", "worm", "yak", "zebra",
+)  # fmt: skip
+_USERNAME_STEM = re.compile(r"[^a-z0-9]+")
+
+
+def normalize_code(code: str) -> str:
+    """What a child typed, as stored: case, spaces and dashes do not matter."""
+    return re.sub(r"[\s-]+", "", code).upper()
+
+
+def new_join_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def first_password() -> str:
+    return f"{secrets.choice(_WORDS)}{secrets.randbelow(10_000):04d}"
+
+
+def username_for(display_name: str, taken: set[str]) -> str:
+    """A username from the first name, in plain letters ("Amélie Njoroge" ->
+    "amelie"), numbered when the class has one already ("amelie2"); "learner"
+    when the name has no Latin letters."""
+    plain = unicodedata.normalize("NFKD", display_name).encode("ascii", "ignore").decode()
+    plain = plain.replace("'", "")  # O'Neil -> oneil
+    words = [w for w in _USERNAME_STEM.split(plain.lower()) if w]
+    stem = (words[0] if words else "learner")[:20]
+    name, n = stem, 1
+    while name in taken:
+        n += 1
+        name = f"{stem}{n}"
+    taken.add(name)
+    return name
+
+
+def _account_key(code: str, username: str | None) -> str:
+    """The failure count of a class account, by what a sign-in names it with."""
+    return f"class-account:{code}|{username}"
+
+
+@dataclass(frozen=True)
+class NewLearner:
+    user: User
+    password: str
+
+
+@dataclass
+class ClassService:
+    """Classes and class accounts, on top of the accounts (roles, hashing, tokens)."""
+
+    accounts: AccountService
+
+    @property
+    def repository(self) -> AccessRepository:
+        return self.accounts.repository
+
+    # --- the teacher's side ---------------------------------------------------------
+
+    async def create(self, actor: Principal, *, name: str, grade: str | None) -> SchoolClass:
+        teacher = await self.accounts.require_role(actor, Role.TEACHER)
+        now = now_utc()
+        school_class = SchoolClass(
+            id=uuid.uuid4(),
+            teacher_id=teacher.id,
+            name=name,
+            grade=grade,
+            join_code=await self._unused_code(),
+            join_code_expires_at=now + timedelta(days=self.accounts.settings.join_code_days),
+            archived_at=None,
+            created_at=now,
+            updated_at=now,
+        )
+        self.repository.add(school_class)
+        self.accounts.audit(
+            teacher.id, "class.created", "class", school_class.id, None, {"name": name}
+        )
+        return school_class
+
+    async def list_classes(
+        self, actor: Principal, *, archived: bool, cursor: str | None, limit: int
+    ) -> tuple[list[SchoolClass], dict[uuid.UUID, int], str | None]:
+        """The caller's own classes (every class for an ADMIN), oldest first."""
+        user = await self.accounts.require_role(actor, Role.TEACHER)
+        everyone = Role(user.role).at_least(Role.ADMIN)
+        found = await self.repository.classes(
+            teacher_id=None if everyone else user.id,
+            archived=archived,
+            after=decode_time_cursor(cursor),
+            limit=limit + 1,
+        )
+        found, next_cursor = time_page(found, limit, lambda school_class: school_class.created_at)
+        counts = await self.repository.member_counts([c.id for c in found])
+        return found, counts, next_cursor
+
+    async def get(self, actor: Principal, class_id: uuid.UUID) -> tuple[SchoolClass, int]:
+        school_class = await self._own_class(actor, class_id)
+        return school_class, await self.learner_count(class_id)
+
+    async def learner_count(self, class_id: uuid.UUID) -> int:
+        return (await self.repository.member_counts([class_id])).get(class_id, 0)
+
+    async def rotate_code(
+        self, actor: Principal, class_id: uuid.UUID, *, expires_in_days: int | None
+    ) -> SchoolClass:
+        """A new code: the old one neither joins nor signs in any more."""
+        school_class = await self._own_class(actor, class_id, for_update=True, open_only=True)
+        days = expires_in_days or self.accounts.settings.join_code_days
+        now = now_utc()
+        school_class.join_code = await self._unused_code()
+        school_class.join_code_expires_at = now + timedelta(days=days)
+        school_class.updated_at = now
+        return school_class
+
+    async def archive(self, actor: Principal, class_id: uuid.UUID) -> SchoolClass:
+        """The end of a school year: nobody joins any more; learners keep their accounts."""
+        school_class = await self._own_class(actor, class_id, for_update=True)
+        if school_class.archived_at is None:
+            school_class.archived_at = school_class.updated_at = now_utc()
+            self.accounts.audit(actor.user_id, "class.archived", "class", class_id, None, None)
+        return school_class
+
+    async def add_learners(
+        self, actor: Principal, class_id: uuid.UUID, names: list[str]
+    ) -> tuple[SchoolClass, list[NewLearner]]:
+        """Class accounts for these display names: usernames and first passwords out
+        (shown once: only their hashes are kept)."""
+        await self._own_class(actor, class_id, open_only=True)
+        passwords = [first_password() for _ in names]
+        # Hashed with no connection held (argon2: tens of ms each, in threads), then
+        # the class locked, so two lists added at once never pick one username twice.
+        await self.accounts.session.rollback()
+        hashes = await asyncio.gather(*(self.accounts.hashing.hash(p) for p in passwords))
+        school_class = await self._own_class(actor, class_id, for_update=True, open_only=True)
+        taken = await self.repository.usernames(class_id)
+        now = now_utc()
+        created = [
+            NewLearner(
+                self._class_account(school_class, name, username_for(name, taken), hash_, now),
+                password,
+            )
+            for name, password, hash_ in zip(names, passwords, hashes, strict=True)
+        ]
+        await self._enrol(school_class, [n.user for n in created], now)
+        return school_class, created
+
+    async def members(self, actor: Principal, class_id: uuid.UUID) -> list[tuple[User, datetime]]:
+        await self._own_class(actor, class_id)
+        return await self.repository.members(class_id)
+
+    async def remove_member(
+        self, actor: Principal, class_id: uuid.UUID, user_id: uuid.UUID
+    ) -> None:
+        await self._own_class(actor, class_id)
+        if not await self.repository.remove_member(class_id, user_id):
+            raise NotFound("This learner is not in this class.")
+        self.accounts.audit(
+            actor.user_id, "class.member_removed", "class", class_id, {"user_id": user_id}, None
+        )
+
+    async def reset_password(
+        self, actor: Principal, class_id: uuid.UUID, user_id: uuid.UUID
+    ) -> tuple[User, str]:
+        """A new first password for a class account of this class; every session the
+        learner had ends (whoever knew the old password is signed out)."""
+        school_class = await self._own_class(actor, class_id)
+        password = first_password()
+        password_hash = await self.accounts.hashing.hash(password)
+        user = await self.repository.user(user_id, for_update=True)
+        if user is None or user.home_class_id != class_id:
+            raise NotFound("No class account of this class has this id.")
+        user.password_hash = password_hash
+        user.updated_at = now_utc()
+        # The teacher has vouched for the child: the account's failures start over.
+        await self.accounts.limiter.reset(_account_key(school_class.join_code, user.username))
+        for session_id in await self.repository.live_sessions(user.id, user.updated_at):
+            await self.accounts.end_session(session_id)
+        self.accounts.audit(actor.user_id, "class.password_reset", "user", user.id, None, None)
+        return user, password
+
+    # --- the learner's side ---------------------------------------------------------
+
+    async def join(self, actor: Principal, code: str) -> SchoolClass:
+        """A signed-in learner joins with the code; joining twice changes nothing."""
+        user = await self.accounts.current_user(actor)
+        if user.role != Role.LEARNER.value:
+            raise Forbidden("Only LEARNER accounts join classes.")
+        school_class = await self._joinable(code)
+        if await self.repository.member(school_class.id, user.id) is None:
+            self.repository.add(
+                ClassMember(class_id=school_class.id, user_id=user.id, joined_at=now_utc())
+            )
+        return school_class
+
+    async def register(
+        self, *, code: str, display_name: str, password: str, client_ip: str | None
+    ) -> tuple[User, str, SchoolClass]:
+        """A child without email makes their own class account with the code: the
+        account, its username and its class."""
+        self._check_password(password)
+        await self.accounts.hold_registration(client_ip)
+        password_hash = await self.accounts.hashing.hash(password)  # before any lock
+        school_class = await self._joinable(code)
+        taken = await self.repository.usernames(school_class.id)
+        username = username_for(display_name, taken)
+        now = now_utc()
+        user = self._class_account(school_class, display_name, username, password_hash, now)
+        await self._enrol(school_class, [user], now)
+        return user, username, school_class
+
+    async def login(
+        self, *, code: str, username: str, password: str, client_ip: str | None
+    ) -> TokenPair:
+        """Class code + username + password; limited per address like every sign-in,
+        and per class account from every address (its password may be simple)."""
+        async with self.accounts.address_attempt(client_ip):
+            return await self._login(normalize_code(code), username.strip().lower(), password)
+
+    async def _login(self, code: str, username: str, password: str) -> TokenPair:
+        settings, limiter = self.accounts.settings, self.accounts.limiter
+        account = _account_key(code, username)
+        by_account = await limiter.peek(account)
+        if by_account.count >= settings.class_login_failures_per_account:
+            raise TooManyRequests(
+                "Too many failed sign-ins for this account; try again later, or ask your "
+                "teacher for a new password.",
+                code="account-paused",
+                retry_after=by_account.retry_after,
+            )
+        school_class = await self.repository.class_by_code(code)
+        found = (
+            await self.repository.class_account(school_class.id, username)
+            if school_class is not None
+            else None
+        )
+        user_id, stored_hash = (found.id, found.password_hash) if found else (None, None)
+        await self.accounts.session.rollback()  # no connection held through argon2
+        if not await self.accounts.hashing.verify(stored_hash, password):
+            await limiter.hit(account, window_seconds=settings.login_window_seconds)
+            raise Unauthorized(INVALID_CLASS_LOGIN, code="invalid-credentials")
+        user = await self.accounts.session.get(User, user_id)
+        if user is None or user.password_hash != stored_hash:  # changed meanwhile
+            raise Unauthorized(INVALID_CLASS_LOGIN, code="invalid-credentials")
+        return await self.accounts.signed_in(user, password)
+
+    # --- shared ---------------------------------------------------------------------
+
+    def _class_account(
+        self, school_class: SchoolClass, name: str, username: str, password_hash: str, now: datetime
+    ) -> User:
+        return self.accounts.new_learner(
+            name, password_hash, now, username=username, home_class_id=school_class.id
+        )
+
+    async def _enrol(self, school_class: SchoolClass, users: list[User], now: datetime) -> None:
+        # The accounts are written first: no relationship() tells SQLAlchemy that a
+        # membership row refers to them, so it would not order the inserts itself.
+        await self.repository.flush()
+        for user in users:
+            self.repository.add(
+                ClassMember(class_id=school_class.id, user_id=user.id, joined_at=now)
+            )
+
+    def _check_password(self, password: str) -> None:
+        minimum = self.accounts.settings.class_password_min_length
+        if len(password) < minimum or len(set(password)) < 3:
+            raise Unprocessable(
+                f"A class account's password needs at least {minimum} characters, "
+                "at least 3 of them different.",
+                code="weak-password",
+            )
+
+    async def _joinable(self, code: str) -> SchoolClass:
+        """The class of this code, locked: joins to one class take turns, so two
+        children picking the same username at once both get one."""
+        school_class = await self.repository.class_by_code(normalize_code(code), for_update=True)
+        now = now_utc()
+        if school_class is None:
+            raise NotFound("No class has this code.", code="unknown-class-code")
+        if school_class.archived_at is not None:
+            raise Conflict("This class is archived.", code="class-archived")
+        expires = school_class.join_code_expires_at
+        if expires is not None and expires <= now:
+            raise Conflict(
+                "This class code no longer lets anyone join; ask your teacher for the new one.",
+                code="join-code-expired",
+            )
+        return school_class
+
+    async def _own_class(
+        self,
+        actor: Principal,
+        class_id: uuid.UUID,
+        *,
+        for_update: bool = False,
+        open_only: bool = False,
+    ) -> SchoolClass:
+        """The class, if the caller teaches it (or is an ADMIN); another teacher's
+        class is a 404, as one that does not exist."""
+        user = await self.accounts.require_role(actor, Role.TEACHER)
+        school_class = await self.repository.school_class(class_id, for_update=for_update)
+        if school_class is None or (
+            school_class.teacher_id != user.id and not Role(user.role).at_least(Role.ADMIN)
+        ):
+            raise NotFound("No class of yours has this id.")
+        if open_only and school_class.archived_at is not None:
+            raise Conflict("This class is archived.", code="class-archived")
+        return school_class
+
+    async def _unused_code(self) -> str:
+        for _ in range(10):
+            code = new_join_code()
+            if not await self.repository.code_taken(code):
+                return code
+        raise Conflict("Could not find a free class code; try again.", code="code-collision")

@@ -1,0 +1,418 @@
+"""#19 classes over real HTTP: a teacher's classes and join codes, class accounts for
+children without email, a whole class signing in from one school address, and
+the limits that still stop a guessing run."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import update
+
+from services.access.classes import CODE_ALPHABET, normalize_code, username_for
+from services.access.models import SchoolClass
+from services.access.settings import AccessSettings
+from shared.roles import Role
+from tests.harness.access import (
+    PASSWORD,
+    AccessHarness,
+    Account,
+    access_settings,
+    running_access,
+)
+from tests.support import assert_problem
+
+# The defaults a deployment runs with, not the harness's raised ones.
+DEFAULTS = AccessSettings.model_fields
+
+
+def school_address() -> dict[str, str]:
+    """A school's one public address, as the load balancer (trusted, on loopback)
+    reports it: fresh per test, so no other test's sign-ins count against it."""
+    return {"X-Forwarded-For": f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.7"}
+
+
+async def new_class(
+    http: httpx.AsyncClient, teacher: Account, name: str = "Class 3B"
+) -> dict[str, Any]:
+    made = await http.post(
+        "/v1/classes", json={"name": name, "grade": "3"}, headers=teacher.headers
+    )
+    assert made.status_code == 201, made.text
+    return made.json()  # type: ignore[no-any-return]
+
+
+async def add_learners(
+    http: httpx.AsyncClient, teacher: Account, class_id: str, names: list[str]
+) -> list[dict[str, Any]]:
+    added = await http.post(
+        f"/v1/classes/{class_id}/learners",
+        json={"display_names": names},
+        headers=teacher.headers,
+    )
+    assert added.status_code == 201, added.text
+    return added.json()["learners"]  # type: ignore[no-any-return]
+
+
+async def class_login(
+    http: httpx.AsyncClient, code: str, username: str, password: str, **kw: Any
+) -> httpx.Response:
+    return await http.post(
+        "/v1/auth/class-login",
+        json={"code": code, "username": username, "password": password},
+        **kw,
+    )
+
+
+def deployed_limits(
+    access: AccessHarness, database_url: str, moto_url: str, **overrides: Any
+) -> AccessSettings:
+    """Access as deployed (its real sign-in limits), behind a trusted load balancer."""
+    limits = {
+        "login_failures_per_ip": DEFAULTS["login_failures_per_ip"].default,
+        "class_login_failures_per_account": DEFAULTS["class_login_failures_per_account"].default,
+    }
+    return access_settings(
+        database_url,
+        moto_url,
+        database_schema=access.settings.database_schema,
+        trusted_proxies=["127.0.0.1/32"],
+        **{**limits, **overrides},
+    )
+
+
+async def test_forty_learners_sign_in_at_once_from_one_school_address(
+    database_url: str, moto_url: str, access: AccessHarness
+) -> None:
+    """With the deployed limits: a whole class at the same moment from one address
+    gets in; a guessing run from that address is still stopped at the limit."""
+    teacher = await access.account(Role.TEACHER)
+    school = school_address()
+    with running_access(deployed_limits(access, database_url, moto_url)) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+            made = await new_class(http, teacher)
+            names = [f"Learner {n}" for n in range(40)]
+            learners = await add_learners(http, teacher, made["id"], names)
+            assert [learner["display_name"] for learner in learners] == names
+            assert len({learner["username"] for learner in learners}) == 40
+            signed_in = await asyncio.gather(
+                *(
+                    class_login(
+                        http, made["join_code"], n["username"], n["password"], headers=school
+                    )
+                    for n in learners
+                )
+            )
+            assert [s.status_code for s in signed_in] == [200] * 40, [
+                s.text for s in signed_in if s.status_code != 200
+            ][:3]
+            me = await http.get(
+                "/v1/users/me",
+                headers={"Authorization": f"Bearer {signed_in[0].json()['access_token']}"},
+            )
+            assert me.json()["email"] is None
+            assert me.json()["username"] == learners[0]["username"]
+            assert me.json()["role"] == "LEARNER"
+
+            # Guessing from the same address: failures count, up to the limit.
+            limit = DEFAULTS["login_failures_per_ip"].default
+            guesses = [
+                (
+                    await class_login(
+                        http, made["join_code"], learners[n % 40]["username"], f"wrong{n}",
+                        headers=school,
+                    )
+                ).status_code
+                for n in range(limit + 2)
+            ]  # fmt: skip
+            assert guesses == [401] * limit + [429, 429]
+            # The address is paused for everyone now, the right password included.
+            late = await class_login(
+                http, made["join_code"], learners[0]["username"], learners[0]["password"],
+                headers=school,
+            )  # fmt: skip
+            assert_problem(late, 429)
+            assert int(late.headers["retry-after"]) > 0
+
+
+async def test_successful_sign_ins_do_not_count_against_an_address(
+    database_url: str, moto_url: str, access: AccessHarness
+) -> None:
+    """Email sign-ins too: only failures add up per address."""
+    accounts = [await access.account(Role.LEARNER) for _ in range(4)]
+    school = school_address()
+    with running_access(
+        deployed_limits(access, database_url, moto_url, login_failures_per_ip=3)
+    ) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+
+            async def sign_in(email: str, password: str) -> int:
+                answer = await http.post(
+                    "/v1/auth/login", json={"email": email, "password": password}, headers=school
+                )
+                return answer.status_code
+
+            good = [await sign_in(a.email, PASSWORD) for a in accounts for _ in range(2)]
+            bad = [await sign_in(a.email, "not the password 1") for a in accounts]
+    assert good == [200] * 8
+    assert bad == [401, 401, 401, 429]
+
+
+async def test_a_class_account_is_paused_after_its_failures_until_the_teacher_resets_it(
+    database_url: str, moto_url: str, access: AccessHarness
+) -> None:
+    """A simple password is allowed, so failures are limited per class account from
+    every address together; the teacher's reset lets the child in again, with a
+    new password, and ends every session the old one opened."""
+    teacher = await access.account(Role.TEACHER)
+    with running_access(
+        deployed_limits(access, database_url, moto_url, class_login_failures_per_account=3)
+    ) as url:
+        # Every request from an address of its own, unless one is given.
+        async with httpx.AsyncClient(base_url=url, timeout=30, headers=school_address()) as http:
+            made = await new_class(http, teacher)
+            [amani] = await add_learners(http, teacher, made["id"], ["Amani"])
+            code, username = made["join_code"], amani["username"]
+            before = (await class_login(http, code, username, amani["password"])).json()
+            tries = [
+                (await class_login(http, code, username, "wrong", headers=school_address()))
+                for _ in range(4)
+            ]
+            assert [t.status_code for t in tries] == [401, 401, 401, 429]
+            assert_problem(tries[-1], 429, "account-paused")
+            # From anywhere, with the right password: paused.
+            paused = await class_login(http, code, username, amani["password"])
+            assert_problem(paused, 429, "account-paused")
+            # Another child of the class is not affected.
+            [baraka] = await add_learners(http, teacher, made["id"], ["Baraka"])
+            assert (await class_login(http, code, "baraka", baraka["password"])).status_code == 200
+
+            reset = await http.post(
+                f"/v1/classes/{made['id']}/learners/{amani['user_id']}/password",
+                headers=teacher.headers,
+            )
+            assert reset.status_code == 200, reset.text
+            new_password = reset.json()["password"]
+            assert new_password != amani["password"]
+            old = await class_login(http, code, username, amani["password"])
+            assert_problem(old, 401, "invalid-credentials")
+            assert (await class_login(http, code, username, new_password)).status_code == 200
+            # The session of the old password ends: its access token is refused.
+            stale = await http.get(
+                "/v1/users/me", headers={"Authorization": f"Bearer {before['access_token']}"}
+            )
+            assert_problem(stale, 401)
+            refreshed = await http.post(
+                "/v1/auth/refresh", json={"refresh_token": before["refresh_token"]}
+            )
+            assert_problem(refreshed, 401)
+
+
+async def test_a_teacher_sees_and_changes_only_their_own_classes(access: AccessHarness) -> None:
+    teacher, other = await access.account(Role.TEACHER), await access.account(Role.TEACHER)
+    learner, admin = await access.account(Role.LEARNER), await access.account(Role.ADMIN)
+    mine = await new_class(access.http, teacher, "Mine")
+    theirs = await new_class(access.http, other, "Theirs")
+    [child] = await add_learners(access.http, teacher, mine["id"], ["Chiku"])
+
+    listed = (await access.http.get("/v1/classes", headers=teacher.headers)).json()["items"]
+    assert [c["id"] for c in listed] == [mine["id"]]
+    assert listed[0]["learner_count"] == 1
+    for method, path, body in [
+        ("GET", f"/v1/classes/{theirs['id']}", None),
+        ("GET", f"/v1/classes/{theirs['id']}/learners", None),
+        ("POST", f"/v1/classes/{theirs['id']}/learners", {"display_names": ["Spy"]}),
+        ("POST", f"/v1/classes/{theirs['id']}/join-code", {}),
+        ("POST", f"/v1/classes/{theirs['id']}/archive", None),
+        ("GET", f"/v1/classes/{uuid.uuid4()}", None),
+    ]:
+        answer = await access.http.request(method, path, json=body, headers=teacher.headers)
+        assert_problem(answer, 404)
+    # Not another teacher's learner either.
+    stolen = await access.http.post(
+        f"/v1/classes/{theirs['id']}/learners/{child['user_id']}/password",
+        headers=other.headers,
+    )
+    assert_problem(stolen, 404)
+    # Learners see no class and no classmate.
+    for path in ("/v1/classes", f"/v1/classes/{mine['id']}", f"/v1/classes/{mine['id']}/learners"):
+        assert_problem(await access.http.get(path, headers=learner.headers), 403)
+    made = await access.http.post("/v1/classes", json={"name": "x"}, headers=learner.headers)
+    assert_problem(made, 403)
+    assert_problem(await access.http.get("/v1/classes"), 401)
+    # An ADMIN sees every class.
+    every = (
+        await access.http.get("/v1/classes", params={"limit": 100}, headers=admin.headers)
+    ).json()
+    ids: set[str] = {c["id"] for c in every["items"]}
+    while every["next_cursor"]:
+        every = (
+            await access.http.get(
+                "/v1/classes",
+                params={"limit": 100, "cursor": every["next_cursor"]},
+                headers=admin.headers,
+            )
+        ).json()
+        ids |= {c["id"] for c in every["items"]}
+    assert {mine["id"], theirs["id"]} <= ids
+    members = await access.http.get(f"/v1/classes/{mine['id']}/learners", headers=admin.headers)
+    assert [m["username"] for m in members.json()] == [child["username"]]
+
+
+async def test_join_codes_join_rotate_expire_and_archive(access: AccessHarness) -> None:
+    teacher, learner = await access.account(Role.TEACHER), await access.account(Role.LEARNER)
+    made = await new_class(access.http, teacher)
+    code = made["join_code"]
+    assert len(code) == 6
+    assert set(code) <= set(CODE_ALPHABET)
+    assert made["join_code_expires_at"] is not None
+
+    # As a child types it: lower case, a dash in the middle.
+    typed = f"{code[:3].lower()}-{code[3:].lower()}"
+    joined = await access.http.post(
+        "/v1/classes/join", json={"code": typed}, headers=learner.headers
+    )
+    assert joined.status_code == 200, joined.text
+    assert joined.json() == {"class_id": made["id"], "name": "Class 3B", "grade": "3"}
+    again = await access.http.post("/v1/classes/join", json={"code": code}, headers=learner.headers)
+    assert again.status_code == 200  # joining twice changes nothing
+    members = (
+        await access.http.get(f"/v1/classes/{made['id']}/learners", headers=teacher.headers)
+    ).json()
+    assert [m["user_id"] for m in members] == [str(learner.id)]
+    assert members[0]["username"] is None  # an email account joined: no class username
+    # Staff do not join classes as learners.
+    staff = await access.http.post("/v1/classes/join", json={"code": code}, headers=teacher.headers)
+    assert_problem(staff, 403)
+
+    # A class account made with the old code signs in with it until it is rotated.
+    registered = await access.http.post(
+        "/v1/auth/class-register",
+        json={"code": code, "display_name": "Zawadi Mwangi", "password": "simba"},
+    )
+    assert registered.status_code == 201, registered.text
+    assert registered.json()["username"] == "zawadi"
+    assert (await class_login(access.http, code, "zawadi", "simba")).status_code == 200
+
+    rotated = await access.http.post(
+        f"/v1/classes/{made['id']}/join-code", json={"expires_in_days": 7}, headers=teacher.headers
+    )
+    assert rotated.status_code == 200, rotated.text
+    new_code = rotated.json()["join_code"]
+    assert new_code != code
+    assert rotated.json()["learner_count"] == 2
+    expires = datetime.fromisoformat(rotated.json()["join_code_expires_at"])
+    assert timedelta(days=6, hours=23) < expires - datetime.now(UTC) <= timedelta(days=7)
+    old = await access.http.post("/v1/classes/join", json={"code": code}, headers=learner.headers)
+    assert_problem(old, 404, "unknown-class-code")
+    assert_problem(await class_login(access.http, code, "zawadi", "simba"), 401)
+    assert (await class_login(access.http, new_code, "zawadi", "simba")).status_code == 200
+
+    # Expired: nobody joins, but the code still names the class at sign-in.
+    async with access.resources.session_factory() as session:
+        await session.execute(
+            update(SchoolClass)
+            .where(SchoolClass.id == uuid.UUID(made["id"]))
+            .values(join_code_expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+        await session.commit()
+    late = await access.http.post(
+        "/v1/auth/class-register",
+        json={"code": new_code, "display_name": "Late", "password": "simba"},
+    )
+    assert_problem(late, 409, "join-code-expired")
+    assert (await class_login(access.http, new_code, "zawadi", "simba")).status_code == 200
+
+    archived = await access.http.post(f"/v1/classes/{made['id']}/archive", headers=teacher.headers)
+    assert archived.json()["archived_at"] is not None
+    rotated_late = await access.http.post(
+        f"/v1/classes/{made['id']}/join-code", headers=teacher.headers
+    )
+    assert_problem(rotated_late, 409, "class-archived")
+    more = await access.http.post(
+        f"/v1/classes/{made['id']}/learners",
+        json={"display_names": ["Too late"]},
+        headers=teacher.headers,
+    )
+    assert_problem(more, 409, "class-archived")
+    listed = (await access.http.get("/v1/classes", headers=teacher.headers)).json()["items"]
+    assert made["id"] not in [c["id"] for c in listed]
+    with_archived = await access.http.get(
+        "/v1/classes", params={"archived": "true"}, headers=teacher.headers
+    )
+    assert made["id"] in [c["id"] for c in with_archived.json()["items"]]
+
+
+async def test_class_accounts_hold_no_email_and_take_turns_for_usernames(
+    access: AccessHarness,
+) -> None:
+    teacher = await access.account(Role.TEACHER)
+    made = await new_class(access.http, teacher)
+    learners = await add_learners(
+        access.http, teacher, made["id"], ["Amani", "amani", "Amélie Njoroge", "Маша", "Маша"]
+    )
+    assert [n["username"] for n in learners] == ["amani", "amani2", "amelie", "learner", "learner2"]
+    assert all(len(n["password"]) >= 7 for n in learners)
+    # Ten children registering themselves at once with one name: ten usernames.
+    registered = await asyncio.gather(
+        *(
+            access.http.post(
+                "/v1/auth/class-register",
+                json={"code": made["join_code"], "display_name": "Juma", "password": "tembo"},
+            )
+            for _ in range(10)
+        )
+    )
+    assert [r.status_code for r in registered] == [201] * 10, [r.text for r in registered][:2]
+    assert sorted(r.json()["username"] for r in registered) == sorted(
+        ["juma", *(f"juma{n}" for n in range(2, 11))]
+    )
+    weak = await access.http.post(
+        "/v1/auth/class-register",
+        json={"code": made["join_code"], "display_name": "Juma", "password": "aaaa"},
+    )
+    assert_problem(weak, 422, "weak-password")
+    unknown = await access.http.post(
+        "/v1/auth/class-register",
+        json={"code": "XXXXXX", "display_name": "Juma", "password": "tembo"},
+    )
+    assert_problem(unknown, 404, "unknown-class-code")
+    # Unknown code, unknown username and wrong password: one answer.
+    for code, username, password in [
+        ("XXXXXX", "juma", "tembo"),
+        (made["join_code"], "nobody", "tembo"),
+        (made["join_code"], "juma", "wrong"),
+    ]:
+        answer = await class_login(access.http, code, username, password)
+        assert_problem(answer, 401, "invalid-credentials")
+    # A class account cannot be reached by email sign-in: a username is no email.
+    by_email = await access.http.post("/v1/auth/login", json={"email": "juma", "password": "tembo"})
+    assert_problem(by_email, 422, "email-not-accepted")
+    # Removed from the class: the account stays (it still signs in).
+    removed = await access.http.delete(
+        f"/v1/classes/{made['id']}/learners/{learners[0]['user_id']}", headers=teacher.headers
+    )
+    assert removed.status_code == 204
+    members = (
+        await access.http.get(f"/v1/classes/{made['id']}/learners", headers=teacher.headers)
+    ).json()
+    assert learners[0]["user_id"] not in [m["user_id"] for m in members]
+    again = await access.http.delete(
+        f"/v1/classes/{made['id']}/learners/{learners[0]['user_id']}", headers=teacher.headers
+    )
+    assert_problem(again, 404)
+
+
+def test_codes_and_usernames_as_children_type_them() -> None:
+    assert normalize_code(" ab3-x9k ") == "AB3X9K"
+    assert not set(CODE_ALPHABET) & set("0O1IL5S2Z8B")
+    taken: set[str] = set()
+    assert [username_for(n, taken) for n in ["Ñandú", "  ", "O'Neil Jr", "ñandu"]] == [
+        "nandu",
+        "learner",
+        "oneil",
+        "nandu2",
+    ]
