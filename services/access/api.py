@@ -19,6 +19,8 @@ from services.access.dependencies import (
     account_service,
 )
 from services.access.schemas import (
+    AssignmentCreate,
+    AssignmentOut,
     AuditEntryOut,
     BulkEntitlementGrant,
     BulkGrantResult,
@@ -183,12 +185,14 @@ async def me(principal: CurrentPrincipal, request: Request, resources: Resources
 
 @users.get(
     "/me/books",
-    summary="Published books the caller may read",
+    summary="Published books the caller may read; those assigned to their classes first",
+    description="Assigned books come first, the soonest due first, with their due dates.",
     responses=problem_responses(401),
 )
 async def my_books(
     principal: CurrentPrincipal, service: DecisionServiceDep, limit: PageSize = 100
 ) -> list[ReadableBook]:
+    readable, assigned = await service.readable_books(principal, limit)
     return [
         ReadableBook(
             book_id=book.book_id,
@@ -198,8 +202,10 @@ async def my_books(
             family_id=book.family_id,
             access=book.access,
             reason=reason,
+            assigned=book.book_id in assigned,
+            due_at=assigned.get(book.book_id),
         )
-        for book, reason in await service.readable_books(principal, limit)
+        for book, reason in readable
     ]
 
 
@@ -597,3 +603,55 @@ async def join_class(
 ) -> JoinedClass:
     school_class = await service.join(principal, body.code)
     return JoinedClass(class_id=school_class.id, name=school_class.name, grade=school_class.grade)
+
+
+@classes.post(
+    "/{class_id:uuid}/assignments",
+    status_code=201,
+    response_model=AssignmentOut,
+    summary="Assign a published book to the class: every learner gets it, later ones too",
+    description="Entitlements `class_assignment`, announced as `entitlement.granted`, so "
+    "delivery follows within moments. A learner who already has the book keeps what they "
+    "had. `Idempotency-Key` honoured.",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def assign_book(
+    class_id: uuid.UUID,
+    body: AssignmentCreate,
+    principal: CurrentPrincipal,
+    once: OnceDep,
+    service: ClassServiceDep,
+) -> JSONResponse:
+    async def assign() -> AssignmentOut:
+        assignment, granted = await service.assign(principal, class_id, body.book_id, body.due_at)
+        return AssignmentOut.model_validate(assignment).model_copy(update={"granted": granted})
+
+    return await once.respond(body, assign, status_code=201)
+
+
+@classes.get(
+    "/{class_id:uuid}/assignments",
+    summary="The class's assignments, soonest due first",
+    responses=problem_responses(401, 403, 404),
+)
+async def class_assignments(
+    class_id: uuid.UUID, principal: CurrentPrincipal, service: ClassServiceDep
+) -> list[AssignmentOut]:
+    return [AssignmentOut.model_validate(a) for a in await service.assignments(principal, class_id)]
+
+
+@classes.delete(
+    "/{class_id:uuid}/assignments/{assignment_id:uuid}",
+    status_code=204,
+    summary="Take a book back from the class: what this assignment gave ends",
+    description="A learner who has the book otherwise (a purchase, another class) keeps it.",
+    responses=problem_responses(401, 403, 404),
+)
+async def unassign_book(
+    class_id: uuid.UUID,
+    assignment_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    service: ClassServiceDep,
+) -> Response:
+    await service.unassign(principal, class_id, assignment_id)
+    return Response(status_code=204)

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.access.accounts import AccountService
-from services.access.models import ClassMember, SchoolClass, User
+from services.access.entitlements import CLASS_ASSIGNMENT, EntitlementService
+from services.access.models import ClassAssignment, ClassMember, Entitlement, SchoolClass, User
 from services.access.repository import AccessRepository
 from services.access.schemas import TokenPair
 from shared.auth import Principal
@@ -99,6 +100,10 @@ class ClassService:
     @property
     def repository(self) -> AccessRepository:
         return self.accounts.repository
+
+    @property
+    def entitlements(self) -> EntitlementService:
+        return EntitlementService(self.accounts)
 
     # --- the teacher's side ---------------------------------------------------------
 
@@ -202,6 +207,8 @@ class ClassService:
         self.accounts.audit(
             actor.user_id, "class.member_removed", "class", class_id, {"user_id": user_id}, None
         )
+        given = await self.repository.entitlements_from(class_id=class_id, user_id=user_id)
+        await self._take_back(given, actor.user_id)
 
     async def reset_password(
         self, actor: Principal, class_id: uuid.UUID, user_id: uuid.UUID
@@ -223,6 +230,101 @@ class ClassService:
         self.accounts.audit(actor.user_id, "class.password_reset", "user", user.id, None, None)
         return user, password
 
+    # --- assignments ----------------------------------------------------------------
+
+    async def assign(
+        self, actor: Principal, class_id: uuid.UUID, book_id: uuid.UUID, due_at: datetime | None
+    ) -> tuple[ClassAssignment, int]:
+        """Give a published book to every learner of the class, and to those who join
+        later; how many got a new entitlement (one who already had the book, bought
+        or given, keeps what they had)."""
+        school_class = await self._own_class(actor, class_id, for_update=True, open_only=True)
+        await self.entitlements.require_published(book_id)
+        if due_at is not None and due_at <= now_utc():
+            raise Unprocessable("due_at must be in the future.")
+        if await self.repository.live_assignment(class_id, book_id) is not None:
+            raise Conflict("This book is already assigned to this class.", code="already-assigned")
+        assignment = ClassAssignment(
+            id=uuid.uuid4(),
+            class_id=school_class.id,
+            book_id=book_id,
+            due_at=due_at,
+            assigned_by=actor.user_id,
+            assigned_at=now_utc(),
+            removed_at=None,
+        )
+        self.repository.add(assignment)
+        self.accounts.audit(
+            actor.user_id, "class.book_assigned", "class", class_id, None,
+            {"book_id": book_id, "due_at": due_at},
+        )  # fmt: skip
+        members = [user for user, _ in await self.repository.members(class_id)]
+        return assignment, await self._give(assignment, members)
+
+    async def assignments(self, actor: Principal, class_id: uuid.UUID) -> list[ClassAssignment]:
+        await self._own_class(actor, class_id)
+        return await self.repository.live_assignments(class_id)
+
+    async def unassign(
+        self, actor: Principal, class_id: uuid.UUID, assignment_id: uuid.UUID
+    ) -> None:
+        """Take the book back from the class: exactly what this assignment gave ends
+        (a learner who also has it from another class keeps it through that one)."""
+        await self._own_class(actor, class_id, for_update=True)
+        assignment = await self.repository.assignment(assignment_id, for_update=True)
+        if assignment is None or assignment.class_id != class_id or assignment.removed_at:
+            raise NotFound("This class has no such assignment.")
+        assignment.removed_at = now_utc()
+        self.accounts.audit(
+            actor.user_id, "class.book_unassigned", "class", class_id,
+            {"book_id": assignment.book_id}, None,
+        )  # fmt: skip
+        await self.repository.flush()  # the removed assignment covers no one below
+        given = await self.repository.entitlements_from(assignment_id=assignment_id)
+        await self._take_back(given, actor.user_id)
+
+    async def _give(self, assignment: ClassAssignment, users: list[User]) -> int:
+        """Entitlements from `assignment` for the learners among `users` who have none
+        that is live (an expired one is ended first, so the assignment counts)."""
+        learners = [u.id for u in users if u.role == Role.LEARNER.value]
+        existing = await self.repository.active_entitlements(learners, assignment.book_id)
+        now, given = now_utc(), 0
+        for user_id in learners:
+            held = existing.get(user_id)
+            if held is not None and (held.expires_at is None or held.expires_at > now):
+                continue
+            if held is not None:
+                self.entitlements.end(held, assignment.assigned_by, now)
+                await self.repository.flush()  # before the new row takes its place
+            self.entitlements.issue(
+                user_id, assignment.book_id, CLASS_ASSIGNMENT, assignment.assigned_by, now,
+                expires_at=None, assignment_id=assignment.id,
+            )  # fmt: skip
+            given += 1
+        return given
+
+    async def _take_back(self, given: list[Entitlement], by: uuid.UUID) -> None:
+        """End entitlements an assignment gave; a learner still covered by another
+        class's live assignment of the same book gets it again from that one."""
+        now = now_utc()
+        for entitlement in given:
+            self.entitlements.end(entitlement, by, now)
+        await self.repository.flush()
+        for entitlement in given:
+            cover = await self.repository.covering_assignment(
+                entitlement.user_id, entitlement.book_id
+            )
+            if cover is not None:
+                self.entitlements.issue(
+                    entitlement.user_id, entitlement.book_id, CLASS_ASSIGNMENT,
+                    cover.assigned_by, now, assignment_id=cover.id,
+                )  # fmt: skip
+
+    async def _give_class_books(self, school_class: SchoolClass, users: list[User]) -> None:
+        """Learners joining get what the class was already given."""
+        for assignment in await self.repository.live_assignments(school_class.id):
+            await self._give(assignment, users)
+
     # --- the learner's side ---------------------------------------------------------
 
     async def join(self, actor: Principal, code: str) -> SchoolClass:
@@ -232,9 +334,7 @@ class ClassService:
             raise Forbidden("Only LEARNER accounts join classes.")
         school_class = await self._joinable(code)
         if await self.repository.member(school_class.id, user.id) is None:
-            self.repository.add(
-                ClassMember(class_id=school_class.id, user_id=user.id, joined_at=now_utc())
-            )
+            await self._enrol(school_class, [user], now_utc())
         return school_class
 
     async def register(
@@ -305,6 +405,7 @@ class ClassService:
             self.repository.add(
                 ClassMember(class_id=school_class.id, user_id=user.id, joined_at=now)
             )
+        await self._give_class_books(school_class, users)
 
     def _check_password(self, password: str) -> None:
         minimum = self.accounts.settings.class_password_min_length

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from services.access.accounts import AccountService
@@ -95,11 +95,23 @@ class DecisionService:
 
     async def readable_books(
         self, principal: Principal, limit: int
-    ) -> list[tuple[CatalogBook, str]]:
+    ) -> tuple[list[tuple[CatalogBook, str]], dict[uuid.UUID, datetime | None]]:
+        """The books with why they are readable, the class-assigned ones first (the
+        soonest due first), and book -> due date of those assigned."""
         user = await self.accounts.current_user(principal)
-        return await self.accounts.repository.readable_books(
+        assigned = await self.accounts.repository.assigned_to(user.id)
+        books = await self.accounts.repository.readable_books(
             user.id,
             now_utc(),
             every_published=Role(user.role).at_least(READ_ANY_PUBLISHED),
             limit=limit,
+            first=list(assigned),
         )
+        far = datetime.max.replace(tzinfo=UTC)
+        books.sort(
+            key=lambda found: (
+                found[0].book_id not in assigned,
+                assigned.get(found[0].book_id) or far,
+            )
+        )  # stable: the rest keep their title order
+        return books, assigned

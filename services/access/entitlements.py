@@ -20,6 +20,9 @@ from shared.roles import Role
 
 # Below this, granting is the teacher's power: only to learners, only published books.
 GRANT_ANYTHING = Role.CONTENT_ADMIN
+# The source of entitlements a class assignment gives (#19): not one a client may
+# grant or revoke by itself; the assignment and the class membership decide.
+CLASS_ASSIGNMENT = "class_assignment"
 
 
 @dataclass
@@ -70,7 +73,7 @@ class EntitlementService:
         if not unrestricted:
             if source is not EntitlementSource.TEACHER_ASSIGNMENT:
                 raise Forbidden("Teachers grant as teacher_assignment only.")
-            await self._require_published(book_id)
+            await self.require_published(book_id)
         users = await self.accounts.repository.users(user_ids)
         unknown = [str(u) for u in user_ids if u not in users]
         if unknown:
@@ -88,45 +91,64 @@ class EntitlementService:
         for user_id in user_ids:
             if user_id in existing:
                 continue
-            entitlement = Entitlement(
-                id=uuid.uuid4(),
-                user_id=user_id,
-                book_id=book_id,
-                source=source.value,
-                granted_by=granter.id,
-                granted_at=now,
-                expires_at=expires_at,
+            granted.append(
+                self.issue(user_id, book_id, source.value, granter.id, now, expires_at=expires_at)
             )
-            self.accounts.repository.add(entitlement)
-            granted.append(entitlement)
-            self.accounts.audit(
-                granter.id,
-                "entitlement.granted",
-                "entitlement",
-                entitlement.id,
-                None,
-                {
-                    "user_id": user_id,
-                    "book_id": book_id,
-                    "source": source,
-                    "expires_at": expires_at,
-                },
-            )
-            record_event(
-                self.accounts.session,
-                EntitlementGranted(
-                    entitlement_id=entitlement.id,
-                    user_id=user_id,
-                    book_id=book_id,
-                    source=source.value,
-                    granted_by=granter.id,
-                    expires_at=expires_at,
-                ),
-            )
-            self.accounts.invalidate_user_after_commit(user_id)
         return granted, [u for u in user_ids if u in existing]
 
-    async def _require_published(self, book_id: uuid.UUID) -> CatalogBook:
+    def issue(
+        self,
+        user_id: uuid.UUID,
+        book_id: uuid.UUID,
+        source: str,
+        granted_by: uuid.UUID,
+        now: datetime,
+        *,
+        expires_at: datetime | None = None,
+        assignment_id: uuid.UUID | None = None,
+    ) -> Entitlement:
+        """One entitlement written, audited and announced (the caller has checked
+        who may grant it and that none is active)."""
+        entitlement = Entitlement(
+            id=uuid.uuid4(),
+            user_id=user_id,
+            book_id=book_id,
+            source=source,
+            granted_by=granted_by,
+            granted_at=now,
+            expires_at=expires_at,
+            assignment_id=assignment_id,
+        )
+        self.accounts.repository.add(entitlement)
+        self.accounts.audit(
+            granted_by,
+            "entitlement.granted",
+            "entitlement",
+            entitlement.id,
+            None,
+            {
+                "user_id": user_id,
+                "book_id": book_id,
+                "source": source,
+                "expires_at": expires_at,
+                "assignment_id": assignment_id,
+            },
+        )
+        record_event(
+            self.accounts.session,
+            EntitlementGranted(
+                entitlement_id=entitlement.id,
+                user_id=user_id,
+                book_id=book_id,
+                source=source,
+                granted_by=granted_by,
+                expires_at=expires_at,
+            ),
+        )
+        self.accounts.invalidate_user_after_commit(user_id)
+        return entitlement
+
+    async def require_published(self, book_id: uuid.UUID) -> CatalogBook:
         book = await self.accounts.repository.book(book_id)
         if book is None or not book.published:
             raise NotFound("No published book has this id.", code="book-not-published")
@@ -137,6 +159,12 @@ class EntitlementService:
         entitlement = await self.accounts.repository.entitlement(entitlement_id)
         if entitlement is None:
             raise NotFound("No such entitlement.")
+        if entitlement.source == CLASS_ASSIGNMENT and entitlement.revoked_at is None:
+            raise Conflict(
+                "This entitlement comes from a class assignment: remove the assignment, "
+                "or the learner from the class.",
+                code="from-class-assignment",
+            )
         if not Role(revoker.role).at_least(GRANT_ANYTHING):
             # A teacher takes back only what they gave: never another teacher's
             # assignment, never a purchase (only CONTENT_ADMIN and up revoke those).
@@ -150,13 +178,18 @@ class EntitlementService:
             holder = await self.accounts.repository.user(entitlement.user_id)
             if holder is None or holder.role != Role.LEARNER.value:
                 raise Forbidden("Teachers may revoke LEARNER entitlements only.")
-            await self._require_published(entitlement.book_id)
+            await self.require_published(entitlement.book_id)
         if entitlement.revoked_at is not None:
             raise Conflict("This entitlement is already revoked.", code="already-revoked")
-        entitlement.revoked_at = now_utc()
-        entitlement.revoked_by = revoker.id
+        self.end(entitlement, revoker.id, now_utc())
+        return entitlement
+
+    def end(self, entitlement: Entitlement, revoked_by: uuid.UUID | None, now: datetime) -> None:
+        """One active entitlement revoked, audited and announced."""
+        entitlement.revoked_at = now
+        entitlement.revoked_by = revoked_by
         self.accounts.audit(
-            revoker.id,
+            revoked_by,
             "entitlement.revoked",
             "entitlement",
             entitlement.id,
@@ -169,11 +202,10 @@ class EntitlementService:
                 entitlement_id=entitlement.id,
                 user_id=entitlement.user_id,
                 book_id=entitlement.book_id,
-                revoked_by=revoker.id,
+                revoked_by=revoked_by,
             ),
         )
         self.accounts.invalidate_user_after_commit(entitlement.user_id)
-        return entitlement
 
     async def list_entitlements(
         self,

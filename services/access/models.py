@@ -113,6 +113,9 @@ class Entitlement(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revoked_by: Mapped[uuid.UUID | None]
+    # Set when a class assignment gave it (#19): removing the assignment, or the
+    # learner from the class, takes back exactly these, never a purchase.
+    assignment_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
 
 
 class CatalogBook(Base):
@@ -180,3 +183,28 @@ class ClassMember(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
     joined_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ClassAssignment(Base):
+    """A book given to a whole class, learners who join later included."""
+
+    __tablename__ = "class_assignments"
+    __table_args__ = (
+        # One live assignment of a book per class; removed ones stay as history.
+        Index(
+            "uq_class_assignments_live_class_book",
+            "class_id",
+            "book_id",
+            unique=True,
+            postgresql_where=text("removed_at IS NULL"),
+            sqlite_where=text("removed_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    class_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("classes.id", ondelete="CASCADE"))
+    book_id: Mapped[uuid.UUID]
+    due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    assigned_by: Mapped[uuid.UUID]
+    assigned_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

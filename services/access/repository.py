@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.access.models import (
     AuditEntry,
     CatalogBook,
+    ClassAssignment,
     ClassMember,
     Entitlement,
     RefreshToken,
@@ -178,6 +179,87 @@ class AccessRepository:
         )
         return {name for name in rows if name is not None}
 
+    async def live_assignment(
+        self, class_id: uuid.UUID, book_id: uuid.UUID
+    ) -> ClassAssignment | None:
+        return await self.session.scalar(
+            select(ClassAssignment).where(
+                ClassAssignment.class_id == class_id,
+                ClassAssignment.book_id == book_id,
+                ClassAssignment.removed_at.is_(None),
+            )
+        )
+
+    async def assignment(
+        self, assignment_id: uuid.UUID, *, for_update: bool = False
+    ) -> ClassAssignment | None:
+        query = select(ClassAssignment).where(ClassAssignment.id == assignment_id)
+        if for_update:
+            query = query.with_for_update()
+        return await self.session.scalar(query)
+
+    async def live_assignments(self, class_id: uuid.UUID) -> list[ClassAssignment]:
+        rows = await self.session.scalars(
+            select(ClassAssignment)
+            .where(ClassAssignment.class_id == class_id, ClassAssignment.removed_at.is_(None))
+            .order_by(ClassAssignment.due_at.is_(None), ClassAssignment.due_at,
+                      ClassAssignment.assigned_at, ClassAssignment.id)
+        )  # fmt: skip
+        return list(rows)
+
+    async def entitlements_from(
+        self,
+        *,
+        assignment_id: uuid.UUID | None = None,
+        class_id: uuid.UUID | None = None,
+        user_id: uuid.UUID | None = None,
+    ) -> list[Entitlement]:
+        """Active entitlements that one assignment, or a class's assignments, gave."""
+        query = select(Entitlement).where(Entitlement.revoked_at.is_(None))
+        if assignment_id is not None:
+            query = query.where(Entitlement.assignment_id == assignment_id)
+        if class_id is not None:
+            query = query.join(
+                ClassAssignment, ClassAssignment.id == Entitlement.assignment_id
+            ).where(ClassAssignment.class_id == class_id)
+        if user_id is not None:
+            query = query.where(Entitlement.user_id == user_id)
+        return list(await self.session.scalars(query.with_for_update(of=Entitlement)))
+
+    async def covering_assignment(
+        self, user_id: uuid.UUID, book_id: uuid.UUID
+    ) -> ClassAssignment | None:
+        """A live assignment of the book in a class the user is in (another class's,
+        after one of theirs was taken back)."""
+        return await self.session.scalar(
+            select(ClassAssignment)
+            .join(ClassMember, ClassMember.class_id == ClassAssignment.class_id)
+            .where(
+                ClassMember.user_id == user_id,
+                ClassAssignment.book_id == book_id,
+                ClassAssignment.removed_at.is_(None),
+            )
+            .order_by(ClassAssignment.assigned_at, ClassAssignment.id)
+            .limit(1)
+        )
+
+    async def assigned_to(self, user_id: uuid.UUID) -> dict[uuid.UUID, datetime | None]:
+        """Book -> the earliest due date of its live assignments in the user's classes
+        (None: assigned with no due date)."""
+        rows = await self.session.execute(
+            select(ClassAssignment.book_id, ClassAssignment.due_at)
+            .join(ClassMember, ClassMember.class_id == ClassAssignment.class_id)
+            .where(ClassMember.user_id == user_id, ClassAssignment.removed_at.is_(None))
+        )
+        assigned: dict[uuid.UUID, datetime | None] = {}
+        for book_id, due_at in rows.all():
+            known = assigned.get(book_id)
+            if book_id not in assigned or (
+                due_at is not None and (known is None or due_at < known)
+            ):
+                assigned[book_id] = due_at
+        return assigned
+
     # --- entitlements ---------------------------------------------------------------
 
     async def entitlement(self, entitlement_id: uuid.UUID) -> Entitlement | None:
@@ -239,9 +321,16 @@ class AccessRepository:
         return await self.session.scalar(query)
 
     async def readable_books(
-        self, user_id: uuid.UUID, now: datetime, *, every_published: bool, limit: int
+        self,
+        user_id: uuid.UUID,
+        now: datetime,
+        *,
+        every_published: bool,
+        limit: int,
+        first: Sequence[uuid.UUID] = (),
     ) -> list[tuple[CatalogBook, str]]:
-        """Published books the user may read, with why: "free", "entitled" or "staff"."""
+        """Published books the user may read, with why: "free", "entitled" or "staff";
+        the books in `first` come before the limit cuts (then by title)."""
         entitled_ids = set(
             await self.session.scalars(
                 select(Entitlement.book_id).where(_live_entitlement(user_id, now))
@@ -252,8 +341,9 @@ class AccessRepository:
             query = query.where(
                 or_(CatalogBook.access == "free", CatalogBook.book_id.in_(entitled_ids))
             )
+        in_first = CatalogBook.book_id.in_(first) if first else literal(False)
         books = await self.session.scalars(
-            query.order_by(CatalogBook.title, CatalogBook.book_id).limit(limit)
+            query.order_by(in_first.desc(), CatalogBook.title, CatalogBook.book_id).limit(limit)
         )
         return [
             (

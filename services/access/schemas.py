@@ -162,6 +162,12 @@ class ReadableBook(BaseModel):
     )
     access: Literal["free", "entitled"]
     reason: Literal["free", "entitled", "staff"]
+    assigned: bool = Field(
+        default=False, description="Assigned to one of the caller's classes (listed first)"
+    )
+    due_at: datetime | None = Field(
+        default=None, description="The earliest due date among those assignments"
+    )
 
 
 class AuditEntryOut(BaseModel):
@@ -290,3 +296,23 @@ class ClassCredentials(StrictModel):
     code: ClassCode
     username: Username
     password: Password
+
+
+class AssignmentCreate(StrictModel):
+    book_id: uuid.UUID
+    due_at: AwareDatetime | None = None
+
+
+class AssignmentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    class_id: uuid.UUID
+    book_id: uuid.UUID
+    due_at: datetime | None
+    assigned_by: uuid.UUID
+    assigned_at: datetime
+    granted: int | None = Field(
+        default=None,
+        description="On creation: learners given the book now (the others already had it)",
+    )

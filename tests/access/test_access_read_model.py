@@ -87,6 +87,8 @@ async def test_a_published_free_book_becomes_readable_and_unpublishing_ends_it(
         "family_id": str(book),
         "access": "free",
         "reason": "free",
+        "assigned": False,
+        "due_at": None,
     } in books
     await publish(access, BookUnpublished(book_id=book))
     await eventually(lambda: reason_is("book not published"), what="unpublication")

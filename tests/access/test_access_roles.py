@@ -65,6 +65,11 @@ def endpoints(learner: uuid.UUID, book: uuid.UUID) -> list[Endpoint]:
         Endpoint("DELETE", f"/v1/classes/{uuid.uuid4()}/learners/{learner}", Role.TEACHER),
         Endpoint("POST", f"/v1/classes/{uuid.uuid4()}/learners/{learner}/password", Role.TEACHER),
         Endpoint("POST", "/v1/classes/join", LEARNERS_ONLY, {"code": "XXXXXX"}),
+        Endpoint(
+            "POST", f"/v1/classes/{uuid.uuid4()}/assignments", Role.TEACHER, {"book_id": str(book)}
+        ),
+        Endpoint("GET", f"/v1/classes/{uuid.uuid4()}/assignments", Role.TEACHER),
+        Endpoint("DELETE", f"/v1/classes/{uuid.uuid4()}/assignments/{uuid.uuid4()}", Role.TEACHER),
         Endpoint("POST", "/v1/auth/logout", ANY_USER),
         Endpoint("GET", "/v1/users/me", Role.LEARNER),
         Endpoint("GET", "/v1/users/me/books", Role.LEARNER),

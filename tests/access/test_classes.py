@@ -416,3 +416,129 @@ def test_codes_and_usernames_as_children_type_them() -> None:
         "oneil",
         "nandu2",
     ]
+
+
+async def live_grants(access: AccessHarness, admin: Account, user_id: str) -> dict[str, str]:
+    """book -> source of the learner's live entitlements (as an ADMIN sees them)."""
+    page = await access.http.get(
+        "/v1/entitlements", params={"user_id": user_id, "limit": 100}, headers=admin.headers
+    )
+    assert page.status_code == 200, page.text
+    return {e["book_id"]: e["source"] for e in page.json()["items"]}
+
+
+async def test_an_assignment_reaches_every_learner_and_takes_back_only_what_it_gave(
+    access: AccessHarness,
+) -> None:
+    teacher, other_teacher = await access.account(Role.TEACHER), await access.account(Role.TEACHER)
+    admin = await access.account(Role.ADMIN)
+    book = str(await access.put_book(published=True, access="entitled"))
+    unpublished = str(await access.put_book(published=False, access="entitled"))
+    first, second = (
+        await new_class(access.http, teacher),
+        await new_class(access.http, other_teacher),
+    )
+    amani, baraka, chiku = await add_learners(
+        access.http, teacher, first["id"], ["Amani", "Baraka", "Chiku"]
+    )
+    # Amani bought the book before it was assigned.
+    bought = await access.http.post(
+        "/v1/entitlements",
+        json={"user_id": amani["user_id"], "book_id": book, "source": "purchase"},
+        headers=admin.headers,
+    )
+    assert bought.status_code == 201, bought.text
+
+    due = (datetime.now(UTC) + timedelta(days=7)).replace(microsecond=0)
+    assigned = await access.http.post(
+        f"/v1/classes/{first['id']}/assignments",
+        json={"book_id": book, "due_at": due.isoformat()},
+        headers=teacher.headers,
+    )
+    assert assigned.status_code == 201, assigned.text
+    assert assigned.json()["granted"] == 2  # Amani keeps her purchase
+    assignment = assigned.json()["id"]
+    for refused, status, code in [
+        ({"book_id": book}, 409, "already-assigned"),
+        ({"book_id": unpublished}, 404, "book-not-published"),
+        ({"book_id": book, "due_at": "2020-01-01T00:00:00Z"}, 422, None),
+    ]:
+        answer = await access.http.post(
+            f"/v1/classes/{first['id']}/assignments", json=refused, headers=teacher.headers
+        )
+        assert_problem(answer, status, code)
+    other = await access.http.post(
+        f"/v1/classes/{first['id']}/assignments", json={"book_id": book},
+        headers=other_teacher.headers,
+    )  # fmt: skip
+    assert_problem(other, 404)
+    listed = await access.http.get(
+        f"/v1/classes/{first['id']}/assignments", headers=teacher.headers
+    )
+    assert [a["book_id"] for a in listed.json()] == [book]
+    assert await live_grants(access, admin, amani["user_id"]) == {book: "purchase"}
+    assert await live_grants(access, admin, baraka["user_id"]) == {book: "class_assignment"}
+
+    # The book comes first on the learner's shelf, with its due date.
+    signed_in = await class_login(access.http, first["join_code"], "baraka", baraka["password"])
+    baraka_headers = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+    shelf = (await access.http.get("/v1/users/me/books", headers=baraka_headers)).json()
+    assert shelf[0]["book_id"] == book
+    assert shelf[0]["assigned"] is True
+    assert shelf[0]["reason"] == "entitled"
+    assert datetime.fromisoformat(shelf[0]["due_at"]) == due
+    assert not any(b["assigned"] for b in shelf[1:])
+
+    # A child who joins later gets it too.
+    late = await access.http.post(
+        "/v1/auth/class-register",
+        json={"code": first["join_code"], "display_name": "Dalia", "password": "twiga"},
+    )
+    assert late.status_code == 201, late.text
+    assert await live_grants(access, admin, late.json()["user_id"]) == {book: "class_assignment"}
+
+    # What a class gave is taken back through the class, not one by one.
+    [from_class] = (
+        await access.http.get(
+            "/v1/entitlements", params={"user_id": chiku["user_id"]}, headers=teacher.headers
+        )
+    ).json()["items"]
+    direct = await access.http.delete(f"/v1/entitlements/{from_class['id']}", headers=admin.headers)
+    assert_problem(direct, 409, "from-class-assignment")
+
+    # Baraka is also in another teacher's class that was given the same book.
+    joined = await access.http.post(
+        "/v1/classes/join", json={"code": second["join_code"]}, headers=baraka_headers
+    )
+    assert joined.status_code == 200, joined.text
+    also = await access.http.post(
+        f"/v1/classes/{second['id']}/assignments", json={"book_id": book},
+        headers=other_teacher.headers,
+    )  # fmt: skip
+    assert also.json()["granted"] == 0  # Baraka has it already
+
+    # Out of the first class: Baraka keeps the book through the second; Amani her purchase.
+    for learner in (baraka, amani):
+        out = await access.http.delete(
+            f"/v1/classes/{first['id']}/learners/{learner['user_id']}", headers=teacher.headers
+        )
+        assert out.status_code == 204, out.text
+    assert await live_grants(access, admin, baraka["user_id"]) == {book: "class_assignment"}
+    assert await live_grants(access, admin, amani["user_id"]) == {book: "purchase"}
+
+    # The assignment taken back: Chiku loses the book; Baraka does not.
+    taken = await access.http.delete(
+        f"/v1/classes/{first['id']}/assignments/{assignment}", headers=teacher.headers
+    )
+    assert taken.status_code == 204, taken.text
+    assert await live_grants(access, admin, chiku["user_id"]) == {}
+    assert await live_grants(access, admin, baraka["user_id"]) == {book: "class_assignment"}
+    revoked = [e.data["user_id"] for e in await access.outbox("entitlement.revoked")]
+    assert chiku["user_id"] in revoked
+    again = await access.http.delete(
+        f"/v1/classes/{first['id']}/assignments/{assignment}", headers=teacher.headers
+    )
+    assert_problem(again, 404)
+    assert (
+        await access.http.get(f"/v1/classes/{first['id']}/assignments", headers=teacher.headers)
+    ).json() == []

@@ -205,6 +205,79 @@ async def test_an_entitled_learner_downloads_the_pdf_and_loses_it_on_revoke_and_
     assert still.content == PDF
 
 
+async def test_a_class_assignment_opens_a_book_for_a_child_without_email_until_they_leave(
+    access: AccessHarness, content: ContentHarness, delivery: DeliveryHarness, workers: None
+) -> None:
+    """#19: a teacher's class account gets links to the book assigned to its class,
+    through entitlement.granted; taken out of the class, the child is refused within
+    2 s, and keeps the book bought for them."""
+    teacher, admin = await access.account(Role.TEACHER), await access.account(Role.ADMIN)
+    assigned_book = await entitled_book(content, delivery)
+    bought_book = await entitled_book(content, delivery)
+    made = await access.http.post("/v1/classes", json={"name": "Class 2A"}, headers=teacher.headers)
+    assert made.status_code == 201, made.text
+    school_class = made.json()
+    [child] = (
+        await access.http.post(
+            f"/v1/classes/{school_class['id']}/learners",
+            json={"display_names": ["Neema"]},
+            headers=teacher.headers,
+        )
+    ).json()["learners"]
+    signed_in = await access.http.post(
+        "/v1/auth/class-login",
+        json={
+            "code": school_class["join_code"],
+            "username": child["username"],
+            "password": child["password"],
+        },
+    )
+    assert signed_in.status_code == 200, signed_in.text
+    reader = Account(
+        uuid.UUID(child["user_id"]), "", Role.LEARNER, signed_in.json()["access_token"], ""
+    )
+
+    # Access must know the books are published before it assigns or sells them.
+    async def assigned() -> bool:
+        answer = await access.http.post(
+            f"/v1/classes/{school_class['id']}/assignments",
+            json={"book_id": assigned_book["id"]},
+            headers=teacher.headers,
+        )
+        return answer.status_code == 201
+
+    await eventually(assigned, timeout=45, what="book.published in access, then the assignment")
+
+    async def bought() -> bool:
+        answer = await access.http.post(
+            "/v1/entitlements",
+            json={"user_id": child["user_id"], "book_id": bought_book["id"], "source": "purchase"},
+            headers=admin.headers,
+        )
+        return answer.status_code == 201
+
+    await eventually(bought, timeout=45, what="book.published in access, then the purchase")
+
+    async def opens(book_id: str) -> bool:
+        return (await link(delivery, reader, book_id)).status_code == 200
+
+    await eventually(
+        lambda: opens(assigned_book["id"]), timeout=45, what="the assignment in delivery"
+    )
+    await eventually(lambda: opens(bought_book["id"]), timeout=5, what="the purchase in delivery")
+
+    out = await access.http.delete(
+        f"/v1/classes/{school_class['id']}/learners/{child['user_id']}", headers=teacher.headers
+    )
+    assert out.status_code == 204, out.text
+
+    async def refused() -> bool:
+        return (await link(delivery, reader, assigned_book["id"])).status_code == 403
+
+    await eventually(refused, timeout=2, what="leaving the class, within 2 s")
+    assert (await link(delivery, reader, bought_book["id"])).status_code == 200
+
+
 async def test_a_learner_on_a_slow_connection_gets_the_lite_edition(
     access: AccessHarness, content: ContentHarness, delivery: DeliveryHarness, workers: None
 ) -> None:
