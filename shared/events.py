@@ -55,6 +55,18 @@ class UserRegistered(EventData):
     role: Role
 
 
+class UserErased(EventData):
+    """A learner account erased (#19): its name and username are gone from access;
+    every service drops what it holds about the person, while figures stay,
+    counted under an id that now names nobody."""
+
+    type = "user.erased"
+    producer = Producer.ACCESS
+    subject_field = "user_id"
+    user_id: uuid.UUID
+    erased_by: uuid.UUID | None
+
+
 class UserLoggedIn(EventData):
     type = "user.logged_in"
     producer = Producer.ACCESS
@@ -277,6 +289,7 @@ EVENT_CONTRACTS: dict[str, type[EventData]] = {
     contract.type: contract
     for contract in (
         UserRegistered,
+        UserErased,
         UserLoggedIn,
         RoleAssigned,
         EntitlementGranted,

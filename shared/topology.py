@@ -33,6 +33,7 @@ SUBSCRIPTIONS: dict[str, dict[Producer, list[str] | None]] = {
         Producer.CONTENT: ["book.published", "book.updated", "book.unpublished", "book.processed"],
         Producer.ACCESS: [
             "user.registered",
+            "user.erased",
             "role.assigned",
             "entitlement.granted",
             "entitlement.revoked",

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import uvicorn
 from pydantic_settings import SettingsConfigDict
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.events import Envelope
@@ -34,6 +34,33 @@ async def outbox_events(
             .order_by(OutboxMessage.position)
         )
         return [Envelope.model_validate_json(r.envelope) for r in rows]
+
+
+async def tables_holding(
+    session_factory: async_sessionmaker[AsyncSession], *needles: str
+) -> list[str]:
+    """Every `table.column` of a service's schema (its connection's search path) where
+    any of `needles` appears in a text or JSON value: what a store still holds."""
+    found = []
+    async with session_factory() as session:
+        columns = await session.execute(
+            text(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() "
+                "AND data_type IN ('text', 'character varying', 'json', 'jsonb')"
+            )
+        )
+        for table, column in columns.all():
+            for needle in needles:
+                # Names from the catalog itself, quoted: not input from anyone.
+                query = f'SELECT count(*) FROM "{table}" WHERE "{column}"::text LIKE :needle'  # noqa: S608
+                hits = await session.scalar(
+                    text(query),
+                    {"needle": f"%{needle}%"},
+                )
+                if hits:
+                    found.append(f"{table}.{column}")
+    return found
 
 
 TEST_DATABASE_URL = os.environ.get(

@@ -655,3 +655,19 @@ async def unassign_book(
 ) -> Response:
     await service.unassign(principal, class_id, assignment_id)
     return Response(status_code=204)
+
+
+@users.delete(
+    "/{user_id:uuid}",
+    status_code=204,
+    summary="Erase a learner account (its teacher for a class account; ADMIN for any)",
+    description="The name, username and email are gone at once; every session ends; "
+    "`user.erased` makes delivery drop the learner's reading and entitlements. Figures "
+    "in metrics stay, counted under an id that names nobody. Staff accounts: 409.",
+    responses=problem_responses(401, 403, 404, 409),
+)
+async def erase_user(
+    user_id: uuid.UUID, principal: CurrentPrincipal, service: ClassServiceDep
+) -> Response:
+    await service.erase_learner(principal, user_id)
+    return Response(status_code=204)

@@ -32,6 +32,8 @@ from shared.errors import (
     Unauthorized,
     Unprocessable,
 )
+from shared.events import UserErased
+from shared.outbox import record_event
 from shared.pagination import decode_time_cursor, time_page
 from shared.roles import Role
 
@@ -324,6 +326,36 @@ class ClassService:
         """Learners joining get what the class was already given."""
         for assignment in await self.repository.live_assignments(school_class.id):
             await self._give(assignment, users)
+
+    # --- erasure --------------------------------------------------------------------
+
+    async def erase_learner(self, actor: Principal, user_id: uuid.UUID) -> None:
+        """Erase a learner account: their teacher may erase a class account of their
+        class, an ADMIN any learner account. The row goes (its name, username, email,
+        refresh tokens, memberships and entitlements with it), every session ends at
+        once, and `user.erased` tells the other services to drop what they hold;
+        the audit log keeps only ids."""
+        eraser = await self.accounts.require_role(actor, Role.TEACHER)
+        user = await self.repository.user(user_id, for_update=True)
+        if user is None:
+            raise NotFound("No such account.")
+        if not Role(eraser.role).at_least(Role.ADMIN):
+            home = (
+                await self.repository.school_class(user.home_class_id)
+                if user.home_class_id is not None
+                else None
+            )
+            if home is None or home.teacher_id != eraser.id:
+                raise NotFound("No class account of your classes has this id.")
+        if user.role != Role.LEARNER.value:
+            raise Conflict("Only learner accounts are erased here.", code="not-a-learner")
+        now = now_utc()
+        for session_id in await self.repository.live_sessions(user.id, now):
+            await self.accounts.end_session(session_id)
+        self.accounts.audit(eraser.id, "user.erased", "user", user.id, None, None)
+        record_event(self.accounts.session, UserErased(user_id=user.id, erased_by=eraser.id))
+        await self.repository.delete(user)
+        self.accounts.invalidate_user_after_commit(user_id)
 
     # --- the learner's side ---------------------------------------------------------
 

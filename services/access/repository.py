@@ -48,6 +48,9 @@ class AccessRepository:
     def add(self, row: Any) -> None:
         self.session.add(row)
 
+    async def delete(self, row: Any) -> None:
+        await self.session.delete(row)
+
     async def flush(self) -> None:
         await self.session.flush()
 

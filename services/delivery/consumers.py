@@ -33,6 +33,7 @@ from shared.events import (
     EntitlementGranted,
     EntitlementRevoked,
     RoleAssigned,
+    UserErased,
     UserRegistered,
 )
 
@@ -118,6 +119,13 @@ async def record_role(context: EventContext, event: RoleAssigned) -> None:
     _tell_instances_after_commit(context, READERS_CHANNEL, event.user_id)
 
 
+async def forget_reader(context: EventContext, event: UserErased) -> None:
+    """#19: an erased learner: their reading goes, their entitlements end (kept as
+    revoked, so a grant arriving late cannot revive one), their role goes."""
+    await DeliveryRepository(context.session).forget_reader(event.user_id)
+    _tell_instances_after_commit(context, READERS_CHANNEL, event.user_id)
+
+
 async def record_granted(context: EventContext, event: EntitlementGranted) -> None:
     await DeliveryRepository(context.session).add_entitlement(
         event.entitlement_id, event.user_id, event.book_id, event.expires_at
@@ -138,6 +146,7 @@ HANDLERS: Handlers = {
     BookUnpublished: record_unpublished,
     BookProcessed: record_processed,
     UserRegistered: record_registered,
+    UserErased: forget_reader,
     RoleAssigned: record_role,
     EntitlementGranted: record_granted,
     EntitlementRevoked: record_revoked,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, case, delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.delivery.models import PublishedBook, Reader, ReaderEntitlement, ReadingProgress
@@ -84,6 +84,17 @@ class DeliveryRepository:
             revoked=False,
         )
         await self.session.execute(statement.on_conflict_do_nothing())
+
+    async def forget_reader(self, user_id: uuid.UUID) -> None:
+        await self.session.execute(
+            delete(ReadingProgress).where(ReadingProgress.user_id == user_id)
+        )
+        await self.session.execute(
+            update(ReaderEntitlement)
+            .where(ReaderEntitlement.user_id == user_id)
+            .values(revoked=True)
+        )
+        await self.session.execute(delete(Reader).where(Reader.user_id == user_id))
 
     async def revoke_entitlement(
         self, entitlement_id: uuid.UUID, user_id: uuid.UUID, book_id: uuid.UUID

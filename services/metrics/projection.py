@@ -54,6 +54,7 @@ from shared.events import (
     SubmissionReviewed,
     SubmissionSubmitted,
     SubmissionSubmittedV1,
+    UserErased,
     UserLoggedIn,
     UserRegistered,
 )
@@ -234,6 +235,11 @@ async def apply_event(context: EventContext, data: EventData) -> None:
         case ReadingCompleted():
             figures.count(Metric.COMPLETIONS, at, book_dimension(data.book_id))
             figures.read(data.user_id, data.book_id, completed_at=at)
+        case UserErased():
+            # #19: the figures stay as they were. They are counted under the
+            # account's id, which names nobody once access has erased the account
+            # (metrics never held a name).
+            pass
 
 
 async def rebuild(session: AsyncSession, resources: Resources, *, page_size: int = 500) -> int:

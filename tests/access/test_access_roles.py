@@ -69,6 +69,8 @@ def endpoints(learner: uuid.UUID, book: uuid.UUID) -> list[Endpoint]:
             "POST", f"/v1/classes/{uuid.uuid4()}/assignments", Role.TEACHER, {"book_id": str(book)}
         ),
         Endpoint("GET", f"/v1/classes/{uuid.uuid4()}/assignments", Role.TEACHER),
+        # Erasing: a teacher for a class account of theirs (a random id: 404), ADMIN any.
+        Endpoint("DELETE", f"/v1/users/{uuid.uuid4()}", Role.TEACHER),
         Endpoint("DELETE", f"/v1/classes/{uuid.uuid4()}/assignments/{uuid.uuid4()}", Role.TEACHER),
         Endpoint("POST", "/v1/auth/logout", ANY_USER),
         Endpoint("GET", "/v1/users/me", Role.LEARNER),

@@ -23,7 +23,7 @@ from tests.harness.access import (
     access_settings,
     running_access,
 )
-from tests.support import assert_problem
+from tests.support import assert_problem, tables_holding
 
 # The defaults a deployment runs with, not the harness's raised ones.
 DEFAULTS = AccessSettings.model_fields
@@ -542,3 +542,58 @@ async def test_an_assignment_reaches_every_learner_and_takes_back_only_what_it_g
     assert (
         await access.http.get(f"/v1/classes/{first['id']}/assignments", headers=teacher.headers)
     ).json() == []
+
+
+async def test_an_erased_learner_is_gone_from_access_and_signed_out_everywhere(
+    access: AccessHarness,
+) -> None:
+    teacher, other = await access.account(Role.TEACHER), await access.account(Role.TEACHER)
+    admin = await access.account(Role.ADMIN)
+    made = await new_class(access.http, teacher)
+    book = str(await access.put_book(published=True, access="entitled"))
+    assigned = await access.http.post(
+        f"/v1/classes/{made['id']}/assignments", json={"book_id": book}, headers=teacher.headers
+    )
+    assert assigned.status_code == 201, assigned.text
+    name = f"Wanjiru Kamau {uuid.uuid4().hex[:6]}"
+    [child] = await add_learners(access.http, teacher, made["id"], [name])
+    tokens = (
+        await class_login(access.http, made["join_code"], child["username"], child["password"])
+    ).json()
+    child_headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert (await access.http.get("/v1/users/me", headers=child_headers)).status_code == 200
+    assert await tables_holding(access.resources.session_factory, name) == ["users.display_name"]
+
+    # Not by another teacher, not a staff account, not by a learner.
+    for who, user_id, status in [
+        (other, child["user_id"], 404),
+        (teacher, str(teacher.id), 404),
+        (admin, str(teacher.id), 409),
+        (await access.account(Role.LEARNER), child["user_id"], 403),
+    ]:
+        refused = await access.http.delete(f"/v1/users/{user_id}", headers=who.headers)
+        assert_problem(refused, status)
+
+    erased = await access.http.delete(f"/v1/users/{child['user_id']}", headers=teacher.headers)
+    assert erased.status_code == 204, erased.text
+    assert await tables_holding(access.resources.session_factory, name, child["username"]) == []
+    # Signed out at once, and nothing left to sign in to.
+    assert_problem(await access.http.get("/v1/users/me", headers=child_headers), 401)
+    refreshed = await access.http.post(
+        "/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+    )
+    assert_problem(refreshed, 401)
+    login = await class_login(access.http, made["join_code"], child["username"], child["password"])
+    assert_problem(login, 401)
+    [event] = [e for e in await access.outbox("user.erased") if e.subject == child["user_id"]]
+    assert event.data["erased_by"] == str(teacher.id)
+    members = await access.http.get(f"/v1/classes/{made['id']}/learners", headers=teacher.headers)
+    assert members.json() == []
+    again = await access.http.delete(f"/v1/users/{child['user_id']}", headers=teacher.headers)
+    assert_problem(again, 404)
+
+    # An ADMIN erases a learner with an email too.
+    learner = await access.account(Role.LEARNER)
+    by_admin = await access.http.delete(f"/v1/users/{learner.id}", headers=admin.headers)
+    assert by_admin.status_code == 204, by_admin.text
+    assert await tables_holding(access.resources.session_factory, learner.email) == []

@@ -17,13 +17,15 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import jwt
 import pytest
+from sqlalchemy import func, select
 
+from services.delivery.models import ReadingProgress
 from shared.roles import Role
 from shared.topology import queue_url
 from tests.harness.access import AccessHarness, Account
 from tests.harness.content import PDF, ContentHarness
 from tests.harness.delivery import DeliveryHarness, delivery_settings, start_delivery
-from tests.support import assert_problem, eventually, fast_path_answers
+from tests.support import assert_problem, eventually, fast_path_answers, tables_holding
 
 # Also run against LocalStack by `make test` (TEST_AWS=localstack pytest -m e2e).
 pytestmark = pytest.mark.e2e
@@ -276,6 +278,71 @@ async def test_a_class_assignment_opens_a_book_for_a_child_without_email_until_t
 
     await eventually(refused, timeout=2, what="leaving the class, within 2 s")
     assert (await link(delivery, reader, bought_book["id"])).status_code == 200
+
+
+async def test_an_erased_learner_leaves_nothing_of_theirs_in_any_service(
+    access: AccessHarness, content: ContentHarness, delivery: DeliveryHarness, workers: None
+) -> None:
+    """#19: erased by their teacher, a child's name is in no service's store, their
+    reading is gone from delivery, and their token opens nothing any more."""
+    teacher = await access.account(Role.TEACHER)
+    book = await entitled_book(content, delivery, access_level="free")
+    made = await access.http.post("/v1/classes", json={"name": "Class 4C"}, headers=teacher.headers)
+    school_class = made.json()
+    name = f"Achieng Otieno {uuid.uuid4().hex[:6]}"
+    [child] = (
+        await access.http.post(
+            f"/v1/classes/{school_class['id']}/learners",
+            json={"display_names": [name]},
+            headers=teacher.headers,
+        )
+    ).json()["learners"]
+    signed_in = await access.http.post(
+        "/v1/auth/class-login",
+        json={
+            "code": school_class["join_code"],
+            "username": child["username"],
+            "password": child["password"],
+        },
+    )
+    reader = Account(
+        uuid.UUID(child["user_id"]), "", Role.LEARNER, signed_in.json()["access_token"], ""
+    )
+
+    async def reads() -> bool:
+        answer = await delivery.http.put(
+            f"/v1/reading/{book['id']}/progress",
+            json={"page": 3, "total_pages": 10},
+            headers=reader.headers,
+        )
+        return answer.status_code == 200
+
+    await eventually(reads, timeout=45, what="the book and the child in delivery")
+    shelf = await delivery.http.get("/v1/reading/me", headers=reader.headers)
+    assert [r["book_id"] for r in shelf.json()] == [book["id"]]
+
+    erased = await access.http.delete(f"/v1/users/{child['user_id']}", headers=teacher.headers)
+    assert erased.status_code == 204, erased.text
+
+    # Signed out everywhere at once (the session is on the deny-list).
+    async def signed_out() -> bool:
+        return (await link(delivery, reader, book["id"])).status_code == 401
+
+    await eventually(signed_out, timeout=2, what="the erased session refused by delivery")
+
+    async def reading_gone() -> bool:
+        async with delivery.resources.session_factory() as session:
+            left = await session.scalar(
+                select(func.count())
+                .select_from(ReadingProgress)
+                .where(ReadingProgress.user_id == reader.id)
+            )
+        return left == 0
+
+    await eventually(reading_gone, timeout=45, what="user.erased in delivery")
+    for harness in (access, content, delivery):
+        held = await tables_holding(harness.resources.session_factory, name, child["username"])
+        assert held == [], (harness, held)
 
 
 async def test_a_learner_on_a_slow_connection_gets_the_lite_edition(
