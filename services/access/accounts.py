@@ -216,9 +216,6 @@ class AccountService:
             if not guessed:
                 await self.limiter.release(key, window_seconds=window)
 
-    async def issue_pair(self, user: User, *, family_id: uuid.UUID) -> TokenPair:
-        return await self._issue_pair(user, family_id=family_id)
-
     async def _issue_pair(self, user: User, *, family_id: uuid.UUID) -> TokenPair:
         ttl = timedelta(seconds=self.settings.access_token_ttl_seconds)
         access = await self.issuer.issue(

@@ -38,18 +38,7 @@ async def publish_submission(
     reviewer: Account,
     admin: Account,
 ) -> dict[str, Any]:
-    """A draft (original or derived) through upload, submit, review, book, publish."""
-    uploaded = await content.upload(author, submission["id"])
-    assert uploaded.status_code in (200, 201, 204), uploaded.text
-    submitted = await content.submit(author, submission)
-    assert submitted.status_code == 200, submitted.text
-    approved = await content.review(reviewer, submitted.json())
-    assert approved.status_code == 200, approved.text
-    book = await content.book(admin, approved.json())
-    published = await content.http.post(f"/v1/books/{book['id']}/publish", headers=admin.headers)
-    assert published.status_code == 200, published.text
-    body: dict[str, Any] = published.json()
-    return body
+    return await content.publish_draft(submission, author=author, reviewer=reviewer, admin=admin)
 
 
 async def test_an_original_its_translation_and_its_adaptation(content: ContentHarness) -> None:

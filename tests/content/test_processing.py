@@ -81,17 +81,9 @@ async def publish_heavy_book(content: ContentHarness, **changes: Any) -> dict[st
     reviewer = await content.account(Role.STORY_MANAGER)
     admin = await content.account(Role.CONTENT_ADMIN)
     created = await content.create(author, **changes)
-    uploaded = await content.upload(author, created["id"], HEAVY)
-    assert uploaded.status_code in (200, 201, 204), uploaded.text
-    submitted = await content.submit(author, created)
-    assert submitted.status_code == 200, submitted.text
-    reviewed = await content.review(reviewer, submitted.json())
-    assert reviewed.status_code == 200, reviewed.text
-    book = await content.book(admin, reviewed.json())
-    published = await content.http.post(f"/v1/books/{book['id']}/publish", headers=admin.headers)
-    assert published.status_code == 200, published.text
-    body: dict[str, Any] = published.json()
-    return body
+    return await content.publish_draft(
+        created, author=author, reviewer=reviewer, admin=admin, pdf=HEAVY
+    )
 
 
 async def processed(content: ContentHarness, book_id: str) -> dict[str, Any] | None:

@@ -216,28 +216,7 @@ async def test_a_class_assignment_opens_a_book_for_a_child_without_email_until_t
     teacher, admin = await access.account(Role.TEACHER), await access.account(Role.ADMIN)
     assigned_book = await entitled_book(content, delivery)
     bought_book = await entitled_book(content, delivery)
-    made = await access.http.post("/v1/classes", json={"name": "Class 2A"}, headers=teacher.headers)
-    assert made.status_code == 201, made.text
-    school_class = made.json()
-    [child] = (
-        await access.http.post(
-            f"/v1/classes/{school_class['id']}/learners",
-            json={"display_names": ["Neema"]},
-            headers=teacher.headers,
-        )
-    ).json()["learners"]
-    signed_in = await access.http.post(
-        "/v1/auth/class-login",
-        json={
-            "code": school_class["join_code"],
-            "username": child["username"],
-            "password": child["password"],
-        },
-    )
-    assert signed_in.status_code == 200, signed_in.text
-    reader = Account(
-        uuid.UUID(child["user_id"]), "", Role.LEARNER, signed_in.json()["access_token"], ""
-    )
+    school_class, child, reader = await access.class_account(teacher, "Neema")
 
     # Access must know the books are published before it assigns or sells them.
     async def assigned() -> bool:
@@ -287,27 +266,8 @@ async def test_an_erased_learner_leaves_nothing_of_theirs_in_any_service(
     reading is gone from delivery, and their token opens nothing any more."""
     teacher = await access.account(Role.TEACHER)
     book = await entitled_book(content, delivery, access_level="free")
-    made = await access.http.post("/v1/classes", json={"name": "Class 4C"}, headers=teacher.headers)
-    school_class = made.json()
     name = f"Achieng Otieno {uuid.uuid4().hex[:6]}"
-    [child] = (
-        await access.http.post(
-            f"/v1/classes/{school_class['id']}/learners",
-            json={"display_names": [name]},
-            headers=teacher.headers,
-        )
-    ).json()["learners"]
-    signed_in = await access.http.post(
-        "/v1/auth/class-login",
-        json={
-            "code": school_class["join_code"],
-            "username": child["username"],
-            "password": child["password"],
-        },
-    )
-    reader = Account(
-        uuid.UUID(child["user_id"]), "", Role.LEARNER, signed_in.json()["access_token"], ""
-    )
+    _, child, reader = await access.class_account(teacher, name)
 
     async def reads() -> bool:
         answer = await delivery.http.put(

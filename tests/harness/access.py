@@ -99,6 +99,40 @@ class AccessHarness:
         tokens = (await self.login(email)).json()
         return Account(user_id, email, role, tokens["access_token"], tokens["refresh_token"])
 
+    async def class_account(
+        self, teacher: Account, display_name: str
+    ) -> tuple[dict[str, Any], dict[str, Any], Account]:
+        """#19: a new class of `teacher` with one class account, signed in: the class,
+        the account as the teacher was told it (username, first password), and the
+        child's signed-in Account."""
+        made = await self.http.post(
+            "/v1/classes", json={"name": "Class of the test"}, headers=teacher.headers
+        )
+        assert made.status_code == 201, made.text
+        school_class = made.json()
+        added = await self.http.post(
+            f"/v1/classes/{school_class['id']}/learners",
+            json={"display_names": [display_name]},
+            headers=teacher.headers,
+        )
+        assert added.status_code == 201, added.text
+        [child] = added.json()["learners"]
+        signed_in = await self.http.post(
+            "/v1/auth/class-login",
+            json={
+                "code": school_class["join_code"],
+                "username": child["username"],
+                "password": child["password"],
+            },
+        )
+        assert signed_in.status_code == 200, signed_in.text
+        tokens = signed_in.json()
+        reader = Account(
+            uuid.UUID(child["user_id"]), "", Role.LEARNER, tokens["access_token"],
+            tokens["refresh_token"],
+        )  # fmt: skip
+        return school_class, child, reader
+
     async def service_token(self, client: str = "delivery") -> dict[str, str]:
         response = await self.http.post(
             "/v1/auth/service-token",

@@ -166,6 +166,28 @@ class ContentHarness:
         body: dict[str, Any] = response.json()
         return body
 
+    async def publish_draft(
+        self,
+        submission: dict[str, Any],
+        *,
+        author: Account,
+        reviewer: Account,
+        admin: Account,
+        pdf: bytes = PDF,
+    ) -> dict[str, Any]:
+        """A draft (original or derived) through upload, submit, review, book, publish."""
+        uploaded = await self.upload(author, submission["id"], pdf)
+        assert uploaded.status_code in (200, 201, 204), uploaded.text
+        submitted = await self.submit(author, submission)
+        assert submitted.status_code == 200, submitted.text
+        approved = await self.review(reviewer, submitted.json())
+        assert approved.status_code == 200, approved.text
+        book = await self.book(admin, approved.json())
+        published = await self.http.post(f"/v1/books/{book['id']}/publish", headers=admin.headers)
+        assert published.status_code == 200, published.text
+        body: dict[str, Any] = published.json()
+        return body
+
     async def published_book(
         self, *, author: Account, reviewer: Account, admin: Account, **changes: Any
     ) -> dict[str, Any]:
