@@ -107,6 +107,49 @@ class EntitlementRevoked(EventData):
     revoked_by: uuid.UUID | None
 
 
+class ClassMemberJoined(EventData):
+    """A learner joined a class (#19): a class account made by the teacher, one who
+    signed up with the code, or a signed-in learner who typed it. No name: figures
+    count ids, and the event log outlives an erasure."""
+
+    type = "class.member_joined"
+    producer = Producer.ACCESS
+    subject_field = "class_id"
+    class_id: uuid.UUID
+    teacher_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+class ClassMemberLeft(EventData):
+    type = "class.member_left"
+    producer = Producer.ACCESS
+    subject_field = "class_id"
+    class_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+class ClassBookAssigned(EventData):
+    """A teacher assigned a book to a class: every member, now and later, may read it."""
+
+    type = "class.book_assigned"
+    producer = Producer.ACCESS
+    subject_field = "class_id"
+    assignment_id: uuid.UUID
+    class_id: uuid.UUID
+    teacher_id: uuid.UUID
+    book_id: uuid.UUID
+    due_at: datetime | None = None
+
+
+class ClassBookUnassigned(EventData):
+    type = "class.book_unassigned"
+    producer = Producer.ACCESS
+    subject_field = "class_id"
+    assignment_id: uuid.UUID
+    class_id: uuid.UUID
+    book_id: uuid.UUID
+
+
 class SubmissionCreated(EventData):
     type = "submission.created"
     producer = Producer.CONTENT
@@ -294,6 +337,10 @@ EVENT_CONTRACTS: dict[str, type[EventData]] = {
         RoleAssigned,
         EntitlementGranted,
         EntitlementRevoked,
+        ClassMemberJoined,
+        ClassMemberLeft,
+        ClassBookAssigned,
+        ClassBookUnassigned,
         SubmissionCreated,
         SubmissionSubmitted,
         SubmissionReviewed,

@@ -32,7 +32,13 @@ from shared.errors import (
     Unauthorized,
     Unprocessable,
 )
-from shared.events import UserErased
+from shared.events import (
+    ClassBookAssigned,
+    ClassBookUnassigned,
+    ClassMemberJoined,
+    ClassMemberLeft,
+    UserErased,
+)
 from shared.outbox import record_event
 from shared.pagination import decode_time_cursor, time_page
 from shared.roles import Role
@@ -209,6 +215,7 @@ class ClassService:
         self.accounts.audit(
             actor.user_id, "class.member_removed", "class", class_id, {"user_id": user_id}, None
         )
+        record_event(self.accounts.session, ClassMemberLeft(class_id=class_id, user_id=user_id))
         given = await self.repository.entitlements_from(class_id=class_id, user_id=user_id)
         await self._take_back(given, actor.user_id)
 
@@ -256,6 +263,16 @@ class ClassService:
             removed_at=None,
         )
         self.repository.add(assignment)
+        record_event(
+            self.accounts.session,
+            ClassBookAssigned(
+                assignment_id=assignment.id,
+                class_id=class_id,
+                teacher_id=school_class.teacher_id,
+                book_id=book_id,
+                due_at=due_at,
+            ),
+        )
         self.accounts.audit(
             actor.user_id, "class.book_assigned", "class", class_id, None,
             {"book_id": book_id, "due_at": due_at},
@@ -277,6 +294,12 @@ class ClassService:
         if assignment is None or assignment.class_id != class_id or assignment.removed_at:
             raise NotFound("This class has no such assignment.")
         assignment.removed_at = now_utc()
+        record_event(
+            self.accounts.session,
+            ClassBookUnassigned(
+                assignment_id=assignment.id, class_id=class_id, book_id=assignment.book_id
+            ),
+        )
         self.accounts.audit(
             actor.user_id, "class.book_unassigned", "class", class_id,
             {"book_id": assignment.book_id}, None,
@@ -436,6 +459,12 @@ class ClassService:
         for user in users:
             self.repository.add(
                 ClassMember(class_id=school_class.id, user_id=user.id, joined_at=now)
+            )
+            record_event(
+                self.accounts.session,
+                ClassMemberJoined(
+                    class_id=school_class.id, teacher_id=school_class.teacher_id, user_id=user.id
+                ),
             )
         await self._give_class_books(school_class, users)
 

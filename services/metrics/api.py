@@ -18,9 +18,11 @@ from services.metrics.dependencies import (
     ReaderDep,
     platform_figures,
     require_book_figures,
+    require_class_figures,
 )
 from services.metrics.schemas import (
     BookFigures,
+    ClassFigures,
     Coverage,
     FamiliesAndLanguages,
     Overview,
@@ -179,6 +181,26 @@ async def book_figures(
 ) -> dict[str, Any]:
     teacher_id = await require_book_figures(principal, resources, session, book_id)
     return await reader.book(book_id, teacher_id)
+
+
+@metrics.get(
+    "/classes/{class_id}",
+    response_model=ClassFigures,
+    summary="One class's figures: each assignment's opens and completion, each learner's reading",
+    description="The class's TEACHER, and CONTENT_ADMIN and up. Over the learners in the class "
+    "now, by id (names live in access: its `GET /v1/classes/{id}/progress` report joins them). "
+    "Another teacher's class is a 404.",
+    responses=problem_responses(401, 403, 404, 503),
+)
+async def class_figures(
+    class_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    resources: ResourcesDep,
+    session: SessionDep,
+    reader: ReaderDep,
+) -> dict[str, Any]:
+    await require_class_figures(principal, resources, session, class_id)
+    return await reader.school_class(class_id)
 
 
 @dashboard.get("", response_class=HTMLResponse)

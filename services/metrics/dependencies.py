@@ -13,7 +13,7 @@ from services.metrics.figures import MetricsReader
 from shared.auth import CurrentPrincipal, Principal
 from shared.clock import now_utc
 from shared.decisions import Action
-from shared.errors import Forbidden
+from shared.errors import Forbidden, NotFound
 from shared.resources import ResourcesDep, SessionDep
 from shared.roles import Role
 
@@ -57,3 +57,23 @@ async def require_book_figures(
     if not await queries.granted_by(session, principal.user_id, book_id):
         raise Forbidden("Teachers see figures for the books they granted.", code="not-your-book")
     return principal.user_id
+
+
+async def require_class_figures(
+    principal: Principal, resources: ResourcesDep, session: SessionDep, class_id: uuid.UUID
+) -> None:
+    """A class's figures (#19) are for its teacher and for CONTENT_ADMIN and up.
+    Another teacher's class, or one metrics has not heard of, is a 404 (as access
+    answers): a teacher learns nothing of classes that are not theirs."""
+    if principal.kind == "user" and principal.role.at_least(PLATFORM_FIGURES):
+        await resources.access.require(principal, Action.METRICS_READ, minimum=PLATFORM_FIGURES)
+    elif principal.kind == "user" and principal.role is Role.TEACHER:
+        await resources.access.require(principal, Action.ENTITLEMENT_GRANT, minimum=Role.TEACHER)
+        found = await queries.school_class(session, class_id)
+        if found is None or found.teacher_id != principal.user_id:
+            raise NotFound("No class of yours has this id.")
+        return
+    else:
+        raise Forbidden("Class figures are for the class's teacher and content admins.")
+    if await queries.school_class(session, class_id) is None:
+        raise NotFound("No figures for this class yet.")

@@ -333,6 +333,68 @@ class MetricsReader:
             "average_progress": mean_progress,
         }
 
+    async def school_class(self, class_id: uuid.UUID) -> dict[str, Any]:
+        """A class's figures (#19): for each live assignment, over the learners in the
+        class now, who opened the book, how often, who finished; and each learner's
+        reading of each assigned book (the rows of the teacher's report)."""
+        learners = await queries.class_learners(self.session, class_id)
+        assignments = await queries.class_assignments(self.session, class_id)
+        reading = await queries.reading_of(
+            self.session, learners, [a.book_id for a, _ in assignments]
+        )
+        rows, per_assignment = [], []
+        for assignment, title in assignments:
+            opened = opens = completed = 0
+            not_started = []
+            for user_id in learners:
+                found = reading.get((user_id, assignment.book_id))
+                row, progress = found if found else (None, 0.0)
+                if row is None:
+                    not_started.append(user_id)
+                else:
+                    opened += 1
+                    opens += row.opens
+                    completed += row.completed_at is not None
+                rows.append(
+                    {
+                        "user_id": user_id,
+                        "assignment_id": assignment.assignment_id,
+                        "book_id": assignment.book_id,
+                        "opened": row is not None,
+                        "opens": row.opens if row else 0,
+                        "progress_percent": progress_percent(progress),
+                        "completed_at": row.completed_at if row else None,
+                        "last_read_at": row.last_read_at if row else None,
+                    }
+                )
+            per_assignment.append(
+                {
+                    "assignment_id": assignment.assignment_id,
+                    "book_id": assignment.book_id,
+                    "title": title,
+                    "due_at": assignment.due_at,
+                    "assigned_at": assignment.assigned_at,
+                    "learners": len(learners),
+                    "opened": opened,
+                    "opens": opens,
+                    "completed": completed,
+                    "completion_rate": completed / len(learners) if learners else 0.0,
+                    "not_started": not_started,
+                }
+            )
+        return {
+            "class_id": class_id,
+            "as_of": self.windows.now,
+            "learners": len(learners),
+            "assignments": per_assignment,
+            "reading": rows,
+        }
+
+
+def progress_percent(progress: float) -> int:
+    """0..100, rounded down: 100 only for a book read to its end."""
+    return min(100, math.floor(progress * 100 + 1e-9))
+
 
 def summary(values: Sequence[float]) -> dict[str, Any]:
     return {

@@ -160,7 +160,9 @@ class TeacherLearner(Base):
 
 
 class ReadingState(Base):
-    """How far a reader got in a book (the furthest page announced)."""
+    """One reader and one book: how often they opened it, the furthest page they
+    announced (none yet: `total_pages` is null), when they finished, and when they
+    last did any of it (a class report's "last read")."""
 
     __tablename__ = "reading"
     __table_args__ = (Index("ix_reading_book", "book_id"),)
@@ -168,5 +170,45 @@ class ReadingState(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     book_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     page: Mapped[int] = mapped_column(Integer)
-    total_pages: Mapped[int] = mapped_column(Integer)
+    total_pages: Mapped[int | None] = mapped_column(Integer)
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    opens: Mapped[int] = mapped_column(Integer, server_default="0")
+    first_opened_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_read_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ClassState(Base):
+    """A class (#19) and its teacher, from access's class events: whose class
+    figures these are. Ids only; names stay in access."""
+
+    __tablename__ = "classes"
+
+    class_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    teacher_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+
+
+class ClassMembership(Base):
+    """Whether a learner is in a class now; the newest event wins (a learner may
+    leave and join again, and events may come out of order)."""
+
+    __tablename__ = "class_members"
+    __table_args__ = (Index("ix_class_members_user", "user_id"),)
+
+    class_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    member: Mapped[bool] = mapped_column(Boolean)
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ClassAssignmentState(Base):
+    """A book assigned to a class, until it is taken back (`removed_at`)."""
+
+    __tablename__ = "class_assignments"
+    __table_args__ = (Index("ix_class_assignments_class", "class_id"),)
+
+    assignment_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    class_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    book_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    assigned_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

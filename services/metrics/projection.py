@@ -42,6 +42,10 @@ from shared.events import (
     BookUnpublished,
     BookUpdated,
     BookUpdatedV1,
+    ClassBookAssigned,
+    ClassBookUnassigned,
+    ClassMemberJoined,
+    ClassMemberLeft,
     DeliveryIssued,
     EntitlementGranted,
     EntitlementRevoked,
@@ -108,8 +112,8 @@ class BatchFigures:
         for dimension in ("", *dimensions):
             self.counts[(metric.value, dimension, hour)] += 1
 
-    def read(self, user_id: uuid.UUID, book_id: uuid.UUID, **step: Any) -> None:
-        self.reading.setdefault((user_id, book_id), repository.ReadingStep()).merge(**step)
+    def read(self, user_id: uuid.UUID, book_id: uuid.UUID, *, at: datetime, **step: Any) -> None:
+        self.reading.setdefault((user_id, book_id), repository.ReadingStep()).merge(at=at, **step)
 
     def log(self, envelope: Envelope) -> None:
         self.logged.append(repository.event_log_row(envelope, now_utc()))
@@ -229,17 +233,43 @@ async def apply_event(context: EventContext, data: EventData) -> None:
         case DeliveryIssued():
             figures.count(Metric.OPENS, at, book_dimension(data.book_id), f"method:{data.method}")
             figures.readers[(hour_of(at), data.user_id, data.book_id)] += 1
+            figures.read(data.user_id, data.book_id, at=at, opened=True)
         case ReadingProgressed():
             figures.count(Metric.PROGRESS_UPDATES, at, book_dimension(data.book_id))
-            figures.read(data.user_id, data.book_id, page=data.page, total_pages=data.total_pages)
+            figures.read(
+                data.user_id, data.book_id, at=at, page=data.page, total_pages=data.total_pages
+            )
         case ReadingCompleted():
             figures.count(Metric.COMPLETIONS, at, book_dimension(data.book_id))
-            figures.read(data.user_id, data.book_id, completed_at=at)
+            figures.read(data.user_id, data.book_id, at=at, completed=True)
+        case ClassMemberJoined():
+            await repository.know_class(session, data.class_id, data.teacher_id)
+            await repository.set_membership(
+                session, at, class_id=data.class_id, user_id=data.user_id, member=True
+            )
+        case ClassMemberLeft():
+            await repository.set_membership(
+                session, at, class_id=data.class_id, user_id=data.user_id, member=False
+            )
+        case ClassBookAssigned():
+            await repository.know_class(session, data.class_id, data.teacher_id)
+            await repository.set_assignment(
+                session, at, assignment_id=data.assignment_id, class_id=data.class_id,
+                book_id=data.book_id, due_at=data.due_at,
+            )  # fmt: skip
+        case ClassBookUnassigned():
+            await repository.set_assignment(
+                session, at, assignment_id=data.assignment_id, class_id=data.class_id,
+                book_id=data.book_id, removed=True,
+            )  # fmt: skip
         case UserErased():
-            # #19: the figures stay as they were. They are counted under the
-            # account's id, which names nobody once access has erased the account
-            # (metrics never held a name).
-            pass
+            # #19: the figures stay as they were, counted under the account's id,
+            # which names nobody once access has erased the account (metrics never
+            # held a name). The learner leaves every class: a class's figures are
+            # over the learners in it now, as its report is.
+            await repository.set_membership(
+                session, at, class_id=None, user_id=data.user_id, member=False
+            )
 
 
 async def rebuild(session: AsyncSession, resources: Resources, *, page_size: int = 500) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     case,
     func,
+    or_,
     select,
     true,
 )
@@ -18,6 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.metrics.models import (
     BookGrant,
     BookState,
+    ClassAssignmentState,
+    ClassMembership,
+    ClassState,
     HourlyCount,
     ReaderHour,
     ReadingState,
@@ -195,20 +199,27 @@ async def book_known(session: AsyncSession, book_id: uuid.UUID) -> bool:
     return await session.get(BookState, book_id) is not None
 
 
+# How far a reader got, 0..1: a finished book is whole; no page announced is none.
+PROGRESS = case(
+    (ReadingState.completed_at.is_not(None), 1.0),
+    (ReadingState.total_pages.is_(None), 0.0),
+    (ReadingState.page >= ReadingState.total_pages, 1.0),
+    else_=ReadingState.page * 1.0 / ReadingState.total_pages,
+)
+
+
 async def reading_of_book(
     session: AsyncSession, book_id: uuid.UUID, readers: Any = None
 ) -> tuple[int, int, float]:
-    """Readers with progress, how many completed, and their mean progress (0..1)."""
+    """Readers with progress, how many completed, and their mean progress (0..1).
+    (A reader who only opened the book has no progress yet and is not counted.)"""
     r = ReadingState
-    progress = case(
-        (r.completed_at.is_not(None), 1.0),
-        (r.page >= r.total_pages, 1.0),
-        else_=r.page * 1.0 / r.total_pages,
-    )
     row = (
         await session.execute(
-            select(func.count(), func.count(r.completed_at), func.avg(progress)).where(
-                r.book_id == book_id, true() if readers is None else r.user_id.in_(readers)
+            select(func.count(), func.count(r.completed_at), func.avg(PROGRESS)).where(
+                r.book_id == book_id,
+                or_(r.total_pages.is_not(None), r.completed_at.is_not(None)),
+                true() if readers is None else r.user_id.in_(readers),
             )
         )
     ).one()
@@ -283,3 +294,45 @@ async def overdue_reviews(session: AsyncSession, waiting_since: datetime) -> int
         )
         or 0
     )
+
+
+# --- classes (#19) ---------------------------------------------------------------------
+
+
+async def school_class(session: AsyncSession, class_id: uuid.UUID) -> ClassState | None:
+    return await session.get(ClassState, class_id)
+
+
+async def class_learners(session: AsyncSession, class_id: uuid.UUID) -> list[uuid.UUID]:
+    m = ClassMembership
+    rows = await session.scalars(
+        select(m.user_id).where(m.class_id == class_id, m.member.is_(True)).order_by(m.user_id)
+    )
+    return list(rows)
+
+
+async def class_assignments(
+    session: AsyncSession, class_id: uuid.UUID
+) -> list[tuple[ClassAssignmentState, str | None]]:
+    """The class's live assignments with their books' titles, oldest first."""
+    a = ClassAssignmentState
+    rows = await session.execute(
+        select(a, BookState.title)
+        .outerjoin(BookState, BookState.book_id == a.book_id)
+        .where(a.class_id == class_id, a.removed_at.is_(None), a.assigned_at.is_not(None))
+        .order_by(a.assigned_at, a.assignment_id)
+    )
+    return [(assignment, title) for assignment, title in rows.all()]
+
+
+async def reading_of(
+    session: AsyncSession, readers: list[uuid.UUID], books: list[uuid.UUID]
+) -> dict[tuple[uuid.UUID, uuid.UUID], tuple[ReadingState, float]]:
+    """(reader, book) -> the reading row and its progress (0..1), for those that exist."""
+    if not readers or not books:
+        return {}
+    r = ReadingState
+    rows = await session.execute(
+        select(r, PROGRESS).where(r.user_id.in_(readers), r.book_id.in_(books))
+    )
+    return {(row.user_id, row.book_id): (row, float(p)) for row, p in rows.all()}

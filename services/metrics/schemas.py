@@ -130,3 +130,40 @@ class Coverage(BaseModel):
     as_of: datetime
     languages: list[str] = Field(description="Every language any family has or is getting")
     families: list[CoverageRow]
+
+
+class LearnerReading(BaseModel):
+    user_id: uuid.UUID
+    assignment_id: uuid.UUID
+    book_id: uuid.UUID
+    opened: bool = Field(description="Opened the book, or reported reading it, at least once")
+    opens: int = Field(description="Links issued to this learner for this book")
+    progress_percent: int = Field(
+        ge=0, le=100, description="The furthest page reported, in % (100: finished)"
+    )
+    completed_at: datetime | None
+    last_read_at: datetime | None = Field(description="The last open, page or completion")
+
+
+class AssignmentFigures(BaseModel):
+    assignment_id: uuid.UUID
+    book_id: uuid.UUID
+    title: str | None
+    due_at: datetime | None
+    assigned_at: datetime | None
+    learners: int = Field(description="Learners in the class now")
+    opened: int = Field(description="Of them, how many opened the book")
+    opens: int = Field(description="How often they opened it, together")
+    completed: int
+    completion_rate: float = Field(description="completed / learners")
+    not_started: list[uuid.UUID] = Field(description="Learners who have not opened it yet")
+
+
+class ClassFigures(BaseModel):
+    class_id: uuid.UUID
+    as_of: datetime
+    learners: int
+    assignments: list[AssignmentFigures]
+    reading: list[LearnerReading] = Field(
+        description="Each learner and assigned book: the rows of the class report"
+    )

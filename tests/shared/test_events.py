@@ -40,6 +40,12 @@ ARCHITECTURE_EVENT_TYPES = {
     "delivery.issued",
     "reading.progressed",
     "reading.completed",
+    # #19, not in ARCHITECTURE.md's list: a class's members and assignments, by id,
+    # for the metrics service's per-class figures.
+    "class.member_joined",
+    "class.member_left",
+    "class.book_assigned",
+    "class.book_unassigned",
 }
 
 
