@@ -26,6 +26,7 @@ from shared.decisions import Action, Decision, DecisionCache, DecisionRequest
 from shared.errors import Forbidden, ServiceUnavailable
 from shared.roles import Role
 from shared.settings import ServiceSettings
+from shared.upstream import BoundedCalls
 
 log = structlog.get_logger(__name__)
 
@@ -56,9 +57,12 @@ class AccessClient:
         self._token: str | None = None
         self._token_renews_at = 0.0
         self._token_lock = asyncio.Lock()
-        self._deadline = settings.access_timeout_seconds
-        self._max_in_flight = settings.access_max_in_flight
-        self.in_flight = 0
+        self.calls = BoundedCalls(
+            "access",
+            deadline_seconds=settings.access_timeout_seconds,
+            max_in_flight=settings.access_max_in_flight,
+            unavailable=AccessUnavailable,
+        )
 
     async def decide(
         self, user_id: uuid.UUID, action: Action, resource_id: uuid.UUID | None = None
@@ -90,18 +94,11 @@ class AccessClient:
         return decision
 
     async def _ask(self, request: DecisionRequest) -> Decision:
-        if self.in_flight >= self._max_in_flight:
-            log.warning("access calls at their cap; shedding", in_flight=self.in_flight)
-            raise AccessUnavailable("Authorization is busy right now; retry shortly.")
-        self.in_flight += 1
-        try:
-            async with asyncio.timeout(self._deadline):
-                return await self._ask_now(request)
-        except TimeoutError as exc:
-            log.warning("access did not answer in time", deadline=self._deadline)
-            raise AccessUnavailable("Authorization cannot be checked right now.") from exc
-        finally:
-            self.in_flight -= 1
+        return await self.calls.run(
+            lambda: self._ask_now(request),
+            busy="Authorization is busy right now; retry shortly.",
+            late="Authorization cannot be checked right now.",
+        )
 
     async def _ask_now(self, request: DecisionRequest) -> Decision:
         body = request.model_dump(mode="json")

@@ -45,6 +45,8 @@ def embedded_defaults(
     defaults = {
         "JWKS_URL": f"http://{host}:{ports['access']}/.well-known/jwks.json",
         "ACCESS_URL": f"http://{host}:{ports['access']}",
+        # The class report reads a class's figures from metrics.
+        "ACCESS_METRICS_URL": f"http://{host}:{ports['metrics']}",
         "REDIS_URL": "memory://embedded",
         "AWS_ACCESS_KEY_ID": "embedded",
         "AWS_SECRET_ACCESS_KEY": "embedded",

@@ -26,6 +26,8 @@ locals {
   # through the public load balancer.
   internal_domain = "${local.name}.internal"
   access_internal = "http://access.${local.internal_domain}:8000"
+  # The class report (access) reads a class's figures from metrics (#19).
+  metrics_internal = "http://metrics.${local.internal_domain}:8000"
 }
 
 data "aws_caller_identity" "current" {}
@@ -321,6 +323,7 @@ locals {
     DELIVERY_SIGNER              = "cloudfront"
     DELIVERY_CLOUDFRONT_DOMAIN   = "https://${module.storage.cloudfront_domain}"
     DELIVERY_LINK_SECONDS        = "300"
+    ACCESS_METRICS_URL           = local.metrics_internal
     METRICS_CLOUDWATCH_NAMESPACE = "Stories/Metrics"
     METRICS_DASHBOARD_LOGIN_URL  = "/v1/auth/login"
     # Traces go to the ADOT collector beside each process (same task, loopback),

@@ -4,11 +4,12 @@ entitlements.py and decisions.py)."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from services.access.class_report import class_progress, progress_csv
 from services.access.components import ComponentsDep, app_components
 from services.access.decisions import DecisionService
 from services.access.dependencies import (
@@ -30,6 +31,7 @@ from services.access.schemas import (
     ClassJoin,
     ClassMemberOut,
     ClassOut,
+    ClassProgress,
     ClassRegistration,
     Credentials,
     DecisionBatch,
@@ -638,6 +640,49 @@ async def class_assignments(
     class_id: uuid.UUID, principal: CurrentPrincipal, service: ClassServiceDep
 ) -> list[AssignmentOut]:
     return [AssignmentOut.model_validate(a) for a in await service.assignments(principal, class_id)]
+
+
+@classes.get(
+    "/{class_id:uuid}/progress",
+    response_model=ClassProgress,
+    summary="The class report: each learner and assigned book, opened, read and finished",
+    description="The class's TEACHER (or an ADMIN). Names from access, reading figures from "
+    "the metrics service (they follow reading by seconds: `figures_as_of`). JSON, or CSV "
+    "for a spreadsheet with `Accept: text/csv` or `?format=csv` (the same rows; a cell "
+    "that starts with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'` so "
+    "that a spreadsheet never runs it as a formula). Metrics down or busy: 503 with "
+    "Retry-After, never a report of zeros.",
+    responses={
+        **problem_responses(401, 403, 404, 422, 503),
+        200: {"content": {"application/json": {}, "text/csv": {}}},
+    },
+)
+async def class_progress_report(
+    class_id: uuid.UUID,
+    request: Request,
+    principal: CurrentPrincipal,
+    service: ClassServiceDep,
+    components: ComponentsDep,
+    format: Annotated[Literal["json", "csv"] | None, Query()] = None,
+) -> Response:
+    school_class, members, assignments, titles = await service.report_basis(principal, class_id)
+    figures = await components.class_figures.of_class(
+        class_id, request.headers.get("authorization", "")
+    )
+    progress = class_progress(school_class, members, assignments, titles, figures)
+    wants_csv = format == "csv" or (
+        format is None and "text/csv" in request.headers.get("accept", "")
+    )
+    if not wants_csv:
+        return JSONResponse(progress.model_dump(mode="json"))
+    return Response(
+        progress_csv(progress),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="class-{class_id}-progress.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @classes.delete(

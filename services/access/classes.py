@@ -280,6 +280,17 @@ class ClassService:
         members = [user for user, _ in await self.repository.members(class_id)]
         return assignment, await self._give(assignment, members)
 
+    async def report_basis(
+        self, actor: Principal, class_id: uuid.UUID
+    ) -> tuple[SchoolClass, list[User], list[ClassAssignment], dict[uuid.UUID, str | None]]:
+        """What the class report names: the class, its learners, its live assignments
+        and their books' titles (the report's figures come from metrics)."""
+        school_class = await self._own_class(actor, class_id)
+        members = [user for user, _ in await self.repository.members(class_id)]
+        assignments = await self.repository.live_assignments(class_id)
+        titles = await self.repository.book_titles([a.book_id for a in assignments])
+        return school_class, members, assignments, titles
+
     async def assignments(self, actor: Principal, class_id: uuid.UUID) -> list[ClassAssignment]:
         await self._own_class(actor, class_id)
         return await self.repository.live_assignments(class_id)

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.applications import Starlette
 
+from services.access.class_report import ClassFigures
 from services.access.devices import KnownDevices
 from services.access.passwords import PasswordHashing
 from services.access.profiles import ProfileCache
@@ -29,6 +30,7 @@ class Components:
     login_limiter: RateLimiter
     profiles: ProfileCache
     devices: KnownDevices
+    class_figures: ClassFigures
 
 
 async def build_components(
@@ -58,6 +60,7 @@ async def build_components(
         login_limiter=RateLimiter(resources.redis, "login"),
         devices=KnownDevices(settings.key_encryption_key.get_secret_value()),
         profiles=ProfileCache(resources.bus),
+        class_figures=ClassFigures(settings, resources.http),
     )
 
 

@@ -317,6 +317,14 @@ class AccessRepository:
 
     # --- the book read model --------------------------------------------------------
 
+    async def book_titles(self, book_ids: list[uuid.UUID]) -> dict[uuid.UUID, str | None]:
+        if not book_ids:
+            return {}
+        rows = await self.session.execute(
+            select(CatalogBook.book_id, CatalogBook.title).where(CatalogBook.book_id.in_(book_ids))
+        )
+        return {row.book_id: row.title for row in rows}
+
     async def book(self, book_id: uuid.UUID, *, for_update: bool = False) -> CatalogBook | None:
         query = select(CatalogBook).where(CatalogBook.book_id == book_id)
         if for_update:

@@ -66,5 +66,12 @@ class AccessSettings(ServiceSettings):
     # the right one; only a guesser gets it wrong).
     service_token_failures_per_ip: int = 10
 
+    # The metrics service, for the class report's reading figures (#19). Its calls
+    # are bounded like every call to another service: past the deadline or the
+    # cap, the report is a 503 with Retry-After.
+    metrics_url: str = "http://127.0.0.1:8004"
+    metrics_timeout_seconds: float = Field(default=2.0, gt=0)
+    metrics_max_in_flight: int = Field(default=16, ge=1)
+
     bootstrap_admin_email: str | None = None
     bootstrap_admin_password: SecretStr | None = None

@@ -69,6 +69,7 @@ def endpoints(learner: uuid.UUID, book: uuid.UUID) -> list[Endpoint]:
             "POST", f"/v1/classes/{uuid.uuid4()}/assignments", Role.TEACHER, {"book_id": str(book)}
         ),
         Endpoint("GET", f"/v1/classes/{uuid.uuid4()}/assignments", Role.TEACHER),
+        Endpoint("GET", f"/v1/classes/{uuid.uuid4()}/progress", Role.TEACHER),
         # Erasing: a teacher for a class account of theirs (a random id: 404), ADMIN any.
         Endpoint("DELETE", f"/v1/users/{uuid.uuid4()}", Role.TEACHER),
         Endpoint("DELETE", f"/v1/classes/{uuid.uuid4()}/assignments/{uuid.uuid4()}", Role.TEACHER),

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from sqlalchemy import update
 
 from services.access.classes import CODE_ALPHABET, normalize_code, username_for
@@ -23,7 +25,7 @@ from tests.harness.access import (
     access_settings,
     running_access,
 )
-from tests.support import assert_problem, tables_holding
+from tests.support import ThreadedServer, assert_problem, tables_holding
 
 # The defaults a deployment runs with, not the harness's raised ones.
 DEFAULTS = AccessSettings.model_fields
@@ -597,3 +599,61 @@ async def test_an_erased_learner_is_gone_from_access_and_signed_out_everywhere(
     by_admin = await access.http.delete(f"/v1/users/{learner.id}", headers=admin.headers)
     assert by_admin.status_code == 204, by_admin.text
     assert await tables_holding(access.resources.session_factory, learner.email) == []
+
+
+class StandInMetrics:
+    """A metrics service that answers the class figures late, or not at all (an edge
+    this test controls: how long it takes and what it says)."""
+
+    def __init__(self) -> None:
+        self.delay = 0.0
+        self.status = 404
+        self.app = FastAPI()
+
+        @self.app.get("/v1/metrics/classes/{class_id}")
+        async def figures(class_id: str) -> JSONResponse:
+            await asyncio.sleep(self.delay)
+            return JSONResponse({"detail": "no figures"}, status_code=self.status)
+
+
+async def test_the_class_report_is_a_fast_503_when_metrics_cannot_answer(
+    access: AccessHarness, database_url: str, moto_url: str
+) -> None:
+    """#19: the report's figures come from metrics; down, slow or refusing, the
+    report is a 503 with Retry-After within the deadline (JSON and CSV alike),
+    never a report of zeros. A class metrics has not heard of is all not-opened."""
+    teacher = await access.account(Role.TEACHER)
+    school_class = await new_class(access.http, teacher)
+    await add_learners(access.http, teacher, school_class["id"], ["Wanjiru"])
+    path = f"/v1/classes/{school_class['id']}/progress"
+    # Nothing serves at this module's metrics address.
+    for query in ({}, {"format": "csv"}):
+        down = await access.http.get(path, headers=teacher.headers, params=query)
+        assert_problem(down, 503, "metrics-unavailable")
+        assert down.headers["retry-after"] == "2"
+
+    peer = StandInMetrics()
+    with ThreadedServer(peer.app) as metrics:
+        settings = access_settings(
+            database_url,
+            moto_url,
+            database_schema=access.settings.database_schema,
+            metrics_url=metrics.url,
+            metrics_timeout_seconds=0.5,
+        )
+        with running_access(settings) as url:
+            async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+                # Not heard of yet: every learner, not opened; no figures time.
+                fresh = await http.get(path, headers=teacher.headers)
+                assert fresh.status_code == 200, fresh.text
+                assert fresh.json()["figures_as_of"] is None
+                assert fresh.json()["learners"] == 1
+                # Too slow: the deadline, not the wait.
+                peer.delay = 5.0
+                started = asyncio.get_running_loop().time()
+                late = await http.get(path, headers=teacher.headers)
+                assert asyncio.get_running_loop().time() - started < 2.0
+                assert_problem(late, 503, "metrics-unavailable")
+                # Refusing (metrics and access disagree about the caller): an outage.
+                peer.delay, peer.status = 0.0, 403
+                assert_problem(await http.get(path, headers=teacher.headers), 503)

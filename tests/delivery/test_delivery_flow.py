@@ -51,14 +51,7 @@ UPLOADED_AS = "Маша и медведь (2).pdf"
 async def entitled_book(
     content: ContentHarness, delivery: DeliveryHarness, access_level: str = "entitled"
 ) -> dict[str, Any]:
-    author = await content.account(Role.VOLUNTEER)
-    reviewer = await content.account(Role.STORY_MANAGER)
-    admin = await content.account(Role.CONTENT_ADMIN)
-    approved = await content.approved(author, reviewer, upload_filename=UPLOADED_AS)
-    book = await content.book(admin, approved, access=access_level)
-    published = await content.http.post(f"/v1/books/{book['id']}/publish", headers=admin.headers)
-    assert published.status_code == 200, published.text
-    return book
+    return await content.book_for_readers(access_level, upload_filename=UPLOADED_AS)
 
 
 async def test_an_entitled_learner_downloads_the_pdf_and_loses_it_on_revoke_and_unpublish(

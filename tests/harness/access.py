@@ -22,6 +22,7 @@ from shared.migrations import upgrade
 from shared.resources import Resources, open_resources
 from shared.roles import Role
 from shared.topology import bootstrap
+from stories.emulator import free_port
 from tests.conftest import make_settings
 from tests.support import ThreadedServer, outbox_events
 
@@ -38,6 +39,8 @@ def access_settings(database_url: str, moto_url: str, **overrides: Any) -> Acces
         "registrations_per_ip": 100_000,
         "service_token_failures_per_ip": 100_000,
         "key_activation_delay_seconds": 0,
+        # The class report's metrics service: the `metrics` fixture serves there.
+        "metrics_url": f"http://127.0.0.1:{free_port()}",
     }
     values.update(overrides)
     settings = make_settings(AccessSettings, database_url=database_url, moto_url=moto_url, **values)

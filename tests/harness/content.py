@@ -188,6 +188,19 @@ class ContentHarness:
         body: dict[str, Any] = published.json()
         return body
 
+    async def book_for_readers(
+        self, access: str = "free", *, upload_filename: str | None = None, **changes: Any
+    ) -> dict[str, Any]:
+        """A published book (free or entitled), by accounts of its own."""
+        author = await self.account(Role.VOLUNTEER)
+        reviewer = await self.account(Role.STORY_MANAGER)
+        admin = await self.account(Role.CONTENT_ADMIN)
+        approved = await self.approved(author, reviewer, upload_filename=upload_filename, **changes)
+        book = await self.book(admin, approved, access=access)
+        published = await self.http.post(f"/v1/books/{book['id']}/publish", headers=admin.headers)
+        assert published.status_code == 200, published.text
+        return book
+
     async def published_book(
         self, *, author: Account, reviewer: Account, admin: Account, **changes: Any
     ) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -85,15 +86,18 @@ class MetricsHarness:
 
 
 @asynccontextmanager
-async def running_metrics(access: AccessHarness, **overrides: Any) -> AsyncIterator[MetricsHarness]:
-    """The metrics API and worker (with its jobs), on `access`'s queues."""
+async def running_metrics(
+    access: AccessHarness, *, port: int | None = None, **overrides: Any
+) -> AsyncIterator[MetricsHarness]:
+    """The metrics API and worker (with its jobs), on `access`'s queues; its API on
+    `port` if given (where access's class report looks for it), else on any."""
     settings = metrics_settings(access, **overrides)
     await upgrade(METRICS.migrations, settings.database_url, settings.database_schema)
     stop = asyncio.Event()
     try:
         async with AsyncExitStack() as stack:
             resources = await open_resources(settings, stack)
-            server = stack.enter_context(ThreadedServer(SERVICE.create_app(settings)))
+            server = stack.enter_context(ThreadedServer(SERVICE.create_app(settings), port))
             http = await stack.enter_async_context(
                 httpx.AsyncClient(base_url=server.url, timeout=20)
             )
@@ -110,5 +114,5 @@ async def running_metrics(access: AccessHarness, **overrides: Any) -> AsyncItera
 
 @pytest.fixture(scope="module")
 async def metrics(access: AccessHarness) -> AsyncIterator[MetricsHarness]:
-    async with running_metrics(access) as harness:
+    async with running_metrics(access, port=urlsplit(access.settings.metrics_url).port) as harness:
         yield harness

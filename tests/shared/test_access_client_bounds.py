@@ -82,7 +82,7 @@ async def test_a_slow_access_costs_one_deadline_not_a_queue(
         assert all(
             o.headers.get("Retry-After") for o in outcomes if isinstance(o, AccessUnavailable)
         )
-        assert access.in_flight == 0
+        assert access.calls.in_flight == 0
         shed = [o for o in outcomes if isinstance(o, AccessUnavailable) and "busy" in str(o)]
         assert len(shed) == 16
 

@@ -1,0 +1,183 @@
+"""The class report (#19): who in a class opened, read and finished each assigned
+book, by name, as JSON or CSV for a spreadsheet.
+
+Names live here in access and nowhere else; the reading figures live in the
+metrics service, by id. The report asks metrics for the class's figures with the
+teacher's own token (metrics authorizes again, so the call grants nothing the
+teacher could not ask for) and joins the names to them. The rows are this
+service's members and live assignments, so a learner or assignment that metrics
+has not heard of yet shows as not opened, never as missing.
+
+The call to metrics is bounded like every call to another service: a deadline
+and a cap in flight; metrics down, slow or busy is a 503 with Retry-After,
+never a report of zeros shown as right.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from typing import Any
+
+import httpx
+import structlog
+
+from services.access.models import ClassAssignment, SchoolClass, User
+from services.access.schemas import (
+    AssignmentProgress,
+    ClassProgress,
+    NotStarted,
+    ProgressRow,
+)
+from services.access.settings import AccessSettings
+from shared.errors import ServiceUnavailable
+from shared.upstream import BoundedCalls
+
+log = structlog.get_logger(__name__)
+
+
+class MetricsUnavailable(ServiceUnavailable):
+    code = "metrics-unavailable"
+
+
+class ClassFigures:
+    """The metrics service's figures of one class (`GET /v1/metrics/classes/{id}`)."""
+
+    def __init__(self, settings: AccessSettings, http: httpx.AsyncClient) -> None:
+        self._base_url = settings.metrics_url.rstrip("/")
+        self._http = http
+        self.calls = BoundedCalls(
+            "metrics",
+            deadline_seconds=settings.metrics_timeout_seconds,
+            max_in_flight=settings.metrics_max_in_flight,
+            unavailable=MetricsUnavailable,
+        )
+
+    async def of_class(self, class_id: uuid.UUID, authorization: str) -> dict[str, Any] | None:
+        """The figures, or None when metrics knows nothing of the class yet (no
+        learner and no assignment announced: nothing to count)."""
+        return await self.calls.run(
+            lambda: self._get(class_id, authorization),
+            busy="Reading figures are busy right now; retry shortly.",
+            late="Reading figures cannot be read right now.",
+        )
+
+    async def _get(self, class_id: uuid.UUID, authorization: str) -> dict[str, Any] | None:
+        try:
+            response = await self._http.get(
+                f"{self._base_url}/v1/metrics/classes/{class_id}",
+                headers={"Authorization": authorization},
+            )
+        except httpx.HTTPError as exc:
+            log.warning("metrics service unreachable", error=repr(exc))
+            raise MetricsUnavailable("Reading figures cannot be read right now.") from exc
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            # 401/403 here would mean metrics and access disagree about the caller
+            # (a token access itself accepted): an outage to report, not a denial.
+            log.error("metrics refused the class figures", status=response.status_code)
+            raise MetricsUnavailable("Reading figures cannot be read right now.")
+        figures: dict[str, Any] = response.json()
+        return figures
+
+
+def class_progress(
+    school_class: SchoolClass,
+    members: list[User],
+    assignments: list[ClassAssignment],
+    titles: dict[uuid.UUID, str | None],
+    figures: dict[str, Any] | None,
+) -> ClassProgress:
+    reading = {
+        (uuid.UUID(r["user_id"]), uuid.UUID(r["assignment_id"])): r
+        for r in (figures or {}).get("reading", [])
+    }
+    rows: list[ProgressRow] = []
+    summaries: list[AssignmentProgress] = []
+    for assignment in assignments:
+        title = titles.get(assignment.book_id)
+        opened = completed = 0
+        not_started: list[NotStarted] = []
+        for user in members:
+            found = reading.get((user.id, assignment.id), {})
+            row = ProgressRow(
+                user_id=user.id,
+                username=user.username,
+                display_name=user.display_name,
+                assignment_id=assignment.id,
+                book_id=assignment.book_id,
+                title=title,
+                due_at=assignment.due_at,
+                opened=bool(found.get("opened", False)),
+                opens=int(found.get("opens", 0)),
+                progress_percent=int(found.get("progress_percent", 0)),
+                completed_at=found.get("completed_at"),
+                last_read_at=found.get("last_read_at"),
+            )
+            rows.append(row)
+            opened += row.opened
+            completed += row.completed_at is not None
+            if not row.opened:
+                not_started.append(NotStarted(user_id=user.id, display_name=user.display_name))
+        summaries.append(
+            AssignmentProgress(
+                assignment_id=assignment.id,
+                book_id=assignment.book_id,
+                title=title,
+                due_at=assignment.due_at,
+                learners=len(members),
+                opened=opened,
+                completed=completed,
+                not_started=not_started,
+            )
+        )
+    return ClassProgress(
+        class_id=school_class.id,
+        name=school_class.name,
+        figures_as_of=figures["as_of"] if figures else None,
+        learners=len(members),
+        assignments=summaries,
+        rows=rows,
+    )
+
+
+CSV_COLUMNS = [
+    "display_name",
+    "username",
+    "title",
+    "due_at",
+    "opened",
+    "opens",
+    "progress_percent",
+    "completed_at",
+    "last_read_at",
+    "user_id",
+    "book_id",
+    "assignment_id",
+]
+
+# A cell a spreadsheet would take for a formula (OWASP "CSV injection"): names and
+# titles are typed by children and volunteers, and the file is opened by a teacher.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> str:
+    """A JSON value of the report as its CSV cell: the same text (true/false, the
+    same timestamps), empty for null, and a formula-like text quoted."""
+    if value is None:
+        return ""
+    text = json.dumps(value) if isinstance(value, bool) else str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def progress_csv(progress: ClassProgress) -> str:
+    """The report's rows, as JSON has them, one line each (RFC 4180, CRLF)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in progress.model_dump(mode="json")["rows"]:
+        writer.writerow([csv_cell(row[column]) for column in CSV_COLUMNS])
+    return out.getvalue()
