@@ -338,6 +338,156 @@ async def test_the_dashboard_charts_real_figures_in_chromium_on_a_phone(
                 await browser.close()
 
 
+async def _staff(http: httpx.AsyncClient, access: str, admin: dict[str, str], role: str) -> Any:
+    """A new account given `role` by the admin, signed in afterwards (its token
+    carries the role)."""
+    email = f"{role.lower()}-{uuid.uuid4().hex[:8]}@example.org"
+    password = "a sturdy passphrase 42"
+    made = await http.post(
+        f"{access}/v1/auth/register",
+        json={"email": email, "password": password, "display_name": role.title()},
+    )
+    assert made.status_code == 201, made.text
+    user_id = made.json()["id"]
+    given = await http.put(f"{access}/v1/users/{user_id}/role", json={"role": role}, headers=admin)
+    assert given.status_code == 200, given.text
+    login = await http.post(f"{access}/v1/auth/login", json={"email": email, "password": password})
+    assert login.status_code == 200, login.text
+    return email, password, {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+async def _free_book(
+    http: httpx.AsyncClient, content: str, admin: dict[str, str], reviewer: dict[str, str]
+) -> str:
+    """A free book through the whole workflow: written, uploaded, reviewed, published."""
+    created = await http.post(f"{content}/v1/submissions", json=STORY, headers=admin)
+    assert created.status_code == 201, created.text
+    sid = created.json()["id"]
+    ticket = (await http.post(f"{content}/v1/submissions/{sid}/upload", headers=admin)).json()
+    uploaded = await http.post(
+        ticket["url"], data=ticket["fields"], files={"file": ("s.pdf", PDF, "application/pdf")}
+    )
+    assert uploaded.status_code in (200, 201, 204), uploaded.text
+    submitted = await http.post(
+        f"{content}/v1/submissions/{sid}/submit", headers={**admin, "If-Match": '"1"'}
+    )
+    assert submitted.status_code == 200, submitted.text
+    approved = await http.post(
+        f"{content}/v1/submissions/{sid}/review",
+        json={"decision": "approve"},
+        headers={**reviewer, "If-Match": submitted.headers["ETag"]},
+    )
+    assert approved.status_code == 200, approved.text
+    book = await http.post(
+        f"{content}/v1/books", json={"submission_id": sid, "access": "free"}, headers=admin
+    )
+    assert book.status_code == 201, book.text
+    book_id: str = book.json()["id"]
+    published = await http.post(f"{content}/v1/books/{book_id}/publish", headers=admin)
+    assert published.status_code == 200, published.text
+    return book_id
+
+
+async def test_a_teacher_sees_their_class_reading_on_the_dashboard_in_chromium(
+    platform: tuple[int, Path],
+) -> None:
+    """#19: a teacher signs in on the dashboard and sees their class, not the
+    platform's figures: each assigned book, how many opened and finished it, and
+    who has not started, by name (from access's report, on a phone)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"SKIPPED LOUDLY: no {CHROMIUM}; `make test` installs Debian's chromium")
+    from playwright.async_api import async_playwright
+
+    base, _ = platform
+    content, access, delivery, metrics = (f"http://127.0.0.1:{base + o}" for o in (0, 1, 2, 3))
+    async with httpx.AsyncClient(timeout=10) as http:
+        admin = await _sign_in(http, access)
+        _, _, reviewer = await _staff(http, access, admin, "STORY_MANAGER")
+        email, password, teacher = await _staff(http, access, admin, "TEACHER")
+        book_id = await _free_book(http, content, admin, reviewer)
+        made = await http.post(f"{access}/v1/classes", json={"name": "Class 2A"}, headers=teacher)
+        assert made.status_code == 201, made.text
+        school_class = made.json()
+        names = ["Amani", "Baraka", "<b>Chausiku</b>"]  # a name is text, never markup
+        added = await http.post(
+            f"{access}/v1/classes/{school_class['id']}/learners",
+            json={"display_names": names},
+            headers=teacher,
+        )
+        assert added.status_code == 201, added.text
+        amani = added.json()["learners"][0]
+
+        async def assigned() -> bool:
+            answer = await http.post(
+                f"{access}/v1/classes/{school_class['id']}/assignments",
+                json={"book_id": book_id},
+                headers=teacher,
+            )
+            return answer.status_code == 201
+
+        await eventually(assigned, timeout=30, what="book.published in access")
+        signed_in = await http.post(
+            f"{access}/v1/auth/class-login",
+            json={
+                "code": school_class["join_code"],
+                "username": amani["username"],
+                "password": amani["password"],
+            },
+        )
+        assert signed_in.status_code == 200, signed_in.text
+        child = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+
+        async def opened() -> bool:
+            answer = await http.post(
+                f"{delivery}/v1/deliveries", json={"book_id": book_id}, headers=child
+            )
+            return answer.status_code == 200
+
+        await eventually(opened, timeout=30, what="the book in delivery")
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                page = await browser.new_page(viewport={"width": 390, "height": 844})
+                errors: list[str] = []
+                page.on("pageerror", lambda error: errors.append(str(error)))
+                await page.goto(f"{metrics}/dashboard")
+                await page.locator("form#sign-in").wait_for(state="visible", timeout=10_000)
+                await page.fill("input[name=email]", email)
+                await page.fill("input[name=password]", password)
+                await page.click("button[type=submit]")
+                row = page.locator(f"#class-{school_class['id']} tr").nth(1)
+
+                seen: dict[str, Any] = {}
+
+                async def shows_the_reading() -> bool:
+                    seen["status"] = await page.locator("#status").inner_text()
+                    if not await row.count():
+                        return False
+                    seen["cells"] = await row.locator("td").all_inner_texts()
+                    # Opened, finished, and who has not started: by display name.
+                    expected = ["1 / 3", "0 (0 %)", "<b>Chausiku</b>, Baraka"]
+                    return bool(seen["cells"][2:] == expected)
+
+                try:
+                    await eventually(shows_the_reading, timeout=30, what="the class view")
+                except TimeoutError as exc:
+                    raise AssertionError((seen, errors)) from exc
+                assert await page.locator("main#figures").is_hidden()
+                assert await page.locator("main#classes").is_visible()
+                heading = await page.locator(".class-head h2").inner_text()
+                assert heading.startswith("Class 2A · 3 learners")
+                assert await page.locator("#classes b").count() == 0
+                overflow = await page.evaluate(
+                    "() => document.documentElement.scrollWidth - window.innerWidth"
+                )
+                assert overflow <= 0, "the page scrolls sideways on a phone"
+                assert errors == []
+            finally:
+                await browser.close()
+
+
 async def _layout_shot(page: Any, name: str, out_dir: Path) -> str | None:
     """The phone's screen, compared with the expected layout; what moves from run to
     run (figures, charts, the status line, the review queue) masked."""

@@ -34,7 +34,8 @@ from tests.harness.delivery import DeliveryHarness, delivery_settings, start_del
 from tests.harness.metrics import MetricsHarness, running_metrics
 from tests.support import eventually
 
-TRACED: dict[str, Any] = {"tracing_exporter": "otlp"}  # on; the exporter is the test's in-memory one
+# On; the exporter is the test's in-memory one.
+TRACED: dict[str, Any] = {"tracing_exporter": "otlp"}
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,7 @@
 // The platform team's dashboard: signs in against the access service, then reads
-// the metrics API with the token and redraws itself every few seconds.
+// the metrics API with the token and redraws itself every few seconds. A teacher
+// sees their classes instead (#19): each class's report from the access service,
+// which joins the learners' names to the metrics service's per-class figures.
 // The token lives in sessionStorage (gone with the tab), never in the URL.
 "use strict";
 
@@ -7,13 +9,15 @@
   const body = document.body;
   const loginUrl = body.dataset.loginUrl;
   const logoutUrl = loginUrl.replace(/\/login$/, "/logout");
+  // The access service: where the login URL is (this origin when it is a path).
+  const accessBase = new URL(loginUrl, window.location.href).origin;
   const refreshSeconds = Math.max(5, Number(body.dataset.refreshSeconds) || 30);
   const TOKEN = "stories.metrics.token";
   const charts = {};
   let timer = null;
 
   // For tests and the curious: what each chart was last drawn with.
-  window.dashboard = { charts, lastUpdated: null, figures: null };
+  window.dashboard = { charts, lastUpdated: null, figures: null, classes: null };
 
   const $ = (selector) => document.querySelector(selector);
   const status = (text) => { $("#status").textContent = text; };
@@ -22,6 +26,7 @@
     sessionStorage.removeItem(TOKEN);
     clearTimeout(timer);
     $("#figures").hidden = true;
+    $("#classes").hidden = true;
     $("#sign-out").hidden = true;
     $("#sign-in").hidden = false;
     $("#sign-in-error").textContent = message || "";
@@ -48,11 +53,12 @@
     }
   }
 
-  async function api(path) {
+  async function api(path, accept = "application/json") {
     const response = await fetch(path, {
-      headers: { Authorization: `Bearer ${sessionStorage.getItem(TOKEN)}` },
+      headers: { Authorization: `Bearer ${sessionStorage.getItem(TOKEN)}`, Accept: accept },
     });
     if (response.status === 401) throw Object.assign(new Error("Signed out"), { signIn: true });
+    if (response.ok && accept !== "application/json") return response.blob();
     const answer = await response.json();
     if (!response.ok) {
       const error = new Error(answer.detail || answer.title || `HTTP ${response.status}`);
@@ -194,11 +200,95 @@
     timer = setTimeout(refresh, refreshSeconds * 1000);
   }
 
+  // What the token says of its holder's role: only to choose the view (each API
+  // decides for itself what the caller may see).
+  function role() {
+    try {
+      const payload = sessionStorage.getItem(TOKEN).split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      return JSON.parse(atob(payload)).role;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  const percent = (part, whole) => (whole ? `${Math.round((100 * part) / whole)} %` : "–");
+
+  async function downloadCsv(schoolClass) {
+    try {
+      const csv = await api(`${accessBase}/v1/classes/${schoolClass.id}/progress?format=csv`, "text/csv");
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(csv);
+      link.download = `${schoolClass.name}.csv`;
+      link.click();
+      setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+    } catch (error) {
+      status(`Not downloaded: ${error.message}`);
+    }
+  }
+
+  function drawClass(schoolClass, report) {
+    const figure = document.createElement("figure");
+    figure.className = "table wide";
+    figure.dataset.classId = schoolClass.id;
+    const head = document.createElement("div");
+    head.className = "class-head";
+    const title = document.createElement("h2");
+    title.textContent = `${schoolClass.name} · ${report.learners} learners · code ${schoolClass.join_code}`;
+    const csv = document.createElement("button");
+    csv.type = "button";
+    csv.textContent = "CSV";
+    csv.title = "Every learner and book, for a spreadsheet";
+    csv.addEventListener("click", () => downloadCsv(schoolClass));
+    head.replaceChildren(title, csv);
+    const table = document.createElement("table");
+    const scroll = document.createElement("div");
+    scroll.className = "scroll";
+    scroll.append(table);
+    figure.replaceChildren(head, scroll);
+    $("#classes").append(figure);
+    table.id = `class-${schoolClass.id}`;
+    // Built from text nodes only: names and titles are people's words, never markup.
+    fill(`#${CSS.escape(table.id)}`, ["Book", "Due", "Opened", "Finished", "Not started yet"],
+      report.assignments.map((a) => [
+        a.title || a.book_id.slice(0, 8),
+        a.due_at ? a.due_at.slice(0, 10) : "",
+        `${a.opened} / ${a.learners}`,
+        `${a.completed} (${percent(a.completed, a.learners)})`,
+        { text: a.not_started.map((n) => n.display_name).join(", ") || "everyone started", className: "names" },
+      ]));
+  }
+
+  async function refreshClasses() {
+    clearTimeout(timer);
+    try {
+      const page = await api(`${accessBase}/v1/classes?limit=50`);
+      const open = page.items.filter((c) => !c.archived_at);
+      const reports = await Promise.all(
+        open.map((c) => api(`${accessBase}/v1/classes/${c.id}/progress`)));
+      for (const figure of document.querySelectorAll("#classes figure")) figure.remove();
+      open.forEach((c, i) => drawClass(c, reports[i]));
+      $("#no-classes").hidden = open.length > 0;
+      window.dashboard.classes = reports;
+      window.dashboard.lastUpdated = new Date().toISOString();
+      status(`Updated ${new Date().toLocaleTimeString()} · every ${refreshSeconds} s`);
+    } catch (error) {
+      if (error.signIn) {
+        showSignIn(error.message);
+        return;
+      }
+      status(`Not updated: ${error.message}`);
+    }
+    timer = setTimeout(refreshClasses, refreshSeconds * 1000);
+  }
+
   function start() {
+    const teacher = role() === "TEACHER";
     $("#sign-in").hidden = true;
-    $("#figures").hidden = false;
+    $("#figures").hidden = teacher;
+    $("#classes").hidden = !teacher;
     $("#sign-out").hidden = false;
-    refresh();
+    if (teacher) refreshClasses();
+    else refresh();
   }
 
   $("#sign-in").addEventListener("submit", signIn);
