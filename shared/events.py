@@ -310,6 +310,17 @@ class DeliveryIssued(EventData):
     method: Literal["s3", "cloudfront", "cloudfront-cookies"]
 
 
+class ReadingOpened(EventData):
+    """A reader opened a book on a device while offline (#20): uploaded later, it is
+    announced with the time it happened (the envelope's), so it counts in that hour."""
+
+    type = "reading.opened"
+    producer = Producer.DELIVERY
+    subject_field = "book_id"
+    book_id: uuid.UUID
+    user_id: uuid.UUID
+
+
 class ReadingProgressed(EventData):
     type = "reading.progressed"
     producer = Producer.DELIVERY
@@ -350,6 +361,7 @@ EVENT_CONTRACTS: dict[str, type[EventData]] = {
         BookProcessed,
         BookUnpublished,
         DeliveryIssued,
+        ReadingOpened,
         ReadingProgressed,
         ReadingCompleted,
     )

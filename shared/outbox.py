@@ -77,10 +77,15 @@ class OutboxMessage(PlatformTables):
 
 
 def record_event(
-    session: AsyncSession, data: EventData, *, trace_id: str | None = None
+    session: AsyncSession,
+    data: EventData,
+    *,
+    trace_id: str | None = None,
+    time: datetime | None = None,
 ) -> Envelope:
-    """Add an event to the session's transaction; it is published only if that commits."""
-    envelope = Envelope.wrap(data, trace_id=trace_id)
+    """Add an event to the session's transaction; it is published only if that commits.
+    `time`: when it happened, if not now (reading done offline and uploaded later)."""
+    envelope = Envelope.wrap(data, trace_id=trace_id, time=time)
     session.add(
         OutboxMessage(
             event_id=envelope.id,

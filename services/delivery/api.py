@@ -14,6 +14,8 @@ from services.delivery.schemas import (
     CookiesOut,
     DeliveryOut,
     DeliveryRequest,
+    OfflineBatch,
+    OfflineBatchOut,
     ProgressOut,
     ProgressUpdate,
 )
@@ -101,6 +103,25 @@ async def record_progress(
         principal, book_id, page=body.page, total_pages=body.total_pages
     )
     return ProgressOut.model_validate(progress)
+
+
+@reading.post(
+    "/events",
+    response_model=OfflineBatchOut,
+    summary="Upload reading done offline: up to 500 open / progress / complete events",
+    description="Each event carries an id the device made and the device's time. A retried "
+    "upload changes nothing (the same ids: `duplicate`). Events count when they happened "
+    "(metrics counts each in its hour). Each event is taken or refused on its own, with "
+    "the reason: `in-the-future` (beyond `DELIVERY_OFFLINE_CLOCK_SKEW_SECONDS`), `too-old` "
+    "(`DELIVERY_OFFLINE_MAX_AGE_DAYS`), `unknown-book`, `decision-denied`, "
+    "`total-pages-mismatch`, `total-pages-required`, `page-required`, `page-beyond-book`. "
+    "A malformed batch (more than 500 events, a bad id or time) is a 422 and takes nothing.",
+    responses=problem_responses(401, 403, 413, 422, 503),
+)
+async def upload_offline_reading(
+    body: OfflineBatch, principal: CurrentPrincipal, service: DeliveryServiceDep
+) -> OfflineBatchOut:
+    return await service.record_offline(principal, body)
 
 
 @reading.get(

@@ -12,6 +12,7 @@ from services.delivery.api import ROUTERS
 from services.delivery.components import Components, build_components
 from services.delivery.consumers import HANDLERS
 from services.delivery.fastpath import DeliveryFastPath
+from services.delivery.offline import prune_offline_ids
 from services.delivery.settings import DeliverySettings
 from shared.events import Producer
 from shared.resources import Resources
@@ -52,6 +53,7 @@ SERVICE = ServiceDefinition[DeliverySettings, Components](
     fast_paths=[Middleware(DeliveryFastPath)],
     produces=Producer.DELIVERY,
     handlers=HANDLERS,
+    worker_jobs=[prune_offline_ids],
     migrations=Path(__file__).parent / "migrations",
     default_port=8003,
 )

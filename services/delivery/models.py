@@ -78,3 +78,21 @@ class ReadingProgress(Base):
     announced_page: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (Index("ix_reading_progress_user", "user_id", "updated_at"),)
+
+
+class OfflineReadingEvent(Base):
+    """Each reading event a device uploaded after reading offline (#20), by the id the
+    device gave it: a retried upload finds its ids here and changes nothing."""
+
+    __tablename__ = "offline_reading_events"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(10))
+    book_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    happened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    # Ids older than the oldest event accepted can go (see offline.py).
+    __table_args__ = (Index("ix_offline_reading_events_received", "received_at"),)

@@ -50,7 +50,11 @@ def announce(session: AsyncSession, progress: ReadingState, *, step_percent: int
     changed = False
     if progress.page >= progress.total_pages and progress.completed_at is None:
         progress.completed_at = progress.updated_at
-        record_event(session, ReadingCompleted(book_id=progress.book_id, user_id=progress.user_id))
+        record_event(
+            session,
+            ReadingCompleted(book_id=progress.book_id, user_id=progress.user_id),
+            time=progress.updated_at,
+        )
         changed = True
     if bucket(progress.page) > bucket(progress.announced_page):
         progress.announced_page = progress.page
@@ -62,6 +66,7 @@ def announce(session: AsyncSession, progress: ReadingState, *, step_percent: int
                 page=progress.page,
                 total_pages=progress.total_pages,
             ),
+            time=progress.updated_at,  # offline reading counts when it happened (#20)
         )
         changed = True
     return changed

@@ -10,7 +10,13 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, case, delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from services.delivery.models import PublishedBook, Reader, ReaderEntitlement, ReadingProgress
+from services.delivery.models import (
+    OfflineReadingEvent,
+    PublishedBook,
+    Reader,
+    ReaderEntitlement,
+    ReadingProgress,
+)
 from shared.db import upsert
 
 
@@ -86,9 +92,8 @@ class DeliveryRepository:
         await self.session.execute(statement.on_conflict_do_nothing())
 
     async def forget_reader(self, user_id: uuid.UUID) -> None:
-        await self.session.execute(
-            delete(ReadingProgress).where(ReadingProgress.user_id == user_id)
-        )
+        for table in (ReadingProgress, OfflineReadingEvent):
+            await self.session.execute(delete(table).where(table.user_id == user_id))
         await self.session.execute(
             update(ReaderEntitlement)
             .where(ReaderEntitlement.user_id == user_id)
@@ -156,6 +161,29 @@ class DeliveryRepository:
     # Page turns are the second hottest write: plain Core statements, one round
     # trip for a turn that changes something, and a first report that races
     # another for the same book simply lands on the row the other created.
+
+    async def claim_offline(self, user_id: uuid.UUID, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
+        """Record these uploaded events' ids for the reader; the ids recorded now (an
+        id already there, from an earlier upload, is left as it was and not returned)."""
+        if not rows:
+            return set()
+        table = _table(OfflineReadingEvent)
+        ordered = sorted(
+            ({**row, "user_id": user_id} for row in rows), key=lambda r: str(r["event_id"])
+        )
+        statement = (
+            upsert(self.session, table)
+            .values(ordered)
+            .on_conflict_do_nothing(index_elements=["user_id", "event_id"])
+            .returning(table.c.event_id)
+        )
+        return set(await self.session.scalars(statement))
+
+    async def prune_offline(self, received_before: datetime) -> int:
+        result = await self.session.execute(
+            delete(OfflineReadingEvent).where(OfflineReadingEvent.received_at < received_before)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def advance_progress(self, rows: list[dict[str, Any]]) -> list[ReadingState]:
         """Create each reader's row for a book, or move it forward: one statement for

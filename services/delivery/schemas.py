@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.events import BookFormatName
 
@@ -65,3 +65,40 @@ class ProgressOut(BaseModel):
     def _percent(self) -> ProgressOut:
         self.percent = self.page * 100 // self.total_pages
         return self
+
+
+MAX_OFFLINE_EVENTS = 500
+
+
+class OfflineEventIn(StrictModel):
+    id: uuid.UUID = Field(description="Made by the device, once per event: a retry sends it again")
+    type: Literal["open", "progress", "complete"]
+    book_id: uuid.UUID
+    at: AwareDatetime = Field(description="When it happened, by the device's clock")
+    page: int | None = Field(default=None, ge=0, le=100_000, strict=True)
+    total_pages: int | None = Field(
+        default=None, gt=0, le=100_000, strict=True, description="progress and complete"
+    )
+
+
+class OfflineBatch(StrictModel):
+    device_id: Annotated[
+        str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    ] = Field(description="The device's own id (no personal data): which device read")
+    events: list[OfflineEventIn] = Field(min_length=1, max_length=MAX_OFFLINE_EVENTS)
+
+
+class OfflineEventResult(BaseModel):
+    id: uuid.UUID
+    status: Literal["accepted", "duplicate", "refused"] = Field(
+        description="`duplicate`: taken from an earlier upload (or earlier in this one)"
+    )
+    reason: str | None = Field(default=None, description="Why refused: a problem code")
+    detail: str | None = None
+
+
+class OfflineBatchOut(BaseModel):
+    accepted: int
+    duplicates: int
+    refused: int
+    results: list[OfflineEventResult] = Field(description="One per event, in the batch's order")

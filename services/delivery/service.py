@@ -20,13 +20,16 @@ import json
 import math
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.delivery.models import PublishedBook
+from services.delivery.offline import OfflineEvent, OfflineReading, Refusal
 from services.delivery.reading import PageTurn, ReadingRecorder
 from services.delivery.repository import DeliveryRepository, ReadingState, progress_of
+from services.delivery.schemas import OfflineBatch, OfflineBatchOut, OfflineEventResult
 from services.delivery.settings import DeliverySettings
 from services.delivery.signing import CloudFrontSigner, S3LinkSigner, SignedCookies, SignerName
 from shared.auth import Principal
@@ -185,6 +188,7 @@ class DeliveryParts:
     limiter: SharedWindowLimiter
     recorder: GroupCommitRecorder
     reading: ReadingRecorder
+    offline: OfflineReading
     # Sessions for reads, in autocommit: one round trip a query, no BEGIN/ROLLBACK.
     reads: async_sessionmaker[AsyncSession]
     # The same engine, for one-statement reads on a bare connection.
@@ -369,6 +373,93 @@ class DeliveryService:
         return await self.parts.reading.record(
             PageTurn(principal.user_id, book_id, page, total_pages, now_utc())
         )
+
+    async def record_offline(self, principal: Principal, batch: OfflineBatch) -> OfflineBatchOut:
+        """Reading done offline, uploaded now (offline.py): each event accepted,
+        recognised from an earlier upload, or refused with its reason."""
+        if principal.kind != "user":
+            raise Forbidden("Reading is for readers, not services.")
+        now = now_utc()
+        skew = self.settings.offline_clock_skew_seconds
+        oldest = now - timedelta(days=self.settings.offline_max_age_days)
+        books: dict[uuid.UUID, Refusal | None] = {}
+        refusals: dict[uuid.UUID, Refusal] = {}
+        seen: set[uuid.UUID] = set()
+        repeated: set[int] = set()
+        candidates: list[OfflineEvent] = []
+        for index, event in enumerate(batch.events):
+            if event.id in seen:
+                repeated.add(index)
+                continue
+            seen.add(event.id)
+            refusal = self._offline_refusal(event, now + timedelta(seconds=skew), oldest, skew)
+            if refusal is None:
+                if event.book_id not in books:
+                    books[event.book_id] = await self._offline_book(principal, event.book_id)
+                refusal = books[event.book_id]
+            if refusal is not None:
+                refusals[event.id] = refusal
+                continue
+            candidates.append(
+                OfflineEvent(
+                    event.id, event.type, event.book_id, event.at, event.page, event.total_pages
+                )
+            )
+        claimed, refused_for_length = await self.parts.offline.apply(
+            principal.user_id, batch.device_id, candidates
+        )
+        refusals |= refused_for_length
+        results = []
+        for index, event in enumerate(batch.events):
+            found = refusals.get(event.id)
+            if index in repeated or (found is None and event.id not in claimed):
+                results.append(OfflineEventResult(id=event.id, status="duplicate"))
+            elif found is not None:
+                results.append(
+                    OfflineEventResult(
+                        id=event.id, status="refused", reason=found.code, detail=found.detail
+                    )
+                )
+            else:
+                results.append(OfflineEventResult(id=event.id, status="accepted"))
+        count = {s: sum(r.status == s for r in results) for s in ("accepted", "duplicate")}
+        return OfflineBatchOut(
+            accepted=count["accepted"],
+            duplicates=count["duplicate"],
+            refused=len(results) - count["accepted"] - count["duplicate"],
+            results=results,
+        )
+
+    @staticmethod
+    def _offline_refusal(
+        event: Any, latest: datetime, oldest: datetime, skew: int
+    ) -> Refusal | None:
+        """What is wrong with one uploaded event on its own, if anything."""
+        if event.at > latest:
+            return Refusal(
+                "in-the-future", f"It happened after now by more than the {skew} s allowed."
+            )
+        if event.at < oldest:
+            return Refusal("too-old", "Reading older than this is no longer taken.")
+        if event.type == "open":
+            return None
+        if event.total_pages is None:
+            return Refusal("total-pages-required", "progress and complete need total_pages.")
+        if event.type == "progress" and event.page is None:
+            return Refusal("page-required", "progress needs page.")
+        if event.page is not None and event.page > event.total_pages:
+            return Refusal("page-beyond-book", "page must not be above total_pages.")
+        return None
+
+    async def _offline_book(self, principal: Principal, book_id: uuid.UUID) -> Refusal | None:
+        """Whether the reader may read the book now (as for a link), as a refusal."""
+        try:
+            await self._readable(principal, book_id)
+        except NotFound as exc:
+            return Refusal("unknown-book", exc.detail or "No such published book.")
+        except Forbidden as exc:
+            return Refusal(exc.code, exc.detail or "Not allowed.")
+        return None
 
     async def my_reading(self, principal: Principal, *, limit: int) -> list[ReadingState]:
         if principal.kind != "user":

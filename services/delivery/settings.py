@@ -47,6 +47,11 @@ class DeliverySettings(ServiceSettings):
     # Reading progress is announced (reading.progressed) each time it crosses
     # another step of this many percent, not on every page turn.
     progress_step_percent: int = Field(default=10, gt=0, le=100)
+    # Reading done offline and uploaded later (#20): how old an event may be, how far
+    # ahead of our clock a device's may run, how often the worker drops old ids.
+    offline_max_age_days: int = Field(default=30, ge=1, le=90)
+    offline_clock_skew_seconds: int = Field(default=300, ge=0, le=3600)
+    offline_prune_seconds: float = Field(default=3600.0, gt=0)
 
     @model_validator(mode="after")
     def _cloudfront_is_complete(self) -> DeliverySettings:

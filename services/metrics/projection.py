@@ -52,6 +52,7 @@ from shared.events import (
     Envelope,
     EventData,
     ReadingCompleted,
+    ReadingOpened,
     ReadingProgressed,
     RoleAssigned,
     SubmissionCreated,
@@ -232,6 +233,11 @@ async def apply_event(context: EventContext, data: EventData) -> None:
             await repository.change_book(session, data.book_id, at=at, published=False)
         case DeliveryIssued():
             figures.count(Metric.OPENS, at, book_dimension(data.book_id), f"method:{data.method}")
+            figures.readers[(hour_of(at), data.user_id, data.book_id)] += 1
+            figures.read(data.user_id, data.book_id, at=at, opened=True)
+        case ReadingOpened():
+            # #20: opened offline, uploaded later; `at` is when it happened.
+            figures.count(Metric.OPENS, at, book_dimension(data.book_id), "method:offline")
             figures.readers[(hour_of(at), data.user_id, data.book_id)] += 1
             figures.read(data.user_id, data.book_id, at=at, opened=True)
         case ReadingProgressed():

@@ -40,6 +40,7 @@ ARCHITECTURE_EVENT_TYPES = {
     "delivery.issued",
     "reading.progressed",
     "reading.completed",
+    "reading.opened",  # #20: a book opened offline, uploaded later
     # #19, not in ARCHITECTURE.md's list: a class's members and assignments, by id,
     # for the metrics service's per-class figures.
     "class.member_joined",
