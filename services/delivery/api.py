@@ -16,6 +16,7 @@ from services.delivery.schemas import (
     DeliveryRequest,
     OfflineBatch,
     OfflineBatchOut,
+    Progression,
     ProgressOut,
     ProgressUpdate,
 )
@@ -122,6 +123,47 @@ async def upload_offline_reading(
     body: OfflineBatch, principal: CurrentPrincipal, service: DeliveryServiceDep
 ) -> OfflineBatchOut:
     return await service.record_offline(principal, body)
+
+
+PROGRESSION_TYPE = "application/vnd.readium.progression+json"
+
+
+@reading.get(
+    "/{book_id}/progression",
+    summary="Where the reader is in the book, for a reading app (OPDS Progression)",
+    description="The furthest page (`locator.locations.position`), the device and the "
+    "device time of the last progression (or of the last page turn, if later). 404 "
+    "`no-progression` before any.",
+    responses={
+        **problem_responses(401, 403, 404, 503),
+        200: {"content": {PROGRESSION_TYPE: {}}},
+    },
+)
+async def get_progression(
+    book_id: uuid.UUID, principal: CurrentPrincipal, service: DeliveryServiceDep
+) -> Response:
+    found = await service.progression(principal, book_id)
+    return JSONResponse(found, media_type=PROGRESSION_TYPE)
+
+
+@reading.put(
+    "/{book_id}/progression",
+    summary="Store a reading app's progression (OPDS Progression): furthest page wins",
+    description="`modified` is when the reading happened, by the device's clock. One "
+    "older than the stored progression (or the last page turn) is stale: 409 "
+    "`stale-progression` with the current document in `current`. Position is the page; "
+    "the book's length is the reader's first reported one, else the publication's. "
+    "Page turns and completion are announced as for `PUT .../progress`.",
+    responses={
+        **problem_responses(401, 403, 404, 409, 422, 503),
+        200: {"content": {PROGRESSION_TYPE: {}}},
+    },
+)
+async def put_progression(
+    book_id: uuid.UUID, body: Progression, principal: CurrentPrincipal, service: DeliveryServiceDep
+) -> Response:
+    stored = await service.store_progression(principal, book_id, body)
+    return JSONResponse(stored, media_type=PROGRESSION_TYPE)
 
 
 @reading.get(

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.applications import Starlette
 
-from services.delivery.offline import OfflineReading
+from services.delivery.offline import DeviceReading
 from services.delivery.reading import ReadingRecorder
 from services.delivery.service import (
     BOOKS_CHANNEL,
@@ -88,7 +88,7 @@ async def build_components(
             max_in_flight=GROUP_COMMITS_IN_FLIGHT,
         ),
         # Uploads are rare and large: the shared pool, not the hot path's writes.
-        offline=OfflineReading(
+        devices=DeviceReading(
             resources.session_factory, step_percent=settings.progress_step_percent
         ),
     )

@@ -94,6 +94,8 @@ async def record_processed(context: EventContext, event: BookProcessed) -> None:
         row.lite_key = lite.object_key
         row.lite_version = lite.object_version
         row.lite_source_version = event.source_version
+    if event.source_version == current or row.page_count is None:
+        row.page_count = event.page_count
     _tell_instances_after_commit(context, BOOKS_CHANNEL, event.book_id)
 
 

@@ -32,6 +32,9 @@ class PublishedBook(Base):
     lite_key: Mapped[str | None] = mapped_column(String(300))
     lite_version: Mapped[str | None] = mapped_column(String(200))
     lite_source_version: Mapped[str | None] = mapped_column(String(200))
+    # Pages of the publication (book.processed): a reading app's progression needs
+    # no length of its own (#20).
+    page_count: Mapped[int | None] = mapped_column(Integer)
 
 
 class Reader(Base):
@@ -76,6 +79,11 @@ class ReadingProgress(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # The page last announced in a reading.progressed event (events are coalesced).
     announced_page: Mapped[int] = mapped_column(Integer, default=0)
+    # The last progression a reading app stored (#20, OPDS Progression): when that
+    # reading happened on the device, and which device. An older one is stale.
+    modified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    device_id: Mapped[str | None] = mapped_column(String(64))
+    device_name: Mapped[str | None] = mapped_column(String(100))
 
     __table_args__ = (Index("ix_reading_progress_user", "user_id", "updated_at"),)
 

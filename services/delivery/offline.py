@@ -1,4 +1,7 @@
-"""Reading done offline (#20): a device that read without a connection uploads what
+"""Reading on devices (#20): reading apps' progression (OPDS Progression), and
+reading done offline.
+
+Reading done offline: a device that read without a connection uploads what
 happened when it is back (`POST /v1/reading/events`), each event with the device's
 own time and an id the device made.
 
@@ -32,10 +35,11 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.delivery.reading import announce
-from services.delivery.repository import DeliveryRepository
+from services.delivery.repository import DeliveryRepository, ReadingState
 from services.delivery.settings import DeliverySettings
 from shared.clock import now_utc
 from shared.db import unit_of_work
+from shared.errors import Conflict, Unprocessable
 from shared.events import ReadingOpened
 from shared.outbox import record_event
 from shared.resources import Resources
@@ -65,7 +69,10 @@ class Refusal:
     detail: str
 
 
-class OfflineReading:
+class DeviceReading:
+    """What reading apps and devices report, written on the shared pool (uploads and
+    progressions are rare beside page turns, which have connections of their own)."""
+
     def __init__(
         self, session_factory: async_sessionmaker[AsyncSession], *, step_percent: int
     ) -> None:
@@ -123,6 +130,73 @@ class OfflineReading:
                 [s for s in changed if announce(session, s, step_percent=self._step_percent)]
             )
         return claimed, refused
+
+    async def store_progression(
+        self,
+        user_id: uuid.UUID,
+        book_id: uuid.UUID,
+        *,
+        position: int,
+        modified: datetime,
+        device_id: str,
+        device_name: str | None,
+        page_count: int | None,
+    ) -> tuple[ReadingState, bool]:
+        """Store a reading app's progression: the reader's progress afterwards, and
+        whether it was taken (False: stale, older than what is stored)."""
+        async with unit_of_work(self._session_factory) as session:
+            repository = DeliveryRepository(session)
+            existing = await repository.progress_many([(user_id, book_id)])
+            total = existing[0].total_pages if existing else page_count
+            if total is None:
+                raise Conflict(
+                    "This book's length is not known yet: report progress with total_pages "
+                    "(PUT /v1/reading/{book_id}/progress) or retry in a minute.",
+                    code="length-unknown",
+                )
+            if position > total:
+                raise Unprocessable(
+                    f"position is beyond the book's {total} pages.", code="position-beyond-book"
+                )
+            stored = await repository.store_progression(
+                {
+                    "user_id": user_id,
+                    "book_id": book_id,
+                    "page": position,
+                    "total_pages": total,
+                    "started_at": modified,
+                    "updated_at": modified,
+                    "completed_at": None,
+                    "announced_page": 0,
+                    "modified_at": modified,
+                    "device_id": device_id,
+                    "device_name": device_name,
+                }
+            )
+            if stored is None:
+                return existing[0], False
+            if announce(session, stored, step_percent=self._step_percent):
+                await repository.mark_announced([stored])
+        return stored, True
+
+
+def progression_doc(state: ReadingState) -> dict[str, Any]:
+    """A reader's progress as an OPDS Progression document (a PDF: positions are
+    pages). `modified` is the device time of the last progression, or of the last
+    page turn if that is later."""
+    modified = max(t for t in (state.modified_at, state.updated_at) if t is not None)
+    return {
+        "modified": modified.isoformat().replace("+00:00", "Z"),
+        "device": {"id": state.device_id or "", "name": state.device_name or ""},
+        "locator": {
+            "href": f"urn:uuid:{state.book_id}",
+            "type": "application/pdf",
+            "locations": {
+                "position": state.page,
+                "totalProgression": round(state.page / state.total_pages, 4),
+            },
+        },
+    }
 
 
 def _furthest(user_id: uuid.UUID, events: Sequence[OfflineEvent]) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, delete, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, case, delete, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.delivery.models import (
@@ -36,6 +36,9 @@ class ReadingState:
     updated_at: datetime
     completed_at: datetime | None
     announced_page: int
+    modified_at: datetime | None = None
+    device_id: str | None = None
+    device_name: str | None = None
 
 
 class DeliveryRepository:
@@ -208,6 +211,31 @@ class DeliveryRepository:
             where=and_(new.page > table.c.page, new.total_pages == table.c.total_pages),
         ).returning(*table.c)
         return [ReadingState(**row._mapping) for row in await self.session.execute(statement)]
+
+    async def store_progression(self, row: dict[str, Any]) -> ReadingState | None:
+        """A reading app's progression (#20): the furthest page wins, the device and
+        time are the latest; one older than what is stored (by its device time, or
+        the last page turn) changes nothing and gives None."""
+        table = _table(ReadingProgress)
+        statement = upsert(self.session, table).values(row)
+        new = statement.excluded
+        further = new.page > table.c.page
+        statement = statement.on_conflict_do_update(
+            index_elements=["user_id", "book_id"],
+            set_={
+                "page": case((further, new.page), else_=table.c.page),
+                "updated_at": case((further, new.updated_at), else_=table.c.updated_at),
+                "modified_at": new.modified_at,
+                "device_id": new.device_id,
+                "device_name": new.device_name,
+            },
+            where=and_(
+                new.modified_at >= table.c.updated_at,
+                or_(table.c.modified_at.is_(None), new.modified_at >= table.c.modified_at),
+            ),
+        ).returning(*table.c)
+        found = (await self.session.execute(statement)).first()
+        return ReadingState(**found._mapping) if found is not None else None
 
     async def progress_many(self, keys: list[tuple[uuid.UUID, uuid.UUID]]) -> list[ReadingState]:
         """The stored rows of these (user, book) pairs."""

@@ -69,6 +69,11 @@ class ProgressOut(BaseModel):
 
 MAX_OFFLINE_EVENTS = 500
 
+# A device's own id: letters, digits and . _ - (never a name).
+DeviceId = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+]
+
 
 class OfflineEventIn(StrictModel):
     id: uuid.UUID = Field(description="Made by the device, once per event: a retry sends it again")
@@ -82,9 +87,9 @@ class OfflineEventIn(StrictModel):
 
 
 class OfflineBatch(StrictModel):
-    device_id: Annotated[
-        str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
-    ] = Field(description="The device's own id (no personal data): which device read")
+    device_id: DeviceId = Field(
+        description="The device's own id (no personal data): which device read"
+    )
     events: list[OfflineEventIn] = Field(min_length=1, max_length=MAX_OFFLINE_EVENTS)
 
 
@@ -102,3 +107,37 @@ class OfflineBatchOut(BaseModel):
     duplicates: int
     refused: int
     results: list[OfflineEventResult] = Field(description="One per event, in the batch's order")
+
+
+# --- reading apps' progression (#20, OPDS Progression) ---------------------------------
+
+
+class ProgressionDevice(StrictModel):
+    id: DeviceId
+    name: Annotated[str, StringConstraints(max_length=100, pattern=r"^[^\x00-\x1f]*$")] = ""
+
+
+class ProgressionLocations(BaseModel):
+    # Other locations a reading app sends (progression, fragments...) are ignored.
+    model_config = ConfigDict(extra="ignore")
+
+    position: int = Field(ge=0, le=100_000, strict=True, description="The page")
+    totalProgression: float | None = Field(  # noqa: N815 - the format's own name
+        default=None, ge=0, le=1, description="Answered; ignored when sent"
+    )
+
+
+class ProgressionLocator(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    href: str = Field(default="", max_length=500)
+    type: str = Field(default="application/pdf", max_length=100)
+    locations: ProgressionLocations
+
+
+class Progression(StrictModel):
+    """An OPDS Progression document: where a reading app is in a book, and when."""
+
+    modified: AwareDatetime = Field(description="When the reading happened, device time")
+    device: ProgressionDevice
+    locator: ProgressionLocator

@@ -26,16 +26,28 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.delivery.models import PublishedBook
-from services.delivery.offline import OfflineEvent, OfflineReading, Refusal
+from services.delivery.offline import DeviceReading, OfflineEvent, Refusal, progression_doc
 from services.delivery.reading import PageTurn, ReadingRecorder
 from services.delivery.repository import DeliveryRepository, ReadingState, progress_of
-from services.delivery.schemas import OfflineBatch, OfflineBatchOut, OfflineEventResult
+from services.delivery.schemas import (
+    OfflineBatch,
+    OfflineBatchOut,
+    OfflineEventResult,
+    Progression,
+)
 from services.delivery.settings import DeliverySettings
 from services.delivery.signing import CloudFrontSigner, S3LinkSigner, SignedCookies, SignerName
 from shared.auth import Principal
 from shared.clock import now_utc
 from shared.decisions import BookFacts, Decision, decide_book_read, needs_entitlement
-from shared.errors import Conflict, Forbidden, NotFound, Problem, TooManyRequests
+from shared.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    Problem,
+    TooManyRequests,
+    Unprocessable,
+)
 from shared.events import BookFormatName, DeliveryIssued
 from shared.localcache import InvalidatedCache
 from shared.outbox import GroupCommitRecorder
@@ -188,7 +200,7 @@ class DeliveryParts:
     limiter: SharedWindowLimiter
     recorder: GroupCommitRecorder
     reading: ReadingRecorder
-    offline: OfflineReading
+    devices: DeviceReading
     # Sessions for reads, in autocommit: one round trip a query, no BEGIN/ROLLBACK.
     reads: async_sessionmaker[AsyncSession]
     # The same engine, for one-statement reads on a bare connection.
@@ -405,7 +417,7 @@ class DeliveryService:
                     event.id, event.type, event.book_id, event.at, event.page, event.total_pages
                 )
             )
-        claimed, refused_for_length = await self.parts.offline.apply(
+        claimed, refused_for_length = await self.parts.devices.apply(
             principal.user_id, batch.device_id, candidates
         )
         refusals |= refused_for_length
@@ -460,6 +472,47 @@ class DeliveryService:
         except Forbidden as exc:
             return Refusal(exc.code, exc.detail or "Not allowed.")
         return None
+
+    async def progression(self, principal: Principal, book_id: uuid.UUID) -> dict[str, Any]:
+        """The reader's progression in the book (OPDS Progression), for a reading app."""
+        await self._readable(principal, book_id)
+        async with self.session_factory() as session:
+            found = await DeliveryRepository(session).progress_many([(principal.user_id, book_id)])
+        if not found:
+            raise NotFound("No progression in this book yet.", code="no-progression")
+        return progression_doc(found[0])
+
+    async def store_progression(
+        self, principal: Principal, book_id: uuid.UUID, body: Progression
+    ) -> dict[str, Any]:
+        """Furthest position wins; a progression older than the stored one (device
+        time) is a 409 with the current one, so the app can move to it."""
+        await self._readable(principal, book_id)
+        skew = timedelta(seconds=self.settings.offline_clock_skew_seconds)
+        if body.modified > now_utc() + skew:
+            raise Unprocessable(
+                "modified is ahead of the platform's clock by more than "
+                f"{skew.seconds} s: check the device's clock.",
+                code="in-the-future",
+            )
+        async with self.session_factory() as session:
+            row = await DeliveryRepository(session).published_book(book_id)
+        state, taken = await self.parts.devices.store_progression(
+            principal.user_id,
+            book_id,
+            position=body.locator.locations.position,
+            modified=body.modified,
+            device_id=body.device.id,
+            device_name=body.device.name or None,
+            page_count=row.page_count if row is not None else None,
+        )
+        if not taken:
+            raise Conflict(
+                "A later progression is stored: this one is stale.",
+                code="stale-progression",
+                current=progression_doc(state),
+            )
+        return progression_doc(state)
 
     async def my_reading(self, principal: Principal, *, limit: int) -> list[ReadingState]:
         if principal.kind != "user":

@@ -117,10 +117,15 @@ class ContentHarness:
         )
 
     async def submitted(
-        self, author: Account, *, upload_filename: str | None = None, **changes: Any
+        self,
+        author: Account,
+        *,
+        upload_filename: str | None = None,
+        pdf: bytes = PDF,
+        **changes: Any,
     ) -> dict[str, Any]:
         created = await self.create(author, **changes)
-        uploaded = await self.upload(author, created["id"], filename=upload_filename)
+        uploaded = await self.upload(author, created["id"], pdf, filename=upload_filename)
         assert uploaded.status_code in (200, 201, 204), uploaded.text
         response = await self.submit(author, created)
         assert response.status_code == 200, response.text
@@ -146,9 +151,12 @@ class ContentHarness:
         reviewer: Account,
         *,
         upload_filename: str | None = None,
+        pdf: bytes = PDF,
         **changes: Any,
     ) -> dict[str, Any]:
-        submitted = await self.submitted(author, upload_filename=upload_filename, **changes)
+        submitted = await self.submitted(
+            author, upload_filename=upload_filename, pdf=pdf, **changes
+        )
         response = await self.review(reviewer, submitted)
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
@@ -189,13 +197,20 @@ class ContentHarness:
         return body
 
     async def book_for_readers(
-        self, access: str = "free", *, upload_filename: str | None = None, **changes: Any
+        self,
+        access: str = "free",
+        *,
+        upload_filename: str | None = None,
+        pdf: bytes = PDF,
+        **changes: Any,
     ) -> dict[str, Any]:
         """A published book (free or entitled), by accounts of its own."""
         author = await self.account(Role.VOLUNTEER)
         reviewer = await self.account(Role.STORY_MANAGER)
         admin = await self.account(Role.CONTENT_ADMIN)
-        approved = await self.approved(author, reviewer, upload_filename=upload_filename, **changes)
+        approved = await self.approved(
+            author, reviewer, upload_filename=upload_filename, pdf=pdf, **changes
+        )
         book = await self.book(admin, approved, access=access)
         published = await self.http.post(f"/v1/books/{book['id']}/publish", headers=admin.headers)
         assert published.status_code == 200, published.text
