@@ -6,8 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from shared.clock import UtcInstant
 from shared.events import BookFormatName
 
 
@@ -79,7 +80,7 @@ class OfflineEventIn(StrictModel):
     id: uuid.UUID = Field(description="Made by the device, once per event: a retry sends it again")
     type: Literal["open", "progress", "complete"]
     book_id: uuid.UUID
-    at: AwareDatetime = Field(description="When it happened, by the device's clock")
+    at: UtcInstant = Field(description="When it happened, by the device's clock")
     page: int | None = Field(default=None, ge=0, le=100_000, strict=True)
     total_pages: int | None = Field(
         default=None, gt=0, le=100_000, strict=True, description="progress and complete"
@@ -138,6 +139,6 @@ class ProgressionLocator(BaseModel):
 class Progression(StrictModel):
     """An OPDS Progression document: where a reading app is in a book, and when."""
 
-    modified: AwareDatetime = Field(description="When the reading happened, device time")
+    modified: UtcInstant = Field(description="When the reading happened, device time")
     device: ProgressionDevice
     locator: ProgressionLocator
