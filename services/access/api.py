@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated, Literal
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -59,6 +60,7 @@ from shared.asgi import client_ip
 from shared.auth import CallingService, CurrentPrincipal
 from shared.db import unit_of_work
 from shared.decisions import Decision, DecisionRequest
+from shared.errors import Unprocessable, UnsupportedMediaType
 from shared.idempotency import OnceDep
 from shared.pagination import MAX_PAGE_SIZE, Page
 from shared.problems import problem_responses
@@ -109,6 +111,43 @@ async def login(body: Credentials, request: Request, service: AccountServiceDep)
         client_ip=client_ip(request.scope),
         device_token=body.device_token,
     )
+
+
+@auth.post(
+    "/token",
+    response_model=TokenPair,
+    summary="OAuth 2.0 password grant, for reading apps (OPDS Authentication)",
+    description="`application/x-www-form-urlencoded`: `grant_type=password`, `username` (the "
+    "account's email), `password`. The same sign-in as `/login`, with its limits; the "
+    "answer is the same token pair (`token_type` bearer). Named by content's OPDS "
+    "authentication document (`/opds/authentication`).",
+    responses=problem_responses(401, 415, 422, 429),
+)
+async def oauth_token(request: Request, service: AccountServiceDep) -> TokenPair:
+    if request.headers.get("content-type", "").split(";")[0].strip() != FORM:
+        raise UnsupportedMediaType(f"Send the grant as {FORM}.")
+    try:
+        fields = parse_qs((await request.body()).decode(), max_num_fields=10, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Unprocessable("The form cannot be read.") from exc
+
+    def one(name: str, most: int) -> str:
+        values = fields.get(name, [])
+        if len(values) != 1 or not 0 < len(values[0]) <= most:
+            raise Unprocessable(f"{name} is required, once, at most {most} characters.")
+        return values[0]
+
+    if one("grant_type", 20) != "password":
+        raise Unprocessable("Only grant_type=password is offered.", code="unsupported-grant-type")
+    return await service.login(
+        email=one("username", 320),
+        password=one("password", 1024),
+        client_ip=client_ip(request.scope),
+        device_token=None,
+    )
+
+
+FORM = "application/x-www-form-urlencoded"
 
 
 @auth.post(
@@ -666,9 +705,7 @@ async def class_progress_report(
     format: Annotated[Literal["json", "csv"] | None, Query()] = None,
 ) -> Response:
     school_class, members, assignments, titles = await service.report_basis(principal, class_id)
-    figures = await components.class_figures.of_class(
-        class_id, request.headers.get("authorization", "")
-    )
+    figures = await components.class_figures.of_class(class_id)
     progress = class_progress(school_class, members, assignments, titles, figures)
     wants_csv = format == "csv" or (
         format is None and "text/csv" in request.headers.get("accept", "")

@@ -48,10 +48,11 @@ async def build_components(
         audience=settings.jwt_audience,
         is_revoked=resources.denylist.is_denied,
     )
+    issuer = TokenIssuer(keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
     return Components(
         settings=settings,
         keys=keys,
-        issuer=TokenIssuer(keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience),
+        issuer=issuer,
         hashing=PasswordHashing(
             time_cost=settings.password_hash_time_cost,
             memory_kib=settings.password_hash_memory_kib,
@@ -60,7 +61,7 @@ async def build_components(
         login_limiter=RateLimiter(resources.redis, "login"),
         devices=KnownDevices(settings.key_encryption_key.get_secret_value()),
         profiles=ProfileCache(resources.bus),
-        class_figures=ClassFigures(settings, resources.http),
+        class_figures=ClassFigures(settings, resources.http, issuer),
     )
 
 

@@ -62,10 +62,14 @@ async def require_book_figures(
 async def require_class_figures(
     principal: Principal, resources: ResourcesDep, session: SessionDep, class_id: uuid.UUID
 ) -> None:
-    """A class's figures (#19) are for its teacher and for CONTENT_ADMIN and up.
-    Another teacher's class, or one metrics has not heard of, is a 404 (as access
-    answers): a teacher learns nothing of classes that are not theirs."""
-    if principal.kind == "user" and principal.role.at_least(PLATFORM_FIGURES):
+    """A class's figures (#19) are for its teacher, for CONTENT_ADMIN and up, and for
+    the access service (its class report: access has checked the class is the
+    caller's). Another teacher's class, or one metrics has not heard of, is a 404
+    (as access answers): a teacher learns nothing of classes that are not theirs."""
+    if principal.kind == "service":
+        if principal.subject != "service:access":
+            raise Forbidden("Of the services, only access reads class figures.")
+    elif principal.kind == "user" and principal.role.at_least(PLATFORM_FIGURES):
         await resources.access.require(principal, Action.METRICS_READ, minimum=PLATFORM_FIGURES)
     elif principal.kind == "user" and principal.role is Role.TEACHER:
         await resources.access.require(principal, Action.ENTITLEMENT_GRANT, minimum=Role.TEACHER)

@@ -222,6 +222,10 @@ async def test_only_the_teacher_of_the_class_and_admins_see_it(
     assert_problem(await metrics.http.get(mine), 401)
     for role in ("LEARNER", "VOLUNTEER"):
         assert_problem(await metrics.http.get(mine, headers=people[role].headers), 403)
+    # Of the services, only access (for its class report) reads them.
+    for client in ("content", "delivery", "metrics"):
+        service = await access.service_token(client)
+        assert_problem(await metrics.http.get(mine, headers=service), 403)
     # Another teacher, and this teacher on another's class: a 404, as for no class
     # at all, so that a teacher learns nothing of classes that are not theirs.
     other_teacher = await access.account(people["TEACHER"].role)
