@@ -47,6 +47,9 @@ def embedded_defaults(
         "ACCESS_URL": f"http://{host}:{ports['access']}",
         # The class report reads a class's figures from metrics.
         "ACCESS_METRICS_URL": f"http://{host}:{ports['metrics']}",
+        # The OPDS feeds' acquisition and sign-in links (one origin per service here).
+        "CONTENT_OPDS_DELIVERY_URL": f"http://{host}:{ports['delivery']}",
+        "CONTENT_OPDS_ACCESS_URL": f"http://{host}:{ports['access']}",
         "REDIS_URL": "memory://embedded",
         "AWS_ACCESS_KEY_ID": "embedded",
         "AWS_SECRET_ACCESS_KEY": "embedded",

@@ -195,6 +195,21 @@ class ContentRepository:
             document.op("@@")(func.plainto_tsquery(config, text)),
         )
 
+    async def published_facets(self) -> dict[str, dict[str, int]]:
+        """How many published books each language, category and reading level has:
+        the facets of the OPDS feeds (#20)."""
+        facets: dict[str, dict[str, int]] = {}
+        for name in ("language", "category", "reading_level"):
+            column = getattr(Book, name)
+            rows = await self.session.execute(
+                select(column, func.count())
+                .where(Book.status == BookStatus.PUBLISHED.value)
+                .group_by(column)
+                .order_by(column)
+            )
+            facets[name] = {str(row[0]): int(row[1]) for row in rows.all()}
+        return facets
+
     async def catalog(self, query: CatalogQuery) -> list[Book]:
         return list(await self.session.scalars(self.catalog_statement(query)))
 

@@ -34,6 +34,11 @@ class ContentSettings(ServiceSettings):
     # Where the published bucket's covers/ are served publicly (the CloudFront
     # domain); without it books carry no cover_url.
     published_assets_url: str | None = None
+    # The OPDS feeds' links to delivery (acquisitions) and access (the sign-in of
+    # the authentication document): empty where one origin serves every service,
+    # as the load balancer does; the other origin otherwise (embedded run, compose).
+    opds_delivery_url: str = ""
+    opds_access_url: str = ""
     # A submission waiting for review longer than this is marked overdue in the
     # review queue (and counted so by metrics, which takes the same setting).
     review_overdue_days: int = Field(default=14, gt=0, le=365)

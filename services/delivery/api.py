@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from services.delivery.dependencies import DeliveryServiceDep
 from services.delivery.reading import reading_list_json
@@ -27,6 +27,26 @@ from shared.problems import problem_responses
 
 deliveries = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 reading = APIRouter(prefix="/v1/reading", tags=["reading"])
+
+
+@deliveries.get(
+    "/{book_id}/acquire",
+    status_code=302,
+    summary="OPDS acquisition: a 302 to a fresh signed link to the book's PDF",
+    description="The acquisition link of content's OPDS feeds (`/opds`): for a signed-in "
+    "reader (`Authorization: Bearer`, from the OPDS authentication document's password "
+    "grant), the same decision and the same link as `POST /v1/deliveries`, answered as a "
+    "redirect a reading app follows. Never cached.",
+    responses=problem_responses(401, 403, 404, 429, 503),
+)
+async def acquire(
+    book_id: uuid.UUID,
+    request: Request,
+    principal: CurrentPrincipal,
+    service: DeliveryServiceDep,
+) -> Response:
+    link = await service.issue(principal, book_id, client_ip=client_ip(request.scope))
+    return RedirectResponse(link.url, status_code=302, headers={"Cache-Control": "no-store"})
 
 
 @deliveries.post(

@@ -39,6 +39,8 @@ def endpoints(learner: uuid.UUID, book: uuid.UUID) -> list[Endpoint]:
             "POST", "/v1/auth/service-token", PUBLIC, {"client_id": "x", "client_secret": "y"}
         ),
         Endpoint("GET", "/.well-known/jwks.json", PUBLIC),
+        # #20: the OPDS password grant (a form; this JSON body is a 415, not a refusal).
+        Endpoint("POST", "/v1/auth/token", PUBLIC, {"grant_type": "password"}),
         Endpoint(
             "POST",
             "/v1/auth/class-register",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -75,6 +75,8 @@ class AccessHarness:
     settings: AccessSettings
     resources: Resources
     http: httpx.AsyncClient
+    # Where this module's `delivery` fixture serves (content's OPDS feeds link there).
+    delivery_url: str = field(default_factory=lambda: f"http://127.0.0.1:{free_port()}")
 
     async def register(
         self, *, email: str | None = None, password: str = PASSWORD

@@ -50,6 +50,8 @@ def content_settings(access: AccessHarness, **overrides: Any) -> ContentSettings
         "jwks_url": f"{access.url}/.well-known/jwks.json",
         "manuscript_max_bytes": MAX_MANUSCRIPT_BYTES,
         "published_assets_url": "https://assets.stories.example",
+        "opds_delivery_url": access.delivery_url,
+        "opds_access_url": access.url,
     }
     values.update(overrides)
     settings = make_settings(

@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -93,10 +94,12 @@ class DeliveryHarness:
         await self.resources.bus.publish(READERS_CHANNEL, str(user_id))
 
 
-async def start_delivery(stack: AsyncExitStack, settings: DeliverySettings) -> DeliveryHarness:
+async def start_delivery(
+    stack: AsyncExitStack, settings: DeliverySettings, port: int | None = None
+) -> DeliveryHarness:
     resources = await open_resources(settings, stack)
     app = SERVICE.create_app(settings)
-    server = stack.enter_context(ThreadedServer(app))
+    server = stack.enter_context(ThreadedServer(app, port))
     http = await stack.enter_async_context(httpx.AsyncClient(base_url=server.url, timeout=20))
     return DeliveryHarness(server.url, settings, resources, http, app)
 
@@ -107,6 +110,6 @@ async def delivery(access: AccessHarness) -> AsyncIterator[DeliveryHarness]:
     await upgrade(DELIVERY.migrations, settings.database_url, settings.database_schema)
     try:
         async with AsyncExitStack() as stack:
-            yield await start_delivery(stack, settings)
+            yield await start_delivery(stack, settings, urlsplit(access.delivery_url).port)
     finally:
         await drop_schema(settings.database_url, settings.database_schema)

@@ -71,18 +71,26 @@ async def catalog_answer(
     *,
     public: bool,
     if_none_match: str | None,
+    media_type: str = "application/json",
 ) -> Response:
     """A public answer from the catalog cache (`load` fills it on a miss); a
     manager's read fresh every time, never cached."""
     tag, body = await (cache.get_or_load(key, load) if public else load())
-    return conditional(body, tag, if_none_match, public=public)
+    return conditional(body, tag, if_none_match, public=public, media_type=media_type)
 
 
-def conditional(body: bytes, tag: str, if_none_match: str | None, *, public: bool) -> Response:
+def conditional(
+    body: bytes,
+    tag: str,
+    if_none_match: str | None,
+    *,
+    public: bool,
+    media_type: str = "application/json",
+) -> Response:
     if public:
         headers = {k.decode(): v.decode() for k, v in public_headers(tag)}
     else:
         headers = {"ETag": tag, "Cache-Control": "private, no-store"}
     if etag_matches(tag, if_none_match):
         return Response(status_code=304, headers=headers)
-    return Response(body, media_type="application/json", headers=headers)
+    return Response(body, media_type=media_type, headers=headers)

@@ -1,0 +1,217 @@
+"""The catalog as OPDS 2.0 feeds for reading apps (#20; the documents: opds.py).
+Public, and cached and emptied with the catalog: a publication or change reaches
+the feeds as it reaches `GET /v1/books`."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from services.content.api.common import Cursor, IfNoneMatch, body_etag, book_out, catalog_answer
+from services.content.catalog import parse_catalog_cursor
+from services.content.components import app_components
+from services.content.dependencies import catalog_service
+from services.content.opds import (
+    AUTHENTICATION_TYPE,
+    FEED_TYPE,
+    PUBLICATION_TYPE,
+    SVG,
+    Origins,
+    authentication_document,
+    publication,
+    publications_feed,
+    root_feed,
+    title_card,
+)
+from services.content.repository import CatalogQuery
+from services.content.schemas import Category, Language, ReadingLevel
+from shared.db import unit_of_work
+from shared.pagination import MAX_PAGE_SIZE
+from shared.problems import problem_responses
+from shared.resources import resources_of
+
+opds = APIRouter(prefix="/opds", tags=["opds"])
+
+NEWEST = 10
+
+
+def origins(request: Request) -> Origins:
+    """The reading app's view of the services: this request's origin, unless the
+    settings name another for delivery or access (opds.py)."""
+    settings = app_components(request.app).settings
+    here = str(request.base_url).rstrip("/")
+    return Origins(
+        catalog=here,
+        delivery=settings.opds_delivery_url or here,
+        access=settings.opds_access_url or here,
+    )
+
+
+def _tagged(document: dict[str, Any]) -> tuple[str, bytes]:
+    body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    return body_etag(body), body
+
+
+@opds.get(
+    "",
+    summary="OPDS 2.0: the root navigation feed (every book, by language, by level; new)",
+    responses={200: {"content": {FEED_TYPE: {}}}},
+)
+async def opds_root(request: Request, if_none_match: IfNoneMatch = None) -> Response:
+    resources, components = resources_of(request.app), app_components(request.app)
+    settings, at = components.settings, origins(request)
+
+    async def load() -> tuple[str, bytes]:
+        async with unit_of_work(resources.session_factory) as session:
+            service = catalog_service(resources, session)
+            rows, _, families = await service.catalog_page(CatalogQuery(limit=NEWEST))
+            counts = await service.repository.published_facets()
+        newest = [book_out(b, settings, families[b.family_id]) for b in rows]
+        return _tagged(root_feed(newest, counts, at))
+
+    return await catalog_answer(
+        components.catalog,
+        ("opds", at, "root"),
+        load,
+        public=True,
+        if_none_match=if_none_match,
+        media_type=FEED_TYPE,
+    )
+
+
+@opds.get(
+    "/books",
+    summary="OPDS 2.0: published books, newest first, with facets and search",
+    description="Facets: `language`, `reading_level`, `category`, `age` (a child's age). "
+    "`query` searches titles and summaries (the feeds' search template). Cursor pages "
+    "(`next` link).",
+    responses={**problem_responses(422), 200: {"content": {FEED_TYPE: {}}}},
+)
+async def opds_books(
+    request: Request,
+    language: Language | None = None,
+    category: Category | None = None,
+    age: Annotated[int | None, Query(ge=0, le=18)] = None,
+    reading_level: ReadingLevel | None = None,
+    query: Annotated[str | None, Query(max_length=100)] = None,
+    cursor: Cursor = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    resources, components = resources_of(request.app), app_components(request.app)
+    settings, at = components.settings, origins(request)
+    text = " ".join(query.split()).lower() if query else None
+    wanted = CatalogQuery(
+        language=language,
+        category=category,
+        age=age,
+        reading_level=reading_level,
+        text=text or None,
+        after=parse_catalog_cursor(cursor),
+        limit=limit,
+    )
+    active = {
+        "language": language,
+        "reading_level": reading_level,
+        "category": category,
+        "age": age,
+        "query": text,
+        "cursor": cursor,
+    }
+
+    async def load() -> tuple[str, bytes]:
+        async with unit_of_work(resources.session_factory) as session:
+            service = catalog_service(resources, session)
+            rows, next_cursor, families = await service.catalog_page(wanted)
+            counts = await service.repository.published_facets()
+        books = [book_out(b, settings, families[b.family_id]) for b in rows]
+        title = "Search: " + text if text else "Books"
+        return _tagged(
+            publications_feed(
+                books,
+                title=title,
+                active=active,
+                next_cursor=next_cursor,
+                limit=limit,
+                counts=counts,
+                at=at,
+            )
+        )
+
+    return await catalog_answer(
+        components.catalog,
+        ("opds", at, request.scope["query_string"]),
+        load,
+        public=True,
+        if_none_match=if_none_match,
+        media_type=FEED_TYPE,
+    )
+
+
+@opds.get(
+    "/books/{book_id}",
+    summary="OPDS 2.0: one published book, with its acquisition link",
+    responses={**problem_responses(404, 422), 200: {"content": {PUBLICATION_TYPE: {}}}},
+)
+async def opds_publication(
+    book_id: uuid.UUID,
+    request: Request,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    resources, components = resources_of(request.app), app_components(request.app)
+    settings, at = components.settings, origins(request)
+
+    async def load() -> tuple[str, bytes]:
+        async with unit_of_work(resources.session_factory) as session:
+            # Published books only, for everyone: the feeds are public.
+            found, family = await catalog_service(resources, session).book_for(None, book_id)
+        book = book_out(found, settings, family)
+        return _tagged(publication(book, at))
+
+    return await catalog_answer(
+        components.catalog,
+        ("opds", at, "book", book_id),
+        load,
+        public=True,
+        if_none_match=if_none_match,
+        media_type=PUBLICATION_TYPE,
+    )
+
+
+@opds.get(
+    "/authentication",
+    summary="OPDS Authentication 1.0: how a reading app signs in (OAuth password grant)",
+    responses={200: {"content": {AUTHENTICATION_TYPE: {}}}},
+)
+async def opds_authentication(request: Request) -> Response:
+    return JSONResponse(authentication_document(origins(request)), media_type=AUTHENTICATION_TYPE)
+
+
+@opds.get(
+    "/books/{book_id}/cover.svg",
+    summary="A drawn title card: the image of a publication without a cover yet",
+    responses={**problem_responses(404, 422), 200: {"content": {SVG: {}}}},
+)
+async def opds_title_card(
+    book_id: uuid.UUID, request: Request, if_none_match: IfNoneMatch = None
+) -> Response:
+    resources, components = resources_of(request.app), app_components(request.app)
+
+    async def load() -> tuple[str, bytes]:
+        async with unit_of_work(resources.session_factory) as session:
+            found, _ = await catalog_service(resources, session).book_for(None, book_id)
+        body = title_card(found.title, found.language).encode()
+        return body_etag(body), body
+
+    return await catalog_answer(
+        components.catalog,
+        ("opds", "card", book_id),
+        load,
+        public=True,
+        if_none_match=if_none_match,
+        media_type=SVG,
+    )
