@@ -35,6 +35,7 @@ up: install
 test: install
 	scripts/ensure-services
 	scripts/ensure-tools
+	scripts/ensure-ralph
 	scripts/test-stages lint typecheck pytest e2e-localstack terraform checkov image
 
 lint:

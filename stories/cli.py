@@ -9,12 +9,14 @@ import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
 from pydantic_settings import SettingsConfigDict
 
 from shared.aws import AwsClients, open_aws_clients
+from shared.db import unit_of_work
 from shared.logging import configure_logging
 from shared.migrations import upgrade
 from shared.resources import open_resources
@@ -109,6 +111,16 @@ def _parser() -> argparse.ArgumentParser:
     metrics_commands = metrics.add_subparsers(dest="metrics_command", required=True)
     metrics_commands.add_parser(
         "rebuild", help="recompute every aggregate from the stored event log (one transaction)"
+    )
+
+    xapi = commands.add_parser("xapi", help="xAPI statements to the learning record store")
+    xapi_commands = xapi.add_subparsers(dest="xapi_command", required=True)
+    replay = xapi_commands.add_parser(
+        "replay",
+        help="send the statements of every logged event since a time again (a new LRS)",
+    )
+    replay.add_argument(
+        "--since", required=True, type=_moment, help="RFC 3339 with a zone, or a date (UTC)"
     )
 
     bench = commands.add_parser("bench", help="run benchmarks and print figures beside baselines")
@@ -272,6 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "metrics":
         configure_logging("INFO", json=False)
         return asyncio.run(_rebuild_metrics())
+    if args.command == "xapi":
+        configure_logging("INFO", json=False)
+        return asyncio.run(_replay_statements(args.since))
     if args.command == "dlq":
         configure_logging("INFO", json=False)
         if args.dlq_command == "list":
@@ -337,6 +352,27 @@ async def _bootstrap() -> int:
         print(f"topic  {producer:<9} {arn}")
     for consumer, url in created["queues"].items():
         print(f"queue  {consumer:<9} {url}")
+    return 0
+
+
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def _replay_statements(since: datetime) -> int:
+    from services.metrics.settings import MetricsSettings
+    from services.metrics.xapi import replay
+
+    with checking_only(*DATABASE_SETTINGS):
+        settings = MetricsSettings()
+    async with AsyncExitStack() as stack:
+        r = await open_resources(settings, stack)
+        async with unit_of_work(r.session_factory) as session:
+            queued = await replay(session, since)
+    print(f"xapi: {queued} statement(s) since {since.isoformat()} queued for the LRS")
+    if settings.xapi_lrs_url is None:
+        print("xapi: METRICS_XAPI_LRS_URL is not set: the worker sends nothing until it is")
     return 0
 
 

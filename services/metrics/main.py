@@ -10,6 +10,7 @@ from services.metrics.consumers import HANDLERS
 from services.metrics.export import export_to_cloudwatch
 from services.metrics.projection import keep_reader_sketches_sealed
 from services.metrics.settings import MetricsSettings
+from services.metrics.xapi import send_statements
 from shared.runtime import ServiceDefinition
 
 DESCRIPTION = """Educational and workflow metrics from every platform event.
@@ -31,5 +32,5 @@ SERVICE = ServiceDefinition[MetricsSettings, Components](
     handlers=HANDLERS,
     migrations=Path(__file__).parent / "migrations",
     default_port=8004,
-    worker_jobs=[export_to_cloudwatch, keep_reader_sketches_sealed],
+    worker_jobs=[export_to_cloudwatch, keep_reader_sketches_sealed, send_statements],
 )

@@ -212,3 +212,13 @@ class ClassAssignmentState(Base):
     due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     assigned_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class XapiOutbox(Base):
+    """Logged events whose xAPI statements the LRS has not taken yet (#20, xapi.py)."""
+
+    __tablename__ = "xapi_outbox"
+    __table_args__ = (Index("ix_xapi_outbox_occurred_at", "occurred_at"),)
+
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)

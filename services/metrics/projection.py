@@ -22,7 +22,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.metrics import repository
+from services.metrics import repository, xapi
 from services.metrics.service import (
     REVIEW_STATUS,
     Metric,
@@ -80,12 +80,17 @@ class BatchFigures:
     readers: Counter[tuple[datetime, uuid.UUID, uuid.UUID]] = field(default_factory=Counter)
     reading: dict[repository.ReadingKey, repository.ReadingStep] = field(default_factory=dict)
     logged: list[dict[str, Any]] = field(default_factory=list)
+    # Whether the logged events' xAPI statements go to an LRS (one is configured).
+    statements: bool = False
 
     @classmethod
     def of(cls, context: EventContext) -> BatchFigures:
         figures = context.batch.scratch.get("metrics")
         if figures is None:
-            figures = context.batch.scratch["metrics"] = cls()
+            settings = context.resources.settings
+            figures = context.batch.scratch["metrics"] = cls(
+                statements=getattr(settings, "xapi_lrs_url", None) is not None
+            )
             session, sketches = context.session, ReaderSketches.of(context.resources)
 
             async def write() -> None:
@@ -121,6 +126,8 @@ class BatchFigures:
 
     async def write(self, session: AsyncSession) -> None:
         await repository.add_to_event_log(session, self.logged)
+        if self.statements:
+            await xapi.add_to_outbox(session, xapi.outbox_rows(self.logged))
         await repository.add_counts(session, dict(self.counts))
         await repository.add_reader_hours(session, self.readers)
         await repository.mark_sketches_pending(session, (hour for hour, _, _ in self.readers))

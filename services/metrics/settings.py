@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -32,6 +32,18 @@ class MetricsSettings(ServiceSettings):
     # overview; content marks it so in its queue. Set the bare REVIEW_OVERDUE_DAYS
     # to change both at once.
     review_overdue_days: int = Field(default=14, gt=0, le=365)
+
+    # xAPI statements to a learning record store (#20, xapi.py): off unless set.
+    # The URL is the LRS's xAPI base (statements go to <url>/statements).
+    xapi_lrs_url: str | None = None
+    xapi_lrs_username: str = ""
+    xapi_lrs_password: SecretStr | None = None
+    # Statements per request, the pause between rounds, each request's deadline.
+    xapi_batch_size: int = Field(default=100, ge=1, le=500)
+    xapi_send_seconds: float = Field(default=1.0, gt=0)
+    xapi_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # The actors' accounts and the activities' ids live under this home page.
+    xapi_home_page: str = "https://stories.example"
 
     def login_url(self) -> str:
         return self.dashboard_login_url or f"{self.access_url.rstrip('/')}/v1/auth/login"
