@@ -103,7 +103,7 @@ class AccessClient:
     async def _ask_now(self, request: DecisionRequest) -> Decision:
         body = request.model_dump(mode="json")
         for attempt in (1, 2):
-            token = await self._service_token(renew=attempt == 2)
+            token = await self.service_token(renew=attempt == 2)
             try:
                 response = await self._http.post(
                     f"{self._base_url}/v1/decisions",
@@ -121,7 +121,9 @@ class AccessClient:
             return Decision.model_validate_json(response.content)
         raise AssertionError("unreachable")
 
-    async def _service_token(self, *, renew: bool = False) -> str:
+    async def service_token(self, *, renew: bool = False) -> str:
+        """This service's own credential (client credentials at access), kept until
+        shortly before it expires: for its calls to access and to other services."""
         if not renew and self._token and time.monotonic() < self._token_renews_at:
             return self._token
         async with self._token_lock:

@@ -47,6 +47,7 @@ def embedded_defaults(
         "ACCESS_URL": f"http://{host}:{ports['access']}",
         # The class report reads a class's figures from metrics.
         "ACCESS_METRICS_URL": f"http://{host}:{ports['metrics']}",
+        "CONTENT_METRICS_URL": f"http://{host}:{ports['metrics']}",
         # The OPDS feeds' acquisition and sign-in links (one origin per service here).
         "CONTENT_OPDS_DELIVERY_URL": f"http://{host}:{ports['delivery']}",
         "CONTENT_OPDS_ACCESS_URL": f"http://{host}:{ports['access']}",

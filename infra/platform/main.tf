@@ -26,7 +26,8 @@ locals {
   # through the public load balancer.
   internal_domain = "${local.name}.internal"
   access_internal = "http://access.${local.internal_domain}:8000"
-  # The class report (access) reads a class's figures from metrics (#19).
+  # The class report (access) and the OPDS feeds' most read group (content) read
+  # figures from metrics (#19, #20).
   metrics_internal = "http://metrics.${local.internal_domain}:8000"
 }
 
@@ -324,6 +325,7 @@ locals {
     DELIVERY_CLOUDFRONT_DOMAIN   = "https://${module.storage.cloudfront_domain}"
     DELIVERY_LINK_SECONDS        = "300"
     ACCESS_METRICS_URL           = local.metrics_internal
+    CONTENT_METRICS_URL          = local.metrics_internal
     METRICS_CLOUDWATCH_NAMESPACE = "Stories/Metrics"
     METRICS_DASHBOARD_LOGIN_URL  = "/v1/auth/login"
     # Traces go to the ADOT collector beside each process (same task, loopback),

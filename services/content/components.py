@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from starlette.applications import Starlette
 
 from services.content.catalog import CATALOG_CHANNEL, CatalogCache
+from services.content.most_read import MostReadBooks
 from services.content.settings import ContentSettings
 from services.content.storage import ManuscriptStorage
 from shared.resources import Resources, components_of
@@ -21,6 +22,7 @@ class Components:
     settings: ContentSettings
     storage: ManuscriptStorage
     catalog: CatalogCache
+    most_read: MostReadBooks
 
 
 async def build_components(
@@ -36,6 +38,7 @@ async def build_components(
             presigner=resources.aws.s3_public,
         ),
         catalog=CatalogCache(resources.bus, CATALOG_CHANNEL, ttl=settings.catalog_cache_seconds),
+        most_read=MostReadBooks(settings, resources.http, resources.access),
     )
 
 

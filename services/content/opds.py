@@ -193,11 +193,25 @@ def publications_feed(
     }
 
 
+def _group(title: str, href: str, books: list[BookOut], at: Origins) -> dict[str, Any]:
+    return {
+        "metadata": {"title": title, "numberOfItems": len(books)},
+        "links": [_link(href, "self", title=title)],
+        "publications": [publication(b, at) for b in books],
+    }
+
+
 def root_feed(
-    newest: list[BookOut], counts: dict[str, dict[str, int]], at: Origins
+    newest: list[BookOut],
+    counts: dict[str, dict[str, int]],
+    at: Origins,
+    *,
+    most_read: list[BookOut] | None = None,
+    by_language: dict[str, list[BookOut]] | None = None,
 ) -> dict[str, Any]:
-    """The start: where to go (every book, each language, each level), and the
-    newest books as a group."""
+    """The start: where to go (every book, each language, each level), and groups:
+    the newest books, the most read lately (when metrics can say), and the newest
+    in each language."""
     navigation = [_link(at.feed(), "subsection", title="All books")]
     navigation += [
         _link(at.feed(language=language), "subsection", title=f"Books in {language}")
@@ -209,13 +223,12 @@ def root_feed(
     ]
     groups = []
     if newest:
-        groups.append(
-            {
-                "metadata": {"title": "New", "numberOfItems": len(newest)},
-                "links": [_link(at.feed(), "self", title="New")],
-                "publications": [publication(b, at) for b in newest],
-            }
-        )
+        groups.append(_group("New", at.feed(), newest, at))
+    if most_read:
+        groups.append(_group("Most read", at.feed(), most_read, at))
+    for language, books in (by_language or {}).items():
+        if books:
+            groups.append(_group(f"In {language}", at.feed(language=language), books, at))
     return {
         "metadata": {"title": "1001 Stories"},
         "links": common_links(at.catalog + ROOT_PATH, at),

@@ -195,6 +195,18 @@ class ContentRepository:
             document.op("@@")(func.plainto_tsquery(config, text)),
         )
 
+    async def published_books(self, book_ids: list[uuid.UUID]) -> list[Book]:
+        """These books, those published, in the order given."""
+        if not book_ids:
+            return []
+        found = {
+            b.id: b
+            for b in await self.session.scalars(
+                select(Book).where(Book.id.in_(book_ids), Book.status == BookStatus.PUBLISHED.value)
+            )
+        }
+        return [found[i] for i in book_ids if i in found]
+
     async def published_facets(self) -> dict[str, dict[str, int]]:
         """How many published books each language, category and reading level has:
         the facets of the OPDS feeds (#20)."""

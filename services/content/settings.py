@@ -39,6 +39,10 @@ class ContentSettings(ServiceSettings):
     # as the load balancer does; the other origin otherwise (embedded run, compose).
     opds_delivery_url: str = ""
     opds_access_url: str = ""
+    # The metrics service: the feeds' "most read" group asks it which books are
+    # read most (bounded: past the deadline the feeds go without the group).
+    metrics_url: str = "http://127.0.0.1:8004"
+    metrics_timeout_seconds: float = Field(default=1.0, gt=0)
     # A submission waiting for review longer than this is marked overdue in the
     # review queue (and counted so by metrics, which takes the same setting).
     review_overdue_days: int = Field(default=14, gt=0, le=365)

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, HTMLResponse
 
+from services.metrics import queries
 from services.metrics.components import ComponentsDep
 from services.metrics.dependencies import (
     PlatformViewer,
@@ -19,12 +20,14 @@ from services.metrics.dependencies import (
     platform_figures,
     require_book_figures,
     require_class_figures,
+    require_most_read,
 )
 from services.metrics.schemas import (
     BookFigures,
     ClassFigures,
     Coverage,
     FamiliesAndLanguages,
+    MostRead,
     Overview,
     Timeseries,
     Workflow,
@@ -201,6 +204,27 @@ async def class_figures(
 ) -> dict[str, Any]:
     await require_class_figures(principal, resources, session, class_id)
     return await reader.school_class(class_id)
+
+
+@metrics.get(
+    "/most-read",
+    response_model=MostRead,
+    summary="The books opened most in the last days",
+    description="CONTENT_ADMIN and up, and the content service (its OPDS feeds' most "
+    "read group). Opens by when they happened, every way of opening counted.",
+    responses=problem_responses(401, 403, 422, 503),
+)
+async def most_read(
+    principal: CurrentPrincipal,
+    resources: ResourcesDep,
+    session: SessionDep,
+    days: Annotated[int, Query(ge=1, le=365)] = 30,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> dict[str, Any]:
+    await require_most_read(principal, resources)
+    since = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=days)
+    found = await queries.most_opened_books(session, since, limit)
+    return {"since": since, "books": [{"book_id": b, "opens": n} for b, n in found]}
 
 
 @dashboard.get("", response_class=HTMLResponse)

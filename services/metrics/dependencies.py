@@ -59,6 +59,16 @@ async def require_book_figures(
     return principal.user_id
 
 
+async def require_most_read(principal: Principal, resources: ResourcesDep) -> None:
+    """The most read books: for CONTENT_ADMIN and up, and for the content service
+    (its OPDS feeds' "most read" group, #20)."""
+    if principal.kind == "service":
+        if principal.subject != "service:content":
+            raise Forbidden("Of the services, only content reads the most read books.")
+        return
+    await platform_figures(principal, resources)
+
+
 async def require_class_figures(
     principal: Principal, resources: ResourcesDep, session: SessionDep, class_id: uuid.UUID
 ) -> None:

@@ -45,6 +45,25 @@ async def count_sum(
     return int(total or 0)
 
 
+async def most_opened_books(
+    session: AsyncSession, since: datetime, limit: int
+) -> list[tuple[uuid.UUID, int]]:
+    """The books opened most since `since` (every way of opening one counts)."""
+    opens = func.sum(HourlyCount.count)
+    rows = await session.execute(
+        select(HourlyCount.dimension, opens)
+        .where(
+            HourlyCount.metric == "opens",
+            HourlyCount.dimension.like("book:%"),
+            HourlyCount.hour >= since,
+        )
+        .group_by(HourlyCount.dimension)
+        .order_by(opens.desc(), HourlyCount.dimension)
+        .limit(limit)
+    )
+    return [(uuid.UUID(str(row[0]).removeprefix("book:")), int(row[1])) for row in rows.all()]
+
+
 async def count_series(
     session: AsyncSession, metric: str, dimension: str, since: datetime, until: datetime
 ) -> list[tuple[datetime, int]]:

@@ -167,3 +167,13 @@ class ClassFigures(BaseModel):
     reading: list[LearnerReading] = Field(
         description="Each learner and assigned book: the rows of the class report"
     )
+
+
+class MostReadBook(BaseModel):
+    book_id: uuid.UUID
+    opens: int
+
+
+class MostRead(BaseModel):
+    since: datetime
+    books: list[MostReadBook] = Field(description="Most opened first")

@@ -60,6 +60,7 @@ def platform_environment(
         "JWKS_URL": f"{access}/.well-known/jwks.json",
         "ACCESS_URL": access,
         "ACCESS_METRICS_URL": f"http://127.0.0.1:{ports['metrics']}",
+        "CONTENT_METRICS_URL": f"http://127.0.0.1:{ports['metrics']}",
         **RUN_LIMITS,
         **SIZING,
     }

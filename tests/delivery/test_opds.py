@@ -20,6 +20,7 @@ from stories.samples import story_pdf
 from tests.harness.access import PASSWORD, AccessHarness, Account
 from tests.harness.content import ContentHarness
 from tests.harness.delivery import DeliveryHarness
+from tests.harness.metrics import MetricsHarness
 from tests.support import assert_problem, eventually
 
 OPEN_ACCESS = "http://opds-spec.org/acquisition/open-access"
@@ -263,3 +264,46 @@ async def test_only_signed_in_readers_acquire(
         f"/v1/deliveries/{uuid.uuid4()}/acquire", headers=unknown.headers
     )
     assert_problem(missing, 404)
+
+
+async def test_the_root_groups_the_most_read_and_each_language(
+    access: AccessHarness,
+    content: ContentHarness,
+    delivery: DeliveryHarness,
+    metrics: MetricsHarness,
+    library: dict[str, dict[str, Any]],
+) -> None:
+    """The "Most read" group comes from metrics (opens lately, most first); each
+    language has a group of its newest books."""
+    reader = await access.account(Role.LEARNER)
+    # On top of the opens earlier tests made (one or two each), clearly apart.
+    for key, opens in (("en", 6), ("sw1", 3), ("sw2", 1)):
+        for _ in range(opens):
+            answer = await delivery.http.post(
+                "/v1/deliveries", json={"book_id": library[key]["id"]}, headers=reader.headers
+            )
+            assert answer.status_code == 200, answer.text
+    admin = await access.account(Role.CONTENT_ADMIN)
+    wanted = [library[k]["id"] for k in ("en", "sw1", "sw2")]
+
+    async def counted() -> bool:
+        found = await metrics.get("/v1/metrics/most-read", admin.headers, limit=100)
+        ranked = [b["book_id"] for b in found["books"] if b["book_id"] in wanted]
+        return ranked == wanted
+
+    await eventually(counted, timeout=60, what="the opens in metrics")
+    await content.book_for_readers("free")  # empties the feeds' cache
+    app = ReadingApp(content)
+    root = await app.feed("/opds")
+    groups = {g["metadata"]["title"]: g for g in root["groups"]}
+    popular = [p["metadata"]["identifier"] for p in groups["Most read"]["publications"]]
+    assert [p for p in popular if p.removeprefix("urn:uuid:") in wanted] == [
+        f"urn:uuid:{i}" for i in wanted
+    ]
+    in_sw = {p["metadata"]["language"] for p in groups["In sw"]["publications"]}
+    assert in_sw == {"sw"}
+    assert {"New", "Most read", "In en", "In sw"} <= set(groups)
+    # Only content (for its feeds) and platform viewers read the most read books.
+    assert_problem(await metrics.http.get("/v1/metrics/most-read", headers=reader.headers), 403)
+    delivery_token = await access.service_token("delivery")
+    assert_problem(await metrics.http.get("/v1/metrics/most-read", headers=delivery_token), 403)

@@ -52,6 +52,8 @@ def content_settings(access: AccessHarness, **overrides: Any) -> ContentSettings
         "published_assets_url": "https://assets.stories.example",
         "opds_delivery_url": access.delivery_url,
         "opds_access_url": access.url,
+        # Where this module's `metrics` fixture serves, if it has one.
+        "metrics_url": access.settings.metrics_url,
     }
     values.update(overrides)
     settings = make_settings(

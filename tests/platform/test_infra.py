@@ -34,6 +34,7 @@ PRODUCTION_VALUES = {
     "DELIVERY_CLOUDFRONT_DOMAIN": "https://d111111abcdef8.cloudfront.net",
     "DELIVERY_LINK_SECONDS": "300",
     "ACCESS_METRICS_URL": "http://metrics.stories-production.internal:8000",
+    "CONTENT_METRICS_URL": "http://metrics.stories-production.internal:8000",
     "METRICS_CLOUDWATCH_NAMESPACE": "Stories/Metrics",
     "METRICS_DASHBOARD_LOGIN_URL": "/v1/auth/login",
     "TRACING_EXPORTER": "otlp",

@@ -8,6 +8,7 @@ import json
 import uuid
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -15,6 +16,7 @@ from services.content.api.common import Cursor, IfNoneMatch, body_etag, book_out
 from services.content.catalog import parse_catalog_cursor
 from services.content.components import app_components
 from services.content.dependencies import catalog_service
+from services.content.most_read import MetricsUnavailable
 from services.content.opds import (
     AUTHENTICATION_TYPE,
     FEED_TYPE,
@@ -29,6 +31,7 @@ from services.content.opds import (
 )
 from services.content.repository import CatalogQuery
 from services.content.schemas import Category, Language, ReadingLevel
+from services.content.service import families_for
 from shared.db import unit_of_work
 from shared.pagination import MAX_PAGE_SIZE
 from shared.problems import problem_responses
@@ -37,6 +40,9 @@ from shared.resources import resources_of
 opds = APIRouter(prefix="/opds", tags=["opds"])
 
 NEWEST = 10
+# The root's groups per language: the first this many languages, this many books each.
+LANGUAGE_GROUPS, GROUP_SIZE = 20, 5
+log = structlog.get_logger(__name__)
 
 
 def origins(request: Request) -> Origins:
@@ -66,12 +72,36 @@ async def opds_root(request: Request, if_none_match: IfNoneMatch = None) -> Resp
     settings, at = components.settings, origins(request)
 
     async def load() -> tuple[str, bytes]:
+        try:  # before the transaction: no connection held while metrics answers
+            popular_ids: list[uuid.UUID] | None = await components.most_read.ids(limit=NEWEST)
+        except MetricsUnavailable:
+            log.info("the OPDS root goes without its most read group this time")
+            popular_ids = None
         async with unit_of_work(resources.session_factory) as session:
             service = catalog_service(resources, session)
             rows, _, families = await service.catalog_page(CatalogQuery(limit=NEWEST))
             counts = await service.repository.published_facets()
-        newest = [book_out(b, settings, families[b.family_id]) for b in rows]
-        return _tagged(root_feed(newest, counts, at))
+            per_language = {}
+            for language in list(counts["language"])[:LANGUAGE_GROUPS]:
+                found, _, more = await service.catalog_page(
+                    CatalogQuery(language=language, limit=GROUP_SIZE)
+                )
+                per_language[language] = (found, more)
+            popular = await service.repository.published_books(popular_ids or [])
+            popular_families = await families_for(service.repository, popular)
+
+        def out(books: list[Any], known: dict[uuid.UUID, Any]) -> list[Any]:
+            return [book_out(b, settings, known[b.family_id]) for b in books]
+
+        return _tagged(
+            root_feed(
+                out(rows, families),
+                counts,
+                at,
+                most_read=out(popular, popular_families) if popular_ids is not None else None,
+                by_language={lang: out(b, f) for lang, (b, f) in per_language.items()},
+            )
+        )
 
     return await catalog_answer(
         components.catalog,
