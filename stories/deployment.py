@@ -66,11 +66,40 @@ def service_contract(name: str) -> dict[str, Any]:
     }
 
 
+# The public load balancer's path rules, defined once (#22): Terraform's listener
+# rules are built from them (contracts.json), and tests/platform/test_infra.py
+# proves every public route of every service is forwarded to it and to no other.
+# ALB path patterns: `*` is any run of characters (slashes too), at most five
+# patterns per rule. Lower priority is looked at first.
+PUBLIC_ROUTES: dict[str, dict[str, Any]] = {
+    "access": {
+        "priority": 10,
+        "paths": [
+            "/v1/auth/*",
+            "/v1/users*",
+            "/v1/entitlements*",
+            "/v1/classes*",
+            "/.well-known/*",
+        ],
+    },
+    "content": {
+        "priority": 20,
+        "paths": ["/v1/submissions*", "/v1/books*", "/v1/families*", "/opds*"],
+    },
+    "delivery": {"priority": 30, "paths": ["/v1/deliveries*", "/v1/reading*"]},
+    "metrics": {"priority": 40, "paths": ["/v1/metrics*", "/dashboard*"]},
+}
+# Paths only other tasks may call: refused at the load balancer before any rule.
+INTERNAL_PATHS = ["/v1/decisions*", "/metrics*", "/readyz*"]
+
+
 def contracts() -> dict[str, Any]:
     """Names without the deployment's prefix: Terraform puts its own in front."""
     return {
         "services": {name: service_contract(name) for name in sorted(SERVICES)},
         "topology": topology_plan(ResourceNames("")),
+        "routes": PUBLIC_ROUTES,
+        "internal_paths": INTERNAL_PATHS,
     }
 
 

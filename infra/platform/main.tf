@@ -11,17 +11,14 @@ locals {
   # The API paths each service answers behind the one load balancer. What is not
   # listed here is not public: /v1/decisions (services ask access directly, at its
   # private name) and /metrics (scraped inside the VPC) never pass the load balancer.
-  routes = {
-    access   = { priority = 10, paths = ["/v1/auth/*", "/v1/users*", "/v1/entitlements*", "/.well-known/*"] }
-    content  = { priority = 20, paths = ["/v1/submissions*", "/v1/books*"] }
-    delivery = { priority = 30, paths = ["/v1/deliveries*", "/v1/reading*"] }
-    metrics  = { priority = 40, paths = ["/v1/metrics*", "/dashboard*"] }
-  }
+  # The load balancer's path rules come from the code (stories/deployment.py,
+  # PUBLIC_ROUTES), which a test checks against every service's routes.
+  routes     = local.contracts.routes
   public_url = "https://${var.domain_name}"
   # Paths that only other tasks may call. The load balancer refuses them before
   # any forwarding rule is looked at, so a future route pattern that happens to
   # cover one (say "/v1/*") still cannot expose it.
-  internal_paths = ["/v1/decisions*", "/metrics*", "/readyz*"]
+  internal_paths = local.contracts.internal_paths
   # Tasks reach one another at <service>.<namespace>:8000 (Cloud Map), never
   # through the public load balancer.
   internal_domain = "${local.name}.internal"

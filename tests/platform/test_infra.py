@@ -5,6 +5,7 @@ service as production would (no placeholder, no embedded-run shortcut)."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,50 @@ def _json_string(text: str) -> str:
     import json
 
     return json.dumps(text)
+
+
+def _alb_matches(pattern: str, path: str) -> bool:
+    """An ALB path pattern: `*` any run of characters (slashes too), `?` one."""
+    regex = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+    return re.fullmatch(regex, path) is not None
+
+
+# Served by every service for operators and for the load balancer's own health
+# checks (straight to the task), never through a listener rule.
+NOT_FORWARDED = {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/healthz"}
+
+
+def _paths(name: str) -> list[str]:
+    """Every path the service's app serves (its routers' routes included), with a
+    value in place of each path parameter."""
+    found = []
+    for route in SERVICES[name].create_app().routes:
+        included = getattr(route, "original_router", None)
+        if included is None:
+            found.append(str(getattr(route, "path", "")))
+        else:
+            prefix = route.include_context.prefix  # type: ignore[attr-defined]
+            found += [prefix + str(getattr(r, "path", "")) for r in included.routes]
+    paths = {re.sub(r"\{[^}]+\}", "x", p) for p in found if p and p not in NOT_FORWARDED}
+    return sorted(p for p in paths if not p.startswith("/docs-assets"))
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_the_load_balancer_forwards_every_public_route_to_its_service_alone(name: str) -> None:
+    """#22: the path rules (stories/deployment.py, read by Terraform) against the
+    routes each service really serves: a route no rule forwards is unreachable in
+    AWS (as /v1/classes and /opds were), one another service's rule takes goes to
+    the wrong service, and an internal one must be refused before any rule."""
+    routes, internal = contracts()["routes"], contracts()["internal_paths"]
+    assert len(routes[name]["paths"]) <= 5, "an ALB rule takes at most five path patterns"
+    assert len({r["priority"] for r in routes.values()}) == len(routes)
+    for path in _paths(name):
+        if any(_alb_matches(p, path) for p in internal):
+            assert path.startswith(("/v1/decisions", "/metrics", "/readyz")), path
+            continue
+        owners = [
+            other
+            for other, route in routes.items()
+            if any(_alb_matches(p, path) for p in route["paths"])
+        ]
+        assert owners == [name], (path, owners)
