@@ -4,6 +4,9 @@ tests, beside a running access service that issues tokens and decides."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -78,6 +81,28 @@ class MetricsHarness:
             )
         )["Attributes"]
         return all(int(value) == 0 for value in attributes.values())
+
+    async def command(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`stories ARGS` as an operator runs it against this metrics service."""
+        s = self.settings
+        env = {
+            **os.environ,
+            "METRICS_DATABASE_URL": s.database_url,
+            "METRICS_DATABASE_SCHEMA": s.database_schema,
+            "REDIS_URL": s.redis_url,
+            "AWS_ENDPOINT_URL": str(s.aws_endpoint_url),
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "RESOURCE_PREFIX": s.resource_prefix,
+        }
+        return await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "stories.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     async def get(self, path: str, headers: dict[str, str], **params: Any) -> Any:
         response = await self.http.get(path, headers=headers, params=params)

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -576,25 +573,7 @@ async def test_stories_metrics_rebuild_is_a_command(
 ) -> None:
     await sealed(metrics, people["CONTENT_ADMIN"], scenario)
     before = await figures(metrics, people["CONTENT_ADMIN"], scenario)
-    s = metrics.settings
-    env = {
-        **os.environ,
-        "METRICS_DATABASE_URL": s.database_url,
-        "METRICS_DATABASE_SCHEMA": s.database_schema,
-        "REDIS_URL": s.redis_url,
-        "AWS_ENDPOINT_URL": str(s.aws_endpoint_url),
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "RESOURCE_PREFIX": s.resource_prefix,
-    }
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "stories.cli", "metrics", "rebuild"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = await metrics.command("metrics", "rebuild")
     assert done.returncode == 0, done.stderr
     assert f"rebuilt from {await metrics.logged()} logged event(s)" in done.stdout
     # Exact at once (from PostgreSQL until the worker has resealed the sketches).

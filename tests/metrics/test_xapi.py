@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -213,23 +212,8 @@ async def test_statements_reach_the_lrs_exactly_once_across_an_outage_and_a_repl
     lrs.stop()
     lrs.start(new_data=True)
     assert await lrs.statements() == []
-    s = sending.settings
-    env = {
-        **os.environ,
-        "METRICS_DATABASE_URL": s.database_url,
-        "METRICS_DATABASE_SCHEMA": s.database_schema,
-        "REDIS_URL": s.redis_url,
-        "AWS_ENDPOINT_URL": str(s.aws_endpoint_url),
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "RESOURCE_PREFIX": s.resource_prefix,
-    }
     since = (story.base - timedelta(minutes=1)).isoformat()
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "stories.cli", "xapi", "replay", "--since", since],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    done = await sending.command("xapi", "replay", "--since", since)
     assert done.returncode == 0, done.stderr
     assert "10 statement(s)" in done.stdout
     await eventually(lambda: count(10), timeout=60, what="the replay in the new LRS")
