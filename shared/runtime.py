@@ -24,6 +24,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from prometheus_client import start_http_server
 from starlette.middleware import Middleware
+from starlette.types import ASGIApp
 
 from shared.app import create_service_app
 from shared.consumer import ConsumerConfig, Handlers, SqsConsumer
@@ -142,7 +143,7 @@ KEEP_ALIVE_SECONDS = 75
 
 
 def uvicorn_config(
-    app: FastAPI, host: str, port: int, trusted_proxies: Sequence[object] = ()
+    app: ASGIApp, host: str, port: int, trusted_proxies: Sequence[object] = ()
 ) -> uvicorn.Config:
     """How every API is served. X-Forwarded-For is honoured only from
     `trusted_proxies` (uvicorn's own default trusts it from loopback, which let
@@ -181,7 +182,7 @@ def shared_port_socket(host: str, port: int) -> socket.socket:
 
 
 async def serve_api(
-    app: FastAPI,
+    app: ASGIApp,
     host: str,
     port: int,
     stop: asyncio.Event,

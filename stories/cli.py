@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--base-port", type=int, default=8001, help="content's port; the others follow it"
     )
+    up.add_argument(
+        "--gateway-port",
+        type=int,
+        default=None,
+        help="the one origin serving every public route (default: --base-port - 1, 8000)",
+    )
 
     serve = commands.add_parser("serve", help="run one service's API")
     serve.add_argument("service", choices=names)
@@ -83,6 +89,14 @@ def _parser() -> argparse.ArgumentParser:
         "topology", help="print what bootstrap creates, as JSON (read by LocalStack's ready.d)"
     )
     topology.add_argument("--prefix", default="stories-", help="the deployment's resource prefix")
+    commands.add_parser(
+        "openapi",
+        help="print the gateway's merged OpenAPI document (infra/gateway/openapi.json)",
+    )
+    commands.add_parser(
+        "gateway-nginx",
+        help="print compose's gateway configuration (infra/gateway/nginx.conf)",
+    )
     commands.add_parser(
         "contracts", help="print what a deployment must give each service, as JSON (for infra/)"
     )
@@ -185,7 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level, as_json = embedded_logging(os.environ)
         configure_logging(level, json=as_json)
 
-        run_embedded(args.host, args.data_dir, embedded_aws_port(args), args.base_port)
+        run_embedded(
+            args.host, args.data_dir, embedded_aws_port(args), args.base_port, args.gateway_port
+        )
         return 0
     if args.command in ("bench", "loadtest") and not _from_a_checkout():
         print(f"stories {args.command} runs from a checkout of the repository, not in the image")
@@ -255,6 +271,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{name}: migrated")
 
         asyncio.run(migrate())
+        return 0
+    if args.command == "openapi":
+        from stories.gateway import openapi_json, platform_openapi
+
+        print(openapi_json(platform_openapi()), end="")
+        return 0
+    if args.command == "gateway-nginx":
+        from stories.gateway import nginx_conf
+
+        print(nginx_conf(), end="")
         return 0
     if args.command == "contracts":
         from stories.deployment import contracts_json

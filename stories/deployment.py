@@ -7,7 +7,9 @@ and proves every name below is a setting the service really reads."""
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from typing import Any
 
 from shared.topology import SUBSCRIPTIONS, ResourceNames, topology_plan
@@ -91,6 +93,35 @@ PUBLIC_ROUTES: dict[str, dict[str, Any]] = {
 }
 # Paths only other tasks may call: refused at the load balancer before any rule.
 INTERNAL_PATHS = ["/v1/decisions*", "/metrics*", "/readyz*"]
+
+
+def alb_pattern(pattern: str) -> str:
+    """An ALB path pattern as a regular expression over the whole path: `*` is any
+    run of characters (slashes too), `?` exactly one; everything else is literal."""
+    return re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+
+
+@functools.cache
+def _compiled_rules() -> tuple[re.Pattern[str], list[tuple[str, re.Pattern[str]]]]:
+    internal = re.compile("|".join(alb_pattern(p) for p in INTERNAL_PATHS), re.DOTALL)
+    rules = sorted(PUBLIC_ROUTES.items(), key=lambda item: int(item[1]["priority"]))
+    return internal, [
+        (name, re.compile("|".join(alb_pattern(p) for p in rule["paths"]), re.DOTALL))
+        for name, rule in rules
+    ]
+
+
+def forwarded_to(path: str) -> str | None:
+    """The service the load balancer forwards `path` to, or None where it answers
+    404 itself (an internal path, or one no rule takes): the ALB's rules, read by
+    Terraform from contracts.json, and the local gateway both decide by this."""
+    internal, rules = _compiled_rules()
+    if internal.fullmatch(path):
+        return None
+    for name, pattern in rules:
+        if pattern.fullmatch(path):
+            return name
+    return None
 
 
 def contracts() -> dict[str, Any]:

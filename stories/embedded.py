@@ -26,6 +26,7 @@ from shared.resources import open_resources
 from shared.runtime import install_stop_signals, run_worker, serve_api
 from shared.settings import DEV_ORIGINS, ServiceSettings
 from shared.topology import bootstrap
+from stories.gateway import Gateway, merged_openapi
 from stories.registry import SERVICES
 
 log = structlog.get_logger(__name__)
@@ -40,24 +41,35 @@ def embedded_logging(environ: Mapping[str, str]) -> tuple[str, bool]:
 
 
 def embedded_defaults(
-    data_dir: Path, aws_endpoint: str | None, host: str, ports: dict[str, int]
+    data_dir: Path,
+    aws_endpoint: str | None,
+    host: str,
+    ports: dict[str, int],
+    gateway_port: int,
 ) -> dict[str, str]:
+    gateway = f"http://{host}:{gateway_port}"
     defaults = {
         "JWKS_URL": f"http://{host}:{ports['access']}/.well-known/jwks.json",
         "ACCESS_URL": f"http://{host}:{ports['access']}",
         # The class report reads a class's figures from metrics.
         "ACCESS_METRICS_URL": f"http://{host}:{ports['metrics']}",
         "CONTENT_METRICS_URL": f"http://{host}:{ports['metrics']}",
-        # The OPDS feeds' acquisition and sign-in links (one origin per service here).
-        "CONTENT_OPDS_DELIVERY_URL": f"http://{host}:{ports['delivery']}",
-        "CONTENT_OPDS_ACCESS_URL": f"http://{host}:{ports['access']}",
+        # The OPDS feeds' acquisition and sign-in links: the gateway's one origin,
+        # which serves them all (a feed read straight from content's port too).
+        "CONTENT_OPDS_DELIVERY_URL": gateway,
+        "CONTENT_OPDS_ACCESS_URL": gateway,
+        # The dashboard signs in through the gateway, wherever it is opened from.
+        "METRICS_DASHBOARD_LOGIN_URL": f"{gateway}/v1/auth/login",
+        # The gateway tells the services who the client is (X-Forwarded-For); they
+        # believe it from loopback only, where the gateway runs.
+        "TRUSTED_PROXIES": json.dumps(["127.0.0.1/32"]),
         "REDIS_URL": "memory://embedded",
         "AWS_ACCESS_KEY_ID": "embedded",
         "AWS_SECRET_ACCESS_KEY": "embedded",
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
         "LOG_JSON": "false",
-        # The metrics dashboard signs in against access from its own origin.
+        # The metrics dashboard opened on its own port signs in through the gateway.
         "CORS_ORIGINS": json.dumps([*DEV_ORIGINS, f"http://{host}:{ports['metrics']}"]),
     }
     if aws_endpoint:
@@ -150,6 +162,7 @@ async def run_platform(
     data_dir: Path,
     aws_port: int,
     base_port: int = 8001,
+    gateway_port: int | None = None,
     stop: asyncio.Event | None = None,
     ready: asyncio.Event | None = None,
 ) -> None:
@@ -163,7 +176,8 @@ async def run_platform(
     else:
         aws_endpoint = None
     ports = {name: s.default_port - 8001 + base_port for name, s in SERVICES.items()}
-    for key, value in embedded_defaults(data_dir, aws_endpoint, host, ports).items():
+    gateway_port = base_port - 1 if gateway_port is None else gateway_port
+    for key, value in embedded_defaults(data_dir, aws_endpoint, host, ports, gateway_port).items():
         os.environ.setdefault(key, value)
     try:
         settings: dict[str, ServiceSettings] = {
@@ -184,19 +198,31 @@ async def run_platform(
                 region=first.aws_region,
             )
             jobs = []
+            documents = {}
             for name, service in SERVICES.items():
                 resources = await open_resources(settings[name], stack)
                 app = service.create_app(settings[name], resources)
+                documents[name] = app.openapi()
                 jobs.append(
                     serve_api(
                         app, host, ports[name], stop, trusted_proxies=settings[name].trusted_proxies
                     )
                 )
                 jobs.append(run_worker(service, settings[name], stop, resources))
+            local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            gateway = Gateway(
+                {name: f"http://{local}:{port}" for name, port in ports.items()},
+                openapi=merged_openapi(documents),
+                cors_origins=first.cors_origins,
+            )
+            stack.push_async_callback(gateway.aclose)
+            jobs.append(serve_api(gateway, host, gateway_port, stop))
             if moto is not None:
                 jobs.append(keep_s3_saved(data_dir, stop))
             running = [asyncio.create_task(job) for job in jobs]
-            _print_banner(host, ports, os.environ.get("AWS_ENDPOINT_URL", "AWS"), data_dir)
+            _print_banner(
+                host, ports, gateway_port, os.environ.get("AWS_ENDPOINT_URL", "AWS"), data_dir
+            )
             if ready is not None:
                 ready.set()
             await asyncio.wait(
@@ -215,22 +241,33 @@ async def run_platform(
             moto.stop()  # type: ignore[attr-defined]
 
 
-def _print_banner(host: str, ports: dict[str, int], aws: str, data_dir: Path) -> None:
+def _print_banner(
+    host: str, ports: dict[str, int], gateway_port: int, aws: str, data_dir: Path
+) -> None:
+    gateway = f"http://{host}:{gateway_port}"
     lines = ["", "1001 Stories is running (Ctrl-C stops it):", ""]
+    lines.append(f"  {'gateway':<9} {gateway:<24} docs {gateway}/docs  (every public route)")
     for name, port in ports.items():
         base = f"http://{host}:{port}"
         lines.append(f"  {name:<9} {base:<24} docs {base}/docs")
-    lines.append(f"  dashboard http://{host}:{ports['metrics']}/dashboard")
+    lines.append(f"  dashboard {gateway}/dashboard")
     lines += ["", f"  AWS endpoint {aws}; data in {data_dir.resolve()}", ""]
     print("\n".join(lines), flush=True)
 
 
-def main(host: str, data_dir: Path, aws_port: int, base_port: int) -> None:
+def main(
+    host: str, data_dir: Path, aws_port: int, base_port: int, gateway_port: int | None = None
+) -> None:
     async def run() -> None:
         stop = asyncio.Event()
         install_stop_signals(stop)
         await run_platform(
-            host=host, data_dir=data_dir, aws_port=aws_port, base_port=base_port, stop=stop
+            host=host,
+            data_dir=data_dir,
+            aws_port=aws_port,
+            base_port=base_port,
+            gateway_port=gateway_port,
+            stop=stop,
         )
 
     asyncio.run(run())

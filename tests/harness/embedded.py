@@ -49,9 +49,10 @@ def free_port_run(length: int) -> int:
 @contextmanager
 def running_platform(workdir: Path, env: Mapping[str, str] | None = None) -> Iterator[int]:
     """`stories up` in `workdir` until the block ends; yields content's port (the
-    others follow it, SERVICE_OFFSETS). Only `env` is added to a clean environment:
-    no database, Redis or AWS address leaks in from the test run."""
-    base = free_port_run(4)
+    others follow it, SERVICE_OFFSETS; the gateway is the port before it, as 8000 is
+    before 8001). Only `env` is added to a clean environment: no database, Redis or
+    AWS address leaks in from the test run."""
+    base = free_port_run(5) + 1
     clean = {
         k: v
         for k, v in os.environ.items()
@@ -87,6 +88,9 @@ def running_platform(workdir: Path, env: Mapping[str, str] | None = None) -> Ite
                 return all(
                     httpx.get(f"http://127.0.0.1:{base + o}/readyz", timeout=2).status_code == 200
                     for o in SERVICE_OFFSETS.values()
+                ) and (
+                    httpx.get(f"http://127.0.0.1:{base - 1}/openapi.json", timeout=2).status_code
+                    == 200
                 )
             except httpx.HTTPError:
                 return False

@@ -537,7 +537,7 @@ def _up_until_ready_then_ctrl_c(tmp_path: Path, **extra_env: str) -> tuple[int, 
     """`stories up` until every API answers, then Ctrl-C: (base port, exit code, output).
     The output goes to a file, not a pipe nobody reads while waiting: a full pipe would
     block the platform's logging and so the platform."""
-    base = free_port_run(4)
+    base = free_port_run(5) + 1  # the gateway takes the port before content
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "AWS_ENDPOINT_URL"}}
     env.pop("LOG_JSON", None)
     output_path = tmp_path / "up.log"
@@ -584,6 +584,7 @@ def test_ctrl_c_stops_everything_cleanly(tmp_path: Path) -> None:
     assert returncode == 0, output
     assert "1001 Stories is running" in output
     assert f"http://127.0.0.1:{base + 1}/docs" in output
+    assert f"gateway   http://127.0.0.1:{base - 1}" in output
     assert "Traceback" not in output
 
 

@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from shared.settings import ServiceSettings
-from stories.deployment import contracts, contracts_json
+from stories.deployment import alb_pattern, contracts, contracts_json
 from stories.registry import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,9 +108,7 @@ def _json_string(text: str) -> str:
 
 
 def _alb_matches(pattern: str, path: str) -> bool:
-    """An ALB path pattern: `*` any run of characters (slashes too), `?` one."""
-    regex = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
-    return re.fullmatch(regex, path) is not None
+    return re.fullmatch(alb_pattern(pattern), path) is not None
 
 
 # Served by every service for operators and for the load balancer's own health
