@@ -7,7 +7,7 @@ UV := .tools/bin/uv
 VENV_BIN := .venv/bin
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install up test lint typecheck pytest e2e-localstack infra terraform checkov image bench loadtest fuzz clean
+.PHONY: install up demo test lint typecheck client pytest e2e-localstack infra terraform checkov image bench loadtest fuzz clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -15,7 +15,9 @@ $(UV):
 
 DASHBOARD := services/metrics/dashboard
 
-install: $(UV) $(DASHBOARD)/node_modules/.package-lock.json
+CLIENT := clients/typescript
+
+install: $(UV) $(DASHBOARD)/node_modules/.package-lock.json $(CLIENT)/node_modules/.package-lock.json
 	$(UV) sync --frozen --quiet
 
 # The dashboard serves its chart library itself (no CDN), from the npm lock file.
@@ -24,6 +26,14 @@ $(DASHBOARD)/node_modules/.package-lock.json: $(DASHBOARD)/package-lock.json
 		npm ci --prefix $(DASHBOARD) --no-audit --no-fund --loglevel=error; \
 	else \
 		echo "WARNING: npm not found: /dashboard will have no charts (install Node.js 18+)"; \
+	fi
+
+# The TypeScript client's generator and compiler, from its npm lock file.
+$(CLIENT)/node_modules/.package-lock.json: $(CLIENT)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix $(CLIENT) --no-audit --no-fund --loglevel=error; \
+	else \
+		echo "WARNING: npm not found: the TypeScript client cannot be checked (install Node.js 18+)"; \
 	fi
 
 ## Run the whole platform on this machine: four APIs, their workers, moto, SQLite, Redis stand-in.
@@ -36,7 +46,7 @@ test: install
 	scripts/ensure-services
 	scripts/ensure-tools
 	scripts/ensure-ralph
-	scripts/test-stages lint typecheck pytest e2e-localstack terraform checkov image
+	scripts/test-stages lint typecheck client pytest e2e-localstack terraform checkov image
 
 lint:
 	$(VENV_BIN)/ruff check .
@@ -45,6 +55,12 @@ lint:
 
 typecheck:
 	$(VENV_BIN)/mypy
+
+## The TypeScript client (clients/typescript): types generated from the gateway's merged
+## OpenAPI document, then the typed example compiled with tsc --noEmit. A change to the
+## API's shape that breaks a caller fails here.
+client:
+	npm run --prefix $(CLIENT) --silent check
 
 pytest:
 	$(VENV_BIN)/pytest
