@@ -40,6 +40,12 @@ $(CLIENT)/node_modules/.package-lock.json: $(CLIENT)/package-lock.json
 up: install
 	$(VENV_BIN)/stories up
 
+## Fill the platform `make up` runs (in another shell) with a demo library: 45 books in
+## five languages, users of every role (credentials printed), a month of reading.
+## Through the gateway's public API only; running it again adds nothing.
+demo: install
+	$(VENV_BIN)/stories demo
+
 ## Install everything, then lint, type-check, check import rules and run every test.
 ## Every stage runs even when one before it failed; a summary names each one's result.
 test: install

@@ -89,6 +89,17 @@ def _parser() -> argparse.ArgumentParser:
         "topology", help="print what bootstrap creates, as JSON (read by LocalStack's ready.d)"
     )
     topology.add_argument("--prefix", default="stories-", help="the deployment's resource prefix")
+    demo = commands.add_parser(
+        "demo",
+        help="fill a running platform with a demo library, users and a month of reading",
+    )
+    demo.add_argument("--url", default="http://127.0.0.1:8000", help="the platform's gateway")
+    demo.add_argument(
+        "--admin-email",
+        help="an ADMIN to start from (default: the embedded run's; password from "
+        "STORIES_ADMIN_PASSWORD, else the embedded run's file in --data-dir)",
+    )
+    demo.add_argument("--data-dir", type=Path, default=Path(".stories"))
     commands.add_parser(
         "openapi",
         help="print the gateway's merged OpenAPI document (infra/gateway/openapi.json)",
@@ -272,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         asyncio.run(migrate())
         return 0
+    if args.command == "demo":
+        return _demo(args)
     if args.command == "openapi":
         from stories.gateway import openapi_json, platform_openapi
 
@@ -348,6 +361,30 @@ def _loadtest(args: argparse.Namespace) -> int:
         or os.environ.get("STORIES_ADMIN_PASSWORD", ADMIN_PASSWORD),
         emulator=args.emulator,
     )
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import httpx
+
+    from stories.demo import DemoError, build_demo, credentials
+    from stories.embedded import ADMIN_EMAIL, ADMIN_PASSWORD_FILE
+
+    configure_logging("WARNING", json=False)
+    email = args.admin_email or ADMIN_EMAIL
+    password = os.environ.get("STORIES_ADMIN_PASSWORD")
+    if password is None:
+        kept = args.data_dir / ADMIN_PASSWORD_FILE
+        if not kept.exists():
+            print(f"no admin password: set STORIES_ADMIN_PASSWORD (none kept in {kept})")
+            return 2
+        password = kept.read_text().strip()
+    try:
+        demo = asyncio.run(build_demo(args.url, email, password))
+    except (DemoError, httpx.HTTPError) as exc:
+        print(f"the demo stopped: {exc!r}")
+        return 1
+    print(credentials(demo, args.url.rstrip("/")))
+    return 0
 
 
 def embedded_aws_port(args: argparse.Namespace) -> int:

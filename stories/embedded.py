@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import pickle
+import secrets
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -82,6 +83,20 @@ def embedded_defaults(
 
 
 S3_SNAPSHOT = "s3.pickle"
+# The embedded run's first ADMIN, so `stories demo` (and a newcomer) can start at
+# once: its password is made on the first run and kept beside the databases, readable
+# by this user alone, never printed in a log.
+ADMIN_EMAIL = "admin@stories.example.org"
+ADMIN_PASSWORD_FILE = "admin-password.txt"  # noqa: S105 - a file name
+
+
+def embedded_admin(data_dir: Path) -> tuple[str, str]:
+    """(email, password) of the embedded run's ADMIN, made once per data folder."""
+    path = data_dir / ADMIN_PASSWORD_FILE
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(18) + "\n")
+    return ADMIN_EMAIL, path.read_text().strip()
 
 
 def _s3_buckets() -> dict[str, Any]:
@@ -179,6 +194,11 @@ async def run_platform(
     gateway_port = base_port - 1 if gateway_port is None else gateway_port
     for key, value in embedded_defaults(data_dir, aws_endpoint, host, ports, gateway_port).items():
         os.environ.setdefault(key, value)
+    admin = None
+    if "ACCESS_BOOTSTRAP_ADMIN_EMAIL" not in os.environ:
+        admin, password = await asyncio.to_thread(embedded_admin, data_dir)
+        os.environ["ACCESS_BOOTSTRAP_ADMIN_EMAIL"] = admin
+        os.environ["ACCESS_BOOTSTRAP_ADMIN_PASSWORD"] = password
     try:
         settings: dict[str, ServiceSettings] = {
             name: service.settings_class() for name, service in SERVICES.items()
@@ -221,7 +241,12 @@ async def run_platform(
                 jobs.append(keep_s3_saved(data_dir, stop))
             running = [asyncio.create_task(job) for job in jobs]
             _print_banner(
-                host, ports, gateway_port, os.environ.get("AWS_ENDPOINT_URL", "AWS"), data_dir
+                host,
+                ports,
+                gateway_port,
+                os.environ.get("AWS_ENDPOINT_URL", "AWS"),
+                data_dir,
+                admin,
             )
             if ready is not None:
                 ready.set()
@@ -242,7 +267,12 @@ async def run_platform(
 
 
 def _print_banner(
-    host: str, ports: dict[str, int], gateway_port: int, aws: str, data_dir: Path
+    host: str,
+    ports: dict[str, int],
+    gateway_port: int,
+    aws: str,
+    data_dir: Path,
+    admin: str | None,
 ) -> None:
     gateway = f"http://{host}:{gateway_port}"
     lines = ["", "1001 Stories is running (Ctrl-C stops it):", ""]
@@ -251,7 +281,12 @@ def _print_banner(
         base = f"http://{host}:{port}"
         lines.append(f"  {name:<9} {base:<24} docs {base}/docs")
     lines.append(f"  dashboard {gateway}/dashboard")
-    lines += ["", f"  AWS endpoint {aws}; data in {data_dir.resolve()}", ""]
+    lines += ["", f"  AWS endpoint {aws}; data in {data_dir.resolve()}"]
+    if admin is not None:
+        secret = data_dir / ADMIN_PASSWORD_FILE
+        lines.append(f"  ADMIN {admin}, password in {secret}")
+        lines.append("  A library to try it with: `make demo` (or `stories demo`) in another shell")
+    lines.append("")
     print("\n".join(lines), flush=True)
 
 

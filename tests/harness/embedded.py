@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -13,7 +14,6 @@ from pathlib import Path
 
 import httpx
 
-from stories.emulator import free_port
 from tests.support import wait_until
 
 SERVICE_OFFSETS = {"content": 0, "access": 1, "delivery": 2, "metrics": 3}
@@ -32,10 +32,16 @@ def starts_timeout(starts: int) -> int:
 
 
 def free_port_run(length: int) -> int:
-    for _ in range(50):
-        base = free_port()
-        if base + length >= 65535:
-            continue
+    """`length` consecutive free ports, below the kernel's ephemeral range: a port
+    picked there is free when checked, but an outgoing connection of the starting
+    platform (to moto, Redis, another service) may take it before the service binds
+    it (seen: delivery's port, "address already in use")."""
+    ephemeral = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    low = int(ephemeral.read_text().split()[0]) if ephemeral.exists() else 32768
+    high = low - length if low > 12_000 else 65_000
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(10_000, high)
         try:
             for port in range(base, base + length):
                 with socket.socket() as s:
@@ -73,7 +79,7 @@ def running_platform(workdir: Path, env: Mapping[str, str] | None = None) -> Ite
                 "--base-port",
                 str(base),
                 "--aws-port",
-                str(free_port()),
+                str(free_port_run(1)),
                 "--data-dir",
                 str(workdir / "data"),
             ],

@@ -21,7 +21,6 @@ from services.metrics.models import RecordedEvent
 from shared.db import create_engine, create_session_factory, unit_of_work
 from shared.events import BookUnpublished
 from shared.outbox import record_event
-from stories.emulator import free_port
 from tests.harness.content import PDF, STORY
 from tests.harness.embedded import (
     ADMIN_EMAIL,
@@ -551,7 +550,7 @@ def _up_until_ready_then_ctrl_c(tmp_path: Path, **extra_env: str) -> tuple[int, 
                 "--base-port",
                 str(base),
                 "--aws-port",
-                str(free_port()),
+                str(free_port_run(1)),
                 "--data-dir",
                 str(tmp_path / "data"),
             ],

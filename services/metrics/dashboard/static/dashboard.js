@@ -125,7 +125,7 @@
     clearTimeout(timer);
     try {
       const to = new Date();
-      const from = new Date(to.getTime() - 14 * 86400e3);
+      const from = new Date(to.getTime() - 30 * 86400e3); // a month of curves
       const range = `interval=day&from=${from.toISOString()}&to=${to.toISOString()}`;
       const series = (metric) => api(`/v1/metrics/timeseries?metric=${metric}&${range}`);
       const [overview, workflow, opens, readers, registrations, logins, families, coverage] = await Promise.all([
