@@ -196,6 +196,7 @@ class Gateway:
                 (name, value)
                 for name, value in response.headers.raw
                 if name.lower() not in _HOP_BY_HOP
+                and name.lower() != b"date"  # the gateway's own server sends one
                 # CORS is the gateway's to answer (below), not each service's.
                 and not name.lower().startswith(b"access-control-")
             ]

@@ -342,6 +342,7 @@ def _cors(gateway: str) -> None:
         answer = http.get(f"{gateway}/v1/books", headers={"Origin": ORIGIN})
         assert answer.status_code == 200
         assert answer.headers.get_list("access-control-allow-origin") == [ORIGIN], "once"
+        assert len(answer.headers.get_list("date")) == 1
         assert "ETag" in answer.headers["access-control-expose-headers"]
         stranger = http.get(f"{gateway}/v1/books", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in stranger.headers
