@@ -40,7 +40,7 @@ $(CLIENT)/node_modules/.package-lock.json: $(CLIENT)/package-lock.json
 up: install
 	$(VENV_BIN)/stories up
 
-## Fill the platform `make up` runs (in another shell) with a demo library: 45 books in
+## Fill the platform `make up` runs (in another shell) with a demo library: 46 books in
 ## five languages, users of every role (credentials printed), a month of reading.
 ## Through the gateway's public API only; running it again adds nothing.
 demo: install

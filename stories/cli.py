@@ -366,7 +366,11 @@ def _loadtest(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     import httpx
 
-    from stories.demo import DemoError, build_demo, credentials
+    try:
+        from stories.demo import DemoError, build_demo, credentials
+    except ImportError:  # the image leaves it out, as it does the load test
+        print("stories demo runs from a checkout: `make demo` (after `make install`)")
+        return 2
     from stories.embedded import ADMIN_EMAIL, ADMIN_PASSWORD_FILE
 
     configure_logging("WARNING", json=False)

@@ -2,9 +2,12 @@
 developers (#22), made through the gateway's public API only, as a frontend would.
 
 - staff of every role and a class of learners, with their credentials printed;
-- 45 picture books in five languages (English, French, Spanish, Swahili,
-  Portuguese), each a real PDF of illustrated pages and a cover drawn in code,
-  written, reviewed, approved and published by that staff; every fifth entitled;
+- 46 picture books in five languages (English, French, Spanish, Swahili,
+  Portuguese): ten story families, each written in one language and translated
+  by a volunteer into most of the others (derived from the original, as the
+  workflow has it), each book a real PDF of illustrated pages with a cover drawn
+  in code, reviewed, approved and published by that staff; the families whose
+  number ends in 4 or 9 are entitled;
 - a teacher's class that joined with its code and has three books assigned;
 - 30 days of reading: the learners' opens, page turns and completions spread over
   days and hours, sent as a device would after reading offline (`POST
@@ -51,50 +54,41 @@ ENTITLED_EVERY = 5
 # the event is: the same event sent again is the same id, which delivery takes once.
 EVENT_IDS = uuid.UUID("6f1d0c2e-3b5a-4c1e-9d7f-2a8b4e6c1d30")
 
-# Per language: (adjective, animal) pairs and a line that recurs on the pages.
-# Latin-1 text only: the PDFs use a standard font.
-LIBRARY: dict[str, dict[str, Any]] = {
-    "en": {
-        "title": "The {adj} {animal}",
-        "adjectives": ["brave", "sleepy", "curious", "little", "singing", "hungry", "kind",
-                       "clever", "busy"],
-        "animals": ["elephant", "hippo", "giraffe", "tortoise", "lion", "zebra", "parrot",
-                    "monkey", "goat"],
-        "line": "Once upon a time, under the big baobab tree...",
-    },
-    "fr": {
-        "title": "Le {animal} {adj}",
-        "adjectives": ["courageux", "endormi", "curieux", "rêveur", "chanteur", "gourmand",
-                       "gentil", "malin", "pressé"],
-        "animals": ["éléphant", "hippopotame", "lion", "zèbre", "perroquet", "singe",
-                    "chameau", "crocodile", "hibou"],
-        "line": "Il était une fois, sous le grand baobab...",
-    },
-    "es": {
-        "title": "El {animal} {adj}",
-        "adjectives": ["valiente", "dormilón", "curioso", "pequeño", "cantarín", "glotón",
-                       "amable", "listo", "veloz"],
-        "animals": ["elefante", "hipopótamo", "león", "loro", "mono", "cocodrilo", "búho",
-                    "camello", "zorro"],
-        "line": "Había una vez, bajo el gran baobab...",
-    },
-    "sw": {
-        "title": "{animal} {adj}",
-        "adjectives": ["jasiri", "mwenye usingizi", "mdadisi", "mdogo", "mwimbaji", "mlafi",
-                       "mwema", "mjanja", "mwepesi"],
-        "animals": ["Tembo", "Kiboko", "Twiga", "Kobe", "Simba", "Pundamilia", "Kasuku",
-                    "Tumbili", "Mbuzi"],
-        "line": "Hapo zamani za kale, chini ya mbuyu mkubwa...",
-    },
-    "pt": {
-        "title": "O {animal} {adj}",
-        "adjectives": ["corajoso", "sonolento", "curioso", "pequeno", "cantor", "guloso",
-                       "gentil", "esperto", "apressado"],
-        "animals": ["elefante", "hipopótamo", "leão", "papagaio", "macaco", "crocodilo",
-                    "mocho", "camelo", "girafa"],
-        "line": "Era uma vez, debaixo do grande embondeiro...",
-    },
-}  # fmt: skip
+LANGUAGES = ("en", "fr", "es", "sw", "pt")
+# Ten story families: each written in its first language, then translated by
+# volunteers into most of the others (a few left missing, which the dashboard's
+# coverage matrix shows as what to commission next). Titles in each language, in
+# the order of LANGUAGES. Latin-1 text only: the PDFs use a standard font.
+FAMILIES: list[tuple[str, tuple[str, str, str, str, str]]] = [
+    ("en", ("The brave elephant", "L'éléphant courageux", "El elefante valiente",
+            "Tembo jasiri", "O elefante corajoso")),
+    ("sw", ("The sleepy hippo", "L'hippopotame endormi", "El hipopótamo dormilón",
+            "Kiboko mwenye usingizi", "O hipopótamo sonolento")),
+    ("fr", ("The curious giraffe", "La girafe curieuse", "La jirafa curiosa",
+            "Twiga mdadisi", "A girafa curiosa")),
+    ("en", ("The little tortoise", "La petite tortue", "La pequeña tortuga",
+            "Kobe mdogo", "A pequena tartaruga")),
+    ("sw", ("The singing lion", "Le lion qui chante", "El león cantarín",
+            "Simba mwimbaji", "O leão cantor")),
+    ("es", ("The hungry zebra", "Le zèbre gourmand", "La cebra glotona",
+            "Pundamilia mlafi", "A zebra gulosa")),
+    ("pt", ("The kind parrot", "Le perroquet gentil", "El loro amable",
+            "Kasuku mwema", "O papagaio gentil")),
+    ("en", ("The clever monkey", "Le singe malin", "El mono listo",
+            "Tumbili mjanja", "O macaco esperto")),
+    ("sw", ("The busy goat", "La chèvre pressée", "La cabra apurada",
+            "Mbuzi mwepesi", "A cabra apressada")),
+    ("fr", ("The dancing crocodile", "Le crocodile qui danse", "El cocodrilo bailarín",
+            "Mamba mcheza ngoma", "O crocodilo dançarino")),
+]  # fmt: skip
+# The line that recurs on every page, in each language.
+LINES = {
+    "en": "Once upon a time, under the big baobab tree...",
+    "fr": "Il était une fois, sous le grand baobab...",
+    "es": "Había una vez, bajo el gran baobab...",
+    "sw": "Hapo zamani za kale, chini ya mbuyu mkubwa...",
+    "pt": "Era uma vez, debaixo do grande embondeiro...",
+}
 TITLE_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 CATEGORIES = ("animals", "adventure", "family", "science", "friendship")
 LEVELS = ("emergent", "early", "transitional", "fluent")
@@ -106,10 +100,15 @@ class DemoError(RuntimeError):
 
 @dataclass(frozen=True)
 class Story:
-    number: int
+    number: int  # of its family
     language: str
     title: str
-    line: str
+    # The family's first book (the original), None for the original itself.
+    source: Story | None = None
+
+    @property
+    def line(self) -> str:
+        return LINES[self.language]
 
     @property
     def access(self) -> str:
@@ -121,12 +120,16 @@ class Story:
 
 
 def stories() -> list[Story]:
-    out: list[Story] = []
-    for language, words in LIBRARY.items():
-        for adjective, animal in zip(words["adjectives"], words["animals"], strict=True):
-            title = words["title"].format(adj=adjective, animal=animal)
-            out.append(Story(len(out), language, title[:1].upper() + title[1:], words["line"]))
-    return out
+    """Every book of the library, each family's original before its translations."""
+    originals, translations = [], []
+    for number, (first, titles) in enumerate(FAMILIES):
+        original = Story(number, first, titles[LANGUAGES.index(first)])
+        originals.append(original)
+        for index, language in enumerate(LANGUAGES):
+            # A few translations nobody has made yet.
+            if language != first and (number + index) % 7 != 3:
+                translations.append(Story(number, language, titles[index], original))
+    return originals + translations
 
 
 def learner_email(name: str) -> str:
@@ -268,12 +271,44 @@ class DemoBuilder:
         )
 
     async def publish(
-        self, staff: dict[str, Account], story: Story, drafts: dict[str, dict[str, Any]]
+        self,
+        staff: dict[str, Account],
+        story: Story,
+        drafts: dict[tuple[str, str], dict[str, Any]],
+        books: dict[str, str],
     ) -> str:
-        """One story from wherever an earlier run left it to the catalog."""
+        """One story from wherever an earlier run left it to the catalog: an original
+        written from scratch, a translation derived from its family's original (as a
+        volunteer translator does: credited, the metadata carried over, the title
+        and summary then written in the new language)."""
         author, reviewer = staff["VOLUNTEER"], staff["STORY_MANAGER"]
         manager, publisher = staff["BOOK_MANAGER"], staff["CONTENT_ADMIN"]
-        submission = drafts.get(story.title)
+        submission = drafts.get((story.title, story.language))
+        if submission is None and story.source is not None:
+            # A derivation cut off before it was renamed still has the original's title.
+            submission = drafts.get((story.source.title, story.language))
+        if submission is None and story.source is not None:
+            submission = expect(
+                await self.http.post(
+                    f"{self.url}/v1/books/{books[story.source.title]}/derivations",
+                    json={
+                        "kind": "translation",
+                        "language": story.language,
+                        "credited_as": "Demo volunteer translator",
+                    },
+                    headers=author.headers,
+                ),
+                201,
+            )
+        if submission is not None and submission["title"] != story.title:
+            submission = expect(
+                await self.http.patch(
+                    f"{self.url}/v1/submissions/{submission['id']}",
+                    json={"title": story.title, "summary": f"{story.line} ({story.title})"},
+                    headers={**author.headers, "If-Match": f'"{submission["version"]}"'},
+                ),
+                200,
+            )
         if submission is None:
             submission = expect(
                 await self.http.post(
@@ -326,7 +361,11 @@ class DemoBuilder:
         )
         if created.status_code == 409:  # made by a run cut off before publishing
             drafts_books = await self.pages("/v1/books", manager.headers, status="DRAFT")
-            book = next(b for b in drafts_books if b["title"] == story.title)
+            book = next(
+                b
+                for b in drafts_books
+                if (b["title"], b["language"]) == (story.title, story.language)
+            )
         else:
             book = expect(created, 201)
             ticket = expect(
@@ -516,26 +555,36 @@ async def build_demo(
         demo.accounts = [admin, *staff.values(), *learners]
         say(f"demo: {len(staff)} staff and {len(learners)} learners ready")
 
+        library = stories()
+        titles = {s.title for s in library}
         published = {
             b["title"]: str(b["id"])
             for b in await builder.pages("/v1/books", admin.headers, status="PUBLISHED")
+            if b["title"] in titles  # the platform may hold books of its own
         }
         mine = await builder.pages("/v1/submissions", staff["VOLUNTEER"].headers, mine="true")
-        drafts = {s["title"]: s for s in mine if s["title"] not in published}
-        missing = [s for s in stories() if s.title not in published]
+        drafts = {
+            (s["title"], s["language"]): s
+            for s in mine
+            if s["status"] not in ("REJECTED", "CHANGES_REQUESTED")
+        }
+        missing = [s for s in library if s.title not in published]
         say(f"demo: {len(published)} books already published, {len(missing)} to publish ...")
-        made = await bounded(
-            4, [functools.partial(builder.publish, staff, s, drafts) for s in missing]
-        )
-        demo.published_now = len(made)
-        demo.books = {**published, **{s.title: b for s, b in zip(missing, made, strict=True)}}
+        demo.books = dict(published)
+        # The originals first: each translation is derived from its family's original.
+        for wave in ([s for s in missing if s.source is None], [s for s in missing if s.source]):
+            made = await bounded(
+                4,
+                [functools.partial(builder.publish, staff, s, drafts, demo.books) for s in wave],
+            )
+            demo.books |= {s.title: b for s, b in zip(wave, made, strict=True)}
+        demo.published_now = len(missing)
 
         teacher = staff["TEACHER"]
         school_class = await builder.school_class(teacher, learners)
         demo.class_code = school_class["join_code"]
-        catalog = stories()
-        entitled = [demo.books[s.title] for s in catalog if s.access == "entitled"]
-        free = [demo.books[s.title] for s in catalog if s.access == "free"]
+        entitled = [demo.books[s.title] for s in library if s.access == "entitled"]
+        free = [demo.books[s.title] for s in library if s.access == "free"]
         assigned = [*entitled[:2], free[0]]
         await builder.assign(teacher, school_class["id"], assigned)
         say(f"demo: {CLASS_NAME} (code {demo.class_code}) with {len(assigned)} books assigned")
