@@ -1,4 +1,10 @@
-"""The decisions fast path: a cached decision answered before routing.
+"""The access service's fast paths: answers from its caches, before routing.
+
+`GET /v1/users/me` is one of the readers' hottest requests (every app screen
+shows who is signed in). Its cached profile, which the endpoint itself serves
+from the profile cache (invalidated over pub/sub on any change), is answered
+here to a caller whose token passes the platform's one principal check; a
+miss, a refusal or a query goes to the endpoint.
 
 `POST /v1/decisions` is called by every other service on every cache miss of
 theirs, so its cached answer must cost as little as possible. This layer
@@ -19,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.access.components import Components
 from shared.asgi import (
     RouteLabel,
+    bearer_token,
     fast_path_principal,
     fits_fast_path,
     read_body,
@@ -33,16 +40,53 @@ FIELDS = frozenset({"user_id", "action", "resource_id"})
 
 
 _DECISIONS_ROUTE = RouteLabel(DECISIONS_PATH)
+MY_PROFILE_PATH = "/v1/users/me"
+_MY_PROFILE_ROUTE = RouteLabel(MY_PROFILE_PATH)
 
 
-class DecisionFastPath:
+class AccessFastPath:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != DECISIONS_PATH or scope["method"] != "POST":
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+        elif scope["path"] == DECISIONS_PATH and scope["method"] == "POST":
+            await self._decision(scope, receive, send)
+        elif (
+            scope["path"] == MY_PROFILE_PATH
+            and scope["method"] == "GET"
+            and not scope["query_string"]
+        ):
+            await self._my_profile(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _my_profile(self, scope: Scope, receive: Receive, send: Send) -> None:
+        profile = await self._cached_profile(scope)
+        if profile is None:
             await self.app(scope, receive, send)
             return
+        scope["route"] = _MY_PROFILE_ROUTE
+        await send_json(send, 200, profile)
+
+    @staticmethod
+    async def _cached_profile(scope: Scope) -> bytes | None:
+        """The caller's cached profile, if they pass the endpoint's own check and it
+        is cached (exactly what the endpoint would answer); else None."""
+        started = started_parts(scope["app"], Components)
+        if started is None or bearer_token(scope) is None:
+            return None
+        resources, components = started
+        try:
+            principal = await fast_path_principal(scope, resources.verifier)
+        except Problem:
+            return None  # the endpoint gives the same refusal
+        if principal.kind != "user":
+            return None
+        return components.profiles.get(principal.user_id)
+
+    async def _decision(self, scope: Scope, receive: Receive, send: Send) -> None:
         body, complete, pending = await read_body(receive)
         answer = await self._cached(scope, body) if fits_fast_path(body, complete) else None
         if answer is not None:

@@ -13,7 +13,7 @@ from services.access.api import ROUTERS
 from services.access.components import Components, build_components
 from services.access.consumers import HANDLERS
 from services.access.dependencies import account_service
-from services.access.fastpath import DecisionFastPath
+from services.access.fastpath import AccessFastPath
 from services.access.repository import AccessRepository
 from services.access.schemas import UserOut
 from services.access.settings import AccessSettings
@@ -68,7 +68,7 @@ SERVICE = ServiceDefinition[AccessSettings, Components](
     settings_class=AccessSettings,
     routers=ROUTERS,
     build_components=start,
-    fast_paths=[Middleware(DecisionFastPath)],
+    fast_paths=[Middleware(AccessFastPath)],
     produces=Producer.ACCESS,
     handlers=HANDLERS,
     migrations=Path(__file__).parent / "migrations",

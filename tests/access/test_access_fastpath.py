@@ -10,6 +10,7 @@ from tests.harness.access import AccessHarness
 from tests.support import fast_path_answers
 
 DECISIONS = "/v1/decisions"
+ME = "/v1/users/me"
 
 
 async def test_a_cached_decision_is_the_same_answer_and_everything_else_is_unchanged(
@@ -88,3 +89,41 @@ async def test_a_cached_decision_is_the_same_answer_and_everything_else_is_uncha
     again = await access.http.post("/v1/decisions", headers=service, json=ask)
     assert again.json() == first.json()
     assert await fast_path_answers(access.http, "POST", DECISIONS) == 1  # invalidated: a miss
+
+
+async def test_a_cached_profile_is_the_endpoints_answer_and_changes_reach_it(
+    access: AccessHarness,
+) -> None:
+    reviewer = await access.account(Role.STORY_MANAGER)
+    first = await access.http.get("/v1/users/me", headers=reviewer.headers)
+    assert first.status_code == 200, first.text
+    assert await fast_path_answers(access.http, "GET", ME) == 0  # a miss: the endpoint
+    cached = await access.http.get("/v1/users/me", headers=reviewer.headers)
+    assert await fast_path_answers(access.http, "GET", ME) == 1
+    assert cached.content == first.content
+    for header in ("content-type", "content-length", "cache-control", "x-content-type-options"):
+        assert cached.headers[header] == first.headers[header], header
+    assert cached.headers["cache-control"] == "no-store"  # a person's own answer
+    assert cached.headers["x-request-id"] != first.headers["x-request-id"]
+
+    # Refusals, a query and a service are the endpoint's to answer.
+    assert (await access.http.get("/v1/users/me")).status_code == 401
+    assert (
+        await access.http.get("/v1/users/me", headers={"Authorization": "Bearer x.y.z"})
+    ).status_code == 401
+    service = await access.service_token()
+    assert (await access.http.get("/v1/users/me", headers=service)).status_code == 403
+    with_query = await access.http.get("/v1/users/me?fields=all", headers=reviewer.headers)
+    assert with_query.json() == first.json()
+    assert await fast_path_answers(access.http, "GET", ME) == 1
+
+    # A change to the account reaches the next answer (the cache is invalidated).
+    declared = await access.http.put(
+        "/v1/users/me/review-languages", json={"languages": ["sw"]}, headers=reviewer.headers
+    )
+    assert declared.status_code == 200, declared.text
+    after = await access.http.get("/v1/users/me", headers=reviewer.headers)
+    assert after.json()["review_languages"] == ["sw"]
+    again = await access.http.get("/v1/users/me", headers=reviewer.headers)
+    assert again.json()["review_languages"] == ["sw"]
+    assert await fast_path_answers(access.http, "GET", ME) == 2
