@@ -7,7 +7,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, delete, or_, select, tuple_, update
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    Table,
+    Uuid,
+    and_,
+    bindparam,
+    case,
+    delete,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.delivery.models import (
@@ -200,6 +215,10 @@ class DeliveryRepository:
             return []
         table = _table(ReadingProgress)
         ordered = sorted(rows, key=lambda r: (str(r["user_id"]), str(r["book_id"])))
+        if self.session.get_bind().dialect.name == "postgresql":
+            columns = {name: [row[name] for row in ordered] for name in _ADVANCED_COLUMNS}
+            found = await self.session.execute(_ADVANCE_PROGRESS, columns)
+            return [ReadingState(**row._mapping) for row in found]
         statement = upsert(self.session, table).values(ordered)
         new = statement.excluded
         statement = statement.on_conflict_do_update(
@@ -271,6 +290,41 @@ class DeliveryRepository:
 
 
 _PROGRESS = _table(ReadingProgress)
+
+# advance_progress on PostgreSQL: the batch as one array per column, so the
+# statement is the same text whatever the batch's size: compiled and prepared
+# once, where a multi-row VALUES is compiled anew for every size (measured: a
+# tenth of the delivery API's time at the load test's peak). The conflict rule
+# is the one the Core statement below it states.
+_ADVANCED_COLUMNS = (
+    "user_id", "book_id", "page", "total_pages",
+    "started_at", "updated_at", "completed_at", "announced_page",
+)  # fmt: skip
+_ADVANCE_PROGRESS = (
+    text(
+        f"""
+        INSERT INTO reading_progress AS stored ({", ".join(_ADVANCED_COLUMNS)})
+        SELECT {", ".join(_ADVANCED_COLUMNS)} FROM unnest(
+            :user_id, :book_id, :page, :total_pages,
+            :started_at, :updated_at, :completed_at, :announced_page
+        ) WITH ORDINALITY AS turn({", ".join(_ADVANCED_COLUMNS)}, position)
+        ORDER BY position
+        ON CONFLICT (user_id, book_id) DO UPDATE
+            SET page = excluded.page, updated_at = excluded.updated_at
+            WHERE excluded.page > stored.page AND excluded.total_pages = stored.total_pages
+        RETURNING {", ".join(f"stored.{c.name}" for c in _PROGRESS.c)}
+        """  # noqa: S608 - column names from the model, no input
+    )
+    .bindparams(
+        *(bindparam(n, type_=ARRAY(Uuid())) for n in ("user_id", "book_id")),
+        *(bindparam(n, type_=ARRAY(Integer())) for n in ("page", "total_pages", "announced_page")),
+        *(
+            bindparam(n, type_=ARRAY(DateTime(timezone=True)))
+            for n in ("started_at", "updated_at", "completed_at")
+        ),
+    )
+    .columns(*_PROGRESS.c)
+)
 # Built once: the same statement object is compiled once and then served from
 # SQLAlchemy's cache (the reading list is one of the readers' hottest requests).
 _PROGRESS_OF = (
