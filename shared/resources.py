@@ -101,7 +101,8 @@ async def open_resources(
     http = await stack.enter_async_context(
         httpx.AsyncClient(timeout=httpx.Timeout(5.0), limits=httpx.Limits(max_connections=100))
     )
-    bus = InvalidationBus(redis)
+    # Resent for a minute: the longest TTL of the caches it invalidates (LocalCache's).
+    bus = InvalidationBus(redis, resend_for=60.0)
     bus_wakers.append(bus.wake)
     denylist = TokenDenyList(redis, bus)
     mirrors = telemetry.redis_mirror_synced
@@ -150,6 +151,7 @@ async def open_resources(
     async def stop_listening() -> None:
         stop_bus.set()
         await listening
+        await bus.aclose()
         if healing is not None:
             await healing
 

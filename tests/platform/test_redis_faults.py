@@ -7,6 +7,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import httpx
@@ -16,6 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.metrics.service import ReaderSketches
 from shared.events import DeliveryIssued, Envelope
+from shared.pubsub import InvalidationBus
 from shared.ratelimit import RateLimiter
 from shared.redis import RedisCircuit, RedisCircuitOpenError, create_redis
 from shared.roles import Role
@@ -121,6 +123,80 @@ async def test_the_circuit_closes_when_redis_is_back_without_a_call(server: Redi
     finally:
         stop.set()
         await healing
+        await client.aclose()
+
+
+@asynccontextmanager
+async def listening_bus(url: str, channel: str) -> AsyncIterator[list[str]]:
+    """Another instance's bus on `channel`, on a client of its own: what it hears."""
+    heard: list[str] = []
+    client = create_redis(url, timeout_seconds=5.0)
+    bus = InvalidationBus(client)
+    bus.subscribe(channel, heard.append)
+    stop = asyncio.Event()
+    running = asyncio.create_task(bus.run(stop))
+    try:
+        assert await bus.until_listening(channel, wait=5)
+        yield heard
+    finally:
+        stop.set()
+        await running
+        await client.aclose()
+
+
+async def test_an_invalidation_redis_did_not_take_is_sent_again_when_it_is_back(
+    server: RedisProcess,
+) -> None:
+    """The change is committed before it is told. An invalidation lost to a stall (CI
+    saw it: one slow call opened the worker's circuit, 22 reader invalidations went
+    nowhere, and delivery's API refused a granted reader for the cache's minute)
+    is kept and sent again, in order and once, as soon as Redis answers."""
+    circuit = RedisCircuit(open_seconds=0.5)
+    client = create_redis(server.url, timeout_seconds=0.25, circuit=circuit)
+    publisher = InvalidationBus(client)
+    try:
+        async with listening_bus(server.url, "readers") as heard:
+            await publisher.publish("readers", "before")
+            await eventually(lambda: heard == ["before"], timeout=5, what="the first one")
+            server.pause()
+            for message in ("a", "b", "a", "c"):
+                await publisher.publish("readers", message)
+            assert publisher.unsent == 3  # "a" twice is one invalidation
+            await asyncio.sleep(1.0)
+            assert heard == ["before"]  # nothing went through while Redis was stalled
+            server.resume()
+            await eventually(lambda: heard[-3:] == ["a", "b", "c"], timeout=5, what="resent")
+            assert publisher.unsent == 0
+            # The "a" that timed out had reached the stalled server, which ran it on
+            # waking: a second telling of an invalidation costs one cache miss.
+            assert heard in (["before", "a", "b", "c"], ["before", "a", "a", "b", "c"]), heard
+    finally:
+        server.resume()
+        await publisher.aclose()
+        await client.aclose()
+
+
+async def test_an_unsent_invalidation_is_dropped_once_every_cache_has_expired(
+    server: RedisProcess,
+) -> None:
+    """Bounded: past `resend_for` (the caches' longest TTL) nothing is left holding
+    what it invalidated, so a long outage does not replay stale news forever."""
+    circuit = RedisCircuit(open_seconds=0.2)
+    client = create_redis(server.url, timeout_seconds=0.25, circuit=circuit)
+    publisher = InvalidationBus(client, resend_for=0.5)
+    try:
+        async with listening_bus(server.url, "readers") as heard:
+            server.pause()
+            await publisher.publish("readers", "old news")
+            assert publisher.unsent == 1
+            await eventually(lambda: publisher.unsent == 0, timeout=5, what="dropped")
+            server.resume()
+            await publisher.publish("readers", "fresh")
+            await eventually(lambda: "fresh" in heard, timeout=5, what="the fresh one")
+            assert heard == ["fresh"]
+    finally:
+        server.resume()
+        await publisher.aclose()
         await client.aclose()
 
 
