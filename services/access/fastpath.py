@@ -32,8 +32,9 @@ from shared.asgi import (
     replay,
     send_json,
 )
+from shared.auth import Principal
 from shared.errors import Problem
-from shared.resources import started_parts
+from shared.resources import Resources, started_parts
 
 DECISIONS_PATH = "/v1/decisions"
 FIELDS = frozenset({"user_id", "action", "resource_id"})
@@ -78,13 +79,8 @@ class AccessFastPath:
         if started is None or bearer_token(scope) is None:
             return None
         resources, components = started
-        try:
-            principal = await fast_path_principal(scope, resources.verifier)
-        except Problem:
-            return None  # the endpoint gives the same refusal
-        if principal.kind != "user":
-            return None
-        return components.profiles.get(principal.user_id)
+        principal = await _caller_of_kind(scope, resources, "user")
+        return None if principal is None else components.profiles.get(principal.user_id)
 
     async def _decision(self, scope: Scope, receive: Receive, send: Send) -> None:
         body, complete, pending = await read_body(receive)
@@ -118,10 +114,14 @@ class AccessFastPath:
         cached = resources.decisions.get_local_json_raw(user_id, action, resource_id)
         if cached is None:
             return None  # the endpoint verifies the caller and decides
-        try:
-            principal = await fast_path_principal(scope, resources.verifier)
-        except Problem:
-            return None  # the endpoint gives the same refusal
-        if principal.kind != "service":
-            return None
-        return cached
+        return None if await _caller_of_kind(scope, resources, "service") is None else cached
+
+
+async def _caller_of_kind(scope: Scope, resources: Resources, kind: str) -> Principal | None:
+    """The caller if they pass the endpoint's own check and are a `kind` ("user" or
+    "service"); else None, and the endpoint gives the same refusal or answer."""
+    try:
+        principal = await fast_path_principal(scope, resources.verifier)
+    except Problem:
+        return None
+    return principal if principal.kind == kind else None
