@@ -121,6 +121,21 @@ class AccessClient:
             return Decision.model_validate_json(response.content)
         raise AssertionError("unreachable")
 
+    @property
+    def holds_service_token(self) -> bool:
+        return self._token is not None and time.monotonic() < self._token_renews_at
+
+    async def prefetch_service_token(self) -> bool:
+        """Fetch the credential ahead of the first privileged request (at start-up):
+        after a deploy the first staff step otherwise paid for it inside its own
+        deadline, while access was busiest. Whether it worked; a failure (access
+        not up yet) leaves it to that first request."""
+        try:
+            await self.service_token()
+        except AccessUnavailable:
+            return False
+        return True
+
     async def service_token(self, *, renew: bool = False) -> str:
         """This service's own credential (client credentials at access), kept until
         shortly before it expires: for its calls to access and to other services."""

@@ -8,6 +8,7 @@ are the same for every service.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -70,6 +71,9 @@ def create_service_app(
             app.state.resources = opened
             if start is not None:
                 app.state.components = await start(opened, stack)
+            if produces is not Producer.ACCESS:  # access issues the credentials
+                prefetching = asyncio.create_task(opened.prefetch_credentials())
+                stack.callback(prefetching.cancel)
             # Everything built so far (modules, clients, caches) lives as long as
             # the process; moving it out of the collector's sight turns the
             # ~60 ms full collections over a large heap into short ones, which

@@ -78,6 +78,19 @@ class JwksKeyCache:
             await self._refresh()
         return self._keys.get(kid)
 
+    @property
+    def holds_keys(self) -> bool:
+        return bool(self._keys)
+
+    async def prefetch(self) -> bool:
+        """Fetch the keys ahead of the first request (at start-up); whether it worked.
+        A failure costs nothing: the first request fetches again."""
+        try:
+            await self._refresh()
+        except ServiceUnavailable:
+            return False
+        return bool(self._keys)
+
     async def _refresh(self) -> None:
         async with self._lock:
             # Another request may have refreshed while we waited for the lock.

@@ -51,6 +51,7 @@ class Resources:
     denylist: TokenDenyList
     decisions: DecisionCache
     verifier: TokenVerifier
+    signing_keys: JwksKeyCache
     access: AccessClient
     # Called when a session commits outbox events; the worker points it at its relay.
     relay_wakers: list[Callable[[], None]] = field(default_factory=list)
@@ -69,6 +70,16 @@ class Resources:
     def wake_relays(self) -> None:
         for wake in self.relay_wakers:
             wake()
+
+    async def prefetch_credentials(self) -> None:
+        """Access's signing keys and this service's own token, fetched while the API
+        starts taking traffic (nothing waits for them): after a deploy, the first
+        signed-in requests otherwise all waited on one JWKS fetch, and the first
+        staff step paid for its token inside its own deadline, just when access
+        was busiest. A failure (access not up yet) leaves each to its first use."""
+        keys = await self.signing_keys.prefetch()
+        token = await self.access.prefetch_service_token()
+        log.info("credentials prefetched", signing_keys=keys, service_token=token)
 
 
 async def open_resources(
@@ -108,13 +119,14 @@ async def open_resources(
     mirrors = telemetry.redis_mirror_synced
     mirrors.labels(mirror="invalidations").set_function(lambda: float(bus.connected))
     mirrors.labels(mirror="denylist").set_function(lambda: float(denylist.synced))
+    signing_keys = JwksKeyCache(
+        jwks_url=settings.jwks_url,
+        http=http,
+        refetch_interval=settings.jwks_refetch_interval_seconds,
+        max_age=settings.jwks_cache_seconds,
+    )
     verifier = TokenVerifier(
-        keys=JwksKeyCache(
-            jwks_url=settings.jwks_url,
-            http=http,
-            refetch_interval=settings.jwks_refetch_interval_seconds,
-            max_age=settings.jwks_cache_seconds,
-        ),
+        keys=signing_keys,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         is_revoked=denylist.is_denied,
@@ -138,6 +150,7 @@ async def open_resources(
         denylist=denylist,
         decisions=decisions,
         verifier=verifier,
+        signing_keys=signing_keys,
         access=AccessClient(settings, http, decisions),
     )
     stop_bus = asyncio.Event()

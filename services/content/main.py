@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import uuid
+from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
+import structlog
 from starlette.middleware import Middleware
 
 from services.content.api import ROUTERS
+from services.content.api.common import book_out, tagged
 from services.content.components import Components, build_components
 from services.content.consumers import HANDLERS
+from services.content.dependencies import catalog_service
 from services.content.fastpath import CatalogFastPath
+from services.content.repository import CatalogQuery
 from services.content.settings import ContentSettings
+from shared.db import unit_of_work
 from shared.events import Producer
+from shared.resources import Resources
 from shared.runtime import ServiceDefinition
+
+log = structlog.get_logger(__name__)
 
 DESCRIPTION = """Submissions and their review workflow, books, manuscript uploads and publishing.
 
@@ -27,13 +38,48 @@ someone else changed it first. `Idempotency-Key` makes create, submit, review
 and publish safe to retry. `GET /v1/books` needs no token.
 """
 
+# Public book pages loaded into the catalog cache at start-up, newest first: well
+# under the cache's bound (10,000 entries), which the catalog's pages share.
+WARM_BOOK_PAGES = 2_000
+
+
+async def _book_pages(
+    resources: Resources, settings: ContentSettings, limit: int
+) -> dict[tuple[Any, ...], tuple[str, bytes]]:
+    """The newest published books' public pages, exactly as `GET /v1/books/{id}`
+    answers an anonymous reader, in two queries (the books, then their families)."""
+    async with unit_of_work(resources.session_factory) as session:
+        books, _, families = await catalog_service(resources, session).catalog_page(
+            CatalogQuery(limit=limit)
+        )
+    pages: dict[tuple[Any, ...], tuple[str, bytes]] = {}
+    for book in books:
+        key: tuple[str, uuid.UUID] = ("book", book.id)
+        pages[key] = tagged(book_out(book, settings, families[book.family_id]))
+    return pages
+
+
+async def start(
+    settings: ContentSettings, resources: Resources, stack: AsyncExitStack
+) -> Components:
+    components = await build_components(settings, resources, stack)
+    # Before the first request (uvicorn listens once start-up ends), as access and
+    # delivery do: measured at the peak, a deploy met a whole school with 100
+    # books' pages missing at once and a book page's p95 in the first seconds was 1 s.
+    pages = await components.catalog.prime(
+        lambda: _book_pages(resources, settings, WARM_BOOK_PAGES)
+    )
+    log.info("caches warmed", book_pages=pages)
+    return components
+
+
 SERVICE = ServiceDefinition[ContentSettings, Components](
     name="content",
     title="1001 Stories — content",
     description=DESCRIPTION,
     settings_class=ContentSettings,
     routers=ROUTERS,
-    build_components=build_components,
+    build_components=start,
     fast_paths=[Middleware(CatalogFastPath)],
     produces=Producer.CONTENT,
     handlers=HANDLERS,

@@ -12,8 +12,10 @@ from typing import Any
 from sqlalchemy import insert, text
 
 from services.content.catalog import CATALOG_CHANNEL
+from services.content.components import app_components
 from services.content.models import Book
 from services.content.repository import CatalogQuery, ContentRepository
+from shared.resources import resources_of
 from shared.roles import Role
 from tests.harness.access import AccessHarness
 from tests.harness.content import ContentHarness, start_content
@@ -224,6 +226,38 @@ async def test_publish_and_unpublish_reach_every_instance_cache_at_once(
 
 async def _is(value: Any, expected: Any) -> bool:
     return bool(await value == expected)
+
+
+async def test_a_new_instance_takes_traffic_with_book_pages_cached_and_credentials_fetched(
+    content: ContentHarness, access: AccessHarness
+) -> None:
+    """A deploy meets a whole school at once: each published book's public page is
+    in the cache before the process listens, as exactly the bytes and ETag the
+    endpoint answers; a draft's is not."""
+    rows = [catalog_book(40_000 + n) for n in range(30)]
+    draft = catalog_book(41_000, status="DRAFT")
+    await seed(content, [*rows, draft])
+    async with AsyncExitStack() as stack:
+        other = await start_content(stack, access, content.settings)
+        cache = app_components(other.app).catalog
+        assert cache.get(("book", draft["id"])) is None
+        for row in rows:
+            cached = cache.get(("book", row["id"]))
+            assert cached is not None, row["title"]
+            loaded = await content.http.get(f"/v1/books/{row['id']}")
+            assert loaded.status_code == 200
+            assert cached == (loaded.headers["ETag"], loaded.content)
+        # Nor does its first signed-in request wait for access's keys or its first
+        # staff step for this service's own token: both are fetched as it starts.
+        opened = resources_of(other.app)
+        await eventually(
+            lambda: opened.signing_keys.holds_keys and opened.access.holds_service_token,
+            timeout=10,
+            what="the credentials prefetched",
+        )
+        first = await other.http.get(f"/v1/books/{rows[0]['id']}")
+        assert first.status_code == 200
+        assert first.content == cache.get(("book", rows[0]["id"]))[1]  # type: ignore[index]
 
 
 async def test_catalog_queries_use_the_indexes(content: ContentHarness) -> None:
