@@ -166,6 +166,17 @@ class SharedWindowLimiter:
         retry_after = max(1, math.ceil((number + 1) * self._window_seconds - now))
         return LimitState(window.seen_elsewhere + window.ours, retry_after)
 
+    def count(self, key: str) -> int:
+        """The key's count in the current window as this instance knows it (its own
+        hits and the others' as of the last sync), without counting a hit."""
+        window = self._windows.get(key)
+        if window is None or window.number != int(time.time() // self._window_seconds):
+            return 0
+        return window.seen_elsewhere + window.ours
+
+    def _window_name(self, number: int) -> str:
+        return f"ratelimit:{self._namespace}:window:{number}"
+
     async def _sync_soon(self) -> None:
         await asyncio.sleep(self._sync_seconds)
         current = int(time.time() // self._window_seconds)
@@ -174,16 +185,21 @@ class SharedWindowLimiter:
         pending = [(k, w, w.unsynced) for k, w in self._windows.items() if w.unsynced]
         if not pending:
             return
+        # One hash a window, a field a key: one HINCRBY a key and one EXPIRE a
+        # window, where a counter a key needed an EXPIRE each too (with a thousand
+        # readers, 20,000 commands a second to build and parse, a tenth of
+        # delivery's CPU when flat out).
+        numbers = {window.number for _, window, _ in pending}
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key, window, count in pending:
-                    name = f"ratelimit:{self._namespace}:{key}:{window.number}"
-                    pipe.incrby(name, count)
-                    pipe.expire(name, 2 * self._window_seconds, nx=True)
+                    pipe.hincrby(self._window_name(window.number), key, count)
+                for number in numbers:
+                    pipe.expire(self._window_name(number), 2 * self._window_seconds, nx=True)
                 results = await pipe.execute()
         except RedisError:
             log.warning("rate limits not shared right now", namespace=self._namespace)
             return
-        for (_, window, count), total in zip(pending, results[::2], strict=True):
+        for (_, window, count), total in zip(pending, results[: len(pending)], strict=True):
             window.unsynced -= count
             window.seen_elsewhere = max(0, int(total) - (window.ours - window.unsynced))
