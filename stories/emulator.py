@@ -24,7 +24,7 @@ def free_port() -> int:
         return port
 
 
-def _niced(niceness: int) -> list[str]:
+def niced(niceness: int) -> list[str]:
     """A command prefix that lowers a process's CPU priority (none at 0)."""
     nice = shutil.which("nice")
     return [nice, "-n", str(niceness)] if niceness and nice else []
@@ -57,7 +57,7 @@ def moto_server_process(port: int | None = None, *, niceness: int = 0) -> Iterat
     port = port or free_port()
     process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
         [
-            *_niced(niceness),
+            *niced(niceness),
             sys.executable,
             "-m",
             "stories.moto_fixes",
@@ -119,7 +119,7 @@ def localstack_process(
     }
     log = open(os.path.join(data, "localstack.log"), "w")  # noqa: SIM115 - closed below
     process = subprocess.Popen(  # noqa: S603 - our own virtualenv, fixed arguments
-        [*_niced(niceness), str(LOCALSTACK_PYTHON), "-m", "localstack.runtime.main"],
+        [*niced(niceness), str(LOCALSTACK_PYTHON), "-m", "localstack.runtime.main"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

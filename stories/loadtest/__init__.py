@@ -142,15 +142,21 @@ def run_loadtest(
                 measured["saturation"], measured["saturation floor"], names
             )
             verdicts += recovery_verdicts(measured["recovery"])
+        # How far behind the (lower-priority) workers and the emulator fell: the
+        # seconds until every event of the run had been published and consumed.
+        lag = None if platform is None else round(platform.drain(), 1)
     limits = {} if targets else {**RUN_LIMITS, **SIZING}
     text = text_report(measured, verdicts, names, limits)
     meta = {
         "users": users, "readers": readers, "books": books, "think_ms": think_ms,
         "groups": {g.name: {"service": g.service, "users": g.users} for g in groups},
         "limits": limits, "started": started, "emulator": None if targets else emulator,
+        "drained_after_seconds": lag,
     }  # fmt: skip
     json_path, html_path = write_reports(report_dir, text, measured, verdicts, meta)
     print()
     print(text)
+    if lag is not None:
+        print(f"after the last phase the workers' queues drained in {lag:.0f} s")
     print(f"\nreports: {json_path} {html_path}")
     return 0 if all(v.met for v in verdicts) else 1
