@@ -84,14 +84,15 @@ class JwksKeyCache:
 
     async def prefetch(self) -> bool:
         """Fetch the keys ahead of the first request (at start-up); whether it worked.
-        A failure costs nothing: the first request fetches again."""
+        A failure costs nothing and is not logged (access may simply not listen
+        yet): the caller retries, and the first request fetches again."""
         try:
-            await self._refresh()
+            await self._refresh(quiet=True)
         except ServiceUnavailable:
             return False
         return bool(self._keys)
 
-    async def _refresh(self) -> None:
+    async def _refresh(self, *, quiet: bool = False) -> None:
         async with self._lock:
             # Another request may have refreshed while we waited for the lock.
             if time.monotonic() - self._fetched_at < self._refetch_interval and self._keys:
@@ -111,7 +112,8 @@ class JwksKeyCache:
             except (httpx.HTTPError, ValueError) as exc:
                 # Keep the keys we had; note the attempt so we do not retry per request.
                 self._fetched_at = time.monotonic()
-                log.warning("jwks fetch failed", url=self._url, error=str(exc))
+                if not quiet:
+                    log.warning("jwks fetch failed", url=self._url, error=str(exc))
                 if not self._keys:
                     raise ServiceUnavailable(
                         "The signing keys cannot be fetched right now."

@@ -35,6 +35,9 @@ from shared.topology import topic_arn
 from shared.tracing import configure_tracing, trace_database
 
 log = structlog.get_logger(__name__)
+# How long a starting service keeps asking access for its credentials before
+# leaving them to their first use: longer than access takes to start beside it.
+PREFETCH_SECONDS = 30.0
 
 
 @dataclass
@@ -71,15 +74,34 @@ class Resources:
         for wake in self.relay_wakers:
             wake()
 
-    async def prefetch_credentials(self) -> None:
+    async def prefetch_credentials(
+        self, *, give_up_after: float = PREFETCH_SECONDS, first_pause: float = 0.1
+    ) -> None:
         """Access's signing keys and this service's own token, fetched while the API
         starts taking traffic (nothing waits for them): after a deploy, the first
         signed-in requests otherwise all waited on one JWKS fetch, and the first
         staff step paid for its token inside its own deadline, just when access
-        was busiest. A failure (access not up yet) leaves each to its first use."""
-        keys = await self.signing_keys.prefetch()
-        token = await self.access.prefetch_service_token()
-        log.info("credentials prefetched", signing_keys=keys, service_token=token)
+        was busiest. When every service starts at once (`stories up`, a compose
+        up) access may not listen yet: each missing credential is asked again,
+        quietly, with a pause doubling up to 2 s, for at most `give_up_after`
+        seconds; after that it is left to its first use."""
+        loop = asyncio.get_running_loop()
+        deadline, pause, attempts = loop.time() + give_up_after, first_pause, 0
+        keys = token = False
+        while True:
+            attempts += 1
+            keys = keys or await self.signing_keys.prefetch()
+            token = token or await self.access.prefetch_service_token()
+            if (keys and token) or loop.time() + pause > deadline:
+                break
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+        log.info(
+            "credentials prefetched" if keys and token else "credentials left to first use",
+            signing_keys=keys,
+            service_token=token,
+            attempts=attempts,
+        )
 
 
 async def open_resources(

@@ -68,6 +68,27 @@ def test_every_service_is_ready_and_documents_its_api(platform: tuple[int, Path]
         assert httpx.get(f"{url}/docs", timeout=5).status_code == 200
 
 
+def test_every_api_fetches_its_credentials_quietly_once_access_listens(
+    platform: tuple[int, Path],
+) -> None:
+    """All four APIs start at once, so the others ask access for its keys and their
+    tokens before it listens: they ask again until it answers, without a warning
+    for a newcomer to worry about."""
+    _, workdir = platform
+
+    def prefetched() -> list[str]:
+        lines = (workdir / "up.log").read_text().splitlines()
+        return [line for line in lines if "credentials prefetched" in line]
+
+    wait_until(lambda: len(prefetched()) == 3, timeout=30, what="three prefetches logged")
+    for line in prefetched():
+        assert "signing_keys=True" in line, line
+        assert "service_token=True" in line, line
+    log = (workdir / "up.log").read_text()
+    assert "jwks fetch failed" not in log
+    assert "credentials left to first use" not in log
+
+
 async def test_an_event_from_one_services_outbox_reaches_another_services_consumer(
     platform: tuple[int, Path],
 ) -> None:
