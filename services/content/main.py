@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import structlog
 from starlette.middleware import Middleware
 
 from services.content.api import ROUTERS
-from services.content.api.common import book_out, tagged
+from services.content.api.common import book_page, book_page_key
 from services.content.components import Components, build_components
 from services.content.consumers import HANDLERS
 from services.content.dependencies import catalog_service
@@ -52,11 +51,10 @@ async def _book_pages(
         books, _, families = await catalog_service(resources, session).catalog_page(
             CatalogQuery(limit=limit)
         )
-    pages: dict[tuple[Any, ...], tuple[str, bytes]] = {}
-    for book in books:
-        key: tuple[str, uuid.UUID] = ("book", book.id)
-        pages[key] = tagged(book_out(book, settings, families[book.family_id]))
-    return pages
+    return {
+        book_page_key(book.id): book_page(book, settings, families[book.family_id])
+        for book in books
+    }
 
 
 async def start(

@@ -8,7 +8,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from services.content.api.common import Cursor, IfNoneMatch, book_out, catalog_answer, tagged
+from services.content.api.common import (
+    Cursor,
+    IfNoneMatch,
+    book_out,
+    book_page,
+    book_page_key,
+    catalog_answer,
+    tagged,
+)
 from services.content.catalog import catalog_cache_key, parse_catalog_cursor, sees_every_book
 from services.content.components import ComponentsDep, app_components
 from services.content.dependencies import catalog_service
@@ -119,11 +127,11 @@ async def get_book(
     async def load() -> tuple[str, bytes]:
         async with unit_of_work(resources.session_factory) as session:
             found, family = await catalog_service(resources, session).book_for(viewer, book_id)
-            return tagged(book_out(found, components.settings, family))
+            return book_page(found, components.settings, family)
 
     return await catalog_answer(
         components.catalog,
-        ("book", book_id),
+        book_page_key(book_id),
         load,
         public=not manager,
         if_none_match=if_none_match,

@@ -4,6 +4,7 @@ ETags, conditional GETs."""
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -62,6 +63,17 @@ def tagged(answer: BaseModel) -> tuple[str, bytes]:
     """An answer's bytes and their ETag, as the catalog cache keeps them."""
     body = answer.model_dump_json().encode()
     return body_etag(body), body
+
+
+def book_page_key(book_id: uuid.UUID) -> tuple[str, uuid.UUID]:
+    """Where a book's public page (`GET /v1/books/{id}`) is kept in the catalog cache."""
+    return ("book", book_id)
+
+
+def book_page(row: Book, settings: ContentSettings, family: Family) -> tuple[str, bytes]:
+    """A book's page as `GET /v1/books/{id}` answers it: its ETag and bytes (the
+    endpoint and the start-up prime build it here, so they cannot differ)."""
+    return tagged(book_out(row, settings, family))
 
 
 async def catalog_answer(
