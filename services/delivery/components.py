@@ -79,7 +79,7 @@ async def build_components(
         limiter=SharedWindowLimiter(
             resources.redis, "links", limit=settings.links_per_minute, window_seconds=60
         ),
-        recorder=GroupCommitRecorder(writes, max_in_flight=GROUP_COMMITS_IN_FLIGHT),
+        recorder=GroupCommitRecorder(writes_engine, max_in_flight=GROUP_COMMITS_IN_FLIGHT),
         reads=create_session_factory(read_engine),
         read_engine=read_engine,
         reading=ReadingRecorder(
