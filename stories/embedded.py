@@ -27,6 +27,7 @@ from shared.resources import open_resources
 from shared.runtime import install_stop_signals, run_worker, serve_api
 from shared.settings import DEV_ORIGINS, ServiceSettings
 from shared.topology import bootstrap
+from stories.emulator_guard import Credentials, start_guarded_moto
 from stories.gateway import Gateway, merged_openapi
 from stories.registry import SERVICES
 
@@ -65,8 +66,6 @@ def embedded_defaults(
         # believe it from loopback only, where the gateway runs.
         "TRUSTED_PROXIES": json.dumps(["127.0.0.1/32"]),
         "REDIS_URL": "memory://embedded",
-        "AWS_ACCESS_KEY_ID": "embedded",
-        "AWS_SECRET_ACCESS_KEY": "embedded",
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
         "LOG_JSON": "false",
@@ -97,6 +96,26 @@ def embedded_admin(data_dir: Path) -> tuple[str, str]:
         path.touch(mode=0o600)
         path.write_text(secrets.token_urlsafe(18) + "\n")
     return ADMIN_EMAIL, path.read_text().strip()
+
+
+# The in-process emulator's credentials: its secret is made once per data folder and
+# kept beside the databases (as the ADMIN's password is), so nobody who merely reaches
+# the emulator can sign a request; browsers get presigned links and forms only.
+EMBEDDED_AWS_KEY_ID = "embedded"
+AWS_SECRET_FILE = "aws-secret.txt"  # noqa: S105 - a file name
+
+
+def embedded_aws_credentials(data_dir: Path) -> Credentials:
+    """The emulator's credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY where set,
+    else "embedded" and this data folder's own secret; set for every service."""
+    path = data_dir / AWS_SECRET_FILE
+    if "AWS_SECRET_ACCESS_KEY" not in os.environ and not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(30) + "\n")
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", EMBEDDED_AWS_KEY_ID)
+    if "AWS_SECRET_ACCESS_KEY" not in os.environ:
+        os.environ["AWS_SECRET_ACCESS_KEY"] = path.read_text().strip()
+    return Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
 
 
 def _s3_buckets() -> dict[str, Any]:
@@ -155,20 +174,15 @@ async def keep_s3_saved(data_dir: Path, stop: asyncio.Event, every_seconds: floa
         await asyncio.to_thread(save_s3, data_dir)
 
 
-def start_moto(host: str, port: int) -> object:
+def start_moto(host: str, port: int, credentials: Credentials) -> object:
+    """moto on host:port, guarded as AWS guards itself (stories/emulator_guard.py)."""
     try:
-        from moto.server import ThreadedMotoServer
+        import moto  # noqa: F401 - only to say what is missing
     except ImportError as exc:  # the image has no moto: compose brings LocalStack instead
         raise SystemExit(
             "the embedded run needs a development install (`make install`), or AWS_ENDPOINT_URL"
         ) from exc
-
-    from stories import moto_fixes
-
-    moto_fixes.apply()
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    server.start()
-    return server
+    return start_guarded_moto(host, port, credentials)
 
 
 async def run_platform(
@@ -185,11 +199,15 @@ async def run_platform(
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     moto = None
     if "AWS_ENDPOINT_URL" not in os.environ:
-        moto = start_moto(host, aws_port)
+        credentials = await asyncio.to_thread(embedded_aws_credentials, data_dir)
+        moto = start_moto(host, aws_port, credentials)
         aws_endpoint: str | None = f"http://{host}:{aws_port}"
         await asyncio.to_thread(_restore_or_warn, data_dir)
     else:
         aws_endpoint = None
+        # An emulator of the operator's (LocalStack, say) takes any credentials.
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", EMBEDDED_AWS_KEY_ID)
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", EMBEDDED_AWS_KEY_ID)
     ports = {name: s.default_port - 8001 + base_port for name, s in SERVICES.items()}
     gateway_port = base_port - 1 if gateway_port is None else gateway_port
     for key, value in embedded_defaults(data_dir, aws_endpoint, host, ports, gateway_port).items():
