@@ -103,9 +103,10 @@ def topology_plan(names: ResourceNames) -> dict[str, Any]:
             for consumer, sources in SUBSCRIPTIONS.items()
         ],
         "buckets": [
-            # Signed links bind an object version, so republishing never swaps the
-            # file under a link already handed out.
-            {"name": names.bucket(purpose), "versioned": purpose == "published"}
+            # Both versioned, as in AWS: signed links bind an object version, so
+            # republishing never swaps the file under a link already handed out;
+            # a checked manuscript is pinned by its version, and published from it.
+            {"name": names.bucket(purpose), "versioned": True}
             for purpose in BUCKETS
         ],
     }

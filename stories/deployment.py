@@ -36,7 +36,13 @@ COMMON_SECRETS = ["{PREFIX}_DATABASE_URL"]
 
 VALUES: dict[str, list[str]] = {
     "access": ["ACCESS_METRICS_URL"],
-    "content": ["CONTENT_PUBLISHED_ASSETS_URL", "CONTENT_METRICS_URL"],
+    "content": [
+        "CONTENT_PUBLISHED_ASSETS_URL",
+        "CONTENT_METRICS_URL",
+        # The deep checks' memory and how many run at once: sized with the task.
+        "CONTENT_PDF_CHECKS_AT_ONCE",
+        "CONTENT_PDF_CHECK_MEMORY_BYTES",
+    ],
     "delivery": ["DELIVERY_SIGNER", "DELIVERY_CLOUDFRONT_DOMAIN", "DELIVERY_LINK_SECONDS"],
     "metrics": ["METRICS_CLOUDWATCH_NAMESPACE", "METRICS_DASHBOARD_LOGIN_URL"],
 }

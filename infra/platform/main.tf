@@ -316,15 +316,17 @@ locals {
     CORS_ORIGINS    = jsonencode(var.cors_origins)
     # Only the load balancer (in the VPC's public subnets; tasks accept nothing
     # else) may name the client in X-Forwarded-For.
-    TRUSTED_PROXIES              = jsonencode([module.network.vpc_cidr_block])
-    CONTENT_PUBLISHED_ASSETS_URL = "https://${module.storage.cloudfront_domain}"
-    DELIVERY_SIGNER              = "cloudfront"
-    DELIVERY_CLOUDFRONT_DOMAIN   = "https://${module.storage.cloudfront_domain}"
-    DELIVERY_LINK_SECONDS        = "300"
-    ACCESS_METRICS_URL           = local.metrics_internal
-    CONTENT_METRICS_URL          = local.metrics_internal
-    METRICS_CLOUDWATCH_NAMESPACE = "Stories/Metrics"
-    METRICS_DASHBOARD_LOGIN_URL  = "/v1/auth/login"
+    TRUSTED_PROXIES                = jsonencode([module.network.vpc_cidr_block])
+    CONTENT_PUBLISHED_ASSETS_URL   = "https://${module.storage.cloudfront_domain}"
+    CONTENT_PDF_CHECKS_AT_ONCE     = tostring(var.pdf_checks_at_once)
+    CONTENT_PDF_CHECK_MEMORY_BYTES = tostring(var.pdf_check_memory_mib * 1048576)
+    DELIVERY_SIGNER                = "cloudfront"
+    DELIVERY_CLOUDFRONT_DOMAIN     = "https://${module.storage.cloudfront_domain}"
+    DELIVERY_LINK_SECONDS          = "300"
+    ACCESS_METRICS_URL             = local.metrics_internal
+    CONTENT_METRICS_URL            = local.metrics_internal
+    METRICS_CLOUDWATCH_NAMESPACE   = "Stories/Metrics"
+    METRICS_DASHBOARD_LOGIN_URL    = "/v1/auth/login"
     # Traces go to the ADOT collector beside each process (same task, loopback),
     # which sends them to X-Ray.
     TRACING_EXPORTER              = "otlp"
@@ -396,6 +398,19 @@ locals {
       resources = ["*"]
       condition = { StringEquals = { "cloudwatch:namespace" = "Stories/Metrics" } }
     }]
+  }
+}
+
+# Content's API task must hold its process and every deep check it lets run at once
+# (CONTENT_PDF_CHECKS_AT_ONCE children of CONTENT_PDF_CHECK_MEMORY_BYTES each).
+resource "terraform_data" "content_api_fits_its_checks" {
+  input = var.pdf_checks_at_once * var.pdf_check_memory_mib + var.api_process_memory_mib
+
+  lifecycle {
+    precondition {
+      condition     = var.task_memory >= var.api_process_memory_mib + var.pdf_checks_at_once * var.pdf_check_memory_mib
+      error_message = "task_memory is too small for content's API and its pdf_checks_at_once deep checks of pdf_check_memory_mib each."
+    }
   }
 }
 

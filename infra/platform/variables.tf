@@ -72,6 +72,27 @@ variable "processing_worker_memory" {
   default = 4096
 }
 
+# The deep check of each submitted manuscript runs in a child of content's API
+# process, allowed this much memory (hostile files reach it): the API task holds
+# this many such children beside the API itself, and a precondition refuses a
+# task too small for them (main.tf, content_api_fits_its_checks).
+variable "pdf_checks_at_once" {
+  type    = number
+  default = 1
+}
+
+variable "pdf_check_memory_mib" {
+  type    = number
+  default = 1024
+}
+
+# What content's API process itself uses at most, measured (RSS under load about
+# 250 MiB), with room to spare.
+variable "api_process_memory_mib" {
+  type    = number
+  default = 768
+}
+
 variable "nat_per_zone" {
   type    = bool
   default = true

@@ -111,6 +111,8 @@ class BookService:
             version=1,
             source_key=submission.manuscript_key,
             source_filename=submission.manuscript_filename,
+            source_sha256=submission.manuscript_sha256,
+            source_version=submission.manuscript_version,
             edition=0,
             created_by=actor.user_id,
             created_at=now,
@@ -221,6 +223,8 @@ class BookService:
             key=published_key(book.id, edition),
             filename=book.source_filename or filename_for(book.title),
             cache_seconds=self.settings.published_cache_seconds,
+            source_version=book.source_version,
+            source_sha256=book.source_sha256,
         )
         now = now_utc()
         await self._retire_slot(book, now)

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from services.content.catalog import CATALOG_CHANNEL, CatalogCache
 from services.content.most_read import MostReadBooks
 from services.content.settings import ContentSettings
-from services.content.storage import ManuscriptStorage
+from services.content.storage import CheckQueue, ManuscriptStorage
 from shared.resources import Resources, components_of
 
 
@@ -36,6 +36,9 @@ async def build_components(
             uploads_bucket=names.bucket("uploads"),
             published_bucket=names.bucket("published"),
             presigner=resources.aws.s3_public,
+            checks=CheckQueue(
+                at_once=settings.pdf_checks_at_once, waiting=settings.pdf_checks_waiting
+            ),
         ),
         catalog=CatalogCache(resources.bus, CATALOG_CHANNEL, ttl=settings.catalog_cache_seconds),
         most_read=MostReadBooks(settings, resources.http, resources.access),

@@ -112,6 +112,10 @@ class Submission(StoryFamilyColumns, Base):
     manuscript_key: Mapped[str | None] = mapped_column(String(300))
     manuscript_size: Mapped[int | None] = mapped_column(BigInteger)
     manuscript_filename: Mapped[str | None] = mapped_column(String(200))
+    # What the check read: the copy's SHA-256 and S3 version. Review reads and
+    # publication copies that version, and publication compares the digest.
+    manuscript_sha256: Mapped[str | None] = mapped_column(String(64))
+    manuscript_version: Mapped[str | None] = mapped_column(String(200))
     reviewer_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -160,6 +164,10 @@ class Book(StoryFamilyColumns, Base):
     # The PDF this book publishes (a verified manuscript in the uploads bucket).
     source_key: Mapped[str] = mapped_column(String(300))
     source_filename: Mapped[str | None] = mapped_column(String(200))
+    # The checked manuscript's digest and version, pinned at submit (NULL on rows
+    # from before content_0008, which publish by key).
+    source_sha256: Mapped[str | None] = mapped_column(String(64))
+    source_version: Mapped[str | None] = mapped_column(String(200))
     # The published cover (in the published bucket), and one uploaded but not
     # yet checked (in the uploads bucket), which the next publication takes.
     cover_key: Mapped[str | None] = mapped_column(String(300))

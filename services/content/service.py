@@ -38,14 +38,19 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
+def if_match_holds(if_match: str, version: int) -> bool:
+    """Whether an If-Match names `version` (or `*`); weak tags compare as strong ones."""
+    tags = [t.strip().removeprefix("W/").strip('"') for t in if_match.split(",")]
+    return "*" in tags or str(version) in tags
+
+
 def check_if_match(if_match: str | None, version: int) -> None:
     """Optimistic concurrency: the caller must hold the current version."""
     if if_match is None:
         raise PreconditionRequired(
             "Send the version you read as If-Match (the ETag of the GET).", current_version=version
         )
-    tags = [t.strip().removeprefix("W/").strip('"') for t in if_match.split(",")]
-    if "*" not in tags and str(version) not in tags:
+    if not if_match_holds(if_match, version):
         raise PreconditionFailed(
             "Someone changed this since you read it: read it again, then retry.",
             code="version-mismatch",

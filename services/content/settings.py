@@ -53,6 +53,11 @@ class ContentSettings(ServiceSettings):
     pdf_check_seconds: float = Field(default=20.0, gt=0, le=300)
     pdf_check_cpu_seconds: int = Field(default=10, gt=0, le=300)
     pdf_check_memory_bytes: int = Field(default=1024 * 1024 * 1024, ge=256 * 1024 * 1024)
+    # How many checks run at once in one API process, and how many more may wait:
+    # each child may use pdf_check_memory_bytes, so Terraform gives content's task
+    # room for this many beside the service; past the line a submit is a 503.
+    pdf_checks_at_once: int = Field(default=1, ge=1, le=16)
+    pdf_checks_waiting: int = Field(default=4, ge=0, le=100)
 
     def pdf_check_limits(self) -> Limits:
         return Limits(

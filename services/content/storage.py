@@ -12,11 +12,14 @@ an object nobody reads any more. Review and publication use only the copy.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import re
 import secrets
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,15 +30,61 @@ from botocore.exceptions import ClientError
 
 from services.content.pdfcheck import Limits, check_manuscript_file
 from shared.clock import now_utc
-from shared.errors import Conflict, Unprocessable
+from shared.errors import Conflict, ServiceUnavailable, Unprocessable
 
 PDF_CONTENT_TYPE = "application/pdf"
 PDF_MAGIC = b"%PDF-"
 SNIFF_BYTES = 12  # enough for every signature below
+# A manuscript is read to its check's file in pieces of this size: never whole in memory.
+STREAM_CHUNK_BYTES = 1024 * 1024
 
 
 class ManuscriptRefused(Unprocessable):
     """The manuscript failed the deep check: the 422 says why, and so does its history."""
+
+
+class ChecksBusy(ServiceUnavailable):
+    """Every place for a deep check in this process is taken, and so is every place
+    in the line for one: the author submits again in a moment."""
+
+    code = "manuscript-checks-busy"
+    RETRY_AFTER_SECONDS = 5
+
+    def __init__(self, detail: str | None = None, **kw: object) -> None:
+        super().__init__(
+            detail or "Too many manuscripts are being checked right now; submit again shortly.",
+            **kw,
+        )
+
+
+class CheckQueue:
+    """At most `at_once` deep checks run in this process, and at most `waiting` more
+    wait for a place; past that a submit is refused at once (503, Retry-After).
+
+    Each check's child may use up to its memory limit (hostile files reach it), so
+    an unbounded number of them would take the task down with them; Terraform sizes
+    content's task for `at_once` checks beside the service itself."""
+
+    def __init__(self, *, at_once: int, waiting: int) -> None:
+        self._places = asyncio.Semaphore(at_once)
+        self._admitted = 0
+        self._capacity = at_once + waiting
+
+    @property
+    def admitted(self) -> int:
+        """Checks running or waiting now."""
+        return self._admitted
+
+    @asynccontextmanager
+    async def place(self) -> AsyncIterator[None]:
+        if self._admitted >= self._capacity:
+            raise ChecksBusy()
+        self._admitted += 1
+        try:
+            async with self._places:
+                yield
+        finally:
+            self._admitted -= 1
 
 
 @dataclass(frozen=True)
@@ -140,16 +189,53 @@ class CheckedUpload:
 
 
 @dataclass(frozen=True)
+class InspectedManuscript:
+    """What the deep check read: its pages, and the bytes it read, by digest and version."""
+
+    pages: int
+    sha256: str
+    # The S3 version of the checked copy ("null" where the bucket keeps none).
+    version: str
+
+
+@dataclass(frozen=True)
 class PublishedObject:
     key: str
     version: str
 
 
+def sha256_base64(hex_digest: str) -> str:
+    """A hex SHA-256 as S3 spells a checksum (base64 of the digest)."""
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+
+
+async def stream_to_file(body: Any, path: Path) -> str:
+    """An S3 body (aiobotocore's StreamingBody) written to `path` piece by piece, then
+    closed; the SHA-256 (hex) of what was written."""
+    digest = hashlib.sha256()
+    file = await asyncio.to_thread(path.open, "wb")
+    try:
+        async with body:
+            while chunk := await body.read(STREAM_CHUNK_BYTES):
+                digest.update(chunk)
+                await asyncio.to_thread(file.write, chunk)
+    finally:
+        await asyncio.to_thread(file.close)
+    return digest.hexdigest()
+
+
 class ManuscriptStorage:
     def __init__(
-        self, s3: Any, *, uploads_bucket: str, published_bucket: str, presigner: Any = None
+        self,
+        s3: Any,
+        *,
+        uploads_bucket: str,
+        published_bucket: str,
+        presigner: Any = None,
+        checks: CheckQueue | None = None,
     ) -> None:
         self._s3 = s3
+        self.checks = checks or CheckQueue(at_once=1, waiting=0)
         # Links are for browsers: signed for the address they reach S3 at.
         self._presigner = presigner or s3
         self.uploads_bucket = uploads_bucket
@@ -184,20 +270,21 @@ class ManuscriptStorage:
         """
         return await self._check(upload_key, MANUSCRIPT, max_bytes=max_bytes)
 
-    async def inspect_manuscript(self, key: str, limits: Limits) -> int:
-        """The deep check of a pinned manuscript (services/content/pdfcheck.py): its
-        page count; or ManuscriptRefused, the pinned copy deleted."""
-        found = await self._s3.get_object(Bucket=self.uploads_bucket, Key=key)
-        async with found["Body"] as body:
-            data = await body.read()
+    async def inspect_manuscript(self, key: str, limits: Limits) -> InspectedManuscript:
+        """The deep check of a pinned manuscript (services/content/pdfcheck.py), read
+        to a file piece by piece: what it read, by digest and version; or
+        ManuscriptRefused, the pinned copy deleted. (Callers hold a place of
+        `checks` meanwhile.)"""
         with tempfile.TemporaryDirectory(prefix="stories-manuscript-") as folder:
             path = Path(folder) / "manuscript.pdf"
-            await asyncio.to_thread(path.write_bytes, data)
+            found = await self._s3.get_object(Bucket=self.uploads_bucket, Key=key)
+            version = str(found.get("VersionId") or "null")
+            sha256 = await stream_to_file(found["Body"], path)
             verdict = await check_manuscript_file(str(path), limits)
         if not verdict.ok:
             await self._s3.delete_object(Bucket=self.uploads_bucket, Key=key)
             raise ManuscriptRefused(verdict.reason, code=verdict.code)
-        return verdict.pages
+        return InspectedManuscript(pages=verdict.pages, sha256=sha256, version=version)
 
     async def check_cover(self, upload_key: str, *, max_bytes: int) -> CheckedUpload:
         """Pin an uploaded cover image and check it; or refuse it (422) and delete it."""
@@ -275,42 +362,78 @@ class ManuscriptStorage:
             raise problem
         return size, content_type
 
-    async def download_link(self, key: str, *, filename: str, expires_in: int) -> str:
+    async def download_link(
+        self, key: str, *, filename: str, expires_in: int, version: str | None = None
+    ) -> str:
+        """A reviewer's link to the checked copy: to the version that was checked,
+        where one was pinned, so even a changed object under the key is not served."""
+        params = {
+            "Bucket": self.uploads_bucket,
+            "Key": key,
+            "ResponseContentType": PDF_CONTENT_TYPE,
+            "ResponseContentDisposition": content_disposition(filename, inline=False),
+        }
+        if version not in (None, "null"):
+            params["VersionId"] = version
         url: str = await self._presigner.generate_presigned_url(
-            "get_object",
-            Params={
-                "Bucket": self.uploads_bucket,
-                "Key": key,
-                "ResponseContentType": PDF_CONTENT_TYPE,
-                "ResponseContentDisposition": content_disposition(filename, inline=False),
-            },
-            ExpiresIn=expires_in,
+            "get_object", Params=params, ExpiresIn=expires_in
         )
         return url
 
     async def publish(
-        self, source_key: str, *, key: str, filename: str, cache_seconds: int
+        self,
+        source_key: str,
+        *,
+        key: str,
+        filename: str,
+        cache_seconds: int,
+        source_version: str | None = None,
+        source_sha256: str | None = None,
     ) -> PublishedObject:
-        """Copy a verified manuscript to the published bucket (server side, no download)."""
+        """Copy a verified manuscript to the published bucket (server side, no download).
+
+        With a pinned version and digest, the copy is of that version, and S3's own
+        SHA-256 of the copy must be the digest the check read: what was checked is
+        what is published, whatever happened to the key since. (Rows from before the
+        pin carry neither and are copied by key.)"""
+        source = {"Bucket": self.uploads_bucket, "Key": source_key}
+        if source_version not in (None, "null"):
+            source["VersionId"] = source_version
+        extra = {"ChecksumAlgorithm": "SHA256"} if source_sha256 else {}
         try:
             copied = await self._s3.copy_object(
                 Bucket=self.published_bucket,
                 Key=key,
-                CopySource={"Bucket": self.uploads_bucket, "Key": source_key},
+                CopySource=source,
                 MetadataDirective="REPLACE",
                 ContentType=PDF_CONTENT_TYPE,
                 ContentDisposition=content_disposition(filename),
                 CacheControl=f"private, max-age={cache_seconds}, immutable",
                 ServerSideEncryption="AES256",
+                **extra,
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound", "NoSuchVersion"):
                 raise Conflict(
                     "The book's checked manuscript is missing from storage; "
                     "it cannot be published until it is restored.",
                     code="manuscript-gone",
                 ) from exc
             raise
+        if source_sha256:
+            copied_sha = copied.get("CopyObjectResult", {}).get("ChecksumSHA256")
+            if copied_sha != sha256_base64(source_sha256):
+                # Nothing points to the copy: take it away, and refuse loudly.
+                await self._s3.delete_object(
+                    Bucket=self.published_bucket,
+                    Key=key,
+                    **({"VersionId": copied["VersionId"]} if copied.get("VersionId") else {}),
+                )
+                raise Conflict(
+                    "The stored manuscript is not the one that was checked and reviewed; "
+                    "it is not published. Submit the manuscript again.",
+                    code="manuscript-changed",
+                )
         # The bucket is versioned; without versioning the key alone is unique.
         return PublishedObject(key=key, version=str(copied.get("VersionId") or "null"))
 
@@ -318,10 +441,8 @@ class ManuscriptStorage:
         """The published object's bytes, that very version, into `target`; its size."""
         extra = {} if version == "null" else {"VersionId": version}
         found = await self._s3.get_object(Bucket=self.published_bucket, Key=key, **extra)
-        async with found["Body"] as body:
-            data = await body.read()
-        await asyncio.to_thread(target.write_bytes, data)
-        return len(data)
+        await stream_to_file(found["Body"], target)
+        return (await asyncio.to_thread(target.stat)).st_size
 
     async def put_processed(
         self, source: Path, *, key: str, content_type: str, cache_control: str, filename: str = ""

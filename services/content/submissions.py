@@ -32,6 +32,7 @@ from services.content.service import (
     check_if_match,
     check_lineage,
     holds_now,
+    if_match_holds,
     iso,
     page_of,
     reviews_language,
@@ -70,6 +71,17 @@ REVIEW_OUTCOME = {
     "request_changes": SubmissionStatus.CHANGES_REQUESTED,
     "reject": SubmissionStatus.REJECTED,
 }
+
+
+@dataclass(frozen=True)
+class CheckedManuscript:
+    """An upload that passed the deep check: its checked copy, by key, digest and version."""
+
+    upload_key: str
+    key: str
+    size: int
+    sha256: str
+    version: str
 
 
 @dataclass
@@ -283,8 +295,60 @@ class SubmissionService:
             expires_in=self.settings.upload_link_seconds,
         )
 
-    async def submit(
+    async def check_upload(
         self, actor: Principal, submission_id: uuid.UUID, if_match: str | None
+    ) -> CheckedManuscript | None:
+        """Submit's first half: the deep check of the uploaded manuscript, outside any
+        transaction of the request's.
+
+        The check takes seconds. Inside the request's transaction it held the
+        submission's row lock on PostgreSQL and, on SQLite (which takes its write
+        lock when a transaction begins), every writer of the service: a refusal's
+        own transaction then waited 30 s for its request and failed. So the read
+        that finds the upload ends before the check, and `submit` (the second half,
+        in the request's transaction) pins the result only if the submission is
+        still as it was. None where there is nothing to check: `submit` answers.
+        """
+        submission = await self._own_submission(actor, submission_id, for_update=False)
+        upload_key, status = submission.upload_key, submission.status
+        current = if_match is not None and if_match_holds(if_match, submission.version)
+        # A read ends here; nothing was written (rollback also forgets what was read,
+        # so `submit` reads the submission afresh, under its lock).
+        await self.session.rollback()
+        if (
+            upload_key is None
+            or SubmissionStatus(status) not in EDITABLE
+            or not current
+            or not belongs_to(upload_key, submission_id)
+        ):
+            return None
+        # A place among this process's checks first (503 when none is left): each
+        # copies, reads and parses up to a manuscript's size and a child's memory.
+        async with self.storage.checks.place():
+            checked = await self.storage.check_manuscript(
+                upload_key, max_bytes=self.settings.manuscript_max_bytes
+            )
+            try:
+                inspected = await self.storage.inspect_manuscript(
+                    checked.key, self.settings.pdf_check_limits()
+                )
+            except ManuscriptRefused as refused:
+                await self._record_refusal(submission_id, status, actor, refused)
+                raise
+        return CheckedManuscript(
+            upload_key=upload_key,
+            key=checked.key,
+            size=checked.size,
+            sha256=inspected.sha256,
+            version=inspected.version,
+        )
+
+    async def submit(
+        self,
+        actor: Principal,
+        submission_id: uuid.UUID,
+        if_match: str | None,
+        checked: CheckedManuscript | None,
     ) -> Submission:
         submission = await self._own_submission(actor, submission_id)
         check_if_match(if_match, submission.version)
@@ -295,17 +359,18 @@ class SubmissionService:
         if submission.upload_key is not None:
             if not belongs_to(submission.upload_key, submission.id):
                 raise Unprocessable("The upload does not belong to this submission.")
-            checked = await self.storage.check_manuscript(
-                submission.upload_key, max_bytes=self.settings.manuscript_max_bytes
-            )
-            try:
-                await self.storage.inspect_manuscript(checked.key, self.settings.pdf_check_limits())
-            except ManuscriptRefused as refused:
-                await self._record_refusal(submission, actor, refused)
-                raise
-            # From here on, review and publication read only this pinned copy.
+            if checked is None or checked.upload_key != submission.upload_key:
+                # A new upload ticket was asked for while the last upload was checked.
+                raise Conflict(
+                    "The upload changed while it was being checked; submit again.",
+                    code="upload-changed",
+                )
+            # From here on, review and publication read only this pinned copy:
+            # that version, those bytes.
             submission.manuscript_key = checked.key
             submission.manuscript_size = checked.size
+            submission.manuscript_sha256 = checked.sha256
+            submission.manuscript_version = checked.version
             submission.manuscript_filename = submission.upload_filename
             submission.upload_key = None
             submission.upload_filename = None
@@ -407,21 +472,23 @@ class SubmissionService:
             submission.manuscript_key,
             filename=submission.manuscript_filename or filename_for(submission.title),
             expires_in=ttl,
+            version=submission.manuscript_version,
         )
         return url, now_utc() + timedelta(seconds=ttl)
 
     async def _record_refusal(
-        self, submission: Submission, actor: Principal, refused: ManuscriptRefused
+        self, submission_id: uuid.UUID, status: str, actor: Principal, refused: ManuscriptRefused
     ) -> None:
         """The refusal goes into the submission's history, in a transaction of its own:
-        the request's own rolls back with the 422, and the author must still see why."""
+        the request's own rolls back with the 422, and the author must still see why.
+        (The request holds no transaction meanwhile: see `check_upload`.)"""
         async with AsyncSession(bind=self.repository.session.bind) as own:
             own.add(
                 SubmissionTransition(
                     id=uuid.uuid4(),
-                    submission_id=submission.id,
-                    from_status=submission.status,
-                    to_status=submission.status,
+                    submission_id=submission_id,
+                    from_status=status,
+                    to_status=status,
                     actor_id=actor.user_id,
                     actor_role=actor.role.value,
                     notes=f"Manuscript refused ({refused.code}): {refused.detail}",

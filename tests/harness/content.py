@@ -255,5 +255,25 @@ async def content(access: AccessHarness) -> AsyncIterator[ContentHarness]:
         await drop_schema(settings.database_url, settings.database_schema)
 
 
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+async def content_on_both(
+    request: pytest.FixtureRequest, access: AccessHarness, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ContentHarness]:
+    """Content on PostgreSQL, then on the embedded run's SQLite: their locks differ
+    (SQLite takes its one write lock when a transaction begins; shared/db.py)."""
+    overrides = {}
+    if request.param == "sqlite":
+        folder = tmp_path_factory.mktemp("content-sqlite")
+        overrides["database_url"] = f"sqlite+aiosqlite:///{folder / 'content.sqlite3'}"
+    settings = content_settings(access, **overrides)
+    await upgrade(CONTENT.migrations, settings.database_url, settings.database_schema)
+    try:
+        async with AsyncExitStack() as stack:
+            yield await start_content(stack, access, settings)
+    finally:
+        if request.param == "postgresql":
+            await drop_schema(settings.database_url, settings.database_schema)
+
+
 def new_id() -> str:
     return str(uuid.uuid4())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from services.metrics.models import RecordedEvent
 from shared.db import create_engine, create_session_factory, unit_of_work
 from shared.events import BookUnpublished
 from shared.outbox import record_event
+from tests.content.pdf_samples import javascript_on_open
 from tests.harness.content import PDF, STORY
 from tests.harness.embedded import (
     ADMIN_EMAIL,
@@ -150,6 +153,76 @@ async def test_a_story_goes_from_draft_to_the_catalog_on_the_embedded_run(
         catalog = await http.get(f"{content}/v1/books")
         assert catalog.status_code == 200
         assert catalog.json() == {"items": [], "next_cursor": None}
+
+
+async def test_a_refused_manuscript_is_a_quick_422_with_its_reason_on_the_embedded_run(
+    platform: tuple[int, Path],
+) -> None:
+    """#37 F5: on SQLite the refusal waited 30 s for its own request's write lock, then
+    was a 500 with no reason in the history, and other volunteers' writes waited."""
+    base, _ = platform
+    content, access = f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 1}"
+    async with httpx.AsyncClient(timeout=10) as http:
+        me = await _sign_in(http, access)
+        sid = (await http.post(f"{content}/v1/submissions", json=STORY, headers=me)).json()["id"]
+        ticket = (await http.post(f"{content}/v1/submissions/{sid}/upload", headers=me)).json()
+        uploaded = await http.post(
+            ticket["url"],
+            data=ticket["fields"],
+            files={"file": ("s.pdf", javascript_on_open(), "application/pdf")},
+        )
+        assert uploaded.status_code in (200, 201, 204), uploaded.text
+        submitting = asyncio.create_task(
+            http.post(f"{content}/v1/submissions/{sid}/submit", headers={**me, "If-Match": '"1"'})
+        )
+        meanwhile = await http.post(
+            f"{content}/v1/submissions", json={**STORY, "title": "Meanwhile"}, headers=me
+        )
+        assert meanwhile.status_code == 201, meanwhile.text
+        refused = await submitting
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["type"].endswith("/manuscript-active-content")
+        history = (await http.get(f"{content}/v1/submissions/{sid}/history", headers=me)).json()
+        assert history[-1]["notes"].startswith("Manuscript refused (manuscript-active-content)")
+
+
+async def test_the_embedded_emulator_holds_a_checked_manuscript_as_s3_would(
+    platform: tuple[int, Path],
+) -> None:
+    """#37 F15: the emulator took any credentials and ignored the upload form's
+    policy, so an author re-posted the form with the checked copy's key (learned
+    from their own link) and the reviewer then read a JavaScript PDF."""
+    base, _ = platform
+    content, access = f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 1}"
+    async with httpx.AsyncClient(timeout=10) as http:
+        me = await _sign_in(http, access)
+        sid = (await http.post(f"{content}/v1/submissions", json=STORY, headers=me)).json()["id"]
+        ticket = (await http.post(f"{content}/v1/submissions/{sid}/upload", headers=me)).json()
+        pdf = {"file": ("s.pdf", PDF, "application/pdf")}
+        uploaded = await http.post(ticket["url"], data=ticket["fields"], files=pdf)
+        assert uploaded.status_code in (200, 201, 204), uploaded.text
+        submitted = await http.post(
+            f"{content}/v1/submissions/{sid}/submit", headers={**me, "If-Match": '"1"'}
+        )
+        assert submitted.status_code == 200, submitted.text
+        link = (await http.get(f"{content}/v1/submissions/{sid}/manuscript", headers=me)).json()
+        pinned = httpx.URL(link["url"]).path.split("/", 2)[2]  # /bucket/key
+        assert pinned.startswith("checked/")
+        evil = {"file": ("s.pdf", javascript_on_open(), "application/pdf")}
+        for change in ({"key": pinned}, {"Content-Type": "text/html"}):
+            again = await http.post(ticket["url"], data={**ticket["fields"], **change}, files=evil)
+            assert again.status_code == 403, again.text
+        assert (await http.get(link["url"])).content == PDF
+        # Credentials made up by whoever reaches the emulator sign nothing.
+        stranger = httpx.get(
+            httpx.URL(ticket["url"]).copy_with(path="/"),
+            headers={
+                "Authorization": "AWS4-HMAC-SHA256 Credential=embedded/20261206/us-east-1/s3/"
+                "aws4_request, SignedHeaders=host;x-amz-date, Signature=" + "0" * 64,
+                "X-Amz-Date": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
+            },
+        )
+        assert stranger.status_code == 403, stranger.text
 
 
 @pytest.mark.timeout(starts_timeout(2))

@@ -31,6 +31,8 @@ PRODUCTION_VALUES = {
     "TRUSTED_PROXIES": '["10.0.0.0/16"]',
     "EVENTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:stories-production-x-events",
     "CONTENT_PUBLISHED_ASSETS_URL": "https://d111111abcdef8.cloudfront.net",
+    "CONTENT_PDF_CHECKS_AT_ONCE": "1",
+    "CONTENT_PDF_CHECK_MEMORY_BYTES": "1073741824",
     "DELIVERY_SIGNER": "cloudfront",
     "DELIVERY_CLOUDFRONT_DOMAIN": "https://d111111abcdef8.cloudfront.net",
     "DELIVERY_LINK_SECONDS": "300",

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from services.access.models import User
-from services.content.main import SERVICE as CONTENT
-from shared.migrations import upgrade
 from shared.roles import Role
 from tests.harness.access import AccessHarness, running_access_harness
-from tests.harness.content import ContentHarness, content_settings, start_content
+from tests.harness.content import ContentHarness
 from tests.support import unique_schema
 
 
@@ -102,27 +99,14 @@ async def test_sign_ins_that_reread_the_signing_keys_do_not_wait_on_themselves(
     assert refreshed.status_code == 200, refreshed.text
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def content_on(
-    request: pytest.FixtureRequest, access: AccessHarness, tmp_path: Path
-) -> AsyncIterator[ContentHarness]:
-    overrides = {}
-    if request.param == "sqlite":
-        overrides["database_url"] = f"sqlite+aiosqlite:///{tmp_path / 'content.sqlite3'}"
-    settings = content_settings(access, **overrides)
-    await upgrade(CONTENT.migrations, settings.database_url, settings.database_schema)
-    async with AsyncExitStack() as stack:
-        yield await start_content(stack, access, settings)
-
-
-async def test_two_claims_with_one_version_take_it_once(content_on: ContentHarness) -> None:
-    author = await content_on.account(Role.VOLUNTEER)
-    reviewers = [await content_on.account(Role.STORY_MANAGER) for _ in range(2)]
+async def test_two_claims_with_one_version_take_it_once(content_on_both: ContentHarness) -> None:
+    author = await content_on_both.account(Role.VOLUNTEER)
+    reviewers = [await content_on_both.account(Role.STORY_MANAGER) for _ in range(2)]
     for _ in range(3):
-        submitted = await content_on.submitted(author)
+        submitted = await content_on_both.submitted(author)
         answers = await asyncio.gather(
             *(
-                content_on.http.post(
+                content_on_both.http.post(
                     f"/v1/submissions/{submitted['id']}/claim",
                     headers={**r.headers, "If-Match": f'"{submitted["version"]}"'},
                 )
@@ -132,14 +116,14 @@ async def test_two_claims_with_one_version_take_it_once(content_on: ContentHarne
         assert sorted(a.status_code for a in answers) == [200, 412], [a.text for a in answers]
 
 
-async def test_approve_and_reject_at_once_decide_once(content_on: ContentHarness) -> None:
-    author = await content_on.account(Role.VOLUNTEER)
-    first = await content_on.account(Role.STORY_MANAGER)
-    second = await content_on.account(Role.STORY_MANAGER)
+async def test_approve_and_reject_at_once_decide_once(content_on_both: ContentHarness) -> None:
+    author = await content_on_both.account(Role.VOLUNTEER)
+    first = await content_on_both.account(Role.STORY_MANAGER)
+    second = await content_on_both.account(Role.STORY_MANAGER)
     for _ in range(3):
-        submitted = await content_on.submitted(author)
+        submitted = await content_on_both.submitted(author)
         answers = await asyncio.gather(
-            content_on.review(first, submitted, "approve"),
-            content_on.review(second, submitted, "reject", "Not for us."),
+            content_on_both.review(first, submitted, "approve"),
+            content_on_both.review(second, submitted, "reject", "Not for us."),
         )
         assert sorted(a.status_code for a in answers) == [200, 412], [a.text for a in answers]

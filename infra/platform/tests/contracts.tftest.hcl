@@ -473,3 +473,37 @@ run "traces_leave_through_the_adot_sidecar" {
     error_message = "A task may not write to X-Ray."
   }
 }
+
+run "content_api_is_sized_for_its_deep_checks" {
+  command = apply
+
+  # #37 F6: each check's child may use pdf_check_memory_mib; the task holds the API
+  # and pdf_checks_at_once of them, and the API is told the same numbers.
+  assert {
+    condition = alltrue([
+      for process in ["api", "worker"] : contains(
+        [for e in output.containers.content[process].environment : "${e.name}=${e.value}"],
+        "CONTENT_PDF_CHECKS_AT_ONCE=1"
+        ) && contains(
+        [for e in output.containers.content[process].environment : "${e.name}=${e.value}"],
+        "CONTENT_PDF_CHECK_MEMORY_BYTES=1073741824"
+      )
+    ])
+    error_message = "Content is not told how many checks of how much memory its task holds."
+  }
+
+  assert {
+    condition     = output.task_sizes.content.api.memory >= 768 + 1 * 1024
+    error_message = "Content's API task has no room for its deep checks."
+  }
+}
+
+run "a_task_too_small_for_its_checks_is_refused" {
+  command = plan
+
+  variables {
+    pdf_checks_at_once = 2
+  }
+
+  expect_failures = [terraform_data.content_api_fits_its_checks]
+}

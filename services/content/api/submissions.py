@@ -194,9 +194,12 @@ async def submit(
     service: SubmissionServiceDep,
     if_match: IfMatch = None,
 ) -> JSONResponse:
+    # The deep check first, outside the request's transaction (submissions.py).
+    checked = await service.check_upload(principal, submission_id, if_match)
+
     async def work() -> SubmissionOut:
         return submission_out(
-            await service.submit(principal, submission_id, if_match), service.settings
+            await service.submit(principal, submission_id, if_match, checked), service.settings
         )
 
     return await once.respond(None, work, headers=etag_of)
