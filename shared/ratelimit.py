@@ -2,6 +2,9 @@
 (`SharedWindowLimiter`, counted in process and shared in the background).
 
 `RateLimiter` makes one round trip per check (a pipelined INCR, EXPIRE NX, TTL).
+Past a limit a key can be *slowed* rather than stopped (`take_turn`): one attempt
+per interval is still checked, so a guessing run crawls while the right password
+still gets in (#37: one pupil's guesses no longer lock a whole school out).
 When Redis cannot answer, it counts in process instead, with the same limits:
 an outage is exactly when someone would try to guess passwords, so limits never
 fall open. (Each process then counts alone: with N processes behind the load
@@ -38,6 +41,8 @@ class RateLimiter:
         # While Redis is away: key -> (window ends at, count), this process only.
         self._local: dict[str, tuple[float, int]] = {}
         self._max_local_keys = max_local_keys
+        # The same for slowed keys' turns: key -> when the turn is free again.
+        self._local_turns: dict[str, float] = {}
 
     def _key(self, key: str) -> str:
         return f"ratelimit:{self._namespace}:{key}"
@@ -99,6 +104,55 @@ class RateLimiter:
             await self._redis.delete(self._key(key))
         except RedisError:
             log.warning("could not reset rate limit", namespace=self._namespace)
+
+    def _turn_key(self, key: str) -> str:
+        return f"ratelimit:{self._namespace}:turn:{key}"
+
+    async def take_turn(self, key: str, *, seconds: int) -> int:
+        """A slowed key's one attempt per `seconds`: 0 if this caller has it (held for
+        `seconds`, or until `give_back_turn`), else how long until it is free."""
+        name = self._turn_key(key)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(name, 1, nx=True, ex=seconds)
+                pipe.ttl(name)
+                taken, ttl = await pipe.execute()
+        except RedisError:
+            log.warning(
+                "slowed turn kept in process (Redis unavailable)", namespace=self._namespace
+            )
+            return self._take_turn_locally(key, seconds)
+        return 0 if taken else max(1, int(ttl))
+
+    async def hold_turn(self, key: str, *, seconds: int) -> None:
+        """Start (or restart) a slowed key's interval: the failure that reached the
+        limit holds the turn, so the next attempt waits out the interval first."""
+        try:
+            await self._redis.set(self._turn_key(key), 1, ex=seconds)
+        except RedisError:
+            log.warning(
+                "slowed turn kept in process (Redis unavailable)", namespace=self._namespace
+            )
+            self._local_turns[key] = time.monotonic() + seconds
+
+    async def give_back_turn(self, key: str) -> None:
+        """The attempt that had the turn was not a guess (it succeeded, or checked
+        nothing): the next one need not wait."""
+        self._local_turns.pop(key, None)
+        try:
+            await self._redis.delete(self._turn_key(key))
+        except RedisError:
+            log.warning("could not give back a slowed turn", namespace=self._namespace)
+
+    def _take_turn_locally(self, key: str, seconds: int) -> int:
+        now = time.monotonic()
+        free_at = self._local_turns.get(key, 0.0)
+        if free_at > now:
+            return max(1, math.ceil(free_at - now))
+        if len(self._local_turns) >= self._max_local_keys:
+            self._local_turns = {k: v for k, v in self._local_turns.items() if v > now}
+        self._local_turns[key] = now + seconds
+        return 0
 
     def _hit_locally(self, key: str, window_seconds: int) -> LimitState:
         now = time.monotonic()

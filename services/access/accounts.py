@@ -32,6 +32,7 @@ from shared.errors import (
     Conflict,
     Forbidden,
     NotFound,
+    Problem,
     TooManyRequests,
     Unauthorized,
     Unprocessable,
@@ -45,7 +46,7 @@ from shared.roles import Role
 INVALID_LOGIN = "Invalid email or password."
 
 
-def _address(client_ip: str | None) -> str:
+def address_key(client_ip: str | None) -> str:
     """A limit's key for an address: callers with none (in-process clients) share one."""
     return client_ip or "unknown"
 
@@ -111,7 +112,7 @@ class AccountService:
         """Count a sign-up against its address (each costs an argon2 hash); 429 past
         `ACCESS_REGISTRATIONS_PER_IP` an hour."""
         by_ip = await self.limiter.hit(
-            f"register:{_address(client_ip)}",
+            f"register:{address_key(client_ip)}",
             window_seconds=self.settings.registration_window_seconds,
         )
         if by_ip.exceeded(self.settings.registrations_per_ip):
@@ -144,45 +145,45 @@ class AccountService:
     async def _login(
         self, email: str, password: str, client_ip: str | None, device_token: str | None
     ) -> TokenPair:
-        window = self.settings.login_window_seconds
-        pair, account = f"pair:{email}|{_address(client_ip)}", f"account:{email}"
-        by_pair = await self.limiter.peek(pair)
-        if by_pair.count >= self.settings.login_failures_per_account:
-            raise TooManyRequests(
-                "Too many failed sign-ins for this account from this address; try again later.",
-                retry_after=by_pair.retry_after,
-            )
-        known_device = self.devices.recognises(device_token, email)
-        by_account = await self.limiter.peek(account)
-        if by_account.count >= self.settings.login_failures_per_account_total and not known_device:
-            raise TooManyRequests(
-                "This account is refusing sign-ins from new devices for a while (too many "
-                "failed attempts from many addresses). A device that signed in before can "
-                "still sign in.",
-                code="new-devices-paused",
-                retry_after=by_account.retry_after,
-            )
-        found = await self.repository.user_by_email(email)
-        user_id, stored_hash = (found.id, found.password_hash) if found else (None, None)
-        # Nothing is written yet: the connection goes back to the pool before
-        # argon2's ~50 ms, so a burst of sign-ins (or a guessing run) queues on
-        # the hashers, never on the pool every other request needs.
-        await self.session.rollback()
-        # An unknown email is verified against a decoy hash: same work, same answer.
-        if not await self.hashing.verify(stored_hash, password):
-            await self.limiter.hit(pair, window_seconds=window)
-            await self.limiter.hit(account, window_seconds=window)
-            raise Unauthorized(INVALID_LOGIN, code="invalid-credentials")
-        user = await self.session.get(User, user_id)
-        if user is None or user.password_hash != stored_hash:  # changed meanwhile
-            raise Unauthorized(INVALID_LOGIN, code="invalid-credentials")
-        # This address may try again from scratch; the account-wide count is kept
-        # (the owner signing in does not end someone else's guessing).
-        await self.limiter.reset(pair)
-        tokens = await self.signed_in(user, password)
-        # Kept if the device already had one for this account, else a new one.
-        tokens.device_token = device_token if known_device else self.devices.issue(email)
-        return tokens
+        pair, account = f"pair:{email}|{address_key(client_ip)}", f"account:{email}"
+        async with self.failure_gate(
+            pair,
+            limit=self.settings.login_failures_per_account,
+            refusal="Too many failed sign-ins for this account from this address.",
+        ):
+            known_device = self.devices.recognises(device_token, email)
+            by_account = await self.limiter.peek(account)
+            if (
+                by_account.count >= self.settings.login_failures_per_account_total
+                and not known_device
+            ):
+                raise TooManyRequests(
+                    "This account is refusing sign-ins from new devices for a while (too "
+                    "many failed attempts from many addresses). A device that signed in "
+                    "before can still sign in.",
+                    code="new-devices-paused",
+                    retry_after=by_account.retry_after,
+                )
+            found = await self.repository.user_by_email(email)
+            user_id, stored_hash = (found.id, found.password_hash) if found else (None, None)
+            # Nothing is written yet: the connection goes back to the pool before
+            # argon2's ~50 ms, so a burst of sign-ins (or a guessing run) queues on
+            # the hashers, never on the pool every other request needs.
+            await self.session.rollback()
+            # An unknown email is verified against a decoy hash: same work, same answer.
+            if not await self.hashing.verify(stored_hash, password):
+                await self.limiter.hit(account, window_seconds=self.settings.login_window_seconds)
+                raise Unauthorized(INVALID_LOGIN, code="invalid-credentials")
+            user = await self.session.get(User, user_id)
+            if user is None or user.password_hash != stored_hash:  # changed meanwhile
+                raise Unauthorized(INVALID_LOGIN, code="invalid-credentials")
+            # This address may try again from scratch; the account-wide count is kept
+            # (the owner signing in does not end someone else's guessing).
+            await self.limiter.reset(pair)
+            tokens = await self.signed_in(user, password)
+            # Kept if the device already had one for this account, else a new one.
+            tokens.device_token = device_token if known_device else self.devices.issue(email)
+            return tokens
 
     async def signed_in(self, user: User, password: str) -> TokenPair:
         """What every successful sign-in does: the hash brought up to date, the
@@ -194,27 +195,77 @@ class AccountService:
 
     @contextlib.asynccontextmanager
     async def address_attempt(self, client_ip: str | None) -> AsyncIterator[None]:
-        """A sign-in attempt counted against its address *before* it is checked (429
-        past `ACCESS_LOGIN_FAILURES_PER_IP`), so attempts in flight at once cannot
+        """A sign-in attempt counted against its address *before* it is checked
+        (`ACCESS_LOGIN_FAILURES_PER_IP`), so attempts in flight at once cannot
         overshoot the limit together. Only a wrong password keeps its place: a
         success or a refusal that checked nothing gives it back, so a whole class
-        behind one school address signs in, and a guessing run is still stopped."""
-        key, window = f"ip:{_address(client_ip)}", self.settings.login_window_seconds
-        by_ip = await self.limiter.hit(key, window_seconds=window)
-        guessed = False
-        try:
-            if by_ip.exceeded(self.settings.login_failures_per_ip):
-                raise TooManyRequests(
-                    "Too many failed sign-ins from this address; try again later.",
-                    retry_after=by_ip.retry_after,
-                )
+        behind one school address signs in. Past the limit the address is slowed,
+        not stopped (`failure_gate`): the right password still gets in."""
+        async with self.failure_gate(
+            f"ip:{address_key(client_ip)}",
+            limit=self.settings.login_failures_per_ip,
+            refusal="Too many failed sign-ins from this address.",
+            reserve=True,
+        ):
             yield
-        except Unauthorized:
-            guessed = True
+
+    @contextlib.asynccontextmanager
+    async def failure_gate(
+        self,
+        key: str,
+        *,
+        limit: int,
+        refusal: str,
+        reserve: bool = False,
+        counts: type[Problem] = Unauthorized,
+        code: str = "sign-ins-slowed",
+    ) -> AsyncIterator[None]:
+        """Failed attempts (a `counts` problem from the block: a wrong password,
+        unless said otherwise) counted under `key` for the sign-in window. Past
+        `limit` the key is slowed, not stopped: one attempt every
+        `ACCESS_LOGIN_SLOWED_SECONDS` is still checked (the failure that reached the
+        limit starts the wait, so the next guess waits it out), and an attempt that
+        is not a failure gives its turn back at once. A guesser crawls; the
+        right password, from a child behind the same school address, gets in.
+
+        `reserve` counts the attempt before it is checked and gives it back unless
+        it fails, so a burst in flight together cannot overshoot the limit."""
+        window, pause = self.settings.login_window_seconds, self.settings.login_slowed_seconds
+        if reserve:
+            state = await self.limiter.hit(key, window_seconds=window)
+            failed_before = state.count - 1
+        else:
+            state = await self.limiter.peek(key)
+            failed_before = state.count
+        turn = failed = False
+        try:
+            if failed_before >= limit:
+                wait = await self.limiter.take_turn(key, seconds=pause)
+                if wait:
+                    raise TooManyRequests(
+                        f"{refusal} One attempt every {pause} s is still checked: try again "
+                        f"in {wait} s.",
+                        code=code,
+                        retry_after=wait,
+                    )
+                turn = True
+            yield
+        except counts:
+            failed = True
+            failures = (
+                state.count
+                if reserve
+                else (await self.limiter.hit(key, window_seconds=window)).count
+            )
+            if failures >= limit:
+                await self.limiter.hold_turn(key, seconds=pause)
             raise
         finally:
-            if not guessed:
-                await self.limiter.release(key, window_seconds=window)
+            if not failed:
+                if reserve:
+                    await self.limiter.release(key, window_seconds=window)
+                if turn:
+                    await self.limiter.give_back_turn(key)
 
     async def _issue_pair(self, user: User, *, family_id: uuid.UUID) -> TokenPair:
         ttl = timedelta(seconds=self.settings.access_token_ttl_seconds)
@@ -306,7 +357,7 @@ class AccountService:
             # off. Secrets are long and random, so the limit costs guessing nothing
             # it had a chance at; it stops the noise.
             count = await self.limiter.hit(
-                f"service-token:{_address(client_ip)}",
+                f"service-token:{address_key(client_ip)}",
                 window_seconds=self.settings.login_window_seconds,
             )
             if count.exceeded(self.settings.service_token_failures_per_ip):

@@ -451,8 +451,10 @@ def _class_out(school_class: object, learner_count: int) -> ClassOut:
     summary="Sign in with a class code, a username and a password (class accounts)",
     description="For children without email. Failed sign-ins are limited per address "
     "(as every sign-in) and per class account from every address "
-    "(`ACCESS_CLASS_LOGIN_FAILURES_PER_ACCOUNT`; 429 `account-paused`, the teacher can "
-    "reset the password). A wrong code, username or password get the same answer.",
+    "(`ACCESS_CLASS_LOGIN_FAILURES_PER_ACCOUNT`): past either limit one attempt every "
+    "`ACCESS_LOGIN_SLOWED_SECONDS` is still checked (429 `sign-ins-slowed` with "
+    "`Retry-After` otherwise), so the right password gets in; the teacher can reset it. "
+    "A wrong code, username or password get the same answer.",
     responses=problem_responses(401, 422, 429),
 )
 async def class_login(
@@ -637,12 +639,12 @@ async def reset_learner_password(
 @classes.post(
     "/join",
     summary="Join a class with its code (a signed-in LEARNER)",
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(401, 403, 404, 422, 429),
 )
 async def join_class(
-    body: ClassJoin, principal: CurrentPrincipal, service: ClassServiceDep
+    body: ClassJoin, request: Request, principal: CurrentPrincipal, service: ClassServiceDep
 ) -> JoinedClass:
-    school_class = await service.join(principal, body.code)
+    school_class = await service.join(principal, body.code, client_ip(request.scope))
     return JoinedClass(class_id=school_class.id, name=school_class.name, grade=school_class.grade)
 
 

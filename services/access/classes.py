@@ -10,14 +10,16 @@ members. No web framework here and no commit: the caller's unit of work commits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import secrets
 import unicodedata
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.access.accounts import AccountService
+from services.access.accounts import AccountService, address_key
 from services.access.entitlements import CLASS_ASSIGNMENT, EntitlementService
 from services.access.models import ClassAssignment, ClassMember, Entitlement, SchoolClass, User
 from services.access.repository import AccessRepository
@@ -28,7 +30,6 @@ from shared.errors import (
     Conflict,
     Forbidden,
     NotFound,
-    TooManyRequests,
     Unauthorized,
     Unprocessable,
 )
@@ -44,7 +45,8 @@ from shared.pagination import decode_time_cursor, time_page
 from shared.roles import Role
 
 # No 0/O, 1/I/L, 5/S, 2/Z, 8/B: a code read aloud or copied from a board by a
-# seven-year-old still works. 23 symbols ** 6 = 148 million codes.
+# seven-year-old still works. 25 symbols ** 6 = 244 million codes; wrong codes are
+# counted per account and per address (`join_code_gates`), so guessing crawls.
 CODE_ALPHABET = "34679ACDEFGHJKMNPQRTUVWXY"
 CODE_LENGTH = 6
 INVALID_CLASS_LOGIN = "Invalid class code, username or password."
@@ -393,12 +395,13 @@ class ClassService:
 
     # --- the learner's side ---------------------------------------------------------
 
-    async def join(self, actor: Principal, code: str) -> SchoolClass:
+    async def join(self, actor: Principal, code: str, client_ip: str | None) -> SchoolClass:
         """A signed-in learner joins with the code; joining twice changes nothing."""
         user = await self.accounts.current_user(actor)
         if user.role != Role.LEARNER.value:
             raise Forbidden("Only LEARNER accounts join classes.")
-        school_class = await self._joinable(code)
+        async with self.join_code_gates(client_ip, account=str(user.id)):
+            school_class = await self._joinable(code)
         if await self.repository.member(school_class.id, user.id) is None:
             await self._enrol(school_class, [user], now_utc())
         return school_class
@@ -411,13 +414,46 @@ class ClassService:
         self._check_password(password)
         await self.accounts.hold_registration(client_ip)
         password_hash = await self.accounts.hashing.hash(password)  # before any lock
-        school_class = await self._joinable(code)
+        async with self.join_code_gates(client_ip):
+            school_class = await self._joinable(code)
         taken = await self.repository.usernames(school_class.id)
         username = username_for(display_name, taken)
         now = now_utc()
         user = self._class_account(school_class, display_name, username, password_hash, now)
         await self._enrol(school_class, [user], now)
         return user, username, school_class
+
+    @contextlib.asynccontextmanager
+    async def join_code_gates(
+        self, client_ip: str | None, *, account: str | None = None
+    ) -> AsyncIterator[None]:
+        """Wrong join codes counted per address and per account, as failed sign-ins
+        are (#37 F1: 600 guesses in 2.6 s, never a 429): past
+        `ACCESS_JOIN_CODE_FAILURES_PER_IP` / `_PER_ACCOUNT` the guesser is slowed to one
+        code every `ACCESS_LOGIN_SLOWED_SECONDS`, while a right code still gets in."""
+        settings = self.accounts.settings
+        refusal = "Too many wrong class codes."
+        async with contextlib.AsyncExitStack() as gates:
+            await gates.enter_async_context(
+                self.accounts.failure_gate(
+                    f"join:ip:{address_key(client_ip)}",
+                    limit=settings.join_code_failures_per_ip,
+                    refusal=refusal,
+                    counts=NotFound,
+                    code="join-codes-slowed",
+                )
+            )
+            if account is not None:
+                await gates.enter_async_context(
+                    self.accounts.failure_gate(
+                        f"join:account:{account}",
+                        limit=settings.join_code_failures_per_account,
+                        refusal=refusal,
+                        counts=NotFound,
+                        code="join-codes-slowed",
+                    )
+                )
+            yield
 
     async def login(
         self, *, code: str, username: str, password: str, client_ip: str | None
@@ -428,31 +464,27 @@ class ClassService:
             return await self._login(normalize_code(code), username.strip().lower(), password)
 
     async def _login(self, code: str, username: str, password: str) -> TokenPair:
-        settings, limiter = self.accounts.settings, self.accounts.limiter
-        account = _account_key(code, username)
-        by_account = await limiter.peek(account)
-        if by_account.count >= settings.class_login_failures_per_account:
-            raise TooManyRequests(
-                "Too many failed sign-ins for this account; try again later, or ask your "
-                "teacher for a new password.",
-                code="account-paused",
-                retry_after=by_account.retry_after,
+        settings = self.accounts.settings
+        async with self.accounts.failure_gate(
+            _account_key(code, username),
+            limit=settings.class_login_failures_per_account,
+            refusal="Too many failed sign-ins for this account (your teacher can give you "
+            "a new password).",
+        ):
+            school_class = await self.repository.class_by_code(code)
+            found = (
+                await self.repository.class_account(school_class.id, username)
+                if school_class is not None
+                else None
             )
-        school_class = await self.repository.class_by_code(code)
-        found = (
-            await self.repository.class_account(school_class.id, username)
-            if school_class is not None
-            else None
-        )
-        user_id, stored_hash = (found.id, found.password_hash) if found else (None, None)
-        await self.accounts.session.rollback()  # no connection held through argon2
-        if not await self.accounts.hashing.verify(stored_hash, password):
-            await limiter.hit(account, window_seconds=settings.login_window_seconds)
-            raise Unauthorized(INVALID_CLASS_LOGIN, code="invalid-credentials")
-        user = await self.accounts.session.get(User, user_id)
-        if user is None or user.password_hash != stored_hash:  # changed meanwhile
-            raise Unauthorized(INVALID_CLASS_LOGIN, code="invalid-credentials")
-        return await self.accounts.signed_in(user, password)
+            user_id, stored_hash = (found.id, found.password_hash) if found else (None, None)
+            await self.accounts.session.rollback()  # no connection held through argon2
+            if not await self.accounts.hashing.verify(stored_hash, password):
+                raise Unauthorized(INVALID_CLASS_LOGIN, code="invalid-credentials")
+            user = await self.accounts.session.get(User, user_id)
+            if user is None or user.password_hash != stored_hash:  # changed meanwhile
+                raise Unauthorized(INVALID_CLASS_LOGIN, code="invalid-credentials")
+            return await self.accounts.signed_in(user, password)
 
     # --- shared ---------------------------------------------------------------------
 
@@ -490,18 +522,20 @@ class ClassService:
 
     async def _joinable(self, code: str) -> SchoolClass:
         """The class of this code, locked: joins to one class take turns, so two
-        children picking the same username at once both get one."""
+        children picking the same username at once both get one. A code that joins
+        nothing now (unknown, expired, its class archived) is one answer: a guesser
+        learns nothing from which (#37 F1: an expired code was a 409)."""
         school_class = await self.repository.class_by_code(normalize_code(code), for_update=True)
         now = now_utc()
-        if school_class is None:
-            raise NotFound("No class has this code.", code="unknown-class-code")
-        if school_class.archived_at is not None:
-            raise Conflict("This class is archived.", code="class-archived")
-        expires = school_class.join_code_expires_at
-        if expires is not None and expires <= now:
-            raise Conflict(
-                "This class code no longer lets anyone join; ask your teacher for the new one.",
-                code="join-code-expired",
+        expires = school_class.join_code_expires_at if school_class is not None else None
+        if (
+            school_class is None
+            or school_class.archived_at is not None
+            or (expires is not None and expires <= now)
+        ):
+            raise NotFound(
+                "No class takes this code now: check it, or ask your teacher for the current one.",
+                code="unknown-class-code",
             )
         return school_class
 

@@ -51,6 +51,10 @@ class AccessSettings(ServiceSettings):
     # holds a place while it is checked, so a burst cannot overshoot the limit).
     login_failures_per_ip: int = 50
     login_window_seconds: int = 900
+    # Past any of these limits the address (or account) is slowed, not stopped:
+    # one attempt this often is still checked, and the right password gets in
+    # (#37: one pupil's guesses had locked a whole school out for the window).
+    login_slowed_seconds: int = Field(default=15, ge=1, le=900)
     # Class accounts (children without email): a simpler password is allowed, so
     # their failures are limited per account from every address together.
     class_password_min_length: int = Field(default=4, ge=4, le=64)
@@ -58,6 +62,10 @@ class AccessSettings(ServiceSettings):
     # A class's join code ends this long after it is made (or rotated) unless the
     # teacher says otherwise; it still names the class at sign-in afterwards.
     join_code_days: int = Field(default=30, ge=1, le=365)
+    # Wrong join codes (joining, or a class account's sign-up) per account and per
+    # address in the sign-in window, before the guesser is slowed (#37 F1).
+    join_code_failures_per_account: int = 10
+    join_code_failures_per_ip: int = 50
     # Sign-ups from one address per hour (each costs an argon2 hash): a school
     # behind one address signs up a class, a script does not sign up thousands.
     registrations_per_ip: int = 60
