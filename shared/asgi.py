@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import Message, Receive, Scope, Send
 
@@ -141,3 +142,18 @@ def client_ip(scope: Scope) -> str | None:
     X-Forwarded-For, and only from the trusted proxies (`TRUSTED_PROXIES`)."""
     client = scope.get("client")
     return str(client[0]) if client else None
+
+
+def canonical_query(query_string: bytes, names: frozenset[str]) -> bytes:
+    """A query string as the endpoint reads it, for a cache key: only the parameters
+    it knows (FastAPI ignores the rest), the last value of each (as FastAPI takes
+    it), in one order and one encoding. `?limit=100&junk=7` and `?junk=8&limit=100`
+    are the same page, so callers cannot mint new keys with parameters nobody reads."""
+    if not query_string:
+        return b""
+    values = {
+        name: value
+        for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+        if name in names
+    }
+    return urlencode(sorted(values.items())).encode("latin-1")

@@ -6,11 +6,17 @@ empties this instance's copy and tells every other instance over Redis pub/sub.
 Whenever that channel is not being listened to (Redis down, resubscribing),
 the cache answers nothing, so a missed message can never serve stale data;
 entries also expire by TTL.
+
+It is bounded by entries and, given `size_of`, by bytes, and evicts the least
+recently used entry first: keys an anonymous caller chooses (query strings) can
+neither grow it past its bound nor, by reaching it, push out the hot pages (#37
+F12: reaching the bound used to empty it).
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -29,13 +35,19 @@ class InvalidatedCache(Generic[K, V]):
         *,
         ttl: float = 60.0,
         max_entries: int = 10_000,
+        max_bytes: int | None = None,
+        size_of: Callable[[K, V], int] | None = None,
         parse_key: Callable[[str], K] | None = None,
     ) -> None:
         self._bus = bus
         self._channel = channel
         self._ttl = ttl
         self._max_entries = max_entries
-        self._entries: dict[K, tuple[V, float]] = {}
+        self._max_bytes = max_bytes
+        self._size_of = size_of
+        # Least recently used first: key -> (value, expires at, size in bytes).
+        self._entries: OrderedDict[K, tuple[V, float, int]] = OrderedDict()
+        self._bytes = 0
         # Bumped by every invalidation; a value computed across a bump is not stored.
         self._generation = 0
         self._in_flight: SingleFlight[V] = SingleFlight()
@@ -50,7 +62,32 @@ class InvalidatedCache(Generic[K, V]):
         found = self._entries.get(key)
         if found is None or found[1] < time.monotonic():
             return None
+        self._entries.move_to_end(key)
         return found[0]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(entries, bytes) held now; bytes count only with `size_of`."""
+        return len(self._entries), self._bytes
+
+    def _store(self, key: K, value: V, expires: float) -> None:
+        size = self._size_of(key, value) if self._size_of is not None else 0
+        if self._max_bytes is not None and size > self._max_bytes:
+            return  # larger than the whole cache: served, not kept
+        self._drop(key)
+        while self._entries and (
+            len(self._entries) >= self._max_entries
+            or (self._max_bytes is not None and self._bytes + size > self._max_bytes)
+        ):
+            oldest = next(iter(self._entries))
+            self._drop(oldest)
+        self._entries[key] = (value, expires, size)
+        self._bytes += size
+
+    def _drop(self, key: K) -> None:
+        found = self._entries.pop(key, None)
+        if found is not None:
+            self._bytes -= found[2]
 
     async def get_or_load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
         """The cached value, or `load()`'s, computed once however many ask at once."""
@@ -62,9 +99,7 @@ class InvalidatedCache(Generic[K, V]):
             generation = self._generation
             value = await load()
             if generation == self._generation and self._bus.listening(self._channel):
-                if len(self._entries) >= self._max_entries:
-                    self._entries.clear()  # bounded: random query strings cannot grow it
-                self._entries[key] = (value, time.monotonic() + self._ttl)
+                self._store(key, value, time.monotonic() + self._ttl)
             return value
 
         # Keyed by generation too: a request after an invalidation never joins
@@ -83,8 +118,8 @@ class InvalidatedCache(Generic[K, V]):
             return 0
         expires = time.monotonic() + self._ttl
         for key, value in list(entries.items())[: self._max_entries]:
-            self._entries[key] = (value, expires)
-        return min(len(entries), self._max_entries)
+            self._store(key, value, expires)
+        return sum(1 for key in entries if key in self._entries)
 
     async def invalidate(self, key: K | None = None) -> None:
         """Forget `key` (with parse_key set), or everything, here and on every instance."""
@@ -109,8 +144,9 @@ class InvalidatedCache(Generic[K, V]):
     def _forget(self, key: K) -> None:
         # Bumped for one key too: a load of that key in flight must not be stored.
         self._generation += 1
-        self._entries.pop(key, None)
+        self._drop(key)
 
     def _forget_everything(self) -> None:
         self._generation += 1
         self._entries.clear()
+        self._bytes = 0

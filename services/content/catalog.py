@@ -1,9 +1,11 @@
 """The catalog: what readers see, and its cache of serialized public answers.
 
 A published book and the public catalog pages are the same for every anonymous
-reader: they are cached as the bytes the endpoint answered, keyed by the raw
-query string, and emptied over pub/sub whenever a book is published, changed or
-unpublished. `CatalogFastPath` answers hits before routing; the endpoints fill it.
+reader: they are cached as the bytes the endpoint answered, keyed by the
+parameters the endpoint reads (in one order: unknown ones are no new key), and
+emptied over pub/sub whenever a book is published, changed or unpublished. The
+cache is bounded by bytes and drops the least recently used page first.
+`CatalogFastPath` answers hits before routing; the endpoints fill it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from services.content.models import Book, BookStatus
 from services.content.repository import CatalogQuery, ContentRepository
 from services.content.service import BOOK_MAKER, families_for, holds_now, iso, page_of
 from shared.access_client import AccessClient
+from shared.asgi import canonical_query
 from shared.auth import Principal
 from shared.decisions import Action
 from shared.errors import NotFound
@@ -28,8 +31,24 @@ CatalogCache = InvalidatedCache[tuple[Any, ...], tuple[str, bytes]]
 CATALOG_CHANNEL = "content:catalog"
 
 
+# The query parameters of GET /v1/books and GET /opds/books (a test holds them to
+# the endpoints' own): only these make a page, so only they make its key.
+CATALOG_PARAMETERS = frozenset(
+    {"language", "category", "age", "reading_level", "q", "family", "status", "cursor", "limit"}
+)
+OPDS_FEED_PARAMETERS = frozenset(
+    {"language", "category", "age", "reading_level", "query", "cursor", "limit"}
+)
+
+
 def catalog_cache_key(query_string: bytes) -> tuple[str, bytes]:
-    return ("page", query_string)
+    return ("page", canonical_query(query_string, CATALOG_PARAMETERS))
+
+
+def cached_size(key: tuple[Any, ...], value: tuple[str, bytes]) -> int:
+    """What an entry holds, near enough: its body, its tag and its key's parts."""
+    tag, body = value
+    return len(body) + len(tag) + sum(len(str(part)) for part in key) + 200
 
 
 def public_headers(tag: str) -> list[tuple[bytes, bytes]]:

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.applications import Starlette
 
-from services.content.catalog import CATALOG_CHANNEL, CatalogCache
+from services.content.catalog import CATALOG_CHANNEL, CatalogCache, cached_size
 from services.content.most_read import MostReadBooks
 from services.content.settings import ContentSettings
 from services.content.storage import CheckQueue, ManuscriptStorage
@@ -40,7 +40,13 @@ async def build_components(
                 at_once=settings.pdf_checks_at_once, waiting=settings.pdf_checks_waiting
             ),
         ),
-        catalog=CatalogCache(resources.bus, CATALOG_CHANNEL, ttl=settings.catalog_cache_seconds),
+        catalog=CatalogCache(
+            resources.bus,
+            CATALOG_CHANNEL,
+            ttl=settings.catalog_cache_seconds,
+            max_bytes=settings.catalog_cache_bytes,
+            size_of=cached_size,
+        ),
         most_read=MostReadBooks(settings, resources.http, resources.access),
     )
 

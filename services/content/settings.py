@@ -29,6 +29,9 @@ class ContentSettings(ServiceSettings):
     # The public catalog is cached in process; a publish or unpublish empties
     # it everywhere at once, so this only bounds staleness if a message is lost.
     catalog_cache_seconds: float = Field(default=60.0, ge=0)
+    # ...and bounded by the bytes it holds (least recently used out first): about
+    # 2,000 book pages and a few hundred catalog pages fit in the default.
+    catalog_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024)
     # Cover images: uploaded like manuscripts, checked and copied at publication.
     cover_max_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     # Where the published bucket's covers/ are served publicly (the CloudFront

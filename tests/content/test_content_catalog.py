@@ -9,9 +9,10 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy import insert, text
 
-from services.content.catalog import CATALOG_CHANNEL
+from services.content.catalog import CATALOG_CHANNEL, CATALOG_PARAMETERS, OPDS_FEED_PARAMETERS
 from services.content.components import app_components
 from services.content.models import Book
 from services.content.repository import CatalogQuery, ContentRepository
@@ -190,6 +191,48 @@ async def test_a_cached_page_is_answered_before_routing_and_only_for_anonymous_r
     signed_in = await content.http.get("/v1/books", params=params, headers=manager.headers)
     assert signed_in.status_code == 200
     assert await fast_path_answers(content.http, "GET", "/v1/books") == before + 2
+
+
+async def test_parameters_nobody_reads_make_no_new_cache_entry(content: ContentHarness) -> None:
+    """#37 F12: the key was the raw query string, so `?limit=100&junk=N` grew content
+    by 110 MB in 2,000 requests, then hitting the bound emptied the cache. The key is
+    now the parameters the endpoint reads, in one order."""
+    await seed(content, [catalog_book(n) for n in range(3)])
+    await eventually(content.catalog_cache_ready, what="the cache listening")
+    cache = app_components(content.app).catalog
+    first = await content.http.get("/v1/books", params={"limit": 100})
+    entries = cache.size[0]
+    for n in range(50):
+        junk = await content.http.get(f"/v1/books?junk={n}&limit=100&x{n}=1")
+        assert junk.content == first.content
+    reordered = await content.http.get("/v1/books?language=en&limit=100")
+    same = await content.http.get("/v1/books?limit=100&language=en&utm=ad")
+    assert reordered.content == same.content
+    assert cache.size[0] == entries + 1  # the language page only
+
+
+async def test_opds_feeds_are_keyed_by_what_they_read_and_the_host_in_one_case(
+    content: ContentHarness,
+) -> None:
+    await eventually(content.catalog_cache_ready, what="the cache listening")
+    cache = app_components(content.app).catalog
+    await content.http.get("/opds/books?limit=5")
+    entries = cache.size[0]
+    host = httpx.URL(content.url).netloc.decode()
+    for n in range(20):
+        await content.http.get(f"/opds/books?limit=5&junk={n}")
+        await content.http.get("/opds/books?limit=5", headers={"Host": host.upper()})
+    assert cache.size[0] == entries
+
+
+def test_the_cache_keys_name_exactly_the_endpoints_parameters(content: ContentHarness) -> None:
+    paths = content.app.openapi()["paths"]
+
+    def query_names(path: str) -> set[str]:
+        return {p["name"] for p in paths[path]["get"]["parameters"] if p["in"] == "query"}
+
+    assert query_names("/v1/books") == CATALOG_PARAMETERS
+    assert query_names("/opds/books") == OPDS_FEED_PARAMETERS
 
 
 async def test_publish_and_unpublish_reach_every_instance_cache_at_once(

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.content.api.common import Cursor, IfNoneMatch, body_etag, book_out, catalog_answer
-from services.content.catalog import parse_catalog_cursor
+from services.content.catalog import OPDS_FEED_PARAMETERS, parse_catalog_cursor
 from services.content.components import app_components
 from services.content.dependencies import catalog_service
 from services.content.most_read import MetricsUnavailable
@@ -32,6 +32,7 @@ from services.content.opds import (
 from services.content.repository import CatalogQuery
 from services.content.schemas import Category, Language, ReadingLevel
 from services.content.service import families_for
+from shared.asgi import canonical_query
 from shared.db import unit_of_work
 from shared.pagination import MAX_PAGE_SIZE
 from shared.problems import problem_responses
@@ -49,7 +50,10 @@ def origins(request: Request) -> Origins:
     """The reading app's view of the services: this request's origin, unless the
     settings name another for delivery or access (opds.py)."""
     settings = app_components(request.app).settings
-    here = str(request.base_url).rstrip("/")
+    # The host lower-cased: one origin, one set of cached feeds, however its Host
+    # header spells it.
+    base = request.base_url
+    here = str(base.replace(netloc=base.netloc.lower())).rstrip("/")
     return Origins(
         catalog=here,
         delivery=settings.opds_delivery_url or here,
@@ -174,7 +178,7 @@ async def opds_books(
 
     return await catalog_answer(
         components.catalog,
-        ("opds", at, request.scope["query_string"]),
+        ("opds", at, canonical_query(request.scope["query_string"], OPDS_FEED_PARAMETERS)),
         load,
         public=True,
         if_none_match=if_none_match,
