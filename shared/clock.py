@@ -13,6 +13,11 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
+def hour_of(moment: datetime) -> datetime:
+    """The start of the UTC hour a moment falls in."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
 def _in_utc(moment: datetime) -> datetime:
     try:
         return moment.astimezone(UTC)

@@ -449,8 +449,8 @@ class DemoBuilder:
         self, learner: Account, index: int, shelf: list[str], now: datetime
     ) -> list[int]:
         """A month of one learner's reading, sent as their tablet would after reading
-        offline; events delivery cannot take yet (a book it has not heard of) are
-        sent again until it can. Returns [accepted, duplicates]."""
+        offline; events delivery cannot take yet (a book it has not heard of, opens
+        past the link budget) are sent again until it can. Returns [accepted, duplicates]."""
         events = reading_history(index, shelf, now)
         totals = [0, 0]
         pending = events
@@ -468,7 +468,9 @@ class DemoBuilder:
                 )
                 totals[0] += answer["accepted"]
                 totals[1] += answer["duplicates"]
-                waiting = {"unknown-book", "decision-denied"}
+                # Not yet: a book delivery has not heard of, or opens past the
+                # reader's link budget for this minute.
+                waiting = {"unknown-book", "decision-denied", "too-many-opens"}
                 retry += [
                     event
                     for event, result in zip(batch, answer["results"], strict=True)

@@ -101,6 +101,14 @@ class OfflineReadingEvent(Base):
     book_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     happened_at: Mapped[datetime] = mapped_column(UtcDateTime)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # An open's hour (NULL for other events): one open per reader, book and hour
+    # counts, the rest pass as duplicates (#37 F10).
+    open_hour: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
-    # Ids older than the oldest event accepted can go (see offline.py).
-    __table_args__ = (Index("ix_offline_reading_events_received", "received_at"),)
+    __table_args__ = (
+        # Ids older than the oldest event accepted can go (see offline.py).
+        Index("ix_offline_reading_events_received", "received_at"),
+        Index(
+            "uq_offline_reading_events_open_hour", "user_id", "book_id", "open_hour", unique=True
+        ),
+    )

@@ -7,6 +7,9 @@ own time and an id the device made.
 
 - The ids make an upload idempotent: each is claimed once per reader (a retried
   upload, or the same batch sent twice at once, changes nothing the second time).
+- Opens count as links do: each takes a place in the reader's link budget
+  (`DELIVERY_LINKS_PER_MINUTE`), and at most one per reader, book and hour counts
+  (the rest are duplicates), so one reader cannot make a book "most read" (#37 F10).
 - An event counts when it happened: its announcements (`reading.opened`,
   `reading.progressed`, `reading.completed`) carry the device's time, and the
   metrics service counts every event in the hour of its time.
@@ -37,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.delivery.reading import announce
 from services.delivery.repository import DeliveryRepository, ReadingState
 from services.delivery.settings import DeliverySettings
-from shared.clock import now_utc
+from shared.clock import hour_of, now_utc
 from shared.db import unit_of_work
 from shared.errors import Conflict, Unprocessable
 from shared.events import ReadingOpened
@@ -113,6 +116,7 @@ class DeviceReading:
                         "book_id": e.book_id,
                         "happened_at": e.at,
                         "received_at": received_at,
+                        "open_hour": hour_of(e.at) if e.kind == "open" else None,
                     }
                     for e in usable
                 ],

@@ -182,7 +182,8 @@ class DeliveryRepository:
 
     async def claim_offline(self, user_id: uuid.UUID, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
         """Record these uploaded events' ids for the reader; the ids recorded now (an
-        id already there, from an earlier upload, is left as it was and not returned)."""
+        id already there, from an earlier upload, is left as it was and not returned;
+        so is an open in an hour that already has one of that reader and book)."""
         if not rows:
             return set()
         table = _table(OfflineReadingEvent)
@@ -192,7 +193,8 @@ class DeliveryRepository:
         statement = (
             upsert(self.session, table)
             .values(ordered)
-            .on_conflict_do_nothing(index_elements=["user_id", "event_id"])
+            # No target: the id's key and the open's hour both pass a row over.
+            .on_conflict_do_nothing()
             .returning(table.c.event_id)
         )
         return set(await self.session.scalars(statement))

@@ -38,7 +38,7 @@ from services.delivery.schemas import (
 from services.delivery.settings import DeliverySettings
 from services.delivery.signing import CloudFrontSigner, S3LinkSigner, SignedCookies, SignerName
 from shared.auth import Principal
-from shared.clock import now_utc
+from shared.clock import hour_of, now_utc
 from shared.decisions import BookFacts, Decision, decide_book_read, needs_entitlement
 from shared.errors import (
     Conflict,
@@ -397,6 +397,7 @@ class DeliveryService:
         books: dict[uuid.UUID, Refusal | None] = {}
         refusals: dict[uuid.UUID, Refusal] = {}
         seen: set[uuid.UUID] = set()
+        opened: set[tuple[uuid.UUID, datetime]] = set()
         repeated: set[int] = set()
         candidates: list[OfflineEvent] = []
         for index, event in enumerate(batch.events):
@@ -409,6 +410,15 @@ class DeliveryService:
                 if event.book_id not in books:
                     books[event.book_id] = await self._offline_book(principal, event.book_id)
                 refusal = books[event.book_id]
+            if refusal is None and event.type == "open":
+                # One open per book and hour counts: a later one in the batch is a
+                # duplicate at once (earlier uploads' are found when claiming).
+                hour = (event.book_id, hour_of(event.at))
+                if hour in opened:
+                    repeated.add(index)
+                    continue
+                opened.add(hour)
+                refusal = self._offline_open_budget(principal)
             if refusal is not None:
                 refusals[event.id] = refusal
                 continue
@@ -441,6 +451,18 @@ class DeliveryService:
             refused=len(results) - count["accepted"] - count["duplicate"],
             results=results,
         )
+
+    def _offline_open_budget(self, principal: Principal) -> Refusal | None:
+        """An open uploaded later takes a place in the reader's link budget, as a
+        link does (#37 F10: three batches of 500 made-up opens made a book the most
+        read): past it the open is refused, and the device may send it again later."""
+        state = self.parts.limiter.hit(principal.subject)
+        if state.exceeded(self.parts.limiter.limit):
+            return Refusal(
+                "too-many-opens",
+                f"More opens than links a reader may ask for; send again in {state.retry_after} s.",
+            )
+        return None
 
     @staticmethod
     def _offline_refusal(

@@ -209,9 +209,10 @@ async def class_figures(
 @metrics.get(
     "/most-read",
     response_model=MostRead,
-    summary="The books opened most in the last days",
+    summary="The books read by the most readers in the last days",
     description="CONTENT_ADMIN and up, and the content service (its OPDS feeds' most "
-    "read group). Opens by when they happened, every way of opening counted.",
+    "read group). Ranked by distinct readers, then opens, by when they happened, every "
+    "way of opening counted: one reader's many opens are one reader.",
     responses=problem_responses(401, 403, 422, 503),
 )
 async def most_read(
@@ -223,8 +224,11 @@ async def most_read(
 ) -> dict[str, Any]:
     await require_most_read(principal, resources)
     since = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=days)
-    found = await queries.most_opened_books(session, since, limit)
-    return {"since": since, "books": [{"book_id": b, "opens": n} for b, n in found]}
+    found = await queries.most_read_books(session, since, limit)
+    return {
+        "since": since,
+        "books": [{"book_id": b, "readers": r, "opens": n} for b, r, n in found],
+    }
 
 
 @dashboard.get("", response_class=HTMLResponse)

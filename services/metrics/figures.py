@@ -25,8 +25,8 @@ from services.metrics.service import (
     ReaderSketches,
     book_dimension,
     day_of,
-    hour_of,
 )
+from shared.clock import hour_of
 from shared.errors import NotFound, Unprocessable
 
 log = structlog.get_logger(__name__)

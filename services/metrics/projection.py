@@ -28,10 +28,9 @@ from services.metrics.service import (
     Metric,
     ReaderSketches,
     book_dimension,
-    hour_of,
 )
 from services.metrics.settings import MetricsSettings
-from shared.clock import now_utc
+from shared.clock import hour_of, now_utc
 from shared.consumer import BatchScope, EventContext
 from shared.db import unit_of_work
 from shared.events import (

@@ -45,23 +45,22 @@ async def count_sum(
     return int(total or 0)
 
 
-async def most_opened_books(
+async def most_read_books(
     session: AsyncSession, since: datetime, limit: int
-) -> list[tuple[uuid.UUID, int]]:
-    """The books opened most since `since` (every way of opening one counts)."""
-    opens = func.sum(HourlyCount.count)
+) -> list[tuple[uuid.UUID, int, int]]:
+    """The books read by the most readers since `since`: (book, distinct readers,
+    opens), every way of opening counted. Ranked by readers, not opens: one reader
+    opening a book a thousand times is one reader (#37 F10)."""
+    readers = func.count(func.distinct(ReaderHour.user_id))
+    opens = func.sum(ReaderHour.opens)
     rows = await session.execute(
-        select(HourlyCount.dimension, opens)
-        .where(
-            HourlyCount.metric == "opens",
-            HourlyCount.dimension.like("book:%"),
-            HourlyCount.hour >= since,
-        )
-        .group_by(HourlyCount.dimension)
-        .order_by(opens.desc(), HourlyCount.dimension)
+        select(ReaderHour.book_id, readers, opens)
+        .where(ReaderHour.hour >= since)
+        .group_by(ReaderHour.book_id)
+        .order_by(readers.desc(), opens.desc(), ReaderHour.book_id)
         .limit(limit)
     )
-    return [(uuid.UUID(str(row[0]).removeprefix("book:")), int(row[1])) for row in rows.all()]
+    return [(row[0], int(row[1]), int(row[2] or 0)) for row in rows.all()]
 
 
 async def count_series(

@@ -171,9 +171,10 @@ class ClassFigures(BaseModel):
 
 class MostReadBook(BaseModel):
     book_id: uuid.UUID
+    readers: int = Field(description="Distinct readers who opened it")
     opens: int
 
 
 class MostRead(BaseModel):
     since: datetime
-    books: list[MostReadBook] = Field(description="Most opened first")
+    books: list[MostReadBook] = Field(description="Most readers first, then most opens")

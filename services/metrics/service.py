@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.metrics import queries, repository
+from shared.clock import hour_of
 from shared.db import unit_of_work
 
 if TYPE_CHECKING:
@@ -79,10 +80,6 @@ class Interval(StrEnum):
     @property
     def length(self) -> timedelta:
         return HOUR if self is Interval.HOUR else DAY
-
-
-def hour_of(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def day_of(moment: datetime) -> datetime:

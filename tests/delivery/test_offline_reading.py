@@ -75,12 +75,16 @@ async def test_an_offline_batch_uploaded_twice_counts_once_in_the_hours_it_happe
     free, entitled = books["free"], books["entitled"]
     now = datetime.now(UTC)
     base = now.replace(minute=0, second=0, microsecond=0) - 3 * 24 * H
-    # 240 opens, 20 in each of 12 hours; 48 page turns then 2 completions in hour 13.
-    taken = [
+    # 240 opens, 20 in each of 12 hours: one open a reader, book and hour counts
+    # (#37 F10), the other 19 of each hour are duplicates. Then 48 page turns and
+    # 2 completions in hour 13.
+    opens = [
         event("open", free, base + hours * H + timedelta(minutes=2 * n))
         for hours in range(12)
         for n in range(20)
     ]
+    taken = [e for n, e in enumerate(opens) if n % 20 == 0]
+    again_in_the_hour = [e for n, e in enumerate(opens) if n % 20 != 0]
     taken += [
         event("progress", free, base + 13 * H + timedelta(seconds=30 * page), page=page,
               total_pages=PAGES)
@@ -97,16 +101,18 @@ async def test_an_offline_batch_uploaded_twice_counts_once_in_the_hours_it_happe
         "unknown-book": [event("open", str(uuid.uuid4()), base)],
         "decision-denied": [event("open", entitled, base) for _ in range(6)],
     }
-    batch = taken + [e for group in refused.values() for e in group]
+    batch = sorted(taken + again_in_the_hour, key=lambda e: str(e["at"]))
+    batch += [e for group in refused.values() for e in group]
     assert len(batch) == 300
 
     first = await upload(delivery, reader, batch)
     assert first.status_code == 200, first.text
     body = first.json()
-    assert (body["accepted"], body["duplicates"], body["refused"]) == (290, 0, 10)
+    assert (body["accepted"], body["duplicates"], body["refused"]) == (62, 228, 10)
     statuses = {r["id"]: r for r in body["results"]}
     assert [r["id"] for r in body["results"]] == [e["id"] for e in batch]  # in order
     assert all(statuses[e["id"]]["status"] == "accepted" for e in taken)
+    assert all(statuses[e["id"]]["status"] == "duplicate" for e in again_in_the_hour)
     for reason, group in refused.items():
         for e in group:
             assert statuses[e["id"]]["status"] == "refused"
@@ -125,7 +131,7 @@ async def test_an_offline_batch_uploaded_twice_counts_once_in_the_hours_it_happe
         )
         return [point["value"] for point in found["points"]]
 
-    expected_opens = [20] * 12 + [0] * 3
+    expected_opens = [1] * 12 + [0] * 3
     expected_completions = [0] * 13 + [1] + [0]
 
     async def counted() -> bool:
@@ -232,3 +238,50 @@ async def test_a_malformed_batch_takes_nothing_and_only_readers_upload(
         answer = await delivery.http.post(path, json=one, headers=account.headers)
         assert answer.status_code == 200, (role, answer.text)
         assert answer.json()["accepted"] == 1, role
+
+
+async def test_one_reader_cannot_make_a_book_the_most_read(
+    access: AccessHarness,
+    content: ContentHarness,
+    delivery: DeliveryHarness,
+    metrics: MetricsHarness,
+    books: dict[str, str],
+) -> None:
+    """#37 F10: three batches of 500 made-up opens (three readers) took a book from
+    nowhere to first in the public "most read" feed. Offline opens now take places in
+    the reader's link budget, one per reader, book and hour counts, and "most read"
+    ranks by distinct readers: four readers who opened a book once outrank them."""
+    pushed = (await content.book_for_readers("free"))["id"]
+    liked = (await content.book_for_readers("free"))["id"]
+    somebody = await access.account(Role.LEARNER)
+    for book in (pushed, liked):
+        await eventually(
+            partial(opens_link, delivery, somebody, book), timeout=45, what="the new book"
+        )
+    now = datetime.now(UTC)
+    budget = delivery.settings.links_per_minute
+    for _ in range(3):
+        pusher = await access.account(Role.LEARNER)
+        made_up = [event("open", pushed, now - (n + 1) * H) for n in range(500)]
+        answer = await upload(delivery, pusher, made_up)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["accepted"] <= budget
+        reasons = {r["reason"] for r in body["results"] if r["status"] == "refused"}
+        assert reasons == {"too-many-opens"}
+    for _ in range(4):
+        reader = await access.account(Role.LEARNER)
+        assert await opens_link(delivery, reader, liked)
+    admin = await access.account(Role.CONTENT_ADMIN)
+
+    async def ranked() -> list[dict[str, Any]]:
+        found = await metrics.get("/v1/metrics/most-read", admin.headers, limit=100)
+        return [b for b in found["books"] if b["book_id"] in (pushed, liked)]
+
+    async def both_counted() -> bool:
+        rows = await ranked()
+        return [(b["book_id"], b["readers"]) for b in rows] == [(liked, 5), (pushed, 4)]
+
+    await eventually(both_counted, timeout=60, what="both books' readers in metrics")
+    pushed_row = (await ranked())[1]
+    assert pushed_row["opens"] <= 3 * budget + 1

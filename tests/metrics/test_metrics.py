@@ -16,7 +16,8 @@ import pytest
 
 from services.metrics.export import export_to_cloudwatch
 from services.metrics.projection import rebuild
-from services.metrics.service import ReaderSketches, day_of, hour_of
+from services.metrics.service import ReaderSketches, day_of
+from shared.clock import hour_of
 from shared.events import (
     BookCreated,
     BookPublished,
