@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import resource
 import sys
 from dataclasses import dataclass
@@ -25,7 +26,15 @@ from typing import Any
 
 # Names that make a PDF do something rather than show something.
 ACTIVE_ACTIONS = {"/JavaScript": "JavaScript", "/Launch": "a Launch action (runs a program)"}
-ALSO_REFUSED_ACTIONS = {"/ImportData", "/SubmitForm", "/Rendition", "/GoToE"}
+# GoToR and GoToE open another file, on the reader's machine or in the PDF.
+ALSO_REFUSED_ACTIONS = {"/ImportData", "/SubmitForm", "/Rendition", "/GoToE", "/GoToR"}
+# A link in a children's book goes to a web page, nowhere else (no javascript:,
+# file:, data: or an app's own scheme).
+LINK_SCHEMES = ("http://", "https://")
+# After the header, a PDF holds only comments and white space before its first
+# object; anything else is another file the parser would "repair" its way past
+# (a ZIP after "%PDF-1.7" opened as a PDF).
+_HEADER_THEN_OBJECT = re.compile(rb"\A%PDF-[^\r\n]*[\r\n](?:\s|%[^\r\n]*[\r\n])*\d+\s+\d+\s+obj\b")
 # Images above this many pixels could decompress to gigabytes (an image bomb).
 MAX_IMAGE_PIXELS = 50_000_000
 # PDF's own bounds on a page's side, in points (ISO 32000 annex C): 3 to 14,400.
@@ -66,8 +75,14 @@ def inspect(path: str, max_pages: int) -> Verdict:
     with open(path, "rb") as file:
         # Viewers forgive junk before the header; a manuscript has none (a PDF
         # inside a ZIP named .pdf would otherwise parse).
-        if file.read(5) != b"%PDF-":
-            return refuse("manuscript-unreadable", "The file does not start as a PDF does.")
+        start = file.read(4096)
+    if not start.startswith(b"%PDF-"):
+        return refuse("manuscript-unreadable", "The file does not start as a PDF does.")
+    if _HEADER_THEN_OBJECT.match(start) is None:
+        return refuse(
+            "manuscript-unreadable",
+            "Something other than a PDF follows the header (another file inside this one).",
+        )
     try:
         pdf = pikepdf.open(path)
     except pikepdf.PasswordError:
@@ -160,6 +175,13 @@ def _judge(obj: Any) -> Verdict | None:
         return refuse("manuscript-active-content", f"The PDF carries {ACTIVE_ACTIONS[action]}.")
     if action in ALSO_REFUSED_ACTIONS:
         return refuse("manuscript-active-content", f"The PDF carries a {action[1:]} action.")
+    if action == "/URI":
+        target = str(obj.get("/URI", "")).strip().lower()
+        if not target.startswith(LINK_SCHEMES):
+            return refuse(
+                "manuscript-active-content",
+                "The PDF links somewhere other than a web page (only http and https links).",
+            )
     if "/JS" in obj:
         return refuse("manuscript-active-content", "The PDF carries JavaScript.")
     if "/AA" in obj:

@@ -129,6 +129,51 @@ def zip_named_pdf() -> bytes:
     return out.getvalue()
 
 
+def _with_link_action(action: pikepdf.Dictionary) -> bytes:
+    pdf = _story()
+    link = pikepdf.Dictionary(
+        Type=pikepdf.Name.Annot,
+        Subtype=pikepdf.Name.Link,
+        Rect=pikepdf.Array([0, 0, 100, 100]),
+        A=action,
+    )
+    pdf.pages[0].Annots = pdf.make_indirect(pikepdf.Array([pdf.make_indirect(link)]))
+    return _saved(pdf)
+
+
+def goto_a_remote_file() -> bytes:
+    return _with_link_action(
+        pikepdf.Dictionary(
+            S=pikepdf.Name.GoToR, F=pikepdf.String("\\\\evil.example\\share\\x.pdf"), D=[0]
+        )
+    )
+
+
+def javascript_uri() -> bytes:
+    return _with_link_action(
+        pikepdf.Dictionary(S=pikepdf.Name.URI, URI=pikepdf.String("javascript:alert(1)"))
+    )
+
+
+def file_uri() -> bytes:
+    return _with_link_action(
+        pikepdf.Dictionary(S=pikepdf.Name.URI, URI=pikepdf.String(" FILE:///etc/passwd"))
+    )
+
+
+def zip_after_the_header() -> bytes:
+    """`%PDF-1.7`, then a ZIP holding a PDF: qpdf repairs its way to the PDF inside,
+    while an unzipper sees an archive (a polyglot)."""
+    return b"%PDF-1.7\n" + zip_named_pdf()
+
+
+def a_web_link() -> bytes:
+    """A link to a web page: allowed."""
+    return _with_link_action(
+        pikepdf.Dictionary(S=pikepdf.Name.URI, URI=pikepdf.String("https://stories.example/"))
+    )
+
+
 # Each hostile sample and the refusal codes it may get (a truncated file can fail
 # to parse or parse to nothing, depending on where it was cut).
 HOSTILE: dict[str, tuple[Callable[[], bytes], set[str]]] = {
@@ -148,4 +193,9 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], set[str]]] = {
         {"manuscript-unreadable", "manuscript-no-pages", "manuscript-unrenderable"},
     ),
     "zip named .pdf": (zip_named_pdf, {"manuscript-unreadable"}),
+    # #37 F7: these passed the check.
+    "goto a remote file": (goto_a_remote_file, {"manuscript-active-content"}),
+    "javascript: link": (javascript_uri, {"manuscript-active-content"}),
+    "file: link": (file_uri, {"manuscript-active-content"}),
+    "zip after the header": (zip_after_the_header, {"manuscript-unreadable"}),
 }

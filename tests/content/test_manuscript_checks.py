@@ -23,7 +23,7 @@ from shared.migrations import upgrade
 from shared.roles import Role
 from stories.emulator import paused
 from stories.samples import story_pdf
-from tests.content.pdf_samples import HOSTILE, javascript_on_open
+from tests.content.pdf_samples import HOSTILE, a_web_link, javascript_on_open
 from tests.harness.access import AccessHarness
 from tests.harness.content import PDF, STORY, ContentHarness, content_settings, start_content
 from tests.support import assert_problem
@@ -45,6 +45,10 @@ async def test_every_hostile_sample_is_refused_with_its_reason(name: str, tmp_pa
     ok, code = await verdict_on(make(), tmp_path)
     assert not ok, name
     assert code in codes, (name, code)
+
+
+async def test_a_book_with_a_link_to_a_web_page_passes(tmp_path: Path) -> None:
+    assert await verdict_on(a_web_link(), tmp_path) == (True, "")
 
 
 async def test_a_real_book_passes_and_counts_its_pages(tmp_path: Path) -> None:
