@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from shared.clock import UtcInstant
 from shared.events import BookFormatName
+from shared.text import SingleLine
 
 
 class StrictModel(BaseModel):
@@ -115,7 +116,9 @@ class OfflineBatchOut(BaseModel):
 
 class ProgressionDevice(StrictModel):
     id: DeviceId
-    name: Annotated[str, StringConstraints(max_length=100, pattern=r"^[^\x00-\x1f]*$")] = ""
+    # Shown to the reader ("continue where you left off on ..."): one line, no
+    # control or bidi characters (#37 F11), as every name others read.
+    name: Annotated[str, StringConstraints(max_length=100), SingleLine] = ""
 
 
 class ProgressionLocations(BaseModel):

@@ -517,6 +517,15 @@ class DeliveryService:
                 f"{skew.seconds} s: check the device's clock.",
                 code="in-the-future",
             )
+        # The window reading done offline has (#37 F11: a completion stamped 1971
+        # was taken, and would have been counted in a 1971 that nobody charts).
+        days = self.settings.offline_max_age_days
+        if body.modified < now_utc() - timedelta(days=days):
+            raise Unprocessable(
+                f"modified is more than {days} days ago: reading older than this is no "
+                "longer taken.",
+                code="too-old",
+            )
         async with self.session_factory() as session:
             row = await DeliveryRepository(session).published_book(book_id)
         state, taken = await self.parts.devices.store_progression(

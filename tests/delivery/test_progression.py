@@ -125,6 +125,15 @@ async def test_bad_progressions_are_refused_and_only_readers_of_the_book_store_o
     good = progression(1, now)
     cases: list[tuple[str, dict[str, Any], str | None]] = [
         ("from the future", progression(1, now + timedelta(hours=1)), "in-the-future"),
+        # #37 F11: a completion stamped 1971, and a device name that reads backwards.
+        ("from 1971", progression(1, datetime(1971, 1, 1, tzinfo=UTC)), "too-old"),
+        ("31 days ago", progression(1, now - timedelta(days=31)), "too-old"),
+        (
+            "bidi in the device name",
+            {**good, "device": {"id": "tablet-1", "name": "\u202egnidaer"}},
+            None,
+        ),
+        ("a line break in it", {**good, "device": {"id": "tablet-1", "name": "a\nb"}}, None),
         ("beyond the book", progression(100_000, now), "position-beyond-book"),
         ("no time zone", {**good, "modified": now.replace(tzinfo=None).isoformat()}, None),
         ("device id with a name", {**good, "device": {"id": "Amani's tablet"}}, None),
