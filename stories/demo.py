@@ -345,7 +345,20 @@ class DemoBuilder:
                 ),
                 200,
             )
-        if submission["status"] in ("SUBMITTED", "IN_REVIEW"):
+        if submission["status"] == "SUBMITTED" or (
+            submission["status"] == "IN_REVIEW" and submission.get("reviewer_id") != reviewer.id
+        ):
+            # Only the reviewer who claimed a submission decides it; a run cut off
+            # after another reviewer's claim takes it over.
+            submission = expect(
+                await self.http.post(
+                    f"{self.url}/v1/submissions/{sid}/claim",
+                    json={"take_over": True},
+                    headers={**reviewer.headers, "If-Match": f'"{submission["version"]}"'},
+                ),
+                200,
+            )
+        if submission["status"] == "IN_REVIEW":
             submission = expect(
                 await self.http.post(
                     f"{self.url}/v1/submissions/{sid}/review",
@@ -403,7 +416,8 @@ class DemoBuilder:
                 json={"code": found["join_code"]},
                 headers=learner.headers,
             )
-            if joined.status_code == 409:  # the code expired since the last run: a new one
+            # 404: the code expired since the last run (answered as an unknown one): a new one.
+            if joined.status_code == 404:
                 found = expect(
                     await self.http.post(
                         f"{self.url}/v1/classes/{found['id']}/join-code", headers=teacher.headers

@@ -98,7 +98,10 @@ PUBLIC_ROUTES: dict[str, dict[str, Any]] = {
     "metrics": {"priority": 40, "paths": ["/v1/metrics*", "/dashboard*"]},
 }
 # Paths only other tasks may call: refused at the load balancer before any rule.
-INTERNAL_PATHS = ["/v1/decisions*", "/metrics*", "/readyz*"]
+# A service's credential is minted by the services alone (#37 F13: the public
+# /v1/auth/* rule forwarded it, and with the embedded run's dev secrets anyone
+# reaching the gateway minted service tokens).
+INTERNAL_PATHS = ["/v1/decisions*", "/v1/auth/service-token*", "/metrics*", "/readyz*"]
 
 
 def alb_pattern(pattern: str) -> str:

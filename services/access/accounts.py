@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import structlog
+
 from services.access.devices import KnownDevices
 from services.access.emails import normalize_email
 from services.access.models import AuditEntry, RefreshToken, User
@@ -44,6 +46,9 @@ from shared.ratelimit import RateLimiter
 from shared.roles import Role
 
 INVALID_LOGIN = "Invalid email or password."
+
+
+log = structlog.get_logger(__name__)
 
 
 def address_key(client_ip: str | None) -> str:
@@ -78,8 +83,30 @@ class AccountService:
         # pool every other request needs. (A taken email costs the same time.)
         password_hash = await self.hashing.hash(password)
         if await self.repository.user_by_email(email) is not None:
-            raise Conflict("An account with this email already exists.", code="email-taken")
+            # The same answer as for a new email (#37 F14: a 409 told anyone which
+            # addresses have accounts): an account-shaped answer that is stored
+            # nowhere. The owner learns of it by mail once the platform sends mail;
+            # the one who asked signs in and is refused, as with any wrong password.
+            log.info("sign-up for an address that has an account, answered as new")
+            return self._unsaved_learner(display_name, password_hash, now_utc(), email=email)
         return self.new_learner(display_name, password_hash, now_utc(), email=email)
+
+    @staticmethod
+    def _unsaved_learner(
+        display_name: str, password_hash: str, now: datetime, *, email: str
+    ) -> User:
+        return User(
+            id=uuid.uuid4(),
+            email=email,
+            username=None,
+            home_class_id=None,
+            display_name=display_name,
+            password_hash=password_hash,
+            role=Role.LEARNER.value,
+            review_languages=[],
+            created_at=now,
+            updated_at=now,
+        )
 
     def new_learner(
         self,
@@ -426,16 +453,19 @@ class AccountService:
         """The languages a story manager reviews: their own (`user_id` None), or
         anyone's for an ADMIN.
 
-        Takes effect at once: the review decision that carries them is emptied
-        from every cache, as on a role change.
+        What an ADMIN sets for someone else is also a ceiling: that reviewer may
+        narrow their own list within it, never widen it (an empty list, every
+        language, included). Takes effect at once: the review decision that carries
+        them is emptied from every cache, as on a role change.
         """
         if actor.kind != "user":
             raise Forbidden("Review languages are set by people, not services.")
-        if user_id is None or user_id == actor.user_id:
+        by_admin = user_id is not None and user_id != actor.user_id
+        if user_id is not None and by_admin:
+            changer = await self.require_role(actor, Role.ADMIN)
+        else:
             changer = await self.require_role(actor, Role.STORY_MANAGER)
             user_id = changer.id
-        else:
-            changer = await self.require_role(actor, Role.ADMIN)
         user = await self.repository.user(user_id, for_update=True)
         if user is None:
             raise NotFound("No such user.")
@@ -444,17 +474,31 @@ class AccountService:
                 "Only story managers and above review submissions.", code="not-a-reviewer"
             )
         chosen = list(dict.fromkeys(tag.lower() for tag in languages))
-        if chosen == list(user.review_languages):
+        ceiling = user.review_languages_ceiling
+        if by_admin:
+            ceiling = chosen or None
+        elif ceiling is not None and (not chosen or not set(chosen) <= set(ceiling)):
+            raise Forbidden(
+                f"An ADMIN set the languages you review: {', '.join(ceiling)}. You may "
+                "choose among them, not add to them.",
+                code="review-languages-restricted",
+                allowed=ceiling,
+            )
+        if chosen == list(user.review_languages) and ceiling == user.review_languages_ceiling:
             return user
         self.audit(
             changer.id,
             "review_languages.set",
             "user",
             user.id,
-            {"review_languages": list(user.review_languages)},
-            {"review_languages": chosen},
+            {
+                "review_languages": list(user.review_languages),
+                "ceiling": user.review_languages_ceiling,
+            },
+            {"review_languages": chosen, "ceiling": ceiling},
         )
         user.review_languages = chosen
+        user.review_languages_ceiling = ceiling
         user.updated_at = now_utc()
         self.invalidate_user_after_commit(user.id)
         return user

@@ -82,8 +82,10 @@ jwks = APIRouter(tags=["auth"])
     status_code=201,
     summary="Create a LEARNER account",
     description="Limited per address (`ACCESS_REGISTRATIONS_PER_IP` an hour; 429 with "
-    "Retry-After).",
-    responses=problem_responses(409, 422, 429),
+    "Retry-After). An email that already has an account gets the same answer as a new "
+    "one and nothing is stored (no account enumeration): sign in next, and use the "
+    "token's account (`GET /v1/users/me`).",
+    responses=problem_responses(422, 429),
 )
 async def register(body: Registration, request: Request, service: AccountServiceDep) -> UserOut:
     user = await service.register(
@@ -176,7 +178,9 @@ async def logout(
 @auth.post(
     "/service-token",
     summary="Client-credentials token for a platform service (internal)",
-    description="Wrong secrets are limited per address (429 with Retry-After).",
+    description="Internal: the services call it at access's own address; the gateway "
+    "and the load balancer answer 404. Wrong secrets are limited per address (429 "
+    "with Retry-After).",
     responses=problem_responses(401, 422, 429),
 )
 async def service_token(
@@ -288,7 +292,9 @@ async def audit_log(
     "/me/review-languages",
     summary="Declare the languages you review (STORY_MANAGER and up)",
     description="Your review queue then shows, by default, submissions in these "
-    "languages only, and you review only these; an empty list means every language.",
+    "languages only, and you review only these; an empty list means every language. "
+    "Where an ADMIN set your languages, you may choose among them, not add to them "
+    "(403 `review-languages-restricted`, with the `allowed` list).",
     responses=problem_responses(401, 403, 422),
 )
 async def set_my_review_languages(
@@ -301,7 +307,7 @@ async def set_my_review_languages(
 
 @users.put(
     "/{user_id}/review-languages",
-    summary="Set the languages a story manager reviews (ADMIN)",
+    summary="Set the languages a story manager reviews (ADMIN); a ceiling they keep",
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def set_review_languages(

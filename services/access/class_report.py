@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -188,6 +189,10 @@ CSV_COLUMNS = [
 # A cell a spreadsheet would take for a formula (OWASP "CSV injection"): names and
 # titles are typed by children and volunteers, and the file is opened by a teacher.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# ...and one that splits into a formula where the spreadsheet's separator is
+# another character than the file's (";" in French, Portuguese and Spanish
+# locales: `Anna;=1+1` was a formula cell there, #37 F4).
+_SPLIT_INTO_A_FORMULA = re.compile(r"[,;\t|]\s*[=+\-@]")
 
 
 def csv_cell(value: object) -> str:
@@ -196,13 +201,16 @@ def csv_cell(value: object) -> str:
     if value is None:
         return ""
     text = json.dumps(value) if isinstance(value, bool) else str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
+    if text.startswith(FORMULA_START) or _SPLIT_INTO_A_FORMULA.search(text):
+        return "'" + text
+    return text
 
 
 def progress_csv(progress: ClassProgress) -> str:
-    """The report's rows, as JSON has them, one line each (RFC 4180, CRLF)."""
+    """The report's rows, as JSON has them, one line each (RFC 4180, CRLF), every
+    cell in quotes: no locale's separator splits one."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
     writer.writerow(CSV_COLUMNS)
     for row in progress.model_dump(mode="json")["rows"]:
         writer.writerow([csv_cell(row[column]) for column in CSV_COLUMNS])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import re
 import secrets
 import unicodedata
@@ -74,18 +75,29 @@ def first_password() -> str:
     return f"{secrets.choice(_WORDS)}{secrets.randbelow(10_000):04d}"
 
 
-def username_for(display_name: str, taken: set[str]) -> str:
+def username_for(display_name: str, taken: set[str], *, self_registered: bool = False) -> str:
     """A username from the first name, in plain letters ("Amélie Njoroge" ->
     "amelie"), numbered when the class has one already ("amelie2"); "learner"
-    when the name has no Latin letters."""
+    when the name has no Latin letters.
+
+    A child registering themselves always gets a random number after it
+    ("amelie417"): the answer must not tell who else is in the class (#37 F14:
+    "juma2" said a Juma was). A teacher adding a class sees them all anyway."""
     plain = unicodedata.normalize("NFKD", display_name).encode("ascii", "ignore").decode()
     plain = plain.replace("'", "")  # O'Neil -> oneil
     words = [w for w in _USERNAME_STEM.split(plain.lower()) if w]
     stem = (words[0] if words else "learner")[:20]
-    name, n = stem, 1
-    while name in taken:
-        n += 1
-        name = f"{stem}{n}"
+    if self_registered:
+        for attempt in itertools.count():
+            digits = 3 + attempt // 20  # a crowded stem: longer numbers after a while
+            name = f"{stem}{secrets.randbelow(9 * 10 ** (digits - 1)) + 10 ** (digits - 1)}"
+            if name not in taken:
+                break
+    else:
+        name, n = stem, 1
+        while name in taken:
+            n += 1
+            name = f"{stem}{n}"
     taken.add(name)
     return name
 
@@ -417,7 +429,7 @@ class ClassService:
         async with self.join_code_gates(client_ip):
             school_class = await self._joinable(code)
         taken = await self.repository.usernames(school_class.id)
-        username = username_for(display_name, taken)
+        username = username_for(display_name, taken, self_registered=True)
         now = now_utc()
         user = self._class_account(school_class, display_name, username, password_hash, now)
         await self._enrol(school_class, [user], now)

@@ -48,6 +48,9 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20))
     # The languages a story manager reviews (BCP 47 tags); empty: every language.
     review_languages: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The languages an ADMIN set (NULL: none set): the reviewer may narrow their
+    # own list within them, never widen it.
+    review_languages_ceiling: Mapped[list[str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 

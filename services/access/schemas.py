@@ -16,10 +16,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, Stri
 from services.access.passwords import MAX_PASSWORD_LENGTH, password_policy
 from shared.decisions import Decision, DecisionRequest
 from shared.roles import Role
-from shared.text import LanguageTag, SingleLine
+from shared.text import LanguageTag, PersonName, SingleLine
 
+# A person's name, as teachers, classmates and spreadsheets show it (#37 F4: no
+# zero-width or other invisible format characters).
 DisplayName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), SingleLine
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), PersonName
 ]
 # The policy (length, variety...) is checked by the service, which can say what is wrong.
 Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]

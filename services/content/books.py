@@ -19,6 +19,7 @@ from services.content.service import (
     BOOK_MAKER,
     PUBLISHER,
     apply_changes,
+    check_credited_accounts,
     check_if_match,
     check_lineage,
     families_for,
@@ -119,6 +120,7 @@ class BookService:
             updated_at=now,
         )
         await check_lineage(self.repository, book)
+        await check_credited_accounts(self.repository, book)
         self.repository.add(book)
         record_event(
             self.session,
@@ -150,6 +152,7 @@ class BookService:
         if not apply_changes(book, changes):
             return book
         await check_lineage(self.repository, book)
+        await check_credited_accounts(self.repository, book)
         if book.status == BookStatus.PUBLISHED and (book.language, book.reading_level) != slot:
             await self._check_slot_free(book)
         book.version += 1

@@ -12,6 +12,7 @@ version, from which work, by whom, under which licence.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from shared.errors import Conflict, Unprocessable
+from shared.text import primary_language
 
 
 class Derivation(StrEnum):
@@ -83,7 +85,28 @@ READING_LEVELS = ("emergent", "early", "transitional", "fluent")
 
 
 def language_name(tag: str) -> str:
-    return LANGUAGE_NAMES.get(tag.split("-")[0].lower(), tag)
+    return LANGUAGE_NAMES.get(primary_language(tag), tag)
+
+
+# Words that make a name read as a licence, a copyright or a claim to the work in
+# the attribution ("Jane (original author), CC BY 4.0", said by a translator): a
+# name is a name, and the attribution says the role and the licence (#37 F9).
+_NOT_A_NAME = re.compile(
+    r"(\bcc([\s-]+by|[\s-]*0)\b|creative\s*commons|\blicen[cs]|copyright|\u00a9|\(c\)|"
+    r"all\s+rights|public\s+domain|\b(original|authors?|authored)\b|"
+    r"\b(written|illustrated|drawn)\s+by\b)",
+    re.IGNORECASE,
+)
+
+
+def credit_name_problem(name: str) -> str | None:
+    """Why a credit's name is not just a name, if it is not."""
+    if _NOT_A_NAME.search(name):
+        return (
+            "a credit names a person: no licence, copyright or authorship wording (the "
+            "attribution says the role and the licence itself)"
+        )
+    return None
 
 
 class Version(Protocol):
@@ -119,9 +142,10 @@ def check_derivation(
     (submission, book), so no edit can turn a translation into a copy.
     """
     if derivation == Derivation.TRANSLATION:
-        if language.lower() == source.language.lower():
+        if primary_language(language) == primary_language(source.language):
             raise Unprocessable(
-                f"A translation is into another language than its source's ({source.language}).",
+                f"A translation is into another language than its source's ({source.language}; "
+                "a regional variant of it is the same language).",
                 code="translation-same-language",
             )
         if reading_level != source.reading_level:
@@ -137,7 +161,7 @@ def check_derivation(
                 f"({source.reading_level}).",
                 code="adaptation-same-level",
             )
-        if language.lower() != source.language.lower():
+        if primary_language(language) != primary_language(source.language):
             raise Unprocessable(
                 f"An adaptation keeps its source's language ({source.language}); "
                 "start a translation to change it.",

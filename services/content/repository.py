@@ -21,6 +21,7 @@ from services.content.models import (
     text_search_config,
 )
 from shared.pagination import after_cursor
+from shared.text import primary_language
 
 
 @dataclass(frozen=True)
@@ -232,15 +233,31 @@ class ContentRepository:
             return []
         return list(await self.session.scalars(select(Book).where(Book.family_id.in_(wanted))))
 
+    async def family_participants(self, family_id: uuid.UUID) -> set[str]:
+        """The accounts that took part in a family: the authors of its submissions and
+        the accounts its books already credit (each checked when it was credited)."""
+        authors = await self.session.scalars(
+            select(Submission.author_id).where(Submission.family_id == family_id)
+        )
+        credits = await self.session.scalars(
+            select(Book.credits).where(Book.family_id == family_id)
+        )
+        credited = {
+            str(c["account_id"]) for row in credits for c in row or [] if c.get("account_id")
+        }
+        return {str(a) for a in authors} | credited
+
     async def published_in_slot(
         self, family_id: uuid.UUID, language: str, reading_level: str
     ) -> list[Book]:
-        """The published book(s) of one family, language and level, locked to be retired."""
+        """The published book(s) of one family, language and level, locked to be retired.
+        A language is its regional variants too: "en-GB" takes "en"'s slot (#37 F9)."""
+        primary = primary_language(language)
         query = (
             select(Book)
             .where(
                 Book.family_id == family_id,
-                Book.language == language,
+                or_(Book.language == primary, Book.language.like(f"{primary}-%")),
                 Book.reading_level == reading_level,
                 Book.status == BookStatus.PUBLISHED.value,
             )

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -19,9 +20,9 @@ from pydantic import (
     model_validator,
 )
 
-from services.content.families import Family
+from services.content.families import Family, credit_name_problem
 from shared.events import BookAccess, BookFormatName, ReviewDecision
-from shared.text import LanguageTag, MultiLine, SingleLine
+from shared.text import LanguageTag, MultiLine, PersonName, SingleLine
 
 Title = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SingleLine
@@ -52,8 +53,20 @@ Licence = Literal[
     "CC-BY-ND-4.0",
     "CC-BY-NC-ND-4.0",
 ]
+
+
+def _just_a_name(name: str) -> str:
+    problem = credit_name_problem(name)
+    if problem is not None:
+        raise ValueError(problem)
+    return name
+
+
 CreditName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), SingleLine
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    PersonName,
+    AfterValidator(_just_a_name),
 ]
 
 
@@ -219,6 +232,14 @@ class UploadTicket(BaseModel):
     content_type: str
     max_bytes: int
     expires_at: datetime
+
+
+class ClaimRequest(StrictModel):
+    take_over: bool = Field(
+        default=False,
+        description="Take over a submission another reviewer has in review (recorded in "
+        "its history); without it, another's claim is a 409",
+    )
 
 
 class ReviewRequest(StrictModel):

@@ -84,6 +84,31 @@ async def check_lineage(repository: ContentRepository, row: Submission | Book) -
         )
 
 
+async def check_credited_accounts(
+    repository: ContentRepository, row: Submission | Book, *, author_id: uuid.UUID | None = None
+) -> None:
+    """A credit names an account only if that account took part in the story's family
+    (#37 F9: `credits[].account_id` took any account): the author of one of its
+    submissions, or an account a book of it already credits. `author_id` is the row's
+    own author, for a submission not written yet."""
+    named = {str(c["account_id"]) for c in row.credits or [] if c.get("account_id")}
+    if not named:
+        return
+    with repository.session.no_autoflush:
+        took_part = await repository.family_participants(row.family_id)
+    if author_id is not None:
+        took_part.add(str(author_id))
+    strangers = sorted(named - took_part)
+    if strangers:
+        raise Unprocessable(
+            "A credit may name only an account that took part in this story (an author of "
+            "one of its submissions, or someone a version of it already credits); credit "
+            "anyone else by name alone.",
+            code="credit-account-not-a-participant",
+            account_ids=strangers,
+        )
+
+
 async def families_for(
     repository: ContentRepository, books: Iterable[Book]
 ) -> dict[uuid.UUID, Family]:

@@ -29,6 +29,7 @@ from services.content.service import (
     REVIEWER,
     WRITER,
     apply_changes,
+    check_credited_accounts,
     check_if_match,
     check_lineage,
     holds_now,
@@ -104,17 +105,16 @@ class SubmissionService:
         await self.access.require(actor, Action.SUBMISSION_CREATE, minimum=WRITER)
         submission_id = uuid.uuid4()
         # An original starts its own family, named after its first submission.
-        return self._start(
-            actor,
-            Submission(
-                id=submission_id,
-                author_id=actor.user_id,
-                **body.model_dump(mode="json"),
-                family_id=submission_id,
-                derived_from=None,
-                derivation=Derivation.ORIGINAL.value,
-            ),
+        submission = Submission(
+            id=submission_id,
+            author_id=actor.user_id,
+            **body.model_dump(mode="json"),
+            family_id=submission_id,
+            derived_from=None,
+            derivation=Derivation.ORIGINAL.value,
         )
+        await check_credited_accounts(self.repository, submission, author_id=actor.user_id)
+        return self._start(actor, submission)
 
     async def start_derivation(
         self, actor: Principal, book_id: uuid.UUID, body: DerivationRequest
@@ -261,6 +261,9 @@ class SubmissionService:
             )
         if apply_changes(submission, changes):
             await check_lineage(self.repository, submission)
+            await check_credited_accounts(
+                self.repository, submission, author_id=submission.author_id
+            )
             submission.version += 1
             submission.updated_at = now_utc()
         return submission
@@ -413,15 +416,44 @@ class SubmissionService:
         return submission
 
     async def claim(
-        self, actor: Principal, submission_id: uuid.UUID, if_match: str | None
+        self,
+        actor: Principal,
+        submission_id: uuid.UUID,
+        if_match: str | None,
+        *,
+        take_over: bool = False,
     ) -> Submission:
+        """Take a submission into review: it is then this reviewer's to decide (#37
+        F16: a claim reserved nothing). Another reviewer's claim is taken over only
+        when asked, and the history names whose it was."""
         submission = await self._reviewable(actor, submission_id, if_match)
+        now = now_utc()
+        if submission.status == SubmissionStatus.IN_REVIEW:
+            if submission.reviewer_id == actor.user_id:
+                return submission  # claimed already: nothing changes
+            if not take_over:
+                raise Conflict(
+                    "Another reviewer has this submission in review; send take_over to "
+                    "take it over.",
+                    code="claimed-by-another",
+                    reviewer_id=str(submission.reviewer_id),
+                )
+            previous = submission.reviewer_id
+            self._move(
+                submission,
+                SubmissionStatus.IN_REVIEW,
+                actor,
+                notes=f"Taken over from reviewer {previous}.",
+                at=now,
+            )
+            submission.reviewer_id = actor.user_id
+            return submission
         if submission.status != SubmissionStatus.SUBMITTED:
             raise Conflict(
                 f"Only a SUBMITTED submission can be taken into review, not {submission.status}.",
                 code="illegal-transition",
             )
-        self._move(submission, SubmissionStatus.IN_REVIEW, actor, notes=None, at=now_utc())
+        self._move(submission, SubmissionStatus.IN_REVIEW, actor, notes=None, at=now)
         submission.reviewer_id = actor.user_id
         return submission
 
@@ -433,15 +465,26 @@ class SubmissionService:
         request: ReviewRequest,
     ) -> Submission:
         submission = await self._reviewable(actor, submission_id, if_match)
-        if submission.status not in AWAITING_REVIEW:
+        if submission.status == SubmissionStatus.SUBMITTED:
+            raise Conflict(
+                "Claim the submission first (POST …/claim): a decision is its reviewer's.",
+                code="not-claimed",
+            )
+        if submission.status != SubmissionStatus.IN_REVIEW:
             raise Conflict(
                 f"A {submission.status} submission cannot be reviewed.", code="illegal-transition"
+            )
+        if submission.reviewer_id != actor.user_id:
+            raise Conflict(
+                "Another reviewer has this submission in review: take it over first "
+                "(POST …/claim with take_over) to decide it.",
+                code="claimed-by-another",
+                reviewer_id=str(submission.reviewer_id),
             )
         if request.decision != "approve" and not request.notes:
             raise Unprocessable("Say what is wrong: notes are required unless approving.")
         now = now_utc()
         self._move(submission, REVIEW_OUTCOME[request.decision], actor, notes=request.notes, at=now)
-        submission.reviewer_id = actor.user_id
         submission.decided_at = now
         submitted_at = submission.submitted_at or now
         record_event(

@@ -204,11 +204,18 @@ class Seeder:
             ),
             200,
         )
+        claimed = expect(
+            await self.http.post(
+                f"{content}/v1/submissions/{submission['id']}/claim",
+                headers={**reviewer.headers, "If-Match": f'"{submitted["version"]}"'},
+            ),
+            200,
+        )
         approved = expect(
             await self.http.post(
                 f"{content}/v1/submissions/{submission['id']}/review",
                 json={"decision": "approve", "notes": None},
-                headers={**reviewer.headers, "If-Match": f'"{submitted["version"]}"'},
+                headers={**reviewer.headers, "If-Match": f'"{claimed["version"]}"'},
             ),
             200,
         )

@@ -10,10 +10,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 
 from shared.roles import Role
 from tests.harness.access import AccessHarness
+from tests.support import assert_problem
 
 PUBLIC = "public"
 ANY_USER = "any signed-in caller"
@@ -226,5 +228,41 @@ async def test_review_languages_are_declared_audited_and_carried_by_the_decision
         "/v1/users/audit-log", params={"subject_id": str(reviewer.id)}, headers=admin.headers
     )
     [entry] = [e for e in log.json()["items"] if e["action"] == "review_languages.set"]
-    assert entry["after"] == {"review_languages": ["sw", "pt-br"]}
+    assert entry["after"] == {"review_languages": ["sw", "pt-br"], "ceiling": None}
     assert entry["actor_id"] == str(reviewer.id)
+
+
+async def test_an_admins_review_languages_are_a_ceiling_the_reviewer_cannot_widen(
+    access: AccessHarness,
+) -> None:
+    """#37 F8: `PUT /v1/users/me/review-languages []` lifted an ADMIN's restriction."""
+    reviewer, admin = await access.account(Role.STORY_MANAGER), await access.account(Role.ADMIN)
+
+    async def set_mine(languages: list[str]) -> httpx.Response:
+        return await access.http.put(
+            "/v1/users/me/review-languages",
+            json={"languages": languages},
+            headers=reviewer.headers,
+        )
+
+    restricted = await access.http.put(
+        f"/v1/users/{reviewer.id}/review-languages",
+        json={"languages": ["sw", "fr"]},
+        headers=admin.headers,
+    )
+    assert restricted.status_code == 200, restricted.text
+    for wider in ([], ["sw", "en"], ["en"]):
+        body = assert_problem(await set_mine(wider), 403, "review-languages-restricted")
+        assert body["allowed"] == ["sw", "fr"]
+    narrowed = await set_mine(["fr"])
+    assert narrowed.status_code == 200, narrowed.text
+    assert narrowed.json()["review_languages"] == ["fr"]
+    # Narrowed, the ceiling stays: the reviewer may widen back within it only.
+    assert (await set_mine(["sw", "fr"])).status_code == 200
+    assert_problem(await set_mine([]), 403, "review-languages-restricted")
+    # The ADMIN lifts it (an empty list: every language, no ceiling).
+    lifted = await access.http.put(
+        f"/v1/users/{reviewer.id}/review-languages", json={"languages": []}, headers=admin.headers
+    )
+    assert lifted.status_code == 200, lifted.text
+    assert (await set_mine(["en"])).status_code == 200

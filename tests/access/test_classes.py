@@ -5,6 +5,7 @@ the limits that still stop a guessing run."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -385,8 +386,9 @@ async def test_join_codes_join_rotate_expire_and_archive(access: AccessHarness) 
         json={"code": code, "display_name": "Zawadi Mwangi", "password": "simba"},
     )
     assert registered.status_code == 201, registered.text
-    assert registered.json()["username"] == "zawadi"
-    assert (await class_login(access.http, code, "zawadi", "simba")).status_code == 200
+    zawadi = registered.json()["username"]
+    assert re.fullmatch(r"zawadi\d{3}", zawadi), zawadi  # a number no other name tells
+    assert (await class_login(access.http, code, zawadi, "simba")).status_code == 200
 
     rotated = await access.http.post(
         f"/v1/classes/{made['id']}/join-code", json={"expires_in_days": 7}, headers=teacher.headers
@@ -399,8 +401,8 @@ async def test_join_codes_join_rotate_expire_and_archive(access: AccessHarness) 
     assert timedelta(days=6, hours=23) < expires - datetime.now(UTC) <= timedelta(days=7)
     old = await access.http.post("/v1/classes/join", json={"code": code}, headers=learner.headers)
     assert_problem(old, 404, "unknown-class-code")
-    assert_problem(await class_login(access.http, code, "zawadi", "simba"), 401)
-    assert (await class_login(access.http, new_code, "zawadi", "simba")).status_code == 200
+    assert_problem(await class_login(access.http, code, zawadi, "simba"), 401)
+    assert (await class_login(access.http, new_code, zawadi, "simba")).status_code == 200
 
     # Expired: nobody joins, but the code still names the class at sign-in.
     async with access.resources.session_factory() as session:
@@ -416,7 +418,7 @@ async def test_join_codes_join_rotate_expire_and_archive(access: AccessHarness) 
     )
     # The same answer as a code that never was: a guesser cannot find expired codes.
     assert_problem(late, 404, "unknown-class-code")
-    assert (await class_login(access.http, new_code, "zawadi", "simba")).status_code == 200
+    assert (await class_login(access.http, new_code, zawadi, "simba")).status_code == 200
 
     archived = await access.http.post(f"/v1/classes/{made['id']}/archive", headers=teacher.headers)
     assert archived.json()["archived_at"] is not None
@@ -459,9 +461,11 @@ async def test_class_accounts_hold_no_email_and_take_turns_for_usernames(
         )
     )
     assert [r.status_code for r in registered] == [201] * 10, [r.text for r in registered][:2]
-    assert sorted(r.json()["username"] for r in registered) == sorted(
-        ["juma", *(f"juma{n}" for n in range(2, 11))]
-    )
+    # Each its own, and none that says who else is in the class (#37 F14: "juma2"
+    # told a child registering that a Juma was there).
+    names = [r.json()["username"] for r in registered]
+    assert len(set(names)) == 10
+    assert all(re.fullmatch(r"juma\d{3}", name) for name in names), names
     weak = await access.http.post(
         "/v1/auth/class-register",
         json={"code": made["join_code"], "display_name": "Juma", "password": "aaaa"},

@@ -15,7 +15,7 @@ from sqlalchemy import update
 from services.content.models import Submission
 from shared.roles import Role
 from tests.harness.access import Account
-from tests.harness.content import ContentHarness
+from tests.harness.content import STORY, ContentHarness
 from tests.support import assert_problem, eventually
 
 
@@ -389,3 +389,92 @@ async def test_a_submission_waiting_too_long_is_marked_overdue(content: ContentH
     )
     overdue = {s["id"]: s["overdue"] for s in page.json()["items"]}
     assert (overdue[waiting["id"]], overdue[fresh["id"]]) == (True, False)
+
+
+async def test_credits_name_people_and_only_accounts_that_took_part(
+    content: ContentHarness,
+) -> None:
+    """#37 F9: a translator's `credited_as` could claim the original with licence text,
+    `credits[].account_id` took any account, and en to en-GB was a "translation"."""
+    author = await content.account(Role.VOLUNTEER)
+    translator = await content.account(Role.VOLUNTEER)
+    stranger = await content.account(Role.VOLUNTEER)
+    reviewer = await content.account(Role.STORY_MANAGER)
+    admin = await content.account(Role.CONTENT_ADMIN)
+    http = content.http
+    original = await content.published_book(author=author, reviewer=reviewer, admin=admin)
+
+    claim = await http.post(
+        f"/v1/books/{original['id']}/derivations",
+        json={
+            "kind": "translation",
+            "language": "sw",
+            "credited_as": "Neema (original author), CC BY 4.0",
+        },
+        headers=translator.headers,
+    )
+    assert_problem(claim, 422)
+    variant = await http.post(
+        f"/v1/books/{original['id']}/derivations",
+        json={"kind": "translation", "language": "en-GB"},
+        headers=translator.headers,
+    )
+    assert_problem(variant, 422, "translation-same-language")
+
+    # An account credited on a new story must be its author's own.
+    credited_stranger = await http.post(
+        "/v1/submissions",
+        json={
+            **STORY,
+            "credits": [{"role": "illustrator", "name": "Someone", "account_id": str(stranger.id)}],
+        },
+        headers=author.headers,
+    )
+    body = assert_problem(credited_stranger, 422, "credit-account-not-a-participant")
+    assert body["account_ids"] == [str(stranger.id)]
+    by_name = await http.post(
+        "/v1/submissions",
+        json={**STORY, "credits": [{"role": "illustrator", "name": "Someone"}]},
+        headers=author.headers,
+    )
+    assert by_name.status_code == 201, by_name.text
+
+    # A translation may credit the family's own people, not anyone.
+    draft = await derive(content, translator, original["id"], kind="translation", language="sw")
+    own = [
+        *draft["credits"],
+        {"role": "illustrator", "name": "Amina", "account_id": str(author.id)},
+    ]
+    taken = await http.patch(
+        f"/v1/submissions/{draft['id']}",
+        json={"credits": own},
+        headers={**translator.headers, "If-Match": f'"{draft["version"]}"'},
+    )
+    assert taken.status_code == 200, taken.text
+    foreign = [*own, {"role": "illustrator", "name": "Zed", "account_id": str(stranger.id)}]
+    refused = await http.patch(
+        f"/v1/submissions/{draft['id']}",
+        json={"credits": foreign},
+        headers={**translator.headers, "If-Match": f'"{taken.json()["version"]}"'},
+    )
+    assert_problem(refused, 422, "credit-account-not-a-participant")
+
+
+async def test_regional_variants_share_one_slot_of_the_family(content: ContentHarness) -> None:
+    """#37 F9: one published version per family, language and level, where pt and
+    pt-BR are one language: publishing the second retires the first."""
+    author, translator = (
+        await content.account(Role.VOLUNTEER),
+        await content.account(Role.VOLUNTEER),
+    )
+    reviewer = await content.account(Role.STORY_MANAGER)
+    admin = await content.account(Role.CONTENT_ADMIN)
+    people = {"author": translator, "reviewer": reviewer, "admin": admin}
+    original = await content.published_book(author=author, reviewer=reviewer, admin=admin)
+    first = await derive(content, translator, original["id"], kind="translation", language="pt")
+    portuguese = await publish_submission(content, first, **people)
+    second = await derive(content, translator, original["id"], kind="translation", language="pt-BR")
+    brazilian = await publish_submission(content, second, **people)
+    older = await content.http.get(f"/v1/books/{portuguese['id']}", headers=admin.headers)
+    assert older.json()["status"] == "UNPUBLISHED"
+    assert older.json()["superseded_by"] == brazilian["id"]

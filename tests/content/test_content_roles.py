@@ -127,10 +127,15 @@ async def claim(c: ContentHarness, cast: Cast, actor: Account | None) -> httpx.R
 
 async def review(c: ContentHarness, cast: Cast, actor: Account | None) -> httpx.Response:
     submitted = await c.submitted(cast.volunteer)
+    # Claimed by the actor where the actor reviews (only a claimant decides), else by
+    # the cast's reviewer: a refused caller is refused for who they are, not the state.
+    reviewer = actor if actor is not None and actor.role.at_least(Role.STORY_MANAGER) else None
+    claimed = await c.claim(reviewer or cast.reviewer, submitted)
+    assert claimed.status_code == 200, claimed.text
     return await c.http.post(
         f"/v1/submissions/{submitted['id']}/review",
         json={"decision": "approve"},
-        headers=headers(actor, **{"If-Match": f'"{submitted["version"]}"'}),
+        headers=headers(actor, **{"If-Match": f'"{claimed.json()["version"]}"'}),
     )
 
 

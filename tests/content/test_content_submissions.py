@@ -15,7 +15,7 @@ import pytest
 
 from shared.roles import Role
 from tests.conftest import TEST_AWS
-from tests.harness.access import AccessHarness
+from tests.harness.access import AccessHarness, Account
 from tests.harness.content import (
     MAX_MANUSCRIPT_BYTES,
     PDF,
@@ -227,6 +227,9 @@ async def test_illegal_transitions_are_conflicts(content: ContentHarness) -> Non
     # Changes requested need notes; then the author may edit and resubmit.
     other = await content.submitted(author)
     assert_problem(await content.review(reviewer, other, "request_changes"), 422)
+    other = (
+        await content.http.get(f"/v1/submissions/{other['id']}", headers=reviewer.headers)
+    ).json()
     asked = (await content.review(reviewer, other, "request_changes", "Shorter, please.")).json()
     assert asked["status"] == "CHANGES_REQUESTED"
     edited = await content.http.patch(
@@ -359,9 +362,11 @@ async def test_idempotency_keys_replay_create_submit_and_review(content: Content
     assert replayed.json() == submitted.json()
     assert replayed.headers["ETag"] == submitted.headers["ETag"]
 
+    claimed = await content.claim(reviewer, submitted.json())
+    assert claimed.status_code == 200, claimed.text
     review_headers = {
         **reviewer.headers,
-        "If-Match": submitted.headers["ETag"],
+        "If-Match": claimed.headers["ETag"],
         "Idempotency-Key": new_id(),
     }
     url = f"/v1/submissions/{created['id']}/review"
@@ -568,3 +573,49 @@ async def test_publishing_a_book_whose_manuscript_is_gone_is_a_conflict(
     assert_problem(response, 409, "manuscript-gone")
     after = await content.http.get(f"/v1/books/{book['id']}", headers=admin.headers)
     assert after.json()["status"] == "DRAFT"
+
+
+async def test_a_claim_reserves_the_submission_for_its_reviewer(content: ContentHarness) -> None:
+    """#37 F16: another reviewer could decide a submission someone had claimed, and
+    anyone could decide one nobody had claimed. Only the claimant decides now; a
+    take-over is explicit and in the history."""
+    author = await content.account(Role.VOLUNTEER)
+    first = await content.account(Role.STORY_MANAGER)
+    second = await content.account(Role.STORY_MANAGER)
+    submitted = await content.submitted(author)
+
+    async def decide(reviewer: Account, submission: dict[str, Any]) -> httpx.Response:
+        return await content.http.post(
+            f"/v1/submissions/{submission['id']}/review",
+            json={"decision": "approve"},
+            headers={**reviewer.headers, "If-Match": f'"{submission["version"]}"'},
+        )
+
+    assert_problem(await decide(first, submitted), 409, "not-claimed")
+    claimed = await content.claim(first, submitted)
+    assert claimed.status_code == 200, claimed.text
+    mine = claimed.json()
+    body = assert_problem(await decide(second, mine), 409, "claimed-by-another")
+    assert body["reviewer_id"] == str(first.id)
+    assert_problem(await content.claim(second, mine), 409, "claimed-by-another")
+    # Claimed again by its own reviewer: nothing changes.
+    again = await content.claim(first, mine)
+    assert (again.status_code, again.json()["version"]) == (200, mine["version"])
+    taken = await content.http.post(
+        f"/v1/submissions/{mine['id']}/claim",
+        json={"take_over": True},
+        headers={**second.headers, "If-Match": f'"{mine["version"]}"'},
+    )
+    assert taken.status_code == 200, taken.text
+    assert_problem(await decide(first, taken.json()), 409, "claimed-by-another")
+    decided = await decide(second, taken.json())
+    assert decided.status_code == 200, decided.text
+    history = (
+        await content.http.get(f"/v1/submissions/{mine['id']}/history", headers=author.headers)
+    ).json()
+    steps = [(h["to_status"], h["actor_id"], h["notes"]) for h in history]
+    assert steps[-3:] == [
+        ("IN_REVIEW", str(first.id), None),
+        ("IN_REVIEW", str(second.id), f"Taken over from reviewer {first.id}."),
+        ("APPROVED", str(second.id), None),
+    ]

@@ -17,6 +17,7 @@ from services.content.families import (
     Family,
     check_derivable,
     check_derivation,
+    credit_name_problem,
     derived_credits,
     families_of,
     language_name,
@@ -66,6 +67,48 @@ def test_a_translation_changes_the_language_and_keeps_the_level() -> None:
     with pytest.raises(Unprocessable) as relevelled:
         check_derivation("translation", ORIGINAL, language="sw", reading_level="fluent")
     assert relevelled.value.code == "translation-changes-level"
+
+
+def test_a_regional_variant_is_the_same_language() -> None:
+    """#37 F9: en to en-GB was taken as a translation, a new slot of the family."""
+    for variant in ("en-GB", "en-us", "EN-Latn"):
+        with pytest.raises(Unprocessable) as same:
+            check_derivation("translation", ORIGINAL, language=variant, reading_level="early")
+        assert same.value.code == "translation-same-language"
+    check_derivation("adaptation", ORIGINAL, language="en-GB", reading_level="emergent")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Jane Doe, CC BY 4.0",
+        "Jane (original author)",
+        "Licensed under Creative Commons",
+        "© Jane Doe",
+        "Jane Doe (c) 2026",
+        "Copyright Jane",
+        "Written by Jane",
+        "All rights reserved",
+        "Public domain",
+        "Jane, author",
+    ],
+)
+def test_a_credit_name_with_licence_or_role_wording_is_refused(name: str) -> None:
+    assert credit_name_problem(name) is not None
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Amina Yusuf",
+        "Jean-Baptiste Ccby",
+        "Authorine Ndlovu",
+        "Mwandishi Juma",
+        "Demo volunteer translator",
+    ],
+)
+def test_a_persons_name_is_a_credit_name(name: str) -> None:
+    assert credit_name_problem(name) is None
 
 
 def test_an_adaptation_changes_the_level_and_keeps_the_language() -> None:

@@ -136,6 +136,12 @@ class ContentHarness:
         body: dict[str, Any] = response.json()
         return body
 
+    async def claim(self, reviewer: Account, submission: dict[str, Any]) -> httpx.Response:
+        return await self.http.post(
+            f"/v1/submissions/{submission['id']}/claim",
+            headers={**reviewer.headers, "If-Match": f'"{submission["version"]}"'},
+        )
+
     async def review(
         self,
         reviewer: Account,
@@ -143,6 +149,13 @@ class ContentHarness:
         decision: str = "approve",
         notes: str | None = None,
     ) -> httpx.Response:
+        """A reviewer's decision, as a reviewer makes it: a SUBMITTED submission is
+        claimed first (only its claimant decides it); a refused claim is the answer."""
+        if submission.get("status") == "SUBMITTED":
+            claimed = await self.claim(reviewer, submission)
+            if claimed.status_code != 200:
+                return claimed
+            submission = claimed.json()
         return await self.http.post(
             f"/v1/submissions/{submission['id']}/review",
             json={"decision": decision, "notes": notes},

@@ -465,10 +465,15 @@ async def _free_book(
         f"{content}/v1/submissions/{sid}/submit", headers={**admin, "If-Match": '"1"'}
     )
     assert submitted.status_code == 200, submitted.text
+    claimed = await http.post(
+        f"{content}/v1/submissions/{sid}/claim",
+        headers={**reviewer, "If-Match": submitted.headers["ETag"]},
+    )
+    assert claimed.status_code == 200, claimed.text
     approved = await http.post(
         f"{content}/v1/submissions/{sid}/review",
         json={"decision": "approve"},
-        headers={**reviewer, "If-Match": submitted.headers["ETag"]},
+        headers={**reviewer, "If-Match": claimed.headers["ETag"]},
     )
     assert approved.status_code == 200, approved.text
     book = await http.post(

@@ -227,7 +227,15 @@ async def test_internal_and_unknown_paths_are_the_load_balancers_404(
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=gateway), base_url="http://gw"
     ) as http:
-        for path in ("/v1/decisions", "/v1/decisions/batch", "/readyz", "/metrics", "/nope"):
+        # #37 F13: the service token, public through /v1/auth/* before.
+        for path in (
+            "/v1/decisions",
+            "/v1/decisions/batch",
+            "/v1/auth/service-token",
+            "/readyz",
+            "/metrics",
+            "/nope",
+        ):
             answer = await http.post(path, json={})
             assert answer.status_code == 404, path
             assert answer.headers["content-type"] == "application/problem+json"

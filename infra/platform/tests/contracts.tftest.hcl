@@ -293,6 +293,7 @@ run "internal_paths_stay_internal" {
     condition = (
       output.public_routes.refused.status == "404"
       && contains(output.public_routes.refused.paths, "/v1/decisions*")
+      && contains(output.public_routes.refused.paths, "/v1/auth/service-token*")
       && contains(output.public_routes.refused.paths, "/metrics*")
       && alltrue([
         for name, route in output.public_routes.forwarded :

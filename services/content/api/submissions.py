@@ -20,6 +20,7 @@ from services.content.api.common import (
 from services.content.dependencies import SubmissionServiceDep
 from services.content.models import SubmissionStatus
 from services.content.schemas import (
+    ClaimRequest,
     DerivationRequest,
     Language,
     ManuscriptLink,
@@ -209,6 +210,9 @@ async def submit(
     "/{submission_id}/claim",
     response_model=SubmissionOut,
     summary="Take a SUBMITTED submission into review: IN_REVIEW (STORY_MANAGER and up; If-Match)",
+    description="The claim reserves the submission: only its reviewer decides it. Another "
+    "reviewer's claim is a 409 `claimed-by-another`, unless `take_over` is sent: then the "
+    "submission is yours, and its history says from whom you took it.",
     responses=CHANGE_ERRORS,
 )
 async def claim(
@@ -216,16 +220,23 @@ async def claim(
     principal: CurrentPrincipal,
     service: SubmissionServiceDep,
     if_match: IfMatch = None,
+    body: ClaimRequest | None = None,
 ) -> JSONResponse:
+    take_over = body.take_over if body is not None else False
     return with_etag(
-        submission_out(await service.claim(principal, submission_id, if_match), service.settings)
+        submission_out(
+            await service.claim(principal, submission_id, if_match, take_over=take_over),
+            service.settings,
+        )
     )
 
 
 @submissions.post(
     "/{submission_id}/review",
     response_model=SubmissionOut,
-    summary="Approve, request changes or reject (STORY_MANAGER and up, not the author; If-Match)",
+    summary="Approve, request changes or reject what you claimed (STORY_MANAGER and up; If-Match)",
+    description="Only the reviewer who claimed the submission decides it: an unclaimed one "
+    "is a 409 `not-claimed`, another reviewer's a 409 `claimed-by-another`.",
     responses=CHANGE_ERRORS,
 )
 async def review(
