@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
+from sqlalchemy.exc import IntegrityError
 
 from services.access.devices import KnownDevices
 from services.access.emails import normalize_email
@@ -56,6 +57,30 @@ def address_key(client_ip: str | None) -> str:
     return client_ip or "unknown"
 
 
+def learner_row(
+    display_name: str,
+    password_hash: str,
+    now: datetime,
+    *,
+    email: str | None = None,
+    username: str | None = None,
+    home_class_id: uuid.UUID | None = None,
+) -> User:
+    """A LEARNER account's row, not yet stored anywhere."""
+    return User(
+        id=uuid.uuid4(),
+        email=email,
+        username=username,
+        home_class_id=home_class_id,
+        display_name=display_name,
+        password_hash=password_hash,
+        role=Role.LEARNER.value,
+        review_languages=[],
+        created_at=now,
+        updated_at=now,
+    )
+
+
 @dataclass
 class AccountService:
     repository: AccessRepository
@@ -82,31 +107,25 @@ class AccountService:
         # (~50 ms of CPU): a burst of sign-ups queues on the hashers, not on the
         # pool every other request needs. (A taken email costs the same time.)
         password_hash = await self.hashing.hash(password)
-        if await self.repository.user_by_email(email) is not None:
-            # The same answer as for a new email (#37 F14: a 409 told anyone which
-            # addresses have accounts): an account-shaped answer that is stored
-            # nowhere. The owner learns of it by mail once the platform sends mail;
-            # the one who asked signs in and is refused, as with any wrong password.
-            log.info("sign-up for an address that has an account, answered as new")
-            return self._unsaved_learner(display_name, password_hash, now_utc(), email=email)
-        return self.new_learner(display_name, password_hash, now_utc(), email=email)
-
-    @staticmethod
-    def _unsaved_learner(
-        display_name: str, password_hash: str, now: datetime, *, email: str
-    ) -> User:
-        return User(
-            id=uuid.uuid4(),
-            email=email,
-            username=None,
-            home_class_id=None,
-            display_name=display_name,
-            password_hash=password_hash,
-            role=Role.LEARNER.value,
-            review_languages=[],
-            created_at=now,
-            updated_at=now,
-        )
+        now = now_utc()
+        if await self.repository.user_by_email(email) is None:
+            try:
+                # Written now, in a savepoint: a sign-up for the same address at the
+                # same moment loses on the unique email and gets the answer below,
+                # not a 409 that would say the address is taken.
+                async with self.session.begin_nested():
+                    user = self.new_learner(display_name, password_hash, now, email=email)
+                    await self.session.flush()
+            except IntegrityError:
+                pass
+            else:
+                return user
+        # The same answer as for a new email (#37 F14: a 409 told anyone which
+        # addresses have accounts): an account-shaped answer that is stored nowhere.
+        # The owner learns of it by mail once the platform sends mail; the one who
+        # asked signs in and is refused, as with any wrong password.
+        log.info("sign-up for an address that has an account, answered as new")
+        return learner_row(display_name, password_hash, now, email=email)
 
     def new_learner(
         self,
@@ -119,18 +138,10 @@ class AccountService:
         home_class_id: uuid.UUID | None = None,
     ) -> User:
         """A new LEARNER account, announced: with an email, or a class account (#19)."""
-        user = User(
-            id=uuid.uuid4(),
-            email=email,
-            username=username,
+        user = learner_row(
+            display_name, password_hash, now, email=email, username=username,
             home_class_id=home_class_id,
-            display_name=display_name,
-            password_hash=password_hash,
-            role=Role.LEARNER.value,
-            review_languages=[],
-            created_at=now,
-            updated_at=now,
-        )
+        )  # fmt: skip
         self.repository.add(user)
         record_event(self.session, UserRegistered(user_id=user.id, role=Role.LEARNER))
         return user

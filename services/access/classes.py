@@ -444,23 +444,16 @@ class ClassService:
         `ACCESS_JOIN_CODE_FAILURES_PER_IP` / `_PER_ACCOUNT` the guesser is slowed to one
         code every `ACCESS_LOGIN_SLOWED_SECONDS`, while a right code still gets in."""
         settings = self.accounts.settings
-        refusal = "Too many wrong class codes."
+        limits = {f"join:ip:{address_key(client_ip)}": settings.join_code_failures_per_ip}
+        if account is not None:
+            limits[f"join:account:{account}"] = settings.join_code_failures_per_account
         async with contextlib.AsyncExitStack() as gates:
-            await gates.enter_async_context(
-                self.accounts.failure_gate(
-                    f"join:ip:{address_key(client_ip)}",
-                    limit=settings.join_code_failures_per_ip,
-                    refusal=refusal,
-                    counts=NotFound,
-                    code="join-codes-slowed",
-                )
-            )
-            if account is not None:
+            for key, limit in limits.items():
                 await gates.enter_async_context(
                     self.accounts.failure_gate(
-                        f"join:account:{account}",
-                        limit=settings.join_code_failures_per_account,
-                        refusal=refusal,
+                        key,
+                        limit=limit,
+                        refusal="Too many wrong class codes.",
                         counts=NotFound,
                         code="join-codes-slowed",
                     )

@@ -7,14 +7,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import tempfile
+import time
 import uuid
 from datetime import UTC, datetime
 
 import httpx
+from argon2 import PasswordHasher
 from sqlalchemy import insert
 
 from services.access.main import SERVICE as ACCESS
 from services.access.models import CatalogBook
+from services.access.settings import AccessSettings
 from shared.db import create_engine, drop_schema, ensure_database
 from shared.migrations import upgrade
 from stories.bench.harness import (
@@ -27,6 +31,8 @@ from stories.bench.harness import (
 )
 from stories.bench.plumbing import measure_bare
 from stories.bench.services import BARE, service_env
+
+Measured = tuple[float, str, float, float]
 
 
 async def bench_access(*, duration: float, connections: int) -> list[Figure]:
@@ -50,11 +56,17 @@ async def bench_access(*, duration: float, connections: int) -> list[Figure]:
     try:
         bare = await asyncio.to_thread(measure_bare, duration=duration, connections=connections)
         rows = await asyncio.to_thread(_measure_access, schema, book, duration, connections)
+        verifies = await asyncio.to_thread(_argon2_verifies, duration)
     finally:
         await drop_schema(BENCH_DATABASE_URL, schema)
-    decision, me = rows
+    decision, me, sign_in = rows
     return [
         Figure("access", BARE, bare[0], "req/s", bare[1], bare[2]),
+        Figure("access", ARGON2, verifies, "verify/s"),
+        Figure(
+            "access", f"POST /v1/auth/login, right password, {SIGN_IN_ACCOUNTS} accounts",
+            *sign_in, baseline_of=ARGON2, target_ratio=0.7,
+        ),
         Figure(
             "access", "POST /v1/decisions (cached)", *decision, baseline_of=BARE,
             target_ratio=0.5, target_p99_ms=25,
@@ -66,10 +78,52 @@ async def bench_access(*, duration: float, connections: int) -> list[Figure]:
     ]  # fmt: skip
 
 
+ARGON2 = "one argon2id verify (the platform's parameters), in a loop"
+# Sign-ins are spread over many accounts, as a school's morning is: every one
+# passes the address, account and pair gates (Redis) and hashes once.
+SIGN_IN_ACCOUNTS = 40
+
+
+def _argon2_verifies(duration: float) -> float:
+    """What one core verifies per second at the platform's argon2 parameters: the
+    ceiling of sign-ins, which each cost one verify."""
+    defaults = AccessSettings.model_fields
+    hasher = PasswordHasher(
+        time_cost=defaults["password_hash_time_cost"].default,
+        memory_cost=defaults["password_hash_memory_kib"].default,
+        parallelism=defaults["password_hash_parallelism"].default,
+    )
+    stored = hasher.hash("bench passphrase 2026")
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < duration:
+        hasher.verify(stored, "bench passphrase 2026")
+        done += 1
+    return done / (time.perf_counter() - started)
+
+
+def _sign_in_script(emails: list[str], password: str) -> str:
+    """A wrk script that signs in as an account picked at random each time."""
+    listed = ",".join(json.dumps(e) for e in emails)
+    lua = f"""
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local emails = {{{listed}}}
+request = function()
+  local email = emails[math.random(#emails)]
+  return wrk.format(nil, nil, nil, '{{"email": "' .. email .. '", "password": "{password}"}}')
+end
+"""
+    handle, script = tempfile.mkstemp(suffix=".lua", prefix="stories-wrk-")
+    with os.fdopen(handle, "w") as out:
+        out.write(lua)
+    return script
+
+
 def _measure_access(
     schema: str, book: uuid.UUID, duration: float, connections: int
-) -> tuple[tuple[float, str, float, float], tuple[float, str, float, float]]:
-    env = service_env("ACCESS", schema)
+) -> tuple[Measured, Measured, Measured]:
+    # Every account of a run is registered from this one address.
+    env = {**service_env("ACCESS", schema), "ACCESS_REGISTRATIONS_PER_IP": "100000"}
     with uvicorn_process(
         "services.access.main:SERVICE.create_app", env, ready_path="/healthz"
     ) as url:
@@ -107,9 +161,23 @@ def _measure_access(
         me = wrk_script(
             "/v1/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
         )
+        emails = [
+            f"bench-in-{n}-{uuid.uuid4().hex[:6]}@example.org" for n in range(SIGN_IN_ACCOUNTS)
+        ]
+        for address in emails:
+            httpx.post(
+                f"{url}/v1/auth/register",
+                json={"email": address, "password": password, "display_name": "Reader"},
+                timeout=10,
+            ).raise_for_status()
+        sign_in = _sign_in_script(emails, password)
         try:
             results = []
-            endpoints = (("/v1/decisions", decide), ("/v1/users/me", me))
+            endpoints = (
+                ("/v1/decisions", decide),
+                ("/v1/users/me", me),
+                ("/v1/auth/login", sign_in),
+            )
             # Warm every endpoint before measuring any: the first seconds of a
             # fresh process (lazy imports, caches filling, first collections)
             # would otherwise land in whichever row runs first.
@@ -123,4 +191,5 @@ def _measure_access(
         finally:
             os.unlink(decide)
             os.unlink(me)
-    return results[0], results[1]
+            os.unlink(sign_in)
+    return results[0], results[1], results[2]

@@ -84,7 +84,14 @@ async def bench_delivery(*, duration: float, connections: int) -> list[Figure]:
     await engine.dispose()
     try:
         bare = await asyncio.to_thread(measure_bare, duration=duration, connections=connections)
-        s3, cloudfront, cloudfront_one, cloudfront_unshared, opened = await asyncio.to_thread(
+        (
+            s3,
+            cloudfront,
+            cloudfront_one,
+            cloudfront_unshared,
+            uploads,
+            opened,
+        ) = await asyncio.to_thread(
             _measure_delivery, access_schema, delivery_schema, books, duration, connections
         )
         signing = await asyncio.to_thread(_signing_rates)
@@ -114,6 +121,11 @@ async def bench_delivery(*, duration: float, connections: int) -> list[Figure]:
         Figure("delivery", "one SigV4 presign (botocore), in a loop",
                signing["sigv4_botocore"], "sig/s"),
         Figure("delivery", "one SigV4 presign (ours), in a loop", signing["sigv4_ours"], "sig/s"),
+        Figure(
+            "delivery",
+            f"POST /v1/reading/events, {OFFLINE_EVENTS} events, {OFFLINE_READERS} readers",
+            *uploads, baseline_of=BARE,
+        ),
         Figure("delivery", "delivery.issued events recorded (all rows)", opened, "events"),
     ]  # fmt: skip
 
@@ -159,6 +171,65 @@ end
     return script
 
 
+OFFLINE_READERS, OFFLINE_EVENTS = 30, 20
+
+
+def _offline_script(tokens: list[str], books: list[uuid.UUID]) -> str:
+    """A wrk script uploading, per request, what one of many readers read offline:
+    an open of a book picked at random, at a random hour of the last ten days, and
+    its next page turns, each event with a fresh id (as a device makes them)."""
+    listed_tokens = ",".join(json.dumps(t) for t in tokens)
+    listed_books = ",".join(f'"{b}"' for b in books)
+    lua = f"""
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local tokens = {{{listed_tokens}}}
+local books = {{{listed_books}}}
+local r = math.random
+local function id()
+  return string.format("%04x%04x-%04x-4%03x-%04x-%04x%04x%04x",
+    r(0, 65535), r(0, 65535), r(0, 65535), r(0, 4095), r(32768, 49151),
+    r(0, 65535), r(0, 65535), r(0, 65535))
+end
+local function at(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", t) end
+request = function()
+  local book = books[r(#books)]
+  local started = os.time() - r(3600, 10 * 86400)
+  local events = {{string.format(
+    '{{"id":"%s","type":"open","book_id":"%s","at":"%s"}}', id(), book, at(started))}}
+  for page = 1, {OFFLINE_EVENTS - 1} do
+    events[#events + 1] = string.format(
+      '{{"id":"%s","type":"progress","book_id":"%s","at":"%s","page":%d,"total_pages":50}}',
+      id(), book, at(started + 60 * page), page)
+  end
+  wrk.headers["Authorization"] = "Bearer " .. tokens[r(#tokens)]
+  return wrk.format(nil, nil, nil,
+    '{{"device_id":"bench-tablet","events":[' .. table.concat(events, ",") .. ']}}')
+end
+"""
+    handle, script = tempfile.mkstemp(suffix=".lua", prefix="stories-wrk-")
+    with os.fdopen(handle, "w") as out:
+        out.write(lua)
+    return script
+
+
+def _reader(access_url: str) -> tuple[str, str]:
+    """A new reader, signed in: (account id, access token)."""
+    email = f"bench-{uuid.uuid4().hex[:10]}@example.org"
+    password = "bench passphrase 2026"  # noqa: S105 - a throwaway account
+    registered = httpx.post(
+        f"{access_url}/v1/auth/register",
+        json={"email": email, "password": password, "display_name": "Reader"},
+        timeout=10,
+    )
+    registered.raise_for_status()
+    signed = httpx.post(
+        f"{access_url}/v1/auth/login", json={"email": email, "password": password}, timeout=10
+    )
+    signed.raise_for_status()
+    return str(registered.json()["id"]), str(signed.json()["access_token"])
+
+
 def _warm(url: str, token: str, books: list[uuid.UUID]) -> None:
     """One link per book, so every decision and published object is cached."""
 
@@ -186,21 +257,14 @@ def _measure_delivery(
     books: list[uuid.UUID],
     duration: float,
     connections: int,
-) -> tuple[Measured, Measured, Measured, Measured, float]:
+) -> tuple[Measured, Measured, Measured, Measured, Measured, float]:
     book = books[0]
+    # Every reader of a run is registered from this one address.
+    access_env = {**service_env("ACCESS", access_schema), "ACCESS_REGISTRATIONS_PER_IP": "100000"}
     with uvicorn_process(
-        "services.access.main:SERVICE.create_app", service_env("ACCESS", access_schema), "/healthz"
+        "services.access.main:SERVICE.create_app", access_env, "/healthz"
     ) as access_url:
-        email = f"bench-{uuid.uuid4().hex[:8]}@example.org"
-        password = "bench passphrase 2026"  # noqa: S105 - a throwaway account
-        user = httpx.post(
-            f"{access_url}/v1/auth/register",
-            json={"email": email, "password": password, "display_name": "Bench"},
-            timeout=10,
-        ).json()
-        token = httpx.post(
-            f"{access_url}/v1/auth/login", json={"email": email, "password": password}, timeout=10
-        ).json()["access_token"]
+        user_id, token = _reader(access_url)
         env = {
             **service_env("DELIVERY", delivery_schema),
             "JWKS_URL": f"{access_url}/.well-known/jwks.json",
@@ -224,12 +288,14 @@ def _measure_delivery(
             ),
         }
         random_books = _random_books_script(token, books)
+        readers = [_reader(access_url)[1] for _ in range(OFFLINE_READERS)]
+        offline = _offline_script(readers, books)
         results: list[Measured] = []
         try:
             # Last, without the shared expiry step: what a signature per request costs.
             every_second = {**cloudfront_env, "DELIVERY_LINK_EXPIRY_STEP_SECONDS": "1"}
             for environment, scripts in (
-                (env, [script]),
+                (env, [script, offline]),
                 (cloudfront_env, [random_books, script]),
                 (every_second, [random_books]),
             ):
@@ -245,20 +311,23 @@ def _measure_delivery(
                     )
                     assert first.status_code == 200, first.text
                     target = f"{url}/v1/deliveries"
-                    if len(scripts) > 1:
+                    if random_books in scripts:
                         _warm(target, token, books)
                     for chosen in scripts:
+                        path = "/v1/reading/events" if chosen == offline else "/v1/deliveries"
                         # Warm-up: fills the book and decision caches for every book.
-                        run_wrk(target, seconds=6, connections=connections, script=chosen)
+                        run_wrk(f"{url}{path}", seconds=6, connections=connections, script=chosen)
                         rps, p50, p99 = median_round(
-                            target, seconds=duration, connections=connections, script=chosen
+                            f"{url}{path}", seconds=duration, connections=connections, script=chosen
                         )
                         results.append((rps, "req/s", p50, p99))
         finally:
             os.unlink(script)
             os.unlink(random_books)
-    opened = asyncio.run(_count_opened(delivery_schema, user["id"]))
-    return results[0], results[1], results[2], results[3], opened
+            os.unlink(offline)
+    opened = asyncio.run(_count_opened(delivery_schema, user_id))
+    s3, uploads, *cloudfront = results
+    return s3, cloudfront[0], cloudfront[1], cloudfront[2], uploads, opened
 
 
 async def _count_opened(schema: str, user_id: str) -> float:

@@ -164,8 +164,7 @@ async def test_a_refused_manuscript_is_a_quick_422_with_its_reason_on_the_embedd
     content, access = f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 1}"
     async with httpx.AsyncClient(timeout=10) as http:
         me = await _sign_in(http, access)
-        sid = (await http.post(f"{content}/v1/submissions", json=STORY, headers=me)).json()["id"]
-        ticket = (await http.post(f"{content}/v1/submissions/{sid}/upload", headers=me)).json()
+        sid, ticket = await _draft_and_ticket(http, content, me)
         uploaded = await http.post(
             ticket["url"],
             data=ticket["fields"],
@@ -196,8 +195,7 @@ async def test_the_embedded_emulator_holds_a_checked_manuscript_as_s3_would(
     content, access = f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 1}"
     async with httpx.AsyncClient(timeout=10) as http:
         me = await _sign_in(http, access)
-        sid = (await http.post(f"{content}/v1/submissions", json=STORY, headers=me)).json()["id"]
-        ticket = (await http.post(f"{content}/v1/submissions/{sid}/upload", headers=me)).json()
+        sid, ticket = await _draft_and_ticket(http, content, me)
         pdf = {"file": ("s.pdf", PDF, "application/pdf")}
         uploaded = await http.post(ticket["url"], data=ticket["fields"], files=pdf)
         assert uploaded.status_code in (200, 201, 204), uploaded.text
@@ -264,6 +262,15 @@ def _sign_in_sync(http: httpx.Client, access: str) -> dict[str, str]:
     )
     assert login.status_code == 200, login.text
     return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+async def _draft_and_ticket(
+    http: httpx.AsyncClient, content: str, me: dict[str, str]
+) -> tuple[str, dict[str, Any]]:
+    """A new draft's id and an upload ticket for its manuscript."""
+    sid = (await http.post(f"{content}/v1/submissions", json=STORY, headers=me)).json()["id"]
+    ticket = (await http.post(f"{content}/v1/submissions/{sid}/upload", headers=me)).json()
+    return str(sid), ticket
 
 
 async def _sign_in(http: httpx.AsyncClient, access: str) -> dict[str, str]:

@@ -8,6 +8,7 @@ what the first wrote. Each test runs on both databases.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -127,3 +128,17 @@ async def test_approve_and_reject_at_once_decide_once(content_on_both: ContentHa
             content_on_both.review(second, submitted, "reject", "Not for us."),
         )
         assert sorted(a.status_code for a in answers) == [200, 412], [a.text for a in answers]
+
+
+async def test_sign_ups_of_one_address_at_once_make_one_account_and_one_answer(
+    either: AccessHarness,
+) -> None:
+    """#37 F14: every sign-up for an address answers as a new one; the ones that lose
+    the race to write it (a savepoint, on both databases) too, not with a 409."""
+    email = f"race-{uuid.uuid4().hex[:10]}@example.org"
+    answers = await asyncio.gather(*(either.register(email=email) for _ in range(8)))
+    assert [a.status_code for a in answers] == [201] * 8, [a.text for a in answers]
+    async with either.resources.session_factory() as session:
+        accounts = (await session.scalars(select(User.id).where(User.email == email))).all()
+    assert len(accounts) == 1
+    assert (await either.login(email)).status_code == 200
