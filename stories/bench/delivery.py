@@ -259,10 +259,8 @@ def _measure_delivery(
     connections: int,
 ) -> tuple[Measured, Measured, Measured, Measured, Measured, float]:
     book = books[0]
-    # Every reader of a run is registered from this one address.
-    access_env = {**service_env("ACCESS", access_schema), "ACCESS_REGISTRATIONS_PER_IP": "100000"}
     with uvicorn_process(
-        "services.access.main:SERVICE.create_app", access_env, "/healthz"
+        "services.access.main:SERVICE.create_app", service_env("ACCESS", access_schema), "/healthz"
     ) as access_url:
         user_id, token = _reader(access_url)
         env = {

@@ -52,7 +52,7 @@ from shared.runtime import event_consumer, outbox_relay
 from shared.topology import queue_url
 from stories.bench.events import bootstrapped, content_outbox, receive_and_delete
 from stories.bench.harness import BENCH_DATABASE_URL, Figure, uvicorn_process
-from stories.bench.services import BENCH_REDIS_URL
+from stories.bench.services import BENCH_REDIS_URL, UNLIMITED_ADDRESS
 from stories.emulator import localstack_process, moto_server_process
 
 POLL_SECONDS = 0.02  # the lag's resolution; faster polling loads the API it measures
@@ -302,6 +302,7 @@ async def bench_metrics(
                 ]
                 access_env = {
                     **common,
+                    **UNLIMITED_ADDRESS,
                     "ACCESS_DATABASE_URL": BENCH_DATABASE_URL,
                     "ACCESS_DATABASE_SCHEMA": access_schema,
                 }

@@ -13,8 +13,18 @@ BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 BARE = "bare endpoint (plain FastAPI)"
 
 
+# Every account of every run is registered, and signs in, from this one address,
+# with counts kept in Redis for the window: the benchmarks measure what a request
+# costs, not the per-address limits (a second run within the hour was a 429).
+UNLIMITED_ADDRESS = {
+    "ACCESS_REGISTRATIONS_PER_IP": "100000000",
+    "ACCESS_LOGIN_FAILURES_PER_IP": "100000000",
+}
+
+
 def service_env(prefix: str, schema: str) -> dict[str, str]:
     return {
+        **(UNLIMITED_ADDRESS if prefix == "ACCESS" else {}),
         "ENVIRONMENT": "development",
         f"{prefix}_DATABASE_URL": BENCH_DATABASE_URL,
         f"{prefix}_DATABASE_SCHEMA": schema,
