@@ -52,6 +52,7 @@ test: install
 	scripts/ensure-services
 	scripts/ensure-tools
 	scripts/ensure-ralph
+	scripts/ensure-validators
 	scripts/test-stages lint typecheck client pytest e2e-localstack terraform checkov image
 
 lint:

@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 
 from shared.clock import now_utc
+from shared.errors import InvalidToken
 from shared.problems import Forbidden, ServiceUnavailable, Unauthorized
 from shared.pubsub import InvalidationBus
 from shared.roles import Role
@@ -159,27 +160,27 @@ class TokenVerifier:
             self._memo[token] = principal
         if self._is_revoked is not None:
             if await self._is_revoked(principal.token_id):
-                raise Unauthorized("The token has been revoked.")
+                raise InvalidToken("The token has been revoked.")
             if principal.session_id and await self._is_revoked(session_key(principal.session_id)):
-                raise Unauthorized("The session this token belongs to has ended.")
+                raise InvalidToken("The session this token belongs to has ended.")
         return principal
 
     async def _verify_signature_and_claims(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
-            raise Unauthorized("The token is malformed.") from exc
+            raise InvalidToken("The token is malformed.") from exc
         algorithm = header.get("alg")
         if algorithm not in ALLOWED_ALGORITHMS:
-            raise Unauthorized("The token's signing algorithm is not accepted.")
+            raise InvalidToken("The token's signing algorithm is not accepted.")
         kid = header.get("kid")
         if not isinstance(kid, str):
-            raise Unauthorized("The token names no signing key.")
+            raise InvalidToken("The token names no signing key.")
         key = await self._keys.key(kid)
         if key is None:
-            raise Unauthorized("The token was signed by an unknown key.")
+            raise InvalidToken("The token was signed by an unknown key.")
         if key.algorithm_name != algorithm:
-            raise Unauthorized("The token's algorithm does not match its key.")
+            raise InvalidToken("The token's algorithm does not match its key.")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -191,9 +192,9 @@ class TokenVerifier:
                 options={"require": REQUIRED_CLAIMS},
             )
         except jwt.ExpiredSignatureError as exc:
-            raise Unauthorized("The token has expired.") from exc
+            raise InvalidToken("The token has expired.") from exc
         except jwt.PyJWTError as exc:
-            raise Unauthorized(f"The token is not valid: {exc}.") from exc
+            raise InvalidToken(f"The token is not valid: {exc}.") from exc
         kind = str(claims.get("kind", "user"))
         if kind == "service":
             # A service acts for itself, never as a user: it gets the lowest
@@ -203,9 +204,9 @@ class TokenVerifier:
             try:
                 role = Role(str(claims.get("role")))
             except ValueError as exc:
-                raise Unauthorized("The token carries no known role.") from exc
+                raise InvalidToken("The token carries no known role.") from exc
         else:
-            raise Unauthorized("The token is of an unknown kind.")
+            raise InvalidToken("The token is of an unknown kind.")
         return Principal(
             subject=str(claims["sub"]),
             role=role,
@@ -275,10 +276,19 @@ async def current_service(request: Request) -> Principal:
 CallingService = Annotated[Principal, Depends(current_service)]
 
 
+def verifies_bearer(call: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a dependency that calls `current_principal` itself (not as a
+    sub-dependency), so the OpenAPI document still says its route needs a token."""
+    call.verifies_bearer = True  # type: ignore[attr-defined]
+    return call
+
+
 def bearer_auth_of(dependant: Any) -> str | None:
     """What a route's dependency tree asks of the caller's token, for the OpenAPI
     document: "required", "optional" (public, more with a token) or None."""
-    if dependant.call in (current_principal, current_service):
+    if dependant.call in (current_principal, current_service) or getattr(
+        dependant.call, "verifies_bearer", False
+    ):
         return "required"
     found = "optional" if dependant.call is optional_principal else None
     for dependency in dependant.dependencies:

@@ -88,6 +88,18 @@ class Unauthorized(Problem):
         super().__init__(detail, **kw)
 
 
+class InvalidToken(Unauthorized):
+    """A bearer token was sent and is not good: expired, revoked, forged, malformed.
+    RFC 6750 3.1 says so in the challenge (`error="invalid_token"`), so a client
+    knows to refresh or sign in again rather than to add a token it left out."""
+
+    def __init__(self, detail: str | None = None, **kw: Any) -> None:
+        kw.setdefault(
+            "headers", {"WWW-Authenticate": 'Bearer realm="stories", error="invalid_token"'}
+        )
+        super().__init__(detail, **kw)
+
+
 class Forbidden(Problem):
     status, code, title = 403, "forbidden", "Not allowed"
 

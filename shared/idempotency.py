@@ -37,6 +37,7 @@ IdempotencyKey = Annotated[
     Header(
         alias="Idempotency-Key",
         description="Repeat a request safely: the same key returns the first answer",
+        min_length=1,
         max_length=MAX_KEY_LENGTH,
     ),
 ]

@@ -51,6 +51,34 @@ def add_request_id(
     return event
 
 
+def request_id_of(scope: Scope) -> str:
+    """The request's id: the caller's X-Request-ID where it is a safe one, else new
+    (the gateway's own answers carry one too, as the README promises of every error)."""
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER and _SAFE_REQUEST_ID.match(value):
+            return bytes(value).decode()
+    return os.urandom(16).hex()
+
+
+def head_as_get(scope: Scope, send: Send) -> tuple[Scope, Send]:
+    """A HEAD request as the GET it asks about, and a `send` that keeps the GET's
+    status and headers (its Content-Length too) and drops its body (RFC 9110
+    9.3.2): every GET route answers HEAD, fast paths included (#38: it was a 405
+    while Allow named it). The server's own scope stays HEAD."""
+    ended = False
+
+    async def send_without_body(message: Message) -> None:
+        nonlocal ended
+        if message["type"] == "http.response.body":
+            if ended:
+                return  # the rest of a streamed body: HEAD's answer has ended
+            ended = True
+            message = {"type": "http.response.body", "body": b"", "more_body": False}
+        await send(message)
+
+    return {**scope, "method": "GET"}, send_without_body
+
+
 @dataclass(frozen=True)
 class CorsPolicy:
     allow_origins: Sequence[str]
@@ -63,11 +91,25 @@ class CorsPolicy:
         "idempotency-key",
         "x-request-id",
     )
-    expose_headers: Sequence[str] = ("ETag", "Location", "Retry-After", "X-Request-ID")
+    # Content-Disposition: a browser app reads a download's file name (the class
+    # report's CSV) only if it is exposed (#38).
+    expose_headers: Sequence[str] = (
+        "Content-Disposition",
+        "ETag",
+        "Location",
+        "Retry-After",
+        "X-Request-ID",
+    )
     max_age_seconds: int = 600
 
 
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
+CORS_REFUSED = Problem(
+    "This origin may not call the platform from a browser (CORS_ORIGINS).",
+    status=403,
+    code="cors-origin-refused",
+    title="Origin not allowed",
+)
 _NO_STORE = (b"cache-control", b"no-store")
 
 
@@ -129,6 +171,11 @@ class RequestContextMiddleware:
             if preflight_method is not None and scope["method"] == "OPTIONS":
                 await self._answer_preflight(scope, send, preflight_method, added)
                 return
+        elif preflight_method is not None and scope["method"] == "OPTIONS":
+            # A preflight from an origin not allowed: refused as such, with no CORS
+            # headers (the browser then stops), not the route's 405 (#38).
+            await send_problem(scope, send, CORS_REFUSED, headers=added)
+            return
         if content_length is not None and (
             not content_length.isdigit() or int(content_length) > self._max_body
         ):
@@ -138,6 +185,8 @@ class RequestContextMiddleware:
         status = 500
         responding = False
         started = time.perf_counter()
+        if scope["method"] == "HEAD":
+            scope, send = head_as_get(scope, send)
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status, responding

@@ -19,6 +19,12 @@ MALFORMED_BODY_RESPONSE = {
     "description": "The body is not JSON (or nests too deep to parse)",
     "content": PROBLEM_CONTENT,
 }
+# Marks a documented error answered in a standard's own JSON, not problem+json.
+NOT_A_PROBLEM = "x-not-a-problem"
+WRONG_MEDIA_TYPE_RESPONSE = {
+    "description": "The body is not of the media type the operation takes (JSON, or a form)",
+    "content": PROBLEM_CONTENT,
+}
 
 
 def document_bearer_auth(app: FastAPI) -> None:
@@ -56,13 +62,21 @@ def document_bearer_auth(app: FastAPI) -> None:
                         operations[method.lower()]["security"] = security
             for operations in schema["paths"].values():
                 for operation in operations.values():
+                    # Public, said so: no requirement is not the same as unknown
+                    # (redocly's security-defined rule, #38).
+                    operation.setdefault("security", [])
                     # A body that is not JSON at all (or nests too deep to parse) is a
                     # 400 before validation: say so wherever a body is taken.
                     if "requestBody" in operation:
                         operation["responses"].setdefault("400", MALFORMED_BODY_RESPONSE)
-                    # Every error is problem+json, FastAPI's own 422 included.
+                        operation["responses"].setdefault("415", WRONG_MEDIA_TYPE_RESPONSE)
+                    # Every error is problem+json, FastAPI's own 422 included, but
+                    # where a standard says otherwise and the route marks it so
+                    # (OAuth 2.0's token errors, RFC 6749 5.2: NOT_A_PROBLEM).
                     for status, response in operation["responses"].items():
                         content = response.get("content", {})
+                        if response.pop(NOT_A_PROBLEM, False):
+                            continue
                         if status[:1] in "45" and content and PROBLEM_CONTENT_TYPE not in content:
                             response["content"] = dict(PROBLEM_CONTENT)
             app.openapi_schema = schema

@@ -150,15 +150,59 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _json_media_type(request: Request) -> bool:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    raw = exc.errors()
+    # What is wrong with the body as a whole is not a field's problem (#38): JSON
+    # that does not parse is a 400, a body that is not JSON at all a 415.
+    if any(error.get("type") == "json_invalid" for error in raw):
+        return problem_response(
+            request,
+            status=400,
+            code="malformed-json",
+            title="The request body is not valid JSON",
+            detail="; ".join(str(e.get("msg", "")) for e in raw if e.get("type") == "json_invalid"),
+        )
+    # A write that needs If-Match declares it required; leaving it out is still
+    # the 428 the write answers (RFC 6585), not a field's 422.
+    if any(
+        e.get("type") == "missing"
+        and [str(p).lower() for p in e.get("loc", ())] == ["header", "if-match"]
+        for e in raw
+    ):
+        return problem_response(
+            request,
+            status=428,
+            code="precondition-required",
+            title="Precondition required",
+            detail="Send the version you read as If-Match (the ETag of the GET).",
+        )
+    body_errors = [e for e in raw if tuple(e.get("loc", ()))[:1] == ("body",)]
+    has_body = request.headers.get("content-length", "0") not in ("", "0") or (
+        "transfer-encoding" in request.headers
+    )
+    if body_errors and has_body and not _json_media_type(request):
+        return problem_response(
+            request,
+            status=415,
+            code="unsupported-media-type",
+            title="Unsupported media type",
+            detail="This endpoint takes JSON: send Content-Type: application/json.",
+        )
     errors = [
         {
             "location": [str(part) for part in error.get("loc", ())],
             "message": error.get("msg", "invalid"),
             "type": error.get("type", "invalid"),
         }
-        for error in exc.errors()
+        for error in raw
     ]
     return problem_response(
         request,

@@ -92,7 +92,8 @@ PUBLIC_ROUTES: dict[str, dict[str, Any]] = {
     },
     "content": {
         "priority": 20,
-        "paths": ["/v1/submissions*", "/v1/books*", "/v1/families*", "/opds*"],
+        # /v1/assets: covers where no CDN serves them (the embedded run, compose).
+        "paths": ["/v1/submissions*", "/v1/books*", "/v1/families*", "/opds*", "/v1/assets*"],
     },
     "delivery": {"priority": 30, "paths": ["/v1/deliveries*", "/v1/reading*"]},
     "metrics": {"priority": 40, "paths": ["/v1/metrics*", "/dashboard*"]},

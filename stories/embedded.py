@@ -60,6 +60,11 @@ def embedded_defaults(
         # which serves them all (a feed read straight from content's port too).
         "CONTENT_OPDS_DELIVERY_URL": gateway,
         "CONTENT_OPDS_ACCESS_URL": gateway,
+        # Covers and thumbnails: content serves them through the gateway, as
+        # CloudFront does in AWS (#38: without it no book had a cover_url).
+        "CONTENT_PUBLISHED_ASSETS_URL": f"{gateway}/v1/assets",
+        # The acquisition's 401 links the catalog's authentication document there.
+        "DELIVERY_OPDS_CATALOG_URL": gateway,
         # The dashboard signs in through the gateway, wherever it is opened from.
         "METRICS_DASHBOARD_LOGIN_URL": f"{gateway}/v1/auth/login",
         # The gateway tells the services who the client is (X-Forwarded-For); they

@@ -31,7 +31,13 @@ from starlette.types import Message, Receive, Scope, Send
 
 from shared.asgi import send_problem
 from shared.errors import NotFound, ServiceUnavailable
-from shared.middleware import CorsPolicy
+from shared.middleware import (
+    CORS_REFUSED,
+    REQUEST_ID_HEADER,
+    CorsPolicy,
+    head_as_get,
+    request_id_of,
+)
 from stories.deployment import INTERNAL_PATHS, PUBLIC_ROUTES, alb_pattern, forwarded_to
 
 log = structlog.get_logger(__name__)
@@ -55,7 +61,9 @@ _HOP_BY_HOP = frozenset(
     }
 )
 # What a client may not tell the service about itself: the gateway says it.
-_SET_BY_GATEWAY = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-port"})
+_SET_BY_GATEWAY = frozenset(
+    {b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-port", REQUEST_ID_HEADER}
+)
 
 
 def _has_dot_segment(path: str) -> bool:
@@ -104,24 +112,30 @@ class Gateway:
         if scope["type"] != "http":
             return  # no websockets on this platform
         path: str = scope["path"]
+        # One id for the request, the services' answers and the gateway's own (#38:
+        # its 404s carried none): forwarded, so a service logs the same.
+        request_id = request_id_of(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        own = [(REQUEST_ID_HEADER, request_id.encode())]
         origin = _header(scope, b"origin")
         cors = self._cors_headers(origin)
-        if (
-            cors
-            and scope["method"] == "OPTIONS"
-            and _header(scope, b"access-control-request-method") is not None
-        ):
-            await self._answer_preflight(send, cors)
+        if scope["method"] == "OPTIONS" and _header(scope, b"access-control-request-method"):
+            if cors:
+                await self._answer_preflight(send, [*cors, *own])
+            else:  # an origin not allowed: refused as such, not the route's 405
+                await send_problem(scope, send, CORS_REFUSED, headers=own)
             return
         if path in DOCS_PATHS or path.startswith(DOCS_ASSETS + "/"):
-            await self._docs(scope, receive, _with_headers(send, cors))
+            if scope["method"] == "HEAD":
+                scope, send = head_as_get(scope, send)
+            await self._docs(scope, receive, _with_headers(send, [*cors, *own]))
             return
         service = None if _has_dot_segment(path) else forwarded_to(path)
         if service is None:
             # What the ALB answers for an internal path or one no rule takes.
-            await send_problem(scope, _with_headers(send, cors), NotFound("No such route."))
+            await send_problem(scope, send, NotFound("No such route."), headers=[*cors, *own])
             return
-        await self._forward(service, scope, receive, _with_headers(send, cors))
+        await self._forward(service, scope, receive, _with_headers(send, cors), request_id)
 
     def _cors_headers(self, origin: bytes | None) -> list[tuple[bytes, bytes]]:
         if origin is None or not (self._any_origin or origin in self._origins):
@@ -144,7 +158,9 @@ class Gateway:
         await send({"type": "http.response.start", "status": 204, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
 
-    async def _forward(self, service: str, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _forward(
+        self, service: str, scope: Scope, receive: Receive, send: Send, request_id: str
+    ) -> None:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         query: bytes = scope.get("query_string", b"")
         url = self._upstreams[service] + raw_path.decode("latin-1")
@@ -155,6 +171,7 @@ class Gateway:
             for name, value in scope["headers"]
             if name not in _HOP_BY_HOP and name not in _SET_BY_GATEWAY
         ]
+        headers.append((REQUEST_ID_HEADER, request_id.encode()))
         client = scope.get("client")
         server = scope.get("server")
         # The client's own address, as the ALB gives it: the services trust it from
@@ -172,23 +189,25 @@ class Gateway:
             headers=headers,
             content=_body(receive) if has_body else None,
         )
+        own = [(REQUEST_ID_HEADER, request_id.encode())]
         try:
             response = await self._http.send(request, stream=True)
         except httpx.PoolTimeout:
             await send_problem(
-                scope, send, ServiceUnavailable("The gateway is at its limit of open requests.")
-            )
-            return
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout) as exc:
-            log.warning("gateway: service did not answer", service=service, error=repr(exc))
-            await send_problem(
-                scope, send, ServiceUnavailable(f"The {service} service is not answering.")
+                scope,
+                send,
+                ServiceUnavailable("The gateway is at its limit of open requests."),
+                headers=own,
             )
             return
         except httpx.HTTPError as exc:
-            log.warning("gateway: forwarding failed", service=service, error=repr(exc))
+            # Connect, timeout or anything else on the way: the same fast 503.
+            log.warning("gateway: service did not answer", service=service, error=repr(exc))
             await send_problem(
-                scope, send, ServiceUnavailable(f"The {service} service is not answering.")
+                scope,
+                send,
+                ServiceUnavailable(f"The {service} service is not answering."),
+                headers=own,
             )
             return
         try:
@@ -353,18 +372,57 @@ def merged_openapi(documents: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
         "info": {
             "title": TITLE,
             "version": next(iter(documents.values()))["info"]["version"],
+            "license": {"name": "Proprietary: the 1001 Stories platform's own"},
             "description": (
                 "Every public route of the four services, on one origin (the gateway "
                 "locally, the load balancer in AWS). Each operation is tagged with the "
                 "service that answers it. docs/frontend.md walks through the flows."
             ),
         },
+        # The one origin the document describes: wherever it is served from.
+        "servers": [{"url": "/", "description": "the gateway (the load balancer in AWS)"}],
+        "tags": _declared_tags(paths),
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": {name: schemas[name] for name in sorted(reachable)},
             "securitySchemes": security,
         },
     }
+
+
+# What each tag groups, for the document's readers (redocly and spectral ask every
+# tag an operation uses to be declared, #38).
+TAG_DESCRIPTIONS = {
+    "access": "Answered by the access service: accounts, sign-in, roles, classes",
+    "content": "Answered by the content service: stories, books, the catalog, OPDS",
+    "delivery": "Answered by the delivery service: links to books, reading",
+    "metrics": "Answered by the metrics service: educational and workflow figures",
+    "auth": "Signing in and out, tokens and keys",
+    "users": "Accounts, roles and the audit log",
+    "entitlements": "Who may read which book",
+    "classes": "Classes, their learners, codes, assignments and reports",
+    "submissions": "Stories written, reviewed and approved",
+    "books": "Books, the catalog, story families and covers",
+    "opds": "OPDS 2.0 feeds for reading apps",
+    "deliveries": "Signed links to a book's PDF",
+    "reading": "Reading progress, offline reading and reading apps' progression",
+}
+
+
+def _declared_tags(paths: Mapping[str, Any]) -> list[dict[str, str]]:
+    used = sorted(
+        {
+            tag
+            for operations in paths.values()
+            for operation in operations.values()
+            if isinstance(operation, dict)
+            for tag in operation.get("tags", [])
+        }
+    )
+    return [
+        {"name": tag, "description": TAG_DESCRIPTIONS.get(tag, f"Operations tagged {tag}")}
+        for tag in used
+    ]
 
 
 def _example_path(template: str) -> str:
@@ -440,6 +498,8 @@ def nginx_conf(
         "  proxy_set_header Host $http_host;",
         "  proxy_set_header X-Forwarded-For $remote_addr;",
         "  proxy_set_header X-Forwarded-Proto $scheme;",
+        "  # One id per request, the services' and nginx's own answers alike.",
+        "  proxy_set_header X-Request-ID $request_id;",
         '  proxy_set_header Connection "";',
         "  # CORS is answered once, here: the services' own headers are dropped.",
         *(
@@ -481,7 +541,9 @@ def nginx_conf(
     ]
     not_found = [
         "      default_type application/problem+json;",
-        '      return 404 \'{"type":"about:blank","title":"Not Found","status":404}\';',
+        "      add_header X-Request-ID $request_id always;",
+        '      return 404 \'{"type":"https://stories.example/problems/not-found",'
+        '"title":"Not found","status":404,"request_id":"$request_id"}\';',
     ]
     lines += [
         "  server {",

@@ -45,6 +45,7 @@ from services.access.schemas import (
     LogoutRequest,
     NewLearnerOut,
     NewLearners,
+    OAuthError,
     PasswordResetOut,
     ReadableBook,
     RefreshRequest,
@@ -60,8 +61,9 @@ from shared.asgi import client_ip
 from shared.auth import CallingService, CurrentPrincipal
 from shared.db import unit_of_work
 from shared.decisions import Decision, DecisionRequest
-from shared.errors import Unprocessable, UnsupportedMediaType
+from shared.errors import Unauthorized
 from shared.idempotency import OnceDep
+from shared.openapi import NOT_A_PROBLEM
 from shared.pagination import MAX_PAGE_SIZE, Page
 from shared.problems import problem_responses
 from shared.resources import ResourcesDep, resources_of
@@ -104,14 +106,17 @@ async def register(body: Registration, request: Request, service: AccountService
     "while an account is guessed at from many addresses, to devices that signed in before "
     "(send `device_token`); each limit answers 429 with Retry-After. An unknown email and a "
     "wrong password get the same answer.",
+    response_model=TokenPair,
     responses=problem_responses(401, 422, 429),
 )
-async def login(body: Credentials, request: Request, service: AccountServiceDep) -> TokenPair:
-    return await service.login(
-        email=body.email,
-        password=body.password,
-        client_ip=client_ip(request.scope),
-        device_token=body.device_token,
+async def login(body: Credentials, request: Request, service: AccountServiceDep) -> Response:
+    return token_answer(
+        await service.login(
+            email=body.email,
+            password=body.password,
+            client_ip=client_ip(request.scope),
+            device_token=body.device_token,
+        )
     )
 
 
@@ -121,34 +126,80 @@ async def login(body: Credentials, request: Request, service: AccountServiceDep)
     summary="OAuth 2.0 password grant, for reading apps (OPDS Authentication)",
     description="`application/x-www-form-urlencoded`: `grant_type=password`, `username` (the "
     "account's email), `password`. The same sign-in as `/login`, with its limits; the "
-    "answer is the same token pair (`token_type` bearer). Named by content's OPDS "
+    "answer is the same token pair (`token_type` bearer), never cached. Refusals are as "
+    "RFC 6749 5.2 has them: 400 with `error` `invalid_grant` (wrong email or password), "
+    "`unsupported_grant_type` or `invalid_request` (and `error_description`); a slowed "
+    "address or account is a 429 problem with Retry-After. Named by content's OPDS "
     "authentication document (`/opds/authentication`).",
-    responses=problem_responses(401, 415, 422, 429),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["grant_type", "username", "password"],
+                        "properties": {
+                            "grant_type": {"type": "string", "enum": ["password"]},
+                            "username": {"type": "string", "format": "email", "maxLength": 320},
+                            "password": {"type": "string", "minLength": 1, "maxLength": 1024},
+                        },
+                    }
+                }
+            },
+        }
+    },
+    responses={
+        400: {"description": "RFC 6749 5.2", "model": OAuthError, NOT_A_PROBLEM: True},
+        **problem_responses(429),
+    },
 )
-async def oauth_token(request: Request, service: AccountServiceDep) -> TokenPair:
+async def oauth_token(request: Request, service: AccountServiceDep) -> Response:
     if request.headers.get("content-type", "").split(";")[0].strip() != FORM:
-        raise UnsupportedMediaType(f"Send the grant as {FORM}.")
+        return oauth_error("invalid_request", f"Send the grant as {FORM}.")
     try:
         fields = parse_qs((await request.body()).decode(), max_num_fields=10, strict_parsing=True)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise Unprocessable("The form cannot be read.") from exc
+    except (UnicodeDecodeError, ValueError):
+        return oauth_error("invalid_request", "The form cannot be read.")
 
-    def one(name: str, most: int) -> str:
+    def one(name: str, most: int) -> str | None:
         values = fields.get(name, [])
-        if len(values) != 1 or not 0 < len(values[0]) <= most:
-            raise Unprocessable(f"{name} is required, once, at most {most} characters.")
-        return values[0]
+        return values[0] if len(values) == 1 and 0 < len(values[0]) <= most else None
 
-    if one("grant_type", 20) != "password":
-        raise Unprocessable("Only grant_type=password is offered.", code="unsupported-grant-type")
-    return await service.login(
-        email=one("username", 320),
-        password=one("password", 1024),
-        client_ip=client_ip(request.scope),
-        device_token=None,
+    grant, username, password = one("grant_type", 40), one("username", 320), one("password", 1024)
+    # The grant first (RFC 6749 5.2): another grant's fields are not this one's.
+    if grant is not None and grant != "password":
+        return oauth_error("unsupported_grant_type", "Only grant_type=password is offered.")
+    if grant is None or username is None or password is None:
+        return oauth_error(
+            "invalid_request",
+            "grant_type, username and password are each required, once (username at most "
+            "320 characters, password at most 1024).",
+        )
+    try:
+        tokens = await service.login(
+            email=username, password=password, client_ip=client_ip(request.scope), device_token=None
+        )
+    except Unauthorized as refused:
+        return oauth_error("invalid_grant", refused.detail or "Invalid email or password.")
+    return token_answer(tokens)
+
+
+def oauth_error(error: str, description: str) -> JSONResponse:
+    """An RFC 6749 5.2 error answer: 400, `error` and `error_description`, not cached."""
+    return JSONResponse(
+        OAuthError(error=error, error_description=description).model_dump(),
+        status_code=400,
+        headers=NOT_CACHED,
     )
 
 
+def token_answer(tokens: TokenPair) -> JSONResponse:
+    """Tokens, never kept by a cache on the way (RFC 6749 5.1)."""
+    return JSONResponse(tokens.model_dump(mode="json"), headers=NOT_CACHED)
+
+
+NOT_CACHED = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 FORM = "application/x-www-form-urlencoded"
 
 
@@ -156,10 +207,11 @@ FORM = "application/x-www-form-urlencoded"
     "/refresh",
     summary="Rotate a refresh token: a new pair; the old refresh token is spent",
     description="Presenting a spent refresh token revokes every token of its chain.",
+    response_model=TokenPair,
     responses=problem_responses(401, 422),
 )
-async def refresh(body: RefreshRequest, service: AccountServiceDep) -> TokenPair:
-    return await service.refresh(body.refresh_token)
+async def refresh(body: RefreshRequest, service: AccountServiceDep) -> Response:
+    return token_answer(await service.refresh(body.refresh_token))
 
 
 @auth.post(
@@ -461,16 +513,19 @@ def _class_out(school_class: object, learner_count: int) -> ClassOut:
     "`ACCESS_LOGIN_SLOWED_SECONDS` is still checked (429 `sign-ins-slowed` with "
     "`Retry-After` otherwise), so the right password gets in; the teacher can reset it. "
     "A wrong code, username or password get the same answer.",
+    response_model=TokenPair,
     responses=problem_responses(401, 422, 429),
 )
 async def class_login(
     body: ClassCredentials, request: Request, service: ClassServiceDep
-) -> TokenPair:
-    return await service.login(
-        code=body.code,
-        username=body.username,
-        password=body.password,
-        client_ip=client_ip(request.scope),
+) -> Response:
+    return token_answer(
+        await service.login(
+            code=body.code,
+            username=body.username,
+            password=body.password,
+            client_ip=client_ip(request.scope),
+        )
     )
 
 

@@ -44,7 +44,11 @@ class Registration(StrictModel):
 
 
 class Credentials(StrictModel):
-    email: Annotated[str, StringConstraints(min_length=1, max_length=320)]
+    # Documented as an email (#38); read as any string, so a malformed one gets the
+    # answer a wrong password gets, not a 422 that tells them apart.
+    email: Annotated[str, StringConstraints(min_length=1, max_length=320)] = Field(
+        json_schema_extra={"format": "email"}
+    )
     password: Password
     device_token: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
         default=None,
@@ -78,6 +82,13 @@ class TokenPair(BaseModel):
         description="Keep it on this device and send it with the next sign-in "
         "(only a sign-in answers one).",
     )
+
+
+class OAuthError(BaseModel):
+    """An OAuth 2.0 token endpoint's refusal (RFC 6749 5.2)."""
+
+    error: Literal["invalid_request", "invalid_grant", "unsupported_grant_type"]
+    error_description: str
 
 
 class ServiceToken(BaseModel):

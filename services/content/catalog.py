@@ -57,10 +57,18 @@ def public_headers(tag: str) -> list[tuple[bytes, bytes]]:
     return [(b"etag", tag.encode()), (b"cache-control", b"public, no-cache")]
 
 
+def _opaque(tag: str) -> str:
+    return tag.strip().removeprefix("W/")
+
+
 def etag_matches(tag: str, if_none_match: str | None) -> bool:
+    """If-None-Match compares weakly (RFC 9110 13.1.2): `W/"x"` matches `"x"`, as a
+    cache or proxy that weakened the tag sends it back (#38)."""
     if if_none_match is None:
         return False
-    return if_none_match.strip() == "*" or tag in {t.strip() for t in if_none_match.split(",")}
+    if if_none_match.strip() == "*":
+        return True
+    return _opaque(tag) in {_opaque(t) for t in if_none_match.split(",")}
 
 
 async def sees_every_book(access: AccessClient, viewer: Principal | None) -> bool:

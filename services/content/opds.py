@@ -27,12 +27,18 @@ PUBLICATION_TYPE = "application/opds-publication+json"
 AUTHENTICATION_TYPE = "application/opds-authentication+json"
 AUTHENTICATION_PATH = "/opds/authentication"
 SVG = "image/svg+xml"
+JPEG = "image/jpeg"
+PROGRESSION_TYPE = "application/vnd.readium.progression+json"
+# The rel reading apps follow to a publication's progression (OPDS Progression; the
+# rel Cantook's apps and Thorium use), answered by delivery (#38).
+PROGRESSION_REL = "http://www.cantook.com/api/progression"
+# A stored image's type, by the extension its key was given at upload or processing.
+IMAGE_TYPES = {"png": "image/png", "jpg": JPEG, "jpeg": JPEG, "webp": "image/webp"}
 ROOT_PATH = "/opds"
 BOOKS_PATH = "/opds/books"
 SUBJECT_SCHEME = "https://stories.example/categories"
 LEVEL_SCHEME = "https://stories.example/reading-levels"
-# The facets a feed offers, and the age facet's buckets (a child's age).
-FACETS = ("language", "reading_level", "category", "age")
+# The age facet's buckets (a child's age); a bucket no book suits is not offered.
 AGES = (3, 5, 7, 9, 11)
 # Credit roles that have a contributor key of their own in the format.
 CONTRIBUTOR_KEYS = {"author", "illustrator", "translator", "editor", "narrator"}
@@ -121,54 +127,76 @@ def publication(book: BookOut, at: Origins) -> dict[str, Any]:
                 }
             },
         )
-    links = [_link(f"{at.catalog}{BOOKS_PATH}/{book.id}", "self", PUBLICATION_TYPE), acquisition]
+    links = [
+        _link(f"{at.catalog}{BOOKS_PATH}/{book.id}", "self", PUBLICATION_TYPE),
+        acquisition,
+        # Where a reading app keeps its place in the book (#38: nothing linked it).
+        _link(f"{at.delivery}/v1/reading/{book.id}/progression", PROGRESSION_REL, PROGRESSION_TYPE),
+    ]
     images: list[dict[str, Any]] = []
     if book.cover_url:
-        images.append({"href": book.cover_url, "type": "image/png", "rel": "cover"})
+        # Announced as what it is (#38: every cover was "image/png").
+        images.append({"href": book.cover_url, "type": image_type(book.cover_url), "rel": "cover"})
     for width, url in sorted(book.thumbnails.items(), key=lambda item: int(item[0])):
-        images.append({"href": url, "type": "image/webp", "width": int(width)})
-    # Every publication has an image (the format asks one): a drawn title card
-    # while the book has no cover and is not processed yet.
-    images.append({"href": f"{at.catalog}{BOOKS_PATH}/{book.id}/cover.svg", "type": SVG})
+        images.append({"href": url, "type": image_type(url), "width": int(width)})
+    # Always a JPEG, which every reading app and validator takes (the format asks for
+    # a JPEG, PNG, GIF or AVIF): the cover, else the first page, else a drawn title
+    # card, as a JPEG rendition (api/opds.py).
+    images.append({"href": f"{at.catalog}{BOOKS_PATH}/{book.id}/cover.jpg", "type": JPEG})
     return {"metadata": metadata, "links": links, "images": images}
+
+
+def image_type(url: str) -> str:
+    extension = url.rsplit("?", 1)[0].rsplit(".", 1)[-1].lower()
+    return IMAGE_TYPES.get(extension, "application/octet-stream")
 
 
 def facets(
     counts: dict[str, dict[str, int]], active: dict[str, Any], at: Origins
 ) -> list[dict[str, Any]]:
-    """Each facet's values, with how many published books each has (the age facet's
-    are the ages a book suits, so they are not counted)."""
+    """Each facet's values that match something in the current filter, each with how
+    many books it would show (#38: values that matched nothing were offered, and the
+    counts ignored the filter); a facet with fewer than two such values is left out."""
 
-    def value_link(name: str, value: Any, title: str, count: int | None) -> dict[str, Any]:
+    def value_link(name: str, value: Any, title: str, count: int) -> dict[str, Any]:
         query = {**active, name: value, "cursor": None}
         link = _link(at.feed(**query), None, FEED_TYPE, title=title)
-        if count is not None:
-            link["properties"] = {"numberOfItems": count}
+        link["properties"] = {"numberOfItems": count}
         if active.get(name) == value:
             link["rel"] = "self"
         return link
 
     levels = counts.get("reading_level", {})
-    return [
-        {
-            "metadata": {"title": "Language"},
-            "links": [value_link("language", v, v, n) for v, n in counts["language"].items()],
-        },
-        {
-            "metadata": {"title": "Reading level"},
-            "links": [
-                value_link("reading_level", level, level, levels.get(level, 0))
+    ages = counts.get("age", {})
+    offered = [
+        (
+            "Language",
+            [value_link("language", v, v, n) for v, n in counts["language"].items() if n],
+        ),
+        (
+            "Reading level",
+            [
+                value_link("reading_level", level, level, levels[level])
                 for level in READING_LEVELS
+                if levels.get(level)
             ],
-        },
-        {
-            "metadata": {"title": "Category"},
-            "links": [value_link("category", v, v, n) for v, n in counts["category"].items()],
-        },
-        {
-            "metadata": {"title": "Age"},
-            "links": [value_link("age", age, f"age {age}", None) for age in AGES],
-        },
+        ),
+        (
+            "Category",
+            [value_link("category", v, v, n) for v, n in counts["category"].items() if n],
+        ),
+        (
+            "Age",
+            [
+                value_link("age", age, f"age {age}", ages[str(age)])
+                for age in AGES
+                if ages.get(str(age))
+            ],
+        ),
+    ]
+    # A facet of one value is no choice (and the format asks for two or more).
+    return [
+        {"metadata": {"title": title}, "links": links} for title, links in offered if len(links) > 1
     ]
 
 
@@ -185,12 +213,23 @@ def publications_feed(
     links = common_links(at.feed(**active, limit=limit), at)
     if next_cursor is not None:
         links.append(_link(at.feed(**{**active, "cursor": next_cursor}, limit=limit), "next"))
-    return {
+    feed: dict[str, Any] = {
         "metadata": {"title": title, "itemsPerPage": limit},
         "links": links,
-        "facets": facets(counts, {k: v for k, v in active.items() if k != "cursor"}, at),
-        "publications": [publication(book, at) for book in books],
     }
+    chosen = facets(counts, {k: v for k, v in active.items() if k != "cursor"}, at)
+    if chosen:
+        feed["facets"] = chosen
+    if books:
+        feed["publications"] = [publication(book, at) for book in books]
+    else:
+        # Nothing matches: a feed that says where to go instead, not an empty list
+        # of publications, which the format does not allow (#38).
+        feed["navigation"] = [
+            _link(at.feed(), "start", title="All books"),
+            _link(at.catalog + ROOT_PATH, "up", title="The library"),
+        ]
+    return feed
 
 
 def _group(title: str, href: str, books: list[BookOut], at: Origins) -> dict[str, Any]:

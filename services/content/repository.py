@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.content.models import (
@@ -208,20 +208,54 @@ class ContentRepository:
         }
         return [found[i] for i in book_ids if i in found]
 
-    async def published_facets(self) -> dict[str, dict[str, int]]:
-        """How many published books each language, category and reading level has:
-        the facets of the OPDS feeds (#20)."""
+    async def published_facets(
+        self, query: CatalogQuery | None = None, *, ages: Sequence[int] = ()
+    ) -> dict[str, dict[str, int]]:
+        """How many published books each language, category and reading level has,
+        and how many suit each of `ages`: the facets of the OPDS feeds (#20). Within
+        `query`'s filter: each facet counted with the other facets' choices (and the
+        search) applied, not its own, so a feed filtered by language shows how many
+        of *those* books each level has (#38: the counts ignored the filter)."""
+        query = query or CatalogQuery()
         facets: dict[str, dict[str, int]] = {}
         for name in ("language", "category", "reading_level"):
             column = getattr(Book, name)
             rows = await self.session.execute(
                 select(column, func.count())
-                .where(Book.status == BookStatus.PUBLISHED.value)
+                .where(*self._published_within(query, leave_out=name))
                 .group_by(column)
                 .order_by(column)
             )
             facets[name] = {str(row[0]): int(row[1]) for row in rows.all()}
+        if ages:
+            suits = [
+                func.sum(case((and_(Book.age_min <= age, Book.age_max >= age), 1), else_=0))
+                for age in ages
+            ]
+            row = (
+                await self.session.execute(
+                    select(*suits).where(*self._published_within(query, leave_out="age"))
+                )
+            ).one()
+            facets["age"] = {
+                str(age): int(count or 0) for age, count in zip(ages, row, strict=True)
+            }
         return facets
+
+    def _published_within(self, query: CatalogQuery, *, leave_out: str) -> list[Any]:
+        """The conditions of a published catalog query, but for one facet's own."""
+        conditions: list[Any] = [Book.status == BookStatus.PUBLISHED.value]
+        if query.language is not None and leave_out != "language":
+            conditions.append(Book.language == query.language)
+        if query.category is not None and leave_out != "category":
+            conditions.append(Book.category == query.category)
+        if query.reading_level is not None and leave_out != "reading_level":
+            conditions.append(Book.reading_level == query.reading_level)
+        if query.age is not None and leave_out != "age":
+            conditions += [Book.age_min <= query.age, Book.age_max >= query.age]
+        if query.text is not None:
+            conditions.append(self._matches_text(query.text, query.language))
+        return conditions
 
     async def catalog(self, query: CatalogQuery) -> list[Book]:
         return list(await self.session.scalars(self.catalog_statement(query)))

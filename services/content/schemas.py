@@ -201,8 +201,12 @@ class UploadRequest(StrictModel):
     filename: FileName | None = Field(
         default=None, description="Shown as the download's file name; defaults to the title"
     )
+    # Documented as the one value taken (#38: a free string gave a generated client
+    # no hint); another is still read, to be refused with a clear 415.
     content_type: Annotated[str, StringConstraints(max_length=100)] = Field(
-        default="application/pdf", description="Must be application/pdf"
+        default="application/pdf",
+        description="Must be application/pdf (415 otherwise)",
+        json_schema_extra={"enum": ["application/pdf"]},
     )
     size: int | None = Field(
         default=None,
@@ -214,7 +218,8 @@ class UploadRequest(StrictModel):
 
 class CoverUploadRequest(StrictModel):
     content_type: Annotated[str, StringConstraints(max_length=100)] = Field(
-        description="image/png, image/jpeg or image/webp"
+        description="image/png, image/jpeg or image/webp (415 otherwise)",
+        json_schema_extra={"enum": ["image/png", "image/jpeg", "image/webp"]},
     )
     size: int | None = Field(
         default=None,

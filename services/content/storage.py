@@ -188,6 +188,18 @@ class CheckedUpload:
     content_type: str
 
 
+# Covers and thumbnails only (never books/): covers/<book id>/<random name>.<ext>.
+PUBLIC_PICTURE_KEY = re.compile(r"covers/[0-9a-f-]{36}/[A-Za-z0-9_.-]{1,200}\.(png|jpg|webp)")
+
+
+@dataclass(frozen=True)
+class PublicPicture:
+    data: bytes
+    content_type: str
+    etag: str
+    cache_control: str
+
+
 @dataclass(frozen=True)
 class InspectedManuscript:
     """What the deep check read: its pages, and the bytes it read, by digest and version."""
@@ -436,6 +448,29 @@ class ManuscriptStorage:
                 )
         # The bucket is versioned; without versioning the key alone is unique.
         return PublishedObject(key=key, version=str(copied.get("VersionId") or "null"))
+
+    async def public_picture(self, key: str, *, max_bytes: int) -> PublicPicture | None:
+        """A cover or thumbnail of the published bucket (under covers/, public by
+        design: CloudFront serves them to anyone), or None where there is none (or
+        it is larger than any picture the platform makes). Never a book's PDF."""
+        if not PUBLIC_PICTURE_KEY.fullmatch(key):
+            return None
+        try:
+            found = await self._s3.get_object(Bucket=self.published_bucket, Key=key)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        async with found["Body"] as body:
+            if int(found.get("ContentLength", 0)) > max_bytes:
+                return None
+            data = await body.read()
+        return PublicPicture(
+            data=data,
+            content_type=str(found.get("ContentType") or "application/octet-stream"),
+            etag=str(found.get("ETag") or ""),
+            cache_control=str(found.get("CacheControl") or "public, max-age=3600"),
+        )
 
     async def download_published(self, key: str, version: str, target: Path) -> int:
         """The published object's bytes, that very version, into `target`; its size."""

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from services.delivery.dependencies import DeliveryServiceDep
+from services.delivery.dependencies import DeliveryServiceDep, ReadingAppReader
 from services.delivery.reading import reading_list_json
 from services.delivery.schemas import (
     CookiesOut,
@@ -37,12 +37,25 @@ reading = APIRouter(prefix="/v1/reading", tags=["reading"])
     "reader (`Authorization: Bearer`, from the OPDS authentication document's password "
     "grant), the same decision and the same link as `POST /v1/deliveries`, answered as a "
     "redirect a reading app follows. Never cached.",
-    responses=problem_responses(401, 403, 404, 429, 503),
+    response_class=Response,
+    responses={
+        302: {
+            "description": "Found: the signed link, to follow (no body)",
+            "headers": {
+                "Location": {
+                    "description": "The signed link to the book's PDF",
+                    "schema": {"type": "string", "format": "uri"},
+                }
+            },
+            "content": {},
+        },
+        **problem_responses(401, 403, 404, 429, 503),
+    },
 )
 async def acquire(
     book_id: uuid.UUID,
     request: Request,
-    principal: CurrentPrincipal,
+    principal: ReadingAppReader,
     service: DeliveryServiceDep,
 ) -> Response:
     link = await service.issue(principal, book_id, client_ip=client_ip(request.scope))

@@ -8,6 +8,11 @@ from fastapi import Depends, Request
 
 from services.delivery.components import app_components
 from services.delivery.service import DeliveryService
+from shared.auth import Principal, current_principal, verifies_bearer
+from shared.errors import Unauthorized
+
+AUTH_DOCUMENT_REL = "http://opds-spec.org/auth/document"
+AUTH_DOCUMENT_TYPE = "application/opds-authentication+json"
 
 
 async def get_delivery_service(request: Request) -> DeliveryService:
@@ -16,3 +21,23 @@ async def get_delivery_service(request: Request) -> DeliveryService:
 
 
 DeliveryServiceDep = Annotated[DeliveryService, Depends(get_delivery_service)]
+
+
+@verifies_bearer
+async def reading_app_reader(request: Request) -> Principal:
+    """The signed-in reader of a reading app's acquisition. Refused, the 401 links the
+    catalog's Authentication Document, so the app learns how to sign in (Authentication
+    for OPDS 1.0, #38: the 401 said nothing of it)."""
+    try:
+        return await current_principal(request)
+    except Unauthorized as refused:
+        settings = app_components(request.app).settings
+        catalog = settings.opds_catalog_url or str(request.base_url).rstrip("/")
+        refused.headers["Link"] = (
+            f'<{catalog}/opds/authentication>; rel="{AUTH_DOCUMENT_REL}"; '
+            f'type="{AUTH_DOCUMENT_TYPE}"'
+        )
+        raise
+
+
+ReadingAppReader = Annotated[Principal, Depends(reading_app_reader)]

@@ -21,6 +21,10 @@ class DeliverySettings(ServiceSettings):
     service_name: ClassVar[str] = "delivery"
 
     database_url: str = "sqlite+aiosqlite:///./.stories/delivery.sqlite3"
+    # Where content's OPDS catalog is, for the acquisition's 401 (it links the
+    # catalog's Authentication Document): empty where one origin serves both, as
+    # the load balancer does; the gateway otherwise (the embedded run, compose).
+    opds_catalog_url: str = ""
 
     # Which signer issues links: S3 presigned GETs, or CloudFront signed URLs.
     signer: Literal["s3", "cloudfront"] = "s3"

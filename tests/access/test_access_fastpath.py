@@ -7,7 +7,7 @@ import uuid
 
 from shared.roles import Role
 from tests.harness.access import AccessHarness
-from tests.support import fast_path_answers
+from tests.support import assert_problem, fast_path_answers
 
 DECISIONS = "/v1/decisions"
 ME = "/v1/users/me"
@@ -51,7 +51,7 @@ async def test_a_cached_decision_is_the_same_answer_and_everything_else_is_uncha
         headers={**service, "Content-Type": "application/json"},
         content=b'{"user_id": ',
     )
-    assert broken.status_code == 422
+    assert_problem(broken, 400, "malformed-json")  # #38: JSON that does not parse
     # #13.10: a thousand levels of nesting in a kilobyte is the caller's error, not a 500.
     deep = await access.http.post(
         "/v1/decisions",

@@ -360,3 +360,47 @@ async def test_search_finds_stems_in_each_books_language(content: ContentHarness
     assert await found("mbwe") == set()  # no stemmer for Swahili: whole words only
     assert await found("renard", language="fr") == {ids["fr"]}
     assert await found("renard", language="en") == set()
+
+
+async def test_opds_facets_count_within_the_filter_and_offer_only_real_choices(
+    content: ContentHarness,
+) -> None:
+    """#38: the age facet offered ages no book suits, facet links had no
+    numberOfItems, and inside a filtered feed the other facets' counts ignored the
+    filter. Each facet is counted with the other choices applied, shows only values
+    that find books, and only when there are two or more to choose from."""
+    category = f"facet-{uuid.uuid4().hex[:8]}"
+    shapes = [("en", "early", 4, 8)] * 3 + [("en", "fluent", 9, 12)] + [("sw", "early", 4, 8)] * 2
+    rows = []
+    for n, (language, level, low, high) in enumerate(shapes):
+        row = catalog_book(9000 + n)
+        row |= {"category": category, "language": language, "reading_level": level,
+                "age_min": low, "age_max": high}  # fmt: skip
+        rows.append(row)
+    elsewhere = catalog_book(9100) | {"category": f"{category}-other"}
+    await seed(content, [*rows, elsewhere])
+
+    def facets_of(feed: dict[str, Any]) -> dict[str, dict[str, int]]:
+        return {
+            facet["metadata"]["title"]: {
+                link["title"]: link["properties"]["numberOfItems"] for link in facet["links"]
+            }
+            for facet in feed.get("facets", [])
+        }
+
+    in_category = facets_of((await content.http.get(f"/opds/books?category={category}")).json())
+    assert in_category["Language"] == {"en": 4, "sw": 2}
+    assert in_category["Reading level"] == {"early": 5, "fluent": 1}
+    assert in_category["Age"] == {"age 5": 5, "age 7": 5, "age 9": 1, "age 11": 1}  # no "age 3"
+    # Its own choice left out: every category, this one with its six.
+    assert in_category["Category"][category] == 6
+    assert in_category["Category"][f"{category}-other"] == 1
+    in_swahili = facets_of(
+        (await content.http.get(f"/opds/books?category={category}&language=sw")).json()
+    )
+    assert in_swahili["Language"] == {"en": 4, "sw": 2}  # its own choice left out
+    assert "Reading level" not in in_swahili  # one level only: no choice
+    assert in_swahili["Age"] == {"age 5": 2, "age 7": 2}  # within Swahili
+    nothing = (await content.http.get(f"/opds/books?category={category}&query=qqqqq")).json()
+    assert "publications" not in nothing
+    assert [link["title"] for link in nothing["navigation"]] == ["All books", "The library"]

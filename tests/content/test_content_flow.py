@@ -4,6 +4,7 @@ the outbox, SNS and SQS into access's read model, and the public catalog."""
 
 from __future__ import annotations
 
+import io
 import uuid
 
 import httpx
@@ -252,3 +253,60 @@ async def test_publishing_with_an_idempotency_key_happens_once(content: ContentH
     assert again.json() == first.json()
     events = [e for e in await content.outbox("book.published") if e.data["book_id"] == book["id"]]
     assert len(events) == 1
+
+
+async def test_covers_are_served_where_no_cdn_is_and_every_book_has_a_jpeg(
+    content: ContentHarness,
+) -> None:
+    """#38: without a CDN (the embedded run, compose) no book had a cover_url, and a
+    publication's only picture was an SVG. Content serves the public pictures (and
+    nothing else) at /v1/assets, and every book a JPEG: its cover as one, else a card."""
+    from PIL import Image
+
+    author = await content.account(Role.VOLUNTEER)
+    reviewer = await content.account(Role.STORY_MANAGER)
+    admin = await content.account(Role.CONTENT_ADMIN)
+    bare = await content.book(admin, await content.approved(author, reviewer))
+    assert (
+        await content.http.post(f"/v1/books/{bare['id']}/publish", headers=admin.headers)
+    ).status_code == 200
+    card = await content.http.get(f"/opds/books/{bare['id']}/cover.jpg")
+    assert (card.status_code, card.headers["content-type"]) == (200, "image/jpeg")
+    assert Image.open(io.BytesIO(card.content)).size == (300, 450)  # the drawn card
+
+    book = await content.book(admin, await content.approved(author, reviewer))
+    drawn = io.BytesIO()
+    Image.new("RGB", (1200, 1800), (200, 80, 40)).save(drawn, "PNG")
+    ticket = (
+        await content.http.post(
+            f"/v1/books/{book['id']}/cover",
+            json={"content_type": "image/png"},
+            headers=admin.headers,
+        )
+    ).json()
+    async with httpx.AsyncClient() as s3:
+        posted = await s3.post(
+            ticket["url"],
+            data=ticket["fields"],
+            files={"file": ("c.png", drawn.getvalue(), "image/png")},
+        )
+    assert posted.status_code in (200, 201, 204), posted.text
+    published = await content.http.post(f"/v1/books/{book['id']}/publish", headers=admin.headers)
+    key = published.json()["cover_url"].split(".example/", 1)[1]
+    served = await content.http.get(f"/v1/assets/{key}")
+    assert (served.status_code, served.headers["content-type"]) == (200, "image/png")
+    assert served.content == drawn.getvalue()
+    assert served.headers["cache-control"].startswith("public")
+    again = await content.http.get(
+        f"/v1/assets/{key}", headers={"If-None-Match": served.headers["etag"]}
+    )
+    assert again.status_code == 304
+    rendition = await content.http.get(f"/opds/books/{book['id']}/cover.jpg")
+    picture = Image.open(io.BytesIO(rendition.content))
+    assert (picture.format, picture.size) == ("JPEG", (600, 900))
+    assert picture.getpixel((300, 450))[0] > 150  # the cover's own colour, not the card's blue
+    # Pictures only: a book's PDF, a made-up key or a way out of covers/ is a 404.
+    row = await content.http.get(f"/v1/books/{book['id']}", headers=admin.headers)
+    assert row.status_code == 200
+    for path in (f"covers/{book['id']}/nothing.png", "covers/../books/x.pdf", "covers/x.pdf"):
+        assert (await content.http.get(f"/v1/assets/{path}")).status_code == 404, path

@@ -8,7 +8,14 @@ import uuid
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from services.content.api.common import CHANGE_ERRORS, IfMatch, book_out, etag_of, with_etag
+from services.content.api.common import (
+    CHANGE_ERRORS,
+    IfMatch,
+    IfMatchRequired,
+    book_out,
+    etag_of,
+    with_etag,
+)
 from services.content.books import BookService
 from services.content.dependencies import BookServiceDep
 from services.content.models import Book
@@ -60,7 +67,7 @@ async def update_book(
     body: BookUpdate,
     principal: CurrentPrincipal,
     service: BookServiceDep,
-    if_match: IfMatch = None,
+    if_match: IfMatchRequired,
 ) -> JSONResponse:
     return with_etag(
         await answer(service, await service.update_book(principal, book_id, if_match, body))

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from services.content.api.common import (
+    NOT_MODIFIED,
     Cursor,
     IfNoneMatch,
     book_out,
@@ -49,7 +50,7 @@ catalog = APIRouter(prefix="/v1/books", tags=["books"])
     "versions (language and level). Answers carry an ETag: send it as If-None-Match to "
     "get a 304 when nothing changed. `status` other than PUBLISHED needs BOOK_MANAGER or "
     "higher.",
-    responses=problem_responses(401, 403, 422),
+    responses={**NOT_MODIFIED, **problem_responses(401, 403, 422)},
 )
 async def list_books(
     request: Request,
@@ -112,7 +113,7 @@ async def list_books(
     "/{book_id}",
     response_model=BookOut,
     summary="One book: published ones for everyone, any for BOOK_MANAGER and up",
-    responses=problem_responses(401, 404, 422),
+    responses={**NOT_MODIFIED, **problem_responses(401, 404, 422)},
 )
 async def get_book(
     book_id: uuid.UUID,
@@ -147,7 +148,7 @@ families = APIRouter(prefix="/v1/families", tags=["books"])
     summary="A story family: the original and its translations and adaptations",
     description="Published versions for everyone, by language then reading level; every "
     "version (drafts, unpublished, superseded) for BOOK_MANAGER and up.",
-    responses=problem_responses(401, 404, 422),
+    responses={**NOT_MODIFIED, **problem_responses(401, 404, 422)},
 )
 async def get_family(
     family_id: uuid.UUID,

@@ -4,6 +4,7 @@ the feeds as it reaches `GET /v1/books`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Annotated, Any
@@ -12,14 +13,24 @@ import structlog
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from services.content.api.common import Cursor, IfNoneMatch, body_etag, book_out, catalog_answer
+from services.content.api.common import (
+    NOT_MODIFIED,
+    Cursor,
+    IfNoneMatch,
+    body_etag,
+    book_out,
+    catalog_answer,
+)
 from services.content.catalog import OPDS_FEED_PARAMETERS, parse_catalog_cursor
 from services.content.components import app_components
+from services.content.covers import jpeg_rendition
 from services.content.dependencies import catalog_service
 from services.content.most_read import MetricsUnavailable
 from services.content.opds import (
+    AGES,
     AUTHENTICATION_TYPE,
     FEED_TYPE,
+    JPEG,
     PUBLICATION_TYPE,
     SVG,
     Origins,
@@ -69,7 +80,7 @@ def _tagged(document: dict[str, Any]) -> tuple[str, bytes]:
 @opds.get(
     "",
     summary="OPDS 2.0: the root navigation feed (every book, by language, by level; new)",
-    responses={200: {"content": {FEED_TYPE: {}}}},
+    responses={**NOT_MODIFIED, 200: {"content": {FEED_TYPE: {}}}},
 )
 async def opds_root(request: Request, if_none_match: IfNoneMatch = None) -> Response:
     resources, components = resources_of(request.app), app_components(request.app)
@@ -123,7 +134,7 @@ async def opds_root(request: Request, if_none_match: IfNoneMatch = None) -> Resp
     description="Facets: `language`, `reading_level`, `category`, `age` (a child's age). "
     "`query` searches titles and summaries (the feeds' search template). Cursor pages "
     "(`next` link).",
-    responses={**problem_responses(422), 200: {"content": {FEED_TYPE: {}}}},
+    responses={**NOT_MODIFIED, **problem_responses(422), 200: {"content": {FEED_TYPE: {}}}},
 )
 async def opds_books(
     request: Request,
@@ -161,7 +172,7 @@ async def opds_books(
         async with unit_of_work(resources.session_factory) as session:
             service = catalog_service(resources, session)
             rows, next_cursor, families = await service.catalog_page(wanted)
-            counts = await service.repository.published_facets()
+            counts = await service.repository.published_facets(wanted, ages=AGES)
         books = [book_out(b, settings, families[b.family_id]) for b in rows]
         title = "Search: " + text if text else "Books"
         return _tagged(
@@ -189,7 +200,11 @@ async def opds_books(
 @opds.get(
     "/books/{book_id}",
     summary="OPDS 2.0: one published book, with its acquisition link",
-    responses={**problem_responses(404, 422), 200: {"content": {PUBLICATION_TYPE: {}}}},
+    responses={
+        **NOT_MODIFIED,
+        **problem_responses(404, 422),
+        200: {"content": {PUBLICATION_TYPE: {}}},
+    },
 )
 async def opds_publication(
     book_id: uuid.UUID,
@@ -228,7 +243,7 @@ async def opds_authentication(request: Request) -> Response:
 @opds.get(
     "/books/{book_id}/cover.svg",
     summary="A drawn title card: the image of a publication without a cover yet",
-    responses={**problem_responses(404, 422), 200: {"content": {SVG: {}}}},
+    responses={**NOT_MODIFIED, **problem_responses(404, 422), 200: {"content": {SVG: {}}}},
 )
 async def opds_title_card(
     book_id: uuid.UUID, request: Request, if_none_match: IfNoneMatch = None
@@ -248,4 +263,43 @@ async def opds_title_card(
         public=True,
         if_none_match=if_none_match,
         media_type=SVG,
+    )
+
+
+@opds.get(
+    "/books/{book_id}/cover.jpg",
+    summary="A publication's picture as a JPEG: its cover, else its first page, else a card",
+    description="What every reading app can show (the feeds offer it on every "
+    "publication): the cover, or the first page once the book is processed, as a JPEG "
+    "at most 600 x 900; a drawn title card before either exists.",
+    responses={**NOT_MODIFIED, **problem_responses(404, 422), 200: {"content": {JPEG: {}}}},
+)
+async def opds_cover_jpeg(
+    book_id: uuid.UUID, request: Request, if_none_match: IfNoneMatch = None
+) -> Response:
+    resources, components = resources_of(request.app), app_components(request.app)
+
+    async def load() -> tuple[str, bytes]:
+        async with unit_of_work(resources.session_factory) as session:
+            found, _ = await catalog_service(resources, session).book_for(None, book_id)
+        key = found.cover_key or (found.thumbnail_keys or {}).get("600")
+        picture = (
+            await components.storage.public_picture(
+                key, max_bytes=components.settings.cover_max_bytes
+            )
+            if key
+            else None
+        )
+        body = await asyncio.to_thread(
+            jpeg_rendition, picture.data if picture else None, found.title
+        )
+        return body_etag(body), body
+
+    return await catalog_answer(
+        components.catalog,
+        ("opds", "cover.jpg", book_id),
+        load,
+        public=True,
+        if_none_match=if_none_match,
+        media_type=JPEG,
     )

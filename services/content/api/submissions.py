@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from services.content.api.common import (
     CHANGE_ERRORS,
     Cursor,
-    IfMatch,
+    IfMatchRequired,
     PageSize,
     etag_of,
     submission_out,
@@ -150,7 +150,7 @@ async def update_submission(
     body: SubmissionUpdate,
     principal: CurrentPrincipal,
     service: SubmissionServiceDep,
-    if_match: IfMatch = None,
+    if_match: IfMatchRequired,
 ) -> JSONResponse:
     return with_etag(
         submission_out(
@@ -193,7 +193,7 @@ async def submit(
     principal: CurrentPrincipal,
     once: OnceDep,
     service: SubmissionServiceDep,
-    if_match: IfMatch = None,
+    if_match: IfMatchRequired,
 ) -> JSONResponse:
     # The deep check first, outside the request's transaction (submissions.py).
     checked = await service.check_upload(principal, submission_id, if_match)
@@ -219,7 +219,7 @@ async def claim(
     submission_id: uuid.UUID,
     principal: CurrentPrincipal,
     service: SubmissionServiceDep,
-    if_match: IfMatch = None,
+    if_match: IfMatchRequired,
     body: ClaimRequest | None = None,
 ) -> JSONResponse:
     take_over = body.take_over if body is not None else False
@@ -245,7 +245,7 @@ async def review(
     principal: CurrentPrincipal,
     once: OnceDep,
     service: SubmissionServiceDep,
-    if_match: IfMatch = None,
+    if_match: IfMatchRequired,
 ) -> JSONResponse:
     async def work() -> SubmissionOut:
         return submission_out(
