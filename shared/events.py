@@ -8,6 +8,7 @@ consumers refuse versions they do not know rather than guess.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
@@ -16,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.clock import now_utc
 from shared.roles import Role
-from shared.tracing import current_trace_context
 
 
 class UnknownEventError(ValueError):
@@ -404,8 +404,16 @@ class Envelope(BaseModel):
 
     @classmethod
     def wrap(
-        cls, data: EventData, *, trace_id: str | None = None, time: datetime | None = None
+        cls,
+        data: EventData,
+        *,
+        trace_id: str | None = None,
+        time: datetime | None = None,
+        trace: Mapping[str, str] | None = None,
     ) -> Envelope:
+        """`data` in its envelope. `trace` is the caller's trace context
+        (`traceparent`, `tracestate`): the outbox passes the current one, so the
+        contracts themselves know nothing of tracing (no import of it, #39)."""
         return cls(
             source=f"/stories/{data.producer.value}",
             type=data.type,
@@ -414,7 +422,7 @@ class Envelope(BaseModel):
             dataversion=data.version,
             traceid=trace_id,
             data=data.model_dump(mode="json"),
-            **current_trace_context(),
+            **dict(trace or {}),
         )
 
     def contract(self) -> EventData:

@@ -42,7 +42,7 @@ from shared.clock import now_utc
 from shared.db import EVENTS_RECORDED_INFO_KEY, PlatformTables, UtcDateTime, unit_of_work
 from shared.events import Envelope, EventData
 from shared.telemetry import Telemetry
-from shared.tracing import event_context, tracer
+from shared.tracing import current_trace_context, event_context, tracer
 
 log = structlog.get_logger(__name__)
 
@@ -85,7 +85,7 @@ def record_event(
 ) -> Envelope:
     """Add an event to the session's transaction; it is published only if that commits.
     `time`: when it happened, if not now (reading done offline and uploaded later)."""
-    envelope = Envelope.wrap(data, trace_id=trace_id, time=time)
+    envelope = Envelope.wrap(data, trace_id=trace_id, time=time, trace=current_trace_context())
     session.add(
         OutboxMessage(
             event_id=envelope.id,
@@ -127,7 +127,7 @@ class GroupCommitRecorder:
         )
 
     async def record(self, data: EventData, *, trace_id: str | None = None) -> Envelope:
-        envelope = Envelope.wrap(data, trace_id=trace_id)
+        envelope = Envelope.wrap(data, trace_id=trace_id, trace=current_trace_context())
         await self._batcher.submit(envelope)
         return envelope
 
