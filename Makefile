@@ -7,7 +7,7 @@ UV := .tools/bin/uv
 VENV_BIN := .venv/bin
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install up demo test lint typecheck client pytest e2e-localstack infra terraform checkov image bench loadtest fuzz clean
+.PHONY: install up demo check test lint typecheck client pytest e2e-localstack infra terraform checkov image bench loadtest fuzz clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -45,6 +45,17 @@ up: install
 ## Through the gateway's public API only; running it again adds nothing.
 demo: install
 	$(VENV_BIN)/stories demo
+
+## The fast loop, while you work (about a minute here): lint, type checks, import
+## rules and every test that needs no server (no PostgreSQL, Redis, AWS emulator or
+## running service: tests/conftest.py marks the others `server`). `make test` before
+## you push: everything.
+check: install
+	$(VENV_BIN)/ruff check .
+	$(VENV_BIN)/ruff format --check .
+	$(VENV_BIN)/lint-imports
+	$(VENV_BIN)/mypy
+	$(VENV_BIN)/pytest -q -m "not server"
 
 ## Install everything, then lint, type-check, check import rules and run every test.
 ## Every stage runs even when one before it failed; a summary names each one's result.

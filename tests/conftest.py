@@ -47,9 +47,52 @@ def pytest_configure(config: pytest.Config) -> None:
     configure_logging("WARNING", json=False)
 
 
+# What a test may use and still need no server (`make check` runs those alone):
+# pytest's own fixtures. Any other fixture here reaches PostgreSQL, Redis, an AWS
+# emulator or a running service; so does a module that names one of these.
+NO_SERVER_FIXTURES = frozenset(
+    {
+        "request", "tmp_path", "tmp_path_factory", "monkeypatch", "capsys", "caplog",
+        "recwarn", "event_loop_policy",
+        # Autouse, and a no-op in a session of no-server tests alone (below).
+        "clean_redis",
+    }
+)  # fmt: skip
+SERVER_WORDS = (
+    "TEST_REDIS_URL", "TEST_DATABASE_URL", "BENCH_DATABASE_URL", "create_redis(",
+    "moto_server_process", "start_guarded_moto", "running_platform", "ThreadedServer",
+    "uvicorn_process", "bench_events", "bench_metrics", "scripts/build-image",
+)  # fmt: skip
+_names_a_server: dict[str, bool] = {}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs a server `server`, from what it asks for: its
+    fixtures, its markers, and what its module names. `make check` runs the rest."""
+    for item in items:
+        path = str(item.path)
+        if path not in _names_a_server:
+            source = item.path.read_text()
+            _names_a_server[path] = any(word in source for word in SERVER_WORDS)
+        parametrized = {
+            name.strip()
+            for marker in item.iter_markers("parametrize")
+            for name in (
+                marker.args[0].split(",") if isinstance(marker.args[0], str) else marker.args[0]
+            )
+        }
+        fixtures = set(getattr(item, "fixturenames", ())) - NO_SERVER_FIXTURES - parametrized
+        marked = any(item.get_closest_marker(m) for m in ("slow", "e2e", "faults"))
+        if fixtures or marked or _names_a_server[path]:
+            item.add_marker(pytest.mark.server)
+
+
 @pytest.fixture(scope="session", autouse=True)
-async def clean_redis() -> None:
-    """Start from an empty test Redis: rate limits and deny-lists of earlier runs are gone."""
+async def clean_redis(request: pytest.FixtureRequest) -> None:
+    """Start from an empty test Redis: rate limits and deny-lists of earlier runs are gone.
+    (Nothing to do in a session of tests that need no server: `make check`.)"""
+    if not any(item.get_closest_marker("server") for item in request.session.items):
+        return
     client = Redis.from_url(TEST_REDIS_URL)
     try:
         await client.flushdb()
