@@ -21,6 +21,7 @@ from services.access.settings import AccessSettings
 from shared.roles import Role
 from tests.harness.access import (
     PASSWORD,
+    SLOWED_SECONDS,
     AccessHarness,
     Account,
     access_settings,
@@ -96,7 +97,7 @@ async def test_forty_learners_sign_in_at_once_from_one_school_address(
     teacher = await access.account(Role.TEACHER)
     school = school_address()
     with running_access(
-        deployed_limits(access, database_url, moto_url, login_slowed_seconds=2)
+        deployed_limits(access, database_url, moto_url, login_slowed_seconds=SLOWED_SECONDS)
     ) as url:
         async with httpx.AsyncClient(base_url=url, timeout=60) as http:
             made = await new_class(http, teacher)
@@ -141,7 +142,7 @@ async def test_forty_learners_sign_in_at_once_from_one_school_address(
                 headers=school,
             )  # fmt: skip
             assert_problem(waits, 429, "sign-ins-slowed")
-            assert 0 < int(waits.headers["retry-after"]) <= 2
+            assert 0 < int(waits.headers["retry-after"]) <= SLOWED_SECONDS
             # ...and once it has waited, the right password gets in; so does the next
             # child's, at once (a success gives its turn back).
             await asyncio.sleep(int(waits.headers["retry-after"]) + 0.2)
@@ -201,7 +202,7 @@ async def test_a_class_account_is_slowed_after_its_failures_and_the_teacher_can_
             database_url,
             moto_url,
             class_login_failures_per_account=3,
-            login_slowed_seconds=2,
+            login_slowed_seconds=SLOWED_SECONDS,
         )
     ) as url:
         # Every request from an address of its own, unless one is given.
@@ -316,7 +317,7 @@ async def test_join_code_guesses_are_counted_per_account_and_per_address(
             moto_url,
             join_code_failures_per_account=4,
             join_code_failures_per_ip=6,
-            login_slowed_seconds=2,
+            login_slowed_seconds=SLOWED_SECONDS,
         )
     ) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:

@@ -26,6 +26,10 @@ from stories.emulator import free_port
 from tests.conftest import make_settings
 from tests.support import ThreadedServer, outbox_events
 
+# A slowed address's or account's interval in the tests that wait one out: long
+# enough that a request right after a guess, on a loaded CI machine, still falls
+# inside it (2 s did not, once), short enough to wait.
+SLOWED_SECONDS = 8
 PASSWORD = "a sturdy passphrase 42"
 
 
