@@ -145,7 +145,7 @@ async def test_an_upload_replaced_during_its_check_is_not_pinned(
     assert (await content.upload(author, draft["id"])).status_code in (200, 201, 204)
     with paused(moto_url):
         submitting = asyncio.create_task(content.submit(author, draft))
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(2.0)  # the submit has read its upload and waits on S3
         ticket = await content.http.post(
             f"/v1/submissions/{draft['id']}/upload", json={}, headers=author.headers, timeout=5
         )
@@ -235,9 +235,9 @@ async def test_checks_past_their_places_and_line_are_a_quick_503(
             assert (await content.upload(author, draft["id"])).status_code in (200, 201, 204)
         with paused(moto_url):
             running = asyncio.create_task(content.submit(author, drafts[0]))
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.0)
             waiting = asyncio.create_task(content.submit(author, drafts[1]))
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.0)
             busy = await content.submit(author, drafts[2])
             assert not running.done()
             assert not waiting.done()
