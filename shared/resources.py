@@ -18,21 +18,21 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
-from shared.access_client import AccessClient
-from shared.auth import JwksKeyCache, TokenDenyList, TokenVerifier
-from shared.aws import AwsClients, open_aws_clients
-from shared.db import create_engine, create_session_factory, has_work
-from shared.decisions import DecisionCache
-from shared.events import Producer
-from shared.problems import (
+from shared.bus.provision import topic_arn
+from shared.clients.access_client import AccessClient
+from shared.clients.aws import AwsClients, open_aws_clients
+from shared.clients.db import create_engine, create_session_factory, has_work
+from shared.clients.decision_cache import DecisionCache
+from shared.clients.pubsub import InvalidationBus
+from shared.clients.redis import RedisCircuit, create_redis
+from shared.contracts.events import Producer
+from shared.http.auth import JwksKeyCache, TokenDenyList, TokenVerifier
+from shared.http.problems import (
     Problem,
 )
-from shared.pubsub import InvalidationBus
-from shared.redis import RedisCircuit, create_redis
+from shared.observe.telemetry import Telemetry
+from shared.observe.tracing import configure_tracing, trace_database
 from shared.settings import ServiceSettings
-from shared.telemetry import Telemetry
-from shared.topology import topic_arn
-from shared.tracing import configure_tracing, trace_database
 
 log = structlog.get_logger(__name__)
 # How long a starting service keeps asking access for its credentials before

@@ -22,7 +22,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from shared.topology import ResourceNames
+from shared.bus.provision import ResourceNames
 
 # Values that mean "nobody set this": acceptable on a laptop, never in a deployment.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "test", "password", "dev"})
@@ -92,7 +92,7 @@ class ServiceSettings(BaseSettings):
     # One log line per request (method, path, status, time, request id): off by
     # default, since the load balancer keeps access logs in AWS.
     log_requests: bool = False
-    # OpenTelemetry traces (shared/tracing.py): "otlp" sends them to
+    # OpenTelemetry traces (shared/observe/tracing.py): "otlp" sends them to
     # OTEL_EXPORTER_OTLP_ENDPOINT (the ADOT sidecar in AWS, Jaeger in compose);
     # "none" (the default, and the embedded run's) costs nothing.
     tracing_exporter: Literal["none", "otlp"] = "none"
@@ -101,7 +101,7 @@ class ServiceSettings(BaseSettings):
     tracing_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
     # And at most this many new traces a second in each process (none: no cap,
     # as compose runs): a kept span costs about 100 us of the process's core, so
-    # a cap keeps tracing's cost flat at the platform's peak (shared/tracing.py).
+    # a cap keeps tracing's cost flat at the platform's peak (shared/observe/tracing.py).
     tracing_max_traces_per_second: float | None = Field(default=None, gt=0.0)
     # Where OTLP/HTTP traces go (the standard variable's name and meaning): the ADOT
     # sidecar on the task's own loopback in AWS, Jaeger in compose.

@@ -10,8 +10,8 @@ from services.access.dependencies import account_service
 from services.access.models import SigningKey
 from services.access.settings import AccessSettings
 from services.access.tokens import rotate_signing_key
-from shared.db import unit_of_work
-from shared.errors import Problem
+from shared.clients.db import unit_of_work
+from shared.contracts.errors import Problem
 from shared.resources import open_resources
 from shared.settings import DATABASE_SETTINGS, checking_only
 

@@ -15,14 +15,7 @@ from typing import ClassVar
 
 from pydantic_settings import SettingsConfigDict
 
-from shared.aws import AwsClients, open_aws_clients
-from shared.db import unit_of_work
-from shared.logging import configure_logging
-from shared.migrations import upgrade
-from shared.resources import open_resources
-from shared.runtime import install_stop_signals, run_worker, serve_api, serve_in_processes
-from shared.settings import AWS_SETTINGS, DATABASE_SETTINGS, ServiceSettings, checking_only
-from shared.topology import (
+from shared.bus.provision import (
     SUBSCRIPTIONS,
     ResourceNames,
     bootstrap,
@@ -30,6 +23,13 @@ from shared.topology import (
     redrive_dead_letters,
     topology_plan,
 )
+from shared.clients.aws import AwsClients, open_aws_clients
+from shared.clients.db import unit_of_work
+from shared.resources import open_resources
+from shared.service.logging import configure_logging
+from shared.service.migrations import upgrade
+from shared.service.runtime import install_stop_signals, run_worker, serve_api, serve_in_processes
+from shared.settings import AWS_SETTINGS, DATABASE_SETTINGS, ServiceSettings, checking_only
 
 
 class PlatformSettings(ServiceSettings):

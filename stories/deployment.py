@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from shared.topology import SUBSCRIPTIONS, ResourceNames, topology_plan
+from shared.bus.provision import SUBSCRIPTIONS, ResourceNames, topology_plan
 from stories.registry import SERVICES
 
 # Read by every service, deployed: where its state is, how it finds the others.
@@ -26,7 +26,7 @@ COMMON_VALUES = [
     "JWKS_URL",
     "CORS_ORIGINS",
     "TRUSTED_PROXIES",
-    # Traces to the task's ADOT collector sidecar (X-Ray): shared/tracing.py.
+    # Traces to the task's ADOT collector sidecar (X-Ray): shared/observe/tracing.py.
     "TRACING_EXPORTER",
     "TRACING_SAMPLE_RATIO",
     "TRACING_MAX_TRACES_PER_SECOND",

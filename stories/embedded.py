@@ -22,11 +22,11 @@ from typing import Any
 import structlog
 from pydantic import TypeAdapter
 
-from shared.migrations import upgrade
+from shared.bus.provision import bootstrap
 from shared.resources import open_resources
-from shared.runtime import install_stop_signals, run_worker, serve_api
+from shared.service.migrations import upgrade
+from shared.service.runtime import install_stop_signals, run_worker, serve_api
 from shared.settings import DEV_ORIGINS, ServiceSettings
-from shared.topology import bootstrap
 from stories.emulator_guard import Credentials, start_guarded_moto
 from stories.gateway import Gateway, merged_openapi
 from stories.registry import SERVICES

@@ -29,9 +29,9 @@ import structlog
 from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 
-from shared.asgi import send_problem
-from shared.errors import NotFound, ServiceUnavailable
-from shared.middleware import (
+from shared.contracts.errors import NotFound, ServiceUnavailable
+from shared.http.asgi import send_problem
+from shared.http.middleware import (
     CORS_REFUSED,
     REQUEST_ID_HEADER,
     CorsPolicy,

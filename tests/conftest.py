@@ -19,11 +19,11 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
 
-from shared.db import PlatformTables, drop_schema, ensure_database
-from shared.logging import configure_logging
+from shared.bus.provision import bootstrap
+from shared.clients.db import PlatformTables, drop_schema, ensure_database
 from shared.resources import Resources, open_resources
+from shared.service.logging import configure_logging
 from shared.settings import ServiceSettings
-from shared.topology import bootstrap
 from stories.emulator import localstack_process, moto_server_process
 from tests.support import (
     TEST_DATABASE_URL,

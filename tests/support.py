@@ -16,9 +16,9 @@ from pydantic_settings import SettingsConfigDict
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.events import Envelope
-from shared.outbox import OutboxMessage
-from shared.runtime import uvicorn_config
+from shared.bus.outbox import OutboxMessage
+from shared.contracts.events import Envelope
+from shared.service.runtime import uvicorn_config
 from shared.settings import ServiceSettings
 from stories.emulator import free_port
 
@@ -159,7 +159,7 @@ class ThreadedServer:
         self, app: object, port: int | None = None, *, trusted_proxies: Sequence[str] = ()
     ) -> None:
         self.port = port or free_port()
-        # Served as every API is (shared.runtime), proxy trust included.
+        # Served as every API is (shared.service.runtime), proxy trust included.
         self.server = uvicorn.Server(
             uvicorn_config(app, "127.0.0.1", self.port, trusted_proxies)  # type: ignore[arg-type]
         )

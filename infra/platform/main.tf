@@ -241,7 +241,7 @@ resource "aws_lb" "this" {
   security_groups            = [aws_security_group.alb.id]
   drop_invalid_header_fields = true
   enable_deletion_protection = var.environment == "production"
-  # Below the APIs' keep-alive (75 s, shared/runtime.py): the balancer, not the
+  # Below the APIs' keep-alive (75 s, shared/service/runtime.py): the balancer, not the
   # task, closes an idle connection, so none is reused as the task drops it (a 502).
   idle_timeout = 60
 }

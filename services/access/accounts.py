@@ -27,11 +27,12 @@ from services.access.repository import AccessRepository
 from services.access.schemas import TokenPair
 from services.access.settings import AccessSettings
 from services.access.tokens import TokenIssuer, hash_refresh_secret, new_refresh_secret
-from shared.auth import Principal, TokenDenyList, session_key
-from shared.clock import now_utc
-from shared.db import UnitOfWorkSession, unit_of_work_session
-from shared.decisions import DecisionCache
-from shared.errors import (
+from shared.bus.outbox import record_event
+from shared.clients.db import UnitOfWorkSession, unit_of_work_session
+from shared.clients.decision_cache import DecisionCache
+from shared.clients.ratelimit import RateLimiter
+from shared.contracts.clock import now_utc
+from shared.contracts.errors import (
     Conflict,
     Forbidden,
     NotFound,
@@ -40,11 +41,10 @@ from shared.errors import (
     Unauthorized,
     Unprocessable,
 )
-from shared.events import RoleAssigned, UserLoggedIn, UserRegistered
-from shared.outbox import record_event
-from shared.pagination import decode_time_cursor, time_page
-from shared.ratelimit import RateLimiter
-from shared.roles import Role
+from shared.contracts.events import RoleAssigned, UserLoggedIn, UserRegistered
+from shared.contracts.roles import Role
+from shared.http.auth import Principal, TokenDenyList, session_key
+from shared.http.pagination import decode_time_cursor, time_page
 
 INVALID_LOGIN = "Invalid email or password."
 

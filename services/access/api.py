@@ -57,17 +57,17 @@ from services.access.schemas import (
     TokenPair,
     UserOut,
 )
-from shared.asgi import client_ip
-from shared.auth import CallingService, CurrentPrincipal
-from shared.db import unit_of_work
-from shared.decisions import Decision, DecisionRequest
-from shared.errors import Unauthorized
-from shared.idempotency import OnceDep
-from shared.openapi import NOT_A_PROBLEM
-from shared.pagination import MAX_PAGE_SIZE, Page
-from shared.problems import problem_responses
+from shared.clients.db import unit_of_work
+from shared.clients.decision_cache import Decision, DecisionRequest
+from shared.contracts.errors import Unauthorized
+from shared.contracts.roles import Role
+from shared.http.asgi import client_ip
+from shared.http.auth import CallingService, CurrentPrincipal
+from shared.http.openapi import NOT_A_PROBLEM
+from shared.http.pagination import MAX_PAGE_SIZE, Page
+from shared.http.problems import problem_responses
 from shared.resources import ResourcesDep, resources_of
-from shared.roles import Role
+from shared.service.idempotency import OnceDep
 
 PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 

@@ -37,9 +37,9 @@ from services.access.schemas import (
 )
 from services.access.settings import AccessSettings
 from services.access.tokens import TokenIssuer
-from shared.clock import now_utc
-from shared.errors import ServiceUnavailable
-from shared.upstream import BoundedCalls
+from shared.clients.upstream import BoundedCalls
+from shared.contracts.clock import now_utc
+from shared.contracts.errors import ServiceUnavailable
 
 log = structlog.get_logger(__name__)
 

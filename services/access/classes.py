@@ -25,25 +25,25 @@ from services.access.entitlements import CLASS_ASSIGNMENT, EntitlementService
 from services.access.models import ClassAssignment, ClassMember, Entitlement, SchoolClass, User
 from services.access.repository import AccessRepository
 from services.access.schemas import TokenPair
-from shared.auth import Principal
-from shared.clock import now_utc
-from shared.errors import (
+from shared.bus.outbox import record_event
+from shared.contracts.clock import now_utc
+from shared.contracts.errors import (
     Conflict,
     Forbidden,
     NotFound,
     Unauthorized,
     Unprocessable,
 )
-from shared.events import (
+from shared.contracts.events import (
     ClassBookAssigned,
     ClassBookUnassigned,
     ClassMemberJoined,
     ClassMemberLeft,
     UserErased,
 )
-from shared.outbox import record_event
-from shared.pagination import decode_time_cursor, time_page
-from shared.roles import Role
+from shared.contracts.roles import Role
+from shared.http.auth import Principal
+from shared.http.pagination import decode_time_cursor, time_page
 
 # No 0/O, 1/I/L, 5/S, 2/Z, 8/B: a code read aloud or copied from a board by a
 # seven-year-old still works. 25 symbols ** 6 = 244 million codes; wrong codes are

@@ -16,8 +16,8 @@ from services.access.passwords import PasswordHashing
 from services.access.profiles import ProfileCache
 from services.access.settings import AccessSettings
 from services.access.tokens import SigningKeyStore, TokenIssuer
-from shared.auth import TokenVerifier
-from shared.ratelimit import RateLimiter
+from shared.clients.ratelimit import RateLimiter
+from shared.http.auth import TokenVerifier
 from shared.resources import Resources, components_of
 
 

@@ -1,6 +1,6 @@
 """Events the access service reacts to: `HANDLERS = {EventContract: handler}`.
 A handler of book.published or book.updated takes version 1 or 2 (see
-shared/events.py ACCEPTED_LEGACY_CONTRACTS).
+shared/contracts/events.py ACCEPTED_LEGACY_CONTRACTS).
 
 The read model of books: which exist, which are published and whether they are
 free. Events may arrive late or out of order; each row remembers the time of
@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 
 from services.access.models import CatalogBook
 from services.access.repository import AccessRepository
-from shared.consumer import EventContext, Handlers
-from shared.events import (
+from shared.bus.consumer import EventContext, Handlers
+from shared.contracts.events import (
     BookCreated,
     BookLineage,
     BookPublished,

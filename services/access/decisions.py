@@ -10,9 +10,7 @@ from typing import Protocol
 
 from services.access.accounts import AccountService
 from services.access.models import CatalogBook, User
-from shared.auth import Principal
-from shared.clock import now_utc
-from shared.decisions import (
+from shared.clients.decision_cache import (
     READ_ANY_PUBLISHED,
     Action,
     BookFacts,
@@ -21,8 +19,10 @@ from shared.decisions import (
     decide_book_read,
     needs_entitlement,
 )
-from shared.errors import Unprocessable
-from shared.roles import Role
+from shared.contracts.clock import now_utc
+from shared.contracts.errors import Unprocessable
+from shared.contracts.roles import Role
+from shared.http.auth import Principal
 
 # The least role each action needs; book:read has rules of its own.
 ACTION_MINIMUM_ROLE = {

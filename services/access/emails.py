@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from shared.errors import Unprocessable
+from shared.contracts.errors import Unprocessable
 
 # Scripts that are written together as one system.
 _ONE_SYSTEM = {"HIRAGANA": "JAPANESE", "KATAKANA": "JAPANESE", "CJK": "JAPANESE"}

@@ -10,13 +10,13 @@ from datetime import datetime
 from services.access.accounts import AccountService
 from services.access.models import CatalogBook, Entitlement
 from services.access.schemas import BulkEntitlementGrant, EntitlementGrant, EntitlementSource
-from shared.auth import Principal
-from shared.clock import now_utc
-from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
-from shared.events import EntitlementGranted, EntitlementRevoked
-from shared.outbox import record_event
-from shared.pagination import decode_time_cursor, time_page
-from shared.roles import Role
+from shared.bus.outbox import record_event
+from shared.contracts.clock import now_utc
+from shared.contracts.errors import Conflict, Forbidden, NotFound, Unprocessable
+from shared.contracts.events import EntitlementGranted, EntitlementRevoked
+from shared.contracts.roles import Role
+from shared.http.auth import Principal
+from shared.http.pagination import decode_time_cursor, time_page
 
 # Below this, granting is the teacher's power: only to learners, only published books.
 GRANT_ANYTHING = Role.CONTENT_ADMIN

@@ -12,7 +12,7 @@ answers only a body of exactly the expected shape whose decision is in the
 local cache under the request's own (canonical) strings, which can only be
 there because the endpoint validated such a request before, and only to a
 service token that passes the platform's one principal check
-(`shared.asgi.fast_path_principal`, the endpoint's own). Anything else,
+(`shared.http.asgi.fast_path_principal`, the endpoint's own). Anything else,
 including every refusal, goes to the endpoint, which answers it.
 """
 
@@ -23,7 +23,8 @@ import json
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.access.components import Components
-from shared.asgi import (
+from shared.contracts.errors import Problem
+from shared.http.asgi import (
     RouteLabel,
     bearer_token,
     fast_path_principal,
@@ -32,8 +33,7 @@ from shared.asgi import (
     replay,
     send_json,
 )
-from shared.auth import Principal
-from shared.errors import Problem
+from shared.http.auth import Principal
 from shared.resources import Resources, started_parts
 
 DECISIONS_PATH = "/v1/decisions"

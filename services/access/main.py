@@ -17,10 +17,10 @@ from services.access.fastpath import AccessFastPath
 from services.access.repository import AccessRepository
 from services.access.schemas import UserOut
 from services.access.settings import AccessSettings
-from shared.db import unit_of_work
-from shared.events import Producer
+from shared.clients.db import unit_of_work
+from shared.contracts.events import Producer
 from shared.resources import Resources
-from shared.runtime import ServiceDefinition
+from shared.service.runtime import ServiceDefinition
 
 log = structlog.get_logger(__name__)
 

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import UtcDateTime, new_metadata
-from shared.roles import Role
+from shared.clients.db import UtcDateTime, new_metadata
+from shared.contracts.roles import Role
 
 ROLE_NAMES = ", ".join(f"'{r.value}'" for r in Role)
 

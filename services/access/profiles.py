@@ -12,9 +12,9 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from shared.decisions import INVALIDATION_CHANNEL
-from shared.pubsub import InvalidationBus
-from shared.singleflight import SingleFlight
+from shared.clients.decision_cache import INVALIDATION_CHANNEL
+from shared.clients.pubsub import InvalidationBus
+from shared.clients.singleflight import SingleFlight
 
 
 class ProfileCache:

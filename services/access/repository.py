@@ -20,8 +20,8 @@ from services.access.models import (
     SchoolClass,
     User,
 )
-from shared.pagination import after_cursor
-from shared.roles import Role
+from shared.contracts.roles import Role
+from shared.http.pagination import after_cursor
 
 
 class AccessRepository:

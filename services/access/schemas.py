@@ -14,9 +14,9 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from services.access.passwords import MAX_PASSWORD_LENGTH, password_policy
-from shared.decisions import Decision, DecisionRequest
-from shared.roles import Role
-from shared.text import LanguageTag, PersonName, SingleLine
+from shared.clients.decision_cache import Decision, DecisionRequest
+from shared.contracts.roles import Role
+from shared.contracts.text import LanguageTag, PersonName, SingleLine
 
 # A person's name, as teachers, classmates and spreadsheets show it (#37 F4: no
 # zero-width or other invisible format characters).

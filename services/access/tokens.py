@@ -31,8 +31,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.access.models import SigningKey
-from shared.clock import now_utc
-from shared.roles import Role
+from shared.contracts.clock import now_utc
+from shared.contracts.roles import Role
 
 ALGORITHM = "RS256"
 

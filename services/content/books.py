@@ -34,15 +34,21 @@ from services.content.storage import (
     published_cover_key,
     published_key,
 )
-from shared.access_client import AccessClient
-from shared.auth import Principal
-from shared.clock import now_utc
-from shared.db import UnitOfWorkSession, unit_of_work_session
-from shared.decisions import Action
-from shared.errors import Conflict, ContentTooLarge, NotFound, Unprocessable, UnsupportedMediaType
-from shared.events import BookCreated, BookPublished, BookUnpublished, BookUpdated
-from shared.outbox import record_event
-from shared.roles import Role
+from shared.bus.outbox import record_event
+from shared.clients.access_client import AccessClient
+from shared.clients.db import UnitOfWorkSession, unit_of_work_session
+from shared.clients.decision_cache import Action
+from shared.contracts.clock import now_utc
+from shared.contracts.errors import (
+    Conflict,
+    ContentTooLarge,
+    NotFound,
+    Unprocessable,
+    UnsupportedMediaType,
+)
+from shared.contracts.events import BookCreated, BookPublished, BookUnpublished, BookUpdated
+from shared.contracts.roles import Role
+from shared.http.auth import Principal
 
 
 def lineage_of(book: Book) -> dict[str, Any]:

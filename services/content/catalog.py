@@ -18,13 +18,13 @@ from services.content.families import READING_LEVELS, Family, families_of
 from services.content.models import Book, BookStatus
 from services.content.repository import CatalogQuery, ContentRepository
 from services.content.service import BOOK_MAKER, families_for, holds_now, iso, page_of
-from shared.access_client import AccessClient
-from shared.asgi import canonical_query
-from shared.auth import Principal
-from shared.decisions import Action
-from shared.errors import NotFound
-from shared.localcache import InvalidatedCache
-from shared.pagination import decode_time_cursor
+from shared.clients.access_client import AccessClient
+from shared.clients.decision_cache import Action
+from shared.clients.localcache import InvalidatedCache
+from shared.contracts.errors import NotFound
+from shared.http.asgi import canonical_query
+from shared.http.auth import Principal
+from shared.http.pagination import decode_time_cursor
 
 # One cache of serialized public answers (catalog pages and single books).
 CatalogCache = InvalidatedCache[tuple[Any, ...], tuple[str, bytes]]

@@ -7,7 +7,7 @@ content's worker (services/content/processing.py), off the request path.
 from __future__ import annotations
 
 from services.content.processing import process_publication
-from shared.consumer import Handlers
-from shared.events import BookPublished
+from shared.bus.consumer import Handlers
+from shared.contracts.events import BookPublished
 
 HANDLERS: Handlers = {BookPublished: process_publication}

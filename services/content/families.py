@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from shared.errors import Conflict, Unprocessable
-from shared.text import primary_language
+from shared.contracts.errors import Conflict, Unprocessable
+from shared.contracts.text import primary_language
 
 
 class Derivation(StrEnum):

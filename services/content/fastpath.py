@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.content.catalog import catalog_cache_key, etag_matches, public_headers
 from services.content.components import Components
-from shared.asgi import RouteLabel, send_json
+from shared.http.asgi import RouteLabel, send_json
 from shared.resources import started_parts
 
 CATALOG_PATH = "/v1/books"

@@ -17,10 +17,10 @@ from services.content.dependencies import catalog_service
 from services.content.fastpath import CatalogFastPath
 from services.content.repository import CatalogQuery
 from services.content.settings import ContentSettings
-from shared.db import unit_of_work
-from shared.events import Producer
+from shared.clients.db import unit_of_work
+from shared.contracts.events import Producer
 from shared.resources import Resources
-from shared.runtime import ServiceDefinition
+from shared.service.runtime import ServiceDefinition
 
 log = structlog.get_logger(__name__)
 

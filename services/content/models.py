@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 
-from shared.db import UtcDateTime, new_metadata
+from shared.clients.db import UtcDateTime, new_metadata
 
 
 class Base(DeclarativeBase):

@@ -13,9 +13,9 @@ import httpx
 import structlog
 
 from services.content.settings import ContentSettings
-from shared.access_client import AccessClient
-from shared.errors import ServiceUnavailable
-from shared.upstream import BoundedCalls
+from shared.clients.access_client import AccessClient
+from shared.clients.upstream import BoundedCalls
+from shared.contracts.errors import ServiceUnavailable
 
 log = structlog.get_logger(__name__)
 

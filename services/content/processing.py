@@ -33,9 +33,9 @@ from services.content.storage import (
     filename_for,
     processed_key,
 )
-from shared.consumer import EventContext, PoisonMessageError
-from shared.events import BookFormat, BookProcessed, BookPublished, BookPublishedV1
-from shared.outbox import record_event
+from shared.bus.consumer import EventContext, PoisonMessageError
+from shared.bus.outbox import record_event
+from shared.contracts.events import BookFormat, BookProcessed, BookPublished, BookPublishedV1
 
 log = structlog.get_logger(__name__)
 

@@ -20,8 +20,8 @@ from services.content.models import (
     SubmissionTransition,
     text_search_config,
 )
-from shared.pagination import after_cursor
-from shared.text import primary_language
+from shared.contracts.text import primary_language
+from shared.http.pagination import after_cursor
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from pydantic import (
 )
 
 from services.content.families import Family, credit_name_problem
-from shared.events import BookAccess, BookFormatName, ReviewDecision
-from shared.text import LanguageTag, MultiLine, PersonName, SingleLine
+from shared.contracts.events import BookAccess, BookFormatName, ReviewDecision
+from shared.contracts.text import LanguageTag, MultiLine, PersonName, SingleLine
 
 Title = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SingleLine

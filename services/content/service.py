@@ -21,12 +21,12 @@ from services.content.families import Family, check_derivation, families_of
 from services.content.models import Book, Submission
 from services.content.repository import ContentRepository
 from services.content.schemas import MetadataChanges
-from shared.access_client import AccessClient
-from shared.auth import Principal
-from shared.decisions import Action
-from shared.errors import PreconditionFailed, PreconditionRequired, Unprocessable
-from shared.pagination import encode_cursor
-from shared.roles import Role
+from shared.clients.access_client import AccessClient
+from shared.clients.decision_cache import Action
+from shared.contracts.errors import PreconditionFailed, PreconditionRequired, Unprocessable
+from shared.contracts.roles import Role
+from shared.http.auth import Principal
+from shared.http.pagination import encode_cursor
 
 WRITER = Role.VOLUNTEER
 REVIEWER = Role.STORY_MANAGER

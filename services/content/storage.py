@@ -29,8 +29,8 @@ from urllib.parse import quote
 from botocore.exceptions import ClientError
 
 from services.content.pdfcheck import Limits, check_manuscript_file
-from shared.clock import now_utc
-from shared.errors import Conflict, ServiceUnavailable, Unprocessable
+from shared.contracts.clock import now_utc
+from shared.contracts.errors import Conflict, ServiceUnavailable, Unprocessable
 
 PDF_CONTENT_TYPE = "application/pdf"
 PDF_MAGIC = b"%PDF-"

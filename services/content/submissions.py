@@ -48,12 +48,12 @@ from services.content.storage import (
     filename_for,
     upload_key,
 )
-from shared.access_client import AccessClient
-from shared.auth import Principal
-from shared.clock import now_utc
-from shared.db import UnitOfWorkSession, unit_of_work_session
-from shared.decisions import Action
-from shared.errors import (
+from shared.bus.outbox import record_event
+from shared.clients.access_client import AccessClient
+from shared.clients.db import UnitOfWorkSession, unit_of_work_session
+from shared.clients.decision_cache import Action
+from shared.contracts.clock import now_utc
+from shared.contracts.errors import (
     Conflict,
     ContentTooLarge,
     Forbidden,
@@ -61,9 +61,9 @@ from shared.errors import (
     Unprocessable,
     UnsupportedMediaType,
 )
-from shared.events import SubmissionCreated, SubmissionReviewed, SubmissionSubmitted
-from shared.outbox import record_event
-from shared.pagination import decode_time_cursor
+from shared.contracts.events import SubmissionCreated, SubmissionReviewed, SubmissionSubmitted
+from shared.http.auth import Principal
+from shared.http.pagination import decode_time_cursor
 
 EDITABLE = {SubmissionStatus.DRAFT, SubmissionStatus.CHANGES_REQUESTED}
 AWAITING_REVIEW = [SubmissionStatus.SUBMITTED.value, SubmissionStatus.IN_REVIEW.value]

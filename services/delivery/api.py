@@ -20,10 +20,10 @@ from services.delivery.schemas import (
     ProgressOut,
     ProgressUpdate,
 )
-from shared.asgi import client_ip
-from shared.auth import CurrentPrincipal
-from shared.clock import now_utc
-from shared.problems import problem_responses
+from shared.contracts.clock import now_utc
+from shared.http.asgi import client_ip
+from shared.http.auth import CurrentPrincipal
+from shared.http.problems import problem_responses
 
 deliveries = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 reading = APIRouter(prefix="/v1/reading", tags=["reading"])

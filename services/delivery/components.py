@@ -23,9 +23,9 @@ from services.delivery.service import (
 )
 from services.delivery.settings import DeliverySettings
 from services.delivery.signing import CloudFrontSigner, S3LinkSigner
-from shared.db import create_engine, create_session_factory
-from shared.outbox import GroupCommitRecorder
-from shared.ratelimit import SharedWindowLimiter
+from shared.bus.outbox import GroupCommitRecorder
+from shared.clients.db import create_engine, create_session_factory
+from shared.clients.ratelimit import SharedWindowLimiter
 from shared.resources import Resources, components_of
 
 # Group commits in flight at once, per kind (link events, page turns); each has

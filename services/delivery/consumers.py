@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from services.delivery.models import PublishedBook
 from services.delivery.repository import DeliveryRepository
 from services.delivery.service import BOOKS_CHANNEL, READERS_CHANNEL
-from shared.consumer import EventContext, Handlers
-from shared.events import (
+from shared.bus.consumer import EventContext, Handlers
+from shared.contracts.events import (
     BookProcessed,
     BookPublished,
     BookPublishedV1,

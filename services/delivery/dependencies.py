@@ -8,8 +8,8 @@ from fastapi import Depends, Request
 
 from services.delivery.components import app_components
 from services.delivery.service import DeliveryService
-from shared.auth import Principal, current_principal, verifies_bearer
-from shared.errors import Unauthorized
+from shared.contracts.errors import Unauthorized
+from shared.http.auth import Principal, current_principal, verifies_bearer
 
 AUTH_DOCUMENT_REL = "http://opds-spec.org/auth/document"
 AUTH_DOCUMENT_TYPE = "application/opds-authentication+json"

@@ -28,7 +28,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.delivery.components import Components
 from services.delivery.reading import progress_json, reading_list_json
 from services.delivery.service import DeliveryService
-from shared.asgi import (
+from shared.contracts.errors import DatabaseBusy, Problem
+from shared.contracts.events import BookFormatName
+from shared.http.asgi import (
     RouteLabel,
     bearer_token,
     client_ip,
@@ -39,9 +41,7 @@ from shared.asgi import (
     send_json,
     send_problem,
 )
-from shared.auth import Principal
-from shared.errors import DatabaseBusy, Problem
-from shared.events import BookFormatName
+from shared.http.auth import Principal
 from shared.resources import Resources, started_parts
 
 DELIVERIES_PATH = "/v1/deliveries"

@@ -14,9 +14,9 @@ from services.delivery.consumers import HANDLERS
 from services.delivery.fastpath import DeliveryFastPath
 from services.delivery.offline import prune_offline_ids
 from services.delivery.settings import DeliverySettings
-from shared.events import Producer
+from shared.contracts.events import Producer
 from shared.resources import Resources
-from shared.runtime import ServiceDefinition
+from shared.service.runtime import ServiceDefinition
 
 log = structlog.get_logger(__name__)
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, Index, Integer, String, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import UtcDateTime, new_metadata
+from shared.clients.db import UtcDateTime, new_metadata
 
 
 class Base(DeclarativeBase):

@@ -40,11 +40,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.delivery.reading import announce
 from services.delivery.repository import DeliveryRepository, ReadingState
 from services.delivery.settings import DeliverySettings
-from shared.clock import hour_of, now_utc
-from shared.db import unit_of_work
-from shared.errors import Conflict, Unprocessable
-from shared.events import ReadingOpened
-from shared.outbox import record_event
+from shared.bus.outbox import record_event
+from shared.clients.db import unit_of_work
+from shared.contracts.clock import hour_of, now_utc
+from shared.contracts.errors import Conflict, Unprocessable
+from shared.contracts.events import ReadingOpened
 from shared.resources import Resources
 from shared.settings import ServiceSettings
 

@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-from shared.clock import now_utc
+from shared.contracts.clock import now_utc
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 CREDENTIALS_REFRESH_SECONDS = 60.0

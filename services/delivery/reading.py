@@ -20,11 +20,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.delivery.repository import DeliveryRepository, ReadingState
-from shared.batching import CommitBatcher
-from shared.db import unit_of_work
-from shared.errors import Conflict
-from shared.events import ReadingCompleted, ReadingProgressed
-from shared.outbox import record_event
+from shared.bus.batching import CommitBatcher
+from shared.bus.outbox import record_event
+from shared.clients.db import unit_of_work
+from shared.contracts.errors import Conflict
+from shared.contracts.events import ReadingCompleted, ReadingProgressed
 
 
 @dataclass(frozen=True)

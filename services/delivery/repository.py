@@ -32,7 +32,7 @@ from services.delivery.models import (
     ReaderEntitlement,
     ReadingProgress,
 )
-from shared.db import upsert
+from shared.clients.db import upsert
 
 
 def _table(model: type[Any]) -> Table:

@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from shared.clock import UtcInstant
-from shared.events import BookFormatName
-from shared.text import SingleLine
+from shared.contracts.clock import UtcInstant
+from shared.contracts.events import BookFormatName
+from shared.contracts.text import SingleLine
 
 
 class StrictModel(BaseModel):

@@ -7,7 +7,7 @@ and shared in the background), and its one write, the `delivery.issued` event,
 joins a group commit instead of paying for its own.
 
 It asks no other service. The decision is the platform's one rule
-(`shared.decisions.decide_book_read`), evaluated over delivery's own read model
+(`shared.clients.decision_cache.decide_book_read`), evaluated over delivery's own read model
 of books, roles and entitlements, kept from events (services/delivery/consumers.py).
 A free published book needs no look-up at all; an entitled one needs the reader's
 facts, loaded once per reader from delivery's database and cached until an event
@@ -37,10 +37,12 @@ from services.delivery.schemas import (
 )
 from services.delivery.settings import DeliverySettings
 from services.delivery.signing import CloudFrontSigner, S3LinkSigner, SignedCookies, SignerName
-from shared.auth import Principal
-from shared.clock import hour_of, now_utc
-from shared.decisions import BookFacts, Decision, decide_book_read, needs_entitlement
-from shared.errors import (
+from shared.bus.outbox import GroupCommitRecorder
+from shared.clients.decision_cache import BookFacts, Decision, decide_book_read, needs_entitlement
+from shared.clients.localcache import InvalidatedCache
+from shared.clients.ratelimit import SharedWindowLimiter
+from shared.contracts.clock import hour_of, now_utc
+from shared.contracts.errors import (
     Conflict,
     Forbidden,
     NotFound,
@@ -48,11 +50,9 @@ from shared.errors import (
     TooManyRequests,
     Unprocessable,
 )
-from shared.events import BookFormatName, DeliveryIssued
-from shared.localcache import InvalidatedCache
-from shared.outbox import GroupCommitRecorder
-from shared.ratelimit import SharedWindowLimiter
-from shared.roles import Role
+from shared.contracts.events import BookFormatName, DeliveryIssued
+from shared.contracts.roles import Role
+from shared.http.auth import Principal
 
 BOOKS_CHANNEL = "delivery:books"
 READERS_CHANNEL = "delivery:readers"

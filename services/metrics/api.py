@@ -33,10 +33,10 @@ from services.metrics.schemas import (
     Workflow,
 )
 from services.metrics.service import BOOK_METRICS, Interval, Metric
-from shared.auth import CurrentPrincipal
-from shared.clock import now_utc
-from shared.errors import NotFound, Unprocessable
-from shared.problems import problem_responses
+from shared.contracts.clock import now_utc
+from shared.contracts.errors import NotFound, Unprocessable
+from shared.http.auth import CurrentPrincipal
+from shared.http.problems import problem_responses
 from shared.resources import ResourcesDep, SessionDep
 
 metrics = APIRouter(prefix="/v1/metrics", tags=["metrics"])

@@ -9,7 +9,7 @@ rebuild` recomputes the figures from the log.
 from __future__ import annotations
 
 from services.metrics.projection import log_and_apply
-from shared.consumer import Handlers
-from shared.events import EVENT_CONTRACTS
+from shared.bus.consumer import Handlers
+from shared.contracts.events import EVENT_CONTRACTS
 
 HANDLERS: Handlers = dict.fromkeys(EVENT_CONTRACTS.values(), log_and_apply)

@@ -10,12 +10,12 @@ from fastapi import Depends
 from services.metrics import queries
 from services.metrics.components import ComponentsDep
 from services.metrics.figures import MetricsReader
-from shared.auth import CurrentPrincipal, Principal
-from shared.clock import now_utc
-from shared.decisions import Action
-from shared.errors import Forbidden, NotFound
+from shared.clients.decision_cache import Action
+from shared.contracts.clock import now_utc
+from shared.contracts.errors import Forbidden, NotFound
+from shared.contracts.roles import Role
+from shared.http.auth import CurrentPrincipal, Principal
 from shared.resources import ResourcesDep, SessionDep
-from shared.roles import Role
 
 PLATFORM_FIGURES = Role.CONTENT_ADMIN
 

@@ -19,7 +19,7 @@ import structlog
 from services.metrics.figures import MetricsReader
 from services.metrics.service import ReaderSketches
 from services.metrics.settings import MetricsSettings
-from shared.clock import now_utc
+from shared.contracts.clock import now_utc
 from shared.resources import Resources
 from shared.settings import ServiceSettings
 

@@ -26,8 +26,8 @@ from services.metrics.service import (
     book_dimension,
     day_of,
 )
-from shared.clock import hour_of
-from shared.errors import NotFound, Unprocessable
+from shared.contracts.clock import hour_of
+from shared.contracts.errors import NotFound, Unprocessable
 
 log = structlog.get_logger(__name__)
 

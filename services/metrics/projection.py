@@ -30,10 +30,10 @@ from services.metrics.service import (
     book_dimension,
 )
 from services.metrics.settings import MetricsSettings
-from shared.clock import hour_of, now_utc
-from shared.consumer import BatchScope, EventContext
-from shared.db import unit_of_work
-from shared.events import (
+from shared.bus.consumer import BatchScope, EventContext
+from shared.clients.db import unit_of_work
+from shared.contracts.clock import hour_of, now_utc
+from shared.contracts.events import (
     BookCreated,
     BookLineage,
     BookPublished,

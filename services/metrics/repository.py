@@ -44,8 +44,8 @@ from services.metrics.models import (
     TeacherLearner,
     UserState,
 )
-from shared.db import upsert
-from shared.events import BookLineage, Envelope
+from shared.clients.db import upsert
+from shared.contracts.events import BookLineage, Envelope
 
 CountKey = tuple[str, str, datetime]  # metric, dimension, hour
 DERIVED_TABLES = [

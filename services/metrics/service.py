@@ -23,8 +23,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.metrics import queries, repository
-from shared.clock import hour_of
-from shared.db import unit_of_work
+from shared.clients.db import unit_of_work
+from shared.contracts.clock import hour_of
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

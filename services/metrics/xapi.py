@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.metrics.models import BookState, RecordedEvent, XapiOutbox
 from services.metrics.settings import MetricsSettings
-from shared.db import unit_of_work, upsert
+from shared.clients.db import unit_of_work, upsert
 
 if TYPE_CHECKING:
     from shared.resources import Resources

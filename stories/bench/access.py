@@ -19,8 +19,8 @@ from sqlalchemy import insert
 from services.access.main import SERVICE as ACCESS
 from services.access.models import CatalogBook
 from services.access.settings import AccessSettings
-from shared.db import create_engine, drop_schema, ensure_database
-from shared.migrations import upgrade
+from shared.clients.db import create_engine, drop_schema, ensure_database
+from shared.service.migrations import upgrade
 from stories.bench.harness import (
     BENCH_DATABASE_URL,
     Figure,

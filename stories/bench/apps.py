@@ -12,7 +12,7 @@ from typing import ClassVar
 from fastapi import APIRouter, FastAPI
 from pydantic_settings import SettingsConfigDict
 
-from shared.app import create_service_app
+from shared.service.app import create_service_app
 from shared.settings import ServiceSettings
 
 

@@ -27,8 +27,8 @@ from services.content.main import SERVICE as CONTENT
 from services.content.models import Book
 from services.content.pdfcheck import check_manuscript_file
 from services.content.settings import ContentSettings
-from shared.db import create_engine, drop_schema, ensure_database
-from shared.migrations import upgrade
+from shared.clients.db import create_engine, drop_schema, ensure_database
+from shared.service.migrations import upgrade
 from stories.bench.harness import (
     BENCH_DATABASE_URL,
     LOAD_CPU,

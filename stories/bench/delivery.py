@@ -22,8 +22,8 @@ from services.access.main import SERVICE as ACCESS
 from services.access.models import CatalogBook
 from services.delivery.main import SERVICE as DELIVERY
 from services.delivery.models import PublishedBook
-from shared.db import create_engine, drop_schema, ensure_database
-from shared.migrations import upgrade
+from shared.clients.db import create_engine, drop_schema, ensure_database
+from shared.service.migrations import upgrade
 from stories.bench.harness import (
     BENCH_DATABASE_URL,
     SERVER_CPU,

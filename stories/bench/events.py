@@ -15,15 +15,15 @@ from typing import Any
 from services.content.main import SERVICE as CONTENT
 from services.metrics.main import SERVICE as METRICS
 from services.metrics.settings import MetricsSettings
-from shared.consumer import EventContext
-from shared.db import drop_schema, ensure_database, unit_of_work
-from shared.events import EventData, Producer, SubmissionCreated
-from shared.migrations import upgrade
-from shared.outbox import record_event
+from shared.bus.consumer import EventContext
+from shared.bus.outbox import record_event
+from shared.bus.provision import bootstrap
+from shared.clients.db import drop_schema, ensure_database, unit_of_work
+from shared.contracts.events import EventData, Producer, SubmissionCreated
 from shared.resources import Resources, open_resources
-from shared.runtime import event_consumer, outbox_relay
+from shared.service.migrations import upgrade
+from shared.service.runtime import event_consumer, outbox_relay
 from shared.settings import ServiceSettings
-from shared.topology import bootstrap
 from stories.bench.harness import BENCH_DATABASE_URL, Figure
 from stories.emulator import moto_server_process
 

@@ -33,9 +33,11 @@ from sqlalchemy import text
 from services.access.main import SERVICE as ACCESS
 from services.metrics.main import SERVICE as METRICS
 from services.metrics.settings import MetricsSettings
-from shared.consumer import EventContext, EventHandler, SqsConsumer
-from shared.db import create_engine, drop_schema, ensure_database, unit_of_work
-from shared.events import (
+from shared.bus.consumer import EventContext, EventHandler, SqsConsumer
+from shared.bus.outbox import record_event
+from shared.bus.provision import queue_url
+from shared.clients.db import create_engine, drop_schema, ensure_database, unit_of_work
+from shared.contracts.events import (
     DeliveryIssued,
     Envelope,
     EventData,
@@ -44,12 +46,10 @@ from shared.events import (
     SubmissionCreated,
     UserLoggedIn,
 )
-from shared.migrations import upgrade
-from shared.outbox import record_event
+from shared.contracts.roles import Role
 from shared.resources import Resources
-from shared.roles import Role
-from shared.runtime import event_consumer, outbox_relay
-from shared.topology import queue_url
+from shared.service.migrations import upgrade
+from shared.service.runtime import event_consumer, outbox_relay
 from stories.bench.events import bootstrapped, content_outbox, receive_and_delete
 from stories.bench.harness import BENCH_DATABASE_URL, Figure, uvicorn_process
 from stories.bench.services import BENCH_REDIS_URL, UNLIMITED_ADDRESS

@@ -225,7 +225,7 @@ class Platform:
         seconds it took."""
         import boto3  # type: ignore[import-untyped]  # sync client, for a wait loop
 
-        from shared.topology import SUBSCRIPTIONS, ResourceNames
+        from shared.bus.provision import SUBSCRIPTIONS, ResourceNames
 
         names = ResourceNames(self.env["RESOURCE_PREFIX"])
         sqs = boto3.client(
@@ -320,7 +320,7 @@ def production_like_platform(
 
     from redis import Redis
 
-    from shared.db import drop_schema, ensure_database
+    from shared.clients.db import drop_schema, ensure_database
 
     async def fresh_database() -> None:
         await ensure_database(database_url)

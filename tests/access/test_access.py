@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from services.access.models import Entitlement, User
-from shared.roles import Role
+from shared.contracts.roles import Role
 from tests.harness.access import (
     PASSWORD,
     SLOWED_SECONDS,
@@ -1038,7 +1038,7 @@ async def test_a_rotated_key_signs_new_tokens_while_old_ones_still_verify(
     from contextlib import AsyncExitStack
 
     from services.access.tokens import rotate_signing_key
-    from shared.db import unit_of_work
+    from shared.clients.db import unit_of_work
 
     learner = await access.account(Role.LEARNER)
     before = (await access.http.get("/.well-known/jwks.json")).json()["keys"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from shared.roles import Role
+from shared.contracts.roles import Role
 from tests.harness.access import AccessHarness
 from tests.support import assert_problem, fast_path_answers
 

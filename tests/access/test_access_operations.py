@@ -15,7 +15,7 @@ from sqlalchemy import select
 from services.access.components import app_components
 from services.access.main import SERVICE
 from services.access.models import User
-from shared.roles import Role
+from shared.contracts.roles import Role
 from tests.harness.access import AccessHarness, access_settings, running_access
 from tests.support import ThreadedServer
 

@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from shared.events import (
+from shared.contracts.events import (
     BookCreated,
     BookPublished,
     BookUnpublished,
@@ -14,7 +14,7 @@ from shared.events import (
     EventData,
     Producer,
 )
-from shared.roles import Role
+from shared.contracts.roles import Role
 from tests.harness.access import AccessHarness
 from tests.support import eventually, original_lineage
 

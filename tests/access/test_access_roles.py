@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.roles import Role
+from shared.contracts.roles import Role
 from tests.harness.access import AccessHarness
 from tests.support import assert_problem
 

@@ -18,7 +18,7 @@ from sqlalchemy import update
 from services.access.classes import CODE_ALPHABET, normalize_code, username_for
 from services.access.models import SchoolClass
 from services.access.settings import AccessSettings
-from shared.roles import Role
+from shared.contracts.roles import Role
 from tests.harness.access import (
     PASSWORD,
     SLOWED_SECONDS,

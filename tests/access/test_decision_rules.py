@@ -13,9 +13,9 @@ import pytest
 
 from services.access.decisions import decide_from_facts
 from services.access.models import CatalogBook, User
-from shared.decisions import Action, DecisionRequest
-from shared.errors import Unprocessable
-from shared.roles import Role
+from shared.clients.decision_cache import Action, DecisionRequest
+from shared.contracts.errors import Unprocessable
+from shared.contracts.roles import Role
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 

@@ -16,8 +16,8 @@ from services.content.catalog import CATALOG_CHANNEL, CATALOG_PARAMETERS, OPDS_F
 from services.content.components import app_components
 from services.content.models import Book
 from services.content.repository import CatalogQuery, ContentRepository
+from shared.contracts.roles import Role
 from shared.resources import resources_of
-from shared.roles import Role
 from tests.harness.access import AccessHarness
 from tests.harness.content import ContentHarness, start_content
 from tests.support import HOSTILE_CURSORS, assert_problem, eventually, fast_path_answers

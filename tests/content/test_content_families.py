@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import update
 
 from services.content.models import Submission
-from shared.roles import Role
+from shared.contracts.roles import Role
 from tests.harness.access import Account
 from tests.harness.content import STORY, ContentHarness
 from tests.support import assert_problem, eventually

@@ -10,7 +10,7 @@ import uuid
 import httpx
 import pytest
 
-from shared.roles import Role
+from shared.contracts.roles import Role
 from tests.harness.access import AccessHarness
 from tests.harness.content import PDF, STORY, ContentHarness
 from tests.support import eventually

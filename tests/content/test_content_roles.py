@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from shared.roles import Role
+from shared.contracts.roles import Role
 from tests.harness.access import Account
 from tests.harness.content import ContentHarness
 from tests.support import assert_problem

@@ -9,7 +9,7 @@ import pytest
 from services.content.models import Submission
 from services.content.schemas import SubmissionUpdate
 from services.content.service import apply_changes, check_if_match
-from shared.errors import PreconditionFailed, PreconditionRequired, Unprocessable
+from shared.contracts.errors import PreconditionFailed, PreconditionRequired, Unprocessable
 
 
 def test_a_change_needs_the_version_it_was_read_at() -> None:

@@ -23,7 +23,7 @@ from services.content.families import (
     language_name,
 )
 from services.content.schemas import Licence
-from shared.errors import Conflict, Unprocessable
+from shared.contracts.errors import Conflict, Unprocessable
 
 FAMILY = uuid.uuid4()
 

@@ -18,9 +18,9 @@ import pytest
 from services.content.main import SERVICE as CONTENT
 from services.content.models import Book, Submission
 from services.content.pdfcheck import Limits, check_manuscript_file
-from shared.db import drop_schema
-from shared.migrations import upgrade
-from shared.roles import Role
+from shared.clients.db import drop_schema
+from shared.contracts.roles import Role
+from shared.service.migrations import upgrade
 from stories.emulator import paused
 from stories.samples import story_pdf
 from tests.content.pdf_samples import HOSTILE, a_web_link, javascript_on_open

@@ -30,11 +30,11 @@ from PIL import Image, ImageChops, ImageStat
 
 from services.content.main import SERVICE as CONTENT
 from services.content.models import Book
-from shared.db import drop_schema
-from shared.migrations import upgrade
-from shared.roles import Role
-from shared.runtime import run_worker
-from shared.topology import peek_dead_letters, queue_url, redrive_dead_letters
+from shared.bus.provision import peek_dead_letters, queue_url, redrive_dead_letters
+from shared.clients.db import drop_schema
+from shared.contracts.roles import Role
+from shared.service.migrations import upgrade
+from shared.service.runtime import run_worker
 from stories.samples import story_pdf
 from tests.harness.access import AccessHarness
 from tests.harness.content import STORY, ContentHarness, content_settings, start_content

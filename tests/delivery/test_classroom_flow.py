@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from services.access.class_report import CSV_COLUMNS
 from services.access.settings import AccessSettings
 from services.metrics.models import ClassMembership
-from shared.roles import Role
+from shared.contracts.roles import Role
 from tests.harness.access import AccessHarness, Account, access_settings, running_access
 from tests.harness.content import ContentHarness
 from tests.harness.delivery import DeliveryHarness

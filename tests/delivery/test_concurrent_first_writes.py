@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from services.access.models import Entitlement, User
 from services.delivery.models import ReadingProgress
-from shared.roles import Role
+from shared.contracts.roles import Role
 from tests.harness.access import AccessHarness
 from tests.harness.delivery import DeliveryHarness
 from tests.support import assert_problem

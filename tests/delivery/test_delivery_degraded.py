@@ -23,10 +23,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from services.delivery.components import app_components
 from services.delivery.main import SERVICE as DELIVERY
-from shared.db import drop_schema
-from shared.migrations import upgrade
+from shared.clients.db import drop_schema
+from shared.contracts.roles import Role
 from shared.resources import resources_of
-from shared.roles import Role
+from shared.service.migrations import upgrade
 from tests.delivery.cloudfront_verifier import CloudFrontVerifier, Refused
 from tests.harness.access import AccessHarness, Account, running_access_harness
 from tests.harness.delivery import DeliveryHarness, delivery_settings, start_delivery

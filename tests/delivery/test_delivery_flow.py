@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import func, select
 
 from services.delivery.models import ReadingProgress
-from shared.roles import Role
-from shared.topology import queue_url
+from shared.bus.provision import queue_url
+from shared.contracts.roles import Role
 from tests.harness.access import AccessHarness, Account
 from tests.harness.content import PDF, ContentHarness
 from tests.harness.delivery import DeliveryHarness, delivery_settings, start_delivery

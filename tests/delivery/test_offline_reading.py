@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.roles import Role
+from shared.contracts.roles import Role
 from tests.harness.access import AccessHarness, Account
 from tests.harness.content import ContentHarness
 from tests.harness.delivery import DeliveryHarness

@@ -15,7 +15,7 @@ import pytest
 from uritemplate import expand
 from webpub_manifest_parser.opds2 import OPDS2FeedParserFactory
 
-from shared.roles import Role
+from shared.contracts.roles import Role
 from stories.samples import story_pdf
 from tests.harness.access import PASSWORD, AccessHarness, Account
 from tests.harness.content import ContentHarness

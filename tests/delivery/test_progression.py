@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.roles import Role
+from shared.contracts.roles import Role
 from stories.samples import story_pdf
 from tests.harness.access import AccessHarness, Account
 from tests.harness.content import ContentHarness

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 from shared.resources import Resources
-from shared.runtime import ServiceDefinition, run_worker
+from shared.service.runtime import ServiceDefinition, run_worker
 
 
 class RunningService(Protocol):

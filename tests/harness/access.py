@@ -16,12 +16,12 @@ from services.access.main import SERVICE
 from services.access.main import SERVICE as ACCESS
 from services.access.models import CatalogBook, User
 from services.access.settings import AccessSettings
-from shared.db import drop_schema
-from shared.events import Envelope
-from shared.migrations import upgrade
+from shared.bus.provision import bootstrap
+from shared.clients.db import drop_schema
+from shared.contracts.events import Envelope
+from shared.contracts.roles import Role
 from shared.resources import Resources, open_resources
-from shared.roles import Role
-from shared.topology import bootstrap
+from shared.service.migrations import upgrade
 from stories.emulator import free_port
 from tests.conftest import make_settings
 from tests.support import ThreadedServer, outbox_events

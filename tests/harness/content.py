@@ -17,11 +17,11 @@ from services.content.catalog import CATALOG_CHANNEL
 from services.content.main import SERVICE
 from services.content.main import SERVICE as CONTENT
 from services.content.settings import ContentSettings
-from shared.db import drop_schema
-from shared.events import Envelope
-from shared.migrations import upgrade
+from shared.clients.db import drop_schema
+from shared.contracts.events import Envelope
+from shared.contracts.roles import Role
 from shared.resources import Resources, open_resources, resources_of
-from shared.roles import Role
+from shared.service.migrations import upgrade
 from stories.samples import story_pdf
 from tests.conftest import make_settings
 from tests.harness.access import AccessHarness, Account
@@ -273,7 +273,7 @@ async def content_on_both(
     request: pytest.FixtureRequest, access: AccessHarness, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ContentHarness]:
     """Content on PostgreSQL, then on the embedded run's SQLite: their locks differ
-    (SQLite takes its one write lock when a transaction begins; shared/db.py)."""
+    (SQLite takes its one write lock when a transaction begins; shared/clients/db.py)."""
     overrides = {}
     if request.param == "sqlite":
         folder = tmp_path_factory.mktemp("content-sqlite")

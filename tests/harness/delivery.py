@@ -19,10 +19,10 @@ from services.delivery.main import SERVICE as DELIVERY
 from services.delivery.models import PublishedBook, Reader, ReaderEntitlement
 from services.delivery.service import BOOKS_CHANNEL, READERS_CHANNEL
 from services.delivery.settings import DeliverySettings
-from shared.db import drop_schema
-from shared.events import Envelope
-from shared.migrations import upgrade
+from shared.clients.db import drop_schema
+from shared.contracts.events import Envelope
 from shared.resources import Resources, open_resources
+from shared.service.migrations import upgrade
 from tests.conftest import make_settings
 from tests.harness.access import AccessHarness
 from tests.support import ThreadedServer, outbox_events

@@ -21,12 +21,12 @@ from services.metrics.main import SERVICE
 from services.metrics.main import SERVICE as METRICS
 from services.metrics.models import RecordedEvent
 from services.metrics.settings import MetricsSettings
-from shared.db import drop_schema
-from shared.events import Envelope
-from shared.migrations import upgrade
+from shared.bus.provision import queue_url
+from shared.clients.db import drop_schema
+from shared.contracts.events import Envelope
 from shared.resources import Resources, open_resources
-from shared.runtime import run_worker
-from shared.topology import queue_url
+from shared.service.migrations import upgrade
+from shared.service.runtime import run_worker
 from tests.conftest import make_settings
 from tests.harness.access import AccessHarness
 from tests.support import ThreadedServer

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.roles import Role
+from shared.contracts.roles import Role
 from tests.harness.access import AccessHarness, Account
 
 

@@ -17,8 +17,8 @@ import pytest
 from services.metrics.export import export_to_cloudwatch
 from services.metrics.projection import rebuild
 from services.metrics.service import ReaderSketches, day_of
-from shared.clock import hour_of
-from shared.events import (
+from shared.contracts.clock import hour_of
+from shared.contracts.events import (
     BookCreated,
     BookPublished,
     BookPublishedV1,
@@ -36,7 +36,7 @@ from shared.events import (
     UserLoggedIn,
     UserRegistered,
 )
-from shared.roles import Role
+from shared.contracts.roles import Role
 from tests.harness.access import Account
 from tests.harness.metrics import MetricsHarness
 from tests.support import assert_problem, eventually, original_lineage

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from services.metrics.projection import rebuild
-from shared.events import (
+from shared.contracts.events import (
     BookCreated,
     ClassBookAssigned,
     ClassBookUnassigned,

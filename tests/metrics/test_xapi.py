@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from services.metrics.xapi import ADL, PROGRESS_EXTENSION, statement_id
-from shared.events import (
+from shared.contracts.events import (
     BookCreated,
     DeliveryIssued,
     Envelope,

@@ -21,8 +21,8 @@ from services.delivery.service import (
     decide,
     needs_reader,
 )
-from shared.auth import Principal
-from shared.roles import Role
+from shared.contracts.roles import Role
+from shared.http.auth import Principal
 from tests.harness.access import AccessHarness
 
 BOOK_KINDS = ("unknown", "unpublished", "free", "entitled")

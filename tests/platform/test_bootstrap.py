@@ -7,8 +7,10 @@ import uuid
 
 import pytest
 
-from shared.db import unit_of_work
-from shared.events import (
+from shared.bus.outbox import OutboxRelay, record_event
+from shared.bus.provision import MAX_RECEIVE_COUNT, SUBSCRIPTIONS, bootstrap, queue_url
+from shared.clients.db import unit_of_work
+from shared.contracts.events import (
     BookPublished,
     EntitlementRevoked,
     Envelope,
@@ -16,11 +18,9 @@ from shared.events import (
     SubmissionCreated,
     UserRegistered,
 )
-from shared.outbox import OutboxRelay, record_event
+from shared.contracts.roles import Role
 from shared.resources import Resources
-from shared.roles import Role
 from shared.settings import ServiceSettings
-from shared.topology import MAX_RECEIVE_COUNT, SUBSCRIPTIONS, bootstrap, queue_url
 from tests.support import original_lineage
 
 # Also run against LocalStack by `make test` (TEST_AWS=localstack pytest -m e2e).

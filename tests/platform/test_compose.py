@@ -17,8 +17,8 @@ import aioboto3
 import pytest
 import yaml
 
+from shared.bus.provision import ResourceNames, bootstrap, topology_plan
 from shared.settings import ServiceSettings
-from shared.topology import ResourceNames, bootstrap, topology_plan
 from stories.cli import topology_json
 from stories.registry import SERVICES
 from tests.support import unique_prefix

@@ -20,9 +20,9 @@ import pytest
 from sqlalchemy import select
 
 from services.metrics.models import RecordedEvent
-from shared.db import create_engine, create_session_factory, unit_of_work
-from shared.events import BookUnpublished
-from shared.outbox import record_event
+from shared.bus.outbox import record_event
+from shared.clients.db import create_engine, create_session_factory, unit_of_work
+from shared.contracts.events import BookUnpublished
 from tests.content.pdf_samples import javascript_on_open
 from tests.harness.content import PDF, STORY
 from tests.harness.embedded import (

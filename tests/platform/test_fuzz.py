@@ -38,7 +38,7 @@ import pytest
 import redis
 from sqlalchemy.engine import URL, make_url
 
-from shared.db import ensure_database
+from shared.clients.db import ensure_database
 from tests.harness.embedded import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.content.models import Book, Submission
 from services.metrics.models import ReaderHour, RecordedEvent, TeacherLearner
-from shared.db import PlatformTables, UtcDateTime, create_engine, drop_schema
-from shared.migrations import alembic_config, upgrade
+from shared.clients.db import PlatformTables, UtcDateTime, create_engine, drop_schema
+from shared.service.migrations import alembic_config, upgrade
 from stories.registry import SERVICES
 from tests.support import unique_schema
 

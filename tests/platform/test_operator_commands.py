@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.engine import make_url
 
-from shared.db import drop_schema
+from shared.clients.db import drop_schema
 from tests.support import TEST_DATABASE_URL, TEST_REDIS_URL, unique_schema
 
 pytestmark = pytest.mark.slow

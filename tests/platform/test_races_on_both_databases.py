@@ -1,7 +1,7 @@
 """Races that row locks settle on PostgreSQL, run on the embedded run's SQLite too.
 
 SQLite ignores `FOR UPDATE`; there, every transaction takes the database's write
-lock when it begins (shared/db.py), so the second of two racing requests sees
+lock when it begins (shared/clients/db.py), so the second of two racing requests sees
 what the first wrote. Each test runs on both databases.
 """
 
@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from services.access.models import User
-from shared.roles import Role
+from shared.contracts.roles import Role
 from tests.harness.access import AccessHarness, running_access_harness
 from tests.harness.content import ContentHarness
 from tests.support import unique_schema

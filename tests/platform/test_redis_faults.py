@@ -16,11 +16,11 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.metrics.service import ReaderSketches
-from shared.events import DeliveryIssued, Envelope
-from shared.pubsub import InvalidationBus
-from shared.ratelimit import RateLimiter
-from shared.redis import RedisCircuit, RedisCircuitOpenError, create_redis
-from shared.roles import Role
+from shared.clients.pubsub import InvalidationBus
+from shared.clients.ratelimit import RateLimiter
+from shared.clients.redis import RedisCircuit, RedisCircuitOpenError, create_redis
+from shared.contracts.events import DeliveryIssued, Envelope
+from shared.contracts.roles import Role
 from stories.redis_process import RedisProcess, redis_process
 from tests.harness.access import PASSWORD, AccessHarness, running_access_harness
 from tests.harness.metrics import MetricsHarness, running_metrics

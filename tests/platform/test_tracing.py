@@ -23,11 +23,11 @@ from opentelemetry.trace import SpanKind
 
 from services.content.main import SERVICE as CONTENT
 from services.delivery.main import SERVICE as DELIVERY
-from shared import tracing
-from shared.db import drop_schema
-from shared.migrations import upgrade
-from shared.roles import Role
-from shared.runtime import run_worker
+from shared.clients.db import drop_schema
+from shared.contracts.roles import Role
+from shared.observe import tracing
+from shared.service.migrations import upgrade
+from shared.service.runtime import run_worker
 from tests.harness.access import AccessHarness, running_access_harness
 from tests.harness.content import ContentHarness, content_settings, start_content
 from tests.harness.delivery import DeliveryHarness, delivery_settings, start_delivery

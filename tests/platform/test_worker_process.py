@@ -15,10 +15,10 @@ from sqlalchemy import select
 
 from services.metrics.main import SERVICE as METRICS
 from services.metrics.models import RecordedEvent
-from shared.db import create_engine, drop_schema
-from shared.events import Envelope, SubmissionSubmittedV1
-from shared.migrations import upgrade
+from shared.clients.db import create_engine, drop_schema
+from shared.contracts.events import Envelope, SubmissionSubmittedV1
 from shared.resources import Resources
+from shared.service.migrations import upgrade
 from shared.settings import ServiceSettings
 from stories.emulator import free_port
 from tests.support import eventually, unique_schema

@@ -17,9 +17,9 @@ import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from shared.access_client import AccessClient, AccessUnavailable
-from shared.decisions import Action, DecisionCache
-from shared.pubsub import InvalidationBus
+from shared.clients.access_client import AccessClient, AccessUnavailable
+from shared.clients.decision_cache import Action, DecisionCache
+from shared.clients.pubsub import InvalidationBus
 from tests.support import TEST_REDIS_URL, SampleSettings, ThreadedServer
 
 

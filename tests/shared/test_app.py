@@ -17,14 +17,14 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy import func, select, text
 
-from shared.app import create_service_app
-from shared.auth import CurrentPrincipal, Principal, require_role
-from shared.events import BookUnpublished, Producer
-from shared.idempotency import OnceDep
-from shared.outbox import OutboxMessage, record_event
-from shared.problems import Conflict, ServiceUnavailable
+from shared.bus.outbox import OutboxMessage, record_event
+from shared.contracts.events import BookUnpublished, Producer
+from shared.contracts.roles import Role
+from shared.http.auth import CurrentPrincipal, Principal, require_role
+from shared.http.problems import Conflict, ServiceUnavailable
 from shared.resources import Resources, SessionDep
-from shared.roles import Role
+from shared.service.app import create_service_app
+from shared.service.idempotency import OnceDep
 from shared.settings import ServiceSettings
 from tests.support import ThreadedServer, assert_problem, eventually
 
@@ -645,7 +645,7 @@ def test_an_idle_connection_outlives_the_load_balancers() -> None:
     import re
     from pathlib import Path
 
-    from shared.runtime import KEEP_ALIVE_SECONDS
+    from shared.service.runtime import KEEP_ALIVE_SECONDS
 
     app = FastAPI()
 

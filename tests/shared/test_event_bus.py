@@ -21,16 +21,16 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, Uuid, func, select
 from sqlalchemy.dialects.postgresql import insert
 
-from shared.aws import open_aws_clients
-from shared.consumer import ConsumerConfig, EventContext, SqsConsumer
-from shared.db import unit_of_work
-from shared.events import EVENT_CONTRACTS, BookUnpublished, Envelope, EventData, Producer
-from shared.inbox import InboxEntry, claim_events
-from shared.outbox import OutboxMessage, OutboxRelay, record_event
+from shared.bus.consumer import ConsumerConfig, EventContext, SqsConsumer
+from shared.bus.inbox import InboxEntry, claim_events
+from shared.bus.outbox import OutboxMessage, OutboxRelay, record_event
+from shared.bus.provision import queue_url
+from shared.clients.aws import open_aws_clients
+from shared.clients.db import unit_of_work
+from shared.contracts.events import EVENT_CONTRACTS, BookUnpublished, Envelope, EventData, Producer
 from shared.resources import Resources
-from shared.runtime import install_stop_signals
+from shared.service.runtime import install_stop_signals
 from shared.settings import ServiceSettings
-from shared.topology import queue_url
 from tests.support import ToggleableProxy, eventually
 
 # Also run against LocalStack by `make test` (TEST_AWS=localstack pytest -m e2e).

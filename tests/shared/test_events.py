@@ -8,7 +8,7 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from shared.events import (
+from shared.contracts.events import (
     ACCEPTED_LEGACY_CONTRACTS,
     EVENT_CONTRACTS,
     BookPublished,

@@ -1,4 +1,4 @@
-"""Every API's HTTP protocol (shared/httpserver.py): one write per answer, and
+"""Every API's HTTP protocol (shared/http/httpserver.py): one write per answer, and
 nothing else changed: ordering, keep-alive, pipelining, streaming, large bodies,
 HEAD, 204 and closing, over a real socket to a real uvicorn."""
 
@@ -14,8 +14,8 @@ import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from shared.httpserver import MAX_HELD_BYTES, CoalescingTransport
-from shared.runtime import uvicorn_config
+from shared.http.httpserver import MAX_HELD_BYTES, CoalescingTransport
+from shared.service.runtime import uvicorn_config
 from stories.emulator import free_port
 
 BIG = b"x" * (1024 * 1024)

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from shared.localcache import InvalidatedCache
-from shared.pubsub import InvalidationBus
-from shared.redis import create_redis
+from shared.clients.localcache import InvalidatedCache
+from shared.clients.pubsub import InvalidationBus
+from shared.clients.redis import create_redis
 from tests.support import TEST_REDIS_URL
 
 

@@ -8,8 +8,8 @@ import logging
 import pytest
 import structlog
 
-from shared.logging import configure_logging
-from shared.middleware import current_request_id
+from shared.http.middleware import current_request_id
+from shared.service.logging import configure_logging
 
 
 def test_log_lines_are_json_with_the_request_id(capsys: pytest.CaptureFixture[str]) -> None:
@@ -65,8 +65,8 @@ async def test_the_access_log_is_one_line_per_request_when_asked(
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    from shared.middleware import CorsPolicy, RequestContextMiddleware
-    from shared.telemetry import Telemetry
+    from shared.http.middleware import CorsPolicy, RequestContextMiddleware
+    from shared.observe.telemetry import Telemetry
 
     async def hello(request: object) -> PlainTextResponse:
         return PlainTextResponse("hi")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import uuid
 
-from shared.ratelimit import SharedWindowLimiter
-from shared.redis import create_redis
+from shared.clients.ratelimit import SharedWindowLimiter
+from shared.clients.redis import create_redis
 from tests.support import TEST_REDIS_URL, eventually
 
 

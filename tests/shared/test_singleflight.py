@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from shared.singleflight import SingleFlight
+from shared.clients.singleflight import SingleFlight
 
 
 async def test_concurrent_misses_for_one_key_compute_once() -> None:

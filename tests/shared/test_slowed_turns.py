@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from shared.ratelimit import RateLimiter
-from shared.redis import create_redis
+from shared.clients.ratelimit import RateLimiter
+from shared.clients.redis import create_redis
 from tests.support import TEST_REDIS_URL
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
-from shared.telemetry import Telemetry
+from shared.observe.telemetry import Telemetry
 
 
 def test_request_counts_and_latency_buckets_are_exported() -> None:

@@ -1,5 +1,5 @@
 from services.access.main import SERVICE
 from services.access.models import Base
-from shared.migrations import run_migrations_from_env
+from shared.service.migrations import run_migrations_from_env
 
 run_migrations_from_env(Base.metadata, platform_tables=SERVICE.platform_tables)

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Response
 from services.content.api.common import NOT_MODIFIED, IfNoneMatch
 from services.content.catalog import etag_matches
 from services.content.components import ComponentsDep
-from shared.errors import NotFound
-from shared.problems import problem_responses
+from shared.contracts.errors import NotFound
+from shared.http.problems import problem_responses
 
 assets = APIRouter(prefix="/v1/assets", tags=["books"])
 

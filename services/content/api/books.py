@@ -26,9 +26,9 @@ from services.content.schemas import (
     CoverUploadRequest,
     UploadTicket,
 )
-from shared.auth import CurrentPrincipal
-from shared.idempotency import OnceDep
-from shared.problems import problem_responses
+from shared.http.auth import CurrentPrincipal
+from shared.http.problems import problem_responses
+from shared.service.idempotency import OnceDep
 
 books = APIRouter(prefix="/v1/books", tags=["books"])
 

@@ -31,11 +31,11 @@ from services.content.schemas import (
     Language,
     ReadingLevel,
 )
-from shared.auth import OptionalPrincipal
-from shared.db import unit_of_work
-from shared.errors import Forbidden, Unauthorized
-from shared.pagination import MAX_PAGE_SIZE, Page
-from shared.problems import problem_responses
+from shared.clients.db import unit_of_work
+from shared.contracts.errors import Forbidden, Unauthorized
+from shared.http.auth import OptionalPrincipal
+from shared.http.pagination import MAX_PAGE_SIZE, Page
+from shared.http.problems import problem_responses
 from shared.resources import resources_of
 
 catalog = APIRouter(prefix="/v1/books", tags=["books"])

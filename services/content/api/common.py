@@ -18,9 +18,9 @@ from services.content.models import Book, Submission
 from services.content.schemas import BookOut, SubmissionOut
 from services.content.service import etag, is_overdue
 from services.content.settings import ContentSettings
-from shared.clock import now_utc
-from shared.pagination import MAX_PAGE_SIZE
-from shared.problems import problem_responses
+from shared.contracts.clock import now_utc
+from shared.http.pagination import MAX_PAGE_SIZE
+from shared.http.problems import problem_responses
 
 PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 Cursor = Annotated[str | None, Query(max_length=500)]
@@ -35,7 +35,7 @@ IfMatch = Annotated[
 ]
 # Writes that need the version say so in the document (#38: documented optional,
 # the generated client left it out, and every such write answered 428); without
-# it the answer is still a 428 problem (shared/problems.py), not a 422.
+# it the answer is still a 428 problem (shared/http/problems.py), not a 422.
 IfMatchRequired = Annotated[
     str,
     Header(

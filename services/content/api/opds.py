@@ -43,10 +43,10 @@ from services.content.opds import (
 from services.content.repository import CatalogQuery
 from services.content.schemas import Category, Language, ReadingLevel
 from services.content.service import families_for
-from shared.asgi import canonical_query
-from shared.db import unit_of_work
-from shared.pagination import MAX_PAGE_SIZE
-from shared.problems import problem_responses
+from shared.clients.db import unit_of_work
+from shared.http.asgi import canonical_query
+from shared.http.pagination import MAX_PAGE_SIZE
+from shared.http.problems import problem_responses
 from shared.resources import resources_of
 
 opds = APIRouter(prefix="/opds", tags=["opds"])

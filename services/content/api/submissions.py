@@ -32,10 +32,10 @@ from services.content.schemas import (
     UploadRequest,
     UploadTicket,
 )
-from shared.auth import CurrentPrincipal
-from shared.idempotency import OnceDep
-from shared.pagination import Page
-from shared.problems import problem_responses
+from shared.http.auth import CurrentPrincipal
+from shared.http.pagination import Page
+from shared.http.problems import problem_responses
+from shared.service.idempotency import OnceDep
 
 submissions = APIRouter(prefix="/v1/submissions", tags=["submissions"])
 derivations = APIRouter(prefix="/v1/books", tags=["submissions"])

@@ -1,6 +1,6 @@
 from services.content.main import SERVICE
 from services.content.models import SIMPLE_SEARCH, TEXT_SEARCH_CONFIGS, Base
-from shared.migrations import run_migrations_from_env
+from shared.service.migrations import run_migrations_from_env
 
 run_migrations_from_env(
     Base.metadata,

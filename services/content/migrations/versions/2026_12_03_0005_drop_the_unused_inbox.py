@@ -8,7 +8,7 @@ Create Date: 2026-12-03
 
 from collections.abc import Sequence
 
-from shared.migrations import create_platform_tables, drop_platform_tables
+from shared.service.migrations import create_platform_tables, drop_platform_tables
 
 revision: str = "content_0005"
 down_revision: str | None = "content_0004"

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-from shared.migrations import create_platform_tables, drop_platform_tables
+from shared.service.migrations import create_platform_tables, drop_platform_tables
 
 revision: str = "content_0007"
 down_revision: str | None = "content_0006"

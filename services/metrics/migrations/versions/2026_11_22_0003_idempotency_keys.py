@@ -7,7 +7,7 @@ Create Date: 2026-11-22
 
 from collections.abc import Sequence
 
-from shared.migrations import create_platform_tables, drop_platform_tables
+from shared.service.migrations import create_platform_tables, drop_platform_tables
 
 revision: str = "metrics_0003"
 down_revision: str | None = "metrics_0002"

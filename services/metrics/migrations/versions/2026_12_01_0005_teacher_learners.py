@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-from shared.db import UtcDateTime
+from shared.clients.db import UtcDateTime
 
 revision: str = "metrics_0005"
 down_revision: str | None = "metrics_0004"

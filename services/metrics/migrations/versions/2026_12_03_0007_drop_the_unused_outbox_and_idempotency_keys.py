@@ -8,7 +8,7 @@ Create Date: 2026-12-03
 
 from collections.abc import Sequence
 
-from shared.migrations import create_platform_tables, drop_platform_tables
+from shared.service.migrations import create_platform_tables, drop_platform_tables
 
 revision: str = "metrics_0007"
 down_revision: str | None = "metrics_0006"

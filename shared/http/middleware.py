@@ -21,9 +21,9 @@ import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.asgi import RouteLabel, send_problem
-from shared.errors import Problem
-from shared.telemetry import Telemetry
+from shared.contracts.errors import Problem
+from shared.http.asgi import RouteLabel, send_problem
+from shared.observe.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
 

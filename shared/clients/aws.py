@@ -9,8 +9,8 @@ from typing import Any
 import aioboto3
 from botocore.config import Config
 
+from shared.observe.tracing import trace_aws_client, tracing_enabled
 from shared.settings import ServiceSettings
-from shared.tracing import trace_aws_client, tracing_enabled
 
 
 @dataclass

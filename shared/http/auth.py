@@ -23,11 +23,11 @@ from fastapi import Depends, Request
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 
-from shared.clock import now_utc
-from shared.errors import InvalidToken
-from shared.problems import Forbidden, ServiceUnavailable, Unauthorized
-from shared.pubsub import InvalidationBus
-from shared.roles import Role
+from shared.clients.pubsub import InvalidationBus
+from shared.contracts.clock import now_utc
+from shared.contracts.errors import InvalidToken
+from shared.contracts.roles import Role
+from shared.http.problems import Forbidden, ServiceUnavailable, Unauthorized
 
 log = structlog.get_logger(__name__)
 

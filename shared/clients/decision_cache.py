@@ -24,9 +24,9 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
-from shared.pubsub import InvalidationBus
-from shared.roles import Role
-from shared.singleflight import SingleFlight
+from shared.clients.pubsub import InvalidationBus
+from shared.clients.singleflight import SingleFlight
+from shared.contracts.roles import Role
 
 log = structlog.get_logger(__name__)
 

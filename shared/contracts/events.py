@@ -15,8 +15,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.clock import now_utc
-from shared.roles import Role
+from shared.contracts.clock import now_utc
+from shared.contracts.roles import Role
 
 
 class UnknownEventError(ValueError):

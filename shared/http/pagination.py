@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.orm import QueryableAttribute
 
-from shared.errors import Unprocessable
+from shared.contracts.errors import Unprocessable
 
 T = TypeVar("T")
 

@@ -1,8 +1,8 @@
 """The app factory: one FastAPI app per service, built the same way for all four
-(services are built through their ServiceDefinition, shared/runtime.py).
+(services are built through their ServiceDefinition, shared/service/runtime.py).
 
 Clients are opened in the lifespan (shared/resources.py), never at import; the
-health routes (shared/health.py) and the OpenAPI document (shared/openapi.py)
+health routes (shared/service/health.py) and the OpenAPI document (shared/http/openapi.py)
 are the same for every service.
 """
 
@@ -18,8 +18,17 @@ from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.middleware import Middleware
 
-from shared.events import Producer
-from shared.health import (
+from shared.contracts.events import Producer
+from shared.http.middleware import CorsPolicy, RequestContextMiddleware
+from shared.http.openapi import document_bearer_auth
+from shared.http.problems import (
+    ProblemDetail,
+    install_problem_handlers,
+)
+from shared.observe.telemetry import Telemetry
+from shared.observe.tracing import TracingMiddleware, tracing_enabled
+from shared.resources import Resources, open_resources
+from shared.service.health import (
     ReadinessCheck,
     aws_readiness_check,
     check_database,
@@ -27,16 +36,7 @@ from shared.health import (
     check_redis_mirrors,
     health_router,
 )
-from shared.middleware import CorsPolicy, RequestContextMiddleware
-from shared.openapi import document_bearer_auth
-from shared.problems import (
-    ProblemDetail,
-    install_problem_handlers,
-)
-from shared.resources import Resources, open_resources
 from shared.settings import ServiceSettings
-from shared.telemetry import Telemetry
-from shared.tracing import TracingMiddleware, tracing_enabled
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +60,7 @@ def create_service_app(
     through `components_of`) before the first request. Passing `resources` lets a
     caller that already owns them (a test, the embedded run) share them; the app
     then neither opens nor closes them. Services are built through their
-    `ServiceDefinition` (shared/runtime.py), not by calling this directly.
+    `ServiceDefinition` (shared/service/runtime.py), not by calling this directly.
     """
     telemetry = resources.telemetry if resources else Telemetry(settings.service_name)
 
@@ -90,7 +90,7 @@ def create_service_app(
         lifespan=lifespan,
         responses={422: {"model": ProblemDetail}, 500: {"model": ProblemDetail}},
         static_url=DOCS_ASSETS,
-        # Server spans come from shared/tracing.py's middleware when tracing is on;
+        # Server spans come from shared/observe/tracing.py's middleware when tracing is on;
         # FastAPI's own telemetry would double them at several times the cost.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )

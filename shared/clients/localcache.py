@@ -20,8 +20,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
-from shared.pubsub import InvalidationBus
-from shared.singleflight import SingleFlight
+from shared.clients.pubsub import InvalidationBus
+from shared.clients.singleflight import SingleFlight
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")

@@ -26,16 +26,16 @@ from prometheus_client import start_http_server
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp
 
-from shared.app import create_service_app
-from shared.consumer import ConsumerConfig, Handlers, SqsConsumer
-from shared.events import Producer
-from shared.httpserver import CoalescingHttpToolsProtocol
-from shared.idempotency import IdempotencyRecord, once
-from shared.inbox import InboxEntry
-from shared.outbox import OutboxMessage, OutboxRelay
+from shared.bus.consumer import ConsumerConfig, Handlers, SqsConsumer
+from shared.bus.inbox import InboxEntry
+from shared.bus.outbox import OutboxMessage, OutboxRelay
+from shared.bus.provision import queue_url
+from shared.contracts.events import Producer
+from shared.http.httpserver import CoalescingHttpToolsProtocol
 from shared.resources import Resources, open_resources
+from shared.service.app import create_service_app
+from shared.service.idempotency import IdempotencyRecord, once
 from shared.settings import ServiceSettings
-from shared.topology import queue_url
 
 log = structlog.get_logger(__name__)
 
@@ -66,7 +66,7 @@ class ServiceDefinition(Generic[SettingsT, ComponentsT]):
     handlers: Handlers
     migrations: Path
     default_port: int
-    # Pure-ASGI layers answering hot requests before routing (see shared/asgi.py).
+    # Pure-ASGI layers answering hot requests before routing (see shared/http/asgi.py).
     fast_paths: Sequence[Middleware] = ()
     # Jobs of the service's own that its worker runs beside the relay and consumer.
     worker_jobs: Sequence[WorkerJob] = ()
@@ -158,7 +158,7 @@ def uvicorn_config(
         # runs with the real Redis and PostgreSQL clients open, the asyncio loop
         # 20-22 ms in five of five at similar throughput (see the bench's BENCH_LOOP).
         loop="asyncio",
-        # One write per answer instead of two (shared/httpserver.py).
+        # One write per answer instead of two (shared/http/httpserver.py).
         http=CoalescingHttpToolsProtocol,
         log_config=None,
         access_log=False,

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import structlog
 
-from shared.errors import ServiceUnavailable
+from shared.contracts.errors import ServiceUnavailable
 
 log = structlog.get_logger(__name__)
 

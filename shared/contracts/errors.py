@@ -1,4 +1,4 @@
-"""Domain errors that become RFC 9457 problems (see shared/problems.py).
+"""Domain errors that become RFC 9457 problems (see shared/http/problems.py).
 
 Kept free of FastAPI so service modules can raise them without importing the
 web framework.

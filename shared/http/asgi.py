@@ -29,8 +29,8 @@ from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import Message, Receive, Scope, Send
 
-from shared.auth import Principal, TokenVerifier, bearer_token_of, verify_bearer
-from shared.errors import PROBLEM_CONTENT_TYPE, Problem
+from shared.contracts.errors import PROBLEM_CONTENT_TYPE, Problem
+from shared.http.auth import Principal, TokenVerifier, bearer_token_of, verify_bearer
 
 MAX_FAST_BODY = 1024  # the fast paths' requests are ~100 bytes; bigger ones take the long way
 

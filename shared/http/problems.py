@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.errors import (
+from shared.contracts.errors import (
     PROBLEM_CONTENT_TYPE,
     CacheUnavailable,
     Conflict,

@@ -37,12 +37,12 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.batching import CommitBatcher
-from shared.clock import now_utc
-from shared.db import EVENTS_RECORDED_INFO_KEY, PlatformTables, UtcDateTime, unit_of_work
-from shared.events import Envelope, EventData
-from shared.telemetry import Telemetry
-from shared.tracing import current_trace_context, event_context, tracer
+from shared.bus.batching import CommitBatcher
+from shared.clients.db import EVENTS_RECORDED_INFO_KEY, PlatformTables, UtcDateTime, unit_of_work
+from shared.contracts.clock import now_utc
+from shared.contracts.events import Envelope, EventData
+from shared.observe.telemetry import Telemetry
+from shared.observe.tracing import current_trace_context, event_context, tracer
 
 log = structlog.get_logger(__name__)
 
@@ -99,7 +99,7 @@ def record_event(
 
 class GroupCommitRecorder:
     """Events that are the whole of a request's writes, committed many requests at a
-    time (shared/batching.py): `record` returns once its event is durable.
+    time (shared/bus/batching.py): `record` returns once its event is durable.
 
     On PostgreSQL a batch is one INSERT run on its own (autocommit): a single
     statement is a transaction by itself, all of its rows or none, durable when

@@ -13,13 +13,13 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from shared.events import Producer
-from shared.problems import (
+from shared.bus.provision import SUBSCRIPTIONS
+from shared.contracts.events import Producer
+from shared.http.problems import (
     ProblemDetail,
     problem_response,
 )
 from shared.resources import Resources, ResourcesDep
-from shared.topology import SUBSCRIPTIONS
 
 log = structlog.get_logger(__name__)
 

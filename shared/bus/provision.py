@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 from botocore.exceptions import ClientError
 
-from shared.events import Producer
+from shared.contracts.events import Producer
 
 log = structlog.get_logger(__name__)
 

@@ -11,8 +11,8 @@ import sys
 
 import structlog
 
-from shared.middleware import add_request_id
-from shared.tracing import add_trace_ids
+from shared.http.middleware import add_request_id
+from shared.observe.tracing import add_trace_ids
 
 
 def _drop_color_message(

@@ -11,9 +11,9 @@ from sqlalchemy import String, Table
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.clock import now_utc
-from shared.db import PlatformTables, UtcDateTime, upsert
-from shared.events import Envelope
+from shared.clients.db import PlatformTables, UtcDateTime, upsert
+from shared.contracts.clock import now_utc
+from shared.contracts.events import Envelope
 
 
 class InboxEntry(PlatformTables):

@@ -24,10 +24,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.auth import CurrentPrincipal
-from shared.clock import now_utc
-from shared.db import PlatformTables, UtcDateTime
-from shared.errors import Unprocessable
+from shared.clients.db import PlatformTables, UtcDateTime
+from shared.contracts.clock import now_utc
+from shared.contracts.errors import Unprocessable
+from shared.http.auth import CurrentPrincipal
 from shared.resources import SessionDep
 
 MAX_KEY_LENGTH = 200

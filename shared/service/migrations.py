@@ -16,8 +16,9 @@ from alembic.config import Config
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
-from shared import idempotency, inbox, outbox
-from shared.db import PlatformTables, create_engine, is_postgres
+from shared.bus import inbox, outbox
+from shared.clients.db import PlatformTables, create_engine, is_postgres
+from shared.service import idempotency
 
 # Importing the modules that declare the platform tables registers them.
 PLATFORM_TABLE_MODULES = (idempotency, inbox, outbox)

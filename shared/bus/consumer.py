@@ -24,10 +24,10 @@ from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.events import Envelope, EventData, UnknownEventError
-from shared.inbox import claim_events
-from shared.telemetry import Telemetry
-from shared.tracing import event_span
+from shared.bus.inbox import claim_events
+from shared.contracts.events import Envelope, EventData, UnknownEventError
+from shared.observe.telemetry import Telemetry
+from shared.observe.tracing import event_span
 
 if TYPE_CHECKING:  # the app builds the consumer: no import back at run time
     from shared.resources import Resources

@@ -21,12 +21,12 @@ import uuid
 import httpx
 import structlog
 
-from shared.auth import Principal
-from shared.decisions import Action, Decision, DecisionCache, DecisionRequest
-from shared.errors import Forbidden, ServiceUnavailable
-from shared.roles import Role
+from shared.clients.decision_cache import Action, Decision, DecisionCache, DecisionRequest
+from shared.clients.upstream import BoundedCalls
+from shared.contracts.errors import Forbidden, ServiceUnavailable
+from shared.contracts.roles import Role
+from shared.http.auth import Principal
 from shared.settings import ServiceSettings
-from shared.upstream import BoundedCalls
 
 log = structlog.get_logger(__name__)
 

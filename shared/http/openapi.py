@@ -9,8 +9,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from shared.auth import bearer_auth_of
-from shared.errors import PROBLEM_CONTENT_TYPE
+from shared.contracts.errors import PROBLEM_CONTENT_TYPE
+from shared.http.auth import bearer_auth_of
 
 PROBLEM_CONTENT: dict[str, Any] = {
     PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDetail"}}

@@ -1,0 +1,2 @@
+"""Serving HTTP: the ASGI fast-path pieces, bearer auth, problems, middleware, OpenAPI,
+pagination, the server."""

@@ -1,0 +1,1 @@
+"""Seeing what runs: traces (setup, sampling, propagation) and telemetry."""
