@@ -18,15 +18,15 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
-from shared.bus.provision import topic_arn
 from shared.clients.access_client import AccessClient
-from shared.clients.aws import AwsClients, open_aws_clients
+from shared.clients.aws import AwsClients, open_aws_clients, topic_arn
 from shared.clients.db import create_engine, create_session_factory, has_work
 from shared.clients.decision_cache import DecisionCache
+from shared.clients.denylist import TokenDenyList
 from shared.clients.pubsub import InvalidationBus
 from shared.clients.redis import RedisCircuit, create_redis
 from shared.contracts.events import Producer
-from shared.http.auth import JwksKeyCache, TokenDenyList, TokenVerifier
+from shared.http.auth import JwksKeyCache, TokenVerifier
 from shared.http.problems import (
     Problem,
 )

@@ -22,7 +22,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from shared.bus.provision import ResourceNames
+from shared.contracts.names import ResourceNames
 
 # Values that mean "nobody set this": acceptable on a laptop, never in a deployment.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "test", "password", "dev"})

@@ -15,16 +15,10 @@ from typing import ClassVar
 
 from pydantic_settings import SettingsConfigDict
 
-from shared.bus.provision import (
-    SUBSCRIPTIONS,
-    ResourceNames,
-    bootstrap,
-    peek_dead_letters,
-    redrive_dead_letters,
-    topology_plan,
-)
+from shared.bus.provision import bootstrap, peek_dead_letters, redrive_dead_letters
 from shared.clients.aws import AwsClients, open_aws_clients
 from shared.clients.db import unit_of_work
+from shared.contracts.names import SUBSCRIPTIONS, ResourceNames, topology_plan
 from shared.resources import open_resources
 from shared.service.logging import configure_logging
 from shared.service.migrations import upgrade

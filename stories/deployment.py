@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from shared.bus.provision import SUBSCRIPTIONS, ResourceNames, topology_plan
+from shared.contracts.names import SUBSCRIPTIONS, ResourceNames, topology_plan
 from stories.registry import SERVICES
 
 # Read by every service, deployed: where its state is, how it finds the others.

@@ -30,6 +30,7 @@ from services.access.tokens import TokenIssuer, hash_refresh_secret, new_refresh
 from shared.bus.outbox import record_event
 from shared.clients.db import UnitOfWorkSession, unit_of_work_session
 from shared.clients.decision_cache import DecisionCache
+from shared.clients.denylist import TokenDenyList
 from shared.clients.ratelimit import RateLimiter
 from shared.contracts.clock import now_utc
 from shared.contracts.errors import (
@@ -43,7 +44,7 @@ from shared.contracts.errors import (
 )
 from shared.contracts.events import RoleAssigned, UserLoggedIn, UserRegistered
 from shared.contracts.roles import Role
-from shared.http.auth import Principal, TokenDenyList, session_key
+from shared.http.auth import Principal, session_key
 from shared.http.pagination import decode_time_cursor, time_page
 
 INVALID_LOGIN = "Invalid email or password."

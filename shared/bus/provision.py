@@ -1,115 +1,21 @@
-"""Who publishes what and who listens: the topics, queues, subscriptions and
-buckets the platform needs, and the idempotent bootstrap that creates them on
-whatever AWS endpoint is configured (AWS, LocalStack, moto).
+"""The idempotent bootstrap that creates the platform's topics, queues, DLQs,
+subscriptions and buckets (shared/contracts/names.py says which) on whatever AWS
+endpoint is configured (AWS, LocalStack, moto), and the dead letters' redrive.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from botocore.exceptions import ClientError
 
+from shared.clients.aws import queue_url, topic_arn
 from shared.contracts.events import Producer
+from shared.contracts.names import BUCKETS, ResourceNames, topology_plan
 
 log = structlog.get_logger(__name__)
-
-MAX_RECEIVE_COUNT = 5
-DLQ_RETENTION_SECONDS = 14 * 24 * 3600
-QUEUE_VISIBILITY_SECONDS = 30
-
-BOOK_EVENTS = ["book.created", "book.updated", "book.published", "book.unpublished"]
-
-# consumer -> producer -> event types it takes (None: every type of that producer).
-SUBSCRIPTIONS: dict[str, dict[Producer, list[str] | None]] = {
-    "access": {Producer.CONTENT: BOOK_EVENTS},
-    # Content's worker processes each publication (page count, thumbnails, lite
-    # edition, text for search), off the request path.
-    "content": {Producer.CONTENT: ["book.published"]},
-    # Delivery decides links from its own read model of books, roles and entitlements.
-    "delivery": {
-        Producer.CONTENT: ["book.published", "book.updated", "book.unpublished", "book.processed"],
-        Producer.ACCESS: [
-            "user.registered",
-            "user.erased",
-            "role.assigned",
-            "entitlement.granted",
-            "entitlement.revoked",
-        ],
-    },
-    "metrics": dict.fromkeys(Producer),
-}
-
-BUCKETS = ("uploads", "published")
-
-
-@dataclass(frozen=True)
-class ResourceNames:
-    prefix: str
-
-    def topic(self, producer: Producer | str) -> str:
-        return f"{self.prefix}{Producer(producer).value}-events"
-
-    def queue(self, consumer: str) -> str:
-        return f"{self.prefix}{consumer}"
-
-    def dead_letter_queue(self, consumer: str) -> str:
-        return f"{self.prefix}{consumer}-dlq"
-
-    def bucket(self, purpose: str) -> str:
-        return f"{self.prefix}{purpose}"
-
-
-def filter_policy(event_types: list[str] | None) -> str | None:
-    if event_types is None:
-        return None
-    return json.dumps({"type": sorted(event_types)})
-
-
-async def topic_arn(sns: Any, names: ResourceNames, producer: Producer | str) -> str:
-    # CreateTopic is idempotent and answers the ARN without needing list rights.
-    response = await sns.create_topic(Name=names.topic(producer))
-    arn: str = response["TopicArn"]
-    return arn
-
-
-async def queue_url(sqs: Any, name: str) -> str:
-    response = await sqs.get_queue_url(QueueName=name)
-    url: str = response["QueueUrl"]
-    return url
-
-
-def topology_plan(names: ResourceNames) -> dict[str, Any]:
-    """Every topic, queue, DLQ, subscription and bucket, as plain data: what
-    `bootstrap` creates, and what LocalStack's ready.d hook in docker-compose
-    creates from the same plan (infra/localstack/topology.json, kept current by
-    a test), so the two can never describe different platforms."""
-    return {
-        "topics": [names.topic(p) for p in Producer],
-        "queues": [
-            {
-                "name": names.queue(consumer),
-                "dead_letter_queue": names.dead_letter_queue(consumer),
-                "dead_letter_retention_seconds": DLQ_RETENTION_SECONDS,
-                "max_receive_count": MAX_RECEIVE_COUNT,
-                "visibility_seconds": QUEUE_VISIBILITY_SECONDS,
-                "subscriptions": [
-                    {"topic": names.topic(producer), "filter_policy": filter_policy(types)}
-                    for producer, types in sources.items()
-                ],
-            }
-            for consumer, sources in SUBSCRIPTIONS.items()
-        ],
-        "buckets": [
-            # Both versioned, as in AWS: signed links bind an object version, so
-            # republishing never swaps the file under a link already handed out;
-            # a checked manuscript is pinned by its version, and published from it.
-            {"name": names.bucket(purpose), "versioned": True}
-            for purpose in BUCKETS
-        ],
-    }
 
 
 async def bootstrap(

@@ -9,6 +9,8 @@ from typing import Any
 import aioboto3
 from botocore.config import Config
 
+from shared.contracts.events import Producer
+from shared.contracts.names import ResourceNames
 from shared.observe.tracing import trace_aws_client, tracing_enabled
 from shared.settings import ServiceSettings
 
@@ -63,3 +65,16 @@ async def open_aws_clients(settings: ServiceSettings, stack: AsyncExitStack) -> 
         cloudwatch=await client("cloudwatch"),
         s3_public=await client("s3", public) if public else s3,
     )
+
+
+async def topic_arn(sns: Any, names: ResourceNames, producer: Producer | str) -> str:
+    # CreateTopic is idempotent and answers the ARN without needing list rights.
+    response = await sns.create_topic(Name=names.topic(producer))
+    arn: str = response["TopicArn"]
+    return arn
+
+
+async def queue_url(sqs: Any, name: str) -> str:
+    response = await sqs.get_queue_url(QueueName=name)
+    url: str = response["QueueUrl"]
+    return url

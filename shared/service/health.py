@@ -13,8 +13,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from shared.bus.provision import SUBSCRIPTIONS
 from shared.contracts.events import Producer
+from shared.contracts.names import SUBSCRIPTIONS
 from shared.http.problems import (
     ProblemDetail,
     problem_response,

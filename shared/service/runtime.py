@@ -29,7 +29,7 @@ from starlette.types import ASGIApp
 from shared.bus.consumer import ConsumerConfig, Handlers, SqsConsumer
 from shared.bus.inbox import InboxEntry
 from shared.bus.outbox import OutboxMessage, OutboxRelay
-from shared.bus.provision import queue_url
+from shared.clients.aws import queue_url
 from shared.contracts.events import Producer
 from shared.http.httpserver import CoalescingHttpToolsProtocol
 from shared.resources import Resources, open_resources

@@ -35,7 +35,7 @@ from services.metrics.main import SERVICE as METRICS
 from services.metrics.settings import MetricsSettings
 from shared.bus.consumer import EventContext, EventHandler, SqsConsumer
 from shared.bus.outbox import record_event
-from shared.bus.provision import queue_url
+from shared.clients.aws import queue_url
 from shared.clients.db import create_engine, drop_schema, ensure_database, unit_of_work
 from shared.contracts.events import (
     DeliveryIssued,

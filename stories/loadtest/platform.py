@@ -225,7 +225,7 @@ class Platform:
         seconds it took."""
         import boto3  # type: ignore[import-untyped]  # sync client, for a wait loop
 
-        from shared.bus.provision import SUBSCRIPTIONS, ResourceNames
+        from shared.contracts.names import SUBSCRIPTIONS, ResourceNames
 
         names = ResourceNames(self.env["RESOURCE_PREFIX"])
         sqs = boto3.client(

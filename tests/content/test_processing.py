@@ -30,7 +30,8 @@ from PIL import Image, ImageChops, ImageStat
 
 from services.content.main import SERVICE as CONTENT
 from services.content.models import Book
-from shared.bus.provision import peek_dead_letters, queue_url, redrive_dead_letters
+from shared.bus.provision import peek_dead_letters, redrive_dead_letters
+from shared.clients.aws import queue_url
 from shared.clients.db import drop_schema
 from shared.contracts.roles import Role
 from shared.service.migrations import upgrade

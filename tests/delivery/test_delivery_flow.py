@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import func, select
 
 from services.delivery.models import ReadingProgress
-from shared.bus.provision import queue_url
+from shared.clients.aws import queue_url
 from shared.contracts.roles import Role
 from tests.harness.access import AccessHarness, Account
 from tests.harness.content import PDF, ContentHarness

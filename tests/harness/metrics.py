@@ -21,7 +21,7 @@ from services.metrics.main import SERVICE
 from services.metrics.main import SERVICE as METRICS
 from services.metrics.models import RecordedEvent
 from services.metrics.settings import MetricsSettings
-from shared.bus.provision import queue_url
+from shared.clients.aws import queue_url
 from shared.clients.db import drop_schema
 from shared.contracts.events import Envelope
 from shared.resources import Resources, open_resources

@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from shared.bus.outbox import OutboxRelay, record_event
-from shared.bus.provision import MAX_RECEIVE_COUNT, SUBSCRIPTIONS, bootstrap, queue_url
+from shared.bus.provision import bootstrap
+from shared.clients.aws import queue_url
 from shared.clients.db import unit_of_work
 from shared.contracts.events import (
     BookPublished,
@@ -18,6 +19,7 @@ from shared.contracts.events import (
     SubmissionCreated,
     UserRegistered,
 )
+from shared.contracts.names import MAX_RECEIVE_COUNT, SUBSCRIPTIONS
 from shared.contracts.roles import Role
 from shared.resources import Resources
 from shared.settings import ServiceSettings

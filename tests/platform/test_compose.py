@@ -17,7 +17,8 @@ import aioboto3
 import pytest
 import yaml
 
-from shared.bus.provision import ResourceNames, bootstrap, topology_plan
+from shared.bus.provision import bootstrap
+from shared.contracts.names import ResourceNames, topology_plan
 from shared.settings import ServiceSettings
 from stories.cli import topology_json
 from stories.registry import SERVICES

@@ -33,7 +33,7 @@ import boto3  # type: ignore[import-untyped]  # sync client, for assertions
 import httpx
 import pytest
 
-from shared.bus.provision import SUBSCRIPTIONS, ResourceNames
+from shared.contracts.names import SUBSCRIPTIONS, ResourceNames
 from stories.emulator import paused
 from stories.loadtest.platform import (
     ADMIN_EMAIL,

@@ -24,8 +24,7 @@ from sqlalchemy.dialects.postgresql import insert
 from shared.bus.consumer import ConsumerConfig, EventContext, SqsConsumer
 from shared.bus.inbox import InboxEntry, claim_events
 from shared.bus.outbox import OutboxMessage, OutboxRelay, record_event
-from shared.bus.provision import queue_url
-from shared.clients.aws import open_aws_clients
+from shared.clients.aws import open_aws_clients, queue_url
 from shared.clients.db import unit_of_work
 from shared.contracts.events import EVENT_CONTRACTS, BookUnpublished, Envelope, EventData, Producer
 from shared.resources import Resources
