@@ -58,7 +58,7 @@ from services.access.schemas import (
     UserOut,
 )
 from shared.clients.db import unit_of_work
-from shared.clients.decision_cache import Decision, DecisionRequest
+from shared.contracts.decisions import Decision, DecisionRequest
 from shared.contracts.errors import Unauthorized
 from shared.contracts.roles import Role
 from shared.http.asgi import client_ip

@@ -10,7 +10,8 @@ from typing import Protocol
 
 from services.access.accounts import AccountService
 from services.access.models import CatalogBook, User
-from shared.clients.decision_cache import (
+from shared.contracts.clock import now_utc
+from shared.contracts.decisions import (
     READ_ANY_PUBLISHED,
     Action,
     BookFacts,
@@ -19,7 +20,6 @@ from shared.clients.decision_cache import (
     decide_book_read,
     needs_entitlement,
 )
-from shared.contracts.clock import now_utc
 from shared.contracts.errors import Unprocessable
 from shared.contracts.roles import Role
 from shared.http.auth import Principal

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from services.access.passwords import MAX_PASSWORD_LENGTH, password_policy
-from shared.clients.decision_cache import Decision, DecisionRequest
+from shared.contracts.decisions import Decision, DecisionRequest
 from shared.contracts.roles import Role
 from shared.contracts.text import LanguageTag, PersonName, SingleLine
 

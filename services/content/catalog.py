@@ -19,8 +19,8 @@ from services.content.models import Book, BookStatus
 from services.content.repository import CatalogQuery, ContentRepository
 from services.content.service import BOOK_MAKER, families_for, holds_now, iso, page_of
 from shared.clients.access_client import AccessClient
-from shared.clients.decision_cache import Action
 from shared.clients.localcache import InvalidatedCache
+from shared.contracts.decisions import Action
 from shared.contracts.errors import NotFound
 from shared.http.asgi import canonical_query
 from shared.http.auth import Principal

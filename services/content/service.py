@@ -22,7 +22,7 @@ from services.content.models import Book, Submission
 from services.content.repository import ContentRepository
 from services.content.schemas import MetadataChanges
 from shared.clients.access_client import AccessClient
-from shared.clients.decision_cache import Action
+from shared.contracts.decisions import Action
 from shared.contracts.errors import PreconditionFailed, PreconditionRequired, Unprocessable
 from shared.contracts.roles import Role
 from shared.http.auth import Principal

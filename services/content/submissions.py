@@ -51,8 +51,8 @@ from services.content.storage import (
 from shared.bus.outbox import record_event
 from shared.clients.access_client import AccessClient
 from shared.clients.db import UnitOfWorkSession, unit_of_work_session
-from shared.clients.decision_cache import Action
 from shared.contracts.clock import now_utc
+from shared.contracts.decisions import Action
 from shared.contracts.errors import (
     Conflict,
     ContentTooLarge,

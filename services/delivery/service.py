@@ -38,10 +38,10 @@ from services.delivery.schemas import (
 from services.delivery.settings import DeliverySettings
 from services.delivery.signing import CloudFrontSigner, S3LinkSigner, SignedCookies, SignerName
 from shared.bus.outbox import GroupCommitRecorder
-from shared.clients.decision_cache import BookFacts, Decision, decide_book_read, needs_entitlement
 from shared.clients.localcache import InvalidatedCache
 from shared.clients.ratelimit import SharedWindowLimiter
 from shared.contracts.clock import hour_of, now_utc
+from shared.contracts.decisions import BookFacts, Decision, decide_book_read, needs_entitlement
 from shared.contracts.errors import (
     Conflict,
     Forbidden,

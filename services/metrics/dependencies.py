@@ -10,8 +10,8 @@ from fastapi import Depends
 from services.metrics import queries
 from services.metrics.components import ComponentsDep
 from services.metrics.figures import MetricsReader
-from shared.clients.decision_cache import Action
 from shared.contracts.clock import now_utc
+from shared.contracts.decisions import Action
 from shared.contracts.errors import Forbidden, NotFound
 from shared.contracts.roles import Role
 from shared.http.auth import CurrentPrincipal, Principal

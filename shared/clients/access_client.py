@@ -21,8 +21,9 @@ import uuid
 import httpx
 import structlog
 
-from shared.clients.decision_cache import Action, Decision, DecisionCache, DecisionRequest
+from shared.clients.decision_cache import DecisionCache
 from shared.clients.upstream import BoundedCalls
+from shared.contracts.decisions import Action, Decision, DecisionRequest
 from shared.contracts.errors import Forbidden, ServiceUnavailable
 from shared.contracts.roles import Role
 from shared.http.auth import Principal

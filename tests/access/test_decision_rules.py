@@ -13,7 +13,7 @@ import pytest
 
 from services.access.decisions import decide_from_facts
 from services.access.models import CatalogBook, User
-from shared.clients.decision_cache import Action, DecisionRequest
+from shared.contracts.decisions import Action, DecisionRequest
 from shared.contracts.errors import Unprocessable
 from shared.contracts.roles import Role
 

@@ -18,8 +18,9 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from shared.clients.access_client import AccessClient, AccessUnavailable
-from shared.clients.decision_cache import Action, DecisionCache
+from shared.clients.decision_cache import DecisionCache
 from shared.clients.pubsub import InvalidationBus
+from shared.contracts.decisions import Action
 from tests.support import TEST_REDIS_URL, SampleSettings, ThreadedServer
 
 
