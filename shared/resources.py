@@ -30,8 +30,9 @@ from shared.http.auth import JwksKeyCache, TokenVerifier
 from shared.http.problems import (
     Problem,
 )
+from shared.observe.client_spans import trace_database
 from shared.observe.telemetry import Telemetry
-from shared.observe.tracing import configure_tracing, trace_database
+from shared.observe.tracing import configure_tracing
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)

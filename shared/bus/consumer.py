@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus.inbox import claim_events
 from shared.contracts.events import Envelope, EventData, UnknownEventError
+from shared.observe.propagation import event_span
 from shared.observe.telemetry import Telemetry
-from shared.observe.tracing import event_span
 
 if TYPE_CHECKING:  # the app builds the consumer: no import back at run time
     from shared.resources import Resources

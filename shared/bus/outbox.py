@@ -41,8 +41,9 @@ from shared.bus.batching import CommitBatcher
 from shared.clients.db import EVENTS_RECORDED_INFO_KEY, PlatformTables, UtcDateTime, unit_of_work
 from shared.contracts.clock import now_utc
 from shared.contracts.events import Envelope, EventData
+from shared.observe.propagation import current_trace_context, event_context
 from shared.observe.telemetry import Telemetry
-from shared.observe.tracing import current_trace_context, event_context, tracer
+from shared.observe.tracing import tracer
 
 log = structlog.get_logger(__name__)
 

@@ -11,7 +11,8 @@ from botocore.config import Config
 
 from shared.contracts.events import Producer
 from shared.contracts.names import ResourceNames
-from shared.observe.tracing import trace_aws_client, tracing_enabled
+from shared.observe.client_spans import trace_aws_client
+from shared.observe.tracing import tracing_enabled
 from shared.settings import ServiceSettings
 
 

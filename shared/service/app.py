@@ -25,8 +25,9 @@ from shared.http.problems import (
     ProblemDetail,
     install_problem_handlers,
 )
+from shared.http.tracing import TracingMiddleware
 from shared.observe.telemetry import Telemetry
-from shared.observe.tracing import TracingMiddleware, tracing_enabled
+from shared.observe.tracing import tracing_enabled
 from shared.resources import Resources, open_resources
 from shared.service.health import (
     ReadinessCheck,
@@ -90,7 +91,7 @@ def create_service_app(
         lifespan=lifespan,
         responses={422: {"model": ProblemDetail}, 500: {"model": ProblemDetail}},
         static_url=DOCS_ASSETS,
-        # Server spans come from shared/observe/tracing.py's middleware when tracing is on;
+        # Server spans come from shared/http/tracing.py's middleware when tracing is on;
         # FastAPI's own telemetry would double them at several times the cost.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )

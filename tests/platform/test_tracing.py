@@ -25,6 +25,7 @@ from services.content.main import SERVICE as CONTENT
 from services.delivery.main import SERVICE as DELIVERY
 from shared.clients.db import drop_schema
 from shared.contracts.roles import Role
+from shared.http.tracing import TracingMiddleware
 from shared.observe import tracing
 from shared.service.migrations import upgrade
 from shared.service.runtime import run_worker
@@ -194,7 +195,7 @@ def test_a_trace_starts_at_a_server_or_an_event_never_at_a_lone_client_call() ->
     assert not none_drawn.start_span("SELECT", kind=SpanKind.CLIENT).is_recording()
     assert not none_drawn.start_span("process", kind=SpanKind.CONSUMER).is_recording()
     # The server middleware drew this request: the SDK does not draw again.
-    drawn = otel_context.set_value(tracing._SERVER_SAMPLED, True)
+    drawn = otel_context.set_value(tracing.SERVER_SAMPLED, True)
     server = none_drawn.start_span("GET", context=drawn, kind=SpanKind.SERVER)
     assert server.is_recording()
     every = TracerProvider(sampler=tracing.platform_sampler(1.0)).get_tracer("test")
@@ -223,7 +224,7 @@ async def test_an_unsampled_request_records_nothing_and_says_so_downstream(
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    app = tracing.TracingMiddleware(endpoint, sample_ratio=0.0)
+    app = TracingMiddleware(endpoint, sample_ratio=0.0)
     spans.clear()
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test"
@@ -235,7 +236,7 @@ async def test_an_unsampled_request_records_nothing_and_says_so_downstream(
     assert not _sampled_flag(seen["traceparent"])
     assert "trace_id" not in seen["line"]
     # The same request at ratio 1 is traced, and its log line says so.
-    app = tracing.TracingMiddleware(endpoint, sample_ratio=1.0)
+    app = TracingMiddleware(endpoint, sample_ratio=1.0)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test"
     ) as client:
@@ -280,7 +281,7 @@ async def test_a_busy_server_traces_no_more_requests_than_its_cap(
         await send({"type": "http.response.body", "body": b""})
 
     clock = _Clock()
-    app = tracing.TracingMiddleware(endpoint, budget=tracing.TraceBudget(1.0, 3.0, clock=clock))
+    app = TracingMiddleware(endpoint, budget=tracing.TraceBudget(1.0, 3.0, clock=clock))
     spans.clear()
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test"
