@@ -11,16 +11,17 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.applications import Starlette
 
-from services.delivery.offline import DeviceReading
-from services.delivery.reading import ReadingRecorder
-from services.delivery.service import (
+from services.delivery.links import (
     BOOKS_CHANNEL,
     READERS_CHANNEL,
     BookCache,
-    DeliveryParts,
-    DeliveryService,
+    LinkParts,
+    LinkService,
     ReaderCache,
 )
+from services.delivery.offline import DeviceReading
+from services.delivery.page_turns import ReadingRecorder
+from services.delivery.reading import ReadingService
 from services.delivery.settings import DeliverySettings
 from services.delivery.signing import CloudFrontSigner, S3LinkSigner
 from shared.bus.outbox import GroupCommitRecorder
@@ -36,8 +37,9 @@ GROUP_COMMITS_IN_FLIGHT = 3
 @dataclass
 class Components:
     settings: DeliverySettings
-    # Stateless apart from long-lived parts, so one serves every request.
-    service: DeliveryService
+    # Stateless apart from long-lived parts, so one of each serves every request.
+    links: LinkService
+    reading: ReadingService
 
 
 async def build_components(
@@ -60,29 +62,33 @@ async def build_components(
             {k.key_pair_id: k.private_key.get_secret_value() for k in settings.cloudfront_keys},
             settings.cloudfront_active_key_id,
         )
-    parts = DeliveryParts(
-        settings=settings,
-        books=BookCache(resources.bus, BOOKS_CHANNEL, ttl=60.0, max_entries=100_000),
-        # Emptied per reader when an event about them is applied; the TTL only
-        # bounds how long a lost invalidation could keep a stale answer.
-        readers=ReaderCache(
-            resources.bus, READERS_CHANNEL, ttl=60.0, max_entries=200_000, parse_key=uuid.UUID
-        ),
-        s3_signer=S3LinkSigner(
-            resources.aws.s3,
-            settings.resource_names.bucket("published"),
-            region=settings.aws_region,
-            endpoint_url=settings.aws_public_endpoint_url or settings.aws_endpoint_url,
-            link_seconds=settings.link_seconds,
-        ),
-        cloudfront=cloudfront,
-        limiter=SharedWindowLimiter(
-            resources.redis, "links", limit=settings.links_per_minute, window_seconds=60
-        ),
-        recorder=GroupCommitRecorder(writes_engine, max_in_flight=GROUP_COMMITS_IN_FLIGHT),
-        reads=create_session_factory(read_engine),
-        read_engine=read_engine,
-        reading=ReadingRecorder(
+    links = LinkService(
+        LinkParts(
+            settings=settings,
+            books=BookCache(resources.bus, BOOKS_CHANNEL, ttl=60.0, max_entries=100_000),
+            # Emptied per reader when an event about them is applied; the TTL only
+            # bounds how long a lost invalidation could keep a stale answer.
+            readers=ReaderCache(
+                resources.bus, READERS_CHANNEL, ttl=60.0, max_entries=200_000, parse_key=uuid.UUID
+            ),
+            s3_signer=S3LinkSigner(
+                resources.aws.s3,
+                settings.resource_names.bucket("published"),
+                region=settings.aws_region,
+                endpoint_url=settings.aws_public_endpoint_url or settings.aws_endpoint_url,
+                link_seconds=settings.link_seconds,
+            ),
+            cloudfront=cloudfront,
+            limiter=SharedWindowLimiter(
+                resources.redis, "links", limit=settings.links_per_minute, window_seconds=60
+            ),
+            recorder=GroupCommitRecorder(writes_engine, max_in_flight=GROUP_COMMITS_IN_FLIGHT),
+            reads=create_session_factory(read_engine),
+        )
+    )
+    reading = ReadingService(
+        links,
+        page_turns=ReadingRecorder(
             writes,
             step_percent=settings.progress_step_percent,
             max_in_flight=GROUP_COMMITS_IN_FLIGHT,
@@ -91,8 +97,9 @@ async def build_components(
         devices=DeviceReading(
             resources.session_factory, step_percent=settings.progress_step_percent
         ),
+        read_engine=read_engine,
     )
-    return Components(settings=settings, service=DeliveryService(parts))
+    return Components(settings=settings, links=links, reading=reading)
 
 
 def app_components(app: Starlette) -> Components:

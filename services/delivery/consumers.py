@@ -1,6 +1,6 @@
 """Events the delivery service reacts to: `HANDLERS = {EventContract: handler}`.
 
-Delivery decides links on its own (services/delivery/service.py), over a read
+Delivery decides links on its own (services/delivery/links.py), over a read
 model kept from events:
 - which object each published book serves and whether it is free, from
   content's `book.published`, `book.updated` and `book.unpublished`, and its lite
@@ -19,9 +19,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from services.delivery.links import BOOKS_CHANNEL, READERS_CHANNEL
 from services.delivery.models import PublishedBook
 from services.delivery.repository import DeliveryRepository
-from services.delivery.service import BOOKS_CHANNEL, READERS_CHANNEL
 from shared.bus.consumer import EventContext, Handlers
 from shared.contracts.events import (
     BookProcessed,

@@ -1,4 +1,5 @@
-"""FastAPI dependencies of the delivery service: its service object."""
+"""FastAPI dependencies of the delivery service: its rule objects and the reading
+app's reader."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.delivery.components import app_components
-from services.delivery.service import DeliveryService
+from services.delivery.links import LinkService
+from services.delivery.reading import ReadingService
 from shared.contracts.errors import Unauthorized
 from shared.http.auth import Principal, current_principal, verifies_bearer
 
@@ -15,12 +17,19 @@ AUTH_DOCUMENT_REL = "http://opds-spec.org/auth/document"
 AUTH_DOCUMENT_TYPE = "application/opds-authentication+json"
 
 
-async def get_delivery_service(request: Request) -> DeliveryService:
-    # No session up front: the hot path opens none (its one write joins a group commit).
-    return app_components(request.app).service
+# No session up front: the hot paths open none (their one write joins a group commit).
 
 
-DeliveryServiceDep = Annotated[DeliveryService, Depends(get_delivery_service)]
+async def get_link_service(request: Request) -> LinkService:
+    return app_components(request.app).links
+
+
+async def get_reading_service(request: Request) -> ReadingService:
+    return app_components(request.app).reading
+
+
+LinkServiceDep = Annotated[LinkService, Depends(get_link_service)]
+ReadingServiceDep = Annotated[ReadingService, Depends(get_reading_service)]
 
 
 @verifies_bearer

@@ -26,8 +26,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.delivery.components import Components
-from services.delivery.reading import progress_json, reading_list_json
-from services.delivery.service import DeliveryService
+from services.delivery.page_turns import progress_json, reading_list_json
 from shared.contracts.errors import DatabaseBusy, Problem
 from shared.contracts.events import BookFormatName
 from shared.http.asgi import (
@@ -91,7 +90,7 @@ class DeliveryFastPath:
         book_id, book_format = wanted
 
         async def issue(principal: Principal) -> bytes:
-            link = await service.issue(
+            link = await service.links.issue(
                 principal, book_id, client_ip=client_ip(scope), book_format=book_format
             )
             return link.json()
@@ -109,7 +108,7 @@ class DeliveryFastPath:
         book_id, page, total_pages = turn
 
         async def record(principal: Principal) -> bytes:
-            state = await service.record_progress(
+            state = await service.reading.record_progress(
                 principal, book_id, page=page, total_pages=total_pages
             )
             return progress_json(state)
@@ -125,7 +124,7 @@ class DeliveryFastPath:
         service, resources = parts
 
         async def list_reading(principal: Principal) -> bytes:
-            return reading_list_json(await service.my_reading(principal, limit=limit))
+            return reading_list_json(await service.reading.my_reading(principal, limit=limit))
 
         await self._answer(scope, send, _READING_LIST_ROUTE, resources, list_reading)
 
@@ -152,14 +151,14 @@ class DeliveryFastPath:
         await send_json(send, 200, body)
 
 
-def _parts(scope: Scope) -> tuple[DeliveryService, Resources] | None:
-    """The service and the resources; None before start-up ends or without a
+def _parts(scope: Scope) -> tuple[Components, Resources] | None:
+    """The service's parts and the resources; None before start-up ends or without a
     bearer token (the endpoint then answers 401 with its challenge)."""
     started = started_parts(scope["app"], Components)
     if started is None or bearer_token(scope) is None:
         return None
     resources, components = started
-    return components.service, resources
+    return components, resources
 
 
 def _reading_list_limit(query: bytes) -> int | None:

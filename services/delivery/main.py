@@ -38,7 +38,7 @@ async def start(
     components = await build_components(settings, resources, stack)
     # Before the first request (uvicorn listens once start-up ends): a deploy
     # must not meet a whole school with empty caches.
-    books, readers = await components.service.warm_up(max_readers=WARM_READERS)
+    books, readers = await components.links.warm_up(max_readers=WARM_READERS)
     log.info("caches warmed", books=books, readers=readers)
     return components
 

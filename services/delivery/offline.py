@@ -37,7 +37,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.delivery.reading import announce
+from services.delivery.page_turns import announce
 from services.delivery.repository import DeliveryRepository, ReadingState
 from services.delivery.settings import DeliverySettings
 from shared.bus.outbox import record_event

@@ -1,4 +1,4 @@
-"""Queries of the delivery service. No rules here: service.py decides, this reads and writes."""
+"""Queries of the delivery service. No rules here: links.py and reading.py decide."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ The cache that shares decisions between processes is shared/clients/decision_cac
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -78,11 +79,15 @@ def needs_entitlement(role: Role | None, book: BookFacts | None) -> bool:
     )
 
 
-def decide_book_read(role: Role | None, book: BookFacts | None, *, entitled: bool) -> Decision:
+def decide_book_read(
+    role: Role | None, book: BookFacts | None, *, entitled: bool | Callable[[], bool]
+) -> Decision:
     """May a reader of `role` (None: no such account) read `book` (None: unknown)?
 
-    `entitled` is whether they hold a live entitlement to it; it is only read when
-    `needs_entitlement` says so.
+    `entitled` is whether they hold a live entitlement to it, or how to find out
+    from facts already in hand: called only where `needs_entitlement` says the
+    answer depends on it, so a caller with the facts in memory decides in one call.
+    A caller that must ask a database first asks `needs_entitlement` itself.
     """
     if role is None:
         return Decision(allow=False, reason="unknown user")
@@ -92,6 +97,6 @@ def decide_book_read(role: Role | None, book: BookFacts | None, *, entitled: boo
         return Decision(allow=True, reason="free book")
     if role.at_least(READ_ANY_PUBLISHED):
         return Decision(allow=True, reason=f"role {role.value}")
-    if entitled:
+    if entitled() if callable(entitled) else entitled:
         return Decision(allow=True, reason="entitled")
     return Decision(allow=False, reason="no entitlement")

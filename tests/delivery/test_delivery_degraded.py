@@ -360,7 +360,7 @@ async def test_a_new_process_starts_with_every_book_and_reader_in_its_caches(
         await first.put_reader(reader.id, "LEARNER", entitled_to=(paid,))
         # A deploy: a new process, which must not meet its first readers cold.
         second = await start_delivery(stack, settings)
-        parts = app_components(second.app).service.parts
+        parts = app_components(second.app).links.parts
         assert parts.books.get(book) is not None
         paid_object = parts.books.get(paid)
         assert paid_object is not None

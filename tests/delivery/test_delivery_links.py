@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.delivery.service import link_lifetime
+from services.delivery.links import link_lifetime
 
 NOW = datetime(2026, 11, 22, 12, 0, 7, 400_000, tzinfo=UTC)  # 12:00:07.4
 HOUR_TOKEN = NOW + timedelta(hours=1)

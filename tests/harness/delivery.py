@@ -14,10 +14,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from services.delivery.links import BOOKS_CHANNEL, READERS_CHANNEL
 from services.delivery.main import SERVICE
 from services.delivery.main import SERVICE as DELIVERY
 from services.delivery.models import PublishedBook, Reader, ReaderEntitlement
-from services.delivery.service import BOOKS_CHANNEL, READERS_CHANNEL
 from services.delivery.settings import DeliverySettings
 from shared.clients.db import drop_schema
 from shared.contracts.events import Envelope

@@ -14,7 +14,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from services.access.models import Entitlement
-from services.delivery.service import (
+from services.delivery.links import (
     NOT_PUBLISHED,
     BookObject,
     ReaderFacts,

@@ -1,4 +1,4 @@
-"""The rules of the delivery service: who gets a link to which PDF, and reading progress.
+"""Links to books: who gets a signed link to which PDF (or signed cookies).
 
 The link path (`issue`) is the platform's hottest: everything it needs is in
 process (the verified token, the published object, the reader's role and
@@ -7,11 +7,12 @@ and shared in the background), and its one write, the `delivery.issued` event,
 joins a group commit instead of paying for its own.
 
 It asks no other service. The decision is the platform's one rule
-(`shared.clients.decision_cache.decide_book_read`), evaluated over delivery's own read model
-of books, roles and entitlements, kept from events (services/delivery/consumers.py).
-A free published book needs no look-up at all; an entitled one needs the reader's
-facts, loaded once per reader from delivery's database and cached until an event
-about that reader arrives.
+(`shared.contracts.decisions.decide_book_read`), evaluated over delivery's own read
+model of books, roles and entitlements, kept from events (consumers.py). A free
+published book needs no look-up at all; an entitled one needs the reader's facts,
+loaded once per reader from delivery's database and cached until an event about
+that reader arrives. Reading (reading.py) checks readers here; nothing here knows
+of reading.
 """
 
 from __future__ import annotations
@@ -20,36 +21,20 @@ import json
 import math
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.delivery.models import PublishedBook
-from services.delivery.offline import DeviceReading, OfflineEvent, Refusal, progression_doc
-from services.delivery.reading import PageTurn, ReadingRecorder
-from services.delivery.repository import DeliveryRepository, ReadingState, progress_of
-from services.delivery.schemas import (
-    OfflineBatch,
-    OfflineBatchOut,
-    OfflineEventResult,
-    Progression,
-)
+from services.delivery.repository import DeliveryRepository
 from services.delivery.settings import DeliverySettings
 from services.delivery.signing import CloudFrontSigner, S3LinkSigner, SignedCookies, SignerName
 from shared.bus.outbox import GroupCommitRecorder
 from shared.clients.localcache import InvalidatedCache
 from shared.clients.ratelimit import SharedWindowLimiter
-from shared.contracts.clock import hour_of, now_utc
-from shared.contracts.decisions import BookFacts, Decision, decide_book_read, needs_entitlement
-from shared.contracts.errors import (
-    Conflict,
-    Forbidden,
-    NotFound,
-    Problem,
-    TooManyRequests,
-    Unprocessable,
-)
+from shared.contracts.clock import now_utc
+from shared.contracts.decisions import BookFacts, Decision, decide_book_read
+from shared.contracts.errors import Conflict, Forbidden, NotFound, Problem, TooManyRequests
 from shared.contracts.events import BookFormatName, DeliveryIssued
 from shared.contracts.roles import Role
 from shared.http.auth import Principal
@@ -157,11 +142,13 @@ def decide(
     `needs_reader` says the book needs no facts about the reader.
     """
     role = reader.role if reader is not None and reader.role is not None else principal.role
-    facts = book.facts
-    entitled = (
-        needs_entitlement(role, facts) and reader is not None and reader.entitled(book_id, now)
+    # Asked only where the rule needs it (an entitled book, a reader below the
+    # roles that read everything published).
+    return decide_book_read(
+        role,
+        book.facts,
+        entitled=lambda: reader is not None and reader.entitled(book_id, now),
     )
-    return decide_book_read(role, facts, entitled=entitled)
 
 
 @dataclass(frozen=True)
@@ -189,8 +176,8 @@ class CookiesNotConfigured(Problem):
 
 
 @dataclass
-class DeliveryParts:
-    """The long-lived parts the service works with (built in components.py)."""
+class LinkParts:
+    """The long-lived parts links are made with (built in components.py)."""
 
     settings: DeliverySettings
     books: BookCache
@@ -199,12 +186,8 @@ class DeliveryParts:
     cloudfront: CloudFrontSigner | None
     limiter: SharedWindowLimiter
     recorder: GroupCommitRecorder
-    reading: ReadingRecorder
-    devices: DeviceReading
     # Sessions for reads, in autocommit: one round trip a query, no BEGIN/ROLLBACK.
     reads: async_sessionmaker[AsyncSession]
-    # The same engine, for one-statement reads on a bare connection.
-    read_engine: AsyncEngine
 
 
 def link_lifetime(
@@ -226,16 +209,14 @@ def link_lifetime(
     return datetime.fromtimestamp(expires, UTC), expires - start
 
 
-class DeliveryService:
+class LinkService:
     """Built once and shared by every request: all it holds is long-lived."""
 
-    def __init__(self, parts: DeliveryParts) -> None:
+    def __init__(self, parts: LinkParts) -> None:
         self.parts = parts
         self.settings = parts.settings
         # Every read of this service is one statement: no transaction around it.
         self.session_factory = parts.reads
-
-    # --- links -----------------------------------------------------------------------
 
     async def book_object(self, book_id: uuid.UUID) -> BookObject:
         async def load() -> BookObject:
@@ -280,7 +261,7 @@ class DeliveryService:
 
         return await self.parts.books.prime(books), await self.parts.readers.prime(readers)
 
-    async def _readable(self, principal: Principal, book_id: uuid.UUID) -> BookObject:
+    async def readable(self, principal: Principal, book_id: uuid.UUID) -> BookObject:
         """The book's object, if it is published and this reader may read it (else 404/403)."""
         if principal.kind != "user":
             raise Forbidden("Links are for readers, not services.")
@@ -316,7 +297,7 @@ class DeliveryService:
         client_ip: str | None,
         book_format: BookFormatName = "pdf",
     ) -> IssuedLink:
-        book = await self._readable(principal, book_id)
+        book = await self.readable(principal, book_id)
         return await self.sign_and_record(
             principal, book_id, book, client_ip=client_ip, book_format=book_format
         )
@@ -362,7 +343,7 @@ class DeliveryService:
                 "This deployment signs links with S3; signed cookies need CloudFront "
                 "(DELIVERY_SIGNER=cloudfront). Use POST /v1/deliveries for a link."
             )
-        await self._readable(principal, book_id)
+        await self.readable(principal, book_id)
         self._limit(principal)
         expires_at, _ = self._lifetime(principal)
         cookies = self.parts.cloudfront.signed_cookies(
@@ -374,179 +355,3 @@ class DeliveryService:
             DeliveryIssued(book_id=book_id, user_id=principal.user_id, method="cloudfront-cookies")
         )
         return cookies, expires_at
-
-    # --- reading ---------------------------------------------------------------------
-
-    async def record_progress(
-        self, principal: Principal, book_id: uuid.UUID, *, page: int, total_pages: int
-    ) -> ReadingState:
-        """Monotonic and idempotent: a lower or repeated page changes nothing."""
-        await self._readable(principal, book_id)
-        return await self.parts.reading.record(
-            PageTurn(principal.user_id, book_id, page, total_pages, now_utc())
-        )
-
-    async def record_offline(self, principal: Principal, batch: OfflineBatch) -> OfflineBatchOut:
-        """Reading done offline, uploaded now (offline.py): each event accepted,
-        recognised from an earlier upload, or refused with its reason."""
-        if principal.kind != "user":
-            raise Forbidden("Reading is for readers, not services.")
-        now = now_utc()
-        skew = self.settings.offline_clock_skew_seconds
-        oldest = now - timedelta(days=self.settings.offline_max_age_days)
-        books: dict[uuid.UUID, Refusal | None] = {}
-        refusals: dict[uuid.UUID, Refusal] = {}
-        seen: set[uuid.UUID] = set()
-        opened: set[tuple[uuid.UUID, datetime]] = set()
-        repeated: set[int] = set()
-        candidates: list[OfflineEvent] = []
-        for index, event in enumerate(batch.events):
-            if event.id in seen:
-                repeated.add(index)
-                continue
-            seen.add(event.id)
-            refusal = self._offline_refusal(event, now + timedelta(seconds=skew), oldest, skew)
-            if refusal is None:
-                if event.book_id not in books:
-                    books[event.book_id] = await self._offline_book(principal, event.book_id)
-                refusal = books[event.book_id]
-            if refusal is None and event.type == "open":
-                # One open per book and hour counts: a later one in the batch is a
-                # duplicate at once (earlier uploads' are found when claiming).
-                hour = (event.book_id, hour_of(event.at))
-                if hour in opened:
-                    repeated.add(index)
-                    continue
-                opened.add(hour)
-                refusal = self._offline_open_budget(principal)
-            if refusal is not None:
-                refusals[event.id] = refusal
-                continue
-            candidates.append(
-                OfflineEvent(
-                    event.id, event.type, event.book_id, event.at, event.page, event.total_pages
-                )
-            )
-        claimed, refused_for_length = await self.parts.devices.apply(
-            principal.user_id, batch.device_id, candidates
-        )
-        refusals |= refused_for_length
-        results = []
-        for index, event in enumerate(batch.events):
-            found = refusals.get(event.id)
-            if index in repeated or (found is None and event.id not in claimed):
-                results.append(OfflineEventResult(id=event.id, status="duplicate"))
-            elif found is not None:
-                results.append(
-                    OfflineEventResult(
-                        id=event.id, status="refused", reason=found.code, detail=found.detail
-                    )
-                )
-            else:
-                results.append(OfflineEventResult(id=event.id, status="accepted"))
-        count = {s: sum(r.status == s for r in results) for s in ("accepted", "duplicate")}
-        return OfflineBatchOut(
-            accepted=count["accepted"],
-            duplicates=count["duplicate"],
-            refused=len(results) - count["accepted"] - count["duplicate"],
-            results=results,
-        )
-
-    def _offline_open_budget(self, principal: Principal) -> Refusal | None:
-        """An open uploaded later takes a place in the reader's link budget, as a
-        link does (#37 F10: three batches of 500 made-up opens made a book the most
-        read): past it the open is refused, and the device may send it again later."""
-        state = self.parts.limiter.hit(principal.subject)
-        if state.exceeded(self.parts.limiter.limit):
-            return Refusal(
-                "too-many-opens",
-                f"More opens than links a reader may ask for; send again in {state.retry_after} s.",
-            )
-        return None
-
-    @staticmethod
-    def _offline_refusal(
-        event: Any, latest: datetime, oldest: datetime, skew: int
-    ) -> Refusal | None:
-        """What is wrong with one uploaded event on its own, if anything."""
-        if event.at > latest:
-            return Refusal(
-                "in-the-future", f"It happened after now by more than the {skew} s allowed."
-            )
-        if event.at < oldest:
-            return Refusal("too-old", "Reading older than this is no longer taken.")
-        if event.type == "open":
-            return None
-        if event.total_pages is None:
-            return Refusal("total-pages-required", "progress and complete need total_pages.")
-        if event.type == "progress" and event.page is None:
-            return Refusal("page-required", "progress needs page.")
-        if event.page is not None and event.page > event.total_pages:
-            return Refusal("page-beyond-book", "page must not be above total_pages.")
-        return None
-
-    async def _offline_book(self, principal: Principal, book_id: uuid.UUID) -> Refusal | None:
-        """Whether the reader may read the book now (as for a link), as a refusal."""
-        try:
-            await self._readable(principal, book_id)
-        except NotFound as exc:
-            return Refusal("unknown-book", exc.detail or "No such published book.")
-        except Forbidden as exc:
-            return Refusal(exc.code, exc.detail or "Not allowed.")
-        return None
-
-    async def progression(self, principal: Principal, book_id: uuid.UUID) -> dict[str, Any]:
-        """The reader's progression in the book (OPDS Progression), for a reading app."""
-        await self._readable(principal, book_id)
-        async with self.session_factory() as session:
-            found = await DeliveryRepository(session).progress_many([(principal.user_id, book_id)])
-        if not found:
-            raise NotFound("No progression in this book yet.", code="no-progression")
-        return progression_doc(found[0])
-
-    async def store_progression(
-        self, principal: Principal, book_id: uuid.UUID, body: Progression
-    ) -> dict[str, Any]:
-        """Furthest position wins; a progression older than the stored one (device
-        time) is a 409 with the current one, so the app can move to it."""
-        await self._readable(principal, book_id)
-        skew = timedelta(seconds=self.settings.offline_clock_skew_seconds)
-        if body.modified > now_utc() + skew:
-            raise Unprocessable(
-                "modified is ahead of the platform's clock by more than "
-                f"{skew.seconds} s: check the device's clock.",
-                code="in-the-future",
-            )
-        # The window reading done offline has (#37 F11: a completion stamped 1971
-        # was taken, and would have been counted in a 1971 that nobody charts).
-        days = self.settings.offline_max_age_days
-        if body.modified < now_utc() - timedelta(days=days):
-            raise Unprocessable(
-                f"modified is more than {days} days ago: reading older than this is no "
-                "longer taken.",
-                code="too-old",
-            )
-        async with self.session_factory() as session:
-            row = await DeliveryRepository(session).published_book(book_id)
-        state, taken = await self.parts.devices.store_progression(
-            principal.user_id,
-            book_id,
-            position=body.locator.locations.position,
-            modified=body.modified,
-            device_id=body.device.id,
-            device_name=body.device.name or None,
-            page_count=row.page_count if row is not None else None,
-        )
-        if not taken:
-            raise Conflict(
-                "A later progression is stored: this one is stale.",
-                code="stale-progression",
-                current=progression_doc(state),
-            )
-        return progression_doc(state)
-
-    async def my_reading(self, principal: Principal, *, limit: int) -> list[ReadingState]:
-        if principal.kind != "user":
-            raise Forbidden("Reading sessions are for readers, not services.")
-        async with self.parts.read_engine.connect() as connection:
-            return await progress_of(connection, principal.user_id, limit=limit)

@@ -1,120 +1,27 @@
-"""HTTP endpoints of the delivery service (thin: rules live in service.py)."""
+"""Reading: page turns, reading done offline, progressions and the reading list
+(thin: the rules are in reading.py one level up)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
 
-from services.delivery.dependencies import DeliveryServiceDep, ReadingAppReader
-from services.delivery.reading import reading_list_json
+from services.delivery.dependencies import ReadingServiceDep
+from services.delivery.page_turns import reading_list_json
 from services.delivery.schemas import (
-    CookiesOut,
-    DeliveryOut,
-    DeliveryRequest,
     OfflineBatch,
     OfflineBatchOut,
     Progression,
     ProgressOut,
     ProgressUpdate,
 )
-from shared.contracts.clock import now_utc
-from shared.http.asgi import client_ip
 from shared.http.auth import CurrentPrincipal
 from shared.http.problems import problem_responses
 
-deliveries = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 reading = APIRouter(prefix="/v1/reading", tags=["reading"])
-
-
-@deliveries.get(
-    "/{book_id}/acquire",
-    status_code=302,
-    summary="OPDS acquisition: a 302 to a fresh signed link to the book's PDF",
-    description="The acquisition link of content's OPDS feeds (`/opds`): for a signed-in "
-    "reader (`Authorization: Bearer`, from the OPDS authentication document's password "
-    "grant), the same decision and the same link as `POST /v1/deliveries`, answered as a "
-    "redirect a reading app follows. Never cached.",
-    response_class=Response,
-    responses={
-        302: {
-            "description": "Found: the signed link, to follow (no body)",
-            "headers": {
-                "Location": {
-                    "description": "The signed link to the book's PDF",
-                    "schema": {"type": "string", "format": "uri"},
-                }
-            },
-            "content": {},
-        },
-        **problem_responses(401, 403, 404, 429, 503),
-    },
-)
-async def acquire(
-    book_id: uuid.UUID,
-    request: Request,
-    principal: ReadingAppReader,
-    service: DeliveryServiceDep,
-) -> Response:
-    link = await service.issue(principal, book_id, client_ip=client_ip(request.scope))
-    return RedirectResponse(link.url, status_code=302, headers={"Cache-Control": "no-store"})
-
-
-@deliveries.post(
-    "",
-    response_model=DeliveryOut,
-    summary="A short-lived signed link to a published book's PDF (or its lite edition)",
-    description="Bound to the book's current edition (object version); lives a few "
-    "minutes and never longer than the caller's token. Each link issued is recorded "
-    "(`delivery.issued`). Limited per reader (429 with Retry-After).",
-    responses=problem_responses(401, 403, 404, 409, 422, 429, 503),
-)
-async def issue_link(
-    body: DeliveryRequest,
-    principal: CurrentPrincipal,
-    request: Request,
-    service: DeliveryServiceDep,
-) -> Response:
-    link = await service.issue(
-        principal, body.book_id, client_ip=client_ip(request.scope), book_format=body.format
-    )
-    return Response(link.json(), media_type="application/json")
-
-
-@deliveries.post(
-    "/cookies",
-    response_model=CookiesOut,
-    summary="CloudFront signed cookies that open all of one book's assets",
-    description="Only where links are signed by CloudFront; elsewhere a 404 "
-    "`cookies-not-configured` (use `POST /v1/deliveries`).",
-    responses=problem_responses(401, 403, 404, 422, 429, 503),
-)
-async def issue_cookies(
-    body: DeliveryRequest,
-    principal: CurrentPrincipal,
-    request: Request,
-    service: DeliveryServiceDep,
-) -> JSONResponse:
-    cookies, expires_at = await service.issue_cookies(
-        principal, body.book_id, client_ip=client_ip(request.scope)
-    )
-    out = CookiesOut(resource=cookies.resource, expires_at=expires_at, cookies=cookies.values)
-    response = JSONResponse(out.model_dump(mode="json"))
-    max_age = max(1, int((expires_at - now_utc()).total_seconds()))
-    for name, value in cookies.values.items():
-        response.set_cookie(
-            name,
-            value,
-            max_age=max_age,
-            path=f"/books/{body.book_id}/",
-            domain=service.settings.cookie_domain,
-            secure=True,
-            httponly=True,
-            samesite="none",
-        )
-    return response
 
 
 @reading.put(
@@ -131,7 +38,7 @@ async def record_progress(
     book_id: uuid.UUID,
     body: ProgressUpdate,
     principal: CurrentPrincipal,
-    service: DeliveryServiceDep,
+    service: ReadingServiceDep,
 ) -> ProgressOut:
     progress = await service.record_progress(
         principal, book_id, page=body.page, total_pages=body.total_pages
@@ -153,7 +60,7 @@ async def record_progress(
     responses=problem_responses(401, 403, 413, 422, 503),
 )
 async def upload_offline_reading(
-    body: OfflineBatch, principal: CurrentPrincipal, service: DeliveryServiceDep
+    body: OfflineBatch, principal: CurrentPrincipal, service: ReadingServiceDep
 ) -> OfflineBatchOut:
     return await service.record_offline(principal, body)
 
@@ -173,7 +80,7 @@ PROGRESSION_TYPE = "application/vnd.readium.progression+json"
     },
 )
 async def get_progression(
-    book_id: uuid.UUID, principal: CurrentPrincipal, service: DeliveryServiceDep
+    book_id: uuid.UUID, principal: CurrentPrincipal, service: ReadingServiceDep
 ) -> Response:
     found = await service.progression(principal, book_id)
     return JSONResponse(found, media_type=PROGRESSION_TYPE)
@@ -193,7 +100,7 @@ async def get_progression(
     },
 )
 async def put_progression(
-    book_id: uuid.UUID, body: Progression, principal: CurrentPrincipal, service: DeliveryServiceDep
+    book_id: uuid.UUID, body: Progression, principal: CurrentPrincipal, service: ReadingServiceDep
 ) -> Response:
     stored = await service.store_progression(principal, book_id, body)
     return JSONResponse(stored, media_type=PROGRESSION_TYPE)
@@ -207,12 +114,9 @@ async def put_progression(
 )
 async def my_reading(
     principal: CurrentPrincipal,
-    service: DeliveryServiceDep,
+    service: ReadingServiceDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> Response:
     states = await service.my_reading(principal, limit=limit)
     # By hand, as the fast path answers (the same shape as the response model).
     return Response(reading_list_json(states), media_type="application/json")
-
-
-ROUTERS = [deliveries, reading]
