@@ -10,8 +10,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.applications import Starlette
 
-from services.metrics.service import ReaderSketches
 from services.metrics.settings import MetricsSettings
+from services.metrics.sketches import ReaderSketches
 from shared.resources import Resources, components_of
 
 

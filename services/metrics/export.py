@@ -17,8 +17,8 @@ from typing import Any
 import structlog
 
 from services.metrics.figures import MetricsReader
-from services.metrics.service import ReaderSketches
 from services.metrics.settings import MetricsSettings
+from services.metrics.sketches import ReaderSketches
 from shared.contracts.clock import now_utc
 from shared.resources import Resources
 from shared.settings import ServiceSettings

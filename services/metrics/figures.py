@@ -13,16 +13,16 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.metrics import queries, repository
+from services.metrics import queries, reading_repository
 from services.metrics.models import BookState
-from services.metrics.service import (
+from services.metrics.sketches import ReaderSketches
+from services.metrics.terms import (
     DAY,
     HOUR,
     MAX_BUCKETS,
     OLDEST_SHOWN,
     Interval,
     Metric,
-    ReaderSketches,
     book_dimension,
     day_of,
 )
@@ -152,7 +152,9 @@ class MetricsReader:
         def bucket(hour: datetime) -> datetime:
             return hour if interval is Interval.HOUR else day_of(hour)
 
-        readers = repository.learners_of(teacher_id, book_id) if teacher_id and book_id else None
+        readers = (
+            reading_repository.learners_of(teacher_id, book_id) if teacher_id and book_id else None
+        )
         if metric is Metric.READERS:
             seen: dict[datetime, set[uuid.UUID]] = {}
             pairs = await queries.reader_pairs(self.session, start, end, book_id, readers)
@@ -161,12 +163,12 @@ class MetricsReader:
             for at, users in seen.items():
                 buckets[at] = len(users)
         elif readers is not None and book_id is not None and metric is Metric.OPENS:
-            for hour, opens in await repository.opens_of_readers(
+            for hour, opens in await reading_repository.opens_of_readers(
                 self.session, book_id, readers, start, end
             ):
                 buckets[bucket(hour)] += opens
         elif readers is not None and book_id is not None and metric is Metric.COMPLETIONS:
-            for at in await repository.completions_of_readers(
+            for at in await reading_repository.completions_of_readers(
                 self.session, book_id, readers, start, end
             ):
                 buckets[bucket(hour_of(at))] += 1
@@ -308,9 +310,12 @@ class MetricsReader:
                 datetime.max.replace(tzinfo=UTC),
             )
         else:
-            learners = repository.learners_of(teacher_id, book_id)
+            learners = reading_repository.learners_of(teacher_id, book_id)
             opens = sum(
-                n for _, n in await repository.opens_of_readers(self.session, book_id, learners)
+                n
+                for _, n in await reading_repository.opens_of_readers(
+                    self.session, book_id, learners
+                )
             )
         readers = await queries.distinct_readers(self.session, book_id=book_id, readers=learners)
         with_progress, completed, mean_progress = await queries.reading_of_book(

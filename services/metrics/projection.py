@@ -22,17 +22,14 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.metrics import repository, xapi
-from services.metrics.service import (
-    REVIEW_STATUS,
-    Metric,
-    ReaderSketches,
-    book_dimension,
-)
+from services.metrics import reading_repository, repository, xapi
 from services.metrics.settings import MetricsSettings
+from services.metrics.sketches import ReaderSketches
+from services.metrics.terms import REVIEW_STATUS, Metric, book_dimension
 from shared.bus.consumer import BatchScope, EventContext
 from shared.clients.db import unit_of_work
 from shared.contracts.clock import hour_of, now_utc
+from shared.contracts.envelope import Envelope
 from shared.contracts.events import (
     BookCreated,
     BookLineage,
@@ -48,7 +45,6 @@ from shared.contracts.events import (
     DeliveryIssued,
     EntitlementGranted,
     EntitlementRevoked,
-    Envelope,
     EventData,
     ReadingCompleted,
     ReadingOpened,
@@ -77,7 +73,9 @@ class BatchFigures:
     counts: Counter[repository.CountKey] = field(default_factory=Counter)
     # (hour, reader, book) -> opens in this batch
     readers: Counter[tuple[datetime, uuid.UUID, uuid.UUID]] = field(default_factory=Counter)
-    reading: dict[repository.ReadingKey, repository.ReadingStep] = field(default_factory=dict)
+    reading: dict[reading_repository.ReadingKey, reading_repository.ReadingStep] = field(
+        default_factory=dict
+    )
     logged: list[dict[str, Any]] = field(default_factory=list)
     # Whether the logged events' xAPI statements go to an LRS (one is configured).
     statements: bool = False
@@ -118,7 +116,9 @@ class BatchFigures:
             self.counts[(metric.value, dimension, hour)] += 1
 
     def read(self, user_id: uuid.UUID, book_id: uuid.UUID, *, at: datetime, **step: Any) -> None:
-        self.reading.setdefault((user_id, book_id), repository.ReadingStep()).merge(at=at, **step)
+        self.reading.setdefault((user_id, book_id), reading_repository.ReadingStep()).merge(
+            at=at, **step
+        )
 
     def log(self, envelope: Envelope) -> None:
         self.logged.append(repository.event_log_row(envelope, now_utc()))
@@ -130,7 +130,7 @@ class BatchFigures:
         await repository.add_counts(session, dict(self.counts))
         await repository.add_reader_hours(session, self.readers)
         await repository.mark_sketches_pending(session, (hour for hour, _, _ in self.readers))
-        await repository.advance_reading(session, self.reading)
+        await reading_repository.advance_reading(session, self.reading)
 
 
 async def log_and_apply(context: EventContext, data: EventData) -> None:
@@ -255,22 +255,22 @@ async def apply_event(context: EventContext, data: EventData) -> None:
             figures.count(Metric.COMPLETIONS, at, book_dimension(data.book_id))
             figures.read(data.user_id, data.book_id, at=at, completed=True)
         case ClassMemberJoined():
-            await repository.know_class(session, data.class_id, data.teacher_id)
-            await repository.set_membership(
+            await reading_repository.know_class(session, data.class_id, data.teacher_id)
+            await reading_repository.set_membership(
                 session, at, class_id=data.class_id, user_id=data.user_id, member=True
             )
         case ClassMemberLeft():
-            await repository.set_membership(
+            await reading_repository.set_membership(
                 session, at, class_id=data.class_id, user_id=data.user_id, member=False
             )
         case ClassBookAssigned():
-            await repository.know_class(session, data.class_id, data.teacher_id)
-            await repository.set_assignment(
+            await reading_repository.know_class(session, data.class_id, data.teacher_id)
+            await reading_repository.set_assignment(
                 session, at, assignment_id=data.assignment_id, class_id=data.class_id,
                 book_id=data.book_id, due_at=data.due_at,
             )  # fmt: skip
         case ClassBookUnassigned():
-            await repository.set_assignment(
+            await reading_repository.set_assignment(
                 session, at, assignment_id=data.assignment_id, class_id=data.class_id,
                 book_id=data.book_id, removed=True,
             )  # fmt: skip
@@ -279,7 +279,7 @@ async def apply_event(context: EventContext, data: EventData) -> None:
             # which names nobody once access has erased the account (metrics never
             # held a name). The learner leaves every class: a class's figures are
             # over the learners in it now, as its report is.
-            await repository.set_membership(
+            await reading_repository.set_membership(
                 session, at, class_id=None, user_id=data.user_id, member=False
             )
 

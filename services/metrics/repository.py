@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -45,7 +44,8 @@ from services.metrics.models import (
     UserState,
 )
 from shared.clients.db import upsert
-from shared.contracts.events import BookLineage, Envelope
+from shared.contracts.envelope import Envelope
+from shared.contracts.events import BookLineage
 
 CountKey = tuple[str, str, datetime]  # metric, dimension, hour
 DERIVED_TABLES = [
@@ -93,23 +93,25 @@ def table(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
 
-def _newer(column: Any, candidate: Any) -> ColumnElement[bool]:
+def is_newer(column: Any, candidate: Any) -> ColumnElement[bool]:
     return or_(column.is_(None), candidate > column)
 
 
-def _earlier(column: Any, candidate: Any) -> ColumnElement[bool]:
+def is_earlier(column: Any, candidate: Any) -> ColumnElement[bool]:
     return or_(column.is_(None), candidate < column)
 
 
-def _first(column: Any, candidate: Any) -> Any:
+def earliest(column: Any, candidate: Any) -> Any:
     """The earlier of a stored and a new time (either may be missing)."""
     return case(
-        (and_(candidate.is_not(None), _earlier(column, candidate)), candidate), else_=column
+        (and_(candidate.is_not(None), is_earlier(column, candidate)), candidate), else_=column
     )
 
 
-def _last(column: Any, candidate: Any) -> Any:
-    return case((and_(candidate.is_not(None), _newer(column, candidate)), candidate), else_=column)
+def latest(column: Any, candidate: Any) -> Any:
+    return case(
+        (and_(candidate.is_not(None), is_newer(column, candidate)), candidate), else_=column
+    )
 
 
 async def add_counts(session: AsyncSession, counts: dict[CountKey, int]) -> None:
@@ -164,7 +166,7 @@ async def set_role(
                 "role_changed_at": case(
                     (newer, new.role_changed_at), else_=UserState.role_changed_at
                 ),
-                "registered_at": _first(UserState.registered_at, new.registered_at),
+                "registered_at": earliest(UserState.registered_at, new.registered_at),
             },
         )
     )
@@ -211,11 +213,11 @@ async def advance_submission(
                 "status_changed_at": case(
                     (newer, new.status_changed_at), else_=s.status_changed_at
                 ),
-                "created_at": _first(s.created_at, new.created_at),
-                "first_submitted_at": _first(s.first_submitted_at, new.first_submitted_at),
-                "last_submitted_at": _last(s.last_submitted_at, new.last_submitted_at),
-                "first_reviewed_at": _first(s.first_reviewed_at, new.first_reviewed_at),
-                "approved_at": _first(s.approved_at, new.approved_at),
+                "created_at": earliest(s.created_at, new.created_at),
+                "first_submitted_at": earliest(s.first_submitted_at, new.first_submitted_at),
+                "last_submitted_at": latest(s.last_submitted_at, new.last_submitted_at),
+                "first_reviewed_at": earliest(s.first_reviewed_at, new.first_reviewed_at),
+                "approved_at": earliest(s.approved_at, new.approved_at),
             },
         )
     )
@@ -283,7 +285,7 @@ async def change_book(
                 "derivation": func.coalesce(new.derivation, b.derivation),
                 "published": case((newer, new.published), else_=b.published),
                 "state_changed_at": case((newer, new.state_changed_at), else_=b.state_changed_at),
-                "first_published_at": _first(b.first_published_at, new.first_published_at),
+                "first_published_at": earliest(b.first_published_at, new.first_published_at),
             },
         )
     )
@@ -301,197 +303,6 @@ async def add_grant(
         upsert(session, table(TeacherLearner))
         .values(teacher_id=teacher_id, book_id=book_id, user_id=user_id)
         .on_conflict_do_nothing()
-    )
-
-
-def learners_of(teacher_id: uuid.UUID, book_id: uuid.UUID) -> Any:
-    """The readers a teacher's figures for a book count: those they granted it to."""
-    return select(TeacherLearner.user_id).where(
-        TeacherLearner.teacher_id == teacher_id, TeacherLearner.book_id == book_id
-    )
-
-
-async def opens_of_readers(
-    session: AsyncSession,
-    book_id: uuid.UUID,
-    readers: Any,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> list[tuple[datetime, int]]:
-    """(hour, opens) of one book by the given readers (a subquery of user ids)."""
-    query = (
-        select(ReaderHour.hour, func.sum(ReaderHour.opens))
-        .where(ReaderHour.book_id == book_id, ReaderHour.user_id.in_(readers))
-        .group_by(ReaderHour.hour)
-    )
-    if since is not None:
-        query = query.where(ReaderHour.hour >= since)
-    if until is not None:
-        query = query.where(ReaderHour.hour < until)
-    return [(hour, int(n)) for hour, n in await session.execute(query)]
-
-
-async def completions_of_readers(
-    session: AsyncSession, book_id: uuid.UUID, readers: Any, since: datetime, until: datetime
-) -> list[datetime]:
-    """When each of the given readers finished one book, within a window."""
-    query = select(ReadingState.completed_at).where(
-        ReadingState.book_id == book_id,
-        ReadingState.user_id.in_(readers),
-        ReadingState.completed_at >= since,
-        ReadingState.completed_at < until,
-    )
-    return [at for at in await session.scalars(query) if at is not None]
-
-
-ReadingKey = tuple[uuid.UUID, uuid.UUID]  # user, book
-
-
-@dataclass
-class ReadingStep:
-    """What one batch of events tells of one reader and one book."""
-
-    page: int = 0
-    total_pages: int | None = None  # no page announced in this batch
-    completed_at: datetime | None = None
-    opens: int = 0
-    first_opened_at: datetime | None = None
-    last_read_at: datetime | None = None
-
-    def merge(
-        self,
-        *,
-        at: datetime,
-        page: int | None = None,
-        total_pages: int | None = None,
-        completed: bool = False,
-        opened: bool = False,
-    ) -> None:
-        if total_pages is not None and (self.total_pages is None or (page or 0) > self.page):
-            self.page, self.total_pages = page or 0, total_pages
-        if completed and (self.completed_at is None or at < self.completed_at):
-            self.completed_at = at
-        if opened:
-            self.opens += 1
-            if self.first_opened_at is None or at < self.first_opened_at:
-                self.first_opened_at = at
-        if self.last_read_at is None or at > self.last_read_at:
-            self.last_read_at = at
-
-
-async def advance_reading(session: AsyncSession, steps: dict[ReadingKey, ReadingStep]) -> None:
-    """The furthest page wins (any page beats none); completion keeps its first time
-    and means the last page; opens add up; the first open and the last activity
-    keep the earliest and the latest time. One statement for a whole batch (its
-    steps already merged per reader and book)."""
-    if not steps:
-        return
-    statement = upsert(session, table(ReadingState)).values(
-        [
-            {
-                "user_id": user_id,
-                "book_id": book_id,
-                "page": step.page,
-                "total_pages": step.total_pages,
-                "completed_at": step.completed_at,
-                "opens": step.opens,
-                "first_opened_at": step.first_opened_at,
-                "last_read_at": step.last_read_at,
-            }
-            for (user_id, book_id), step in sorted(steps.items())
-        ]
-    )
-    new = statement.excluded
-    r = ReadingState
-    further = and_(new.total_pages.is_not(None), or_(r.total_pages.is_(None), new.page > r.page))
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["user_id", "book_id"],
-            set_={
-                "page": case((further, new.page), else_=r.page),
-                "total_pages": case((further, new.total_pages), else_=r.total_pages),
-                "completed_at": _first(r.completed_at, new.completed_at),
-                "opens": r.opens + new.opens,
-                "first_opened_at": _first(r.first_opened_at, new.first_opened_at),
-                "last_read_at": _last(r.last_read_at, new.last_read_at),
-            },
-        )
-    )
-
-
-# --- classes (#19) ------------------------------------------------------------------------
-
-
-async def know_class(session: AsyncSession, class_id: uuid.UUID, teacher_id: uuid.UUID) -> None:
-    await session.execute(
-        upsert(session, table(ClassState))
-        .values(class_id=class_id, teacher_id=teacher_id)
-        .on_conflict_do_nothing()
-    )
-
-
-async def set_membership(
-    session: AsyncSession,
-    at: datetime,
-    *,
-    class_id: uuid.UUID | None,
-    user_id: uuid.UUID,
-    member: bool,
-) -> None:
-    """Join or leave one class; the newest event wins. `class_id=None`: leave every
-    class the learner is in (their account was erased)."""
-    if class_id is None:
-        await session.execute(
-            update(ClassMembership)
-            .where(ClassMembership.user_id == user_id, ClassMembership.changed_at < at)
-            .values(member=False, changed_at=at)
-        )
-        return
-    statement = upsert(session, table(ClassMembership)).values(
-        class_id=class_id, user_id=user_id, member=member, changed_at=at
-    )
-    new = statement.excluded
-    newer = new.changed_at > ClassMembership.changed_at
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["class_id", "user_id"],
-            set_={
-                "member": case((newer, new.member), else_=ClassMembership.member),
-                "changed_at": case((newer, new.changed_at), else_=ClassMembership.changed_at),
-            },
-        )
-    )
-
-
-async def set_assignment(
-    session: AsyncSession,
-    at: datetime,
-    *,
-    assignment_id: uuid.UUID,
-    class_id: uuid.UUID,
-    book_id: uuid.UUID,
-    due_at: datetime | None = None,
-    removed: bool = False,
-) -> None:
-    """An assignment made or taken back, in either order: once removed it stays so."""
-    statement = upsert(session, table(ClassAssignmentState)).values(
-        assignment_id=assignment_id,
-        class_id=class_id,
-        book_id=book_id,
-        due_at=due_at,
-        assigned_at=None if removed else at,
-        removed_at=at if removed else None,
-    )
-    new, a = statement.excluded, ClassAssignmentState
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["assignment_id"],
-            set_={
-                "due_at": case((new.assigned_at.is_not(None), new.due_at), else_=a.due_at),
-                "assigned_at": _first(a.assigned_at, new.assigned_at),
-                "removed_at": _first(a.removed_at, new.removed_at),
-            },
-        )
     )
 
 

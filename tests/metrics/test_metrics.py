@@ -16,8 +16,10 @@ import pytest
 
 from services.metrics.export import export_to_cloudwatch
 from services.metrics.projection import rebuild
-from services.metrics.service import ReaderSketches, day_of
+from services.metrics.sketches import ReaderSketches
+from services.metrics.terms import day_of
 from shared.contracts.clock import hour_of
+from shared.contracts.envelope import Envelope
 from shared.contracts.events import (
     BookCreated,
     BookPublished,
@@ -25,7 +27,6 @@ from shared.contracts.events import (
     BookUnpublished,
     DeliveryIssued,
     EntitlementGranted,
-    Envelope,
     EventData,
     ReadingCompleted,
     ReadingProgressed,

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from services.metrics.projection import rebuild
+from shared.contracts.envelope import Envelope
 from shared.contracts.events import (
     BookCreated,
     ClassBookAssigned,
@@ -19,7 +20,6 @@ from shared.contracts.events import (
     ClassMemberJoined,
     ClassMemberLeft,
     DeliveryIssued,
-    Envelope,
     EventData,
     ReadingCompleted,
     ReadingProgressed,

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from services.metrics.projection import rebuild
+from shared.contracts.envelope import Envelope
 from shared.contracts.events import (
     BookCreated,
     BookPublished,
     BookPublishedV1,
     DeliveryIssued,
-    Envelope,
     EventData,
     ReadingCompleted,
     ReviewDecision,

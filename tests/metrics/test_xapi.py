@@ -19,10 +19,10 @@ import httpx
 import pytest
 
 from services.metrics.xapi import ADL, PROGRESS_EXTENSION, statement_id
+from shared.contracts.envelope import Envelope
 from shared.contracts.events import (
     BookCreated,
     DeliveryIssued,
-    Envelope,
     EventData,
     ReadingCompleted,
     ReadingOpened,

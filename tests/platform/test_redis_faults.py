@@ -15,11 +15,12 @@ import pytest
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from services.metrics.service import ReaderSketches
+from services.metrics.sketches import ReaderSketches
 from shared.clients.pubsub import InvalidationBus
 from shared.clients.ratelimit import RateLimiter
 from shared.clients.redis import RedisCircuit, RedisCircuitOpenError, create_redis
-from shared.contracts.events import DeliveryIssued, Envelope
+from shared.contracts.envelope import Envelope
+from shared.contracts.events import DeliveryIssued
 from shared.contracts.roles import Role
 from stories.redis_process import RedisProcess, redis_process
 from tests.harness.access import PASSWORD, AccessHarness, running_access_harness

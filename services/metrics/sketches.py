@@ -1,13 +1,9 @@
-"""The metrics service's common terms: the metrics, intervals, hours and the
-readers' sketches. The projection (projection.py) moves the figures; figures.py
-reads them.
+"""Distinct readers as Redis HyperLogLogs, one per hour.
 
-Every event lands in the hour it happened (its CloudEvents `time`), not the
-hour it arrived, so late and out-of-order events count where they belong.
 Counters of a batch are added up in process and written in one statement just
-before the batch commits; distinct readers go to PostgreSQL exactly and to
-Redis as HyperLogLogs (one per hour) once the batch has committed, so the
-overview's real-time reader counts cost one PFCOUNT and no table scan.
+before the batch commits; distinct readers go to PostgreSQL exactly and to Redis
+as HyperLogLogs once the batch has committed, so the overview's real-time reader
+counts cost one PFCOUNT and no table scan.
 """
 
 from __future__ import annotations
@@ -16,13 +12,13 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.metrics import queries, repository
+from services.metrics.terms import HOUR
 from shared.clients.db import unit_of_work
 from shared.contracts.clock import hour_of
 
@@ -33,61 +29,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
 READER_SKETCH_TTL = int(timedelta(days=9).total_seconds())  # the 7-day window, and slack
 READER_WINDOW = timedelta(days=8)  # what a reseal puts back: the 7-day window and its edge
-MAX_BUCKETS = 2_000
-OLDEST_SHOWN = 5
-
-REVIEW_STATUS = {
-    "approve": "APPROVED",
-    "request_changes": "CHANGES_REQUESTED",
-    "reject": "REJECTED",
-}
-
-
-class Metric(StrEnum):
-    """What the timeseries endpoint can chart. `readers` counts distinct readers per
-    bucket; the rest count events."""
-
-    REGISTRATIONS = "registrations"
-    LOGINS = "logins"
-    ROLE_ASSIGNMENTS = "role_assignments"
-    ENTITLEMENTS_GRANTED = "entitlements_granted"
-    ENTITLEMENTS_REVOKED = "entitlements_revoked"
-    SUBMISSIONS_CREATED = "submissions_created"
-    SUBMISSIONS_SUBMITTED = "submissions_submitted"
-    REVIEWS = "reviews"
-    APPROVALS = "approvals"
-    BOOKS_CREATED = "books_created"
-    PUBLICATIONS = "publications"
-    UNPUBLICATIONS = "unpublications"
-    OPENS = "opens"
-    PROGRESS_UPDATES = "progress_updates"
-    COMPLETIONS = "completions"
-    READERS = "readers"
-
-
-# The metrics that can be asked for one book (a teacher's view).
-BOOK_METRICS = frozenset({Metric.OPENS, Metric.COMPLETIONS, Metric.READERS})
-
-
-class Interval(StrEnum):
-    HOUR = "hour"
-    DAY = "day"
-
-    @property
-    def length(self) -> timedelta:
-        return HOUR if self is Interval.HOUR else DAY
-
-
-def day_of(moment: datetime) -> datetime:
-    return hour_of(moment).replace(hour=0)
-
-
-def book_dimension(book_id: uuid.UUID) -> str:
-    return f"book:{book_id}"
 
 
 @dataclass(frozen=True)
