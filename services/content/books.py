@@ -11,11 +11,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from services.content.catalog import CatalogCache
-from services.content.families import Family
-from services.content.models import Book, BookStatus, SubmissionStatus
-from services.content.repository import ContentRepository
-from services.content.schemas import BookCreate, BookUpdate, CoverUploadRequest
-from services.content.service import (
+from services.content.editing import (
     BOOK_MAKER,
     PUBLISHER,
     apply_changes,
@@ -24,16 +20,19 @@ from services.content.service import (
     check_lineage,
     families_for,
 )
-from services.content.settings import ContentSettings
-from services.content.storage import (
+from services.content.families import Family
+from services.content.models import Book, BookStatus, SubmissionStatus
+from services.content.object_keys import (
     COVER_EXTENSIONS,
-    ManuscriptStorage,
-    UploadForm,
     cover_upload_key,
     filename_for,
     published_cover_key,
     published_key,
 )
+from services.content.repository import ContentRepository
+from services.content.schemas import BookCreate, BookUpdate, CoverUploadRequest
+from services.content.settings import ContentSettings
+from services.content.storage import ManuscriptStorage, UploadForm
 from shared.bus.outbox import record_event
 from shared.clients.access_client import AccessClient
 from shared.clients.db import UnitOfWorkSession, unit_of_work_session

@@ -14,10 +14,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from services.content.editing import BOOK_MAKER, families_for, holds_now, iso, page_of
 from services.content.families import READING_LEVELS, Family, families_of
 from services.content.models import Book, BookStatus
 from services.content.repository import CatalogQuery, ContentRepository
-from services.content.service import BOOK_MAKER, families_for, holds_now, iso, page_of
 from shared.clients.access_client import AccessClient
 from shared.clients.localcache import InvalidatedCache
 from shared.contracts.decisions import Action

@@ -11,9 +11,10 @@ from fastapi import Depends, Request
 from starlette.applications import Starlette
 
 from services.content.catalog import CATALOG_CHANNEL, CatalogCache, cached_size
+from services.content.check_queue import CheckQueue
 from services.content.most_read import MostReadBooks
 from services.content.settings import ContentSettings
-from services.content.storage import CheckQueue, ManuscriptStorage
+from services.content.storage import ManuscriptStorage
 from shared.resources import Resources, components_of
 
 

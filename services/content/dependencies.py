@@ -11,6 +11,7 @@ from services.content.books import BookService
 from services.content.catalog import CatalogService
 from services.content.components import ComponentsDep
 from services.content.repository import ContentRepository
+from services.content.reviews import ReviewService
 from services.content.submissions import SubmissionService
 from shared.resources import Resources, ResourcesDep, SessionDep
 
@@ -24,6 +25,12 @@ async def get_submission_service(
         storage=components.storage,
         access=resources.access,
     )
+
+
+async def get_review_service(
+    session: SessionDep, resources: ResourcesDep, components: ComponentsDep
+) -> ReviewService:
+    return ReviewService(await get_submission_service(session, resources, components))
 
 
 async def get_book_service(
@@ -45,4 +52,5 @@ def catalog_service(resources: Resources, session: AsyncSession) -> CatalogServi
 
 
 SubmissionServiceDep = Annotated[SubmissionService, Depends(get_submission_service)]
+ReviewServiceDep = Annotated[ReviewService, Depends(get_review_service)]
 BookServiceDep = Annotated[BookService, Depends(get_book_service)]

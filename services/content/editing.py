@@ -1,7 +1,8 @@
-"""The content service's common rules: the roles that act on content, optimistic
-concurrency (`If-Match`), metadata changes, staff reads confirmed now, and
-paging. The aggregates' own rules live beside it: submissions.py (the review
-workflow), books.py (making and publishing books), catalog.py (what readers see).
+"""The editing rules every content aggregate shares: the roles that act on content,
+optimistic concurrency (`If-Match`), metadata changes with their lineage and
+credits, staff reads confirmed now, and paging. The aggregates' own rules live
+beside it: submissions.py (writing), reviews.py (the review), books.py (making
+and publishing books), catalog.py (what readers see).
 
 Every transition locks its row, checks (in this order) that the caller may see
 the resource (else 404, so ids leak nothing), may act on it (403), still holds
@@ -141,17 +142,6 @@ def is_overdue(submission: Submission, overdue_days: int, now: datetime) -> bool
         and submission.submitted_at is not None
         and now - submission.submitted_at > timedelta(days=overdue_days)
     )
-
-
-def reviews_language(languages: tuple[str, ...] | None, language: str) -> bool:
-    """Whether a reviewer of `languages` (none declared: every one) reviews `language`.
-
-    A reviewer of "sw" reviews "sw-KE" too; one of "pt-BR" reviews "pt-BR" only.
-    """
-    if not languages:
-        return True
-    tag = language.lower()
-    return any(tag == own or tag.startswith(f"{own}-") for own in languages)
 
 
 def iso(moment: datetime | None) -> str:

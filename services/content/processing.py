@@ -24,15 +24,11 @@ import structlog
 
 from services.content.catalog import CATALOG_CHANNEL
 from services.content.models import Book
+from services.content.object_keys import PDF_CONTENT_TYPE, filename_for, processed_key
 from services.content.pdfprocess import process_book_file
 from services.content.repository import ContentRepository
 from services.content.settings import ContentSettings
-from services.content.storage import (
-    PDF_CONTENT_TYPE,
-    ManuscriptStorage,
-    filename_for,
-    processed_key,
-)
+from services.content.storage import ManuscriptStorage
 from shared.bus.consumer import EventContext, PoisonMessageError
 from shared.bus.outbox import record_event
 from shared.contracts.events import BookFormat, BookProcessed, BookPublished, BookPublishedV1

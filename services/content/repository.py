@@ -1,4 +1,4 @@
-"""Queries of the content service. No rules here: service.py decides, this reads and writes."""
+"""Queries of the content service. No rules here: the rule modules decide, this reads and writes."""
 
 from __future__ import annotations
 

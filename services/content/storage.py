@@ -14,160 +14,35 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import re
-import secrets
 import tempfile
-import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
+from services.content.check_queue import CheckQueue
+from services.content.object_keys import (
+    COVER,
+    MANUSCRIPT,
+    PDF_CONTENT_TYPE,
+    PUBLIC_PICTURE_KEY,
+    SNIFF_BYTES,
+    UploadKind,
+    checked_key,
+    content_disposition,
+)
 from services.content.pdfcheck import Limits, check_manuscript_file
 from shared.contracts.clock import now_utc
-from shared.contracts.errors import Conflict, ServiceUnavailable, Unprocessable
+from shared.contracts.errors import Conflict, Unprocessable
 
-PDF_CONTENT_TYPE = "application/pdf"
-PDF_MAGIC = b"%PDF-"
-SNIFF_BYTES = 12  # enough for every signature below
 # A manuscript is read to its check's file in pieces of this size: never whole in memory.
 STREAM_CHUNK_BYTES = 1024 * 1024
 
 
 class ManuscriptRefused(Unprocessable):
     """The manuscript failed the deep check: the 422 says why, and so does its history."""
-
-
-class ChecksBusy(ServiceUnavailable):
-    """Every place for a deep check in this process is taken, and so is every place
-    in the line for one: the author submits again in a moment."""
-
-    code = "manuscript-checks-busy"
-    RETRY_AFTER_SECONDS = 5
-
-    def __init__(self, detail: str | None = None, **kw: object) -> None:
-        super().__init__(
-            detail or "Too many manuscripts are being checked right now; submit again shortly.",
-            **kw,
-        )
-
-
-class CheckQueue:
-    """At most `at_once` deep checks run in this process, and at most `waiting` more
-    wait for a place; past that a submit is refused at once (503, Retry-After).
-
-    Each check's child may use up to its memory limit (hostile files reach it), so
-    an unbounded number of them would take the task down with them; Terraform sizes
-    content's task for `at_once` checks beside the service itself."""
-
-    def __init__(self, *, at_once: int, waiting: int) -> None:
-        self._places = asyncio.Semaphore(at_once)
-        self._admitted = 0
-        self._capacity = at_once + waiting
-
-    @property
-    def admitted(self) -> int:
-        """Checks running or waiting now."""
-        return self._admitted
-
-    @asynccontextmanager
-    async def place(self) -> AsyncIterator[None]:
-        if self._admitted >= self._capacity:
-            raise ChecksBusy()
-        self._admitted += 1
-        try:
-            async with self._places:
-                yield
-        finally:
-            self._admitted -= 1
-
-
-@dataclass(frozen=True)
-class UploadKind:
-    noun: str
-    # content type -> does a file of that type start with these bytes?
-    signatures: dict[str, Callable[[bytes], bool]]
-    impostor_code: str
-
-
-MANUSCRIPT = UploadKind(
-    "manuscript", {PDF_CONTENT_TYPE: lambda b: b.startswith(PDF_MAGIC)}, "manuscript-not-pdf"
-)
-COVER = UploadKind(
-    "cover",
-    {
-        "image/png": lambda b: b.startswith(b"\x89PNG\r\n\x1a\n"),
-        "image/jpeg": lambda b: b.startswith(b"\xff\xd8\xff"),
-        "image/webp": lambda b: b[:4] == b"RIFF" and b[8:12] == b"WEBP",
-    },
-    "cover-not-an-image",
-)
-COVER_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
-
-
-def upload_key(submission_id: uuid.UUID) -> str:
-    # A fresh random part per ticket: an old ticket cannot overwrite what a
-    # newer one uploaded, and keys cannot be guessed from the submission id.
-    return f"manuscripts/{submission_id}/{secrets.token_urlsafe(16)}.pdf"
-
-
-def belongs_to(key: str, submission_id: uuid.UUID) -> bool:
-    prefix = f"manuscripts/{submission_id}/"
-    rest = key.removeprefix(prefix)
-    return key.startswith(prefix) and re.fullmatch(r"[A-Za-z0-9_-]+\.pdf", rest) is not None
-
-
-CHECKED_PREFIX = "checked/"
-
-
-def checked_key(upload_key: str) -> str:
-    """Where the checked copy of an upload lives: only this service writes there."""
-    return f"{CHECKED_PREFIX}{upload_key}"
-
-
-def cover_upload_key(book_id: uuid.UUID, content_type: str) -> str:
-    return f"covers/{book_id}/{secrets.token_urlsafe(16)}.{COVER_EXTENSIONS[content_type]}"
-
-
-def published_cover_key(book_id: uuid.UUID, edition: int, content_type: str) -> str:
-    extension = COVER_EXTENSIONS[content_type]
-    return f"covers/{book_id}/{edition}-{secrets.token_urlsafe(12)}.{extension}"
-
-
-def published_key(book_id: uuid.UUID, edition: int) -> str:
-    # Unguessable and new for every edition: a link to one edition can never
-    # serve another, and the object under a key never changes.
-    return f"books/{book_id}/{edition}-{secrets.token_urlsafe(24)}.pdf"
-
-
-def processed_key(book_id: uuid.UUID, edition: int, name: str) -> str:
-    """Where a file made by processing goes: the lite edition under books/ (private,
-    served through signed links), thumbnails under covers/ (public, as covers are).
-    Unguessable and new for every edition, as the book's own key is."""
-    folder = "covers" if name.endswith(".webp") else "books"
-    return f"{folder}/{book_id}/{edition}-{secrets.token_urlsafe(24)}-{name}"
-
-
-def content_disposition(filename: str, *, inline: bool = True) -> str:
-    """The download's file name as the uploader gave it (RFC 6266): `filename*` carries
-    it in UTF-8, so "Маша и медведь.pdf" or "Ngano za Sungura.pdf" arrive intact in
-    every current browser; `filename` is an ASCII stand-in for older clients. Both
-    are ASCII on the wire, as S3 requires of a stored header."""
-    kind = "inline" if inline else "attachment"
-    fallback = re.sub(r"[^A-Za-z0-9._ ()-]", "_", filename)[:150] or "book.pdf"
-    if fallback == filename:
-        return f'{kind}; filename="{fallback}"'
-    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
-
-
-def filename_for(title: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:80]
-    return f"{slug or 'manuscript'}.pdf"
 
 
 @dataclass(frozen=True)
@@ -186,10 +61,6 @@ class CheckedUpload:
     key: str
     size: int
     content_type: str
-
-
-# Covers and thumbnails only (never books/): covers/<book id>/<random name>.<ext>.
-PUBLIC_PICTURE_KEY = re.compile(r"covers/[0-9a-f-]{36}/[A-Za-z0-9_.-]{1,200}\.(png|jpg|webp)")
 
 
 @dataclass(frozen=True)

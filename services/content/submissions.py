@@ -1,5 +1,6 @@
-"""The review workflow of a submission: written by a volunteer, reviewed by a
-story manager, every step in its history (see service.py for the order of checks)."""
+"""A submission as its volunteer writes it: created or derived, edited, its
+manuscript uploaded, checked and pinned, submitted; every step in its history.
+Its review is reviews.py; the order of checks is in editing.py."""
 
 from __future__ import annotations
 
@@ -9,23 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.content.families import (
-    CreditRole,
-    Derivation,
-    check_derivable,
-    check_derivation,
-    derived_credits,
-)
-from services.content.models import BookStatus, Submission, SubmissionStatus, SubmissionTransition
-from services.content.repository import ContentRepository
-from services.content.schemas import (
-    DerivationRequest,
-    ReviewRequest,
-    SubmissionCreate,
-    SubmissionUpdate,
-    UploadRequest,
-)
-from services.content.service import (
+from services.content.editing import (
     REVIEWER,
     WRITER,
     apply_changes,
@@ -36,18 +21,25 @@ from services.content.service import (
     if_match_holds,
     iso,
     page_of,
-    reviews_language,
+)
+from services.content.families import (
+    CreditRole,
+    Derivation,
+    check_derivable,
+    check_derivation,
+    derived_credits,
+)
+from services.content.models import BookStatus, Submission, SubmissionStatus, SubmissionTransition
+from services.content.object_keys import PDF_CONTENT_TYPE, belongs_to, filename_for, upload_key
+from services.content.repository import ContentRepository
+from services.content.schemas import (
+    DerivationRequest,
+    SubmissionCreate,
+    SubmissionUpdate,
+    UploadRequest,
 )
 from services.content.settings import ContentSettings
-from services.content.storage import (
-    PDF_CONTENT_TYPE,
-    ManuscriptRefused,
-    ManuscriptStorage,
-    UploadForm,
-    belongs_to,
-    filename_for,
-    upload_key,
-)
+from services.content.storage import ManuscriptRefused, ManuscriptStorage, UploadForm
 from shared.bus.outbox import record_event
 from shared.clients.access_client import AccessClient
 from shared.clients.db import UnitOfWorkSession, unit_of_work_session
@@ -61,17 +53,12 @@ from shared.contracts.errors import (
     Unprocessable,
     UnsupportedMediaType,
 )
-from shared.contracts.events import SubmissionCreated, SubmissionReviewed, SubmissionSubmitted
+from shared.contracts.events import SubmissionCreated, SubmissionSubmitted
 from shared.http.auth import Principal
 from shared.http.pagination import decode_time_cursor
 
 EDITABLE = {SubmissionStatus.DRAFT, SubmissionStatus.CHANGES_REQUESTED}
 AWAITING_REVIEW = [SubmissionStatus.SUBMITTED.value, SubmissionStatus.IN_REVIEW.value]
-REVIEW_OUTCOME = {
-    "approve": SubmissionStatus.APPROVED,
-    "request_changes": SubmissionStatus.CHANGES_REQUESTED,
-    "reject": SubmissionStatus.REJECTED,
-}
 
 
 @dataclass(frozen=True)
@@ -97,7 +84,7 @@ class SubmissionService:
         return unit_of_work_session(self.repository.session)
 
     @staticmethod
-    def _require_writer_or_reviewer(actor: Principal) -> None:
+    def require_writer_or_reviewer(actor: Principal) -> None:
         if actor.kind != "user" or not actor.role.at_least(WRITER):
             raise Forbidden("Submissions are for volunteers and reviewers only.")
 
@@ -179,7 +166,7 @@ class SubmissionService:
         self, actor: Principal, submission_id: uuid.UUID, *, for_update: bool = False
     ) -> Submission:
         """The submission if the caller may see it: its author, or a reviewer once submitted."""
-        self._require_writer_or_reviewer(actor)
+        self.require_writer_or_reviewer(actor)
         submission = await self.repository.submission(submission_id, for_update=for_update)
         if submission is None or not await self._can_see(actor, submission):
             raise NotFound("No such submission.")
@@ -213,7 +200,7 @@ class SubmissionService:
         cursor: str | None,
         limit: int,
     ) -> tuple[list[Submission], str | None]:
-        self._require_writer_or_reviewer(actor)
+        self.require_writer_or_reviewer(actor)
         reviewed: tuple[str, ...] | None = None
         if not mine and actor.role.at_least(REVIEWER):
             # The queue is for reviewers now, not for whoever was one at sign-in;
@@ -384,7 +371,7 @@ class SubmissionService:
                 code="manuscript-missing",
             )
         now = now_utc()
-        self._move(submission, SubmissionStatus.SUBMITTED, actor, notes=None, at=now)
+        self.move(submission, SubmissionStatus.SUBMITTED, actor, notes=None, at=now)
         submission.submitted_at = now
         submission.reviewer_id = None
         record_event(
@@ -394,106 +381,6 @@ class SubmissionService:
                 author_id=submission.author_id,
                 language=submission.language,
                 family_id=submission.family_id,
-            ),
-        )
-        return submission
-
-    async def _reviewable(
-        self, actor: Principal, submission_id: uuid.UUID, if_match: str | None
-    ) -> Submission:
-        self._require_writer_or_reviewer(actor)
-        decision = await self.access.require(actor, Action.SUBMISSION_REVIEW, minimum=REVIEWER)
-        submission = await self.visible_submission(actor, submission_id, for_update=True)
-        if submission.author_id == actor.user_id:
-            raise Forbidden("Nobody reviews their own submission.", code="own-submission")
-        if not reviews_language(decision.languages, submission.language):
-            raise Forbidden(
-                f"You review {', '.join(decision.languages or ())}; this submission is in "
-                f"{submission.language}.",
-                code="not-your-language",
-            )
-        check_if_match(if_match, submission.version)
-        return submission
-
-    async def claim(
-        self,
-        actor: Principal,
-        submission_id: uuid.UUID,
-        if_match: str | None,
-        *,
-        take_over: bool = False,
-    ) -> Submission:
-        """Take a submission into review: it is then this reviewer's to decide (#37
-        F16: a claim reserved nothing). Another reviewer's claim is taken over only
-        when asked, and the history names whose it was."""
-        submission = await self._reviewable(actor, submission_id, if_match)
-        now = now_utc()
-        if submission.status == SubmissionStatus.IN_REVIEW:
-            if submission.reviewer_id == actor.user_id:
-                return submission  # claimed already: nothing changes
-            if not take_over:
-                raise Conflict(
-                    "Another reviewer has this submission in review; send take_over to "
-                    "take it over.",
-                    code="claimed-by-another",
-                    reviewer_id=str(submission.reviewer_id),
-                )
-            previous = submission.reviewer_id
-            self._move(
-                submission,
-                SubmissionStatus.IN_REVIEW,
-                actor,
-                notes=f"Taken over from reviewer {previous}.",
-                at=now,
-            )
-            submission.reviewer_id = actor.user_id
-            return submission
-        if submission.status != SubmissionStatus.SUBMITTED:
-            raise Conflict(
-                f"Only a SUBMITTED submission can be taken into review, not {submission.status}.",
-                code="illegal-transition",
-            )
-        self._move(submission, SubmissionStatus.IN_REVIEW, actor, notes=None, at=now)
-        submission.reviewer_id = actor.user_id
-        return submission
-
-    async def review(
-        self,
-        actor: Principal,
-        submission_id: uuid.UUID,
-        if_match: str | None,
-        request: ReviewRequest,
-    ) -> Submission:
-        submission = await self._reviewable(actor, submission_id, if_match)
-        if submission.status == SubmissionStatus.SUBMITTED:
-            raise Conflict(
-                "Claim the submission first (POST …/claim): a decision is its reviewer's.",
-                code="not-claimed",
-            )
-        if submission.status != SubmissionStatus.IN_REVIEW:
-            raise Conflict(
-                f"A {submission.status} submission cannot be reviewed.", code="illegal-transition"
-            )
-        if submission.reviewer_id != actor.user_id:
-            raise Conflict(
-                "Another reviewer has this submission in review: take it over first "
-                "(POST …/claim with take_over) to decide it.",
-                code="claimed-by-another",
-                reviewer_id=str(submission.reviewer_id),
-            )
-        if request.decision != "approve" and not request.notes:
-            raise Unprocessable("Say what is wrong: notes are required unless approving.")
-        now = now_utc()
-        self._move(submission, REVIEW_OUTCOME[request.decision], actor, notes=request.notes, at=now)
-        submission.decided_at = now
-        submitted_at = submission.submitted_at or now
-        record_event(
-            self.session,
-            SubmissionReviewed(
-                submission_id=submission.id,
-                reviewer_id=actor.user_id,
-                decision=request.decision,
-                seconds_since_submitted=max(0.0, (now - submitted_at).total_seconds()),
             ),
         )
         return submission
@@ -540,7 +427,7 @@ class SubmissionService:
             )
             await own.commit()
 
-    def _move(
+    def move(
         self,
         submission: Submission,
         to: SubmissionStatus,

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from services.content.editing import apply_changes, check_if_match
 from services.content.models import Submission
 from services.content.schemas import SubmissionUpdate
-from services.content.service import apply_changes, check_if_match
 from shared.contracts.errors import PreconditionFailed, PreconditionRequired, Unprocessable
 
 

@@ -13,10 +13,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from services.content.catalog import CatalogCache, etag_matches, public_headers
+from services.content.editing import etag, is_overdue
 from services.content.families import Family
 from services.content.models import Book, Submission
 from services.content.schemas import BookOut, SubmissionOut
-from services.content.service import etag, is_overdue
 from services.content.settings import ContentSettings
 from shared.contracts.clock import now_utc
 from shared.http.pagination import MAX_PAGE_SIZE

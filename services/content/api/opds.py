@@ -25,6 +25,7 @@ from services.content.catalog import OPDS_FEED_PARAMETERS, parse_catalog_cursor
 from services.content.components import app_components
 from services.content.covers import jpeg_rendition
 from services.content.dependencies import catalog_service
+from services.content.editing import families_for
 from services.content.most_read import MetricsUnavailable
 from services.content.opds import (
     AGES,
@@ -42,7 +43,6 @@ from services.content.opds import (
 )
 from services.content.repository import CatalogQuery
 from services.content.schemas import Category, Language, ReadingLevel
-from services.content.service import families_for
 from shared.clients.db import unit_of_work
 from shared.http.asgi import canonical_query
 from shared.http.pagination import MAX_PAGE_SIZE

@@ -17,7 +17,7 @@ from services.content.api.common import (
     submission_out,
     with_etag,
 )
-from services.content.dependencies import SubmissionServiceDep
+from services.content.dependencies import ReviewServiceDep, SubmissionServiceDep
 from services.content.models import SubmissionStatus
 from services.content.schemas import (
     ClaimRequest,
@@ -218,7 +218,7 @@ async def submit(
 async def claim(
     submission_id: uuid.UUID,
     principal: CurrentPrincipal,
-    service: SubmissionServiceDep,
+    service: ReviewServiceDep,
     if_match: IfMatchRequired,
     body: ClaimRequest | None = None,
 ) -> JSONResponse:
@@ -244,7 +244,7 @@ async def review(
     body: ReviewRequest,
     principal: CurrentPrincipal,
     once: OnceDep,
-    service: SubmissionServiceDep,
+    service: ReviewServiceDep,
     if_match: IfMatchRequired,
 ) -> JSONResponse:
     async def work() -> SubmissionOut:
