@@ -10,6 +10,7 @@ from services.access.dependencies import account_service
 from services.access.models import SigningKey
 from services.access.settings import AccessSettings
 from services.access.tokens import rotate_signing_key
+from services.access.users import UserAdministration
 from shared.clients.db import unit_of_work
 from shared.contracts.errors import Problem
 from shared.resources import open_resources
@@ -24,9 +25,9 @@ async def create_admin(email: str, password: str, display_name: str) -> int:
         components = await build_components(settings, resources, stack)
         try:
             async with unit_of_work(resources.session_factory) as session:
-                user = await account_service(components, resources, session).create_admin(
-                    email=email, password=password, display_name=display_name
-                )
+                user = await UserAdministration(
+                    account_service(components, resources, session)
+                ).create_admin(email=email, password=password, display_name=display_name)
         except Problem as refused:
             print(f"refused: {refused.detail or refused.title}")
             return 1

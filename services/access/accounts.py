@@ -1,4 +1,6 @@
-"""Accounts: registration, sign-in, tokens and sessions, users and their roles.
+"""Accounts: registration, sign-in, tokens and sessions, and the audit trail.
+Who may change users and roles is users.py; how failed sign-ins are counted and
+slowed, sign_in_limits.py.
 
 No web framework here and no commit: the caller's unit of work commits.
 Authorization inside access always uses the role stored now, not the one in
@@ -8,10 +10,8 @@ the caller's token, so a demotion takes effect at once here. Entitlements
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,6 +26,7 @@ from services.access.profiles import ProfileCache
 from services.access.repository import AccessRepository
 from services.access.schemas import TokenPair
 from services.access.settings import AccessSettings
+from services.access.sign_in_limits import SignInLimits, address_key
 from services.access.tokens import TokenIssuer, hash_refresh_secret, new_refresh_secret
 from shared.bus.outbox import record_event
 from shared.clients.db import UnitOfWorkSession, unit_of_work_session
@@ -34,28 +35,19 @@ from shared.clients.denylist import TokenDenyList
 from shared.clients.ratelimit import RateLimiter
 from shared.contracts.clock import now_utc
 from shared.contracts.errors import (
-    Conflict,
     Forbidden,
-    NotFound,
-    Problem,
     TooManyRequests,
     Unauthorized,
     Unprocessable,
 )
-from shared.contracts.events import RoleAssigned, UserLoggedIn, UserRegistered
+from shared.contracts.events import UserLoggedIn, UserRegistered
 from shared.contracts.roles import Role
 from shared.http.auth import Principal, session_key
-from shared.http.pagination import decode_time_cursor, time_page
 
 INVALID_LOGIN = "Invalid email or password."
 
 
 log = structlog.get_logger(__name__)
-
-
-def address_key(client_ip: str | None) -> str:
-    """A limit's key for an address: callers with none (in-process clients) share one."""
-    return client_ip or "unknown"
 
 
 def learner_row(
@@ -98,12 +90,16 @@ class AccountService:
     def session(self) -> UnitOfWorkSession:
         return unit_of_work_session(self.repository.session)
 
+    @property
+    def limits(self) -> SignInLimits:
+        return SignInLimits(self.limiter, self.settings)
+
     async def register(
         self, *, email: str, password: str, display_name: str, client_ip: str | None
     ) -> User:
         email = normalize_email(email)
         self._check_password(password, email)
-        await self.hold_registration(client_ip)
+        await self.limits.hold_registration(client_ip)
         # Hashed before the first query, so no database connection waits on argon2
         # (~50 ms of CPU): a burst of sign-ups queues on the hashers, not on the
         # pool every other request needs. (A taken email costs the same time.)
@@ -147,19 +143,6 @@ class AccountService:
         record_event(self.session, UserRegistered(user_id=user.id, role=Role.LEARNER))
         return user
 
-    async def hold_registration(self, client_ip: str | None) -> None:
-        """Count a sign-up against its address (each costs an argon2 hash); 429 past
-        `ACCESS_REGISTRATIONS_PER_IP` an hour."""
-        by_ip = await self.limiter.hit(
-            f"register:{address_key(client_ip)}",
-            window_seconds=self.settings.registration_window_seconds,
-        )
-        if by_ip.exceeded(self.settings.registrations_per_ip):
-            raise TooManyRequests(
-                "Too many sign-ups from this address; try again later.",
-                retry_after=by_ip.retry_after,
-            )
-
     def _check_password(self, password: str, email: str) -> None:
         problems = password_problems(
             password, email=email, min_length=self.settings.password_min_length
@@ -178,14 +161,14 @@ class AccountService:
         """Sign in; limited per address, per account *and* address, and, under an attack
         from many addresses, to devices that signed in before (README: Sign-in limits)."""
         email = normalize_email(email)
-        async with self.address_attempt(client_ip):
+        async with self.limits.address_attempt(client_ip):
             return await self._login(email, password, client_ip, device_token)
 
     async def _login(
         self, email: str, password: str, client_ip: str | None, device_token: str | None
     ) -> TokenPair:
         pair, account = f"pair:{email}|{address_key(client_ip)}", f"account:{email}"
-        async with self.failure_gate(
+        async with self.limits.failure_gate(
             pair,
             limit=self.settings.login_failures_per_account,
             refusal="Too many failed sign-ins for this account from this address.",
@@ -231,80 +214,6 @@ class AccountService:
             user.password_hash = await self.hashing.hash(password)
         record_event(self.session, UserLoggedIn(user_id=user.id, role=Role(user.role)))
         return await self._issue_pair(user, family_id=uuid.uuid4())
-
-    @contextlib.asynccontextmanager
-    async def address_attempt(self, client_ip: str | None) -> AsyncIterator[None]:
-        """A sign-in attempt counted against its address *before* it is checked
-        (`ACCESS_LOGIN_FAILURES_PER_IP`), so attempts in flight at once cannot
-        overshoot the limit together. Only a wrong password keeps its place: a
-        success or a refusal that checked nothing gives it back, so a whole class
-        behind one school address signs in. Past the limit the address is slowed,
-        not stopped (`failure_gate`): the right password still gets in."""
-        async with self.failure_gate(
-            f"ip:{address_key(client_ip)}",
-            limit=self.settings.login_failures_per_ip,
-            refusal="Too many failed sign-ins from this address.",
-            reserve=True,
-        ):
-            yield
-
-    @contextlib.asynccontextmanager
-    async def failure_gate(
-        self,
-        key: str,
-        *,
-        limit: int,
-        refusal: str,
-        reserve: bool = False,
-        counts: type[Problem] = Unauthorized,
-        code: str = "sign-ins-slowed",
-    ) -> AsyncIterator[None]:
-        """Failed attempts (a `counts` problem from the block: a wrong password,
-        unless said otherwise) counted under `key` for the sign-in window. Past
-        `limit` the key is slowed, not stopped: one attempt every
-        `ACCESS_LOGIN_SLOWED_SECONDS` is still checked (the failure that reached the
-        limit starts the wait, so the next guess waits it out), and an attempt that
-        is not a failure gives its turn back at once. A guesser crawls; the
-        right password, from a child behind the same school address, gets in.
-
-        `reserve` counts the attempt before it is checked and gives it back unless
-        it fails, so a burst in flight together cannot overshoot the limit."""
-        window, pause = self.settings.login_window_seconds, self.settings.login_slowed_seconds
-        if reserve:
-            state = await self.limiter.hit(key, window_seconds=window)
-            failed_before = state.count - 1
-        else:
-            state = await self.limiter.peek(key)
-            failed_before = state.count
-        turn = failed = False
-        try:
-            if failed_before >= limit:
-                wait = await self.limiter.take_turn(key, seconds=pause)
-                if wait:
-                    raise TooManyRequests(
-                        f"{refusal} One attempt every {pause} s is still checked: try again "
-                        f"in {wait} s.",
-                        code=code,
-                        retry_after=wait,
-                    )
-                turn = True
-            yield
-        except counts:
-            failed = True
-            failures = (
-                state.count
-                if reserve
-                else (await self.limiter.hit(key, window_seconds=window)).count
-            )
-            if failures >= limit:
-                await self.limiter.hold_turn(key, seconds=pause)
-            raise
-        finally:
-            if not failed:
-                if reserve:
-                    await self.limiter.release(key, window_seconds=window)
-                if turn:
-                    await self.limiter.give_back_turn(key)
 
     async def _issue_pair(self, user: User, *, family_id: uuid.UUID) -> TokenPair:
         ttl = timedelta(seconds=self.settings.access_token_ttl_seconds)
@@ -426,120 +335,6 @@ class AccountService:
             raise Forbidden(f"This needs the {minimum.value} role or higher.")
         return user
 
-    # --- users and roles -----------------------------------------------------------
-
-    async def list_users(
-        self, actor: Principal, *, role: Role | None, cursor: str | None, limit: int
-    ) -> tuple[list[User], str | None]:
-        await self.require_role(actor, Role.ADMIN)
-        after = decode_time_cursor(cursor)
-        users = await self.repository.list_users(role=role, after=after, limit=limit + 1)
-        return time_page(users, limit, lambda user: user.created_at)
-
-    async def assign_role(self, actor: Principal, user_id: uuid.UUID, role: Role) -> User:
-        admin = await self.require_role(actor, Role.ADMIN)
-        admins = await self.repository.lock_admins()
-        user = await self.repository.user(user_id, for_update=True)
-        if user is None:
-            raise NotFound("No such user.")
-        previous = Role(user.role)
-        if previous == role:
-            return user
-        if previous is Role.ADMIN and admins == [user.id]:
-            raise Conflict(
-                "This is the last ADMIN; make someone else ADMIN first.", code="last-admin"
-            )
-        user.role = role.value
-        user.updated_at = now_utc()
-        self.audit(admin.id, "role.assigned", "user", user.id, {"role": previous}, {"role": role})
-        record_event(
-            self.session,
-            RoleAssigned(user_id=user.id, previous_role=previous, role=role, assigned_by=admin.id),
-        )
-        self.invalidate_user_after_commit(user.id)
-        return user
-
-    async def set_review_languages(
-        self, actor: Principal, user_id: uuid.UUID | None, languages: list[str]
-    ) -> User:
-        """The languages a story manager reviews: their own (`user_id` None), or
-        anyone's for an ADMIN.
-
-        What an ADMIN sets for someone else is also a ceiling: that reviewer may
-        narrow their own list within it, never widen it (an empty list, every
-        language, included). Takes effect at once: the review decision that carries
-        them is emptied from every cache, as on a role change.
-        """
-        if actor.kind != "user":
-            raise Forbidden("Review languages are set by people, not services.")
-        by_admin = user_id is not None and user_id != actor.user_id
-        if user_id is not None and by_admin:
-            changer = await self.require_role(actor, Role.ADMIN)
-        else:
-            changer = await self.require_role(actor, Role.STORY_MANAGER)
-            user_id = changer.id
-        user = await self.repository.user(user_id, for_update=True)
-        if user is None:
-            raise NotFound("No such user.")
-        if not Role(user.role).at_least(Role.STORY_MANAGER):
-            raise Conflict(
-                "Only story managers and above review submissions.", code="not-a-reviewer"
-            )
-        chosen = list(dict.fromkeys(tag.lower() for tag in languages))
-        ceiling = user.review_languages_ceiling
-        if by_admin:
-            ceiling = chosen or None
-        elif ceiling is not None and (not chosen or not set(chosen) <= set(ceiling)):
-            raise Forbidden(
-                f"An ADMIN set the languages you review: {', '.join(ceiling)}. You may "
-                "choose among them, not add to them.",
-                code="review-languages-restricted",
-                allowed=ceiling,
-            )
-        if chosen == list(user.review_languages) and ceiling == user.review_languages_ceiling:
-            return user
-        self.audit(
-            changer.id,
-            "review_languages.set",
-            "user",
-            user.id,
-            {
-                "review_languages": list(user.review_languages),
-                "ceiling": user.review_languages_ceiling,
-            },
-            {"review_languages": chosen, "ceiling": ceiling},
-        )
-        user.review_languages = chosen
-        user.review_languages_ceiling = ceiling
-        user.updated_at = now_utc()
-        self.invalidate_user_after_commit(user.id)
-        return user
-
-    async def create_admin(self, *, email: str, password: str, display_name: str) -> User:
-        """The first ADMIN (CLI or settings): creates the account, or promotes an existing one."""
-        email = normalize_email(email)
-        user = await self.repository.user_by_email(email)
-        if user is None:
-            user = await self.register(
-                email=email, password=password, display_name=display_name, client_ip=None
-            )
-            await self.repository.flush()
-        if user.role != Role.ADMIN.value:
-            previous = Role(user.role)
-            user.role = Role.ADMIN.value
-            user.updated_at = now_utc()
-            self.audit(
-                None, "role.assigned", "user", user.id, {"role": previous}, {"role": "ADMIN"}
-            )
-            record_event(
-                self.session,
-                RoleAssigned(
-                    user_id=user.id, previous_role=previous, role=Role.ADMIN, assigned_by=None
-                ),
-            )
-            self.invalidate_user_after_commit(user.id)
-        return user
-
     def audit(
         self,
         actor_id: uuid.UUID | None,
@@ -561,20 +356,6 @@ class AccountService:
                 at=now_utc(),
             )
         )
-
-    async def audit_log(
-        self,
-        actor: Principal,
-        *,
-        subject_id: uuid.UUID | None,
-        cursor: str | None,
-        limit: int,
-    ) -> tuple[list[AuditEntry], str | None]:
-        await self.require_role(actor, Role.ADMIN)
-        entries = await self.repository.audit_entries(
-            subject_id=subject_id, after=decode_time_cursor(cursor), limit=limit + 1
-        )
-        return time_page(entries, limit, lambda entry: entry.at)
 
     def invalidate_user_after_commit(self, user_id: uuid.UUID) -> None:
         async def invalidate() -> None:

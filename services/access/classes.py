@@ -1,6 +1,6 @@
-"""Classes (#19): a teacher's classes, their join codes, and class accounts for
-children without email, who sign in with their class's code, a username and a
-simple password.
+"""Classes (#19): a teacher's classes, their learners and assigned books, a learner
+joining with a code. Join codes are join_codes.py; the accounts of children
+without email, class_accounts.py.
 
 A teacher sees and changes only their own classes (another teacher's is a 404,
 as if it did not exist); an ADMIN, every class. Learners never see a class's
@@ -10,28 +10,28 @@ members. No web framework here and no commit: the caller's unit of work commits.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-import re
-import secrets
-import unicodedata
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.access.accounts import AccountService, address_key
+from services.access.accounts import AccountService
+from services.access.class_accounts import (
+    ClassAccounts,
+    NewLearner,
+    account_key,
+    first_password,
+    username_for,
+)
 from services.access.entitlements import CLASS_ASSIGNMENT, EntitlementService
+from services.access.join_codes import JoinCodes
 from services.access.models import ClassAssignment, ClassMember, Entitlement, SchoolClass, User
 from services.access.repository import AccessRepository
-from services.access.schemas import TokenPair
 from shared.bus.outbox import record_event
 from shared.contracts.clock import now_utc
 from shared.contracts.errors import (
     Conflict,
     Forbidden,
     NotFound,
-    Unauthorized,
     Unprocessable,
 )
 from shared.contracts.events import (
@@ -45,73 +45,6 @@ from shared.contracts.roles import Role
 from shared.http.auth import Principal
 from shared.http.pagination import decode_time_cursor, time_page
 
-# No 0/O, 1/I/L, 5/S, 2/Z, 8/B: a code read aloud or copied from a board by a
-# seven-year-old still works. 25 symbols ** 6 = 244 million codes; wrong codes are
-# counted per account and per address (`join_code_gates`), so guessing crawls.
-CODE_ALPHABET = "34679ACDEFGHJKMNPQRTUVWXY"
-CODE_LENGTH = 6
-INVALID_CLASS_LOGIN = "Invalid class code, username or password."
-# First passwords a child can type: a short word and four digits (40 * 10,000
-# choices), guarded by the per-account failure limit.
-_WORDS = (
-    "ant", "bee", "cat", "cow", "deer", "duck", "eel", "elk", "fish", "fox", "frog", "goat",
-    "hen", "horse", "lion", "lynx", "mole", "moth", "mouse", "newt", "owl", "panda", "pig",
-    "pony", "puma", "rabbit", "seal", "sheep", "snail", "swan", "tiger", "toad", "trout",
-    "tuna", "wasp", "whale", "wolf", "worm", "yak", "zebra",
-)  # fmt: skip
-_USERNAME_STEM = re.compile(r"[^a-z0-9]+")
-
-
-def normalize_code(code: str) -> str:
-    """What a child typed, as stored: case, spaces and dashes do not matter."""
-    return re.sub(r"[\s-]+", "", code).upper()
-
-
-def new_join_code() -> str:
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-
-
-def first_password() -> str:
-    return f"{secrets.choice(_WORDS)}{secrets.randbelow(10_000):04d}"
-
-
-def username_for(display_name: str, taken: set[str], *, self_registered: bool = False) -> str:
-    """A username from the first name, in plain letters ("Amélie Njoroge" ->
-    "amelie"), numbered when the class has one already ("amelie2"); "learner"
-    when the name has no Latin letters.
-
-    A child registering themselves always gets a random number after it
-    ("amelie417"): the answer must not tell who else is in the class (#37 F14:
-    "juma2" said a Juma was). A teacher adding a class sees them all anyway."""
-    plain = unicodedata.normalize("NFKD", display_name).encode("ascii", "ignore").decode()
-    plain = plain.replace("'", "")  # O'Neil -> oneil
-    words = [w for w in _USERNAME_STEM.split(plain.lower()) if w]
-    stem = (words[0] if words else "learner")[:20]
-    if self_registered:
-        for attempt in itertools.count():
-            digits = 3 + attempt // 20  # a crowded stem: longer numbers after a while
-            name = f"{stem}{secrets.randbelow(9 * 10 ** (digits - 1)) + 10 ** (digits - 1)}"
-            if name not in taken:
-                break
-    else:
-        name, n = stem, 1
-        while name in taken:
-            n += 1
-            name = f"{stem}{n}"
-    taken.add(name)
-    return name
-
-
-def _account_key(code: str, username: str | None) -> str:
-    """The failure count of a class account, by what a sign-in names it with."""
-    return f"class-account:{code}|{username}"
-
-
-@dataclass(frozen=True)
-class NewLearner:
-    user: User
-    password: str
-
 
 @dataclass
 class ClassService:
@@ -122,6 +55,14 @@ class ClassService:
     @property
     def repository(self) -> AccessRepository:
         return self.accounts.repository
+
+    @property
+    def join_codes(self) -> JoinCodes:
+        return JoinCodes(self.accounts)
+
+    @property
+    def class_accounts(self) -> ClassAccounts:
+        return ClassAccounts(self.accounts)
 
     @property
     def entitlements(self) -> EntitlementService:
@@ -137,7 +78,7 @@ class ClassService:
             teacher_id=teacher.id,
             name=name,
             grade=grade,
-            join_code=await self._unused_code(),
+            join_code=await self.join_codes.unused(),
             join_code_expires_at=now + timedelta(days=self.accounts.settings.join_code_days),
             archived_at=None,
             created_at=now,
@@ -179,7 +120,7 @@ class ClassService:
         school_class = await self._own_class(actor, class_id, for_update=True, open_only=True)
         days = expires_in_days or self.accounts.settings.join_code_days
         now = now_utc()
-        school_class.join_code = await self._unused_code()
+        school_class.join_code = await self.join_codes.unused()
         school_class.join_code_expires_at = now + timedelta(days=days)
         school_class.updated_at = now
         return school_class
@@ -208,7 +149,7 @@ class ClassService:
         now = now_utc()
         created = [
             NewLearner(
-                self._class_account(school_class, name, username_for(name, taken), hash_, now),
+                self.class_accounts.new(school_class, name, username_for(name, taken), hash_, now),
                 password,
             )
             for name, password, hash_ in zip(names, passwords, hashes, strict=True)
@@ -247,7 +188,7 @@ class ClassService:
         user.password_hash = password_hash
         user.updated_at = now_utc()
         # The teacher has vouched for the child: the account's failures start over.
-        await self.accounts.limiter.reset(_account_key(school_class.join_code, user.username))
+        await self.accounts.limiter.reset(account_key(school_class.join_code, user.username))
         for session_id in await self.repository.live_sessions(user.id, user.updated_at):
             await self.accounts.end_session(session_id)
         self.accounts.audit(actor.user_id, "class.password_reset", "user", user.id, None, None)
@@ -412,8 +353,8 @@ class ClassService:
         user = await self.accounts.current_user(actor)
         if user.role != Role.LEARNER.value:
             raise Forbidden("Only LEARNER accounts join classes.")
-        async with self.join_code_gates(client_ip, account=str(user.id)):
-            school_class = await self._joinable(code)
+        async with self.join_codes.gates(client_ip, account=str(user.id)):
+            school_class = await self.join_codes.joinable(code)
         if await self.repository.member(school_class.id, user.id) is None:
             await self._enrol(school_class, [user], now_utc())
         return school_class
@@ -423,82 +364,19 @@ class ClassService:
     ) -> tuple[User, str, SchoolClass]:
         """A child without email makes their own class account with the code: the
         account, its username and its class."""
-        self._check_password(password)
-        await self.accounts.hold_registration(client_ip)
+        self.class_accounts.check_password(password)
+        await self.accounts.limits.hold_registration(client_ip)
         password_hash = await self.accounts.hashing.hash(password)  # before any lock
-        async with self.join_code_gates(client_ip):
-            school_class = await self._joinable(code)
+        async with self.join_codes.gates(client_ip):
+            school_class = await self.join_codes.joinable(code)
         taken = await self.repository.usernames(school_class.id)
         username = username_for(display_name, taken, self_registered=True)
         now = now_utc()
-        user = self._class_account(school_class, display_name, username, password_hash, now)
+        user = self.class_accounts.new(school_class, display_name, username, password_hash, now)
         await self._enrol(school_class, [user], now)
         return user, username, school_class
 
-    @contextlib.asynccontextmanager
-    async def join_code_gates(
-        self, client_ip: str | None, *, account: str | None = None
-    ) -> AsyncIterator[None]:
-        """Wrong join codes counted per address and per account, as failed sign-ins
-        are (#37 F1: 600 guesses in 2.6 s, never a 429): past
-        `ACCESS_JOIN_CODE_FAILURES_PER_IP` / `_PER_ACCOUNT` the guesser is slowed to one
-        code every `ACCESS_LOGIN_SLOWED_SECONDS`, while a right code still gets in."""
-        settings = self.accounts.settings
-        limits = {f"join:ip:{address_key(client_ip)}": settings.join_code_failures_per_ip}
-        if account is not None:
-            limits[f"join:account:{account}"] = settings.join_code_failures_per_account
-        async with contextlib.AsyncExitStack() as gates:
-            for key, limit in limits.items():
-                await gates.enter_async_context(
-                    self.accounts.failure_gate(
-                        key,
-                        limit=limit,
-                        refusal="Too many wrong class codes.",
-                        counts=NotFound,
-                        code="join-codes-slowed",
-                    )
-                )
-            yield
-
-    async def login(
-        self, *, code: str, username: str, password: str, client_ip: str | None
-    ) -> TokenPair:
-        """Class code + username + password; limited per address like every sign-in,
-        and per class account from every address (its password may be simple)."""
-        async with self.accounts.address_attempt(client_ip):
-            return await self._login(normalize_code(code), username.strip().lower(), password)
-
-    async def _login(self, code: str, username: str, password: str) -> TokenPair:
-        settings = self.accounts.settings
-        async with self.accounts.failure_gate(
-            _account_key(code, username),
-            limit=settings.class_login_failures_per_account,
-            refusal="Too many failed sign-ins for this account (your teacher can give you "
-            "a new password).",
-        ):
-            school_class = await self.repository.class_by_code(code)
-            found = (
-                await self.repository.class_account(school_class.id, username)
-                if school_class is not None
-                else None
-            )
-            user_id, stored_hash = (found.id, found.password_hash) if found else (None, None)
-            await self.accounts.session.rollback()  # no connection held through argon2
-            if not await self.accounts.hashing.verify(stored_hash, password):
-                raise Unauthorized(INVALID_CLASS_LOGIN, code="invalid-credentials")
-            user = await self.accounts.session.get(User, user_id)
-            if user is None or user.password_hash != stored_hash:  # changed meanwhile
-                raise Unauthorized(INVALID_CLASS_LOGIN, code="invalid-credentials")
-            return await self.accounts.signed_in(user, password)
-
     # --- shared ---------------------------------------------------------------------
-
-    def _class_account(
-        self, school_class: SchoolClass, name: str, username: str, password_hash: str, now: datetime
-    ) -> User:
-        return self.accounts.new_learner(
-            name, password_hash, now, username=username, home_class_id=school_class.id
-        )
 
     async def _enrol(self, school_class: SchoolClass, users: list[User], now: datetime) -> None:
         # The accounts are written first: no relationship() tells SQLAlchemy that a
@@ -515,34 +393,6 @@ class ClassService:
                 ),
             )
         await self._give_class_books(school_class, users)
-
-    def _check_password(self, password: str) -> None:
-        minimum = self.accounts.settings.class_password_min_length
-        if len(password) < minimum or len(set(password)) < 3:
-            raise Unprocessable(
-                f"A class account's password needs at least {minimum} characters, "
-                "at least 3 of them different.",
-                code="weak-password",
-            )
-
-    async def _joinable(self, code: str) -> SchoolClass:
-        """The class of this code, locked: joins to one class take turns, so two
-        children picking the same username at once both get one. A code that joins
-        nothing now (unknown, expired, its class archived) is one answer: a guesser
-        learns nothing from which (#37 F1: an expired code was a 409)."""
-        school_class = await self.repository.class_by_code(normalize_code(code), for_update=True)
-        now = now_utc()
-        expires = school_class.join_code_expires_at if school_class is not None else None
-        if (
-            school_class is None
-            or school_class.archived_at is not None
-            or (expires is not None and expires <= now)
-        ):
-            raise NotFound(
-                "No class takes this code now: check it, or ask your teacher for the current one.",
-                code="unknown-class-code",
-            )
-        return school_class
 
     async def _own_class(
         self,
@@ -563,10 +413,3 @@ class ClassService:
         if open_only and school_class.archived_at is not None:
             raise Conflict("This class is archived.", code="class-archived")
         return school_class
-
-    async def _unused_code(self) -> str:
-        for _ in range(10):
-            code = new_join_code()
-            if not await self.repository.code_taken(code):
-                return code
-        raise Conflict("Could not find a free class code; try again.", code="code-collision")

@@ -8,11 +8,13 @@ from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.access.accounts import AccountService
+from services.access.class_accounts import ClassAccounts
 from services.access.classes import ClassService
 from services.access.components import Components, ComponentsDep
 from services.access.decisions import DecisionService
 from services.access.entitlements import EntitlementService
 from services.access.repository import AccessRepository
+from services.access.users import UserAdministration
 from shared.resources import Resources, ResourcesDep, SessionDep
 
 
@@ -53,6 +55,16 @@ async def get_class_service(accounts: AccountServiceDep) -> ClassService:
     return ClassService(accounts)
 
 
+async def get_user_administration(accounts: AccountServiceDep) -> UserAdministration:
+    return UserAdministration(accounts)
+
+
+async def get_class_accounts(accounts: AccountServiceDep) -> ClassAccounts:
+    return ClassAccounts(accounts)
+
+
 EntitlementServiceDep = Annotated[EntitlementService, Depends(get_entitlement_service)]
 ClassServiceDep = Annotated[ClassService, Depends(get_class_service)]
+ClassAccountsDep = Annotated[ClassAccounts, Depends(get_class_accounts)]
+UserAdministrationDep = Annotated[UserAdministration, Depends(get_user_administration)]
 DecisionServiceDep = Annotated[DecisionService, Depends(get_decision_service)]

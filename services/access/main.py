@@ -17,6 +17,7 @@ from services.access.fastpath import AccessFastPath
 from services.access.repository import AccessRepository
 from services.access.schemas import UserOut
 from services.access.settings import AccessSettings
+from services.access.users import UserAdministration
 from shared.clients.db import unit_of_work
 from shared.contracts.events import Producer
 from shared.resources import Resources
@@ -52,7 +53,9 @@ async def start(
     await components.profiles.prime(lambda: _profiles(resources, WARM_PROFILES))
     if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
         async with unit_of_work(resources.session_factory) as session:
-            admin = await account_service(components, resources, session).create_admin(
+            admin = await UserAdministration(
+                account_service(components, resources, session)
+            ).create_admin(
                 email=settings.bootstrap_admin_email,
                 password=settings.bootstrap_admin_password.get_secret_value(),
                 display_name="Administrator",

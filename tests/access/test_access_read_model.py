@@ -6,14 +6,8 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from shared.contracts.events import (
-    BookCreated,
-    BookPublished,
-    BookUnpublished,
-    Envelope,
-    EventData,
-    Producer,
-)
+from shared.contracts.envelope import Envelope
+from shared.contracts.events import BookCreated, BookPublished, BookUnpublished, EventData, Producer
 from shared.contracts.roles import Role
 from tests.harness.access import AccessHarness
 from tests.support import eventually, original_lineage

@@ -15,7 +15,8 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import update
 
-from services.access.classes import CODE_ALPHABET, normalize_code, username_for
+from services.access.class_accounts import username_for
+from services.access.join_codes import CODE_ALPHABET, normalize_code
 from services.access.models import SchoolClass
 from services.access.settings import AccessSettings
 from shared.contracts.roles import Role

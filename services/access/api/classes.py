@@ -14,6 +14,7 @@ from services.access.api.common import PageSize
 from services.access.class_report import class_progress, progress_csv
 from services.access.components import ComponentsDep
 from services.access.dependencies import (
+    ClassAccountsDep,
     ClassServiceDep,
 )
 from services.access.schemas import (
@@ -62,7 +63,7 @@ def _class_out(school_class: object, learner_count: int) -> ClassOut:
     responses=problem_responses(401, 422, 429),
 )
 async def class_login(
-    body: ClassCredentials, request: Request, service: ClassServiceDep
+    body: ClassCredentials, request: Request, service: ClassAccountsDep
 ) -> Response:
     return token_answer(
         await service.login(

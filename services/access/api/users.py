@@ -11,9 +11,9 @@ from fastapi import APIRouter, Query, Request, Response
 from services.access.api.common import PageSize
 from services.access.components import app_components
 from services.access.dependencies import (
-    AccountServiceDep,
     ClassServiceDep,
     DecisionServiceDep,
+    UserAdministrationDep,
     account_service,
 )
 from services.access.schemas import (
@@ -93,7 +93,7 @@ async def my_books(
 )
 async def list_users(
     principal: CurrentPrincipal,
-    service: AccountServiceDep,
+    service: UserAdministrationDep,
     role: Role | None = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: PageSize = 50,
@@ -109,7 +109,7 @@ async def list_users(
 )
 async def audit_log(
     principal: CurrentPrincipal,
-    service: AccountServiceDep,
+    service: UserAdministrationDep,
     subject_id: uuid.UUID | None = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: PageSize = 50,
@@ -130,7 +130,7 @@ async def audit_log(
     responses=problem_responses(401, 403, 422),
 )
 async def set_my_review_languages(
-    body: ReviewLanguages, principal: CurrentPrincipal, service: AccountServiceDep
+    body: ReviewLanguages, principal: CurrentPrincipal, service: UserAdministrationDep
 ) -> UserOut:
     return UserOut.model_validate(
         await service.set_review_languages(principal, None, body.languages)
@@ -146,7 +146,7 @@ async def set_review_languages(
     user_id: uuid.UUID,
     body: ReviewLanguages,
     principal: CurrentPrincipal,
-    service: AccountServiceDep,
+    service: UserAdministrationDep,
 ) -> UserOut:
     return UserOut.model_validate(
         await service.set_review_languages(principal, user_id, body.languages)
@@ -159,7 +159,10 @@ async def set_review_languages(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def assign_role(
-    user_id: uuid.UUID, body: RoleChange, principal: CurrentPrincipal, service: AccountServiceDep
+    user_id: uuid.UUID,
+    body: RoleChange,
+    principal: CurrentPrincipal,
+    service: UserAdministrationDep,
 ) -> UserOut:
     return UserOut.model_validate(await service.assign_role(principal, user_id, body.role))
 
