@@ -17,7 +17,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus.outbox import OutboxMessage
-from shared.contracts.events import Envelope
+from shared.contracts.envelope import Envelope
 from shared.service.runtime import uvicorn_config
 from shared.settings import ServiceSettings
 from stories.emulator import free_port

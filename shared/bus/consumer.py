@@ -25,7 +25,8 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus.inbox import claim_events
-from shared.contracts.events import Envelope, EventData, UnknownEventError
+from shared.contracts.envelope import Envelope, UnknownEventError
+from shared.contracts.events import EventData
 from shared.observe.propagation import event_span
 from shared.observe.telemetry import Telemetry
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.clients.db import PlatformTables, UtcDateTime, upsert
 from shared.contracts.clock import now_utc
-from shared.contracts.events import Envelope
+from shared.contracts.envelope import Envelope
 
 
 class InboxEntry(PlatformTables):

@@ -40,7 +40,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from shared.bus.batching import CommitBatcher
 from shared.clients.db import EVENTS_RECORDED_INFO_KEY, PlatformTables, UtcDateTime, unit_of_work
 from shared.contracts.clock import now_utc
-from shared.contracts.events import Envelope, EventData
+from shared.contracts.envelope import Envelope
+from shared.contracts.events import EventData
 from shared.observe.propagation import current_trace_context, event_context
 from shared.observe.telemetry import Telemetry
 from shared.observe.tracing import tracer

@@ -37,9 +37,9 @@ from shared.bus.consumer import EventContext, EventHandler, SqsConsumer
 from shared.bus.outbox import record_event
 from shared.clients.aws import queue_url
 from shared.clients.db import create_engine, drop_schema, ensure_database, unit_of_work
+from shared.contracts.envelope import Envelope
 from shared.contracts.events import (
     DeliveryIssued,
-    Envelope,
     EventData,
     Producer,
     ReadingProgressed,

@@ -18,7 +18,7 @@ from services.access.models import CatalogBook, User
 from services.access.settings import AccessSettings
 from shared.bus.provision import bootstrap
 from shared.clients.db import drop_schema
-from shared.contracts.events import Envelope
+from shared.contracts.envelope import Envelope
 from shared.contracts.roles import Role
 from shared.resources import Resources, open_resources
 from shared.service.migrations import upgrade

@@ -18,7 +18,7 @@ from services.content.main import SERVICE
 from services.content.main import SERVICE as CONTENT
 from services.content.settings import ContentSettings
 from shared.clients.db import drop_schema
-from shared.contracts.events import Envelope
+from shared.contracts.envelope import Envelope
 from shared.contracts.roles import Role
 from shared.resources import Resources, open_resources, resources_of
 from shared.service.migrations import upgrade

@@ -20,7 +20,7 @@ from services.delivery.main import SERVICE as DELIVERY
 from services.delivery.models import PublishedBook, Reader, ReaderEntitlement
 from services.delivery.settings import DeliverySettings
 from shared.clients.db import drop_schema
-from shared.contracts.events import Envelope
+from shared.contracts.envelope import Envelope
 from shared.resources import Resources, open_resources
 from shared.service.migrations import upgrade
 from tests.conftest import make_settings

@@ -23,7 +23,7 @@ from services.metrics.models import RecordedEvent
 from services.metrics.settings import MetricsSettings
 from shared.clients.aws import queue_url
 from shared.clients.db import drop_schema
-from shared.contracts.events import Envelope
+from shared.contracts.envelope import Envelope
 from shared.resources import Resources, open_resources
 from shared.service.migrations import upgrade
 from shared.service.runtime import run_worker

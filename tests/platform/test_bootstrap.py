@@ -11,10 +11,10 @@ from shared.bus.outbox import OutboxRelay, record_event
 from shared.bus.provision import bootstrap
 from shared.clients.aws import queue_url
 from shared.clients.db import unit_of_work
+from shared.contracts.envelope import Envelope
 from shared.contracts.events import (
     BookPublished,
     EntitlementRevoked,
-    Envelope,
     Producer,
     SubmissionCreated,
     UserRegistered,

@@ -16,7 +16,8 @@ from sqlalchemy import select
 from services.metrics.main import SERVICE as METRICS
 from services.metrics.models import RecordedEvent
 from shared.clients.db import create_engine, drop_schema
-from shared.contracts.events import Envelope, SubmissionSubmittedV1
+from shared.contracts.envelope import Envelope
+from shared.contracts.events import SubmissionSubmittedV1
 from shared.resources import Resources
 from shared.service.migrations import upgrade
 from shared.settings import ServiceSettings

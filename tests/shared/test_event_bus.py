@@ -26,7 +26,8 @@ from shared.bus.inbox import InboxEntry, claim_events
 from shared.bus.outbox import OutboxMessage, OutboxRelay, record_event
 from shared.clients.aws import open_aws_clients, queue_url
 from shared.clients.db import unit_of_work
-from shared.contracts.events import EVENT_CONTRACTS, BookUnpublished, Envelope, EventData, Producer
+from shared.contracts.envelope import Envelope
+from shared.contracts.events import EVENT_CONTRACTS, BookUnpublished, EventData, Producer
 from shared.resources import Resources
 from shared.service.runtime import install_stop_signals
 from shared.settings import ServiceSettings

@@ -8,16 +8,15 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
+from shared.contracts.envelope import Envelope, UnknownEventError
 from shared.contracts.events import (
     ACCEPTED_LEGACY_CONTRACTS,
     EVENT_CONTRACTS,
     BookPublished,
     BookPublishedV1,
     BookUpdatedV1,
-    Envelope,
     Producer,
     ReadingProgressed,
-    UnknownEventError,
     event_types_of,
 )
 from tests.support import original_lineage
