@@ -1,36 +1,23 @@
-"""The `stories` command."""
+"""The `stories` command: its parser, and a table from each command to what runs it.
+
+The commands a developer runs from a checkout (up, bench, loadtest, demo) are here;
+what an operator runs against a deployment (serve, worker, migrate, bootstrap,
+create-admin, dlq, ...) is in operate.py.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar
 
-from pydantic_settings import SettingsConfigDict
-
-from shared.bus.provision import bootstrap, peek_dead_letters, redrive_dead_letters
-from shared.clients.aws import AwsClients, open_aws_clients
-from shared.clients.db import unit_of_work
-from shared.contracts.names import SUBSCRIPTIONS, ResourceNames, topology_plan
-from shared.resources import open_resources
+from shared.contracts.names import SUBSCRIPTIONS
 from shared.service.logging import configure_logging
-from shared.service.migrations import upgrade
-from shared.service.runtime import install_stop_signals, run_worker, serve_api, serve_in_processes
-from shared.settings import AWS_SETTINGS, DATABASE_SETTINGS, ServiceSettings, checking_only
-
-
-class PlatformSettings(ServiceSettings):
-    """Settings for platform-wide commands (bootstrap, dlq) that belong to no one service."""
-
-    model_config = SettingsConfigDict(env_prefix="STORIES_")
-    service_name: ClassVar[str] = "platform"
+from stories import operate
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -193,139 +180,29 @@ def _from_a_checkout() -> bool:
     return (Path(__file__).parent / "bench").is_dir()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    from stories.registry import SERVICES
+def _up(args: argparse.Namespace) -> int:
+    from stories.embedded import embedded_logging
+    from stories.embedded import main as run_embedded
 
-    if args.command == "up":
-        from stories.embedded import embedded_logging
-        from stories.embedded import main as run_embedded
+    level, as_json = embedded_logging(os.environ)
+    configure_logging(level, json=as_json)
+    run_embedded(
+        args.host, args.data_dir, embedded_aws_port(args), args.base_port, args.gateway_port
+    )
+    return 0
 
-        level, as_json = embedded_logging(os.environ)
-        configure_logging(level, json=as_json)
 
-        run_embedded(
-            args.host, args.data_dir, embedded_aws_port(args), args.base_port, args.gateway_port
-        )
-        return 0
-    if args.command in ("bench", "loadtest") and not _from_a_checkout():
-        print(f"stories {args.command} runs from a checkout of the repository, not in the image")
-        return 2
-    if args.command == "bench":
-        from stories.bench.run import run_benchmarks
+def _bench(args: argparse.Namespace) -> int:
+    from stories.bench.run import run_benchmarks
 
-        configure_logging("WARNING", json=False)
-        return run_benchmarks(
-            args.names,
-            duration=args.duration,
-            connections=args.connections,
-            events=args.events,
-            emulator=args.emulator,
-        )
-    if args.command == "loadtest":
-        return _loadtest(args)
-    if args.command == "serve":
-        service = SERVICES[args.service]
-        settings = service.settings_class()
-        configure_logging(settings.log_level, json=settings.log_json)
-        processes = args.processes or settings.api_processes
-        port = args.port or service.default_port
-        if processes > 1 and not args.reuse_port:
-            return serve_in_processes(args.service, args.host, port, processes)
-        app = service.create_app(settings, None)
-
-        async def serve() -> None:
-            stop = asyncio.Event()
-            install_stop_signals(stop)
-            await serve_api(
-                app,
-                args.host,
-                port,
-                stop,
-                trusted_proxies=settings.trusted_proxies,
-                reuse_port=args.reuse_port,
-            )
-
-        asyncio.run(serve())
-        return 0
-    if args.command == "worker":
-        service = SERVICES[args.service]
-        settings = service.settings_class()
-        configure_logging(settings.log_level, json=settings.log_json)
-
-        async def work() -> None:
-            stop = asyncio.Event()
-            install_stop_signals(stop)
-            metrics = (args.metrics_host, args.metrics_port) if args.metrics_port else None
-            await run_worker(service, settings, stop, metrics_address=metrics)
-
-        asyncio.run(work())
-        return 0
-    if args.command == "migrate":
-        configure_logging("INFO", json=False)
-
-        async def migrate() -> None:
-            unknown = set(args.services) - set(SERVICES)
-            if unknown:
-                raise SystemExit(f"unknown services: {sorted(unknown)}")
-            for name in args.services or SERVICES:
-                service = SERVICES[name]
-                with checking_only(*DATABASE_SETTINGS):
-                    settings = service.settings_class()
-                await upgrade(service.migrations, settings.database_url, settings.database_schema)
-                print(f"{name}: migrated")
-
-        asyncio.run(migrate())
-        return 0
-    if args.command == "demo":
-        return _demo(args)
-    if args.command == "openapi":
-        from stories.gateway import openapi_json, platform_openapi
-
-        print(openapi_json(platform_openapi()), end="")
-        return 0
-    if args.command == "gateway-nginx":
-        from stories.gateway import nginx_conf
-
-        print(nginx_conf(), end="")
-        return 0
-    if args.command == "contracts":
-        from stories.deployment import contracts_json
-
-        print(contracts_json(), end="")
-        return 0
-    if args.command == "topology":
-        print(topology_json(args.prefix), end="")
-        return 0
-    if args.command == "bootstrap":
-        configure_logging("INFO", json=False)
-        return asyncio.run(_bootstrap())
-    if args.command == "create-admin":
-        configure_logging("WARNING", json=False)
-        password = args.password or os.environ.get("STORIES_ADMIN_PASSWORD")
-        if not password:
-            print("give --password or set STORIES_ADMIN_PASSWORD")
-            return 2
-        from stories.access_admin import create_admin
-
-        return asyncio.run(create_admin(args.email, password, args.name))
-    if args.command == "rotate-signing-key":
-        configure_logging("WARNING", json=False)
-        from stories.access_admin import rotate_key
-
-        return asyncio.run(rotate_key())
-    if args.command == "metrics":
-        configure_logging("INFO", json=False)
-        return asyncio.run(_rebuild_metrics())
-    if args.command == "xapi":
-        configure_logging("INFO", json=False)
-        return asyncio.run(_replay_statements(args.since))
-    if args.command == "dlq":
-        configure_logging("INFO", json=False)
-        if args.dlq_command == "list":
-            return asyncio.run(_list_dead_letters(args.queue))
-        return asyncio.run(_redrive(args.queue))
-    return 2
+    configure_logging("WARNING", json=False)
+    return run_benchmarks(
+        args.names,
+        duration=args.duration,
+        connections=args.connections,
+        events=args.events,
+        emulator=args.emulator,
+    )
 
 
 def _loadtest(args: argparse.Namespace) -> int:
@@ -361,7 +238,8 @@ def _demo(args: argparse.Namespace) -> int:
     import httpx
 
     try:
-        from stories.demo import DemoError, build_demo, credentials
+        from stories.demo import build_demo, credentials
+        from stories.demo.library import DemoError
     except ImportError:  # the image leaves it out, as it does the load test
         print("stories demo runs from a checkout: `make demo` (after `make install`)")
         return 2
@@ -393,87 +271,29 @@ def embedded_aws_port(args: argparse.Namespace) -> int:
     return 4599 + int(args.base_port) - 8001
 
 
-def topology_json(prefix: str) -> str:
-    return json.dumps(topology_plan(ResourceNames(prefix)), indent=2) + "\n"
-
-
-async def _bootstrap() -> int:
-    with checking_only(*AWS_SETTINGS):
-        settings = PlatformSettings()
-    async with AsyncExitStack() as stack:
-        aws = await open_aws_clients(settings, stack)
-        created = await bootstrap(
-            sns=aws.sns,
-            sqs=aws.sqs,
-            s3=aws.s3,
-            names=settings.resource_names,
-            region=settings.aws_region,
-        )
-    for producer, arn in created["topics"].items():
-        print(f"topic  {producer:<9} {arn}")
-    for consumer, url in created["queues"].items():
-        print(f"queue  {consumer:<9} {url}")
-    return 0
-
-
 def _moment(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-async def _replay_statements(since: datetime) -> int:
-    from services.metrics.settings import MetricsSettings
-    from services.metrics.xapi import replay
-
-    with checking_only(*DATABASE_SETTINGS):
-        settings = MetricsSettings()
-    async with AsyncExitStack() as stack:
-        r = await open_resources(settings, stack)
-        async with unit_of_work(r.session_factory) as session:
-            queued = await replay(session, since)
-    print(f"xapi: {queued} statement(s) since {since.isoformat()} queued for the LRS")
-    if settings.xapi_lrs_url is None:
-        print("xapi: METRICS_XAPI_LRS_URL is not set: the worker sends nothing until it is")
-    return 0
+# Each command and what runs it: the parser above names them, and a new command
+# is one line here (a test checks the two agree).
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "up": _up,
+    "bench": _bench,
+    "loadtest": _loadtest,
+    "demo": _demo,
+    **operate.COMMANDS,
+}
+FROM_A_CHECKOUT = frozenset({"bench", "loadtest"})
 
 
-async def _rebuild_metrics() -> int:
-    from services.metrics.projection import rebuild
-    from services.metrics.settings import MetricsSettings
-
-    with checking_only(*DATABASE_SETTINGS, "redis_url"):  # the sketches live in Redis
-        settings = MetricsSettings()
-    async with AsyncExitStack() as stack:
-        r = await open_resources(settings, stack)
-        async with r.session_factory() as session:
-            applied = await rebuild(session, r)
-    print(f"metrics: rebuilt from {applied} logged event(s)")
-    return 0
-
-
-async def _list_dead_letters(consumer: str) -> int:
-    async with _platform_aws() as (aws, names):
-        letters = await peek_dead_letters(aws.sqs, names, consumer)
-    for letter in letters:
-        print(json.dumps(letter, ensure_ascii=False))
-    print(f"{len(letters)} message(s) in {names.dead_letter_queue(consumer)}", file=sys.stderr)
-    return 0
-
-
-async def _redrive(consumer: str) -> int:
-    async with _platform_aws() as (aws, names):
-        moved = await redrive_dead_letters(aws.sqs, names, consumer)
-    print(f"moved {moved} message(s) from {names.dead_letter_queue(consumer)}")
-    return 0
-
-
-@asynccontextmanager
-async def _platform_aws() -> AsyncIterator[tuple[AwsClients, ResourceNames]]:
-    """The AWS clients and resource names of a platform-wide command (dlq)."""
-    with checking_only(*AWS_SETTINGS):
-        settings = PlatformSettings()
-    async with AsyncExitStack() as stack:
-        yield await open_aws_clients(settings, stack), settings.resource_names
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command in FROM_A_CHECKOUT and not _from_a_checkout():
+        print(f"stories {args.command} runs from a checkout of the repository, not in the image")
+        return 2
+    return COMMANDS[args.command](args)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ from shared.service.migrations import upgrade
 from shared.service.runtime import install_stop_signals, run_worker, serve_api
 from shared.settings import DEV_ORIGINS, ServiceSettings
 from stories.emulator_guard import Credentials, start_guarded_moto
-from stories.gateway import Gateway, merged_openapi
+from stories.gateway.openapi import merged_openapi
+from stories.gateway.proxy import Gateway
 from stories.registry import SERVICES
 
 log = structlog.get_logger(__name__)

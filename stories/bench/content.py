@@ -12,15 +12,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 from sqlalchemy import insert, text
 
 from services.content.main import SERVICE as CONTENT
@@ -29,19 +26,23 @@ from services.content.pdfcheck import check_manuscript_file
 from services.content.settings import ContentSettings
 from shared.clients.db import create_engine, drop_schema, ensure_database
 from shared.service.migrations import upgrade
+from stories.bench.catalog import (
+    CATALOG_PATH,
+    TRACING_RATIOS,
+    catalog_server,
+    measure_catalog,
+    measure_tracing,
+)
 from stories.bench.harness import (
     BENCH_DATABASE_URL,
     LOAD_CPU,
     ROUNDS,
     Figure,
-    interleaved_rounds,
-    median_round,
     pinned,
     run_wrk,
-    uvicorn_process,
 )
 from stories.bench.plumbing import measure_bare
-from stories.bench.services import BARE, service_env
+from stories.bench.services import BARE
 from stories.samples import story_pdf
 
 CATALOG_BOOKS = 10_000
@@ -89,9 +90,9 @@ async def bench_content(*, duration: float, connections: int) -> list[Figure]:
     await engine.dispose()
     try:
         bare = await asyncio.to_thread(measure_bare, duration=duration, connections=connections)
-        uncached = await asyncio.to_thread(_measure_catalog, schema, duration, connections, 0.0)
+        uncached = await asyncio.to_thread(measure_catalog, schema, duration, connections, 0.0)
         cached, twin, *traced = await asyncio.to_thread(
-            _measure_tracing, schema, duration, connections, TRACING_RATIOS
+            measure_tracing, schema, duration, connections, TRACING_RATIOS
         )
         quiet, burner, beside = await asyncio.to_thread(
             _measure_beside_processing, schema, duration, connections
@@ -227,7 +228,7 @@ def _measure_beside_processing(
     quiet: list[tuple[float, float, float]] = []
     burner: list[tuple[float, float, float]] = []
     beside: list[tuple[float, float, float]] = []
-    with _catalog_server(schema, 60.0) as url:
+    with catalog_server(schema, 60.0) as url:
         for _ in range(ROUNDS):
             quiet.append(run_wrk(f"{url}{CATALOG_PATH}", seconds=duration, connections=connections))
             with _beside_the_load(_CPU_BURNER):
@@ -333,117 +334,3 @@ def _per_minute(taken: list[float]) -> tuple[float, str, float, float]:
         statistics.median(taken) * 1000,
         max(taken) * 1000,
     )
-
-
-@dataclass
-class OtlpSink:
-    """A stand-in collector: takes OTLP/HTTP exports and counts them (the spans
-    really leave the server, as they would for the ADOT sidecar)."""
-
-    url: str
-    requests: int = 0
-    bytes: int = 0
-
-
-@contextlib.contextmanager
-def otlp_sink() -> Iterator[OtlpSink]:
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    sink = OtlpSink(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            size = int(self.headers.get("Content-Length", 0))
-            self.rfile.read(size)
-            sink.requests += 1
-            sink.bytes += size
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    sink.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield sink
-    finally:
-        server.shutdown()
-
-
-CATALOG_PATH = "/v1/books?language=sw&limit=20"
-
-
-# Tracing off, then on at these (ratio, cap on new traces a second): none sampled,
-# 1 in 20 uncapped, 1 in 20 at most 10 a second (infra's defaults), every request.
-TRACING_RATIOS: tuple[tuple[float, float | None], ...] = (
-    (0.0, None), (0.05, None), (0.05, 10.0), (1.0, None),
-)  # fmt: skip
-# The tracing rows differ by a few per cent: more rounds, taken in turns.
-TRACING_ROUNDS = 5
-
-
-@contextlib.contextmanager
-def _catalog_server(
-    schema: str,
-    cache_seconds: float,
-    *,
-    tracing: tuple[str, tuple[float, float | None]] | None = None,
-) -> Iterator[str]:
-    """Content serving the seeded catalog: checked, warmed, ready to measure."""
-    env = service_env("CONTENT", schema)
-    env["CONTENT_CATALOG_CACHE_SECONDS"] = str(cache_seconds)
-    if tracing is not None:
-        endpoint, (ratio, cap) = tracing
-        env |= {
-            "TRACING_EXPORTER": "otlp",
-            "TRACING_SAMPLE_RATIO": str(ratio),
-            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-        }
-        if cap is not None:
-            env["TRACING_MAX_TRACES_PER_SECOND"] = str(cap)
-    with uvicorn_process(
-        "services.content.main:SERVICE.create_app", env, ready_path="/healthz"
-    ) as url:
-        page = httpx.get(f"{url}{CATALOG_PATH}", timeout=10)
-        page.raise_for_status()
-        assert len(page.json()["items"]) == 20, page.text
-        run_wrk(f"{url}{CATALOG_PATH}", seconds=3, connections=32)  # warm up
-        yield url
-
-
-def _measure_catalog(
-    schema: str, duration: float, connections: int, cache_seconds: float
-) -> tuple[float, str, float, float]:
-    with _catalog_server(schema, cache_seconds) as url:
-        rps, p50, p99 = median_round(
-            f"{url}{CATALOG_PATH}", seconds=duration, connections=connections
-        )
-    return rps, "req/s", p50, p99
-
-
-def _measure_tracing(
-    schema: str,
-    duration: float,
-    connections: int,
-    ratios: tuple[tuple[float, float | None], ...],
-) -> list[tuple[float, str, float, float]]:
-    """The cached catalog with tracing off (twice) and at each ratio, all serving
-    at once and measured in turns, spans leaving for a stand-in collector."""
-    with otlp_sink() as sink, contextlib.ExitStack() as servers:
-        # Two untraced servers: the second is the control, what two identical
-        # processes differ by in this run, against which the tracing rows are read.
-        urls = [servers.enter_context(_catalog_server(schema, 60.0)) for _ in range(2)] + [
-            servers.enter_context(_catalog_server(schema, 60.0, tracing=(sink.url, ratio)))
-            for ratio in ratios
-        ]
-        measured = interleaved_rounds(
-            [f"{url}{CATALOG_PATH}" for url in urls],
-            seconds=duration, connections=connections, rounds=TRACING_ROUNDS,
-        )  # fmt: skip
-    print(f"  the OTLP sink received {sink.requests:,} exports, {sink.bytes:,} bytes of spans")
-    return [(rps, "req/s", p50, p99) for rps, p50, p99 in measured]

@@ -20,7 +20,7 @@ import yaml
 from shared.bus.provision import bootstrap
 from shared.contracts.names import ResourceNames, topology_plan
 from shared.settings import ServiceSettings
-from stories.cli import topology_json
+from stories.operate import topology_json
 from stories.registry import SERVICES
 from tests.support import unique_prefix
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from stories.demo import DAYS, DOMAIN, LEARNERS, PASSWORD, STAFF, learner_email
+from stories.demo.library import DAYS, DOMAIN, LEARNERS, PASSWORD, STAFF, learner_email
 from tests.harness.embedded import ADMIN_EMAIL, ADMIN_PASSWORD, running_platform, starts_timeout
 from tests.platform.test_embedded import CHROMIUM, CHROMIUM_ARGS, TILES_AND_CHARTS, _until
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -723,3 +724,13 @@ def test_the_emulators_port_follows_the_base_port() -> None:
     assert embedded_aws_port(_parser().parse_args(["up", "--base-port", "9001"])) == 5599
     chosen = _parser().parse_args(["up", "--base-port", "9001", "--aws-port", "4700"])
     assert embedded_aws_port(chosen) == 4700
+
+
+def test_every_command_the_parser_names_has_what_runs_it() -> None:
+    """#39: `main` is a table from command to function; a command parsed but not in
+    the table (or the reverse) would fail only when someone ran it."""
+    from stories.cli import COMMANDS, _parser
+
+    parser = _parser()
+    (commands,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(commands.choices) == set(COMMANDS)

@@ -27,14 +27,9 @@ from fastapi import FastAPI
 
 from stories.deployment import INTERNAL_PATHS, PUBLIC_ROUTES, forwarded_to
 from stories.emulator import free_port
-from stories.gateway import (
-    Gateway,
-    _example_path,
-    merged_openapi,
-    nginx_conf,
-    openapi_json,
-    platform_openapi,
-)
+from stories.gateway.nginx import nginx_conf
+from stories.gateway.openapi import _example_path, merged_openapi, openapi_json, platform_openapi
+from stories.gateway.proxy import Gateway
 from tests.harness.embedded import SERVICE_OFFSETS, running_platform, starts_timeout
 from tests.support import ThreadedServer, wait_until
 

@@ -39,7 +39,7 @@ fields = {{
 schemas.DeliveryOut = create_model(
     "DeliveryOut", __base__=schemas.DeliveryOut.__bases__[0], **fields
 )
-from stories.gateway import openapi_json, platform_openapi
+from stories.gateway.openapi import openapi_json, platform_openapi
 sys.stdout.write(openapi_json(platform_openapi()))
 """
 RENAMED = 'fields["href"] = (str, Field(description="renamed from url"))'
