@@ -21,7 +21,7 @@ from services.access.users import UserAdministration
 from shared.clients.db import unit_of_work
 from shared.contracts.events import Producer
 from shared.resources import Resources
-from shared.service.runtime import ServiceDefinition
+from shared.service.definition import ServiceDefinition
 
 log = structlog.get_logger(__name__)
 

@@ -16,7 +16,7 @@ from services.delivery.offline import prune_offline_ids
 from services.delivery.settings import DeliverySettings
 from shared.contracts.events import Producer
 from shared.resources import Resources
-from shared.service.runtime import ServiceDefinition
+from shared.service.definition import ServiceDefinition
 
 log = structlog.get_logger(__name__)
 

@@ -11,7 +11,7 @@ from services.metrics.export import export_to_cloudwatch
 from services.metrics.projection import keep_reader_sketches_sealed
 from services.metrics.settings import MetricsSettings
 from services.metrics.xapi import send_statements
-from shared.service.runtime import ServiceDefinition
+from shared.service.definition import ServiceDefinition
 
 DESCRIPTION = """Educational and workflow metrics from every platform event.
 

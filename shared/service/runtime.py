@@ -1,5 +1,5 @@
 """Running a service: its API under uvicorn, its worker (outbox relay and SQS
-consumer), its migrations, all from one `ServiceDefinition` per service.
+consumer), all from its `ServiceDefinition` (definition.py).
 """
 
 from __future__ import annotations
@@ -11,119 +11,25 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import structlog
 import uvicorn
-from fastapi import APIRouter, FastAPI
-from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
 from prometheus_client import start_http_server
-from starlette.middleware import Middleware
 from starlette.types import ASGIApp
 
 from shared.bus.consumer import ConsumerConfig, Handlers, SqsConsumer
-from shared.bus.inbox import InboxEntry
-from shared.bus.outbox import OutboxMessage, OutboxRelay
+from shared.bus.outbox import OutboxRelay
 from shared.clients.aws import queue_url
 from shared.contracts.events import Producer
 from shared.http.httpserver import CoalescingHttpToolsProtocol
 from shared.resources import Resources, open_resources
-from shared.service.app import create_service_app
-from shared.service.idempotency import IdempotencyRecord, once
+from shared.service.definition import ServiceDefinition
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
-
-
-WorkerJob = Callable[[Resources, ServiceSettings, asyncio.Event], Coroutine[Any, Any, None]]
-
-
-SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
-ComponentsT = TypeVar("ComponentsT")
-
-
-@dataclass(frozen=True)
-class ServiceDefinition(Generic[SettingsT, ComponentsT]):
-    """Everything that makes a service itself; the rest (app, worker, migrations,
-    health, errors, telemetry) is built from it the same way for all four."""
-
-    name: str
-    title: str
-    description: str  # the OpenAPI document's introduction
-    settings_class: type[SettingsT]
-    routers: Sequence[APIRouter]
-    # The service's long-lived parts, built once in the lifespan before the first
-    # request and read through the service's typed accessor (its components.py).
-    build_components: Callable[
-        [SettingsT, Resources, AsyncExitStack], Coroutine[Any, Any, ComponentsT]
-    ]
-    produces: Producer | None
-    handlers: Handlers
-    migrations: Path
-    default_port: int
-    # Pure-ASGI layers answering hot requests before routing (see shared/http/asgi.py).
-    fast_paths: Sequence[Middleware] = ()
-    # Jobs of the service's own that its worker runs beside the relay and consumer.
-    worker_jobs: Sequence[WorkerJob] = ()
-
-    @property
-    def platform_tables(self) -> frozenset[str]:
-        """The shared tables this service uses, so its migrations create no others:
-        an outbox if it produces events, an inbox if it consumes them, idempotency
-        keys if any endpoint takes an `Idempotency-Key`."""
-        tables = set()
-        if self.produces is not None:
-            tables.add(OutboxMessage.__tablename__)
-        if self.handlers:
-            tables.add(InboxEntry.__tablename__)
-        if any(
-            _depends_on(route.dependant, once)
-            for router in self.routers
-            for route in router.routes
-            if isinstance(route, APIRoute)
-        ):
-            tables.add(IdempotencyRecord.__tablename__)
-        return frozenset(tables)
-
-    def settings_of(self, settings: ServiceSettings | None) -> SettingsT:
-        """This service's settings: read from the environment when none are given;
-        another service's settings are a mistake, refused rather than replaced."""
-        if settings is None:
-            return self.settings_class()
-        if not isinstance(settings, self.settings_class):
-            raise TypeError(
-                f"{self.name} needs {self.settings_class.__name__}, not {type(settings).__name__}"
-            )
-        return settings
-
-    def create_app(
-        self, settings: ServiceSettings | None = None, resources: Resources | None = None
-    ) -> FastAPI:
-        """The service's API. Given Resources, the app shares them instead of opening its own."""
-        own_settings = self.settings_of(settings)
-
-        async def start(opened: Resources, stack: AsyncExitStack) -> ComponentsT:
-            return await self.build_components(own_settings, opened, stack)
-
-        return create_service_app(
-            own_settings,
-            title=self.title,
-            description=self.description,
-            routers=self.routers,
-            produces=self.produces,
-            start=start,
-            resources=resources,
-            middleware=self.fast_paths,
-        )
-
-
-def _depends_on(dependant: Dependant, call: Callable[..., Any]) -> bool:
-    return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

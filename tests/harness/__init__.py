@@ -10,7 +10,8 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 from shared.resources import Resources
-from shared.service.runtime import ServiceDefinition, run_worker
+from shared.service.definition import ServiceDefinition
+from shared.service.runtime import run_worker
 
 
 class RunningService(Protocol):
