@@ -7,8 +7,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
-from starlette.applications import Starlette
+from fastapi import Depends
 
 from services.access.class_report import ClassFigures
 from services.access.devices import KnownDevices
@@ -18,7 +17,8 @@ from services.access.settings import AccessSettings
 from services.access.tokens import SigningKeyStore, TokenIssuer
 from shared.clients.ratelimit import RateLimiter
 from shared.http.auth import TokenVerifier
-from shared.resources import Resources, components_of
+from shared.resources import Resources
+from shared.service.deps import components_accessors
 
 
 @dataclass
@@ -65,12 +65,7 @@ async def build_components(
     )
 
 
-def app_components(app: Starlette) -> Components:
-    return components_of(app, Components)
-
-
-async def get_components(request: Request) -> Components:
-    return app_components(request.app)
+app_components, get_components = components_accessors(Components)
 
 
 ComponentsDep = Annotated[Components, Depends(get_components)]

@@ -15,7 +15,8 @@ from services.access.decisions import DecisionService
 from services.access.entitlements import EntitlementService
 from services.access.repository import AccessRepository
 from services.access.users import UserAdministration
-from shared.resources import Resources, ResourcesDep, SessionDep
+from shared.resources import Resources
+from shared.service.deps import ResourcesDep, SessionDep
 
 
 def account_service(

@@ -7,15 +7,15 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
-from starlette.applications import Starlette
+from fastapi import Depends
 
 from services.content.catalog import CATALOG_CHANNEL, CatalogCache, cached_size
 from services.content.check_queue import CheckQueue
 from services.content.most_read import MostReadBooks
 from services.content.settings import ContentSettings
 from services.content.storage import ManuscriptStorage
-from shared.resources import Resources, components_of
+from shared.resources import Resources
+from shared.service.deps import components_accessors
 
 
 @dataclass
@@ -52,12 +52,7 @@ async def build_components(
     )
 
 
-def app_components(app: Starlette) -> Components:
-    return components_of(app, Components)
-
-
-async def get_components(request: Request) -> Components:
-    return app_components(request.app)
+app_components, get_components = components_accessors(Components)
 
 
 ComponentsDep = Annotated[Components, Depends(get_components)]

@@ -13,7 +13,8 @@ from services.content.components import ComponentsDep
 from services.content.repository import ContentRepository
 from services.content.reviews import ReviewService
 from services.content.submissions import SubmissionService
-from shared.resources import Resources, ResourcesDep, SessionDep
+from shared.resources import Resources
+from shared.service.deps import ResourcesDep, SessionDep
 
 
 async def get_submission_service(

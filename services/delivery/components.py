@@ -8,8 +8,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
-from starlette.applications import Starlette
+from fastapi import Depends
 
 from services.delivery.links import (
     BOOKS_CHANNEL,
@@ -27,7 +26,8 @@ from services.delivery.signing import CloudFrontSigner, S3LinkSigner
 from shared.bus.outbox import GroupCommitRecorder
 from shared.clients.db import create_engine, create_session_factory
 from shared.clients.ratelimit import SharedWindowLimiter
-from shared.resources import Resources, components_of
+from shared.resources import Resources
+from shared.service.deps import components_accessors
 
 # Group commits in flight at once, per kind (link events, page turns); each has
 # its own connection.
@@ -102,12 +102,7 @@ async def build_components(
     return Components(settings=settings, links=links, reading=reading)
 
 
-def app_components(app: Starlette) -> Components:
-    return components_of(app, Components)
-
-
-async def get_components(request: Request) -> Components:
-    return app_components(request.app)
+app_components, get_components = components_accessors(Components)
 
 
 ComponentsDep = Annotated[Components, Depends(get_components)]

@@ -7,12 +7,12 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
-from starlette.applications import Starlette
+from fastapi import Depends
 
 from services.metrics.settings import MetricsSettings
 from services.metrics.sketches import ReaderSketches
-from shared.resources import Resources, components_of
+from shared.resources import Resources
+from shared.service.deps import components_accessors
 
 
 @dataclass
@@ -27,12 +27,7 @@ async def build_components(
     return Components(settings=settings, sketches=ReaderSketches.of(resources))
 
 
-def app_components(app: Starlette) -> Components:
-    return components_of(app, Components)
-
-
-async def get_components(request: Request) -> Components:
-    return app_components(request.app)
+app_components, get_components = components_accessors(Components)
 
 
 ComponentsDep = Annotated[Components, Depends(get_components)]

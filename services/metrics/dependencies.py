@@ -14,8 +14,8 @@ from shared.contracts.clock import now_utc
 from shared.contracts.decisions import Action
 from shared.contracts.errors import Forbidden, NotFound
 from shared.contracts.roles import Role
-from shared.http.auth import CurrentPrincipal, Principal
-from shared.resources import ResourcesDep, SessionDep
+from shared.http.auth import Principal
+from shared.service.deps import CurrentPrincipal, ResourcesDep, SessionDep
 
 PLATFORM_FIGURES = Role.CONTENT_ADMIN
 

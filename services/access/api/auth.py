@@ -25,9 +25,9 @@ from services.access.schemas import (
 )
 from shared.contracts.errors import Unauthorized
 from shared.http.asgi import client_ip
-from shared.http.auth import CurrentPrincipal
 from shared.http.openapi import NOT_A_PROBLEM
 from shared.http.problems import problem_responses
+from shared.service.deps import CurrentPrincipal
 
 auth = APIRouter(prefix="/v1/auth", tags=["auth"])
 jwks = APIRouter(tags=["auth"])

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.access.api.auth import token_answer
-from services.access.api.common import PageSize
 from services.access.class_report import class_progress, progress_csv
 from services.access.components import ComponentsDep
 from services.access.dependencies import (
@@ -37,10 +36,9 @@ from services.access.schemas import (
     TokenPair,
 )
 from shared.http.asgi import client_ip
-from shared.http.auth import CurrentPrincipal
 from shared.http.pagination import Page
 from shared.http.problems import problem_responses
-from shared.service.idempotency import OnceDep
+from shared.service.deps import CurrentPrincipal, OnceDep, PageSize
 
 classes = APIRouter(prefix="/v1/classes", tags=["classes"])
 class_auth = APIRouter(prefix="/v1/auth", tags=["auth"])

@@ -17,9 +17,9 @@ from services.access.schemas import (
 )
 from shared.clients.db import unit_of_work
 from shared.contracts.decisions import Decision, DecisionRequest
-from shared.http.auth import CallingService
 from shared.http.problems import problem_responses
 from shared.resources import resources_of
+from shared.service.deps import CallingService
 
 decisions = APIRouter(prefix="/v1/decisions", tags=["decisions (internal)"])
 

@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from services.access.api.common import PageSize
 from services.access.dependencies import (
     EntitlementServiceDep,
 )
@@ -18,10 +17,9 @@ from services.access.schemas import (
     EntitlementGrant,
     EntitlementOut,
 )
-from shared.http.auth import CurrentPrincipal
 from shared.http.pagination import Page
 from shared.http.problems import problem_responses
-from shared.service.idempotency import OnceDep
+from shared.service.deps import CurrentPrincipal, OnceDep, PageSize
 
 entitlements = APIRouter(prefix="/v1/entitlements", tags=["entitlements"])
 

@@ -8,7 +8,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from services.access.api.common import PageSize
 from services.access.components import app_components
 from services.access.dependencies import (
     ClassServiceDep,
@@ -25,10 +24,9 @@ from services.access.schemas import (
 )
 from shared.clients.db import unit_of_work
 from shared.contracts.roles import Role
-from shared.http.auth import CurrentPrincipal
 from shared.http.pagination import Page
 from shared.http.problems import problem_responses
-from shared.resources import ResourcesDep
+from shared.service.deps import CurrentPrincipal, PageSize, ResourcesDep
 
 users = APIRouter(prefix="/v1/users", tags=["users"])
 

@@ -26,9 +26,8 @@ from services.content.schemas import (
     CoverUploadRequest,
     UploadTicket,
 )
-from shared.http.auth import CurrentPrincipal
 from shared.http.problems import problem_responses
-from shared.service.idempotency import OnceDep
+from shared.service.deps import CurrentPrincipal, OnceDep
 
 books = APIRouter(prefix="/v1/books", tags=["books"])
 

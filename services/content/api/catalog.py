@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query, Request, Response
 
 from services.content.api.common import (
     NOT_MODIFIED,
-    Cursor,
     IfNoneMatch,
     book_out,
     book_page,
@@ -33,10 +32,10 @@ from services.content.schemas import (
 )
 from shared.clients.db import unit_of_work
 from shared.contracts.errors import Forbidden, Unauthorized
-from shared.http.auth import OptionalPrincipal
 from shared.http.pagination import MAX_PAGE_SIZE, Page
 from shared.http.problems import problem_responses
 from shared.resources import resources_of
+from shared.service.deps import Cursor, OptionalPrincipal
 
 catalog = APIRouter(prefix="/v1/books", tags=["books"])
 

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Header, Query, Response
+from fastapi import Header, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -19,11 +19,8 @@ from services.content.models import Book, Submission
 from services.content.schemas import BookOut, SubmissionOut
 from services.content.settings import ContentSettings
 from shared.contracts.clock import now_utc
-from shared.http.pagination import MAX_PAGE_SIZE
 from shared.http.problems import problem_responses
 
-PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
-Cursor = Annotated[str | None, Query(max_length=500)]
 IfMatch = Annotated[
     str | None,
     Header(

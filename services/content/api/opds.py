@@ -15,7 +15,6 @@ from fastapi.responses import JSONResponse
 
 from services.content.api.common import (
     NOT_MODIFIED,
-    Cursor,
     IfNoneMatch,
     body_etag,
     book_out,
@@ -48,6 +47,7 @@ from shared.http.asgi import canonical_query
 from shared.http.pagination import MAX_PAGE_SIZE
 from shared.http.problems import problem_responses
 from shared.resources import resources_of
+from shared.service.deps import Cursor
 
 opds = APIRouter(prefix="/opds", tags=["opds"])
 

@@ -10,9 +10,7 @@ from fastapi.responses import JSONResponse
 
 from services.content.api.common import (
     CHANGE_ERRORS,
-    Cursor,
     IfMatchRequired,
-    PageSize,
     etag_of,
     submission_out,
     with_etag,
@@ -32,10 +30,9 @@ from services.content.schemas import (
     UploadRequest,
     UploadTicket,
 )
-from shared.http.auth import CurrentPrincipal
 from shared.http.pagination import Page
 from shared.http.problems import problem_responses
-from shared.service.idempotency import OnceDep
+from shared.service.deps import CurrentPrincipal, Cursor, OnceDep, PageSize
 
 submissions = APIRouter(prefix="/v1/submissions", tags=["submissions"])
 derivations = APIRouter(prefix="/v1/books", tags=["submissions"])

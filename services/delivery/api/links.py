@@ -16,8 +16,8 @@ from services.delivery.schemas import (
 )
 from shared.contracts.clock import now_utc
 from shared.http.asgi import client_ip
-from shared.http.auth import CurrentPrincipal
 from shared.http.problems import problem_responses
+from shared.service.deps import CurrentPrincipal
 
 deliveries = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 

@@ -18,8 +18,8 @@ from services.delivery.schemas import (
     ProgressOut,
     ProgressUpdate,
 )
-from shared.http.auth import CurrentPrincipal
 from shared.http.problems import problem_responses
+from shared.service.deps import CurrentPrincipal
 
 reading = APIRouter(prefix="/v1/reading", tags=["reading"])
 

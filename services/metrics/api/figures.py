@@ -31,9 +31,8 @@ from services.metrics.schemas import (
 from services.metrics.terms import BOOK_METRICS, Interval, Metric
 from shared.contracts.clock import now_utc
 from shared.contracts.errors import Unprocessable
-from shared.http.auth import CurrentPrincipal
 from shared.http.problems import problem_responses
-from shared.resources import ResourcesDep, SessionDep
+from shared.service.deps import CurrentPrincipal, ResourcesDep, SessionDep
 
 metrics = APIRouter(prefix="/v1/metrics", tags=["metrics"])
 
