@@ -4,17 +4,17 @@ shared/contracts/events.py ACCEPTED_LEGACY_CONTRACTS).
 
 The read model of books: which exist, which are published and whether they are
 free. Events may arrive late or out of order; each row remembers the time of
-the newest event applied and ignores older ones.
+the newest event applied and ignores older ones (shared/bus/read_models.py).
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from services.access.models import CatalogBook
 from services.access.repository import AccessRepository
 from shared.bus.consumer import EventContext, Handlers
+from shared.bus.read_models import NEVER, latest_wins
 from shared.contracts.events import (
     BookCreated,
     BookLineage,
@@ -34,14 +34,10 @@ async def _book_row(context: EventContext, book_id: uuid.UUID) -> CatalogBook:
             book_id=book_id,
             access="entitled",
             published=False,
-            state_changed_at=datetime.min.replace(tzinfo=UTC),
+            state_changed_at=NEVER,
         )
         repository.add(row)
     return row
-
-
-def _is_newer(context: EventContext, row: CatalogBook) -> bool:
-    return context.envelope.time >= row.state_changed_at
 
 
 def _forget_decisions_after_commit(context: EventContext) -> None:
@@ -53,7 +49,7 @@ async def record_book_created(context: EventContext, event: BookCreated) -> None
     row = await _book_row(context, event.book_id)
     row.title = event.title
     row.language = event.language
-    if _is_newer(context, row):
+    if latest_wins(context.envelope.time, row.state_changed_at):
         row.access = event.access
         row.state_changed_at = context.envelope.time
     _forget_decisions_after_commit(context)
@@ -69,7 +65,7 @@ def _follow_lineage(row: CatalogBook, event: object) -> None:
 
 async def record_book_updated(context: EventContext, event: BookUpdated | BookUpdatedV1) -> None:
     row = await _book_row(context, event.book_id)
-    if _is_newer(context, row):
+    if latest_wins(context.envelope.time, row.state_changed_at):
         row.title = event.title
         row.language = event.language
         row.access = event.access
@@ -83,7 +79,7 @@ async def record_book_published(
     context: EventContext, event: BookPublished | BookPublishedV1
 ) -> None:
     row = await _book_row(context, event.book_id)
-    if _is_newer(context, row):
+    if latest_wins(context.envelope.time, row.state_changed_at):
         row.published = True
         row.access = event.access
         row.language = event.language
@@ -94,7 +90,7 @@ async def record_book_published(
 
 async def record_book_unpublished(context: EventContext, event: BookUnpublished) -> None:
     row = await _book_row(context, event.book_id)
-    if _is_newer(context, row):
+    if latest_wins(context.envelope.time, row.state_changed_at):
         row.published = False
         row.state_changed_at = context.envelope.time
     _forget_decisions_after_commit(context)

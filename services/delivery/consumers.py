@@ -17,12 +17,12 @@ cached about that book or that reader.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from services.delivery.links import BOOKS_CHANNEL, READERS_CHANNEL
 from services.delivery.models import PublishedBook
 from services.delivery.repository import DeliveryRepository
 from shared.bus.consumer import EventContext, Handlers
+from shared.bus.read_models import NEVER, latest_wins
 from shared.contracts.events import (
     BookProcessed,
     BookPublished,
@@ -46,7 +46,7 @@ async def _book_row(context: EventContext, book_id: uuid.UUID) -> PublishedBook:
             book_id=book_id,
             published=False,
             access="entitled",
-            state_changed_at=datetime.min.replace(tzinfo=UTC),
+            state_changed_at=NEVER,
         )
         repository.add(row)
     return row
@@ -63,7 +63,7 @@ def _tell_instances_after_commit(context: EventContext, channel: str, key: uuid.
 # delivery reads only what both carry.
 async def record_published(context: EventContext, event: BookPublished | BookPublishedV1) -> None:
     row = await _book_row(context, event.book_id)
-    if context.envelope.time >= row.state_changed_at:
+    if latest_wins(context.envelope.time, row.state_changed_at):
         row.published = True
         row.object_key = event.object_key
         row.object_version = event.object_version
@@ -76,7 +76,7 @@ async def record_updated(context: EventContext, event: BookUpdated | BookUpdated
     # Carries the book's whole current state, but not its object: a book.updated
     # saying "published" for a book never seen published here serves nothing yet.
     row = await _book_row(context, event.book_id)
-    if context.envelope.time >= row.state_changed_at:
+    if latest_wins(context.envelope.time, row.state_changed_at):
         row.access = event.access
         row.published = event.published and row.object_key is not None
         row.state_changed_at = context.envelope.time
@@ -101,7 +101,7 @@ async def record_processed(context: EventContext, event: BookProcessed) -> None:
 
 async def record_unpublished(context: EventContext, event: BookUnpublished) -> None:
     row = await _book_row(context, event.book_id)
-    if context.envelope.time >= row.state_changed_at:
+    if latest_wins(context.envelope.time, row.state_changed_at):
         row.published = False
         row.state_changed_at = context.envelope.time
     _tell_instances_after_commit(context, BOOKS_CHANNEL, event.book_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -43,6 +43,7 @@ from services.metrics.models import (
     TeacherLearner,
     UserState,
 )
+from shared.bus.read_models import NEVER, latest_wins
 from shared.clients.db import upsert
 from shared.contracts.envelope import Envelope
 from shared.contracts.events import BookLineage
@@ -267,12 +268,12 @@ async def change_book(
         derivation=lineage.derivation if lineage else None,
         published=bool(published),
         # An event that says nothing of publication must never win over one that does.
-        state_changed_at=at if published is not None else datetime.min.replace(tzinfo=UTC),
+        state_changed_at=at if published is not None else NEVER,
         first_published_at=at if published else None,
     )
     new = statement.excluded
     b = BookState
-    newer = new.state_changed_at > b.state_changed_at
+    newer = latest_wins(new.state_changed_at, b.state_changed_at)
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=["book_id"],
