@@ -304,15 +304,13 @@ class AccountService:
             # embedded run is 127.0.0.1), and a guesser there must not cut them
             # off. Secrets are long and random, so the limit costs guessing nothing
             # it had a chance at; it stops the noise.
-            count = await self.limiter.hit(
-                f"service-token:{address_key(client_ip)}",
+            await self.limits.count_address(
+                "service-token",
+                client_ip,
                 window_seconds=self.settings.login_window_seconds,
+                limit=self.settings.service_token_failures_per_ip,
+                refusal="Too many wrong client secrets from this address.",
             )
-            if count.exceeded(self.settings.service_token_failures_per_ip):
-                raise TooManyRequests(
-                    "Too many wrong client secrets from this address.",
-                    retry_after=count.retry_after,
-                )
             raise Unauthorized("Unknown client or wrong secret.", code="invalid-client")
         ttl = self.settings.service_token_ttl_seconds
         issued = await self.issuer.issue(

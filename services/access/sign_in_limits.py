@@ -28,15 +28,23 @@ class SignInLimits:
     async def hold_registration(self, client_ip: str | None) -> None:
         """Count a sign-up against its address (each costs an argon2 hash); 429 past
         `ACCESS_REGISTRATIONS_PER_IP` an hour."""
-        by_ip = await self.limiter.hit(
-            f"register:{address_key(client_ip)}",
+        await self.count_address(
+            "register",
+            client_ip,
             window_seconds=self.settings.registration_window_seconds,
+            limit=self.settings.registrations_per_ip,
+            refusal="Too many sign-ups from this address; try again later.",
         )
-        if by_ip.exceeded(self.settings.registrations_per_ip):
-            raise TooManyRequests(
-                "Too many sign-ups from this address; try again later.",
-                retry_after=by_ip.retry_after,
-            )
+
+    async def count_address(
+        self, name: str, client_ip: str | None, *, window_seconds: int, limit: int, refusal: str
+    ) -> None:
+        """One more `name` from this address in the window; a 429 past `limit`."""
+        count = await self.limiter.hit(
+            f"{name}:{address_key(client_ip)}", window_seconds=window_seconds
+        )
+        if count.exceeded(limit):
+            raise TooManyRequests(refusal, retry_after=count.retry_after)
 
     @contextlib.asynccontextmanager
     async def address_attempt(self, client_ip: str | None) -> AsyncIterator[None]:
