@@ -46,7 +46,6 @@ LICENCES: dict[str, str] = {
     "CC-BY-ND-4.0": "CC BY-ND 4.0",
     "CC-BY-NC-ND-4.0": "CC BY-NC-ND 4.0",
 }
-DEFAULT_LICENCE = "CC-BY-4.0"
 
 # Names by a tag's primary language subtag, as a reader of the attribution
 # expects them (the platform's languages first; the tag itself otherwise).

@@ -143,7 +143,6 @@ class SqsConsumer:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._busy = 0  # messages being handled
         self._slot_freed = asyncio.Event()
-        self.released_on_shutdown = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Receive and handle until `stop` is set, then drain and return."""
@@ -213,7 +212,6 @@ class SqsConsumer:
                 for i, m in enumerate(messages)
             ],
         )
-        self.released_on_shutdown += len(messages)
 
     async def _handle_batch_and_free_slots(self, messages: list[dict[str, Any]]) -> None:
         gauge = self._telemetry.consumer_in_flight.labels(self.queue_name)

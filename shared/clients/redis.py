@@ -48,7 +48,6 @@ class RedisCircuit:
         self._on_change = on_change
         self._tripped = False
         self._open_until = 0.0
-        self.trips = 0
 
     @property
     def is_open(self) -> bool:
@@ -66,7 +65,6 @@ class RedisCircuit:
         self._open_until = time.monotonic() + self.open_seconds
         if not self._tripped:
             self._tripped = True
-            self.trips += 1
             if self._on_change:
                 self._on_change(True)
 
