@@ -35,7 +35,13 @@ class TokenDenyList:
         self._redis = redis
         self._bus = bus
         self._denied: dict[str, float] = {}  # token id -> expiry (epoch seconds)
-        self._synced = False
+        self._synced = False  # the copy is complete and kept current by the subscription
+        # A full copy was taken at least once. Kept apart from `_synced`: when the
+        # subscription comes back, the copy is no longer current until it reloads,
+        # but it still holds every denial made before the outage, which is all there
+        # can be while Redis refuses (logout writes to Redis first). Clearing one
+        # with the other turned every check between reconnect and reload into a 503.
+        self._copy_taken = False
         self._loading: asyncio.Task[None] | None = None
         bus.subscribe(DENIED_TOKENS_CHANNEL, self._remember)
         bus.on_reconnect(self._resync)
@@ -55,7 +61,7 @@ class TokenDenyList:
         try:
             return bool(await self._redis.exists(denylist_key(token_id)))
         except RedisError as exc:
-            if self._synced:
+            if self._copy_taken:
                 # Redis is down, so nothing can be denied anywhere until it is
                 # back (logout writes to Redis first): the copy taken before the
                 # outage still holds every denial there is.
@@ -102,3 +108,4 @@ class TokenDenyList:
                 loaded[key.removeprefix(denylist_key(""))] = now + ttl
         self._denied = {**loaded, **{k: v for k, v in self._denied.items() if v > now}}
         self._synced = True
+        self._copy_taken = True

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.metrics.sketches import ReaderSketches
+from shared.clients.denylist import TokenDenyList
 from shared.clients.pubsub import InvalidationBus
 from shared.clients.ratelimit import RateLimiter
 from shared.clients.redis import RedisCircuit, RedisCircuitOpenError, create_redis
@@ -25,7 +26,7 @@ from shared.contracts.roles import Role
 from stories.redis_process import RedisProcess, redis_process
 from tests.harness.access import PASSWORD, AccessHarness, running_access_harness
 from tests.harness.metrics import MetricsHarness, running_metrics
-from tests.support import eventually, unique_schema
+from tests.support import ToggleableProxy, eventually, unique_schema
 
 pytestmark = pytest.mark.faults
 
@@ -293,6 +294,42 @@ async def test_a_logout_during_the_outage_is_refused_not_lost(
     assert response.status_code == 503, response.text
     assert "retry-after" in response.headers
     assert uuid.UUID(registered.json()["id"])
+
+
+async def test_between_the_subscription_coming_back_and_the_reload_the_last_copy_decides(
+    server: RedisProcess,
+) -> None:
+    """The subscription can be back while this process's checks still fail (its
+    circuit open a moment longer, the reload retrying): the copy taken before the
+    outage still decides, as it does during the outage, instead of a 503 for
+    every token. CI saw that 503 once in delivery's degraded test."""
+    proxy = ToggleableProxy("127.0.0.1", server.port)
+    await proxy.start()
+    circuit = RedisCircuit(open_seconds=30.0)
+    checks = create_redis(server.url, timeout_seconds=0.25, circuit=circuit)
+    subscription = create_redis(f"redis://127.0.0.1:{proxy.port}/0", timeout_seconds=0.25)
+    bus = InvalidationBus(subscription)
+    denylist = TokenDenyList(checks, bus)
+    stop = asyncio.Event()
+    listening = asyncio.create_task(bus.run(stop))
+    try:
+        await eventually(lambda: denylist.synced, what="the first copy")
+        expires = datetime.fromtimestamp(time.time() + 3600, UTC)
+        await denylist.deny("logged-out", expires)
+        proxy.cut()
+        await eventually(lambda: not bus.connected, what="the subscription to drop")
+        circuit.failed()  # this process's Redis calls now fail fast for 30 s
+        proxy.restore()
+        await eventually(lambda: bus.connected, what="the subscription to come back")
+        assert not denylist.synced  # the reload cannot get through the open circuit
+        assert await denylist.is_denied("logged-out") is True
+        assert await denylist.is_denied("still-signed-in") is False
+    finally:
+        stop.set()
+        await listening
+        await proxy.stop()
+        await subscription.aclose()
+        await checks.aclose()
 
 
 def _opened(book: uuid.UUID, count: int) -> list[Envelope]:
