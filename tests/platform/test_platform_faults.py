@@ -378,24 +378,29 @@ def _miscounted(before: dict[str, Any], after: dict[str, Any], load: ReadersAtWo
     return wrong
 
 
+# A worker starts at nice 10 (as the load test runs them) while the readers keep
+# the APIs busy: on a loaded 2-core machine its start once took over a minute.
+WORKER_START_SECONDS = 150
+
+
 def _kill_each_worker(platform: Platform) -> None:
     for worker in platform.ports:
-        platform.wait_worker_ready(worker)
+        platform.wait_worker_ready(worker, WORKER_START_SECONDS)
         platform.kill_worker(worker)
         time.sleep(1.5)
         platform.start_worker(worker)
     for worker in platform.ports:
-        platform.wait_worker_ready(worker)
+        platform.wait_worker_ready(worker, WORKER_START_SECONDS)
 
 
 def _stop_each_worker(platform: Platform) -> None:
     for worker in platform.ports:
-        platform.wait_worker_ready(worker)
+        platform.wait_worker_ready(worker, WORKER_START_SECONDS)
         time.sleep(1)  # at work, not just started
         assert platform.stop_worker(worker) == 0, f"{worker} did not drain cleanly"
         platform.start_worker(worker)
     for worker in platform.ports:
-        platform.wait_worker_ready(worker)
+        platform.wait_worker_ready(worker, WORKER_START_SECONDS)
 
 
 def _stall_emulator(platform: Platform) -> None:
