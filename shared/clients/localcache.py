@@ -66,6 +66,12 @@ class InvalidatedCache(Generic[K, V]):
         return found[0]
 
     @property
+    def invalidations_seen(self) -> int:
+        """How many invalidations this instance has applied (its own and those
+        heard over Redis): a caller who published one can wait until it lands."""
+        return self._generation
+
+    @property
     def size(self) -> tuple[int, int]:
         """(entries, bytes) held now; bytes count only with `size_of`."""
         return len(self._entries), self._bytes
