@@ -115,9 +115,12 @@ variables {
   app_max_capacity       = 3
 }
 
-run "every_setting_a_service_reads_is_set_on_its_tasks" {
+# One apply, every contract asserted on it: each run block applied the whole
+# platform again (about 15 s of CPU each); an assert's message names its contract.
+run "the_platform_keeps_every_contract_with_the_code" {
   command = apply
 
+  # --- every setting a service reads is set on its tasks ---
   assert {
     condition = alltrue(flatten([
       for name, contract in jsondecode(file("contracts.json")).services : [
@@ -161,11 +164,8 @@ run "every_setting_a_service_reads_is_set_on_its_tasks" {
     ])
     error_message = "Each service runs its own API and worker."
   }
-}
 
-run "every_topic_and_queue_the_code_names_exists_with_a_dlq" {
-  command = apply
-
+  # --- every topic and queue the code names exists with a dlq ---
   assert {
     condition = alltrue([
       for topic in jsondecode(file("contracts.json")).topology.topics :
@@ -191,11 +191,8 @@ run "every_topic_and_queue_the_code_names_exists_with_a_dlq" {
     ])
     error_message = "A bucket the code uses does not exist."
   }
-}
 
-run "books_are_processed_by_a_bigger_content_worker_with_scratch_space" {
-  command = apply
-
+  # --- books are processed by a bigger content worker with scratch space ---
   # Content's worker consumes book.published (its queue and DLQ are checked above
   # with every other) and processes each book in a child allowed 1.5 GiB.
   assert {
@@ -228,11 +225,8 @@ run "books_are_processed_by_a_bigger_content_worker_with_scratch_space" {
     ]))
     error_message = "A container has no writable /tmp on its read-only root."
   }
-}
 
-run "no_iam_wildcards" {
-  command = apply
-
+  # --- no iam wildcards ---
   # No action with *, no resource "*" (the one exception: PutMetricData, which has
   # no resource-level permission, held to our namespace by a condition), and
   # object wildcards only under a bucket of ours.
@@ -262,11 +256,8 @@ run "no_iam_wildcards" {
     condition     = length(output.task_policies) == 4
     error_message = "One task role per service."
   }
-}
 
-run "scaling_and_rollback" {
-  command = apply
-
+  # --- scaling and rollback ---
   assert {
     condition = alltrue(flatten([
       for name, processes in output.autoscaling : [
@@ -282,11 +273,8 @@ run "scaling_and_rollback" {
     ]))
     error_message = "Every service rolls back a failed deployment."
   }
-}
 
-run "internal_paths_stay_internal" {
-  command = apply
-
+  # --- internal paths stay internal ---
   # The public load balancer refuses /v1/decisions and /metrics before it looks
   # at any forwarding rule (a lower number is looked at first)...
   assert {
@@ -327,21 +315,15 @@ run "internal_paths_stay_internal" {
     ]))
     error_message = "A service calls access through the public load balancer."
   }
-}
 
-run "redis_never_evicts" {
-  command = apply
-
+  # --- redis never evicts ---
   # An evicted deny-list entry would let a logged-out token work again.
   assert {
     condition     = output.redis_eviction_policy == "noeviction"
     error_message = "Redis may evict keys (deny-list entries, reader sketches)."
   }
-}
 
-run "waf_in_front_of_the_load_balancer_and_the_books" {
-  command = apply
-
+  # --- waf in front of the load balancer and the books ---
   assert {
     condition = alltrue([
       for acl in [output.waf.api, output.waf.books] : alltrue([
@@ -382,11 +364,8 @@ run "waf_in_front_of_the_load_balancer_and_the_books" {
     ])
     error_message = "WAF logs keep the Authorization header, or blocked spikes raise no alarm."
   }
-}
 
-run "backups_and_disaster_recovery" {
-  command = apply
-
+  # --- backups and disaster recovery ---
   # Snapshots daily and weekly, each copied to a vault in the DR region under its key.
   assert {
     condition = (
@@ -434,11 +413,8 @@ run "backups_and_disaster_recovery" {
     )
     error_message = "A bucket's lifecycle does not archive and expire what it should."
   }
-}
 
-run "traces_leave_through_the_adot_sidecar" {
-  command = apply
-
+  # --- traces leave through the adot sidecar ---
   # Beside every process, the pinned ADOT collector; the process sends it OTLP on
   # loopback; the task may write to X-Ray.
   assert {
@@ -473,11 +449,8 @@ run "traces_leave_through_the_adot_sidecar" {
     ])
     error_message = "A task may not write to X-Ray."
   }
-}
 
-run "content_api_is_sized_for_its_deep_checks" {
-  command = apply
-
+  # --- content api is sized for its deep checks ---
   # #37 F6: each check's child may use pdf_check_memory_mib; the task holds the API
   # and pdf_checks_at_once of them, and the API is told the same numbers.
   assert {
