@@ -129,6 +129,17 @@ def _parser() -> argparse.ArgumentParser:
         "--since", required=True, type=_moment, help="RFC 3339 with a zone, or a date (UTC)"
     )
 
+    reading = commands.add_parser(
+        "reading-level",
+        help="estimate plain text files' reading level (one JSON line each)",
+        description="The estimator content runs on every manuscript: pages split at form "
+        "feeds, else at blank lines; one JSON line per file.",
+    )
+    reading.add_argument(
+        "--language", help="the text's language (BCP 47, e.g. pt); default: the one detected"
+    )
+    reading.add_argument("files", nargs="+", metavar="FILE")
+
     bench = commands.add_parser("bench", help="run benchmarks and print figures beside baselines")
     bench.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     bench.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
@@ -263,6 +274,12 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reading_level(args: argparse.Namespace) -> int:
+    from stories.reading import reading_level
+
+    return reading_level(args)
+
+
 def embedded_aws_port(args: argparse.Namespace) -> int:
     """The emulator's port moves with --base-port, so two runs side by side do not
     fight over it (8001 and 4599 by default; --base-port 9001 gives 5599)."""
@@ -283,6 +300,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "bench": _bench,
     "loadtest": _loadtest,
     "demo": _demo,
+    "reading-level": _reading_level,
     **operate.COMMANDS,
 }
 FROM_A_CHECKOUT = frozenset({"bench", "loadtest"})
