@@ -7,7 +7,9 @@ from __future__ import annotations
 import functools
 import io
 import random
+import textwrap
 import zlib
+from collections.abc import Sequence
 
 import pikepdf
 
@@ -53,6 +55,37 @@ def story_pdf(
             page.Resources.XObject = pikepdf.Dictionary(Im1=picture)
             text += " q 340 0 0 227 40 180 cm /Im1 Do Q"
         page.Contents = pdf.make_stream(text.encode("latin-1"))
+    out = io.BytesIO()
+    pdf.save(out, deterministic_id=True)
+    return out.getvalue()
+
+
+def text_pdf(page_texts: Sequence[str], *, illustrated: bool = False) -> bytes:
+    """A book whose pages carry these texts (Latin-1, in Helvetica with WinAnsi's
+    encoding, so accented letters read back as written), wrapped at about 55
+    characters a line; an empty text is a page with no text layer at all (a scan's).
+    `illustrated` adds a picture to every page. Deterministic, as story_pdf is."""
+    pdf = pikepdf.new()
+    font = pdf.make_indirect(
+        pikepdf.Dictionary(
+            Type=pikepdf.Name.Font,
+            Subtype=pikepdf.Name.Type1,
+            BaseFont=pikepdf.Name.Helvetica,
+            Encoding=pikepdf.Name.WinAnsiEncoding,
+        )
+    )
+    for number, words in enumerate(page_texts, start=1):
+        page = pdf.add_blank_page(page_size=PAGE_SIZE)
+        page.Resources = pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font))
+        lines = textwrap.wrap(words, 55)
+        text = "BT /F1 12 Tf 14 TL 30 560 Td" + "".join(
+            f" ({_pdf_string(line)}) '" for line in lines
+        )
+        text += " ET"
+        if illustrated:
+            page.Resources.XObject = pikepdf.Dictionary(Im1=_picture(pdf, number))
+            text += " q 340 0 0 227 40 40 cm /Im1 Do Q"
+        page.Contents = pdf.make_stream(text.encode("latin-1") if lines or illustrated else b"")
     out = io.BytesIO()
     pdf.save(out, deterministic_id=True)
     return out.getvalue()

@@ -58,6 +58,7 @@ def _search_config_of_insert(context: DefaultExecutionContext) -> str:
 
 # Credits: [{"role", "name", "account_id"}], in the order they are shown.
 Credits = JSON().with_variant(JSONB(), "postgresql")
+Analysis = JSON().with_variant(JSONB(), "postgresql")
 
 
 class StoryFamilyColumns:
@@ -116,6 +117,9 @@ class Submission(StoryFamilyColumns, Base):
     # publication copies that version, and publication compares the digest.
     manuscript_sha256: Mapped[str | None] = mapped_column(String(64))
     manuscript_version: Mapped[str | None] = mapped_column(String(200))
+    # What the pinned manuscript's text says (services/content/manuscript_analysis.py):
+    # measured at submit, from those bytes; compared with the metadata when read.
+    analysis: Mapped[dict[str, Any] | None] = mapped_column(Analysis)
     reviewer_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -11,6 +11,11 @@ the service's own process: `check_manuscript_file` starts this module as a child
 (`python -m services.content.pdfcheck`) under hard limits on CPU time, memory
 and wall time, and a child that dies or overruns is a refusal, never a crash of
 the service. The child prints one JSON verdict on stdout.
+
+A file that passes is also read, in the same child and under the same limits:
+each page's text layer, analysed as services/content/manuscript_analysis.py
+does (the language, the reading level), so a reviewer sees what a careful first
+reader would have noticed. The analysis never refuses a file.
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ class Verdict:
     code: str = ""
     reason: str = ""
     pages: int = 0
+    # What a first reader notices (services/content/manuscript_analysis.py): only on
+    # a file that passed; None where the analysis itself failed (never a refusal).
+    analysis: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -67,8 +75,9 @@ def _name(value: Any) -> str | None:
     return str(value) if isinstance(value, pikepdf.Name) else None
 
 
-def inspect(path: str, max_pages: int) -> Verdict:
-    """The verdict on one file (runs in the child: may be slow or die on hostile input)."""
+def inspect(path: str, max_pages: int, language: str | None = None) -> Verdict:
+    """The verdict on one file (runs in the child: may be slow or die on hostile input),
+    with the analysis of its text as written in `language` (the declared one)."""
     import pikepdf
     import pypdfium2
 
@@ -132,11 +141,43 @@ def inspect(path: str, max_pages: int) -> Verdict:
             # About 200 pixels wide: enough to prove it draws, cheap for any page size.
             scale = 200 / max(first.get_width(), 1.0)
             first.render(scale=scale).close()
+            text = _page_texts(document)
         finally:
             document.close()
     except pypdfium2.PdfiumError as error:
         return refuse("manuscript-unrenderable", f"The first page does not render ({error}).")
-    return Verdict(ok=True, pages=pages)
+    return Verdict(ok=True, pages=pages, analysis=_analysis(text, language))
+
+
+def _page_texts(document: Any) -> list[str]:
+    """Each page's text layer, up to the analysis's bound (a page without one, or
+    whose text PDFium cannot read, is an empty page: that is what a reader sees)."""
+    import pypdfium2
+
+    from services.content.manuscript_analysis import MAX_TEXT_PER_PAGE
+
+    texts: list[str] = []
+    for index in range(len(document)):
+        try:
+            page = document[index]
+            textpage = page.get_textpage()
+            try:
+                texts.append(textpage.get_text_bounded()[:MAX_TEXT_PER_PAGE])
+            finally:
+                textpage.close()
+                page.close()
+        except pypdfium2.PdfiumError:
+            texts.append("")
+    return texts
+
+
+def _analysis(text: list[str], language: str | None) -> dict[str, Any] | None:
+    from services.content.manuscript_analysis import analyse_pages
+
+    try:
+        return analyse_pages(text, language)
+    except Exception:  # a bug in the analysis must not refuse a safe book
+        return None
 
 
 def _scan_objects(pdf: Any) -> Verdict | None:
@@ -239,9 +280,10 @@ async def run_child(module: str, args: list[str], limits: Limits) -> dict[str, A
     return answer if isinstance(answer, dict) else None
 
 
-async def check_manuscript_file(path: str, limits: Limits) -> Verdict:
-    """The verdict on a file, from a child process held to `limits`."""
-    verdict = await run_child("services.content.pdfcheck", [path], limits)
+async def check_manuscript_file(path: str, limits: Limits, language: str | None = None) -> Verdict:
+    """The verdict on a file, from a child process held to `limits`; its text is
+    analysed as written in `language` (the declared one; else the one detected)."""
+    verdict = await run_child("services.content.pdfcheck", [path, language or ""], limits)
     try:
         return Verdict(**verdict) if verdict is not None else _too_complex(limits)
     except TypeError:
@@ -259,11 +301,11 @@ def _too_complex(limits: Limits) -> Verdict:
 
 
 def main() -> None:
-    path, raw = sys.argv[1], sys.argv[2]
+    path, language, raw = sys.argv[1], sys.argv[2], sys.argv[3]
     limits = Limits(**json.loads(raw))
     limit_this_process(limits)  # it reads; it never writes a file
     try:
-        verdict = inspect(path, limits.max_pages)
+        verdict = inspect(path, limits.max_pages, language or None)
     except MemoryError:
         verdict = refuse("manuscript-too-complex", "The PDF needs more memory than allowed.")
     except Exception as error:  # a parser's own failure, or the limits, on a hostile file

@@ -170,6 +170,42 @@ class Lineage(BaseModel):
     licence: str
 
 
+class Finding(BaseModel):
+    """A reason for a reviewer to look closer; never a refusal on its own."""
+
+    kind: str = Field(
+        description="language-mismatch, level-differs, no-text, and the safety checks' kinds"
+    )
+    severity: Literal["info", "warning", "severe"]
+    page: int | None = Field(default=None, description="1-based, where it has one")
+    excerpt: str | None = Field(default=None, description="Masked where it is personal data")
+    detail: str
+
+
+class DetectedLanguage(BaseModel):
+    language: str | None = Field(description="A primary subtag; null when it cannot be told")
+    confidence: float = Field(description="0 to 1: the share of the text in it")
+    reliable: bool
+
+
+class ManuscriptAnalysis(BaseModel):
+    """What a careful first reader noticed in the pinned manuscript's text, at submit."""
+
+    detected_language: DetectedLanguage
+    measured_in: str = Field(description="The language the reading features were measured in")
+    estimated_level: ReadingLevel | None = Field(
+        description="On the catalog's scale; null without a text layer"
+    )
+    score: float | None = Field(description="Difficulty, higher is harder; null without text")
+    method: Literal["fitted thresholds", "word-count rule", "no text"]
+    features: dict[str, Any] = Field(
+        description="words_per_page, words_per_sentence, characters_per_word, "
+        "syllables_per_word, rare_word_share, repetition, and `unavailable`: the features "
+        "the language has no data for, and why"
+    )
+    findings: list[Finding] = Field(description="The most severe first")
+
+
 class SubmissionOut(Lineage):
     id: uuid.UUID
     author_id: uuid.UUID
@@ -186,6 +222,13 @@ class SubmissionOut(Lineage):
         default=None, description="Bytes of the verified manuscript; null until submitted"
     )
     manuscript_filename: str | None = None
+    # Not read from the row as it is (validation_alias): submission_out compares the
+    # stored measurement with the metadata as declared now.
+    analysis: ManuscriptAnalysis | None = Field(
+        default=None,
+        validation_alias="analysis_compared",
+        description="Null until a manuscript is submitted (or if its analysis failed)",
+    )
     reviewer_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime

@@ -79,6 +79,8 @@ class InspectedManuscript:
     sha256: str
     # The S3 version of the checked copy ("null" where the bucket keeps none).
     version: str
+    # What its text says (services/content/manuscript_analysis.py); None if that failed.
+    analysis: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,9 @@ class ManuscriptStorage:
         """
         return await self._check(upload_key, MANUSCRIPT, max_bytes=max_bytes)
 
-    async def inspect_manuscript(self, key: str, limits: Limits) -> InspectedManuscript:
+    async def inspect_manuscript(
+        self, key: str, limits: Limits, language: str | None = None
+    ) -> InspectedManuscript:
         """The deep check of a pinned manuscript (services/content/pdfcheck.py), read
         to a file piece by piece: what it read, by digest and version; or
         ManuscriptRefused, the pinned copy deleted. (Callers hold a place of
@@ -163,11 +167,13 @@ class ManuscriptStorage:
             found = await self._s3.get_object(Bucket=self.uploads_bucket, Key=key)
             version = str(found.get("VersionId") or "null")
             sha256 = await stream_to_file(found["Body"], path)
-            verdict = await check_manuscript_file(str(path), limits)
+            verdict = await check_manuscript_file(str(path), limits, language)
         if not verdict.ok:
             await self._s3.delete_object(Bucket=self.uploads_bucket, Key=key)
             raise ManuscriptRefused(verdict.reason, code=verdict.code)
-        return InspectedManuscript(pages=verdict.pages, sha256=sha256, version=version)
+        return InspectedManuscript(
+            pages=verdict.pages, sha256=sha256, version=version, analysis=verdict.analysis
+        )
 
     async def check_cover(self, upload_key: str, *, max_bytes: int) -> CheckedUpload:
         """Pin an uploaded cover image and check it; or refuse it (422) and delete it."""

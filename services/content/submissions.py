@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -70,6 +71,7 @@ class CheckedManuscript:
     size: int
     sha256: str
     version: str
+    analysis: dict[str, Any] | None = None
 
 
 @dataclass
@@ -301,6 +303,7 @@ class SubmissionService:
         """
         submission = await self._own_submission(actor, submission_id, for_update=False)
         upload_key, status = submission.upload_key, submission.status
+        language = submission.language
         current = if_match is not None and if_match_holds(if_match, submission.version)
         # A read ends here; nothing was written (rollback also forgets what was read,
         # so `submit` reads the submission afresh, under its lock).
@@ -320,7 +323,7 @@ class SubmissionService:
             )
             try:
                 inspected = await self.storage.inspect_manuscript(
-                    checked.key, self.settings.pdf_check_limits()
+                    checked.key, self.settings.pdf_check_limits(), language
                 )
             except ManuscriptRefused as refused:
                 await self._record_refusal(submission_id, status, actor, refused)
@@ -331,6 +334,7 @@ class SubmissionService:
             size=checked.size,
             sha256=inspected.sha256,
             version=inspected.version,
+            analysis=inspected.analysis,
         )
 
     async def submit(
@@ -362,6 +366,8 @@ class SubmissionService:
             submission.manuscript_sha256 = checked.sha256
             submission.manuscript_version = checked.version
             submission.manuscript_filename = submission.upload_filename
+            # Read from those bytes: a reviewer sees what a first reader noticed.
+            submission.analysis = checked.analysis
             submission.upload_key = None
             submission.upload_filename = None
         elif submission.manuscript_key is None:

@@ -15,8 +15,9 @@ from pydantic import BaseModel
 from services.content.catalog import CatalogCache, etag_matches, public_headers
 from services.content.editing import etag, is_overdue
 from services.content.families import Family
+from services.content.manuscript_analysis import ANALYSIS_VERSION, findings
 from services.content.models import Book, Submission
-from services.content.schemas import BookOut, SubmissionOut
+from services.content.schemas import BookOut, ManuscriptAnalysis, SubmissionOut
 from services.content.settings import ContentSettings
 from shared.contracts.clock import now_utc
 from shared.http.problems import problem_responses
@@ -59,8 +60,13 @@ def etag_of(payload: Any) -> dict[str, str]:
 
 
 def submission_out(row: Submission, settings: ContentSettings) -> SubmissionOut:
+    measured = row.analysis
     out = SubmissionOut.model_validate(row)
     out.overdue = is_overdue(row, settings.review_overdue_days, now_utc())
+    if measured is not None and measured.get("version") == ANALYSIS_VERSION:
+        out.analysis = ManuscriptAnalysis.model_validate(
+            {**measured, "findings": findings(measured, row.language, row.reading_level)}
+        )
     return out
 
 

@@ -1,0 +1,97 @@
+"""What a careful first reader tells a reviewer about a manuscript (#40).
+
+Made at submit, in the deep check's child (services/content/pdfcheck.py), from
+each page's text layer, and stored on the submission as `measured`: the language
+detected, the reading-level estimate and its features. What depends on what the
+author declares (the language, the level) is compared when the submission is
+read (`findings`), so an edit of the metadata after submit is compared afresh
+and the stored analysis never goes stale.
+
+Findings are reasons for a human, never a silent refusal: each has a kind, a
+severity, a page (where it has one) and a short excerpt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from services.content.reading_levels import estimate_reading_level, primary_language
+
+# Bumped when what is stored changes shape; a reader of an older one knows it.
+ANALYSIS_VERSION = 1
+# A page's text is read up to this many characters (a picture book's page holds a
+# few hundred; a page past this is not prose for children).
+MAX_TEXT_PER_PAGE = 20_000
+# A detected language this sure (and CLD2 calling it reliable) that differs from
+# the declared one is a finding.
+MISMATCH_CONFIDENCE = 0.6
+
+Severity = Literal["info", "warning", "severe"]
+
+
+def analyse_pages(pages: Sequence[str], declared_language: str | None) -> dict[str, Any]:
+    """The stored analysis of a manuscript's pages (JSON-ready)."""
+    pages = [page[:MAX_TEXT_PER_PAGE] for page in pages]
+    estimate = estimate_reading_level(pages, declared_language).as_json()
+    return {
+        "version": ANALYSIS_VERSION,
+        "detected_language": estimate["detected"],
+        "measured_in": estimate["language"],
+        "estimated_level": estimate["level"],
+        "score": estimate["score"],
+        "method": estimate["method"],
+        "features": estimate["features"],
+        "findings": [],  # found in the text itself (#40's safety checks)
+    }
+
+
+def finding(
+    kind: str, severity: Severity, detail: str, page: int | None = None, excerpt: str | None = None
+) -> dict[str, Any]:
+    return {"kind": kind, "severity": severity, "page": page, "excerpt": excerpt, "detail": detail}
+
+
+def findings(
+    measured: dict[str, Any], declared_language: str, declared_level: str
+) -> list[dict[str, Any]]:
+    """What the stored analysis says about the manuscript as now declared, then
+    what it found in the text; the most severe first."""
+    found: list[dict[str, Any]] = []
+    detected = measured.get("detected_language") or {}
+    if measured.get("method") == "no text":
+        found.append(
+            finding(
+                "no-text",
+                "info",
+                "The PDF has no text layer (a scan?): no language or reading level could be "
+                "read from it.",
+            )
+        )
+    elif (
+        detected.get("language")
+        and detected.get("reliable")
+        and float(detected.get("confidence", 0)) >= MISMATCH_CONFIDENCE
+        and detected["language"] != primary_language(declared_language)
+    ):
+        found.append(
+            finding(
+                "language-mismatch",
+                "warning",
+                f"Declared {declared_language!r}, but the text reads as {detected['language']!r} "
+                f"({float(detected['confidence']):.0%} of it).",
+            )
+        )
+    estimated = measured.get("estimated_level")
+    if estimated and estimated != declared_level:
+        found.append(
+            finding(
+                "level-differs",
+                "info",
+                f"Declared {declared_level!r}; the text reads as {estimated!r} "
+                f"(by the {measured.get('method')}).",
+            )
+        )
+    found += list(measured.get("findings") or [])
+    order = {"severe": 0, "warning": 1, "info": 2}
+    return sorted(found, key=lambda f: order.get(str(f.get("severity")), 3))

@@ -1,0 +1,120 @@
+"""#40: every manuscript is read at submit, inside the deep check's child, and the
+reviewer sees what a first reader noticed on the submission itself."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from services.content.manuscript_analysis import findings
+from services.content.models import Submission
+from services.content.pdfcheck import Limits, check_manuscript_file
+from shared.contracts.roles import Role
+from stories.samples import text_pdf
+from tests.content.test_reading_levels import FIRST_WORDS, FLUENT
+from tests.harness.content import ContentHarness
+
+LIMITS = Limits(max_pages=300, cpu_seconds=30, memory_bytes=1024**3, wall_seconds=60)
+
+
+def kinds(analysis: dict[str, Any]) -> list[str]:
+    return [f["kind"] for f in analysis["findings"]]
+
+
+async def test_the_check_child_reads_each_page_and_a_300_page_book_within_its_limits(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "book.pdf"
+    path.write_bytes(text_pdf([FLUENT["fr"] * 2] * 300))
+    verdict = await check_manuscript_file(str(path), LIMITS, "fr")
+    assert (verdict.ok, verdict.pages) == (True, 300)
+    assert verdict.analysis is not None
+    assert verdict.analysis["features"]["pages"] == 300
+    assert verdict.analysis["features"]["pages_with_text"] == 300
+    assert verdict.analysis["detected_language"]["language"] == "fr"
+    assert verdict.analysis["estimated_level"] == "fluent"
+    # Accented letters come back as written (WinAnsi): "où", "déborda".
+    assert verdict.analysis["features"]["rare_word_share"] < 0.2
+
+
+async def test_a_submission_carries_its_analysis_and_its_findings(
+    content_on_both: ContentHarness,
+) -> None:
+    content = content_on_both
+    author = await content.account(Role.VOLUNTEER)
+    # Portuguese first words, declared English and fluent: two findings.
+    pdf = text_pdf(FIRST_WORDS["pt"] * 2)
+    submitted = await content.submitted(author, pdf=pdf, language="en", reading_level="fluent")
+    analysis = submitted["analysis"]
+    assert analysis["detected_language"]["language"] == "pt"
+    assert analysis["measured_in"] == "en"
+    assert analysis["estimated_level"] == "emergent"
+    assert analysis["method"] == "word-count rule"
+    assert kinds(analysis) == ["language-mismatch", "level-differs"]
+    assert analysis["findings"][0]["severity"] == "warning"
+    # The reviewer sees the same on the submission and in the queue.
+    reviewer = await content.account(Role.STORY_MANAGER)
+    seen = await content.http.get(f"/v1/submissions/{submitted['id']}", headers=reviewer.headers)
+    assert seen.json()["analysis"] == analysis
+    queue = await content.http.get("/v1/submissions", headers=reviewer.headers)
+    (listed,) = [s for s in queue.json()["items"] if s["id"] == submitted["id"]]
+    assert listed["analysis"] == analysis
+
+
+async def test_a_manuscript_as_declared_has_no_findings(
+    content_on_both: ContentHarness,
+) -> None:
+    content = content_on_both
+    author = await content.account(Role.VOLUNTEER)
+    pdf = text_pdf([FLUENT["es"]] * 3)
+    submitted = await content.submitted(
+        author, pdf=pdf, language="es", reading_level="fluent"
+    )  # fmt: skip
+    analysis = submitted["analysis"]
+    assert (analysis["detected_language"]["language"], analysis["estimated_level"]) == (
+        "es", "fluent"
+    )  # fmt: skip
+    assert analysis["findings"] == []
+    assert analysis["features"]["unavailable"] == {}
+
+
+async def test_a_scanned_book_is_analysed_as_having_no_text(
+    content_on_both: ContentHarness,
+) -> None:
+    content = content_on_both
+    author = await content.account(Role.VOLUNTEER)
+    submitted = await content.submitted(author, pdf=text_pdf(["", "", ""]))
+    analysis = submitted["analysis"]
+    assert (analysis["estimated_level"], analysis["score"], analysis["method"]) == (
+        None, None, "no text"
+    )  # fmt: skip
+    assert kinds(analysis) == ["no-text"]
+
+
+async def test_findings_follow_the_metadata_as_declared_now(
+    content_on_both: ContentHarness,
+) -> None:
+    """The measurement is stored; the comparison with what the author declares is
+    made when the submission is read, so it never goes stale."""
+    content = content_on_both
+    author = await content.account(Role.VOLUNTEER)
+    pdf = text_pdf(FIRST_WORDS["sw"] * 2)
+    submitted = await content.submitted(author, pdf=pdf, language="sw", reading_level="early")
+    assert kinds(submitted["analysis"]) == ["level-differs"]
+    async with content.resources.session_factory() as session:
+        row = await session.get(Submission, uuid.UUID(submitted["id"]))
+        assert row is not None
+        stored = row.analysis
+    assert stored is not None
+    assert stored["findings"] == []  # nothing about the metadata is stored
+    assert findings(stored, "sw", "emergent") == []
+    assert [f["kind"] for f in findings(stored, "en", "emergent")] == ["language-mismatch"]
+    # Swahili has no syllables or rare words to measure: said, not guessed.
+    assert set(submitted["analysis"]["features"]["unavailable"]) == {
+        "syllables_per_word",
+        "rare_word_share",
+    }
+    # And the stored measurement holds codes and figures only: no page text.
+    assert FIRST_WORDS["sw"][2] not in json.dumps(stored)
