@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from services.content.personal_data import personal_data_findings
 from services.content.reading_levels import estimate_reading_level, primary_language
 
 # Bumped when what is stored changes shape; a reader of an older one knows it.
@@ -42,7 +43,8 @@ def analyse_pages(pages: Sequence[str], declared_language: str | None) -> dict[s
         "score": estimate["score"],
         "method": estimate["method"],
         "features": estimate["features"],
-        "findings": [],  # found in the text itself (#40's safety checks)
+        # Found in the text itself, whatever is declared; excerpts already masked.
+        "findings": personal_data_findings(pages),
     }
 
 

@@ -174,7 +174,8 @@ class Finding(BaseModel):
     """A reason for a reviewer to look closer; never a refusal on its own."""
 
     kind: str = Field(
-        description="language-mismatch, level-differs, no-text, and the safety checks' kinds"
+        description="language-mismatch, level-differs, no-text; personal data: phone-number, "
+        "email-address, street-address, postcode (severe), web-address (warning)"
     )
     severity: Literal["info", "warning", "severe"]
     page: int | None = Field(default=None, description="1-based, where it has one")

@@ -8,10 +8,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from services.content.manuscript_analysis import findings
 from services.content.models import Submission
 from services.content.pdfcheck import Limits, check_manuscript_file
 from shared.contracts.roles import Role
+from shared.service.logging import configure_logging
 from stories.samples import text_pdf
 from tests.content.test_reading_levels import FIRST_WORDS, FLUENT
 from tests.harness.content import ContentHarness
@@ -118,3 +121,32 @@ async def test_findings_follow_the_metadata_as_declared_now(
     }
     # And the stored measurement holds codes and figures only: no page text.
     assert FIRST_WORDS["sw"][2] not in json.dumps(stored)
+
+
+async def test_a_childs_phone_number_is_a_severe_finding_and_kept_nowhere_unmasked(
+    content_on_both: ContentHarness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    content = content_on_both
+    author = await content.account(Role.VOLUNTEER)
+    number = "0712 345 678"
+    pages = [*FIRST_WORDS["sw"], f"Ukipotea, mpigie mama kwa {number}.", "Mwisho."]
+    configure_logging("DEBUG", json=True)  # everything the service would log
+    try:
+        submitted = await content.submitted(author, pdf=text_pdf(pages), language="sw")
+        events = await content.outbox("submission.submitted")
+        logs = capsys.readouterr()
+    finally:
+        configure_logging("WARNING", json=False)
+    (phone,) = [f for f in submitted["analysis"]["findings"] if f["kind"] == "phone-number"]
+    assert (phone["severity"], phone["page"]) == ("severe", 6)
+    assert submitted["analysis"]["findings"][0] == phone  # the most severe first
+    assert "345" not in phone["excerpt"]
+    async with content.resources.session_factory() as session:
+        row = await session.get(Submission, uuid.UUID(submitted["id"]))
+        assert row is not None
+        stored = json.dumps(row.analysis)
+    carried = json.dumps([e.model_dump(mode="json") for e in events])
+    assert submitted["id"] in carried  # the event is there, by id
+    for place, text in {"stored": stored, "events": carried, "logs": logs.out + logs.err}.items():
+        for digits in (number, number.replace(" ", ""), "345 678"):
+            assert digits not in text, place
