@@ -112,6 +112,11 @@ class RateLimiter:
         """A slowed key's one attempt per `seconds`: 0 if this caller has it (held for
         `seconds`, or until `give_back_turn`), else how long until it is free."""
         name = self._turn_key(key)
+        # A turn held here while Redis could not be reached still holds: Redis
+        # answering again knows nothing of it and would hand out a fresh turn.
+        held_until = self._local_turns.get(key, 0.0)
+        if held_until > time.monotonic():
+            return max(1, math.ceil(held_until - time.monotonic()))
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.set(name, 1, nx=True, ex=seconds)

@@ -9,7 +9,8 @@ import uuid
 
 from shared.clients.ratelimit import RateLimiter
 from shared.clients.redis import create_redis
-from tests.support import TEST_REDIS_URL
+from stories.redis_process import redis_process
+from tests.support import TEST_REDIS_URL, eventually
 
 
 async def test_one_turn_per_interval_is_shared_by_every_instance() -> None:
@@ -42,3 +43,22 @@ async def test_turns_are_kept_in_process_while_redis_is_unreachable() -> None:
         assert await limiter.take_turn("j", seconds=5) > 0
     finally:
         await client.aclose()
+
+
+async def test_a_turn_held_while_redis_was_down_still_holds_when_it_is_back() -> None:
+    """The failure that reached the limit held its turn in process (Redis down, or
+    past its deadline on a loaded machine); Redis answering again must not hand
+    the next guess a fresh turn (CI saw a second wrong password get a 401, not 429)."""
+    with redis_process() as server:
+        client = create_redis(server.url)
+        limiter = RateLimiter(client, "test-back")
+        try:
+            server.kill()
+            await limiter.hold_turn("k", seconds=30)  # kept in process
+            server.start()
+            await eventually(client.ping, what="Redis back")
+            assert 0 < await limiter.take_turn("k", seconds=30) <= 30
+            await limiter.give_back_turn("k")
+            assert await limiter.take_turn("k", seconds=30) == 0
+        finally:
+            await client.aclose()
