@@ -48,6 +48,17 @@ def analyse_pages(pages: Sequence[str], declared_language: str | None) -> dict[s
     }
 
 
+def severe_findings(measured: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """What holds a submission for a CONTENT_ADMIN: found in the text, severe."""
+    return [f for f in (measured or {}).get("findings") or [] if f.get("severity") == "severe"]
+
+
+def hold_note(severe: Sequence[dict[str, Any]]) -> str:
+    """The history's reason for a hold: kinds and pages only, never an excerpt."""
+    where = ", ".join(f"{f['kind']} on page {f['page']}" for f in severe)
+    return f"Held until a CONTENT_ADMIN clears it: {where}."
+
+
 def finding(
     kind: str, severity: Severity, detail: str, page: int | None = None, excerpt: str | None = None
 ) -> dict[str, Any]:

@@ -7,7 +7,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, Uuid, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Index,
+    Integer,
+    String,
+    Text,
+    Uuid,
+    false,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
@@ -120,6 +131,10 @@ class Submission(StoryFamilyColumns, Base):
     # What the pinned manuscript's text says (services/content/manuscript_analysis.py):
     # measured at submit, from those bytes; compared with the metadata when read.
     analysis: Mapped[dict[str, Any] | None] = mapped_column(Analysis)
+    # A severe finding (a child's contact details) holds it from approval until a
+    # CONTENT_ADMIN clears it; the clearance is for those bytes, by their SHA-256.
+    held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    hold_cleared_sha256: Mapped[str | None] = mapped_column(String(64))
     reviewer_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -8,8 +8,11 @@ specialist looks at:
 - words per page and words per sentence (Bloom's leveled-reader tool caps both);
 - word length: syllables per word from the Hunspell hyphenation dictionaries
   (`pyphen`: en, fr, es, pt), else characters per word;
-- the share of rare words (`wordfreq`'s lists: en, fr, es, pt), below
-  RARE_ZIPF on the Zipf scale (under one use per million words);
+- the share of rare words: those missing from `wordfreq`'s "small" list of the
+  language (en, fr, es, pt), which holds every word used at least once per
+  million (Zipf 3). The list is read straight from the wheel's data file
+  (wordfreq's documented cBpack: msgpack, gzipped), a few milliseconds, where
+  importing wordfreq itself (its tokenizers) cost each check's child 0.25 s;
 - repetition, one minus the moving-average type-token ratio (a window of
   REPETITION_WINDOW words, so a long book is not "repetitive" by length alone):
   patterns and repetition make a beginner's book easier.
@@ -29,20 +32,24 @@ paragraphs" and beyond).
 from __future__ import annotations
 
 import functools
+import gzip
+import importlib.util
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+import msgpack
 import pycld2
 import pyphen
-import wordfreq
-
-from services.content.families import READING_LEVELS
 
 Level = Literal["emergent", "early", "transitional", "fluent"]
+# The catalog's scale, easiest first (services/content/families.py has the same;
+# a test holds them equal: importing it here cost the check's child 0.16 s).
+LEVELS: tuple[Level, ...] = ("emergent", "early", "transitional", "fluent")
 
 # The word-count rule: the most words a page with text may average at each level
 # (above the last: fluent).
@@ -51,7 +58,7 @@ WORDS_PER_PAGE_RULE: tuple[tuple[Level, float], ...] = (
     ("early", 25.0),
     ("transitional", 60.0),
 )
-RARE_ZIPF = 3.0
+RARE_ZIPF = 3.0  # what wordfreq's "small" lists stop at
 REPETITION_WINDOW = 50
 # Where syllables cannot be counted, characters stand in for them at about this
 # many letters a syllable (so the score keeps its scale across languages).
@@ -147,8 +154,24 @@ def _syllables(language: str, word: str) -> int:
 
 
 @functools.cache
-def _has_frequencies(language: str) -> bool:
-    return language in wordfreq.available_languages()
+def common_words(language: str) -> frozenset[str] | None:
+    """Every word of `language` used at least once per million (Zipf >= 3), from
+    wordfreq's small list; None where wordfreq has no list for it."""
+    if not re.fullmatch(r"[a-z]{2,3}", language):
+        return None
+    spec = importlib.util.find_spec("wordfreq")  # found, not imported
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = f"{next(iter(spec.submodule_search_locations))}/data/small_{language}.msgpack.gz"
+    try:
+        with gzip.open(path) as file:
+            pack = msgpack.load(file, raw=False)
+    except FileNotFoundError:
+        return None
+    # cBpack: a header, then the words of each frequency bucket, most frequent first.
+    if not isinstance(pack, list) or not pack or pack[0].get("format") != "cB":
+        return None
+    return frozenset(word for bucket in pack[1:] for word in bucket)
 
 
 def _moving_type_token_ratio(words: Sequence[str]) -> float:
@@ -186,11 +209,11 @@ def reading_features(pages: Sequence[str], language: str) -> ReadingFeatures:
     elif count:
         syllables = sum(_syllables(language, w) for w in lowered) / count
     rare: float | None = None
-    if not _has_frequencies(language):
+    common = common_words(language)
+    if common is None:
         unavailable["rare_word_share"] = f"no word frequency list for {language!r}"
     elif count:
-        zipf = functools.partial(wordfreq.zipf_frequency, lang=language)
-        rare = sum(1 for w in lowered if zipf(w) < RARE_ZIPF) / count
+        rare = sum(1 for w in lowered if unicodedata.normalize("NFC", w) not in common) / count
     return ReadingFeatures(
         pages=len(pages),
         pages_with_text=pages_with_text,
@@ -233,10 +256,8 @@ def level_by_word_count(features: ReadingFeatures) -> Level:
 
 def level_by_thresholds(score: float, thresholds: Sequence[float]) -> Level:
     """`thresholds`: the three scores where early, transitional and fluent begin."""
-    levels: tuple[Level, ...] = ("emergent", "early", "transitional", "fluent")
-    assert len(thresholds) == len(levels) - 1
-    assert levels == READING_LEVELS
-    return levels[sum(1 for t in thresholds if score >= t)]
+    assert len(thresholds) == len(LEVELS) - 1
+    return LEVELS[sum(1 for t in thresholds if score >= t)]
 
 
 def estimate_reading_level(

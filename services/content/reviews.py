@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from services.content.editing import REVIEWER, check_if_match
+from services.content.editing import PUBLISHER, REVIEWER, check_if_match
 from services.content.models import Submission, SubmissionStatus
 from services.content.schemas import ReviewRequest
 from services.content.settings import ContentSettings
@@ -108,6 +108,29 @@ class ReviewService:
         submission.reviewer_id = actor.user_id
         return submission
 
+    async def clear_hold(
+        self, actor: Principal, submission_id: uuid.UUID, if_match: str | None, reason: str
+    ) -> Submission:
+        """A CONTENT_ADMIN lets a held submission go on, saying why: for the bytes
+        that were read (their SHA-256), recorded in the history with who and when."""
+        await self.submissions.access.require(actor, Action.SUBMISSION_REVIEW, minimum=PUBLISHER)
+        submission = await self.submissions.visible_submission(
+            actor, submission_id, for_update=True
+        )
+        check_if_match(if_match, submission.version)
+        if not submission.held:
+            raise Conflict("This submission is not held.", code="not-held")
+        submission.held = False
+        submission.hold_cleared_sha256 = submission.manuscript_sha256
+        self.submissions.move(
+            submission,
+            SubmissionStatus(submission.status),
+            actor,
+            notes=f"Hold cleared: {reason}",
+            at=now_utc(),
+        )
+        return submission
+
     async def review(
         self,
         actor: Principal,
@@ -134,6 +157,13 @@ class ReviewService:
             )
         if request.decision != "approve" and not request.notes:
             raise Unprocessable("Say what is wrong: notes are required unless approving.")
+        if request.decision == "approve" and submission.held:
+            # Changes or a rejection still go back to the author; an approval waits.
+            raise Conflict(
+                "A severe finding holds this submission: a CONTENT_ADMIN must clear it "
+                "(POST …/clearance) before it can be approved.",
+                code="held-for-clearance",
+            )
         now = now_utc()
         self.submissions.move(
             submission, REVIEW_OUTCOME[request.decision], actor, notes=request.notes, at=now

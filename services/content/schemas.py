@@ -230,6 +230,10 @@ class SubmissionOut(Lineage):
         validation_alias="analysis_compared",
         description="Null until a manuscript is submitted (or if its analysis failed)",
     )
+    held: bool = Field(
+        default=False,
+        description="A severe finding holds it from approval until a CONTENT_ADMIN clears it",
+    )
     reviewer_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
@@ -239,6 +243,17 @@ class SubmissionOut(Lineage):
         default=False,
         description="Waiting for review longer than CONTENT_REVIEW_OVERDUE_DAYS",
     )
+
+    @field_validator("held", mode="before")
+    @classmethod
+    def _not_yet_stored_is_not_held(cls, value: object) -> object:
+        return False if value is None else value  # a row not yet flushed has no default
+
+
+class ClearanceRequest(StrictModel):
+    reason: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000), MultiLine
+    ] = Field(description="Why the held manuscript may go on: kept in its history")
 
 
 class UploadRequest(StrictModel):

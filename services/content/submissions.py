@@ -30,6 +30,7 @@ from services.content.families import (
     check_derivation,
     derived_credits,
 )
+from services.content.manuscript_analysis import hold_note, severe_findings
 from services.content.models import BookStatus, Submission, SubmissionStatus, SubmissionTransition
 from services.content.object_keys import PDF_CONTENT_TYPE, belongs_to, filename_for, upload_key
 from services.content.repository import ContentRepository
@@ -376,8 +377,15 @@ class SubmissionService:
                 "POST the PDF to it, then submit.",
                 code="manuscript-missing",
             )
+        severe = severe_findings(submission.analysis)
+        # Cleared once for these bytes, cleared for good; new bytes are read afresh.
+        submission.held = bool(severe) and (
+            submission.hold_cleared_sha256 is None
+            or submission.hold_cleared_sha256 != submission.manuscript_sha256
+        )
         now = now_utc()
-        self.move(submission, SubmissionStatus.SUBMITTED, actor, notes=None, at=now)
+        notes = hold_note(severe) if submission.held else None
+        self.move(submission, SubmissionStatus.SUBMITTED, actor, notes=notes, at=now)
         submission.submitted_at = now
         submission.reviewer_id = None
         record_event(

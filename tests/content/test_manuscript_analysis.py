@@ -18,6 +18,7 @@ from shared.service.logging import configure_logging
 from stories.samples import text_pdf
 from tests.content.test_reading_levels import FIRST_WORDS, FLUENT
 from tests.harness.content import ContentHarness
+from tests.support import assert_problem
 
 LIMITS = Limits(max_pages=300, cpu_seconds=30, memory_bytes=1024**3, wall_seconds=60)
 
@@ -150,3 +151,78 @@ async def test_a_childs_phone_number_is_a_severe_finding_and_kept_nowhere_unmask
     for place, text in {"stored": stored, "events": carried, "logs": logs.out + logs.err}.items():
         for digits in (number, number.replace(" ", ""), "345 678"):
             assert digits not in text, place
+
+
+def held_pdf(number: str = "0712 345 678") -> bytes:
+    return text_pdf([*FIRST_WORDS["sw"], f"Ukipotea, mpigie mama kwa {number}."])
+
+
+async def test_a_severe_finding_holds_approval_until_a_content_admin_clears_it(
+    content_on_both: ContentHarness,
+) -> None:
+    content = content_on_both
+    author = await content.account(Role.VOLUNTEER)
+    reviewer = await content.account(Role.STORY_MANAGER)
+    submitted = await content.submitted(author, pdf=held_pdf(), language="sw")
+    assert submitted["held"] is True
+    history = (
+        await content.http.get(f"/v1/submissions/{submitted['id']}/history", headers=author.headers)
+    ).json()
+    assert history[-1]["notes"] == (
+        "Held until a CONTENT_ADMIN clears it: phone-number on page 6."
+    )  # codes and pages: never the number
+    claimed = (await content.claim(reviewer, submitted)).json()
+    refused = await content.review(reviewer, claimed)
+    assert_problem(refused, 409, "held-for-clearance")
+
+    async def clear(who: Any, version: int, reason: str = "The number is the school's.") -> Any:
+        return await content.http.post(
+            f"/v1/submissions/{submitted['id']}/clearance",
+            json={"reason": reason},
+            headers={**who.headers, "If-Match": f'"{version}"'},
+        )
+
+    for role in (Role.STORY_MANAGER, Role.BOOK_MANAGER):
+        below = await clear(await content.account(role), claimed["version"])
+        assert below.status_code == 403, (role, below.text)
+    admin = await content.account(Role.CONTENT_ADMIN)
+    assert_problem(await clear(admin, claimed["version"], reason=""), 422)
+    cleared = await clear(admin, claimed["version"])
+    assert cleared.status_code == 200, cleared.text
+    assert (cleared.json()["held"], cleared.json()["status"]) == (False, "IN_REVIEW")
+    again = await clear(admin, cleared.json()["version"])
+    assert_problem(again, 409, "not-held")
+    history = (
+        await content.http.get(f"/v1/submissions/{submitted['id']}/history", headers=admin.headers)
+    ).json()
+    assert history[-1]["notes"] == "Hold cleared: The number is the school's."
+    assert (history[-1]["actor_id"], history[-1]["actor_role"]) == (str(admin.id), "CONTENT_ADMIN")
+    approved = await content.review(reviewer, cleared.json())
+    assert approved.status_code == 200, approved.text
+
+
+async def test_a_clearance_holds_for_the_bytes_read_and_new_ones_are_read_afresh(
+    content_on_both: ContentHarness,
+) -> None:
+    content = content_on_both
+    author = await content.account(Role.VOLUNTEER)
+    reviewer = await content.account(Role.STORY_MANAGER)
+    admin = await content.account(Role.CONTENT_ADMIN)
+    submitted = await content.submitted(author, pdf=held_pdf(), language="sw")
+    cleared = await content.http.post(
+        f"/v1/submissions/{submitted['id']}/clearance",
+        json={"reason": "A made-up number in the story."},
+        headers={**admin.headers, "If-Match": f'"{submitted["version"]}"'},
+    )
+    assert cleared.status_code == 200, cleared.text
+    sent_back = await content.review(reviewer, cleared.json(), "request_changes", "A typo.")
+    assert sent_back.status_code == 200, sent_back.text
+    # The same bytes again: still cleared.
+    again = await content.submit(author, sent_back.json())
+    assert (again.status_code, again.json()["held"]) == (200, False)
+    sent_back = await content.review(reviewer, again.json(), "request_changes", "Another.")
+    # New bytes with a number: read afresh, held again.
+    uploaded = await content.upload(author, submitted["id"], held_pdf("+255 754 123 456"))
+    assert uploaded.status_code in (200, 201, 204), uploaded.text
+    resubmitted = await content.submit(author, sent_back.json())
+    assert (resubmitted.status_code, resubmitted.json()["held"]) == (200, True)

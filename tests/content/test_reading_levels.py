@@ -7,12 +7,17 @@ import json
 from pathlib import Path
 
 import pytest
+import wordfreq
 
+from services.content.families import READING_LEVELS
 from services.content.reading_levels import (
+    LEVELS,
     WORDS_PER_PAGE_RULE,
+    common_words,
     detect_language,
     estimate_reading_level,
     reading_features,
+    words_of,
 )
 from stories.cli import main
 
@@ -200,3 +205,21 @@ def test_the_command_prints_one_json_line_per_file(
     assert code == 0
     assert (line["language"], line["detected"]["language"]) == ("sw", "fr")
     assert "syllables_per_word" in line["features"]["unavailable"]
+
+
+def test_the_scale_is_the_catalogs() -> None:
+    assert LEVELS == READING_LEVELS
+
+
+@pytest.mark.parametrize("language", ["en", "fr", "es", "pt"])
+def test_rare_words_are_what_wordfreq_itself_calls_rare(language: str) -> None:
+    """The small list read from the wheel says what wordfreq's own API says."""
+    words = {w.lower() for w in words_of(FLUENT[language] + " " + " ".join(FIRST_WORDS[language]))}
+    common = common_words(language)
+    assert common is not None
+    disagree = {
+        w for w in words if (w not in common) != (wordfreq.zipf_frequency(w, language) < 3.0)
+    }
+    assert len(disagree) <= max(1, len(words) // 50), disagree
+    assert common_words("sw") is None
+    assert common_words("../../etc") is None

@@ -19,6 +19,7 @@ from services.content.dependencies import ReviewServiceDep, SubmissionServiceDep
 from services.content.models import SubmissionStatus
 from services.content.schemas import (
     ClaimRequest,
+    ClearanceRequest,
     DerivationRequest,
     Language,
     ManuscriptLink,
@@ -247,6 +248,34 @@ async def review(
     async def work() -> SubmissionOut:
         return submission_out(
             await service.review(principal, submission_id, if_match, body), service.settings
+        )
+
+    return await once.respond(body, work, headers=etag_of)
+
+
+@submissions.post(
+    "/{submission_id}/clearance",
+    response_model=SubmissionOut,
+    summary="Let a held submission go on to approval, saying why (CONTENT_ADMIN; If-Match)",
+    description="A severe finding at submit (a child's phone number, email or address in "
+    "the manuscript) holds the submission: its reviewer may request changes or reject it, "
+    "but an approval is a 409 `held-for-clearance` until this clearance. The reason goes "
+    "into the history with who and when; it holds for the manuscript that was read (new "
+    "bytes are read afresh). A submission that is not held is a 409 `not-held`.",
+    responses=CHANGE_ERRORS,
+)
+async def clearance(
+    submission_id: uuid.UUID,
+    body: ClearanceRequest,
+    principal: CurrentPrincipal,
+    once: OnceDep,
+    service: ReviewServiceDep,
+    if_match: IfMatchRequired,
+) -> JSONResponse:
+    async def work() -> SubmissionOut:
+        return submission_out(
+            await service.clear_hold(principal, submission_id, if_match, body.reason),
+            service.settings,
         )
 
     return await once.respond(body, work, headers=etag_of)

@@ -1,6 +1,7 @@
 """What a first reader notices (#40): each submission's analysis of its pinned
 manuscript's text (the language detected, the reading-level estimate and its
-features, the findings), measured at submit.
+features, the findings), measured at submit; and the hold a severe finding puts
+on it until a CONTENT_ADMIN clears it (for those bytes: their SHA-256).
 
 Rows submitted before this revision keep NULL: no analysis, said as such.
 
@@ -26,8 +27,12 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("analysis", sa.JSON().with_variant(JSONB(), "postgresql"), nullable=True)
         )
+        batch.add_column(sa.Column("held", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch.add_column(sa.Column("hold_cleared_sha256", sa.String(64), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("submissions") as batch:
+        batch.drop_column("hold_cleared_sha256")
+        batch.drop_column("held")
         batch.drop_column("analysis")
