@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 from stories.bench.access import bench_access
+from stories.bench.analysis import bench_analysis
 from stories.bench.content import bench_content
 from stories.bench.delivery import bench_delivery
 from stories.bench.events import bench_events
@@ -30,6 +31,7 @@ def run_benchmarks(
         "events": lambda: asyncio.run(bench_events(events=events)),
         "metrics": lambda: asyncio.run(bench_metrics(events=events, emulator=emulator)),
         "redis-pause": lambda: bench_redis_pause(pause_seconds=max(duration, 15.0)),
+        "analysis": bench_analysis,
     }
     unknown = set(names) - set(benchmarks)
     if unknown:

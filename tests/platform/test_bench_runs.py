@@ -4,6 +4,7 @@ metrics' outbox was dropped) is found by `make test` instead."""
 
 from __future__ import annotations
 
+from stories.bench.analysis import bench_analysis
 from stories.bench.events import bench_events
 from stories.bench.metrics import bench_metrics
 
@@ -26,3 +27,17 @@ async def test_the_metrics_benchmark_sees_every_committed_event_on_the_overview(
     applied = next(f for f in figures if f.row.startswith("metrics consumer applies them"))
     assert shown.throughput == 20  # every one of the 20 commits, counted on the overview
     assert applied.throughput > 0
+
+
+def test_the_analysis_benchmark_measures_each_book_beside_the_check_alone() -> None:
+    figures = {f.row: f for f in bench_analysis(rounds=1)}
+    assert len(figures) == 8
+    for book in ("40-page illustrated", "300-page text"):
+        alone = figures[f"{book}: check child, no analysis (CPU)"]
+        both = figures[f"{book}: check child + analysis (CPU)"]
+        assert both.baseline_of == alone.row
+        assert alone.p50_ms is not None
+        assert both.p50_ms is not None
+        assert alone.p50_ms > 0
+        assert figures[f"{book}: analysis alone, warm (CPU)"].p50_ms is not None
+    assert figures["40-page illustrated: what the analysis adds (CPU)"].target_p99_ms == 1000
