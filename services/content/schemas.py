@@ -173,10 +173,7 @@ class Lineage(BaseModel):
 class Finding(BaseModel):
     """A reason for a reviewer to look closer; never a refusal on its own."""
 
-    kind: str = Field(
-        description="language-mismatch, level-differs, no-text; personal data: phone-number, "
-        "email-address, street-address, postcode (severe), web-address (warning)"
-    )
+    kind: str = Field(description="language-mismatch, level-differs, no-text, phone-number…")
     severity: Literal["info", "warning", "severe"]
     page: int | None = Field(default=None, description="1-based, where it has one")
     excerpt: str | None = Field(default=None, description="Masked where it is personal data")
@@ -194,16 +191,10 @@ class ManuscriptAnalysis(BaseModel):
 
     detected_language: DetectedLanguage
     measured_in: str = Field(description="The language the reading features were measured in")
-    estimated_level: ReadingLevel | None = Field(
-        description="On the catalog's scale; null without a text layer"
-    )
+    estimated_level: ReadingLevel | None = Field(description="Null without a text layer")
     score: float | None = Field(description="Difficulty, higher is harder; null without text")
     method: Literal["fitted thresholds", "word-count rule", "no text"]
-    features: dict[str, Any] = Field(
-        description="words_per_page, words_per_sentence, characters_per_word, "
-        "syllables_per_word, rare_word_share, repetition, and `unavailable`: the features "
-        "the language has no data for, and why"
-    )
+    features: dict[str, Any] = Field(description="And `unavailable`: what a language lacks")
     findings: list[Finding] = Field(description="The most severe first")
 
 
@@ -223,17 +214,9 @@ class SubmissionOut(Lineage):
         default=None, description="Bytes of the verified manuscript; null until submitted"
     )
     manuscript_filename: str | None = None
-    # Not read from the row as it is (validation_alias): submission_out compares the
-    # stored measurement with the metadata as declared now.
-    analysis: ManuscriptAnalysis | None = Field(
-        default=None,
-        validation_alias="analysis_compared",
-        description="Null until a manuscript is submitted (or if its analysis failed)",
-    )
-    held: bool = Field(
-        default=False,
-        description="A severe finding holds it from approval until a CONTENT_ADMIN clears it",
-    )
+    # Not read from the row (validation_alias): submission_out compares what was measured.
+    analysis: ManuscriptAnalysis | None = Field(default=None, validation_alias="compared")
+    held: bool = Field(description="A severe finding holds it until a CONTENT_ADMIN clears it")
     reviewer_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
@@ -243,11 +226,6 @@ class SubmissionOut(Lineage):
         default=False,
         description="Waiting for review longer than CONTENT_REVIEW_OVERDUE_DAYS",
     )
-
-    @field_validator("held", mode="before")
-    @classmethod
-    def _not_yet_stored_is_not_held(cls, value: object) -> object:
-        return False if value is None else value  # a row not yet flushed has no default
 
 
 class ClearanceRequest(StrictModel):

@@ -150,6 +150,7 @@ class SubmissionService:
         now = now_utc()
         submission.status = SubmissionStatus.DRAFT.value
         submission.version = 1
+        submission.held = False
         submission.created_at = now
         submission.updated_at = now
         self.repository.add(submission)
