@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from services.content.offensive_words import offensive_word_findings
 from services.content.personal_data import personal_data_findings
 from services.content.reading_levels import estimate_reading_level, primary_language
 
@@ -35,6 +36,13 @@ def analyse_pages(pages: Sequence[str], declared_language: str | None) -> dict[s
     """The stored analysis of a manuscript's pages (JSON-ready)."""
     pages = [page[:MAX_TEXT_PER_PAGE] for page in pages]
     estimate = estimate_reading_level(pages, declared_language).as_json()
+    detected = estimate["detected"]
+    # The text is checked in the languages it is in: the declared one, and the one
+    # detected where CLD2 is sure of it (a Portuguese book declared "en").
+    languages = [estimate["language"]]
+    if detected["reliable"] and detected["language"]:
+        languages.append(detected["language"])
+    offensive, offensive_checked = offensive_word_findings(pages, languages)
     return {
         "version": ANALYSIS_VERSION,
         "detected_language": estimate["detected"],
@@ -44,7 +52,12 @@ def analyse_pages(pages: Sequence[str], declared_language: str | None) -> dict[s
         "method": estimate["method"],
         "features": estimate["features"],
         # Found in the text itself, whatever is declared; excerpts already masked.
-        "findings": personal_data_findings(pages),
+        "findings": personal_data_findings(pages) + offensive,
+        # What each check covered, and what it could not (a language with no list).
+        "checks": {
+            "personal_data": {"checked": ["any language"], "unavailable": {}},
+            "offensive_words": offensive_checked,
+        },
     }
 
 

@@ -16,7 +16,7 @@ text around it, so a stored or shown finding never carries the number itself.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import phonenumbers
@@ -71,9 +71,15 @@ def mask(found: str) -> str:
     return "".join(c if (i in keep or not c.isalnum()) else MASK for i, c in enumerate(found))
 
 
-def excerpt(text: str, span: tuple[int, int], spans: Sequence[tuple[int, int]]) -> str:
-    """The finding at `span` with a little context; every other finding in that
-    context fully masked, and every digit in it too."""
+def excerpt(
+    text: str,
+    span: tuple[int, int],
+    spans: Sequence[tuple[int, int]],
+    masker: Callable[[str], str] | None = None,
+) -> str:
+    """The finding at `span` with a little context, masked by `masker` (`mask` by
+    default); every other finding in that context fully masked, and every digit
+    in it too."""
     start, end = span
     low, high = max(0, start - CONTEXT), min(len(text), end + CONTEXT)
     hidden = [False] * (high - low)
@@ -87,7 +93,7 @@ def excerpt(text: str, span: tuple[int, int], spans: Sequence[tuple[int, int]]) 
             continue
         out.append(MASK if (c.isdigit() or (hidden[i - low] and c.isalnum())) else c)
     before, after = "".join(out[: start - low]), "".join(out[start - low :])
-    return " ".join(f"{before}{mask(text[start:end])}{after}".split())
+    return " ".join(f"{before}{(masker or mask)(text[start:end])}{after}".split())
 
 
 def _phone_spans(text: str) -> Iterator[tuple[int, int]]:

@@ -173,7 +173,9 @@ class Lineage(BaseModel):
 class Finding(BaseModel):
     """A reason for a reviewer to look closer; never a refusal on its own."""
 
-    kind: str = Field(description="language-mismatch, level-differs, no-text, phone-number…")
+    kind: str = Field(
+        description="language-mismatch, level-differs, no-text, phone-number, offensive-word…"
+    )
     severity: Literal["info", "warning", "severe"]
     page: int | None = Field(default=None, description="1-based, where it has one")
     excerpt: str | None = Field(default=None, description="Masked where it is personal data")
@@ -196,6 +198,9 @@ class ManuscriptAnalysis(BaseModel):
     method: Literal["fitted thresholds", "word-count rule", "no text"]
     features: dict[str, Any] = Field(description="And `unavailable`: what a language lacks")
     findings: list[Finding] = Field(description="The most severe first")
+    checks: dict[str, Any] = Field(
+        default_factory=dict, description="Per check: the languages it `checked`, `unavailable`"
+    )
 
 
 class SubmissionOut(Lineage):

@@ -153,6 +153,24 @@ async def test_a_childs_phone_number_is_a_severe_finding_and_kept_nowhere_unmask
             assert digits not in text, place
 
 
+async def test_an_offensive_word_is_a_warning_for_the_reviewer_and_stored_masked(
+    content_on_both: ContentHarness,
+) -> None:
+    content = content_on_both
+    author = await content.account(Role.VOLUNTEER)
+    pages = [*FIRST_WORDS["pt"], "O lobo gritou porra e fugiu."]
+    submitted = await content.submitted(author, pdf=text_pdf(pages), language="pt")
+    analysis = submitted["analysis"]
+    (word,) = [f for f in analysis["findings"] if f["kind"] == "offensive-word"]
+    assert (word["severity"], word["page"]) == ("warning", len(pages))
+    assert analysis["checks"]["offensive_words"]["checked"] == ["pt"]
+    assert submitted["held"] is False  # a reviewer's judgement, not a hold
+    async with content.resources.session_factory() as session:
+        row = await session.get(Submission, uuid.UUID(submitted["id"]))
+        assert row is not None
+    assert "porra" not in json.dumps(row.analysis) + json.dumps(analysis)
+
+
 def held_pdf(number: str = "0712 345 678") -> bytes:
     return text_pdf([*FIRST_WORDS["sw"], f"Ukipotea, mpigie mama kwa {number}."])
 
