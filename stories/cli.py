@@ -139,6 +139,18 @@ def _parser() -> argparse.ArgumentParser:
         "--language", help="the text's language (BCP 47, e.g. pt); default: the one detected"
     )
     reading.add_argument("files", nargs="+", metavar="FILE")
+    levels = commands.add_parser("reading-levels", help="the reading-level estimator's thresholds")
+    levels_commands = levels.add_subparsers(dest="levels_command", required=True)
+    refit = levels_commands.add_parser(
+        "fit",
+        help="refit each language's thresholds from reviewers' confirmed levels",
+        description="One JSON line per language: its confirmed levels, the thresholds fitted "
+        "on them (stored unless --dry-run) and how well they and the word-count rule agree.",
+    )
+    refit.add_argument(
+        "--min-confirmed", type=int, default=20, help="confirmed levels a language needs"
+    )
+    refit.add_argument("--dry-run", action="store_true", help="report, store nothing")
 
     bench = commands.add_parser("bench", help="run benchmarks and print figures beside baselines")
     bench.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
@@ -280,6 +292,12 @@ def _reading_level(args: argparse.Namespace) -> int:
     return reading_level(args)
 
 
+def _reading_levels(args: argparse.Namespace) -> int:
+    from stories.reading import reading_levels
+
+    return reading_levels(args)
+
+
 def embedded_aws_port(args: argparse.Namespace) -> int:
     """The emulator's port moves with --base-port, so two runs side by side do not
     fight over it (8001 and 4599 by default; --base-port 9001 gives 5599)."""
@@ -301,6 +319,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "loadtest": _loadtest,
     "demo": _demo,
     "reading-level": _reading_level,
+    "reading-levels": _reading_levels,
     **operate.COMMANDS,
 }
 FROM_A_CHECKOUT = frozenset({"bench", "loadtest"})

@@ -119,6 +119,7 @@ class BookService:
             source_filename=submission.manuscript_filename,
             source_sha256=submission.manuscript_sha256,
             source_version=submission.manuscript_version,
+            estimated_level=(submission.analysis or {}).get("estimated_level"),
             edition=0,
             created_by=actor.user_id,
             created_at=now,

@@ -13,12 +13,16 @@ severity, a page (where it has one) and a short excerpt.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from services.content.offensive_words import offensive_word_findings
 from services.content.personal_data import personal_data_findings
-from services.content.reading_levels import estimate_reading_level, primary_language
+from services.content.reading_levels import (
+    estimate_reading_level,
+    level_by_thresholds,
+    primary_language,
+)
 
 # Bumped when what is stored changes shape; a reader of an older one knows it.
 ANALYSIS_VERSION = 1
@@ -59,6 +63,18 @@ def analyse_pages(pages: Sequence[str], declared_language: str | None) -> dict[s
             "offensive_words": offensive_checked,
         },
     }
+
+
+def levelled(
+    measured: dict[str, Any] | None, fitted: Mapping[str, Sequence[float]]
+) -> dict[str, Any] | None:
+    """The analysis levelled by its language's fitted thresholds, where it has
+    them (services/content/calibration.py); else as the child measured it."""
+    thresholds = fitted.get(str((measured or {}).get("measured_in")))
+    if measured is None or measured.get("score") is None or thresholds is None:
+        return measured
+    level = level_by_thresholds(float(measured["score"]), thresholds)
+    return {**measured, "estimated_level": level, "method": "fitted thresholds"}
 
 
 def severe_findings(measured: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -135,6 +135,11 @@ class Submission(StoryFamilyColumns, Base):
     # CONTENT_ADMIN clears it; the clearance is for those bytes, by their SHA-256.
     held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     hold_cleared_sha256: Mapped[str | None] = mapped_column(String(64))
+    # The level its reviewer confirmed or corrected at approval, who and when:
+    # what `stories reading-levels fit` learns each language's thresholds from.
+    confirmed_level: Mapped[str | None] = mapped_column(String(20))
+    level_confirmed_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    level_confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     reviewer_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -146,6 +151,18 @@ class Submission(StoryFamilyColumns, Base):
         # The review queue: oldest submission first within a status.
         Index("ix_submissions_queue", "status", "submitted_at", "id"),
     )
+
+
+class ReadingLevelThresholds(Base):
+    """A language's fitted thresholds: the scores where early, transitional and
+    fluent begin (services/content/calibration.py)."""
+
+    __tablename__ = "reading_level_thresholds"
+
+    language: Mapped[str] = mapped_column(String(35), primary_key=True)
+    thresholds: Mapped[list[float]] = mapped_column(Analysis)
+    samples: Mapped[int] = mapped_column(Integer)
+    fitted_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class SubmissionTransition(Base):
@@ -177,6 +194,9 @@ class Book(StoryFamilyColumns, Base):
     age_max: Mapped[int] = mapped_column(Integer)
     category: Mapped[str] = mapped_column(String(50))
     reading_level: Mapped[str] = mapped_column(String(30))
+    # What the analysis of its manuscript estimated (None: no text layer, or a
+    # book from before #40); `reading_level` is the one its reviewer stood by.
+    estimated_level: Mapped[str | None] = mapped_column(String(20))
     access: Mapped[str] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(20))
     version: Mapped[int] = mapped_column(Integer)

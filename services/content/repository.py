@@ -16,10 +16,12 @@ from services.content.models import (
     TEXT_SEARCH_CONFIGS,
     Book,
     BookStatus,
+    ReadingLevelThresholds,
     Submission,
     SubmissionTransition,
     text_search_config,
 )
+from shared.contracts.clock import now_utc
 from shared.contracts.text import primary_language
 from shared.http.pagination import after_cursor
 
@@ -298,3 +300,24 @@ class ContentRepository:
             .with_for_update()
         )
         return list(await self.session.scalars(query))
+
+    async def confirmed_levels(self) -> list[tuple[str, dict[str, Any]]]:
+        """Each reviewer-confirmed level with its manuscript's analysis (#40)."""
+        rows = await self.session.execute(
+            select(Submission.confirmed_level, Submission.analysis).where(
+                Submission.confirmed_level.is_not(None), Submission.analysis.is_not(None)
+            )
+        )
+        return [(str(level), dict(analysis)) for level, analysis in rows]
+
+    async def fitted_thresholds(self) -> dict[str, list[float]]:
+        """Each language's fitted reading-level thresholds (a handful of rows)."""
+        rows = await self.session.scalars(select(ReadingLevelThresholds))
+        return {row.language: [float(t) for t in row.thresholds] for row in rows}
+
+    async def store_thresholds(self, language: str, thresholds: list[float], samples: int) -> None:
+        row = await self.session.get(ReadingLevelThresholds, language)
+        if row is None:
+            row = ReadingLevelThresholds(language=language)
+            self.session.add(row)
+        row.thresholds, row.samples, row.fitted_at = thresholds, samples, now_utc()

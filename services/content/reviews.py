@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from services.content.editing import PUBLISHER, REVIEWER, check_if_match
 from services.content.models import Submission, SubmissionStatus
@@ -35,6 +36,24 @@ def reviews_language(languages: tuple[str, ...] | None, language: str) -> bool:
         return True
     tag = language.lower()
     return any(tag == own or tag.startswith(f"{own}-") for own in languages)
+
+
+def confirm_level(
+    submission: Submission, level: str, actor: Principal, at: datetime, notes: str | None
+) -> str:
+    """The reviewer's level, kept with who and when; a correction becomes the
+    submission's level (and so its book's). Returns the history's note."""
+    declared = submission.reading_level
+    submission.confirmed_level = level
+    submission.level_confirmed_by = actor.user_id
+    submission.level_confirmed_at = at
+    submission.reading_level = level
+    said = (
+        f"Reading level confirmed: {level}."
+        if level == declared
+        else f"Reading level corrected from {declared} to {level}."
+    )
+    return f"{said} {notes}" if notes else said
 
 
 @dataclass
@@ -164,9 +183,16 @@ class ReviewService:
                 "(POST …/clearance) before it can be approved.",
                 code="held-for-clearance",
             )
+        if request.reading_level is not None and request.decision != "approve":
+            raise Unprocessable(
+                "A reading level is confirmed at approval: send it with decision approve."
+            )
         now = now_utc()
+        notes = request.notes
+        if request.reading_level is not None:
+            notes = confirm_level(submission, request.reading_level, actor, now, notes)
         self.submissions.move(
-            submission, REVIEW_OUTCOME[request.decision], actor, notes=request.notes, at=now
+            submission, REVIEW_OUTCOME[request.decision], actor, notes=notes, at=now
         )
         submission.decided_at = now
         submitted_at = submission.submitted_at or now

@@ -45,14 +45,8 @@ FileName = Annotated[
 ]
 
 
-Licence = Literal[
-    "CC-BY-4.0",
-    "CC-BY-SA-4.0",
-    "CC-BY-NC-4.0",
-    "CC-BY-NC-SA-4.0",
-    "CC-BY-ND-4.0",
-    "CC-BY-NC-ND-4.0",
-]
+Licence = Literal["CC-BY-4.0", "CC-BY-SA-4.0", "CC-BY-NC-4.0", "CC-BY-NC-SA-4.0",
+                  "CC-BY-ND-4.0", "CC-BY-NC-ND-4.0"]  # fmt: skip
 
 
 def _just_a_name(name: str) -> str:
@@ -222,6 +216,9 @@ class SubmissionOut(Lineage):
     # Not read from the row (validation_alias): submission_out compares what was measured.
     analysis: ManuscriptAnalysis | None = Field(default=None, validation_alias="compared")
     held: bool = Field(description="A severe finding holds it until a CONTENT_ADMIN clears it")
+    confirmed_level: ReadingLevel | None = Field(description="As its reviewer confirmed it")
+    level_confirmed_by: uuid.UUID | None
+    level_confirmed_at: datetime | None
     reviewer_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
@@ -239,6 +236,9 @@ class ClearanceRequest(StrictModel):
     ] = Field(description="Why the held manuscript may go on: kept in its history")
 
 
+SIZE_IF_KNOWN = "Bytes, if known: an oversized file is refused now"
+
+
 class UploadRequest(StrictModel):
     filename: FileName | None = Field(
         default=None, description="Shown as the download's file name; defaults to the title"
@@ -250,12 +250,7 @@ class UploadRequest(StrictModel):
         description="Must be application/pdf (415 otherwise)",
         json_schema_extra={"enum": ["application/pdf"]},
     )
-    size: int | None = Field(
-        default=None,
-        gt=0,
-        strict=True,
-        description="Bytes, if known: an oversized file is refused now",
-    )
+    size: int | None = Field(default=None, gt=0, strict=True, description=SIZE_IF_KNOWN)
 
 
 class CoverUploadRequest(StrictModel):
@@ -263,12 +258,7 @@ class CoverUploadRequest(StrictModel):
         description="image/png, image/jpeg or image/webp (415 otherwise)",
         json_schema_extra={"enum": ["image/png", "image/jpeg", "image/webp"]},
     )
-    size: int | None = Field(
-        default=None,
-        gt=0,
-        strict=True,
-        description="Bytes, if known: an oversized file is refused now",
-    )
+    size: int | None = Field(default=None, gt=0, strict=True, description=SIZE_IF_KNOWN)
 
 
 class UploadTicket(BaseModel):
@@ -293,6 +283,11 @@ class ReviewRequest(StrictModel):
     decision: ReviewDecision
     notes: Notes | None = Field(
         default=None, description="Required when requesting changes or rejecting"
+    )
+    reading_level: ReadingLevel | None = Field(
+        default=None,
+        description="On approval: the level you confirm (the declared one) or correct it "
+        "to; kept with who and when, and what the estimator's thresholds are fitted on",
     )
 
 
@@ -349,7 +344,10 @@ class BookOut(Lineage):
     age_min: int
     age_max: int
     category: str
-    reading_level: str
+    reading_level: str = Field(description="As its reviewer confirmed it")
+    estimated_level: str | None = Field(
+        default=None, description="What the analysis of its text estimated; null without text"
+    )
     access: BookAccess
     status: str
     version: int = Field(description="Send back as `If-Match` to change this book")

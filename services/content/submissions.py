@@ -30,7 +30,7 @@ from services.content.families import (
     check_derivation,
     derived_credits,
 )
-from services.content.manuscript_analysis import hold_note, severe_findings
+from services.content.manuscript_analysis import hold_note, levelled, severe_findings
 from services.content.models import BookStatus, Submission, SubmissionStatus, SubmissionTransition
 from services.content.object_keys import PDF_CONTENT_TYPE, belongs_to, filename_for, upload_key
 from services.content.repository import ContentRepository
@@ -336,7 +336,7 @@ class SubmissionService:
             size=checked.size,
             sha256=inspected.sha256,
             version=inspected.version,
-            analysis=inspected.analysis,
+            analysis=levelled(inspected.analysis, await self.repository.fitted_thresholds()),
         )
 
     async def submit(

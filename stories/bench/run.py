@@ -16,6 +16,7 @@ from stories.bench.events import bench_events
 from stories.bench.harness import Figure, format_table
 from stories.bench.metrics import bench_metrics
 from stories.bench.plumbing import bench_plumbing
+from stories.bench.reading_levels import bench_reading_levels
 from stories.bench.redis_pause import bench_redis_pause
 
 
@@ -32,6 +33,7 @@ def run_benchmarks(
         "metrics": lambda: asyncio.run(bench_metrics(events=events, emulator=emulator)),
         "redis-pause": lambda: bench_redis_pause(pause_seconds=max(duration, 15.0)),
         "analysis": bench_analysis,
+        "reading-levels": bench_reading_levels,
     }
     unknown = set(names) - set(benchmarks)
     if unknown:

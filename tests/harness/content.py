@@ -148,6 +148,7 @@ class ContentHarness:
         submission: dict[str, Any],
         decision: str = "approve",
         notes: str | None = None,
+        reading_level: str | None = None,
     ) -> httpx.Response:
         """A reviewer's decision, as a reviewer makes it: a SUBMITTED submission is
         claimed first (only its claimant decides it); a refused claim is the answer."""
@@ -158,7 +159,8 @@ class ContentHarness:
             submission = claimed.json()
         return await self.http.post(
             f"/v1/submissions/{submission['id']}/review",
-            json={"decision": decision, "notes": notes},
+            json={"decision": decision, "notes": notes}
+            | ({"reading_level": reading_level} if reading_level else {}),
             headers={**reviewer.headers, "If-Match": f'"{submission["version"]}"'},
         )
 
