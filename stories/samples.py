@@ -16,6 +16,8 @@ import pikepdf
 # A5 in points: the size of a children's picture book page.
 PAGE_SIZE = (420, 595)
 PICTURE_SIZE = (600, 400)
+# A small drawing: what a test's manuscript (a few KiB at most) can carry.
+DRAWING_SIZE = (64, 48)
 # A scan at print resolution: a full-width picture at about 240 dpi on an A5 page.
 SCAN_SIZE = (1200, 800)
 
@@ -60,11 +62,15 @@ def story_pdf(
     return out.getvalue()
 
 
-def text_pdf(page_texts: Sequence[str], *, illustrated: bool = False) -> bytes:
+def text_pdf(
+    page_texts: Sequence[str], *, illustrated: bool = False, drawing: int | None = None
+) -> bytes:
     """A book whose pages carry these texts (Latin-1, in Helvetica with WinAnsi's
     encoding, so accented letters read back as written), wrapped at about 55
     characters a line; an empty text is a page with no text layer at all (a scan's).
-    `illustrated` adds a picture to every page. Deterministic, as story_pdf is."""
+    `illustrated` adds a picture to every page; `drawing` a small drawing of its
+    own instead (shapes from that seed, a few hundred bytes: the same seed, the
+    same picture). Deterministic, as story_pdf is."""
     pdf = pikepdf.new()
     font = pdf.make_indirect(
         pikepdf.Dictionary(
@@ -82,10 +88,16 @@ def text_pdf(page_texts: Sequence[str], *, illustrated: bool = False) -> bytes:
             f" ({_pdf_string(line)}) '" for line in lines
         )
         text += " ET"
-        if illustrated:
-            page.Resources.XObject = pikepdf.Dictionary(Im1=_picture(pdf, number))
+        if illustrated or drawing is not None:
+            picture = (
+                _picture(pdf, number)
+                if drawing is None
+                else _rgb_image(pdf, _drawing_data(drawing), DRAWING_SIZE)
+            )
+            page.Resources.XObject = pikepdf.Dictionary(Im1=picture)
             text += " q 340 0 0 227 40 40 cm /Im1 Do Q"
-        page.Contents = pdf.make_stream(text.encode("latin-1") if lines or illustrated else b"")
+        pictured = illustrated or drawing is not None
+        page.Contents = pdf.make_stream(text.encode("latin-1") if lines or pictured else b"")
     out = io.BytesIO()
     pdf.save(out, deterministic_id=True)
     return out.getvalue()
@@ -125,6 +137,24 @@ def _picture_data(seed: int) -> bytes:
             for value in ((x + seed * 60) % 256, (y * 2) % 256, (x + y) % 256)
         )
     return zlib.compress(bytes(rows))
+
+
+@functools.lru_cache(maxsize=16)
+def _drawing_data(seed: int) -> bytes:
+    """A compressed DRAWING_SIZE RGB drawing: a few flat shapes placed by the seed."""
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(seed)  # noqa: S311 - a picture, not a secret
+    width, height = DRAWING_SIZE
+    picture = Image.new("RGB", DRAWING_SIZE, (250, 245, 230))
+    draw = ImageDraw.Draw(picture)
+    for _ in range(6):
+        x, y = rng.randrange(width), rng.randrange(height)
+        w, h = rng.randrange(8, width // 2), rng.randrange(8, height // 2)
+        colour = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
+        shape((x - w // 2, y - h // 2, x + w // 2, y + h // 2), fill=colour)
+    return zlib.compress(picture.tobytes(), 9)
 
 
 @functools.lru_cache(maxsize=4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import structlog
 from starlette.middleware import Middleware
 
+from services.content import duplicates
 from services.content.api import ROUTERS
 from services.content.api.common import book_page, book_page_key
 from services.content.components import Components, build_components
@@ -64,8 +66,11 @@ async def start(
     # Before the first request (uvicorn listens once start-up ends), as access and
     # delivery do: measured at the peak, a deploy met a whole school with 100
     # books' pages missing at once and a book page's p95 in the first seconds was 1 s.
-    pages = await components.catalog.prime(
-        lambda: _book_pages(resources, settings, WARM_BOOK_PAGES)
+    # The near-duplicate libraries too, beside it (scipy under datasketch: seconds
+    # of CPU once per process, which the first submit would otherwise wait for).
+    pages, _ = await asyncio.gather(
+        components.catalog.prime(lambda: _book_pages(resources, settings, WARM_BOOK_PAGES)),
+        asyncio.to_thread(duplicates.load_libraries),
     )
     log.info("caches warmed", book_pages=pages)
     return components

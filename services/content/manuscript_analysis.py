@@ -13,6 +13,7 @@ severity, a page (where it has one) and a short excerpt.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -22,6 +23,7 @@ from services.content.reading_levels import (
     estimate_reading_level,
     level_by_thresholds,
     primary_language,
+    words_of,
 )
 
 # Bumped when what is stored changes shape; a reader of an older one knows it.
@@ -29,6 +31,11 @@ ANALYSIS_VERSION = 1
 # A page's text is read up to this many characters (a picture book's page holds a
 # few hundred; a page past this is not prose for children).
 MAX_TEXT_PER_PAGE = 20_000
+# Word shingles for near-duplicates (services/content/duplicates.py): three words,
+# hashed to 32 bits here, the smallest MAX_SHINGLES kept (a bottom-k sample, the
+# same for two books that share them). The service turns them into a MinHash.
+SHINGLE_WORDS = 3
+MAX_SHINGLES = 50_000
 # A detected language this sure (and CLD2 calling it reliable) that differs from
 # the declared one is a finding.
 MISMATCH_CONFIDENCE = 0.6
@@ -48,6 +55,8 @@ def analyse_pages(pages: Sequence[str], declared_language: str | None) -> dict[s
         languages.append(detected["language"])
     offensive, offensive_checked = offensive_word_findings(pages, languages)
     return {
+        # Taken out by the service before the analysis is stored (duplicates.py).
+        "shingles": shingle_hashes(pages),
         "version": ANALYSIS_VERSION,
         "detected_language": estimate["detected"],
         "measured_in": estimate["language"],
@@ -63,6 +72,16 @@ def analyse_pages(pages: Sequence[str], declared_language: str | None) -> dict[s
             "offensive_words": offensive_checked,
         },
     }
+
+
+def shingle_hashes(pages: Sequence[str]) -> list[int]:
+    """The distinct three-word shingles of the book's text, as 32-bit hashes."""
+    words = [w.casefold() for page in pages for w in words_of(page)]
+    found = {
+        zlib.crc32(" ".join(words[i : i + SHINGLE_WORDS]).encode())
+        for i in range(len(words) - SHINGLE_WORDS + 1)
+    }
+    return sorted(found)[:MAX_SHINGLES]
 
 
 def levelled(
@@ -82,9 +101,22 @@ def severe_findings(measured: dict[str, Any] | None) -> list[dict[str, Any]]:
     return [f for f in (measured or {}).get("findings") or [] if f.get("severity") == "severe"]
 
 
+def flags(measured: dict[str, Any] | None, submission: Any) -> list[str]:
+    """What a reviewer must look closer at: the kinds of its warnings and severe
+    findings as the submission is declared (its `language` and `reading_level`),
+    severe first. Codes only: what submission.submitted carries."""
+    if measured is None:
+        return []
+    found = findings(measured, submission.language, submission.reading_level)
+    kinds = [f["kind"] for f in found if f.get("severity") in ("severe", "warning")]
+    return list(dict.fromkeys(kinds))
+
+
 def hold_note(severe: Sequence[dict[str, Any]]) -> str:
     """The history's reason for a hold: kinds and pages only, never an excerpt."""
-    where = ", ".join(f"{f['kind']} on page {f['page']}" for f in severe)
+    where = ", ".join(
+        f"{f['kind']} on page {f['page']}" if f.get("page") else str(f["kind"]) for f in severe
+    )
     return f"Held until a CONTENT_ADMIN clears it: {where}."
 
 

@@ -134,6 +134,8 @@ class Submission(StoryFamilyColumns, Base):
     # A severe finding (a child's contact details) holds it from approval until a
     # CONTENT_ADMIN clears it; the clearance is for those bytes, by their SHA-256.
     held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Something in it a reviewer must look at (a warning or worse): first in the queue.
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     hold_cleared_sha256: Mapped[str | None] = mapped_column(String(64))
     # The level its reviewer confirmed or corrected at approval, who and when:
     # what `stories reading-levels fit` learns each language's thresholds from.
@@ -148,8 +150,8 @@ class Submission(StoryFamilyColumns, Base):
 
     __table_args__ = (
         Index("ix_submissions_author", "author_id", "created_at", "id"),
-        # The review queue: oldest submission first within a status.
-        Index("ix_submissions_queue", "status", "submitted_at", "id"),
+        # The review queue: flagged work first, then the oldest, within a status.
+        Index("ix_submissions_queue", "status", "flagged", "submitted_at", "id"),
     )
 
 
@@ -163,6 +165,30 @@ class ReadingLevelThresholds(Base):
     thresholds: Mapped[list[float]] = mapped_column(Analysis)
     samples: Mapped[int] = mapped_column(Integer)
     fitted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ManuscriptFingerprint(Base):
+    """What near-duplicates are found by (services/content/duplicates.py): the
+    MinHash of a submitted manuscript's text (None: too little text) and the
+    perceptual hashes of its illustrations."""
+
+    __tablename__ = "manuscript_fingerprints"
+
+    submission_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    family_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    signature: Mapped[list[int] | None] = mapped_column(Analysis)
+    illustrations: Mapped[list[str]] = mapped_column(Analysis)
+
+
+class FingerprintBand(Base):
+    """One LSH band of a fingerprint: manuscripts that share one are compared."""
+
+    __tablename__ = "fingerprint_bands"
+
+    band: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    submission_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+
+    __table_args__ = (Index("ix_fingerprint_bands_submission", "submission_id"),)
 
 
 class SubmissionTransition(Base):

@@ -42,6 +42,12 @@ LINK_SCHEMES = ("http://", "https://")
 _HEADER_THEN_OBJECT = re.compile(rb"\A%PDF-[^\r\n]*[\r\n](?:\s|%[^\r\n]*[\r\n])*\d+\s+\d+\s+obj\b")
 # Images above this many pixels could decompress to gigabytes (an image bomb).
 MAX_IMAGE_PIXELS = 50_000_000
+# Pictures hashed for near-duplicates: up to MAX_ILLUSTRATIONS distinct ones, each
+# at least MIN_ILLUSTRATION_SIDE pixels a side (not an ornament), as a THUMBNAIL-pixel
+# grey square (what imagehash's phash reads: 32 x 32).
+MAX_ILLUSTRATIONS = 200
+MIN_ILLUSTRATION_SIDE = 24
+THUMBNAIL = 32
 # PDF's own bounds on a page's side, in points (ISO 32000 annex C): 3 to 14,400.
 MIN_PAGE_SIDE, MAX_PAGE_SIDE = 3.0, 14_400.0
 
@@ -134,6 +140,7 @@ def inspect(path: str, max_pages: int, language: str | None = None) -> Verdict:
                     "manuscript-bad-page-size",
                     f"Page {number} is {width:.0f} x {height:.0f} points, not a page size.",
                 )
+        illustrations = _illustrations(pdf)
     try:
         document = pypdfium2.PdfDocument(path)
         try:
@@ -146,7 +153,7 @@ def inspect(path: str, max_pages: int, language: str | None = None) -> Verdict:
             document.close()
     except pypdfium2.PdfiumError as error:
         return refuse("manuscript-unrenderable", f"The first page does not render ({error}).")
-    return Verdict(ok=True, pages=pages, analysis=_analysis(text, language))
+    return Verdict(ok=True, pages=pages, analysis=_analysis(text, language, illustrations))
 
 
 def _page_texts(document: Any) -> list[str]:
@@ -171,13 +178,52 @@ def _page_texts(document: Any) -> list[str]:
     return texts
 
 
-def _analysis(text: list[str], language: str | None) -> dict[str, Any] | None:
+def _analysis(
+    text: list[str], language: str | None, illustrations: list[list[Any]]
+) -> dict[str, Any] | None:
     from services.content.manuscript_analysis import analyse_pages
 
     try:
-        return analyse_pages(text, language)
+        # The illustrations' thumbnails, like the shingles, are taken out by the
+        # service, which hashes them (services/content/duplicates.py).
+        return analyse_pages(text, language) | {"illustrations": illustrations}
     except Exception:  # a bug in the analysis must not refuse a safe book
         return None
+
+
+def _illustrations(pdf: Any) -> list[list[Any]]:
+    """Each distinct picture on the pages, with the page it is first on, as a
+    THUMBNAIL-square grey thumbnail (base64): what a perceptual hash is computed
+    from. An image too small to be an illustration, or one that does not decode,
+    is left out (never a refusal)."""
+    import base64
+    import hashlib
+
+    import pikepdf
+    from PIL.Image import Resampling
+
+    BILINEAR = Resampling.BILINEAR  # noqa: N806
+    seen: set[bytes] = set()
+    thumbnails: list[list[Any]] = []  # [page, thumbnail]
+    for number, page in enumerate(pdf.pages, start=1):
+        for raw in page.images.values():
+            try:
+                image = pikepdf.PdfImage(raw)
+                if min(image.width, image.height) < MIN_ILLUSTRATION_SIDE:
+                    continue
+                digest = hashlib.blake2b(raw.read_raw_bytes(), digest_size=16).digest()
+                if digest in seen:
+                    continue
+                seen.add(digest)
+                with image.as_pil_image() as picture:
+                    picture.draft("L", (THUMBNAIL, THUMBNAIL))  # a JPEG decodes smaller
+                    grey = picture.convert("L").resize((THUMBNAIL, THUMBNAIL), BILINEAR)
+                thumbnails.append([number, base64.b64encode(grey.tobytes()).decode()])
+            except Exception:  # noqa: S112 - an image pikepdf cannot decode is not hashed
+                continue
+            if len(thumbnails) >= MAX_ILLUSTRATIONS:
+                return thumbnails
+    return thumbnails
 
 
 def _scan_objects(pdf: Any) -> Verdict | None:

@@ -8,7 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, literal_column, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.content.models import (
@@ -16,6 +26,8 @@ from services.content.models import (
     TEXT_SEARCH_CONFIGS,
     Book,
     BookStatus,
+    FingerprintBand,
+    ManuscriptFingerprint,
     ReadingLevelThresholds,
     Submission,
     SubmissionTransition,
@@ -83,10 +95,14 @@ class ContentRepository:
         language: str | None,
         languages: tuple[str, ...] | None,
         age: int | None,
-        after: tuple[datetime, uuid.UUID] | None,
+        flagged: bool | None = None,
+        after: tuple[bool, datetime, uuid.UUID] | None,
         limit: int,
     ) -> list[Submission]:
+        """Flagged work first, then the oldest submission first."""
         query = select(Submission).where(Submission.status.in_(statuses))
+        if flagged is not None:
+            query = query.where(Submission.flagged.is_(flagged))
         if language is not None:
             query = query.where(Submission.language == language)
         if languages:
@@ -105,8 +121,16 @@ class ContentRepository:
         if age is not None:
             query = query.where(Submission.age_min <= age, Submission.age_max >= age)
         if after is not None:
-            query = query.where(after_cursor(Submission.submitted_at, Submission.id, after))
-        query = query.order_by(Submission.submitted_at, Submission.id).limit(limit)
+            was_flagged, submitted_at, row_id = after
+            later = after_cursor(Submission.submitted_at, Submission.id, (submitted_at, row_id))
+            # After a flagged row: the later flagged ones, then every unflagged one.
+            query = query.where(
+                or_(Submission.flagged.is_(False), and_(Submission.flagged.is_(True), later))
+                if was_flagged
+                else and_(Submission.flagged.is_(False), later)
+            )
+        order = (Submission.flagged.desc(), Submission.submitted_at, Submission.id)
+        query = query.order_by(*order).limit(limit)
         return list(await self.session.scalars(query))
 
     async def history(self, submission_id: uuid.UUID) -> list[SubmissionTransition]:
@@ -321,3 +345,46 @@ class ContentRepository:
             row = ReadingLevelThresholds(language=language)
             self.session.add(row)
         row.thresholds, row.samples, row.fitted_at = thresholds, samples, now_utc()
+
+    async def replace_fingerprint(
+        self, fingerprint: ManuscriptFingerprint, bands: list[int]
+    ) -> None:
+        """A submission's fingerprint and bands, in place of those of its last manuscript."""
+        for table in (FingerprintBand, ManuscriptFingerprint):
+            await self.session.execute(
+                delete(table).where(table.submission_id == fingerprint.submission_id)
+            )
+        self.session.add(fingerprint)
+        self.session.add_all(
+            FingerprintBand(band=band, submission_id=fingerprint.submission_id)
+            for band in sorted(set(bands))
+        )
+
+    async def look_alikes(
+        self, bands: list[int], submission_id: uuid.UUID, family_id: uuid.UUID
+    ) -> list[tuple[ManuscriptFingerprint, Book | None]]:
+        """The fingerprints outside this family that share a band with these, each
+        with its published book if it has one."""
+        if not bands:
+            return []
+        sharing = (
+            select(FingerprintBand.submission_id)
+            .where(FingerprintBand.band.in_(sorted(set(bands))))
+            .distinct()
+        )
+        query = (
+            select(ManuscriptFingerprint, Book)
+            .outerjoin(
+                Book,
+                and_(
+                    Book.submission_id == ManuscriptFingerprint.submission_id,
+                    Book.status == BookStatus.PUBLISHED.value,
+                ),
+            )
+            .where(
+                ManuscriptFingerprint.submission_id.in_(sharing),
+                ManuscriptFingerprint.submission_id != submission_id,
+                ManuscriptFingerprint.family_id != family_id,
+            )
+        )
+        return [(fingerprint, book) for fingerprint, book in await self.session.execute(query)]

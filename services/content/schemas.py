@@ -216,6 +216,7 @@ class SubmissionOut(Lineage):
     # Not read from the row (validation_alias): submission_out compares what was measured.
     analysis: ManuscriptAnalysis | None = Field(default=None, validation_alias="compared")
     held: bool = Field(description="A severe finding holds it until a CONTENT_ADMIN clears it")
+    flagged: bool = Field(description="Its analysis found a warning or worse: first in the queue")
     confirmed_level: ReadingLevel | None = Field(description="As its reviewer confirmed it")
     level_confirmed_by: uuid.UUID | None
     level_confirmed_at: datetime | None

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.content import duplicates
 from services.content.editing import (
     REVIEWER,
     WRITER,
@@ -30,7 +31,7 @@ from services.content.families import (
     check_derivation,
     derived_credits,
 )
-from services.content.manuscript_analysis import hold_note, levelled, severe_findings
+from services.content.manuscript_analysis import flags, hold_note, levelled, severe_findings
 from services.content.models import BookStatus, Submission, SubmissionStatus, SubmissionTransition
 from services.content.object_keys import PDF_CONTENT_TYPE, belongs_to, filename_for, upload_key
 from services.content.repository import ContentRepository
@@ -57,7 +58,7 @@ from shared.contracts.errors import (
 )
 from shared.contracts.events import SubmissionCreated, SubmissionSubmitted
 from shared.http.auth import Principal
-from shared.http.pagination import decode_time_cursor
+from shared.http.pagination import decode_flagged_time_cursor, decode_time_cursor
 
 EDITABLE = {SubmissionStatus.DRAFT, SubmissionStatus.CHANGES_REQUESTED}
 AWAITING_REVIEW = [SubmissionStatus.SUBMITTED.value, SubmissionStatus.IN_REVIEW.value]
@@ -150,7 +151,7 @@ class SubmissionService:
         now = now_utc()
         submission.status = SubmissionStatus.DRAFT.value
         submission.version = 1
-        submission.held = False
+        submission.held = submission.flagged = False
         submission.created_at = now
         submission.updated_at = now
         self.repository.add(submission)
@@ -203,6 +204,7 @@ class SubmissionService:
         age: int | None,
         cursor: str | None,
         limit: int,
+        flagged: bool | None = None,  # the queue's: only flagged work, or only the rest
     ) -> tuple[list[Submission], str | None]:
         self.require_writer_or_reviewer(actor)
         reviewed: tuple[str, ...] | None = None
@@ -227,10 +229,11 @@ class SubmissionService:
             language=language,
             languages=reviewed,
             age=age,
-            after=decode_time_cursor(cursor),
+            flagged=flagged,
+            after=decode_flagged_time_cursor(cursor),
             limit=limit + 1,
         )
-        return page_of(rows, limit, lambda s: (iso(s.submitted_at), s.id))
+        return page_of(rows, limit, lambda s: (s.flagged, iso(s.submitted_at), s.id))
 
     async def update_submission(
         self,
@@ -368,8 +371,10 @@ class SubmissionService:
             submission.manuscript_sha256 = checked.sha256
             submission.manuscript_version = checked.version
             submission.manuscript_filename = submission.upload_filename
-            # Read from those bytes: a reviewer sees what a first reader noticed.
-            submission.analysis = checked.analysis
+            # Read from those bytes, and compared with the library's (duplicates.py).
+            submission.analysis = await duplicates.checked(
+                self.repository, submission, checked.analysis
+            )
             submission.upload_key = None
             submission.upload_filename = None
         elif submission.manuscript_key is None:
@@ -379,6 +384,7 @@ class SubmissionService:
                 code="manuscript-missing",
             )
         severe = severe_findings(submission.analysis)
+        submission.flagged = bool(flagged := flags(submission.analysis, submission))
         # Cleared once for these bytes, cleared for good; new bytes are read afresh.
         submission.held = bool(severe) and (
             submission.hold_cleared_sha256 is None
@@ -396,6 +402,8 @@ class SubmissionService:
                 author_id=submission.author_id,
                 language=submission.language,
                 family_id=submission.family_id,
+                flags=flagged[:20],
+                held=submission.held,
             ),
         )
         return submission
@@ -424,9 +432,8 @@ class SubmissionService:
     async def _record_refusal(
         self, submission_id: uuid.UUID, status: str, actor: Principal, refused: ManuscriptRefused
     ) -> None:
-        """The refusal goes into the submission's history, in a transaction of its own:
-        the request's own rolls back with the 422, and the author must still see why.
-        (The request holds no transaction meanwhile: see `check_upload`.)"""
+        """The refusal goes into the history in a transaction of its own (the request's
+        rolls back with the 422; the author must see why; see `check_upload`)."""
         async with AsyncSession(bind=self.repository.session.bind) as own:
             own.add(
                 SubmissionTransition(
@@ -443,14 +450,9 @@ class SubmissionService:
             await own.commit()
 
     def move(
-        self,
-        submission: Submission,
-        to: SubmissionStatus,
-        actor: Principal,
-        *,
-        notes: str | None,
+        self, submission: Submission, to: SubmissionStatus, actor: Principal, *, notes: str | None,
         at: datetime,
-    ) -> None:
+    ) -> None:  # fmt: skip
         previous = submission.status
         submission.status = to.value
         submission.version += 1
@@ -458,14 +460,9 @@ class SubmissionService:
         self._record_transition(submission, previous, actor, notes=notes, at=at)
 
     def _record_transition(
-        self,
-        submission: Submission,
-        previous: str | None,
-        actor: Principal,
-        *,
-        notes: str | None,
-        at: datetime,
-    ) -> None:
+        self, submission: Submission, previous: str | None, actor: Principal, *,
+        notes: str | None, at: datetime,
+    ) -> None:  # fmt: skip
         self.repository.add(
             SubmissionTransition(
                 id=uuid.uuid4(),

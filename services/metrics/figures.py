@@ -67,8 +67,7 @@ class Windows:
         return self.next_hour - 7 * DAY
 
     def hours(self, since: datetime) -> list[datetime]:
-        count = int((self.next_hour - since) / HOUR)
-        return [since + i * HOUR for i in range(count)]
+        return [since + i * HOUR for i in range(int((self.next_hour - since) / HOUR))]
 
 
 class MetricsReader:
@@ -198,8 +197,9 @@ class MetricsReader:
                     "language": language,
                     "since": since,
                     "waiting_seconds": max(0.0, (now - since).total_seconds()),
+                    "flags": [f for f in (flags[0] or "").split(",") if f] if flags else [],
                 }
-                for submission_id, language, since in rows
+                for submission_id, language, since, *flags in rows
             ]
 
         return {

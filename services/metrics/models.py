@@ -93,6 +93,9 @@ class SubmissionState(Base):
     last_submitted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     first_reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     approved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # What its analysis flagged at its last submit (submission.submitted version 3):
+    # finding kinds, comma-separated, severe first; "" for nothing, null before v3.
+    flags: Mapped[str | None] = mapped_column(String(400))
 
 
 class Review(Base):

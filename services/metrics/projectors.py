@@ -51,6 +51,7 @@ from shared.contracts.events import (
     SubmissionReviewed,
     SubmissionSubmitted,
     SubmissionSubmittedV1,
+    SubmissionSubmittedV2,
     UserErased,
     UserLoggedIn,
     UserRegistered,
@@ -180,7 +181,9 @@ async def _submission_created(step: Step, data: SubmissionCreated) -> None:
     )
 
 
-async def _submission_submitted(step: Step, data: SubmissionSubmitted) -> None:
+async def _submission_submitted(
+    step: Step, data: SubmissionSubmitted | SubmissionSubmittedV2
+) -> None:
     step.figures.count(Metric.SUBMISSIONS_SUBMITTED, step.at)
     await repository.advance_submission(
         step.session,
@@ -190,6 +193,7 @@ async def _submission_submitted(step: Step, data: SubmissionSubmitted) -> None:
         submitted=True,
         language=data.language,
         family_id=data.family_id,
+        flags=data.flags if isinstance(data, SubmissionSubmitted) else None,
     )
 
 
@@ -342,6 +346,7 @@ PROJECTORS: dict[type[EventData], Callable[[Step, Any], Awaitable[None]]] = {
     EntitlementRevoked: _entitlement_revoked,
     SubmissionCreated: _submission_created,
     SubmissionSubmitted: _submission_submitted,
+    SubmissionSubmittedV2: _submission_submitted,
     SubmissionSubmittedV1: _submission_submitted_v1,
     SubmissionReviewed: _submission_reviewed,
     BookCreated: _book_created,

@@ -186,7 +186,7 @@ async def approval_to_publication(session: AsyncSession) -> list[float]:
 async def oldest_waiting_review(session: AsyncSession, limit: int) -> Sequence[Any]:
     s = SubmissionState
     rows = await session.execute(
-        select(s.submission_id, s.language, s.last_submitted_at)
+        select(s.submission_id, s.language, s.last_submitted_at, s.flags)
         .where(s.status == "SUBMITTED", s.last_submitted_at.is_not(None))
         .order_by(s.last_submitted_at, s.submission_id)
         .limit(limit)

@@ -185,9 +185,11 @@ async def advance_submission(
     submitted: bool = False,
     reviewed: bool = False,
     approved: bool = False,
+    flags: list[str] | None = None,
 ) -> None:
     """A submission reached `status` at `at`; the newest status wins, each step's time
-    keeps its first (or, for resubmission, last) occurrence."""
+    keeps its first (or, for resubmission, last) occurrence, and the flags are its
+    last submit's."""
     values = {
         "submission_id": submission_id,
         "language": language,
@@ -199,6 +201,7 @@ async def advance_submission(
         "last_submitted_at": at if submitted else None,
         "first_reviewed_at": at if reviewed else None,
         "approved_at": at if approved else None,
+        "flags": None if flags is None else ",".join(flags),
     }
     statement = upsert(session, table(SubmissionState)).values(values)
     new = statement.excluded
@@ -219,6 +222,19 @@ async def advance_submission(
                 "last_submitted_at": latest(s.last_submitted_at, new.last_submitted_at),
                 "first_reviewed_at": earliest(s.first_reviewed_at, new.first_reviewed_at),
                 "approved_at": earliest(s.approved_at, new.approved_at),
+                "flags": case(
+                    (
+                        and_(
+                            new.flags.is_not(None),
+                            or_(
+                                s.last_submitted_at.is_(None),
+                                new.last_submitted_at >= s.last_submitted_at,
+                            ),
+                        ),
+                        new.flags,
+                    ),
+                    else_=s.flags,
+                ),
             },
         )
     )

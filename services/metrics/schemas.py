@@ -75,6 +75,10 @@ class Waiting(BaseModel):
     language: str | None
     since: datetime
     waiting_seconds: float
+    flags: list[str] = Field(
+        default_factory=list,
+        description="What its analysis flagged at submit (finding kinds, severe first)",
+    )
 
 
 class Workflow(BaseModel):

@@ -11,9 +11,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.contracts.roles import Role
 
@@ -165,8 +165,8 @@ class SubmissionSubmittedV1(EventData):
     author_id: uuid.UUID
 
 
-class SubmissionSubmitted(EventData):
-    """A submission went (back) to review, in this language of this story family."""
+class SubmissionSubmittedV2(EventData):
+    """submission.submitted before its analysis's flags (still accepted)."""
 
     type = "submission.submitted"
     version = "2"
@@ -176,6 +176,27 @@ class SubmissionSubmitted(EventData):
     author_id: uuid.UUID
     language: str
     family_id: uuid.UUID
+
+
+FindingKind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z-]{1,39}$")]
+
+
+class SubmissionSubmitted(EventData):
+    """A submission went (back) to review, in this language of this story family,
+    with the kinds of what its analysis flagged (codes only: never an excerpt)."""
+
+    type = "submission.submitted"
+    version = "3"
+    producer = Producer.CONTENT
+    subject_field = "submission_id"
+    submission_id: uuid.UUID
+    author_id: uuid.UUID
+    language: str
+    family_id: uuid.UUID
+    flags: list[FindingKind] = Field(
+        default_factory=list, max_length=20, description="Warnings and worse, severe first"
+    )
+    held: bool = False
 
 
 class SubmissionReviewed(EventData):
@@ -369,7 +390,7 @@ EVENT_CONTRACTS: dict[str, type[EventData]] = {
 # queue or dead-letter queue can still hold it.
 ACCEPTED_LEGACY_CONTRACTS: dict[tuple[str, str], type[EventData]] = {
     (contract.type, contract.version): contract
-    for contract in (BookUpdatedV1, BookPublishedV1, SubmissionSubmittedV1)
+    for contract in (BookUpdatedV1, BookPublishedV1, SubmissionSubmittedV1, SubmissionSubmittedV2)
 }
 
 

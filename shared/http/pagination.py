@@ -101,6 +101,20 @@ def decode_time_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     if cursor is None:
         return None
     moment, row_id = decode_cursor(cursor, parts=2)
+    return _moment_and_id(moment, row_id)
+
+
+def decode_flagged_time_cursor(cursor: str | None) -> tuple[bool, datetime, uuid.UUID] | None:
+    """A (flagged, moment, row id) cursor: a queue that lists flagged rows first."""
+    if cursor is None:
+        return None
+    flagged, moment, row_id = decode_cursor(cursor, parts=3)
+    if flagged not in ("True", "False"):
+        raise Unprocessable(_NOT_OURS)
+    return (flagged == "True", *_moment_and_id(moment, row_id))
+
+
+def _moment_and_id(moment: str, row_id: str) -> tuple[datetime, uuid.UUID]:
     try:
         parsed = datetime.fromisoformat(moment)
         if parsed.tzinfo is None or parsed.utcoffset() is None:

@@ -171,6 +171,48 @@ async def test_an_offensive_word_is_a_warning_for_the_reviewer_and_stored_masked
     assert "porra" not in json.dumps(row.analysis) + json.dumps(analysis)
 
 
+async def test_the_queue_lists_flagged_work_first_and_filters_by_it(
+    content_on_both: ContentHarness,
+) -> None:
+    content = content_on_both
+    author = await content.account(Role.VOLUNTEER)
+    reviewer = await content.account(Role.STORY_MANAGER)
+    # (French: this module's Spanish book is submitted already, and would be a duplicate.)
+    plain = await content.submitted(
+        author, pdf=text_pdf([FLUENT["fr"]] * 3), language="fr", reading_level="fluent"
+    )
+    rude = await content.submitted(
+        author, pdf=text_pdf([*FIRST_WORDS["pt"], "O lobo gritou porra."]), language="pt"
+    )
+    held = await content.submitted(author, pdf=held_pdf(), language="sw")
+    assert (plain["flagged"], rude["flagged"], held["flagged"]) == (False, True, True)
+    ours = {plain["id"], rude["id"], held["id"]}
+
+    async def queue(limit: int, **filters: str) -> list[dict[str, Any]]:
+        seen: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            params = {"every_language": "true", "limit": str(limit), **filters}
+            if cursor:
+                params["cursor"] = cursor
+            page = await content.http.get(
+                "/v1/submissions", params=params, headers=reviewer.headers
+            )
+            assert page.status_code == 200, page.text
+            seen += page.json()["items"]
+            cursor = page.json()["next_cursor"]
+            if cursor is None:
+                return seen
+
+    whole = await queue(100)
+    flags = [s["flagged"] for s in whole]
+    assert flags == sorted(flags, reverse=True)  # every flagged one before the rest
+    # Page by page, across the boundary, the same order (the keyset holds the flag).
+    assert [s["id"] for s in await queue(1)] == [s["id"] for s in whole]
+    assert {s["id"] for s in await queue(100, flagged="true")} & ours == {rude["id"], held["id"]}
+    assert {s["id"] for s in await queue(100, flagged="false")} & ours == {plain["id"]}
+
+
 def held_pdf(number: str = "0712 345 678") -> bytes:
     return text_pdf([*FIRST_WORDS["sw"], f"Ukipotea, mpigie mama kwa {number}."])
 

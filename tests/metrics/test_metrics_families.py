@@ -25,6 +25,7 @@ from shared.contracts.events import (
     SubmissionReviewed,
     SubmissionSubmitted,
     SubmissionSubmittedV1,
+    SubmissionSubmittedV2,
 )
 from tests.harness.access import Account
 from tests.harness.metrics import MetricsHarness
@@ -45,6 +46,7 @@ class Library:
         self.b1, self.b2, self.b3, self.b4, self.b5 = (uuid.uuid4() for _ in range(5))
         self.family_f, self.family_g = self.b1, self.b4
         self.readers = [uuid.uuid4() for _ in range(4)]
+        self.flagged = uuid.uuid4()  # another French version of F, flagged at submit
         self.events: list[Envelope] = []
 
     def at(self, hours: float, data: EventData) -> None:
@@ -162,6 +164,24 @@ class Library:
         self.submitted("es", self.family_f, review="reject")
         legacy = uuid.uuid4()
         at(2, SubmissionSubmittedV1(submission_id=legacy, author_id=uuid.uuid4()))
+        # A French version of F, submitted three times: before flags (v2), then with
+        # what its analysis flagged; the older v3 arrives last and changes nothing.
+        author, family = uuid.uuid4(), self.family_f
+        common = {
+            "submission_id": self.flagged,
+            "author_id": author,
+            "language": "fr",
+            "family_id": family,
+        }
+        at(
+            1,
+            SubmissionCreated(
+                submission_id=self.flagged, author_id=author, language="fr", category="animals"
+            ),
+        )
+        at(2, SubmissionSubmittedV2(**common))
+        at(4, SubmissionSubmitted(**common, flags=["copied-book", "offensive-word"], held=True))
+        at(3, SubmissionSubmitted(**common, flags=["web-address"]))
         return self.events  # fmt: skip
 
 
@@ -248,6 +268,15 @@ async def test_redelivery_and_a_rebuild_change_nothing(
     async with metrics.resources.session_factory() as session:
         await rebuild(session, metrics.resources)
     check(await figures(metrics, admin), library)
+
+
+async def test_the_review_queue_shows_what_each_submission_was_flagged_for(
+    metrics: MetricsHarness, people: dict[str, Account], library: Library
+) -> None:
+    workflow = await metrics.get("/v1/metrics/workflow", people["CONTENT_ADMIN"].headers)
+    flags = {item["submission_id"]: item["flags"] for item in workflow["oldest_waiting_review"]}
+    assert flags[str(library.flagged)] == ["copied-book", "offensive-word"]
+    assert set(map(tuple, flags.values())) == {(), ("copied-book", "offensive-word")}
 
 
 async def test_only_platform_viewers_see_them(

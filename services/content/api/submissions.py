@@ -89,7 +89,9 @@ async def create_submission(
 @submissions.get(
     "",
     summary="Your submissions (volunteers) or the review queue (STORY_MANAGER and up)",
-    description="Reviewers get the queue, oldest submission first, by default the "
+    description="Reviewers get the queue: flagged work first (its analysis found a warning "
+    "or a severe finding: `flagged=true` lists only that, `false` only the rest), then the "
+    "oldest submission first, by default the "
     "SUBMITTED and IN_REVIEW ones in the languages they review (all of them with "
     "`every_language=true`, or one with `language`); `overdue` marks those waiting "
     "longer than CONTENT_REVIEW_OVERDUE_DAYS. `mine=true` lists their own instead. "
@@ -107,6 +109,9 @@ async def list_submissions(
         Query(description="Reviewers: the whole queue, not only the languages you review"),
     ] = False,
     age: Annotated[int | None, Query(ge=0, le=18)] = None,
+    flagged: Annotated[
+        bool | None, Query(description="Reviewers: only flagged work (true) or the rest")
+    ] = None,
     cursor: Cursor = None,
     limit: PageSize = 20,
 ) -> Page[SubmissionOut]:
@@ -119,6 +124,7 @@ async def list_submissions(
         age=age,
         cursor=cursor,
         limit=limit,
+        flagged=flagged,
     )
     return Page(items=[submission_out(s, service.settings) for s in rows], next_cursor=next_cursor)
 

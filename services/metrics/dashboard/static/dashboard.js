@@ -174,6 +174,14 @@
       oldest.replaceChildren(...workflow.oldest_waiting_review.map((item) => {
         const li = document.createElement("li");
         li.textContent = `${item.language || "?"} · waiting ${duration(item.waiting_seconds)}`;
+        // What its analysis flagged (finding kinds, severe first): codes, as text.
+        const flags = item.flags || [];
+        if (flags.length) {
+          const mark = document.createElement("span");
+          mark.className = "flags";
+          mark.textContent = ` · ⚑ ${flags.join(", ")}`;
+          li.append(mark);
+        }
         return li;
       }));
       // Built from text nodes only: titles are people's words, never markup.
