@@ -44,7 +44,7 @@ TEXT_PAGE = " ".join(
     ]
     * 3
 )
-_CHILD = """
+CHILD_PROGRAM = """
 import json, resource, sys
 mode, path, language = sys.argv[1:4]
 from services.content import pdfcheck
@@ -61,7 +61,7 @@ print(json.dumps({"cpu": usage.ru_utime + usage.ru_stime, "ok": verdict.ok,
 
 def _child_cpu(mode: str, path: Path) -> float:
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD, mode, str(path), "en"],
+        [sys.executable, "-c", CHILD_PROGRAM, mode, str(path), "en"],
         capture_output=True,
         text=True,
         check=True,

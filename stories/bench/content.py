@@ -37,6 +37,7 @@ from stories.bench.harness import (
     BENCH_DATABASE_URL,
     LOAD_CPU,
     ROUNDS,
+    SERVER_CPU,
     Figure,
     pinned,
     run_wrk,
@@ -97,6 +98,7 @@ async def bench_content(*, duration: float, connections: int) -> list[Figure]:
         quiet, burner, beside = await asyncio.to_thread(
             _measure_beside_processing, schema, duration, connections
         )
+        checked = await asyncio.to_thread(_measure_beside_checks, schema, duration, connections)
     finally:
         await drop_schema(BENCH_DATABASE_URL, schema)
     one_page, illustrated = await _measure_manuscript_checks()
@@ -159,6 +161,7 @@ async def bench_content(*, duration: float, connections: int) -> list[Figure]:
             baseline_of=CONTROL_ROW, target_ratio=0.9,
         ),
         *processing,
+        *checked,
     ]  # fmt: skip
 
 
@@ -334,3 +337,74 @@ def _per_minute(taken: list[float]) -> tuple[float, str, float, float]:
         statistics.median(taken) * 1000,
         max(taken) * 1000,
     )
+
+
+# #40: submit's deep check also reads the text (language, level, findings,
+# shingles, thumbnails). Its child runs in the API's own task, so here on the
+# server's core, back to back as a stream of submits would: the cached catalog
+# beside checks without the analysis (the check as #21 left it) and with it,
+# measured in turns, and the check's own wall time, what submit waits for.
+_CHECK_LOOP = """
+import subprocess, sys, tempfile, time
+from pathlib import Path
+from stories.bench.analysis import CHILD_PROGRAM, PICTURE_PAGE
+from stories.samples import text_pdf
+with tempfile.TemporaryDirectory() as folder:
+    path = Path(folder) / "book.pdf"
+    path.write_bytes(text_pdf([PICTURE_PAGE] * 40, illustrated=True))
+    print("checking", flush=True)
+    while True:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", CHILD_PROGRAM, sys.argv[1], str(path), "en"],
+                       check=True, capture_output=True)
+        print(f"{time.perf_counter() - started:.4f}", flush=True)
+"""
+CHECKS_QUIET_ROW = "cached, nothing beside (turns with the checks)"
+CHECKS_ROW = "cached, beside 40-page deep checks (no analysis)"
+
+
+def _measure_beside_checks(schema: str, duration: float, connections: int) -> list[Figure]:
+    quiet: list[tuple[float, float, float]] = []
+    beside: dict[str, list[tuple[float, float, float]]] = {"without": [], "with": []}
+    waited: dict[str, list[float]] = {"without": [], "with": []}
+    with catalog_server(schema, 60.0) as url:
+        for _ in range(ROUNDS):
+            quiet.append(run_wrk(f"{url}{CATALOG_PATH}", seconds=duration, connections=connections))
+            for mode in ("without", "with"):
+                with _checks_beside(mode) as taken:
+                    beside[mode].append(
+                        run_wrk(f"{url}{CATALOG_PATH}", seconds=duration, connections=connections)
+                    )
+                waited[mode] += taken
+    check_row = "submit's deep check beside the catalog's load, no analysis"
+    return [
+        Figure("content", CHECKS_QUIET_ROW, *_median_run(quiet)),
+        Figure("content", CHECKS_ROW, *_median_run(beside["without"]),
+               baseline_of=CHECKS_QUIET_ROW),
+        Figure("content", "cached, beside 40-page deep checks + analysis",
+               *_median_run(beside["with"]), baseline_of=CHECKS_ROW, target_ratio=0.9),
+        Figure("content", check_row, *_per_minute(waited["without"])),
+        Figure("content", "submit's deep check beside the catalog's load, + analysis",
+               *_per_minute(waited["with"]), baseline_of=check_row),
+    ]  # fmt: skip
+
+
+@contextlib.contextmanager
+def _checks_beside(mode: str) -> Iterator[list[float]]:
+    """Deep checks back to back on the server's core while the block lasts; the
+    list holds each one's wall time once it ends."""
+    loop = subprocess.Popen(
+        [*pinned(SERVER_CPU), sys.executable, "-c", _CHECK_LOOP, mode],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    taken: list[float] = []
+    try:
+        assert loop.stdout is not None
+        loop.stdout.readline()
+        yield taken
+    finally:
+        os.killpg(loop.pid, signal.SIGKILL)
+        output, _ = loop.communicate()
+        taken += [float(line) for line in output.split()]

@@ -82,7 +82,7 @@ async def build_demo(
         }
         mine = await builder.pages("/v1/submissions", staff["VOLUNTEER"].headers, mine="true")
         drafts = {
-            (s["title"], s["language"]): s
+            (s["title"], s["language"], s["derivation"]): s
             for s in mine
             if s["status"] not in ("REJECTED", "CHANGES_REQUESTED")
         }

@@ -16,14 +16,13 @@ from stories.demo.history import reading_history
 from stories.demo.library import (
     CATEGORIES,
     CLASS_NAME,
-    LEVELS,
     PASSWORD,
     DemoError,
     Story,
     cover_png,
 )
 from stories.loadtest.seed import expect
-from stories.samples import story_pdf
+from stories.samples import text_pdf
 
 
 @dataclass
@@ -128,7 +127,7 @@ class DemoBuilder:
         self,
         staff: dict[str, Account],
         story: Story,
-        drafts: dict[tuple[str, str], dict[str, Any]],
+        drafts: dict[tuple[str, str, str], dict[str, Any]],
         books: dict[str, str],
     ) -> str:
         """One story from wherever an earlier run left it to the catalog: an original
@@ -137,19 +136,22 @@ class DemoBuilder:
         and summary then written in the new language)."""
         author, reviewer = staff["VOLUNTEER"], staff["STORY_MANAGER"]
         manager, publisher = staff["BOOK_MANAGER"], staff["CONTENT_ADMIN"]
-        submission = drafts.get((story.title, story.language))
+        submission = drafts.get((story.title, story.language, story.derivation))
         if submission is None and story.source is not None:
             # A derivation cut off before it was renamed still has the original's title.
-            submission = drafts.get((story.source.title, story.language))
+            submission = drafts.get((story.source.title, story.language, story.derivation))
         if submission is None and story.source is not None:
+            change = (
+                {"kind": "adaptation", "reading_level": story.reading_level,
+                 "credited_as": "Demo volunteer adapter"}
+                if story.adaptation
+                else {"kind": "translation", "language": story.language,
+                      "credited_as": "Demo volunteer translator"}
+            )  # fmt: skip
             submission = expect(
                 await self.http.post(
                     f"{self.url}/v1/books/{books[story.source.title]}/derivations",
-                    json={
-                        "kind": "translation",
-                        "language": story.language,
-                        "credited_as": "Demo volunteer translator",
-                    },
+                    json=change,
                     headers=author.headers,
                 ),
                 201,
@@ -174,7 +176,7 @@ class DemoBuilder:
                         "age_min": 4 + story.number % 3,
                         "age_max": 8 + story.number % 3,
                         "category": CATEGORIES[story.number % len(CATEGORIES)],
-                        "reading_level": LEVELS[story.number % len(LEVELS)],
+                        "reading_level": story.reading_level,
                     },
                     headers=author.headers,
                 ),
@@ -188,9 +190,8 @@ class DemoBuilder:
                 ),
                 200,
             )
-            manuscript = story_pdf(
-                story.title, pages=story.pages, illustrated=True, words=story.line
-            )
+            # The story's own text and its family's own picture (#40 reads both).
+            manuscript = text_pdf(story.page_texts, drawing=story.number)
             await self.upload(ticket, "story.pdf", manuscript, "application/pdf")
             submission = expect(
                 await self.http.post(
@@ -216,7 +217,12 @@ class DemoBuilder:
             submission = expect(
                 await self.http.post(
                     f"{self.url}/v1/submissions/{sid}/review",
-                    json={"decision": "approve", "notes": "Lovely pictures."},
+                    # The reviewer confirms the level its text reads at (#40).
+                    json={
+                        "decision": "approve",
+                        "notes": "Lovely pictures.",
+                        "reading_level": story.reading_level,
+                    },
                     headers={**reviewer.headers, "If-Match": f'"{submission["version"]}"'},
                 ),
                 200,

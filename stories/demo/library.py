@@ -10,6 +10,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from stories.demo.texts import EASY_TITLE, pages
+
 DOMAIN = "demo.example.org"
 PASSWORD = "Read-together-2026"  # noqa: S105 - the demo's own accounts, printed for the developer
 STAFF = ("VOLUNTEER", "STORY_MANAGER", "BOOK_MANAGER", "CONTENT_ADMIN", "TEACHER")
@@ -62,7 +64,8 @@ LINES = {
 }
 TITLE_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 CATEGORIES = ("animals", "adventure", "family", "science", "friendship")
-LEVELS = ("emergent", "early", "transitional", "fluent")
+# The families whose original also has an easier adaptation: one in each language.
+ADAPTED = (0, 1, 2, 5, 6)
 
 
 class DemoError(RuntimeError):
@@ -76,18 +79,33 @@ class Story:
     title: str
     # The family's first book (the original), None for the original itself.
     source: Story | None = None
+    # An easier telling of its original, in the original's language (#40).
+    adaptation: bool = False
 
     @property
     def line(self) -> str:
         return LINES[self.language]
 
     @property
-    def access(self) -> str:
-        return "entitled" if self.number % ENTITLED_EVERY == ENTITLED_EVERY - 1 else "free"
+    def derivation(self) -> str:
+        if self.source is None:
+            return "original"
+        return "adaptation" if self.adaptation else "translation"
 
     @property
-    def pages(self) -> int:
-        return 6 + self.number % 5
+    def reading_level(self) -> str:
+        """What its text reads as (services/content/reading_levels.py), which its
+        reviewer confirms at approval: the full telling early, the easy one emergent."""
+        return "emergent" if self.adaptation else "early"
+
+    @property
+    def page_texts(self) -> list[str]:
+        hero = (self.source or self).title if self.adaptation else self.title
+        return [self.title, *pages(self.language, hero, self.number, easy=self.adaptation)]
+
+    @property
+    def access(self) -> str:
+        return "entitled" if self.number % ENTITLED_EVERY == ENTITLED_EVERY - 1 else "free"
 
 
 def stories() -> list[Story]:
@@ -100,6 +118,9 @@ def stories() -> list[Story]:
             # A few translations nobody has made yet.
             if language != first and (number + index) % 7 != 3:
                 translations.append(Story(number, language, titles[index], original))
+        if number in ADAPTED:
+            easier = f"{original.title} ({EASY_TITLE[first]})"
+            translations.append(Story(number, first, easier, original, adaptation=True))
     return originals + translations
 
 

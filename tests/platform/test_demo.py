@@ -230,6 +230,49 @@ def _crawl(http: httpx.Client, start: str, most: int = 500) -> list[dict[str, An
     return documents
 
 
+def test_the_demo_library_reads_as_written_translations_and_easier_adaptations(
+    gateway: str, filled: str
+) -> None:
+    """#40's done-when: every translation is detected in its own language, every
+    adaptation reads easier than its original, and no book is flagged."""
+    with httpx.Client(timeout=30) as http:
+        reviewer = _token(http, gateway, f"story-manager@{DOMAIN}", PASSWORD)
+        approved: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            params: dict[str, str | int] = {
+                "every_language": "true",
+                "status": "APPROVED",
+                "limit": 100,
+            }
+            page = http.get(
+                f"{gateway}/v1/submissions",
+                params=params | ({"cursor": cursor} if cursor else {}),
+                headers=reviewer,
+            ).json()
+            approved += page["items"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        books = {b["id"]: b for b in _catalog(http, gateway)}
+    assert len(approved) >= 50
+    by_family: dict[str, dict[str, dict[str, Any]]] = {}
+    for submission in approved:
+        analysis = submission["analysis"]
+        assert analysis is not None, submission["title"]
+        assert analysis["detected_language"]["language"] == submission["language"], submission
+        assert submission["flagged"] is False, (submission["title"], analysis["findings"])
+        assert submission["confirmed_level"] == submission["reading_level"]
+        by_family.setdefault(submission["family_id"], {})[submission["derivation"]] = submission
+    adapted = [f for f in by_family.values() if "adaptation" in f]
+    assert len(adapted) == 5
+    for family in adapted:
+        easier, original = family["adaptation"], family["original"]
+        assert easier["analysis"]["score"] < original["analysis"]["score"], easier["title"]
+        assert easier["analysis"]["estimated_level"] == "emergent"
+    assert {b["estimated_level"] for b in books.values()} >= {"emergent", "early"}
+
+
 def test_every_opds_document_a_crawl_reaches_is_valid_to_palace(
     gateway: str, filled: str, tmp_path: Path
 ) -> None:

@@ -119,6 +119,7 @@ def test_book_events_of_version_1_are_still_accepted_during_a_rollout() -> None:
         ("book.published", "1"),
         ("book.updated", "1"),
         ("submission.submitted", "1"),
+        ("submission.submitted", "2"),  # before its flags (#40)
     }
 
 
