@@ -181,9 +181,7 @@ async def _submission_created(step: Step, data: SubmissionCreated) -> None:
     )
 
 
-async def _submission_submitted(
-    step: Step, data: SubmissionSubmitted | SubmissionSubmittedV2
-) -> None:
+async def _submission_submitted(step: Step, data: SubmissionSubmittedV2) -> None:
     step.figures.count(Metric.SUBMISSIONS_SUBMITTED, step.at)
     await repository.advance_submission(
         step.session,

@@ -181,18 +181,11 @@ class SubmissionSubmittedV2(EventData):
 FindingKind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z-]{1,39}$")]
 
 
-class SubmissionSubmitted(EventData):
+class SubmissionSubmitted(SubmissionSubmittedV2):
     """A submission went (back) to review, in this language of this story family,
     with the kinds of what its analysis flagged (codes only: never an excerpt)."""
 
-    type = "submission.submitted"
     version = "3"
-    producer = Producer.CONTENT
-    subject_field = "submission_id"
-    submission_id: uuid.UUID
-    author_id: uuid.UUID
-    language: str
-    family_id: uuid.UUID
     flags: list[FindingKind] = Field(
         default_factory=list, max_length=20, description="Warnings and worse, severe first"
     )

@@ -211,6 +211,18 @@ async def test_the_queue_lists_flagged_work_first_and_filters_by_it(
     assert [s["id"] for s in await queue(1)] == [s["id"] for s in whole]
     assert {s["id"] for s in await queue(100, flagged="true")} & ours == {rude["id"], held["id"]}
     assert {s["id"] for s in await queue(100, flagged="false")} & ours == {plain["id"]}
+    # Hostile: another volunteer asking for the flagged queue sees only their own
+    # work (none), never these; a bad value is a 422.
+    stranger = await content.account(Role.VOLUNTEER)
+    theirs = await content.http.get(
+        "/v1/submissions", params={"flagged": "true"}, headers=stranger.headers
+    )
+    assert theirs.status_code == 200, theirs.text
+    assert theirs.json()["items"] == []
+    bad = await content.http.get(
+        "/v1/submissions", params={"flagged": "maybe"}, headers=reviewer.headers
+    )
+    assert bad.status_code == 422
 
 
 def held_pdf(number: str = "0712 345 678") -> bytes:
