@@ -1,36 +1,40 @@
 """A learner's month of reading, made up the same way every run: the same learner
-and day always give the same events, with the same ids, which delivery takes once."""
+and date always give the same events, with the same ids, which delivery takes once."""
 
 from __future__ import annotations
 
 import random
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stories.demo.library import DAYS, EVENT_IDS
 
 
 def reading_history(index: int, shelf: list[str], now: datetime) -> list[dict[str, Any]]:
-    """One learner's month: on most school days a book or two, read at a time of
-    day of their own, page by page, now and then to the end. The same learner and
-    day always give the same events, with the same ids."""
-    rng = random.Random(index)
+    """One learner's month up to yesterday (the DAYS - 1 days before today, so that
+    any 30-day window drawn today, as the dashboard's, holds all of it): on most school days a book or two, read
+    at a time of day of their own, page by page, now and then to the end.
+
+    Each day is drawn from its own seed (the learner and the date) and today is left
+    out, so a second run on the same day sends exactly the events of the first and
+    delivery takes none of them again; a run on a later day adds only the new days.
+    (Drawing from the clock or from "days ago" made a run that crossed an hour move
+    today's cut-off, and one that crossed midnight renamed every event.)"""
+    habit = random.Random(index).choice((8, 10, 13, 16, 19))  # the hour they usually read
+    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     events: list[dict[str, Any]] = []
-    habit = rng.choice((8, 10, 13, 16, 19))  # the hour they usually read
-    for days_ago in range(DAYS - 1, -1, -1):
-        day = (now - timedelta(days=days_ago)).replace(minute=0, second=0, microsecond=0)
+    for days_ago in range(DAYS - 1, 0, -1):
+        day = today - timedelta(days=days_ago)
+        rng = random.Random(f"{index}:{day.date().isoformat()}")
         weekend = day.weekday() >= 5
-        # Busier towards today, as a library newly opened to a class is.
-        if rng.random() > (0.35 if weekend else 0.55 + 0.3 * (DAYS - days_ago) / DAYS):
+        if rng.random() > (0.35 if weekend else 0.7):
             continue
         for session in range(rng.choice((1, 1, 2))):
             book = rng.choice(shelf)
             at = day.replace(hour=(habit + 3 * session + rng.randrange(-1, 2)) % 24)
-            if at >= now - timedelta(minutes=5):
-                continue  # a device's clock is never ahead of the platform's
             read_to = rng.randrange(2, PAGES_READ + 1)
-            key = f"{index}:{book}:{days_ago}:{session}"
+            key = f"{index}:{book}:{day.date().isoformat()}:{session}"
             events.append(_event(key, book, at, "open"))
             events += [
                 _event(key, book, at + timedelta(minutes=page), "progress", page)
