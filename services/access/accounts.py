@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -40,7 +41,7 @@ from shared.contracts.errors import (
     Unauthorized,
     Unprocessable,
 )
-from shared.contracts.events import UserLoggedIn, UserRegistered
+from shared.contracts.events import UserErased, UserLoggedIn, UserRegistered
 from shared.contracts.roles import Role
 from shared.http.auth import Principal, session_key
 
@@ -69,6 +70,9 @@ def learner_row(
         password_hash=password_hash,
         role=Role.LEARNER.value,
         review_languages=[],
+        # A class account is made by its teacher, or with the code the teacher gave
+        # the class: it stands under the school's consent (README: Privacy).
+        consent="school" if home_class_id is not None else "not-asked",
         created_at=now,
         updated_at=now,
     )
@@ -95,10 +99,23 @@ class AccountService:
         return SignInLimits(self.limiter, self.settings)
 
     async def register(
-        self, *, email: str, password: str, display_name: str, client_ip: str | None
+        self,
+        *,
+        email: str,
+        password: str,
+        display_name: str,
+        client_ip: str | None,
+        consent: str = "not-asked",
+        checks: Callable[[str], Awaitable[None]] | None = None,
+        on_created: Callable[[User], None] | None = None,
     ) -> User:
+        """A new LEARNER account. `checks` runs on the canonical email before any
+        cost is paid; `on_created` in the account's own savepoint, only for an
+        account really stored (consent.py asks the parent there)."""
         email = normalize_email(email)
         self._check_password(password, email)
+        if checks is not None:
+            await checks(email)
         await self.limits.hold_registration(client_ip)
         # Hashed before the first query, so no database connection waits on argon2
         # (~50 ms of CPU): a burst of sign-ups queues on the hashers, not on the
@@ -112,7 +129,11 @@ class AccountService:
                 # not a 409 that would say the address is taken.
                 async with self.session.begin_nested():
                     user = self.new_learner(display_name, password_hash, now, email=email)
+                    user.consent = consent
                     await self.session.flush()
+                    if on_created is not None:
+                        on_created(user)
+                        await self.session.flush()
             except IntegrityError:
                 pass
             else:
@@ -122,7 +143,9 @@ class AccountService:
         # The owner learns of it by mail once the platform sends mail; the one who
         # asked signs in and is refused, as with any wrong password.
         log.info("sign-up for an address that has an account, answered as new")
-        return learner_row(display_name, password_hash, now, email=email)
+        user = learner_row(display_name, password_hash, now, email=email)
+        user.consent = consent
+        return user
 
     def new_learner(
         self,
@@ -199,6 +222,13 @@ class AccountService:
             user = await self.session.get(User, user_id)
             if user is None or user.password_hash != stored_hash:  # changed meanwhile
                 raise Unauthorized(INVALID_LOGIN, code="invalid-credentials")
+            if user.consent == "pending":
+                # Told only to whoever knows the password: the child, waiting.
+                raise Forbidden(
+                    "A parent or guardian has not agreed yet: they were sent a mail with "
+                    "a link to agree. This account can sign in once they have.",
+                    code="parental-consent-pending",
+                )
             # This address may try again from scratch; the account-wide count is kept
             # (the owner signing in does not end someone else's guessing).
             await self.limiter.reset(pair)
@@ -354,6 +384,18 @@ class AccountService:
                 at=now_utc(),
             )
         )
+
+    async def erase(self, user: User, erased_by: uuid.UUID | None, reason: str) -> None:
+        """What erasing an account does, whoever asks (#19, #41): every session ends at
+        once, the row goes (name, email, tokens, memberships, entitlements, consent
+        with it), `user.erased` tells the other services to drop what they hold, and
+        the audit log keeps ids and the reason only."""
+        for session_id in await self.repository.live_sessions(user.id, now_utc()):
+            await self.end_session(session_id)
+        self.audit(erased_by, "user.erased", "user", user.id, None, {"reason": reason})
+        record_event(self.session, UserErased(user_id=user.id, erased_by=erased_by))
+        await self.repository.delete(user)
+        self.invalidate_user_after_commit(user.id)
 
     def invalidate_user_after_commit(self, user_id: uuid.UUID) -> None:
         async def invalidate() -> None:

@@ -39,7 +39,6 @@ from shared.contracts.events import (
     ClassBookUnassigned,
     ClassMemberJoined,
     ClassMemberLeft,
-    UserErased,
 )
 from shared.contracts.roles import Role
 from shared.http.auth import Principal
@@ -338,13 +337,7 @@ class ClassService:
                 raise NotFound("No class account of your classes has this id.")
         if user.role != Role.LEARNER.value:
             raise Conflict("Only learner accounts are erased here.", code="not-a-learner")
-        now = now_utc()
-        for session_id in await self.repository.live_sessions(user.id, now):
-            await self.accounts.end_session(session_id)
-        self.accounts.audit(eraser.id, "user.erased", "user", user.id, None, None)
-        record_event(self.accounts.session, UserErased(user_id=user.id, erased_by=eraser.id))
-        await self.repository.delete(user)
-        self.accounts.invalidate_user_after_commit(user_id)
+        await self.accounts.erase(user, eraser.id, "asked by staff")
 
     # --- the learner's side ---------------------------------------------------------
 

@@ -11,6 +11,7 @@ from services.access.accounts import AccountService
 from services.access.class_accounts import ClassAccounts
 from services.access.classes import ClassService
 from services.access.components import Components, ComponentsDep
+from services.access.consent import ConsentService
 from services.access.decisions import DecisionService
 from services.access.entitlements import EntitlementService
 from services.access.repository import AccessRepository
@@ -64,6 +65,11 @@ async def get_class_accounts(accounts: AccountServiceDep) -> ClassAccounts:
     return ClassAccounts(accounts)
 
 
+async def get_consent_service(accounts: AccountServiceDep) -> ConsentService:
+    return ConsentService(accounts)
+
+
+ConsentServiceDep = Annotated[ConsentService, Depends(get_consent_service)]
 EntitlementServiceDep = Annotated[EntitlementService, Depends(get_entitlement_service)]
 ClassServiceDep = Annotated[ClassService, Depends(get_class_service)]
 ClassAccountsDep = Annotated[ClassAccounts, Depends(get_class_accounts)]

@@ -11,9 +11,11 @@ from starlette.middleware import Middleware
 
 from services.access.api import ROUTERS
 from services.access.components import Components, build_components
+from services.access.consent import expire_consents
 from services.access.consumers import HANDLERS
 from services.access.dependencies import account_service
 from services.access.fastpath import AccessFastPath
+from services.access.mail_outbox import send_mail
 from services.access.repository import AccessRepository
 from services.access.schemas import UserOut
 from services.access.settings import AccessSettings
@@ -74,6 +76,8 @@ SERVICE = ServiceDefinition[AccessSettings, Components](
     fast_paths=[Middleware(AccessFastPath)],
     produces=Producer.ACCESS,
     handlers=HANDLERS,
+    # Access alone holds addresses, so it alone sends mail (mail_outbox.py).
+    worker_jobs=[send_mail, expire_consents],
     migrations=Path(__file__).parent / "migrations",
     default_port=8002,
 )

@@ -51,6 +51,12 @@ class User(Base):
     # The languages an ADMIN set (NULL: none set): the reviewer may narrow their
     # own list within them, never widen it.
     review_languages_ceiling: Mapped[list[str] | None] = mapped_column(JSON)
+    # On what ground the platform holds this account's data (#41, consent.py's
+    # Consent): a parent's consent (pending until given), the school's for a
+    # class account, none needed at 13 or over, or not asked (made before #41).
+    consent: Mapped[str] = mapped_column(
+        String(20), default="not-asked", server_default="not-asked"
+    )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
@@ -211,3 +217,43 @@ class ClassAssignment(Base):
     assigned_by: Mapped[uuid.UUID]
     assigned_at: Mapped[datetime] = mapped_column(UtcDateTime)
     removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ParentalConsent(Base):
+    """A parent's consent for a child under 13 who signed up themselves (#41): asked
+    by mail at sign-up, given (or refused) through a signed link, withdrawn through
+    another. Goes with the child's account; the audit log keeps what happened, by id."""
+
+    __tablename__ = "parental_consents"
+    __table_args__ = (Index("ix_parental_consents_expires_at", "expires_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), unique=True
+    )
+    parent_email: Mapped[str] = mapped_column(String(320))
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Unanswered by then, the child's account is erased (ACCESS_CONSENT_DAYS).
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    given_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class MailMessage(Base):
+    """A mail waiting to be sent (mail_outbox.py): written in the transaction that
+    decided to send it, sent by the worker, deleted once the server took it."""
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (Index("ix_mail_outbox_next_attempt_at", "next_attempt_at"),)
+
+    # Also the mail's Message-ID, so a mail sent again after a crash reads as one.
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    kind: Mapped[str] = mapped_column(String(40))  # logged instead of the address
+    to_address: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # When a worker may take it next: moved ahead while one holds it (its lease),
+    # and further each time the server is away.
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(String(300))

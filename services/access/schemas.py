@@ -41,6 +41,16 @@ class Registration(StrictModel):
         )
     )
     display_name: DisplayName
+    birth_year: int = Field(
+        ge=1900,
+        le=2100,
+        description="The year the person signing up was born: the only age question. "
+        "Anyone who could still be under 13 also gives `parent_email`, and the account "
+        "is `pending` until that parent agrees (README: Privacy).",
+    )
+    parent_email: EmailStr | None = Field(
+        default=None, description="A parent's or guardian's address; required under 13."
+    )
 
 
 class Credentials(StrictModel):
@@ -109,6 +119,13 @@ class UserOut(BaseModel):
     role: Role
     review_languages: list[str] = Field(
         default_factory=list, description="For story managers: the languages they review"
+    )
+    consent: str = Field(
+        default="not-asked",
+        description="On what ground the account's data is held: `parent` (a parent agreed), "
+        "`pending` (waiting for a parent; cannot sign in), `school` (a class account, under "
+        "its school's consent), `not-needed` (13 or over), `not-asked` (made before the age "
+        "question, or by an ADMIN)",
     )
     created_at: datetime
 
@@ -374,3 +391,25 @@ class ClassProgress(BaseModel):
     learners: int
     assignments: list[AssignmentProgress]
     rows: list[ProgressRow] = Field(description="Each learner and each assigned book")
+
+
+class ConsentRequestOut(BaseModel):
+    """What a parent's link asks (`purpose` give) or offers (`purpose` withdraw)."""
+
+    purpose: Literal["give", "withdraw"]
+    child: str = Field(description="The name the child signed up with")
+    child_email: str | None
+    requested_at: datetime
+    expires_at: datetime | None = Field(description="Until when the parent may agree")
+    given_at: datetime | None
+
+
+class ConsentAnswer(StrictModel):
+    answer: Literal["agree", "refuse"] = Field(
+        description="`agree` (a give link only) or `refuse`: refusing, or withdrawing "
+        "later, erases the child's account and everything it held"
+    )
+
+
+class ConsentOutcome(BaseModel):
+    consent: Literal["parent", "erased"]

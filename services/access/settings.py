@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -80,6 +80,30 @@ class AccessSettings(ServiceSettings):
     metrics_url: str = "http://127.0.0.1:8004"
     metrics_timeout_seconds: float = Field(default=2.0, gt=0)
     metrics_max_in_flight: int = Field(default=16, ge=1)
+
+    # Parents' consent (#41, README "Privacy"): a child under 13 who signs up waits
+    # this long for a parent's answer; unanswered, the account and all it held go.
+    consent_days: int = Field(default=14, ge=1, le=60)
+    # Consent requests to one parent's address a day: a family signs up its
+    # children, nobody fills a stranger's mailbox with them.
+    consent_requests_per_parent: int = Field(default=5, ge=1)
+    # How often the worker looks for consents left unanswered past their time.
+    consent_expiry_check_seconds: float = Field(default=300.0, gt=0)
+    # The platform's public origin: links in mail point there (the gateway locally,
+    # the load balancer's name in AWS).
+    public_url: str = "http://127.0.0.1:8000"
+
+    # Mail leaves through the outbox (mail_outbox.py): SMTP (aiosmtpd in the
+    # embedded run and the tests, any relay elsewhere) or SES in AWS.
+    mail_transport: Literal["smtp", "ses"] = "smtp"
+    mail_from: str = "1001 Stories <no-reply@stories.example.org>"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=8025, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_start_tls: bool = False
+    # How often the worker looks for mail to send when it found none last time.
+    mail_poll_seconds: float = Field(default=2.0, gt=0, le=60)
 
     bootstrap_admin_email: str | None = None
     bootstrap_admin_password: SecretStr | None = None

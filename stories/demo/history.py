@@ -13,8 +13,9 @@ from stories.demo.library import DAYS, EVENT_IDS
 
 def reading_history(index: int, shelf: list[str], now: datetime) -> list[dict[str, Any]]:
     """One learner's month up to yesterday (the DAYS - 1 days before today, so that
-    any 30-day window drawn today, as the dashboard's, holds all of it): on most school days a book or two, read
-    at a time of day of their own, page by page, now and then to the end.
+    any 30-day window drawn today, as the dashboard's, holds all of it): on most
+    school days a book or two, read at a time of day of their own, page by page,
+    now and then to the end.
 
     Each day is drawn from its own seed (the learner and the date) and today is left
     out, so a second run on the same day sends exactly the events of the first and

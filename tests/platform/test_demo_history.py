@@ -30,7 +30,8 @@ def test_a_run_the_next_day_keeps_every_day_it_shares_with_the_last() -> None:
     before = {e["id"]: e for e in reading_history(5, SHELF, today)}
     after = {e["id"]: e for e in reading_history(5, SHELF, today + timedelta(days=1))}
     shared = before.keys() & after.keys()
-    assert shared and all(before[i] == after[i] for i in shared)
+    assert shared
+    assert all(before[i] == after[i] for i in shared)
     added = {datetime.fromisoformat(after[i]["at"]).date() for i in after.keys() - shared}
     assert added <= {today.date()}, "only the day that has ended since"
     # Learners read differently: their months are their own.

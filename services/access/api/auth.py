@@ -9,9 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.access.components import ComponentsDep
-from services.access.dependencies import (
-    AccountServiceDep,
-)
+from services.access.dependencies import AccountServiceDep, ConsentServiceDep
 from services.access.schemas import (
     Credentials,
     LogoutRequest,
@@ -36,18 +34,24 @@ jwks = APIRouter(tags=["auth"])
 @auth.post(
     "/register",
     status_code=201,
-    summary="Create a LEARNER account",
-    description="Limited per address (`ACCESS_REGISTRATIONS_PER_IP` an hour; 429 with "
+    summary="Create a LEARNER account (under 13: pending until a parent agrees)",
+    description="`birth_year` is asked of everyone. Whoever could still be under 13 gives "
+    "`parent_email`; the account answers `consent: pending`, cannot sign in (403 "
+    "`parental-consent-pending`), and the parent is mailed a link that expires after "
+    "`ACCESS_CONSENT_DAYS` (`/v1/consents/{token}`; unanswered, the account is erased). "
+    "Limited per address (`ACCESS_REGISTRATIONS_PER_IP` an hour; 429 with "
     "Retry-After). An email that already has an account gets the same answer as a new "
     "one and nothing is stored (no account enumeration): sign in next, and use the "
     "token's account (`GET /v1/users/me`).",
     responses=problem_responses(422, 429),
 )
-async def register(body: Registration, request: Request, service: AccountServiceDep) -> UserOut:
-    user = await service.register(
+async def register(body: Registration, request: Request, consents: ConsentServiceDep) -> UserOut:
+    user = await consents.register(
         email=body.email,
         password=body.password,
         display_name=body.display_name,
+        birth_year=body.birth_year,
+        parent_email=body.parent_email,
         client_ip=client_ip(request.scope),
     )
     return UserOut.model_validate(user)
