@@ -35,7 +35,14 @@ COMMON_VALUES = [
 COMMON_SECRETS = ["{PREFIX}_DATABASE_URL"]
 
 VALUES: dict[str, list[str]] = {
-    "access": ["ACCESS_METRICS_URL"],
+    # Mail leaves through SES from the domain's identity (infra/platform/mail.tf);
+    # its links point at the public origin.
+    "access": [
+        "ACCESS_METRICS_URL",
+        "ACCESS_MAIL_TRANSPORT",
+        "ACCESS_MAIL_FROM",
+        "ACCESS_PUBLIC_URL",
+    ],
     "content": [
         "CONTENT_PUBLISHED_ASSETS_URL",
         "CONTENT_METRICS_URL",

@@ -27,9 +27,11 @@ from shared.resources import open_resources
 from shared.service.migrations import upgrade
 from shared.service.runtime import install_stop_signals, run_worker, serve_api
 from shared.settings import DEV_ORIGINS, ServiceSettings
+from stories.emulator import free_port
 from stories.emulator_guard import Credentials, start_guarded_moto
 from stories.gateway.openapi import merged_openapi
 from stories.gateway.proxy import Gateway
+from stories.mailbox import start_mailbox
 from stories.registry import SERVICES
 
 log = structlog.get_logger(__name__)
@@ -75,6 +77,8 @@ def embedded_defaults(
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
         "LOG_JSON": "false",
+        # Links in mail (a parent's consent link) open through the gateway.
+        "ACCESS_PUBLIC_URL": gateway,
         # The metrics dashboard opened on its own port signs in through the gateway.
         "CORS_ORIGINS": json.dumps([*DEV_ORIGINS, f"http://{host}:{ports['metrics']}"]),
     }
@@ -216,6 +220,12 @@ async def run_platform(
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", EMBEDDED_AWS_KEY_ID)
     ports = {name: s.default_port - 8001 + base_port for name, s in SERVICES.items()}
     gateway_port = base_port - 1 if gateway_port is None else gateway_port
+    mailbox = None
+    if "ACCESS_SMTP_HOST" not in os.environ:
+        # The parents' consent mail (#41) lands in files beside the databases.
+        mail_port = free_port()
+        mailbox = start_mailbox(host, mail_port, data_dir / "mail")
+        os.environ["ACCESS_SMTP_HOST"], os.environ["ACCESS_SMTP_PORT"] = host, str(mail_port)
     for key, value in embedded_defaults(data_dir, aws_endpoint, host, ports, gateway_port).items():
         os.environ.setdefault(key, value)
     admin = None
@@ -284,6 +294,8 @@ async def run_platform(
                 if isinstance(result, BaseException):
                     log.error("component failed", error=repr(result))
     finally:
+        if mailbox is not None:
+            mailbox.stop()
         if moto is not None:
             saved = await asyncio.to_thread(save_s3, data_dir)
             log.info("files saved for the next run", objects=saved)
@@ -306,6 +318,8 @@ def _print_banner(
         lines.append(f"  {name:<9} {base:<24} docs {base}/docs")
     lines.append(f"  dashboard {gateway}/dashboard")
     lines += ["", f"  AWS endpoint {aws}; data in {data_dir.resolve()}"]
+    if "ACCESS_SMTP_PORT" in os.environ:
+        lines.append(f"  mail (a parent's consent link) is kept in {(data_dir / 'mail').resolve()}")
     if admin is not None:
         secret = data_dir / ADMIN_PASSWORD_FILE
         lines.append(f"  ADMIN {admin}, password in {secret}")

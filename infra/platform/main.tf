@@ -324,6 +324,9 @@ locals {
     DELIVERY_CLOUDFRONT_DOMAIN     = "https://${module.storage.cloudfront_domain}"
     DELIVERY_LINK_SECONDS          = "300"
     ACCESS_METRICS_URL             = local.metrics_internal
+    ACCESS_MAIL_TRANSPORT          = "ses"
+    ACCESS_MAIL_FROM               = "1001 Stories <${local.mail_from_address}>"
+    ACCESS_PUBLIC_URL              = "https://${var.domain_name}"
     CONTENT_METRICS_URL            = local.metrics_internal
     METRICS_CLOUDWATCH_NAMESPACE   = "Stories/Metrics"
     METRICS_DASHBOARD_LOGIN_URL    = "/v1/auth/login"
@@ -370,6 +373,7 @@ locals {
     )
   }
   service_statements = {
+    access = local.mail_statements
     content = [
       {
         sid       = "Manuscripts"

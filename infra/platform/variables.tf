@@ -26,6 +26,11 @@ variable "domain_name" {
   type        = string
 }
 
+variable "mail_domain" {
+  description = "The domain mail is sent from (parents' consent, #41), an SES identity, e.g. 1001stories.org."
+  type        = string
+}
+
 variable "certificate_arn" {
   description = "ACM certificate for domain_name."
   type        = string

@@ -3,12 +3,12 @@ it, handed to the mail server by the worker (`send_mail`), deleted once taken.
 
 Access alone sends mail because it alone holds addresses: no other service ever
 sees one. A mail is never lost: the server away or saying 4xx, it waits and is
-tried again, each time later (30 s doubling to an hour). It is sent once: a worker
-takes a batch by moving its rows' next attempt a lease ahead (PostgreSQL's SKIP
-LOCKED keeps two workers off the same rows), and deletes each as the server takes
-it. Only a crash between the two sends one again, under the same Message-ID.
-A refusal that will not change (5xx: no such mailbox) is given up and logged by
-kind and id, never by address.
+tried again, each time later (ACCESS_MAIL_RETRY_SECONDS, 30 s, doubling to an
+hour). It is sent once: a worker takes a batch by moving its rows' next attempt a
+lease ahead (PostgreSQL's SKIP LOCKED keeps two workers off the same rows), and
+deletes each as the server takes it. Only a crash between the two sends one
+again, under the same Message-ID. A refusal that will not change (5xx: no such
+mailbox) is given up and logged by kind and id, never by address.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ log = structlog.get_logger(__name__)
 BATCH = 10
 # A taken batch is the worker's this long: well past the time its mails may take.
 LEASE = timedelta(seconds=BATCH * SEND_TIMEOUT_SECONDS * 2)
-FIRST_RETRY_SECONDS = 30.0
 LONGEST_RETRY_SECONDS = 3600.0
 
 
@@ -65,15 +64,22 @@ def queue_mail(session: AsyncSession, *, kind: str, to: str, subject: str, body:
     )
 
 
-def retry_delay(attempts: int) -> timedelta:
-    """After the `attempts`-th failure: 30 s, 60 s, 2 min, ... at most an hour."""
-    return timedelta(seconds=min(LONGEST_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2 ** (attempts - 1)))
+def retry_delay(attempts: int, first: float) -> timedelta:
+    """After the `attempts`-th failure: first, twice that, ... at most an hour."""
+    return timedelta(seconds=min(LONGEST_RETRY_SECONDS, first * 2 ** (attempts - 1)))
 
 
 class MailCourier:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], sender: MailSender) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        sender: MailSender,
+        *,
+        first_retry_seconds: float = 30.0,
+    ) -> None:
         self._sessions = sessions
         self._sender = sender
+        self._first_retry = first_retry_seconds
 
     async def send_due(self, now: datetime | None = None) -> dict[str, int]:
         """One batch of the mail that is due: how many were sent, deferred, refused."""
@@ -123,7 +129,7 @@ class MailCourier:
                 .values(
                     attempts=attempts,
                     last_error=error[:300],
-                    next_attempt_at=now_utc() + retry_delay(attempts),
+                    next_attempt_at=now_utc() + retry_delay(attempts, self._first_retry),
                 )
             )
 
@@ -161,7 +167,11 @@ async def send_mail(resources: Resources, settings: ServiceSettings, stop: async
     else look again after `mail_poll_seconds`."""
     assert isinstance(settings, AccessSettings)
     async with AsyncExitStack() as stack:
-        courier = MailCourier(resources.session_factory, await mail_sender(settings, stack))
+        courier = MailCourier(
+            resources.session_factory,
+            await mail_sender(settings, stack),
+            first_retry_seconds=settings.mail_retry_seconds,
+        )
         while not stop.is_set():
             try:
                 counts = await courier.send_due()

@@ -104,6 +104,9 @@ class AccessSettings(ServiceSettings):
     smtp_start_tls: bool = False
     # How often the worker looks for mail to send when it found none last time.
     mail_poll_seconds: float = Field(default=2.0, gt=0, le=60)
+    # A mail the server did not take waits this long, doubling each time, at most
+    # an hour (mail_outbox.py).
+    mail_retry_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     bootstrap_admin_email: str | None = None
     bootstrap_admin_password: SecretStr | None = None

@@ -130,7 +130,12 @@ def _measure_access(
         password = "bench passphrase 2026"  # noqa: S105 - a throwaway account
         registered = httpx.post(
             f"{url}/v1/auth/register",
-            json={"email": email, "password": password, "display_name": "Bench"},
+            json={
+                "email": email,
+                "password": password,
+                "display_name": "Bench",
+                "birth_year": 1990,
+            },
             timeout=10,
         )
         registered.raise_for_status()
@@ -166,7 +171,12 @@ def _measure_access(
         for address in emails:
             httpx.post(
                 f"{url}/v1/auth/register",
-                json={"email": address, "password": password, "display_name": "Reader"},
+                json={
+                    "email": address,
+                    "password": password,
+                    "display_name": "Reader",
+                    "birth_year": 1990,
+                },
                 timeout=10,
             ).raise_for_status()
         sign_in = _sign_in_script(emails, password)

@@ -219,7 +219,7 @@ def _reader(access_url: str) -> tuple[str, str]:
     password = "bench passphrase 2026"  # noqa: S105 - a throwaway account
     registered = httpx.post(
         f"{access_url}/v1/auth/register",
-        json={"email": email, "password": password, "display_name": "Reader"},
+        json={"email": email, "password": password, "display_name": "Reader", "birth_year": 1990},
         timeout=10,
     )
     registered.raise_for_status()

@@ -161,7 +161,8 @@ async def _admin_token(access_url: str, access_schema: str) -> str:
     password = "bench passphrase 2026"  # noqa: S105 - a throwaway account
     async with httpx.AsyncClient(base_url=access_url, timeout=10) as http:
         registered = await http.post(
-            "/v1/auth/register", json={"email": email, "password": password, "display_name": "B"}
+            "/v1/auth/register",
+            json={"email": email, "password": password, "display_name": "B", "birth_year": 1990},
         )
         registered.raise_for_status()
         engine = create_engine(BENCH_DATABASE_URL, schema=access_schema)

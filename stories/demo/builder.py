@@ -77,7 +77,12 @@ class DemoBuilder:
             expect(
                 await self.http.post(
                     f"{self.url}/v1/auth/register",
-                    json={"email": email, "password": PASSWORD, "display_name": name},
+                    json={
+                        "email": email,
+                        "password": PASSWORD,
+                        "display_name": name,
+                        "birth_year": 2011,
+                    },
                 ),
                 201,
             )

@@ -213,7 +213,11 @@ def register_readers(urls: dict[str, str], count: int, tag: str) -> list[Account
             email = f"{tag}-{n}-{random.getrandbits(32):08x}@example.org"
             registered = http.post(
                 f"{urls['access']}/v1/auth/register",
-                json={"email": email, "password": READER_PASSWORD, "display_name": f"Reader {n}"},
+                json={
+                    "email": email,
+                    "password": READER_PASSWORD,
+                    "display_name": f"Reader {n, 'birth_year': 1990}",
+                },
             )
             if registered.status_code != 201:
                 raise RuntimeError(f"registering a reader: {registered.text}")

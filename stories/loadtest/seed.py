@@ -137,7 +137,12 @@ class Seeder:
         body = expect(
             await self.http.post(
                 f"{self.urls['access']}/v1/auth/register",
-                json={"email": email, "password": password, "display_name": name},
+                json={
+                    "email": email,
+                    "password": password,
+                    "display_name": name,
+                    "birth_year": 1990,
+                },
             ),
             201,
         )

@@ -102,7 +102,13 @@ async def test_a_role_cannot_be_chosen_at_registration(access: AccessHarness) ->
     email = f"sneaky-{uuid.uuid4().hex[:6]}@example.org"
     response = await access.http.post(
         "/v1/auth/register",
-        json={"email": email, "password": PASSWORD, "display_name": "S", "role": "ADMIN"},
+        json={
+            "email": email,
+            "password": PASSWORD,
+            "display_name": "S",
+            "birth_year": 1990,
+            "role": "ADMIN",
+        },
     )
     assert_problem(response, 422)
     async with access.resources.session_factory() as session:
@@ -115,6 +121,9 @@ async def test_a_role_cannot_be_chosen_at_registration(access: AccessHarness) ->
         {"email": "not-an-email", "password": PASSWORD, "display_name": "x"},
         {"email": "a@example.org", "password": PASSWORD},
         {"email": "a@example.org", "password": PASSWORD, "display_name": ""},
+        # #41: everyone is asked the year they were born.
+        {"email": "a@example.org", "password": PASSWORD, "display_name": "No year"},
+        {"email": "a@example.org", "password": PASSWORD, "display_name": "x", "birth_year": "x"},
         [],
     ],
 )
@@ -176,7 +185,12 @@ async def test_unknown_emails_and_wrong_passwords_take_comparable_time(
             email = f"timed-{uuid.uuid4().hex[:8]}@example.org"
             registered = await http.post(
                 "/v1/auth/register",
-                json={"email": email, "password": PASSWORD, "display_name": "Timed"},
+                json={
+                    "email": email,
+                    "password": PASSWORD,
+                    "display_name": "Timed",
+                    "birth_year": 1990,
+                },
             )
             assert registered.status_code == 201  # hashed at the real cost
 
@@ -466,6 +480,7 @@ async def test_sign_ups_and_service_secrets_are_limited_per_address(
                             "email": f"script-{uuid.uuid4().hex[:10]}@example.org",
                             "password": PASSWORD,
                             "display_name": "Script",
+                            "birth_year": 1990,
                         },
                         headers=address,
                     )
@@ -506,6 +521,7 @@ async def test_names_with_hidden_characters_are_refused(access: AccessHarness) -
                 "email": f"hidden-{uuid.uuid4().hex[:8]}@example.org",
                 "password": PASSWORD,
                 "display_name": name,
+                "birth_year": 1990,
             },
         )
         assert_problem(response, 422)
@@ -517,6 +533,7 @@ async def test_names_with_hidden_characters_are_refused(access: AccessHarness) -
                 "email": f"joined-{uuid.uuid4().hex[:8]}@example.org",
                 "password": PASSWORD,
                 "display_name": name,
+                "birth_year": 1990,
             },
         )
         assert response.status_code == 201, response.text
@@ -531,7 +548,12 @@ async def test_look_alike_addresses_are_one_account_or_refused(access: AccessHar
     async def register(email: str) -> httpx.Response:
         return await access.http.post(
             "/v1/auth/register",
-            json={"email": email, "password": PASSWORD, "display_name": "Look Alike"},
+            json={
+                "email": email,
+                "password": PASSWORD,
+                "display_name": "Look Alike",
+                "birth_year": 1990,
+            },
         )
 
     assert (await register(f"dupcheck{tag}@example.org")).status_code == 201

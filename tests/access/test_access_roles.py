@@ -31,6 +31,9 @@ class Endpoint:
     body: Any = None
 
 
+FORGED_CONSENT = f"{uuid.uuid4().hex}.give.4102444800.AAAAAAAAAAAAAAAAAAAAAAAA"
+
+
 def endpoints(learner: uuid.UUID, book: uuid.UUID) -> list[Endpoint]:
     grant = {"user_id": str(learner), "book_id": str(book), "source": "teacher_assignment"}
     return [
@@ -55,6 +58,10 @@ def endpoints(learner: uuid.UUID, book: uuid.UUID) -> list[Endpoint]:
             PUBLIC,
             {"code": "XXXXXX", "username": "table", "password": "simba"},
         ),
+        # #41 a parent's links: public, the signed token is the credential (a forged
+        # one is a 404 for everyone, never a 401/403).
+        Endpoint("GET", f"/v1/consents/{FORGED_CONSENT}", PUBLIC),
+        Endpoint("POST", f"/v1/consents/{FORGED_CONSENT}", PUBLIC, {"answer": "agree"}),
         # #19 classes: a random class id is a 404 for a teacher (not theirs), never
         # a 401/403; below TEACHER, a 403 whatever the class.
         Endpoint("POST", "/v1/classes", Role.TEACHER, {"name": "Table class"}),
@@ -153,6 +160,7 @@ async def test_every_endpoint_answers_every_caller_as_the_table_says(
                     "email": f"{uuid.uuid4().hex[:10]}@example.org",
                     "password": "a sturdy passphrase 42",
                     "display_name": "Table",
+                    "birth_year": 1990,
                 }
             response = await access.http.request(
                 endpoint.method, endpoint.path, headers=headers, json=body

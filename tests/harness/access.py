@@ -88,7 +88,12 @@ class AccessHarness:
         email = email or f"{uuid.uuid4().hex[:12]}@example.org"
         return await self.http.post(
             "/v1/auth/register",
-            json={"email": email, "password": password, "display_name": "Test person"},
+            json={
+                "email": email,
+                "password": password,
+                "display_name": "Test person",
+                "birth_year": 1990,
+            },
         )
 
     async def login(self, email: str, password: str = PASSWORD, **kw: Any) -> httpx.Response:

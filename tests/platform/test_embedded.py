@@ -117,6 +117,49 @@ async def test_an_event_from_one_services_outbox_reaches_another_services_consum
         await metrics.dispose()
 
 
+async def test_a_childs_sign_up_mails_the_parent_a_link_that_works_through_the_gateway(
+    platform: tuple[int, Path],
+) -> None:
+    """#41 on the embedded run: the parent's mail lands in `.stories/mail/` (a real
+    SMTP server on loopback), and its link, through the one origin, lets the child in."""
+    from email import message_from_bytes, policy
+
+    base, workdir = platform
+    gateway = f"http://127.0.0.1:{base - 1}"
+    child = f"child-{uuid.uuid4().hex[:8]}@example.org"
+    parent = f"parent-{uuid.uuid4().hex[:8]}@example.org"
+    mail = workdir / "data" / "mail"
+    async with httpx.AsyncClient(timeout=10) as http:
+        made = await http.post(
+            f"{gateway}/v1/auth/register",
+            json={
+                "email": child,
+                "password": "a sturdy passphrase 42",
+                "display_name": "Neema",
+                "birth_year": datetime.now(UTC).year - 8,
+                "parent_email": parent,
+            },
+        )
+        assert made.status_code == 201, made.text
+        assert made.json()["consent"] == "pending"
+
+        def the_mail() -> Any:
+            for path in sorted(mail.glob("*.eml")) if mail.exists() else []:
+                message = message_from_bytes(path.read_bytes(), policy=policy.default)
+                if message["To"] == parent:
+                    return message
+            return None
+
+        await eventually(lambda: the_mail() is not None, timeout=30, what="the consent mail")
+        text = the_mail().get_body(("plain",)).get_content()
+        [link] = [w for w in text.split() if w.startswith(f"{gateway}/v1/consents/")]
+        login = {"email": child, "password": "a sturdy passphrase 42"}
+        assert (await http.post(f"{gateway}/v1/auth/login", json=login)).status_code == 403
+        agreed = await http.post(link, json={"answer": "agree"})
+        assert agreed.status_code == 200, agreed.text
+        assert (await http.post(f"{gateway}/v1/auth/login", json=login)).status_code == 200
+
+
 async def test_a_story_goes_from_draft_to_the_catalog_on_the_embedded_run(
     platform: tuple[int, Path],
 ) -> None:
@@ -446,7 +489,12 @@ async def _staff(http: httpx.AsyncClient, access: str, admin: dict[str, str], ro
     password = "a sturdy passphrase 42"
     made = await http.post(
         f"{access}/v1/auth/register",
-        json={"email": email, "password": password, "display_name": role.title()},
+        json={
+            "email": email,
+            "password": password,
+            "display_name": role.title(),
+            "birth_year": 1990,
+        },
     )
     assert made.status_code == 201, made.text
     user_id = made.json()["id"]

@@ -107,7 +107,12 @@ def _learner_token(access: str) -> str:
     email = f"learner-{uuid.uuid4().hex[:8]}@fuzz.example"
     registered = httpx.post(
         f"{access}/v1/auth/register",
-        json={"email": email, "password": PASSWORD, "display_name": "Fuzz learner"},
+        json={
+            "email": email,
+            "password": PASSWORD,
+            "display_name": "Fuzz learner",
+            "birth_year": 1990,
+        },
         timeout=30,
     )
     assert registered.status_code == 201, registered.text

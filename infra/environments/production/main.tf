@@ -73,6 +73,7 @@ module "platform" {
   availability_zones     = ["${var.region}a", "${var.region}b", "${var.region}c"]
   image                  = var.image
   domain_name            = "api.1001stories.org"
+  mail_domain            = "1001stories.org"
   certificate_arn        = var.certificate_arn
   cloudfront_public_keys = var.cloudfront_public_keys
   cors_origins           = ["https://1001stories.org"]

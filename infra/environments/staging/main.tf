@@ -73,6 +73,7 @@ module "platform" {
   availability_zones     = ["${var.region}a", "${var.region}b"]
   image                  = var.image
   domain_name            = "api.staging.1001stories.org"
+  mail_domain            = "staging.1001stories.org"
   certificate_arn        = var.certificate_arn
   cloudfront_public_keys = var.cloudfront_public_keys
   cors_origins           = ["https://staging.1001stories.org"]

@@ -54,6 +54,9 @@ mock_provider "aws" {
   mock_resource "aws_cloudwatch_log_group" {
     defaults = { arn = "arn:aws:logs:us-east-1:123456789012:log-group:mock" }
   }
+  mock_resource "aws_sesv2_email_identity" {
+    defaults = { arn = "arn:aws:ses:us-east-1:123456789012:identity/staging.example.org" }
+  }
   mock_resource "aws_db_instance" {
     defaults = {
       arn = "arn:aws:rds:us-east-1:123456789012:db:stories-staging"
@@ -108,6 +111,7 @@ variables {
   availability_zones     = ["us-east-1a", "us-east-1b"]
   image                  = "123456789012.dkr.ecr.us-east-1.amazonaws.com/stories@sha256:0000"
   domain_name            = "api.staging.example.org"
+  mail_domain            = "staging.example.org"
   certificate_arn        = "arn:aws:acm:us-east-1:123456789012:certificate/mock"
   cloudfront_public_keys = { k2026 = "-----BEGIN PUBLIC KEY-----\nMOCK\n-----END PUBLIC KEY-----\n" }
   cors_origins           = ["https://staging.example.org"]
@@ -255,6 +259,44 @@ run "the_platform_keeps_every_contract_with_the_code" {
   assert {
     condition     = length(output.task_policies) == 4
     error_message = "One task role per service."
+  }
+
+  # --- mail (#41): access alone sends, from the one address of the SES identity ---
+  assert {
+    condition = (
+      output.mail_identity.domain == "staging.example.org"
+      && output.mail_identity.from == "no-reply@staging.example.org"
+    )
+    error_message = "The mail domain is not an SES identity."
+  }
+
+  assert {
+    condition = alltrue([
+      for name, policy in output.task_policies :
+      anytrue([for s in policy.Statement : contains(s.Action, "ses:SendEmail")]) == (name == "access")
+    ])
+    error_message = "Only access may send mail."
+  }
+
+  assert {
+    condition = alltrue([
+      for s in output.task_policies.access.Statement :
+      length(s.Resource) == 1
+      && s.Resource[0] == "arn:aws:ses:us-east-1:123456789012:identity/staging.example.org"
+      && s.Condition.StringEquals["ses:FromAddress"] == "no-reply@staging.example.org"
+      if contains(s.Action, "ses:SendEmail")
+    ])
+    error_message = "Access sends from its identity's one address only."
+  }
+
+  assert {
+    condition = alltrue([
+      for process in ["api", "worker"] : anytrue([
+        for e in output.containers.access[process].environment :
+        e.name == "ACCESS_MAIL_TRANSPORT" && e.value == "ses"
+      ])
+    ])
+    error_message = "Access's tasks do not send through SES."
   }
 
   # --- scaling and rollback ---
