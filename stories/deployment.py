@@ -94,7 +94,6 @@ PUBLIC_ROUTES: dict[str, dict[str, Any]] = {
             "/v1/users*",
             "/v1/entitlements*",
             "/v1/classes*",
-            "/v1/consents*",
             "/.well-known/*",
         ],
     },

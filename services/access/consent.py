@@ -129,7 +129,7 @@ class ConsentService:
         return ConsentLinks.from_settings(self.settings)
 
     def url(self, token: str) -> str:
-        return f"{self.settings.public_url.rstrip('/')}/v1/consents/{token}"
+        return f"{self.settings.public_url.rstrip('/')}/v1/auth/consents/{token}"
 
     async def register(
         self,

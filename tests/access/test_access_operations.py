@@ -105,10 +105,7 @@ async def test_every_route_documents_its_errors_and_its_security(access: AccessH
             ]
             if not operation.get("summary") or not errors:
                 undocumented.append(name)
-            # A parent's consent links (#41) carry their signed token as the credential.
-            public = (
-                path.startswith("/v1/auth/") and not path.endswith("/logout")
-            ) or path.startswith("/v1/consents/")
+            public = path.startswith("/v1/auth/") and not path.endswith("/logout")
             if not public and operation.get("security") != [{"bearer": []}]:
                 unsecured.append(name)
     assert undocumented == []

@@ -60,8 +60,8 @@ def endpoints(learner: uuid.UUID, book: uuid.UUID) -> list[Endpoint]:
         ),
         # #41 a parent's links: public, the signed token is the credential (a forged
         # one is a 404 for everyone, never a 401/403).
-        Endpoint("GET", f"/v1/consents/{FORGED_CONSENT}", PUBLIC),
-        Endpoint("POST", f"/v1/consents/{FORGED_CONSENT}", PUBLIC, {"answer": "agree"}),
+        Endpoint("GET", f"/v1/auth/consents/{FORGED_CONSENT}", PUBLIC),
+        Endpoint("POST", f"/v1/auth/consents/{FORGED_CONSENT}", PUBLIC, {"answer": "agree"}),
         # #19 classes: a random class id is a 404 for a teacher (not theirs), never
         # a 401/403; below TEACHER, a 403 whatever the class.
         Endpoint("POST", "/v1/classes", Role.TEACHER, {"name": "Table class"}),

@@ -75,7 +75,7 @@ async def sign_up_child(
 
 
 def path(link: str) -> str:
-    assert link.startswith("https://stories.example.org/v1/consents/"), link
+    assert link.startswith("https://stories.example.org/v1/auth/consents/"), link
     return urlsplit(link).path
 
 
@@ -179,8 +179,8 @@ async def test_refusing_at_once_erases_and_a_forged_or_stretched_link_learns_not
     ]
     for link in forged:
         for answer in (
-            await access.http.get(f"/v1/consents/{link}"),
-            await access.http.post(f"/v1/consents/{link}", json={"answer": "agree"}),
+            await access.http.get(f"/v1/auth/consents/{link}"),
+            await access.http.post(f"/v1/auth/consents/{link}", json={"answer": "agree"}),
         ):
             assert_problem(answer, 404)
             assert "Amani" not in answer.text

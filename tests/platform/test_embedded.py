@@ -152,7 +152,7 @@ async def test_a_childs_sign_up_mails_the_parent_a_link_that_works_through_the_g
 
         await eventually(lambda: the_mail() is not None, timeout=30, what="the consent mail")
         text = the_mail().get_body(("plain",)).get_content()
-        [link] = [w for w in text.split() if w.startswith(f"{gateway}/v1/consents/")]
+        [link] = [w for w in text.split() if w.startswith(f"{gateway}/v1/auth/consents/")]
         login = {"email": child, "password": "a sturdy passphrase 42"}
         assert (await http.post(f"{gateway}/v1/auth/login", json=login)).status_code == 403
         agreed = await http.post(link, json={"answer": "agree"})

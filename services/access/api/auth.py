@@ -38,7 +38,7 @@ jwks = APIRouter(tags=["auth"])
     description="`birth_year` is asked of everyone. Whoever could still be under 13 gives "
     "`parent_email`; the account answers `consent: pending`, cannot sign in (403 "
     "`parental-consent-pending`), and the parent is mailed a link that expires after "
-    "`ACCESS_CONSENT_DAYS` (`/v1/consents/{token}`; unanswered, the account is erased). "
+    "`ACCESS_CONSENT_DAYS` (`/v1/auth/consents/{token}`; unanswered, the account is erased). "
     "Limited per address (`ACCESS_REGISTRATIONS_PER_IP` an hour; 429 with "
     "Retry-After). An email that already has an account gets the same answer as a new "
     "one and nothing is stored (no account enumeration): sign in next, and use the "

@@ -18,7 +18,7 @@ from services.access.schemas import ConsentAnswer, ConsentOutcome, ConsentReques
 from shared.contracts.errors import Unprocessable
 from shared.http.problems import problem_responses
 
-consents = APIRouter(prefix="/v1/consents", tags=["consent"])
+consents = APIRouter(prefix="/v1/auth/consents", tags=["consent"])
 
 Token = Annotated[
     str, Path(min_length=20, max_length=200, pattern=r"^[0-9a-z]+\.[a-z]+\.\d+\.[\w-]+$")
