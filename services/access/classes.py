@@ -315,30 +315,6 @@ class ClassService:
         for assignment in await self.repository.live_assignments(school_class.id):
             await self._give(assignment, users)
 
-    # --- erasure --------------------------------------------------------------------
-
-    async def erase_learner(self, actor: Principal, user_id: uuid.UUID) -> None:
-        """Erase a learner account: their teacher may erase a class account of their
-        class, an ADMIN any learner account. The row goes (its name, username, email,
-        refresh tokens, memberships and entitlements with it), every session ends at
-        once, and `user.erased` tells the other services to drop what they hold;
-        the audit log keeps only ids."""
-        eraser = await self.accounts.require_role(actor, Role.TEACHER)
-        user = await self.repository.user(user_id, for_update=True)
-        if user is None:
-            raise NotFound("No such account.")
-        if not Role(eraser.role).at_least(Role.ADMIN):
-            home = (
-                await self.repository.school_class(user.home_class_id)
-                if user.home_class_id is not None
-                else None
-            )
-            if home is None or home.teacher_id != eraser.id:
-                raise NotFound("No class account of your classes has this id.")
-        if user.role != Role.LEARNER.value:
-            raise Conflict("Only learner accounts are erased here.", code="not-a-learner")
-        await self.accounts.erase(user, eraser.id, "asked by staff")
-
     # --- the learner's side ---------------------------------------------------------
 
     async def join(self, actor: Principal, code: str, client_ip: str | None) -> SchoolClass:

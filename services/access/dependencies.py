@@ -14,6 +14,7 @@ from services.access.components import Components, ComponentsDep
 from services.access.consent import ConsentService
 from services.access.decisions import DecisionService
 from services.access.entitlements import EntitlementService
+from services.access.erasure import Erasure
 from services.access.repository import AccessRepository
 from services.access.users import UserAdministration
 from shared.resources import Resources
@@ -70,6 +71,13 @@ async def get_consent_service(accounts: AccountServiceDep) -> ConsentService:
 
 
 ConsentServiceDep = Annotated[ConsentService, Depends(get_consent_service)]
+
+
+async def get_erasure(accounts: AccountServiceDep) -> Erasure:
+    return Erasure(accounts)
+
+
+ErasureDep = Annotated[Erasure, Depends(get_erasure)]
 EntitlementServiceDep = Annotated[EntitlementService, Depends(get_entitlement_service)]
 ClassServiceDep = Annotated[ClassService, Depends(get_class_service)]
 ClassAccountsDep = Annotated[ClassAccounts, Depends(get_class_accounts)]

@@ -23,7 +23,8 @@ SUBSCRIPTIONS: dict[str, dict[Producer, list[str] | None]] = {
     "access": {Producer.CONTENT: BOOK_EVENTS},
     # Content's worker processes each publication (page count, thumbnails, lite
     # edition, text for search), off the request path.
-    "content": {Producer.CONTENT: ["book.published"]},
+    # And forgets an erased author (#41).
+    "content": {Producer.CONTENT: ["book.published"], Producer.ACCESS: ["user.erased"]},
     # Delivery decides links from its own read model of books, roles and entitlements.
     "delivery": {
         Producer.CONTENT: ["book.published", "book.updated", "book.unpublished", "book.processed"],

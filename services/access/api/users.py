@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query, Request, Response
 
 from services.access.components import app_components
 from services.access.dependencies import (
-    ClassServiceDep,
     DecisionServiceDep,
+    ErasureDep,
     UserAdministrationDep,
     account_service,
 )
@@ -166,16 +166,34 @@ async def assign_role(
 
 
 @users.delete(
+    "/me",
+    status_code=204,
+    summary="Erase my own account (LEARNER, VOLUNTEER; staff: an ADMIN decides)",
+    description="What `DELETE /v1/users/{id}` does, asked by the account holder: every "
+    "session ends, the account and what it held are gone from every service "
+    "(`user.erased`), a volunteer's unpublished work with it; published books keep "
+    "their credit under a pseudonym. Staff accounts: 409 `staff-erased-by-admin`.",
+    responses=problem_responses(401, 403, 409),
+)
+async def erase_me(principal: CurrentPrincipal, service: ErasureDep) -> Response:
+    await service.erase_self(principal)
+    return Response(status_code=204)
+
+
+@users.delete(
     "/{user_id:uuid}",
     status_code=204,
-    summary="Erase a learner account (its teacher for a class account; ADMIN for any)",
+    summary="Erase a learner account (its teacher for a class account; ADMIN for any, "
+    "and volunteers)",
     description="The name, username and email are gone at once; every session ends; "
-    "`user.erased` makes delivery drop the learner's reading and entitlements. Figures "
-    "in metrics stay, counted under an id that names nobody. Staff accounts: 409.",
+    "`user.erased` makes delivery drop the learner's reading and entitlements, and "
+    "content a volunteer's unpublished work (published credits take a pseudonym). "
+    "Figures in metrics stay, counted under an id that names nobody. Other staff "
+    "accounts: 409 (an ADMIN changes their role first).",
     responses=problem_responses(401, 403, 404, 409),
 )
 async def erase_user(
-    user_id: uuid.UUID, principal: CurrentPrincipal, service: ClassServiceDep
+    user_id: uuid.UUID, principal: CurrentPrincipal, service: ErasureDep
 ) -> Response:
-    await service.erase_learner(principal, user_id)
+    await service.erase_account(principal, user_id)
     return Response(status_code=204)
