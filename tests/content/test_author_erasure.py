@@ -18,7 +18,6 @@ from tests.harness.access import AccessHarness
 from tests.harness.content import ContentHarness
 from tests.support import assert_problem, eventually
 
-
 # Both services' relays and consumers (tests/content/conftest.py).
 pytestmark = pytest.mark.usefixtures("workers")
 
