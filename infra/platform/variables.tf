@@ -133,9 +133,15 @@ variable "redis_replicas" {
   default = 1
 }
 
+# The services' logs hold no personal data (README: Privacy), and are kept a year
+# at most all the same (#41, the seeds' retention of activity logs).
 variable "log_retention_days" {
   type    = number
-  default = 30
+  default = 365
+  validation {
+    condition     = var.log_retention_days >= 1 && var.log_retention_days <= 365
+    error_message = "Logs are kept at most 365 days (README: Privacy)."
+  }
 }
 
 variable "alarm_email" {

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import uuid
@@ -44,6 +43,7 @@ from shared.clients.db import unit_of_work
 from shared.contracts.clock import now_utc
 from shared.contracts.errors import Conflict, NotFound, Problem, TooManyRequests, Unprocessable
 from shared.resources import Resources
+from shared.service.periodic import every
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -331,15 +331,18 @@ async def expire_consents(
     assert isinstance(settings, AccessSettings)
     async with AsyncExitStack() as stack:
         components = await build_components(settings, resources, stack)
-        while not stop.is_set():
-            try:
-                async with unit_of_work(resources.session_factory) as session:
-                    accounts = account_service(components, resources, session)
-                    erased = await ConsentService(accounts).expire_unanswered(now_utc())
-                if erased:
-                    log.info("pending accounts erased: no parent agreed in time", erased=erased)
-                    continue
-            except Exception as exc:  # the database away: again, next time
-                log.warning("unanswered consents not checked", error=repr(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=settings.consent_expiry_check_seconds)
+
+        async def step() -> bool:
+            async with unit_of_work(resources.session_factory) as session:
+                accounts = account_service(components, resources, session)
+                erased = await ConsentService(accounts).expire_unanswered(now_utc())
+            if erased:
+                log.info("pending accounts erased: no parent agreed in time", erased=erased)
+            return erased > 0
+
+        await every(
+            settings.consent_expiry_check_seconds,
+            stop,
+            step,
+            failure="unanswered consents not checked",
+        )

@@ -14,7 +14,6 @@ mailbox) is given up and logged by kind and id, never by address.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
@@ -37,6 +36,7 @@ from shared.clients.mail import (
 )
 from shared.contracts.clock import now_utc
 from shared.resources import Resources
+from shared.service.periodic import every
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -172,12 +172,8 @@ async def send_mail(resources: Resources, settings: ServiceSettings, stop: async
             await mail_sender(settings, stack),
             first_retry_seconds=settings.mail_retry_seconds,
         )
-        while not stop.is_set():
-            try:
-                counts = await courier.send_due()
-                if sum(counts.values()) == BATCH:
-                    continue
-            except Exception as exc:  # the database away: again, later
-                log.warning("mail outbox not read", error=repr(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=settings.mail_poll_seconds)
+
+        async def step() -> bool:
+            return sum((await courier.send_due()).values()) == BATCH
+
+        await every(settings.mail_poll_seconds, stop, step, failure="mail outbox not read")

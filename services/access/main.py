@@ -17,6 +17,7 @@ from services.access.dependencies import account_service
 from services.access.fastpath import AccessFastPath
 from services.access.mail_outbox import send_mail
 from services.access.repository import AccessRepository
+from services.access.retention import keep_retention
 from services.access.schemas import UserOut
 from services.access.settings import AccessSettings
 from services.access.users import UserAdministration
@@ -77,7 +78,7 @@ SERVICE = ServiceDefinition[AccessSettings, Components](
     produces=Producer.ACCESS,
     handlers=HANDLERS,
     # Access alone holds addresses, so it alone sends mail (mail_outbox.py).
-    worker_jobs=[send_mail, expire_consents],
+    worker_jobs=[send_mail, expire_consents, keep_retention],
     migrations=Path(__file__).parent / "migrations",
     default_port=8002,
 )

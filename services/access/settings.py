@@ -89,6 +89,11 @@ class AccessSettings(ServiceSettings):
     consent_requests_per_parent: int = Field(default=5, ge=1)
     # How often the worker looks for consents left unanswered past their time.
     consent_expiry_check_seconds: float = Field(default=300.0, gt=0)
+    # Retention (retention.py): expired sessions and old audit entries are removed
+    # by the worker after these many days, checked this often.
+    session_retention_days: int = Field(default=30, ge=1)
+    audit_retention_days: int = Field(default=365, ge=1)
+    retention_check_seconds: float = Field(default=3600.0, gt=0)
     # The platform's public origin: links in mail point there (the gateway locally,
     # the load balancer's name in AWS).
     public_url: str = "http://127.0.0.1:8000"

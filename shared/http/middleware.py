@@ -279,10 +279,13 @@ class RequestContextMiddleware:
         if self._log_requests:
             # The access log, when asked for (LOG_REQUESTS): one structured line per
             # request, with its id; the path without its query (which may hold a cursor).
+            # A path that carries a credential (a parent's consent link, #41) is
+            # logged as its route: a log must never hand anyone that link.
+            path = template if "{token}" in template else scope.get("path", "")
             log.info(
                 "request",
                 method=scope["method"],
-                path=scope.get("path", ""),
+                path=path,
                 route=template,
                 status=status,
                 ms=round(seconds * 1000, 1),

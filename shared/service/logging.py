@@ -74,3 +74,21 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     # The in-process moto server logs every AWS call it answers.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.getLogger("aiobotocore").setLevel(logging.WARNING)
+    # Libraries that log what passes through them, personal data included, at
+    # DEBUG or INFO: SQL with its parameters (an email looked up at sign-in), the
+    # mail servers' envelopes (a parent's address), HTTP request lines. Kept to
+    # warnings whatever LOG_LEVEL says (#41: no personal data in logs;
+    # tests/platform/test_personal_data.py runs at DEBUG to prove it).
+    for chatty in (
+        "aiosqlite",
+        "sqlalchemy.engine",
+        "asyncpg",
+        "aiosmtplib",
+        "mail.log",
+        "httpx",
+        "httpcore",
+        "urllib3",
+        "boto3",
+        "s3transfer",
+    ):
+        logging.getLogger(chatty).setLevel(logging.WARNING)

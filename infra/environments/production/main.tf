@@ -94,7 +94,7 @@ module "platform" {
   db_deletion_protection       = true
   redis_node_type              = "cache.t3.medium"
   redis_replicas               = 1
-  log_retention_days           = 90
+  log_retention_days           = 365
 }
 
 output "load_balancer_dns_name" {

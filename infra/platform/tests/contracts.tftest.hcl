@@ -523,3 +523,13 @@ run "a_task_too_small_for_its_checks_is_refused" {
 
   expect_failures = [terraform_data.content_api_fits_its_checks]
 }
+
+run "logs_kept_past_a_year_are_refused" {
+  command = plan
+
+  variables {
+    log_retention_days = 400
+  }
+
+  expect_failures = [var.log_retention_days]
+}
