@@ -15,6 +15,7 @@ from services.access.models import CatalogBook
 from services.access.repository import AccessRepository
 from shared.bus.consumer import EventContext, Handlers
 from shared.bus.read_models import NEVER, latest_wins
+from shared.clients.db import upsert
 from shared.contracts.events import (
     BookCreated,
     BookLineage,
@@ -30,13 +31,17 @@ async def _book_row(context: EventContext, book_id: uuid.UUID) -> CatalogBook:
     repository = AccessRepository(context.session)
     row = await repository.book(book_id, for_update=True)
     if row is None:
-        row = CatalogBook(
-            book_id=book_id,
-            access="entitled",
-            published=False,
-            state_changed_at=NEVER,
+        # Two events of a new book, handled at once (book.created and book.published
+        # in two batches), both found no row: inserting both made the second fail on
+        # the key and wait for a redelivery. The second now waits for the first's
+        # row and takes it.
+        await context.session.execute(
+            upsert(context.session, CatalogBook)
+            .values(book_id=book_id, access="entitled", published=False, state_changed_at=NEVER)
+            .on_conflict_do_nothing(index_elements=["book_id"])
         )
-        repository.add(row)
+        row = await repository.book(book_id, for_update=True)
+        assert row is not None
     return row
 
 
