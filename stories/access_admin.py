@@ -5,8 +5,7 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from datetime import timedelta
 
-from services.access.components import build_components
-from services.access.dependencies import account_service
+from services.access.components import account_service, build_components
 from services.access.models import SigningKey
 from services.access.settings import AccessSettings
 from services.access.tokens import rotate_signing_key

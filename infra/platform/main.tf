@@ -369,11 +369,32 @@ locals {
         resources = [aws_kms_key.platform.arn]
         condition = {}
       }],
+      # Each service writes its own part of a person's export (#41), nothing else there.
+      [{
+        sid       = "WriteOwnExportPart"
+        actions   = ["s3:PutObject"]
+        resources = ["${local.bucket_arns["exports"]}/*/${name}.json"]
+        condition = {}
+      }],
       lookup(local.service_statements, name, []),
     )
   }
   service_statements = {
-    access = local.mail_statements
+    access = concat(local.mail_statements, [
+      {
+        # Access assembles each export from the parts, offers it, and removes it.
+        sid       = "AssembleExports"
+        actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+        resources = ["${local.bucket_arns["exports"]}/*"]
+        condition = {}
+      },
+      {
+        sid       = "ListExportParts"
+        actions   = ["s3:ListBucket"]
+        resources = [local.bucket_arns["exports"]]
+        condition = {}
+      },
+    ])
     content = [
       {
         sid       = "Manuscripts"

@@ -393,6 +393,7 @@ class AccountService:
         for session_id in await self.repository.live_sessions(user.id, now_utc()):
             await self.end_session(session_id)
         self.audit(erased_by, "user.erased", "user", user.id, None, {"reason": reason})
+        await self.repository.cancel_exports(user.id)
         record_event(self.session, UserErased(user_id=user.id, erased_by=erased_by))
         await self.repository.delete(user)
         self.invalidate_user_after_commit(user.id)

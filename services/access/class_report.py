@@ -22,19 +22,14 @@ import io
 import json
 import re
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import structlog
+from pydantic import BaseModel, Field
 
 from services.access.models import ClassAssignment, SchoolClass, User
-from services.access.schemas import (
-    AssignmentProgress,
-    ClassProgress,
-    NotStarted,
-    ProgressRow,
-)
 from services.access.settings import AccessSettings
 from services.access.tokens import TokenIssuer
 from shared.clients.upstream import BoundedCalls
@@ -42,6 +37,55 @@ from shared.contracts.clock import now_utc
 from shared.contracts.errors import ServiceUnavailable
 
 log = structlog.get_logger(__name__)
+
+
+# --- the report's shape (its JSON, and the rows its CSV is written from) ---
+
+
+class ProgressRow(BaseModel):
+    """One learner and one assigned book: a row of the class report (#19)."""
+
+    user_id: uuid.UUID
+    username: str | None = Field(description="Class accounts sign in with it")
+    display_name: str
+    assignment_id: uuid.UUID
+    book_id: uuid.UUID
+    title: str | None
+    due_at: datetime | None
+    opened: bool = Field(description="Opened the book, or reported reading it, at least once")
+    opens: int = Field(description="Links issued to this learner for this book")
+    progress_percent: int = Field(ge=0, le=100, description="The furthest page, in % of the book")
+    completed_at: datetime | None
+    last_read_at: datetime | None
+
+
+class NotStarted(BaseModel):
+    user_id: uuid.UUID
+    display_name: str
+
+
+class AssignmentProgress(BaseModel):
+    assignment_id: uuid.UUID
+    book_id: uuid.UUID
+    title: str | None
+    due_at: datetime | None
+    learners: int
+    opened: int
+    completed: int
+    not_started: list[NotStarted] = Field(description="Who has not opened the book yet, by name")
+
+
+class ClassProgress(BaseModel):
+    class_id: uuid.UUID
+    name: str
+    figures_as_of: datetime | None = Field(
+        description="When the metrics service read its figures (they follow reading by "
+        "seconds); null if it has none for this class yet, and then nobody has opened anything"
+    )
+    learners: int
+    assignments: list[AssignmentProgress]
+    rows: list[ProgressRow] = Field(description="Each learner and each assigned book")
+
 
 SERVICE_NAME = "access"
 

@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.access.accounts import AccountService
 from services.access.class_report import ClassFigures
 from services.access.devices import KnownDevices
 from services.access.passwords import PasswordHashing
 from services.access.profiles import ProfileCache
+from services.access.repository import AccessRepository
 from services.access.settings import AccessSettings
 from services.access.tokens import SigningKeyStore, TokenIssuer
 from shared.clients.ratelimit import RateLimiter
@@ -62,6 +65,22 @@ async def build_components(
         devices=KnownDevices(settings.key_encryption_key.get_secret_value()),
         profiles=ProfileCache(resources.bus),
         class_figures=ClassFigures(settings, resources.http, issuer),
+    )
+
+
+def account_service(
+    components: Components, resources: Resources, session: AsyncSession
+) -> AccountService:
+    return AccountService(
+        repository=AccessRepository(session),
+        settings=components.settings,
+        hashing=components.hashing,
+        issuer=components.issuer,
+        limiter=components.login_limiter,
+        devices=components.devices,
+        decisions=resources.decisions,
+        denylist=resources.denylist,
+        profiles=components.profiles,
     )
 
 

@@ -35,6 +35,7 @@ import structlog
 from sqlalchemy import select
 
 from services.access.accounts import AccountService
+from services.access.components import account_service, build_components
 from services.access.emails import normalize_email
 from services.access.mail_outbox import queue_mail
 from services.access.models import ParentalConsent, User
@@ -324,10 +325,6 @@ async def expire_consents(
 ) -> None:
     """The worker's job: every `consent_expiry_check_seconds`, erase the pending
     accounts nobody agreed to in time, and say how many."""
-    # Here, not at the top: dependencies.py builds this module's service for requests.
-    from services.access.components import build_components
-    from services.access.dependencies import account_service
-
     assert isinstance(settings, AccessSettings)
     async with AsyncExitStack() as stack:
         components = await build_components(settings, resources, stack)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 
+from services.access.data_export import write_access_part
 from services.access.models import CatalogBook
 from services.access.repository import AccessRepository
 from shared.bus.consumer import EventContext, Handlers
@@ -24,6 +25,7 @@ from shared.contracts.events import (
     BookUnpublished,
     BookUpdated,
     BookUpdatedV1,
+    UserExportRequested,
 )
 
 
@@ -106,4 +108,6 @@ HANDLERS: Handlers = {
     BookUpdated: record_book_updated,
     BookPublished: record_book_published,
     BookUnpublished: record_book_unpublished,
+    # Access writes its part of a person's export as the other services do (#41).
+    UserExportRequested: write_access_part,
 }

@@ -5,36 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.access.accounts import AccountService
 from services.access.class_accounts import ClassAccounts
 from services.access.classes import ClassService
-from services.access.components import Components, ComponentsDep
+from services.access.components import ComponentsDep, account_service
 from services.access.consent import ConsentService
+from services.access.data_export import ExportService
 from services.access.decisions import DecisionService
 from services.access.entitlements import EntitlementService
 from services.access.erasure import Erasure
-from services.access.repository import AccessRepository
 from services.access.users import UserAdministration
-from shared.resources import Resources
 from shared.service.deps import ResourcesDep, SessionDep
-
-
-def account_service(
-    components: Components, resources: Resources, session: AsyncSession
-) -> AccountService:
-    return AccountService(
-        repository=AccessRepository(session),
-        settings=components.settings,
-        hashing=components.hashing,
-        issuer=components.issuer,
-        limiter=components.login_limiter,
-        devices=components.devices,
-        decisions=resources.decisions,
-        denylist=resources.denylist,
-        profiles=components.profiles,
-    )
 
 
 async def get_account_service(
@@ -78,6 +60,13 @@ async def get_erasure(accounts: AccountServiceDep) -> Erasure:
 
 
 ErasureDep = Annotated[Erasure, Depends(get_erasure)]
+
+
+async def get_export_service(accounts: AccountServiceDep) -> ExportService:
+    return ExportService(accounts)
+
+
+ExportServiceDep = Annotated[ExportService, Depends(get_export_service)]
 EntitlementServiceDep = Annotated[EntitlementService, Depends(get_entitlement_service)]
 ClassServiceDep = Annotated[ClassService, Depends(get_class_service)]
 ClassAccountsDep = Annotated[ClassAccounts, Depends(get_class_accounts)]

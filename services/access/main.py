@@ -10,10 +10,10 @@ import structlog
 from starlette.middleware import Middleware
 
 from services.access.api import ROUTERS
-from services.access.components import Components, build_components
+from services.access.components import Components, account_service, build_components
 from services.access.consent import expire_consents
 from services.access.consumers import HANDLERS
-from services.access.dependencies import account_service
+from services.access.data_export import assemble_exports
 from services.access.fastpath import AccessFastPath
 from services.access.mail_outbox import send_mail
 from services.access.repository import AccessRepository
@@ -78,7 +78,7 @@ SERVICE = ServiceDefinition[AccessSettings, Components](
     produces=Producer.ACCESS,
     handlers=HANDLERS,
     # Access alone holds addresses, so it alone sends mail (mail_outbox.py).
-    worker_jobs=[send_mail, expire_consents, keep_retention],
+    worker_jobs=[send_mail, expire_consents, keep_retention, assemble_exports],
     migrations=Path(__file__).parent / "migrations",
     default_port=8002,
 )

@@ -257,3 +257,27 @@ class MailMessage(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(String(300))
+
+
+class DataExport(Base):
+    """A copy of what the platform holds about a person, asked for (#41): gathered
+    from each service's part (shared/bus/exports.py), then one archive offered
+    by a signed link until `expires_at`. No foreign key: when the account is erased
+    the row stays, cancelled, so the worker still removes any part a service writes
+    late, and goes after `ACCESS_EXPORT_DAYS`."""
+
+    __tablename__ = "data_exports"
+    __table_args__ = (
+        Index("ix_data_exports_user", "user_id", "requested_at"),
+        Index("ix_data_exports_status", "status", "requested_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID]
+    requested_by: Mapped[uuid.UUID | None]
+    # gathering -> ready -> expired; or cancelled (the account was erased).
+    status: Mapped[str] = mapped_column(String(12))
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ready_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    archive_key: Mapped[str | None] = mapped_column(String(300))

@@ -15,6 +15,7 @@ from services.access.models import (
     CatalogBook,
     ClassAssignment,
     ClassMember,
+    DataExport,
     Entitlement,
     RefreshToken,
     SchoolClass,
@@ -50,6 +51,15 @@ class AccessRepository:
 
     async def delete(self, row: Any) -> None:
         await self.session.delete(row)
+
+    async def cancel_exports(self, user_id: uuid.UUID) -> None:
+        """An erased person's exports (#41): nothing of them is offered any more,
+        and the worker removes every file of them (data_export.py)."""
+        await self.session.execute(
+            update(DataExport)
+            .where(DataExport.user_id == user_id, DataExport.status != "cancelled")
+            .values(status="cancelled", archive_key=None, ready_at=None)
+        )
 
     async def flush(self) -> None:
         await self.session.flush()

@@ -348,51 +348,6 @@ class AssignmentOut(BaseModel):
     )
 
 
-class ProgressRow(BaseModel):
-    """One learner and one assigned book: a row of the class report (#19)."""
-
-    user_id: uuid.UUID
-    username: str | None = Field(description="Class accounts sign in with it")
-    display_name: str
-    assignment_id: uuid.UUID
-    book_id: uuid.UUID
-    title: str | None
-    due_at: datetime | None
-    opened: bool = Field(description="Opened the book, or reported reading it, at least once")
-    opens: int = Field(description="Links issued to this learner for this book")
-    progress_percent: int = Field(ge=0, le=100, description="The furthest page, in % of the book")
-    completed_at: datetime | None
-    last_read_at: datetime | None
-
-
-class NotStarted(BaseModel):
-    user_id: uuid.UUID
-    display_name: str
-
-
-class AssignmentProgress(BaseModel):
-    assignment_id: uuid.UUID
-    book_id: uuid.UUID
-    title: str | None
-    due_at: datetime | None
-    learners: int
-    opened: int
-    completed: int
-    not_started: list[NotStarted] = Field(description="Who has not opened the book yet, by name")
-
-
-class ClassProgress(BaseModel):
-    class_id: uuid.UUID
-    name: str
-    figures_as_of: datetime | None = Field(
-        description="When the metrics service read its figures (they follow reading by "
-        "seconds); null if it has none for this class yet, and then nobody has opened anything"
-    )
-    learners: int
-    assignments: list[AssignmentProgress]
-    rows: list[ProgressRow] = Field(description="Each learner and each assigned book")
-
-
 class ConsentRequestOut(BaseModel):
     """What a parent's link asks (`purpose` give) or offers (`purpose` withdraw)."""
 
@@ -413,3 +368,19 @@ class ConsentAnswer(StrictModel):
 
 class ConsentOutcome(BaseModel):
     consent: Literal["parent", "erased"]
+
+
+class ExportOut(BaseModel):
+    """A data export (#41): `gathering` its parts, `ready` (a link), or `expired`."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    status: Literal["gathering", "ready", "expired"]
+    requested_at: datetime
+    ready_at: datetime | None
+    expires_at: datetime | None = Field(description="Until when the archive is kept")
+    parts_ready: list[str] = Field(default_factory=list, description="While gathering")
+    download_url: str | None = Field(
+        default=None, description="The zip, by a signed link that lasts ACCESS_EXPORT_LINK_SECONDS"
+    )

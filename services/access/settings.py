@@ -94,6 +94,12 @@ class AccessSettings(ServiceSettings):
     session_retention_days: int = Field(default=30, ge=1)
     audit_retention_days: int = Field(default=365, ge=1)
     retention_check_seconds: float = Field(default=3600.0, gt=0)
+    # A person's data export (#41, data_export.py): its archive is offered this many
+    # days, each link to it lasts this many seconds, and the worker looks for
+    # finished parts this often.
+    export_days: int = Field(default=7, ge=1, le=30)
+    export_link_seconds: int = Field(default=300, ge=30, le=3600)
+    export_check_seconds: float = Field(default=2.0, gt=0, le=300)
     # The platform's public origin: links in mail point there (the gateway locally,
     # the load balancer's name in AWS).
     public_url: str = "http://127.0.0.1:8000"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 
+from services.delivery.data_export import write_delivery_part
 from services.delivery.links import BOOKS_CHANNEL, READERS_CHANNEL
 from services.delivery.models import PublishedBook
 from services.delivery.repository import DeliveryRepository
@@ -34,6 +35,7 @@ from shared.contracts.events import (
     EntitlementRevoked,
     RoleAssigned,
     UserErased,
+    UserExportRequested,
     UserRegistered,
 )
 
@@ -143,6 +145,7 @@ async def record_revoked(context: EventContext, event: EntitlementRevoked) -> No
 
 
 HANDLERS: Handlers = {
+    UserExportRequested: write_delivery_part,
     BookPublished: record_published,
     BookUpdated: record_updated,
     BookUnpublished: record_unpublished,

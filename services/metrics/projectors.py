@@ -53,6 +53,7 @@ from shared.contracts.events import (
     SubmissionSubmittedV1,
     SubmissionSubmittedV2,
     UserErased,
+    UserExportRequested,
     UserLoggedIn,
     UserRegistered,
 )
@@ -363,6 +364,7 @@ PROJECTORS: dict[type[EventData], Callable[[Step, Any], Awaitable[None]]] = {
     ClassBookAssigned: _class_book_assigned,
     ClassBookUnassigned: _class_book_unassigned,
     UserErased: _user_erased,
+    UserExportRequested: _logged_only,  # the part is the handler's (consumers.py)
 }
 
 

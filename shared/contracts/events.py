@@ -62,6 +62,18 @@ class UserErased(EventData):
     erased_by: uuid.UUID | None
 
 
+class UserExportRequested(EventData):
+    """A copy of what the platform holds about a person was asked for (#41): each
+    service writes its part of the export to the exports bucket
+    (shared/bus/exports.py), and access assembles the archive from them."""
+
+    type = "user.export_requested"
+    producer = Producer.ACCESS
+    subject_field = "user_id"
+    export_id: uuid.UUID
+    user_id: uuid.UUID
+
+
 class UserLoggedIn(EventData):
     type = "user.logged_in"
     producer = Producer.ACCESS
@@ -353,6 +365,7 @@ EVENT_CONTRACTS: dict[str, type[EventData]] = {
     for contract in (
         UserRegistered,
         UserErased,
+        UserExportRequested,
         UserLoggedIn,
         RoleAssigned,
         EntitlementGranted,

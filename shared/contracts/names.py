@@ -19,12 +19,18 @@ QUEUE_VISIBILITY_SECONDS = 30
 BOOK_EVENTS = ["book.created", "book.updated", "book.published", "book.unpublished"]
 
 # consumer -> producer -> event types it takes (None: every type of that producer).
+# Every service writes its part of a person's export (#41); access its own too.
+EXPORT_EVENTS = ["user.export_requested"]
+
 SUBSCRIPTIONS: dict[str, dict[Producer, list[str] | None]] = {
-    "access": {Producer.CONTENT: BOOK_EVENTS},
+    "access": {Producer.CONTENT: BOOK_EVENTS, Producer.ACCESS: EXPORT_EVENTS},
     # Content's worker processes each publication (page count, thumbnails, lite
     # edition, text for search), off the request path.
     # And forgets an erased author (#41).
-    "content": {Producer.CONTENT: ["book.published"], Producer.ACCESS: ["user.erased"]},
+    "content": {
+        Producer.CONTENT: ["book.published"],
+        Producer.ACCESS: ["user.erased", *EXPORT_EVENTS],
+    },
     # Delivery decides links from its own read model of books, roles and entitlements.
     "delivery": {
         Producer.CONTENT: ["book.published", "book.updated", "book.unpublished", "book.processed"],
@@ -34,12 +40,14 @@ SUBSCRIPTIONS: dict[str, dict[Producer, list[str] | None]] = {
             "role.assigned",
             "entitlement.granted",
             "entitlement.revoked",
+            *EXPORT_EVENTS,
         ],
     },
     "metrics": dict.fromkeys(Producer),
 }
 
-BUCKETS = ("uploads", "published")
+# A person's data export (#41) is written to "exports", kept 7 days.
+BUCKETS = ("uploads", "published", "exports")
 
 
 @dataclass(frozen=True)

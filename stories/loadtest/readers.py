@@ -216,7 +216,8 @@ def register_readers(urls: dict[str, str], count: int, tag: str) -> list[Account
                 json={
                     "email": email,
                     "password": READER_PASSWORD,
-                    "display_name": f"Reader {n, 'birth_year': 1990}",
+                    "display_name": f"Reader {n}",
+                    "birth_year": 1990,
                 },
             )
             if registered.status_code != 201:

@@ -81,6 +81,13 @@ def endpoints(learner: uuid.UUID, book: uuid.UUID) -> list[Endpoint]:
         ),
         Endpoint("GET", f"/v1/classes/{uuid.uuid4()}/assignments", Role.TEACHER),
         Endpoint("GET", f"/v1/classes/{uuid.uuid4()}/progress", Role.TEACHER),
+        # #41 exports: one's own; a teacher a class account of theirs (a random id: 404),
+        # an ADMIN any; below TEACHER, a 403 for anyone else's.
+        Endpoint("POST", "/v1/users/me/export", Role.LEARNER),
+        Endpoint("GET", "/v1/users/me/export", Role.LEARNER),
+        Endpoint("POST", f"/v1/users/{uuid.uuid4()}/export", Role.TEACHER),
+        Endpoint("GET", f"/v1/users/{uuid.uuid4()}/export", Role.TEACHER),
+        Endpoint("DELETE", "/v1/users/me", Role.LEARNER),
         # Erasing: a teacher for a class account of theirs (a random id: 404), ADMIN any.
         Endpoint("DELETE", f"/v1/users/{uuid.uuid4()}", Role.TEACHER),
         Endpoint("DELETE", f"/v1/classes/{uuid.uuid4()}/assignments/{uuid.uuid4()}", Role.TEACHER),

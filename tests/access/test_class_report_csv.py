@@ -9,8 +9,7 @@ import uuid
 
 import pytest
 
-from services.access.class_report import csv_cell, progress_csv
-from services.access.schemas import ClassProgress, ProgressRow
+from services.access.class_report import ClassProgress, ProgressRow, csv_cell, progress_csv
 
 
 @pytest.mark.parametrize(

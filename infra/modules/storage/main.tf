@@ -8,7 +8,7 @@ terraform {
   }
 }
 
-# The uploads and published buckets (names from the code's plan), encrypted,
+# The uploads, published and exports buckets (names from the code's plan), encrypted,
 # versioned, never public, tiered as they age; CloudFront in front of the
 # published bucket through origin access control, trusting only the key group
 # whose private keys the delivery service signs links with.
@@ -51,7 +51,7 @@ variable "alarm_email" {
 variable "old_version_retention_days" {
   description = "Days an object's replaced versions are kept, per bucket."
   type        = map(number)
-  default     = { published = 365, uploads = 90 }
+  default     = { published = 365, uploads = 90, exports = 1 }
 }
 
 variable "manuscript_archive_days" {
@@ -62,6 +62,12 @@ variable "manuscript_archive_days" {
 variable "manuscript_retention_days" {
   type    = number
   default = 3650
+}
+
+variable "export_retention_days" {
+  description = "Days anything in the exports bucket is kept at most (ACCESS_EXPORT_DAYS is the same)."
+  type        = number
+  default     = 7
 }
 
 variable "price_class" {
@@ -160,6 +166,19 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
       }
       expiration {
         days = var.manuscript_retention_days
+      }
+    }
+  }
+  # A person's data export (#41) is offered for 7 days; access's worker removes it
+  # then, and this removes anything left (a part written after an erasure, say).
+  dynamic "rule" {
+    for_each = each.key == "exports" ? [1] : []
+    content {
+      id     = "exports-for-a-week"
+      status = "Enabled"
+      filter {}
+      expiration {
+        days = var.export_retention_days
       }
     }
   }

@@ -261,6 +261,26 @@ run "the_platform_keeps_every_contract_with_the_code" {
     error_message = "One task role per service."
   }
 
+  # --- exports (#41): each service writes its own part, and only access reads them ---
+  assert {
+    condition = alltrue([
+      for name, policy in output.task_policies : anytrue([
+        for s in policy.Statement :
+        s.Sid == "WriteOwnExportPart" && length(s.Resource) == 1
+        && endswith(s.Resource[0], "/*/${name}.json") && join(",", s.Action) == "s3:PutObject"
+      ])
+    ])
+    error_message = "A service cannot write its part of an export, or may write another's."
+  }
+
+  assert {
+    condition = alltrue([
+      for name, policy in output.task_policies :
+      anytrue([for s in policy.Statement : s.Sid == "AssembleExports"]) == (name == "access")
+    ])
+    error_message = "Only access assembles exports."
+  }
+
   # --- mail (#41): access alone sends, from the one address of the SES identity ---
   assert {
     condition = (

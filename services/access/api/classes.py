@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.access.api.auth import token_answer
-from services.access.class_report import class_progress, progress_csv
+from services.access.class_report import ClassProgress, class_progress, progress_csv
 from services.access.components import ComponentsDep
 from services.access.dependencies import (
     ClassAccountsDep,
@@ -25,7 +25,6 @@ from services.access.schemas import (
     ClassJoin,
     ClassMemberOut,
     ClassOut,
-    ClassProgress,
     ClassRegistration,
     JoinCodeRotation,
     JoinedClass,

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from services.access.components import app_components
+from services.access.components import account_service, app_components
 from services.access.decisions import DecisionService
 from services.access.dependencies import (
     DecisionServiceDep,
-    account_service,
 )
 from services.access.schemas import (
     DecisionBatch,

@@ -8,15 +8,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from services.access.components import app_components
+from services.access.components import account_service, app_components
+from services.access.data_export import download_link, parts_written
 from services.access.dependencies import (
     DecisionServiceDep,
     ErasureDep,
+    ExportServiceDep,
     UserAdministrationDep,
-    account_service,
 )
+from services.access.models import DataExport
 from services.access.schemas import (
     AuditEntryOut,
+    ExportOut,
     ReadableBook,
     ReviewLanguages,
     RoleChange,
@@ -163,6 +166,93 @@ async def assign_role(
     service: UserAdministrationDep,
 ) -> UserOut:
     return UserOut.model_validate(await service.assign_role(principal, user_id, body.role))
+
+
+EXPORT_DESCRIPTION = (
+    "A copy of what every service holds about the account (#41): access (the account, "
+    "classes, entitlements, consent, sessions, the audit entries about it), content (what "
+    "it wrote and reviewed, books crediting it), delivery (reading progress, offline "
+    "reading), metrics (the rows that count it). Each service gathers its part from its "
+    "own database; within minutes `GET` gives a signed link to one zip (JSON, and CSV for "
+    "each table), kept `ACCESS_EXPORT_DAYS` (7). One at a time: asked again while one is "
+    "gathering, 409 `export-in-progress`. In the audit log."
+)
+
+
+async def _export_out(export: DataExport, request: Request, resources: ResourcesDep) -> ExportOut:
+    settings = app_components(request.app).settings
+    out = ExportOut.model_validate(export)
+    if export.status == "gathering":
+        out.parts_ready = await parts_written(resources, export.id)
+    elif export.status == "ready":
+        out.download_url = await download_link(resources, settings, export)
+    return out
+
+
+@users.post(
+    "/me/export",
+    status_code=202,
+    response_model=ExportOut,
+    summary="Ask for a copy of everything the platform holds about me",
+    description=EXPORT_DESCRIPTION,
+    responses=problem_responses(401, 403, 409),
+)
+async def export_me(
+    principal: CurrentPrincipal,
+    request: Request,
+    resources: ResourcesDep,
+    service: ExportServiceDep,
+) -> ExportOut:
+    return await _export_out(await service.request(principal, None), request, resources)
+
+
+@users.get(
+    "/me/export",
+    response_model=ExportOut,
+    summary="Where my latest export stands, and its link once ready",
+    responses=problem_responses(401, 403, 404),
+)
+async def my_export(
+    principal: CurrentPrincipal,
+    request: Request,
+    resources: ResourcesDep,
+    service: ExportServiceDep,
+) -> ExportOut:
+    return await _export_out(await service.latest(principal, None), request, resources)
+
+
+@users.post(
+    "/{user_id:uuid}/export",
+    status_code=202,
+    response_model=ExportOut,
+    summary="Export an account (ADMIN: any; a teacher: a class account of theirs)",
+    description=EXPORT_DESCRIPTION,
+    responses=problem_responses(401, 403, 404, 409),
+)
+async def export_user(
+    user_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    request: Request,
+    resources: ResourcesDep,
+    service: ExportServiceDep,
+) -> ExportOut:
+    return await _export_out(await service.request(principal, user_id), request, resources)
+
+
+@users.get(
+    "/{user_id:uuid}/export",
+    response_model=ExportOut,
+    summary="Where an account's latest export stands (as who may ask for it)",
+    responses=problem_responses(401, 403, 404),
+)
+async def user_export(
+    user_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    request: Request,
+    resources: ResourcesDep,
+    service: ExportServiceDep,
+) -> ExportOut:
+    return await _export_out(await service.latest(principal, user_id), request, resources)
 
 
 @users.delete(

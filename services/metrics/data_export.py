@@ -1,0 +1,43 @@
+"""Metrics' part of a person's export (#41): the rows of its figures that name
+them: their account's state, their reading of each book, the hours they read, the
+classes they are in and the teachers who gave them books. From metrics' own
+database only. The event log is not in it: every event about them is already
+there as the row it made."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from services.metrics.models import (
+    ClassMembership,
+    ReaderHour,
+    ReadingState,
+    TeacherLearner,
+    UserState,
+)
+from shared.bus.consumer import EventContext
+from shared.bus.exports import as_rows, write_part
+from shared.contracts.events import UserExportRequested
+
+
+async def write_metrics_part(context: EventContext, event: UserExportRequested) -> None:
+    session, user_id = context.session, event.user_id
+
+    async def rows(table: Any) -> list[dict[str, Any]]:
+        return as_rows(await session.scalars(select(table).where(table.user_id == user_id)))
+
+    await write_part(
+        context.resources,
+        "metrics",
+        event.export_id,
+        user_id,
+        {
+            "account": await rows(UserState),
+            "reading": await rows(ReadingState),
+            "reading_hours": await rows(ReaderHour),
+            "class_memberships": await rows(ClassMembership),
+            "books_from_teachers": await rows(TeacherLearner),
+        },
+    )
