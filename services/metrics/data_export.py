@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from services.metrics.models import (
     ClassMembership,
     ReaderHour,
@@ -18,7 +16,7 @@ from services.metrics.models import (
     UserState,
 )
 from shared.bus.consumer import EventContext
-from shared.bus.exports import as_rows, write_part
+from shared.bus.exports import rows_of, write_part
 from shared.contracts.events import UserExportRequested
 
 
@@ -26,7 +24,7 @@ async def write_metrics_part(context: EventContext, event: UserExportRequested) 
     session, user_id = context.session, event.user_id
 
     async def rows(table: Any) -> list[dict[str, Any]]:
-        return as_rows(await session.scalars(select(table).where(table.user_id == user_id)))
+        return await rows_of(session, table, user_id)
 
     await write_part(
         context.resources,

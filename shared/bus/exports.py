@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import select
+
 from shared.contracts.clock import now_utc
 from shared.resources import Resources
 
@@ -44,6 +46,11 @@ def as_rows(objects: Iterable[Any], *, leave_out: Sequence[str] = ()) -> list[di
         columns = obj.__table__.columns
         rows.append({c.key: _value(getattr(obj, c.key)) for c in columns if c.key not in leave_out})
     return rows
+
+
+async def rows_of(session: Any, table: Any, user_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Every row of `table` whose `user_id` is this person's."""
+    return as_rows(await session.scalars(select(table).where(table.user_id == user_id)))
 
 
 async def write_part(
