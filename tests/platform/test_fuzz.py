@@ -62,7 +62,12 @@ def platform(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[int]:
     workdir = tmp_path_factory.mktemp(f"fuzz-{request.param}")
-    env: dict[str, str] = {}
+    # This test judges how each route handles what it is sent, not how fast access
+    # decides: four schemathesis runs at once on a CI box shared with other lanes
+    # once kept a decision past the 1 s deadline, and the designed answer (503 with
+    # Retry-After, tests/shared/test_access_client_bounds.py) counted as a server
+    # error. The deadline stays; here it is one a starved box cannot miss.
+    env: dict[str, str] = {"ACCESS_TIMEOUT_SECONDS": "15"}
     # A database of its own, dropped afterwards: the services migrate it at start.
     database_url = make_url(TEST_DATABASE_URL).set(database=f"fuzz_{uuid.uuid4().hex[:10]}")
     if request.param == "postgresql":
