@@ -9,6 +9,7 @@ from services.metrics.components import Components, build_components
 from services.metrics.consumers import HANDLERS
 from services.metrics.export import export_to_cloudwatch
 from services.metrics.projection import keep_reader_sketches_sealed
+from services.metrics.retention import keep_retention
 from services.metrics.settings import MetricsSettings
 from services.metrics.xapi import send_statements
 from shared.service.definition import ServiceDefinition
@@ -32,5 +33,10 @@ SERVICE = ServiceDefinition[MetricsSettings, Components](
     handlers=HANDLERS,
     migrations=Path(__file__).parent / "migrations",
     default_port=8004,
-    worker_jobs=[export_to_cloudwatch, keep_reader_sketches_sealed, send_statements],
+    worker_jobs=[
+        export_to_cloudwatch,
+        keep_reader_sketches_sealed,
+        send_statements,
+        keep_retention,
+    ],
 )

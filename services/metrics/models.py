@@ -1,7 +1,9 @@
 """Tables of the metrics service, in its own schema.
 
-`event_log` keeps every event as received; everything else is derived from it
-(and can be rebuilt from it: `stories metrics rebuild`). The derived tables are
+`event_log` keeps every event as received (reading events for
+`METRICS_RAW_EVENT_DAYS`, then only what they added: the folded tables below);
+everything else is derived from the two (and can be rebuilt from them: `stories
+metrics rebuild`). The derived tables are
 of two kinds: counters per metric, hour and dimension, which only ever add;
 and each entity's current state (a user's role, a submission's status), where
 an event older than the state it would replace changes nothing, so events
@@ -41,30 +43,34 @@ class RecordedEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
-class HourlyCount(Base):
-    """How many times something happened in an hour (by when it happened, not when
-    we heard of it), in total (dimension "") and per dimension ("role:LEARNER",
-    "language:sw", "book:<id>")."""
-
-    __tablename__ = "hourly_counts"
-
+class HourlyCountColumns:
     metric: Mapped[str] = mapped_column(String(40), primary_key=True)
     dimension: Mapped[str] = mapped_column(String(60), primary_key=True)
     hour: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger)
 
 
-class ReaderHour(Base):
+class HourlyCount(HourlyCountColumns, Base):
+    """How many times something happened in an hour (by when it happened, not when
+    we heard of it), in total (dimension "") and per dimension ("role:LEARNER",
+    "language:sw", "book:<id>")."""
+
+    __tablename__ = "hourly_counts"
+
+
+class ReaderHourColumns:
+    hour: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    book_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    opens: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+class ReaderHour(ReaderHourColumns, Base):
     """A reader opened a book in an hour (this many times): distinct readers over any
     window, exactly, and the opens of any set of readers (a teacher's learners)."""
 
     __tablename__ = "reader_hours"
     __table_args__ = (Index("ix_reader_hours_book", "book_id", "user_id"),)
-
-    hour: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
-    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    book_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    opens: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class UserState(Base):
@@ -162,14 +168,7 @@ class TeacherLearner(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
 
 
-class ReadingState(Base):
-    """One reader and one book: how often they opened it, the furthest page they
-    announced (none yet: `total_pages` is null), when they finished, and when they
-    last did any of it (a class report's "last read")."""
-
-    __tablename__ = "reading"
-    __table_args__ = (Index("ix_reading_book", "book_id"),)
-
+class ReadingColumns:
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     book_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     page: Mapped[int] = mapped_column(Integer)
@@ -178,6 +177,36 @@ class ReadingState(Base):
     opens: Mapped[int] = mapped_column(Integer, server_default="0")
     first_opened_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_read_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ReadingState(ReadingColumns, Base):
+    """One reader and one book: how often they opened it, the furthest page they
+    announced (none yet: `total_pages` is null), when they finished, and when they
+    last did any of it (a class report's "last read")."""
+
+    __tablename__ = "reading"
+    __table_args__ = (Index("ix_reading_book", "book_id"),)
+
+
+# What reading events past `METRICS_RAW_EVENT_DAYS` added to the figures, once
+# their raw rows left the event log (#41, retention.py): the same shapes as the
+# live tables above, which already hold it all. These are kept because a rebuild
+# can no longer replay those events: it starts from these, then replays the log.
+# Never cleared by a rebuild; after an erasure they stay under the account's id,
+# which then names nobody, as the live rows do (projectors._user_erased).
+
+
+class FoldedHourlyCount(HourlyCountColumns, Base):
+    __tablename__ = "folded_hourly_counts"
+
+
+class FoldedReaderHour(ReaderHourColumns, Base):
+    __tablename__ = "folded_reader_hours"
+    __table_args__ = (Index("ix_folded_reader_hours_user", "user_id"),)
+
+
+class FoldedReading(ReadingColumns, Base):
+    __tablename__ = "folded_reading"
 
 
 class ClassState(Base):

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import text
@@ -37,9 +37,24 @@ async def log_and_apply(context: EventContext, data: EventData) -> None:
     await apply_event(context, data)
 
 
+def envelope_of(recorded: Any) -> Envelope:
+    """A logged event (a row of `event_log`, mapped or not) as it was received."""
+    return Envelope(
+        id=recorded.event_id,
+        source=recorded.source,
+        type=recorded.event_type,
+        time=recorded.occurred_at,
+        subject=recorded.subject,
+        dataversion=recorded.dataversion,
+        data=recorded.data,
+    )
+
+
 async def rebuild(session: AsyncSession, resources: Resources, *, page_size: int = 500) -> int:
     """Recompute every aggregate from the event log, in one transaction (nobody sees
-    half-built figures); returns how many events were applied.
+    half-built figures); returns how many events were applied. It starts from what
+    the reading events past their retention added (retention.py: folded when
+    their rows left the log), so their figures stay as they were.
 
     The log is locked against new events meanwhile (on PostgreSQL), so an event
     the consumer applies during the rebuild is neither lost nor counted twice:
@@ -48,6 +63,7 @@ async def rebuild(session: AsyncSession, resources: Resources, *, page_size: int
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("LOCK TABLE event_log IN EXCLUSIVE MODE"))
     await repository.clear_derived(session)
+    await repository.restore_folded(session)
     await ReaderSketches.of(resources).clear()
     batch = BatchScope()
     applied = 0
@@ -57,15 +73,7 @@ async def rebuild(session: AsyncSession, resources: Resources, *, page_size: int
         if not page:
             break
         for recorded in page:
-            envelope = Envelope(
-                id=recorded.event_id,
-                source=recorded.source,
-                type=recorded.event_type,
-                time=recorded.occurred_at,
-                subject=recorded.subject,
-                dataversion=recorded.dataversion,
-                data=recorded.data,
-            )
+            envelope = envelope_of(recorded)
             context = EventContext(
                 session=session, envelope=envelope, resources=resources, batch=batch
             )

@@ -368,6 +368,13 @@ PROJECTORS: dict[type[EventData], Callable[[Step, Any], Awaitable[None]]] = {
 }
 
 
+async def project(session: AsyncSession, figures: BatchFigures, envelope: Envelope) -> None:
+    """Move `figures`, not necessarily the live ones, by one event (the retention
+    job's fold: what a reading event added, to keep once its row is gone)."""
+    data = envelope.contract()
+    await PROJECTORS[type(data)](Step(session, envelope.time, envelope.id, figures), data)
+
+
 async def apply_event(context: EventContext, data: EventData) -> None:
     """Move the figures by one event (the inbox has made sure it is new)."""
     step = Step(

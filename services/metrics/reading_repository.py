@@ -27,6 +27,7 @@ from services.metrics.models import (
     ClassAssignmentState,
     ClassMembership,
     ClassState,
+    FoldedReading,
     ReaderHour,
     ReadingState,
     TeacherLearner,
@@ -110,14 +111,18 @@ class ReadingStep:
             self.last_read_at = at
 
 
-async def advance_reading(session: AsyncSession, steps: dict[ReadingKey, ReadingStep]) -> None:
+async def advance_reading(
+    session: AsyncSession,
+    steps: dict[ReadingKey, ReadingStep],
+    into: type[ReadingState | FoldedReading] = ReadingState,
+) -> None:
     """The furthest page wins (any page beats none); completion keeps its first time
     and means the last page; opens add up; the first open and the last activity
     keep the earliest and the latest time. One statement for a whole batch (its
     steps already merged per reader and book)."""
     if not steps:
         return
-    statement = upsert(session, table(ReadingState)).values(
+    statement = upsert(session, table(into)).values(
         [
             {
                 "user_id": user_id,
@@ -133,7 +138,7 @@ async def advance_reading(session: AsyncSession, steps: dict[ReadingKey, Reading
         ]
     )
     new = statement.excluded
-    r = ReadingState
+    r = into
     further = and_(new.total_pages.is_not(None), or_(r.total_pages.is_(None), new.page > r.page))
     await session.execute(
         statement.on_conflict_do_update(

@@ -33,6 +33,9 @@ from services.metrics.models import (
     ClassAssignmentState,
     ClassMembership,
     ClassState,
+    FoldedHourlyCount,
+    FoldedReaderHour,
+    FoldedReading,
     HourlyCount,
     ReaderHour,
     ReadingState,
@@ -115,12 +118,16 @@ def latest(column: Any, candidate: Any) -> Any:
     )
 
 
-async def add_counts(session: AsyncSession, counts: dict[CountKey, int]) -> None:
+async def add_counts(
+    session: AsyncSession,
+    counts: dict[CountKey, int],
+    into: type[HourlyCount | FoldedHourlyCount] = HourlyCount,
+) -> None:
     """Add to many counters in one statement, in key order (so concurrent batches
     lock the shared rows in the same order and cannot deadlock on them)."""
     if not counts:
         return
-    statement = upsert(session, table(HourlyCount)).values(
+    statement = upsert(session, table(into)).values(
         [
             {"metric": m, "dimension": d, "hour": h, "count": n}
             for (m, d, h), n in sorted(counts.items())
@@ -129,24 +136,26 @@ async def add_counts(session: AsyncSession, counts: dict[CountKey, int]) -> None
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=["metric", "dimension", "hour"],
-            set_={"count": HourlyCount.count + statement.excluded.count},
+            set_={"count": into.count + statement.excluded.count},
         )
     )
 
 
 async def add_reader_hours(
-    session: AsyncSession, opens: Mapping[tuple[datetime, uuid.UUID, uuid.UUID], int]
+    session: AsyncSession,
+    opens: Mapping[tuple[datetime, uuid.UUID, uuid.UUID], int],
+    into: type[ReaderHour | FoldedReaderHour] = ReaderHour,
 ) -> None:
     rows = [
         {"hour": h, "user_id": u, "book_id": b, "opens": opens[(h, u, b)]}
         for h, u, b in sorted(opens)
     ]
     if rows:
-        statement = upsert(session, table(ReaderHour)).values(rows)
+        statement = upsert(session, table(into)).values(rows)
         await session.execute(
             statement.on_conflict_do_update(
                 index_elements=["hour", "user_id", "book_id"],
-                set_={"opens": ReaderHour.opens + statement.excluded.opens},
+                set_={"opens": into.opens + statement.excluded.opens},
             )
         )
 
@@ -323,9 +332,26 @@ async def add_grant(
     )
 
 
+# What the retention job folded (retention.py), and the live table each adds to.
+FOLDED_INTO = (
+    (FoldedHourlyCount, HourlyCount),
+    (FoldedReaderHour, ReaderHour),
+    (FoldedReading, ReadingState),
+)
+
+
 async def clear_derived(session: AsyncSession) -> None:
     for table in DERIVED_TABLES:
         await session.execute(delete(table))
+
+
+async def restore_folded(session: AsyncSession) -> None:
+    """A rebuild's start, once `clear_derived` has emptied the live tables: what the
+    reading events no longer in the log had added."""
+    for folded, live in FOLDED_INTO:
+        columns = [column.name for column in table(live).c]
+        source = select(*(table(folded).c[name] for name in columns))
+        await session.execute(insert(table(live)).from_select(columns, source))
 
 
 async def event_log_page(

@@ -33,6 +33,12 @@ class MetricsSettings(ServiceSettings):
     # to change both at once.
     review_overdue_days: int = Field(default=14, gt=0, le=365)
 
+    # Retention (#41, retention.py): a reading event's raw row stays in the event log
+    # this many days, then only what it added to the figures is kept (no figure
+    # changes); the worker looks this often.
+    raw_event_days: int = Field(default=90, ge=1, le=3650)
+    retention_check_seconds: float = Field(default=3600.0, gt=0)
+
     # xAPI statements to a learning record store (#20, xapi.py): off unless set.
     # The URL is the LRS's xAPI base (statements go to <url>/statements).
     xapi_lrs_url: str | None = None

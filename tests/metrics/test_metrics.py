@@ -13,9 +13,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from services.metrics.export import export_to_cloudwatch
+from services.metrics.models import RecordedEvent
 from services.metrics.projection import rebuild
+from services.metrics.retention import READING_EVENT_TYPES, keep_retention
 from services.metrics.sketches import ReaderSketches
 from services.metrics.terms import day_of
 from shared.contracts.clock import hour_of
@@ -583,3 +586,45 @@ async def test_stories_metrics_rebuild_is_a_command(
     assert {**found, "readers_source": "-"} == {**before, "readers_source": "-"}
     await sealed(metrics, people["CONTENT_ADMIN"], scenario)  # resealed by the worker
     assert await figures(metrics, people["CONTENT_ADMIN"], scenario) == before
+
+
+async def test_reading_events_past_their_days_leave_the_log_and_every_figure_stays(
+    metrics: MetricsHarness, people: dict[str, Account], scenario: Scenario
+) -> None:
+    """#41: the worker's retention job, at METRICS_RAW_EVENT_DAYS=2, folds the reading
+    events of 3 and 10 days ago into what they added. Every endpoint shows the same
+    figures, and so does a rebuild from what the log still holds."""
+    admin = people["CONTENT_ADMIN"]
+    await sealed(metrics, admin, scenario)
+    before = await figures(metrics, admin, scenario)
+    cutoff = datetime.now(UTC) - 2 * 24 * H
+    old = {e.id for e in scenario.events if e.type in READING_EVENT_TYPES and e.time < cutoff}
+    assert len(old) == 4  # U4's sign-in, open and page 3 days ago; U1's open 10 days ago
+
+    async def logged_ids() -> set[uuid.UUID]:
+        async with metrics.resources.session_factory() as session:
+            return set((await session.scalars(select(RecordedEvent.event_id))).all())
+
+    async def folded() -> bool:
+        return not old & await logged_ids()
+
+    settings = metrics.settings.model_copy(
+        update={"raw_event_days": 2, "retention_check_seconds": 0.2}
+    )
+    stop = asyncio.Event()
+    job = asyncio.create_task(keep_retention(metrics.resources, settings, stop))
+    try:
+        await eventually(folded, timeout=20, what="the old reading events folded")
+    finally:
+        stop.set()
+        await job
+    # Nothing else left: the rest of the scenario (and what other tests logged) stays.
+    assert {e.id for e in scenario.events} - old <= await logged_ids()
+    assert await figures(metrics, admin, scenario) == before
+
+    done = await metrics.command("metrics", "rebuild")
+    assert done.returncode == 0, done.stderr
+    found = await figures(metrics, admin, scenario)
+    assert {**found, "readers_source": "-"} == {**before, "readers_source": "-"}
+    await sealed(metrics, admin, scenario)
+    assert await figures(metrics, admin, scenario) == before
