@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.harness.content import PDF, STORY
 from tests.support import wait_until
 
 SERVICE_OFFSETS = {"content": 0, "access": 1, "delivery": 2, "metrics": 3}
@@ -113,3 +114,40 @@ def running_platform(workdir: Path, env: Mapping[str, str] | None = None) -> Ite
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
                 process.wait(timeout=30)
+
+
+async def publish_free_book(
+    http: httpx.AsyncClient, content: str, admin: dict[str, str], reviewer: dict[str, str]
+) -> str:
+    """A free book through the whole workflow: written, uploaded, reviewed, published."""
+    created = await http.post(f"{content}/v1/submissions", json=STORY, headers=admin)
+    assert created.status_code == 201, created.text
+    sid = created.json()["id"]
+    ticket = (await http.post(f"{content}/v1/submissions/{sid}/upload", headers=admin)).json()
+    uploaded = await http.post(
+        ticket["url"], data=ticket["fields"], files={"file": ("s.pdf", PDF, "application/pdf")}
+    )
+    assert uploaded.status_code in (200, 201, 204), uploaded.text
+    submitted = await http.post(
+        f"{content}/v1/submissions/{sid}/submit", headers={**admin, "If-Match": '"1"'}
+    )
+    assert submitted.status_code == 200, submitted.text
+    claimed = await http.post(
+        f"{content}/v1/submissions/{sid}/claim",
+        headers={**reviewer, "If-Match": submitted.headers["ETag"]},
+    )
+    assert claimed.status_code == 200, claimed.text
+    approved = await http.post(
+        f"{content}/v1/submissions/{sid}/review",
+        json={"decision": "approve"},
+        headers={**reviewer, "If-Match": claimed.headers["ETag"]},
+    )
+    assert approved.status_code == 200, approved.text
+    book = await http.post(
+        f"{content}/v1/books", json={"submission_id": sid, "access": "free"}, headers=admin
+    )
+    assert book.status_code == 201, book.text
+    book_id: str = book.json()["id"]
+    published = await http.post(f"{content}/v1/books/{book_id}/publish", headers=admin)
+    assert published.status_code == 200, published.text
+    return book_id

@@ -32,6 +32,7 @@ from tests.harness.embedded import (
     SERVICE_OFFSETS,
     STARTUP_SECONDS,
     free_port_run,
+    publish_free_book,
     running_platform,
     starts_timeout,
 )
@@ -505,43 +506,6 @@ async def _staff(http: httpx.AsyncClient, access: str, admin: dict[str, str], ro
     return email, password, {"Authorization": f"Bearer {login.json()['access_token']}"}
 
 
-async def _free_book(
-    http: httpx.AsyncClient, content: str, admin: dict[str, str], reviewer: dict[str, str]
-) -> str:
-    """A free book through the whole workflow: written, uploaded, reviewed, published."""
-    created = await http.post(f"{content}/v1/submissions", json=STORY, headers=admin)
-    assert created.status_code == 201, created.text
-    sid = created.json()["id"]
-    ticket = (await http.post(f"{content}/v1/submissions/{sid}/upload", headers=admin)).json()
-    uploaded = await http.post(
-        ticket["url"], data=ticket["fields"], files={"file": ("s.pdf", PDF, "application/pdf")}
-    )
-    assert uploaded.status_code in (200, 201, 204), uploaded.text
-    submitted = await http.post(
-        f"{content}/v1/submissions/{sid}/submit", headers={**admin, "If-Match": '"1"'}
-    )
-    assert submitted.status_code == 200, submitted.text
-    claimed = await http.post(
-        f"{content}/v1/submissions/{sid}/claim",
-        headers={**reviewer, "If-Match": submitted.headers["ETag"]},
-    )
-    assert claimed.status_code == 200, claimed.text
-    approved = await http.post(
-        f"{content}/v1/submissions/{sid}/review",
-        json={"decision": "approve"},
-        headers={**reviewer, "If-Match": claimed.headers["ETag"]},
-    )
-    assert approved.status_code == 200, approved.text
-    book = await http.post(
-        f"{content}/v1/books", json={"submission_id": sid, "access": "free"}, headers=admin
-    )
-    assert book.status_code == 201, book.text
-    book_id: str = book.json()["id"]
-    published = await http.post(f"{content}/v1/books/{book_id}/publish", headers=admin)
-    assert published.status_code == 200, published.text
-    return book_id
-
-
 async def test_a_teacher_sees_their_class_reading_on_the_dashboard_in_chromium(
     platform: tuple[int, Path],
 ) -> None:
@@ -558,7 +522,7 @@ async def test_a_teacher_sees_their_class_reading_on_the_dashboard_in_chromium(
         admin = await _sign_in(http, access)
         _, _, reviewer = await _staff(http, access, admin, "STORY_MANAGER")
         email, password, teacher = await _staff(http, access, admin, "TEACHER")
-        book_id = await _free_book(http, content, admin, reviewer)
+        book_id = await publish_free_book(http, content, admin, reviewer)
         made = await http.post(f"{access}/v1/classes", json={"name": "Class 2A"}, headers=teacher)
         assert made.status_code == 201, made.text
         school_class = made.json()

@@ -19,7 +19,7 @@ from services.access.models import User
 from shared.contracts.roles import Role
 from tests.harness.access import AccessHarness, running_access_harness
 from tests.harness.content import ContentHarness
-from tests.support import unique_schema
+from tests.support import assert_problem, unique_schema
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -142,3 +142,28 @@ async def test_sign_ups_of_one_address_at_once_make_one_account_and_one_answer(
         accounts = (await session.scalars(select(User.id).where(User.email == email))).all()
     assert len(accounts) == 1
     assert (await either.login(email)).status_code == 200
+
+
+async def test_exports_asked_at_once_start_one_and_tell_the_others_why(
+    either: AccessHarness,
+) -> None:
+    """#41: the same account's export asked several times at once, by its owner and by
+    an ADMIN: one starts (202) and every other is a 409 naming it. (No other
+    service runs here, so no part arrives and the export stays `gathering`.)"""
+    learner, admin = await either.account(Role.LEARNER), await either.account(Role.ADMIN)
+    answers = await asyncio.gather(
+        *(either.http.post("/v1/users/me/export", headers=learner.headers) for _ in range(3)),
+        *(
+            either.http.post(f"/v1/users/{learner.id}/export", headers=admin.headers)
+            for _ in range(2)
+        ),
+    )
+    texts = [a.text for a in answers]
+    assert sorted(a.status_code for a in answers) == [202, 409, 409, 409, 409], texts
+    started = next(a.json() for a in answers if a.status_code == 202)
+    for refused in (a for a in answers if a.status_code == 409):
+        problem = assert_problem(refused, 409, "export-in-progress")
+        assert problem["export_id"] == started["id"], problem
+    shown = await either.http.get("/v1/users/me/export", headers=learner.headers)
+    assert shown.json()["id"] == started["id"]
+    assert shown.json()["status"] == "gathering"
