@@ -166,7 +166,7 @@ def write_lua_data(group: Group, think_ms: int, directory: Path) -> Path:
 def wrk_binary() -> str:
     wrk = shutil.which("wrk")
     if wrk is None:
-        raise SystemExit("wrk is not installed: `apt-get install wrk` (`make loadtest` installs it)")
+        raise SystemExit("wrk is not installed: `apt-get install wrk` (`make loadtest` does)")
     return wrk
 
 
