@@ -71,9 +71,12 @@ class Library:
 
 class RetryAfterTransport(httpx.AsyncBaseTransport):
     """Does what a polite client does with a 503 and Retry-After: waits and asks again
-    (a few times). The platform sheds load that way; seeding must not fail on it."""
+    (for up to about two and a half minutes). The platform sheds load that way;
+    seeding must not fail on it. Six tries (25 s) once were too few: submitting 100
+    books at once queues them for content's deep manuscript check, which reads
+    every page's text since #40."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, attempts: int = 6) -> None:
+    def __init__(self, inner: httpx.AsyncBaseTransport, attempts: int = 30) -> None:
         self._inner = inner
         self._attempts = attempts
 
