@@ -371,7 +371,7 @@ def _measure_beside_checks(schema: str, duration: float, connections: int) -> li
         for _ in range(ROUNDS):
             quiet.append(run_wrk(f"{url}{CATALOG_PATH}", seconds=duration, connections=connections))
             for mode in ("without", "with"):
-                with _checks_beside(mode) as taken:
+                with checks_beside(mode) as taken:
                     beside[mode].append(
                         run_wrk(f"{url}{CATALOG_PATH}", seconds=duration, connections=connections)
                     )
@@ -390,11 +390,12 @@ def _measure_beside_checks(schema: str, duration: float, connections: int) -> li
 
 
 @contextlib.contextmanager
-def _checks_beside(mode: str) -> Iterator[list[float]]:
-    """Deep checks back to back on the server's core while the block lasts; the
-    list holds each one's wall time once it ends."""
+def checks_beside(mode: str, *, pin: bool = True) -> Iterator[list[float]]:
+    """40-page deep checks (`mode`: "with" or "without" the analysis) back to back,
+    on the server's core unless `pin` is off, while the block lasts; the list holds
+    each one's wall time once it ends."""
     loop = subprocess.Popen(
-        [*pinned(SERVER_CPU), sys.executable, "-c", _CHECK_LOOP, mode],
+        [*(pinned(SERVER_CPU) if pin else []), sys.executable, "-c", _CHECK_LOOP, mode],
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,

@@ -37,6 +37,9 @@ class Figure:
     baseline_of: str | None = None  # the row this one is compared with
     target_ratio: float | None = None
     target_p99_ms: float | None = None
+    # For rows at a fixed offered rate, where throughput cannot differ: the most
+    # this row's p99 may be, as a multiple of its baseline's.
+    target_p99_ratio: float | None = None
 
 
 # --- HTTP load with wrk -----------------------------------------------------------------
@@ -218,6 +221,10 @@ def format_table(figures: list[Figure]) -> str:
             if f.target_ratio is not None:
                 verdict = "meets" if ratio >= f.target_ratio else "MISSES"
                 versus += f" ({verdict} target {f.target_ratio:.2f})"
+            if f.p99_ms is not None and baseline.p99_ms and f.target_p99_ratio is not None:
+                slower = f.p99_ms / baseline.p99_ms
+                verdict = "meets" if slower <= f.target_p99_ratio else "MISSES"
+                versus += f", p99 {slower:.2f}x ({verdict} <= {f.target_p99_ratio:.2f})"
         if f.target_p99_ms is not None and f.p99_ms is not None:
             verdict = "meets" if f.p99_ms <= f.target_p99_ms else "MISSES"
             versus += f" [p99 {verdict} {f.target_p99_ms:.0f} ms]"

@@ -18,6 +18,7 @@ from stories.bench.metrics import bench_metrics
 from stories.bench.plumbing import bench_plumbing
 from stories.bench.reading_levels import bench_reading_levels
 from stories.bench.redis_pause import bench_redis_pause
+from stories.bench.submit import bench_submit
 
 
 def run_benchmarks(
@@ -34,6 +35,7 @@ def run_benchmarks(
         "redis-pause": lambda: bench_redis_pause(pause_seconds=max(duration, 15.0)),
         "analysis": bench_analysis,
         "reading-levels": bench_reading_levels,
+        "submit": lambda: bench_submit(duration=duration),
     }
     unknown = set(names) - set(benchmarks)
     if unknown:

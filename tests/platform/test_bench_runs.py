@@ -4,9 +4,18 @@ metrics' outbox was dropped) is found by `make test` instead."""
 
 from __future__ import annotations
 
+import os
+
 from stories.bench.analysis import bench_analysis
 from stories.bench.events import bench_events
 from stories.bench.metrics import bench_metrics
+from stories.bench.submit import CONDITIONS, bench_submit
+from stories.redis_process import redis_process
+
+SUBMIT_DATABASE = os.environ.get(
+    "BENCH_SUBMIT_TEST_DATABASE_URL",
+    "postgresql+asyncpg://postgres@127.0.0.1:5432/stories_bench_submit_test",
+)
 
 
 async def test_the_events_benchmark_carries_every_event_through_the_outbox() -> None:
@@ -41,3 +50,18 @@ def test_the_analysis_benchmark_measures_each_book_beside_the_check_alone() -> N
         assert alone.p50_ms > 0
         assert figures[f"{book}: analysis alone, warm (CPU)"].p50_ms is not None
     assert figures["40-page illustrated: what the analysis adds (CPU)"].target_p99_ms == 1000
+
+
+def test_the_submit_benchmark_times_real_submits_and_requests_in_every_condition() -> None:
+    with redis_process() as redis_server:
+        figures = bench_submit(
+            duration=1.5, rounds=1, database_url=SUBMIT_DATABASE, redis_url=redis_server.url
+        )
+    rows = {f.row: f for f in figures}
+    kinds = ("submit of a 1-page book", "the API's own requests, 40/s")
+    assert set(rows) == {f"{kind}, {name}" for kind in kinds for name in CONDITIONS}
+    for kind in kinds:
+        assert all(rows[f"{kind}, {name}"].throughput > 0 for name in CONDITIONS)
+        judged = rows[f"{kind}, beside 40-page checks + analysis"]
+        assert judged.baseline_of == f"{kind}, beside 40-page checks, no analysis (control)"
+        assert judged.target_p99_ratio == 1.25
