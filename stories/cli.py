@@ -139,6 +139,17 @@ def _parser() -> argparse.ArgumentParser:
         "--language", help="the text's language (BCP 47, e.g. pt); default: the one detected"
     )
     reading.add_argument("files", nargs="+", metavar="FILE")
+    recommend = commands.add_parser("recommend", help="the next-book recommender (#42)")
+    recommend_commands = recommend.add_subparsers(dest="recommend_command", required=True)
+    batch = recommend_commands.add_parser(
+        "batch",
+        help="rank the next books for readers of any reading log (one JSON line each)",
+        description="Trains the service's recommender on a CSV of reader,book,at[,completed] "
+        "and prints, for each reader of --readers, the top k books they did not read there.",
+    )
+    batch.add_argument("--interactions", required=True, metavar="FILE", help="reader,book,at CSV")
+    batch.add_argument("--readers", required=True, metavar="FILE", help="one reader id a line")
+    batch.add_argument("-k", type=int, default=10, help="books per reader (default 10)")
     levels = commands.add_parser("reading-levels", help="the reading-level estimator's thresholds")
     levels_commands = levels.add_subparsers(dest="levels_command", required=True)
     refit = levels_commands.add_parser(
@@ -298,6 +309,12 @@ def _reading_levels(args: argparse.Namespace) -> int:
     return reading_levels(args)
 
 
+def _recommend(args: argparse.Namespace) -> int:
+    from stories.recommend import batch
+
+    return batch(args)
+
+
 def embedded_aws_port(args: argparse.Namespace) -> int:
     """The emulator's port moves with --base-port, so two runs side by side do not
     fight over it (8001 and 4599 by default; --base-port 9001 gives 5599)."""
@@ -320,6 +337,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _demo,
     "reading-level": _reading_level,
     "reading-levels": _reading_levels,
+    "recommend": _recommend,
     **operate.COMMANDS,
 }
 FROM_A_CHECKOUT = frozenset({"bench", "loadtest"})

@@ -17,6 +17,7 @@ from stories.bench.harness import Figure, format_table
 from stories.bench.metrics import bench_metrics
 from stories.bench.plumbing import bench_plumbing
 from stories.bench.reading_levels import bench_reading_levels
+from stories.bench.recommendations import bench_recommendations
 from stories.bench.redis_pause import bench_redis_pause
 from stories.bench.submit import bench_submit
 
@@ -35,6 +36,7 @@ def run_benchmarks(
         "redis-pause": lambda: bench_redis_pause(pause_seconds=max(duration, 15.0)),
         "analysis": bench_analysis,
         "reading-levels": bench_reading_levels,
+        "recommendations": bench_recommendations,
         "submit": lambda: bench_submit(duration=duration),
     }
     unknown = set(names) - set(benchmarks)

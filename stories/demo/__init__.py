@@ -24,13 +24,13 @@ takes only once.
 from __future__ import annotations
 
 import functools
-import random
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
 
 from stories.demo.builder import Account, Demo, DemoBuilder
+from stories.demo.history import demo_assignments, learner_shelf
 from stories.demo.library import (
     CLASS_NAME,
     DAYS,
@@ -100,14 +100,16 @@ async def build_demo(
         teacher = staff["TEACHER"]
         school_class = await builder.school_class(teacher, learners)
         demo.class_code = school_class["join_code"]
-        entitled = [demo.books[s.title] for s in library if s.access == "entitled"]
-        free = [demo.books[s.title] for s in library if s.access == "free"]
-        assigned = [*entitled[:2], free[0]]
+        assigned_stories = demo_assignments(library)
+        assigned = [demo.books[s.title] for s in assigned_stories]
         await builder.assign(teacher, school_class["id"], assigned)
         say(f"demo: {CLASS_NAME} (code {demo.class_code}) with {len(assigned)} books assigned")
 
         now = datetime.now(UTC)
-        shelves = [[*assigned, *random.Random(i).sample(free, 6)] for i in range(len(learners))]
+        shelves = [
+            [demo.books[s.title] for s in learner_shelf(i, library, assigned_stories)]
+            for i in range(len(learners))
+        ]
         sent = await bounded(
             4,
             [

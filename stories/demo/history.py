@@ -8,7 +8,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from stories.demo.library import DAYS, EVENT_IDS
+from stories.demo.library import DAYS, EVENT_IDS, LANGUAGES, Story
+
+SHELF_FREE_BOOKS = 6
 
 
 def reading_history(index: int, shelf: list[str], now: datetime) -> list[dict[str, Any]]:
@@ -45,6 +47,48 @@ def reading_history(index: int, shelf: list[str], now: datetime) -> list[dict[st
                 done = at + timedelta(minutes=PAGES_READ + 1)
                 events.append(_event(key, book, done, "complete", PAGES_READ))
     return events
+
+
+def demo_assignments(library: list[Story]) -> list[Story]:
+    """The class's assigned books: two entitled ones and the first free one."""
+    entitled = [s for s in library if s.access == "entitled"]
+    free = [s for s in library if s.access == "free"]
+    return [*entitled[:2], free[0]]
+
+
+def learner_languages(index: int) -> tuple[str, ...]:
+    """A learner's home language, and English as well for every fourth one (read at
+    school): the class is a mix, as a school's is."""
+    home = LANGUAGES[index % len(LANGUAGES)]
+    return (home, "en") if index % 4 == 1 and home != "en" else (home,)
+
+
+def learner_shelf(index: int, library: list[Story], assigned: list[Story]) -> list[Story]:
+    """What a learner picks their reading from: the class's assigned books, and free
+    books in the languages they read, as a child chooses them. Every third learner
+    is a younger reader, who takes a story's easier telling where it has one; each
+    learner has a taste (the odd or the even families, four times as likely), and
+    takes one telling of a story in each of their languages. The same learner
+    always has the same shelf, so the demo's month is the same on every run, and
+    #42's benchmark reads the same history the demo sends."""
+    rng = random.Random(f"shelf:{index}")
+    languages = learner_languages(index)
+    younger = index % 3 == 0
+    taste = (index // len(LANGUAGES)) % 2
+    easier = {(s.number, s.language) for s in library if s.adaptation}
+    free = [
+        s for s in library
+        if s.access == "free" and s.language in languages and s not in assigned
+        # The easier telling for a younger reader where there is one, else the full one.
+        and s.adaptation == (younger and (s.number, s.language) in easier)
+    ]  # fmt: skip
+    shelf: list[Story] = []
+    while free and len(shelf) < SHELF_FREE_BOOKS:
+        weights = [4 if s.number % 2 == taste else 1 for s in free]
+        chosen = rng.choices(free, weights)[0]
+        shelf.append(chosen)
+        free = [s for s in free if s is not chosen]
+    return [*assigned, *shelf]
 
 
 PAGES_READ = 8  # the pages of a book as its reader's device counts them
