@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -122,6 +123,17 @@ async def database_url() -> str:
     """The test database, created on first use."""
     await ensure_database(TEST_DATABASE_URL)
     return TEST_DATABASE_URL
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+async def either_database_url(
+    request: pytest.FixtureRequest, database_url: str, tmp_path: Path
+) -> str:
+    """Each write path on both databases: the test PostgreSQL, then a SQLite file of
+    the test's own (what the embedded run uses)."""
+    if request.param == "postgresql":
+        return database_url
+    return f"sqlite+aiosqlite:///{tmp_path / 'service.sqlite3'}"
 
 
 def make_settings(

@@ -70,8 +70,8 @@ def learner_row(
         password_hash=password_hash,
         role=Role.LEARNER.value,
         review_languages=[],
-        # A class account is made by its teacher, or with the code the teacher gave
-        # the class: it stands under the school's consent (README: Privacy).
+        reading_languages=[],
+        # A class account (its teacher's doing) stands under the school's consent.
         consent="school" if home_class_id is not None else "not-asked",
         created_at=now,
         updated_at=now,

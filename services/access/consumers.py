@@ -13,6 +13,7 @@ import uuid
 
 from services.access.data_export import write_access_part
 from services.access.models import CatalogBook
+from services.access.next_books import record_read, refit_after_erasure
 from services.access.repository import AccessRepository
 from shared.bus.consumer import EventContext, Handlers
 from shared.bus.read_models import NEVER, latest_wins
@@ -25,6 +26,10 @@ from shared.contracts.events import (
     BookUnpublished,
     BookUpdated,
     BookUpdatedV1,
+    DeliveryIssued,
+    ReadingCompleted,
+    ReadingOpened,
+    UserErased,
     UserExportRequested,
 )
 
@@ -110,4 +115,9 @@ HANDLERS: Handlers = {
     BookUnpublished: record_book_unpublished,
     # Access writes its part of a person's export as the other services do (#41).
     UserExportRequested: write_access_part,
+    # What each reader read, and the model without an erased one (#42).
+    DeliveryIssued: record_read,
+    ReadingOpened: record_read,
+    ReadingCompleted: record_read,
+    UserErased: refit_after_erasure,
 }

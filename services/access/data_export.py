@@ -35,6 +35,7 @@ from services.access.models import (
     DataExport,
     Entitlement,
     ParentalConsent,
+    ReadingHistory,
     RefreshToken,
     SchoolClass,
     User,
@@ -100,6 +101,10 @@ async def write_access_part(context: EventContext, event: UserExportRequested) -
             .order_by(AuditEntry.at, AuditEntry.id)
         ),
         "exports": await rows(select(DataExport).where(DataExport.user_id == user_id)),
+        # What they read, kept for their next books (#42).
+        "reading_history": await rows(
+            select(ReadingHistory).where(ReadingHistory.user_id == user_id)
+        ),
     }
     await write_part(context.resources, "access", event.export_id, user_id, tables)
 

@@ -16,6 +16,7 @@ from services.access.consumers import HANDLERS
 from services.access.data_export import assemble_exports
 from services.access.fastpath import AccessFastPath
 from services.access.mail_outbox import send_mail
+from services.access.next_books import keep_next_books_fitted
 from services.access.repository import AccessRepository
 from services.access.retention import keep_retention
 from services.access.schemas import UserOut
@@ -78,7 +79,13 @@ SERVICE = ServiceDefinition[AccessSettings, Components](
     produces=Producer.ACCESS,
     handlers=HANDLERS,
     # Access alone holds addresses, so it alone sends mail (mail_outbox.py).
-    worker_jobs=[send_mail, expire_consents, keep_retention, assemble_exports],
+    worker_jobs=[
+        send_mail,
+        expire_consents,
+        keep_retention,
+        assemble_exports,
+        keep_next_books_fitted,
+    ],
     migrations=Path(__file__).parent / "migrations",
     default_port=8002,
 )

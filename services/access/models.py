@@ -57,6 +57,9 @@ class User(Base):
     consent: Mapped[str] = mapped_column(
         String(20), default="not-asked", server_default="not-asked"
     )
+    # The languages a reader says they read (#42): what their next books are in
+    # until their reading says it (empty: not said).
+    reading_languages: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
@@ -142,6 +145,36 @@ class CatalogBook(Base):
     published: Mapped[bool]
     # The time of the newest event applied, so a late, older event changes nothing.
     state_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # How much it is read lately (readers, weighted by recency), from the last
+    # refit of the next-book model (#42, next_books.py).
+    popularity: Mapped[float] = mapped_column(default=0.0, server_default="0")
+
+
+class ReadingHistory(Base):
+    """What each reader read (#42): a row per reader and book, from delivery's
+    reading.opened and reading.completed events. Goes with the account."""
+
+    __tablename__ = "reading_history"
+    __table_args__ = (Index("ix_reading_history_book", "book_id"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    book_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    first_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    completed: Mapped[bool] = mapped_column(default=False)
+
+
+class BookLikeness(Base):
+    """The next-book model (#42): each book's nearest books, as the last refit
+    found them (services/access/recommender.py)."""
+
+    __tablename__ = "book_likeness"
+
+    book_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    other_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    likeness: Mapped[float]
 
 
 class AuditEntry(Base):

@@ -297,7 +297,7 @@ class AccessRepository:
     ) -> bool:
         found = await self.session.scalar(
             select(Entitlement.id).where(
-                _live_entitlement(user_id, now), Entitlement.book_id == book_id
+                live_entitlement(user_id, now), Entitlement.book_id == book_id
             )
         )
         return found is not None
@@ -354,7 +354,7 @@ class AccessRepository:
         the books in `first` come before the limit cuts (then by title)."""
         entitled_ids = set(
             await self.session.scalars(
-                select(Entitlement.book_id).where(_live_entitlement(user_id, now))
+                select(Entitlement.book_id).where(live_entitlement(user_id, now))
             )
         )
         query = select(CatalogBook).where(CatalogBook.published.is_(True))
@@ -395,7 +395,7 @@ class AccessRepository:
         return list(await self.session.scalars(query))
 
 
-def _live_entitlement(user_id: uuid.UUID, now: datetime) -> ColumnElement[bool]:
+def live_entitlement(user_id: uuid.UUID, now: datetime) -> ColumnElement[bool]:
     """The user's entitlements that are neither revoked nor expired at `now`."""
     return and_(
         Entitlement.user_id == user_id,

@@ -120,6 +120,9 @@ class UserOut(BaseModel):
     review_languages: list[str] = Field(
         default_factory=list, description="For story managers: the languages they review"
     )
+    reading_languages: list[str] = Field(
+        default_factory=list, description="The languages they read, as they said (#42)"
+    )
     consent: str = Field(
         default="not-asked",
         description="On what ground the account's data is held: `parent` (a parent agreed), "
@@ -198,6 +201,32 @@ class ReadableBook(BaseModel):
     due_at: datetime | None = Field(
         default=None, description="The earliest due date among those assignments"
     )
+
+
+class NextBook(BaseModel):
+    """One of a reader's next books (#42), with why."""
+
+    book_id: uuid.UUID
+    title: str | None
+    language: str | None
+    reading_level: str | None
+    family_id: uuid.UUID | None
+    reason: Literal["assigned", "because-you-read", "popular"]
+    reason_text: str = Field(description="The reason in words, e.g. `because you read Moon`")
+    because_book_id: uuid.UUID | None = Field(description="For because-you-read: that book")
+    assigned: bool
+    due_at: datetime | None = Field(description="For an assigned book: its earliest due date")
+
+
+class NextBooks(BaseModel):
+    items: list[NextBook] = Field(description="Best first; assigned books before the rest")
+    note: Literal["no-history", "no-books-in-language", "read-everything"] | None = Field(
+        description="Why the list is short, empty or only popular books; null otherwise"
+    )
+
+
+class ReadingLanguages(StrictModel):
+    languages: list[LanguageTag] = Field(max_length=10, description="Most read first")
 
 
 class AuditEntryOut(BaseModel):

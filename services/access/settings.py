@@ -94,6 +94,9 @@ class AccessSettings(ServiceSettings):
     session_retention_days: int = Field(default=30, ge=1)
     audit_retention_days: int = Field(default=365, ge=1)
     retention_check_seconds: float = Field(default=3600.0, gt=0)
+    # The next-book model (#42, next_books.py) is refitted from the whole reading
+    # history this often (and at once after an erasure).
+    recommendations_refit_seconds: float = Field(default=600.0, gt=0)
     # A person's data export (#41, data_export.py): its archive is offered this many
     # days, each link to it lasts this many seconds, and the worker looks for
     # finished parts this often.

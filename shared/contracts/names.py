@@ -23,7 +23,14 @@ BOOK_EVENTS = ["book.created", "book.updated", "book.published", "book.unpublish
 EXPORT_EVENTS = ["user.export_requested"]
 
 SUBSCRIPTIONS: dict[str, dict[Producer, list[str] | None]] = {
-    "access": {Producer.CONTENT: BOOK_EVENTS, Producer.ACCESS: EXPORT_EVENTS},
+    # And learns what each reader read, for their next books (#42), refitting that
+    # model when an erased reader's history has gone.
+    "access": {
+        Producer.CONTENT: BOOK_EVENTS,
+        Producer.ACCESS: ["user.erased", *EXPORT_EVENTS],
+        # A link is a book opened online; reading.opened one opened offline.
+        Producer.DELIVERY: ["delivery.issued", "reading.opened", "reading.completed"],
+    },
     # Content's worker processes each publication (page count, thumbnails, lite
     # edition, text for search), off the request path.
     # And forgets an erased author (#41).

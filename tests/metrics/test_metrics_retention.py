@@ -15,7 +15,6 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,15 +55,9 @@ NOW = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
 CUTOFF = NOW - 30 * DAY
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def metrics_db(
-    request: pytest.FixtureRequest, database_url: str, moto_url: str, tmp_path: Path
-) -> AsyncIterator[Resources]:
-    url = (
-        database_url
-        if request.param == "postgresql"
-        else f"sqlite+aiosqlite:///{tmp_path / 'metrics.sqlite3'}"
-    )
+@pytest.fixture
+async def metrics_db(either_database_url: str, moto_url: str) -> AsyncIterator[Resources]:
+    url = either_database_url
     settings = make_settings(MetricsSettings, database_url=url, moto_url=moto_url)
     await upgrade(METRICS.migrations, settings.database_url, settings.database_schema)
     try:

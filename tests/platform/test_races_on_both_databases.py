@@ -22,15 +22,9 @@ from tests.harness.content import ContentHarness
 from tests.support import assert_problem, unique_schema
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def either(
-    request: pytest.FixtureRequest, database_url: str, moto_url: str, tmp_path: Path
-) -> AsyncIterator[AccessHarness]:
-    url = (
-        database_url
-        if request.param == "postgresql"
-        else f"sqlite+aiosqlite:///{tmp_path / 'access.sqlite3'}"
-    )
+@pytest.fixture
+async def either(either_database_url: str, moto_url: str) -> AsyncIterator[AccessHarness]:
+    url = either_database_url
     async with running_access_harness(
         url, moto_url, database_schema=unique_schema("races")
     ) as harness:

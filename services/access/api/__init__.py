@@ -6,7 +6,8 @@ from services.access.api.classes import class_auth, classes
 from services.access.api.consents import consents
 from services.access.api.decisions import decisions
 from services.access.api.entitlements import entitlements
+from services.access.api.next_books import next_books
 from services.access.api.users import users
 
 # In this order in the OpenAPI document (and so in the generated client).
-ROUTERS = [decisions, users, entitlements, classes, auth, class_auth, consents, jwks]
+ROUTERS = [decisions, users, next_books, entitlements, classes, auth, class_auth, consents, jwks]
