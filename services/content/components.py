@@ -12,6 +12,7 @@ from fastapi import Depends
 from services.content.catalog import CATALOG_CHANNEL, CatalogCache, cached_size
 from services.content.check_queue import CheckQueue
 from services.content.most_read import MostReadBooks
+from services.content.next_books import ReadersNextBooks
 from services.content.settings import ContentSettings
 from services.content.storage import ManuscriptStorage
 from shared.resources import Resources
@@ -24,6 +25,7 @@ class Components:
     storage: ManuscriptStorage
     catalog: CatalogCache
     most_read: MostReadBooks
+    next_books: ReadersNextBooks
 
 
 async def build_components(
@@ -49,6 +51,7 @@ async def build_components(
             size_of=cached_size,
         ),
         most_read=MostReadBooks(settings, resources.http, resources.access),
+        next_books=ReadersNextBooks(settings, resources.http),
     )
 
 

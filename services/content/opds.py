@@ -276,6 +276,14 @@ def root_feed(
     }
 
 
+def with_recommended(document: dict[str, Any], books: list[BookOut], at: Origins) -> dict[str, Any]:
+    """The root for one signed-in reader: their next books (#42) as its first group."""
+    if not books:
+        return document
+    group = _group("Recommended for you", at.feed(), books, at)
+    return {**document, "groups": [group, *document["groups"]]}
+
+
 def authentication_document(at: Origins) -> dict[str, Any]:
     """OPDS Authentication 1.0: sign in with the platform's own accounts (the OAuth
     password grant at access), then send the bearer token."""

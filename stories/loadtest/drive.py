@@ -109,20 +109,24 @@ def reader_groups(library: Library, users: int) -> list[Group]:
     links: list[Request] = []
     progress: list[Request] = []
     reading: list[Request] = []
+    next_books: list[Request] = []
     for reader, shelf in zip(library.readers, library.shelves, strict=True):
         auth = {"Authorization": f"Bearer {reader.access_token}"}
         me.append(("GET", "/v1/users/me", auth, ""))
         reading.append(("GET", "/v1/reading/me?limit=20", auth, ""))
+        next_books.append(("GET", "/v1/users/me/recommendations?limit=10", auth, ""))
         for book_id in shelf:
             links.append(("POST", "/v1/deliveries", {**auth, **json_headers},
                           json.dumps({"book_id": book_id})))  # fmt: skip
             page = rng.randint(1, 24)
             progress.append(("PUT", f"/v1/reading/{book_id}/progress", {**auth, **json_headers},
                              json.dumps({"page": page, "total_pages": 24})))  # fmt: skip
-    for requests in (me, links, progress, reading):
+    for requests in (me, links, progress, reading, next_books):
         rng.shuffle(requests)
-    shares = {"catalog": 0.30, "book page": 0.10, "users/me": 0.15, "links": 0.25,
-              "progress": 0.15, "reading list": 0.05}  # fmt: skip
+    # #42: a learner asks for their next books after finishing one, about one
+    # request in fifty (taken from the catalog's share).
+    shares = {"catalog": 0.28, "book page": 0.10, "users/me": 0.15, "links": 0.25,
+              "progress": 0.15, "reading list": 0.05, "next books": 0.02}  # fmt: skip
     kinds = {
         "catalog": ("content", catalog),
         "book page": ("content", book_pages),
@@ -130,6 +134,7 @@ def reader_groups(library: Library, users: int) -> list[Group]:
         "links": ("delivery", links),
         "progress": ("delivery", progress),
         "reading list": ("delivery", reading),
+        "next books": ("access", next_books),
     }
     counts = {name: max(1, round(users * share)) for name, share in shares.items()}
     counts["catalog"] += users - sum(counts.values())

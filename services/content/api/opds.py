@@ -19,6 +19,7 @@ from services.content.api.common import (
     body_etag,
     book_out,
     catalog_answer,
+    conditional,
 )
 from services.content.catalog import OPDS_FEED_PARAMETERS, parse_catalog_cursor
 from services.content.components import app_components
@@ -26,6 +27,7 @@ from services.content.covers import jpeg_rendition
 from services.content.dependencies import catalog_service
 from services.content.editing import families_for
 from services.content.most_read import MetricsUnavailable
+from services.content.next_books import NextBooksUnavailable
 from services.content.opds import (
     AGES,
     AUTHENTICATION_TYPE,
@@ -39,6 +41,7 @@ from services.content.opds import (
     publications_feed,
     root_feed,
     title_card,
+    with_recommended,
 )
 from services.content.repository import CatalogQuery
 from services.content.schemas import Category, Language, ReadingLevel
@@ -47,7 +50,7 @@ from shared.http.asgi import canonical_query
 from shared.http.pagination import MAX_PAGE_SIZE
 from shared.http.problems import problem_responses
 from shared.resources import resources_of
-from shared.service.deps import Cursor
+from shared.service.deps import Cursor, OptionalPrincipal
 
 opds = APIRouter(prefix="/opds", tags=["opds"])
 
@@ -80,9 +83,13 @@ def _tagged(document: dict[str, Any]) -> tuple[str, bytes]:
 @opds.get(
     "",
     summary="OPDS 2.0: the root navigation feed (every book, by language, by level; new)",
+    description="Signed in (a reader's bearer token), the feed starts with the reader's "
+    'own "Recommended for you" group (#42), and is private to them.',
     responses={**NOT_MODIFIED, 200: {"content": {FEED_TYPE: {}}}},
 )
-async def opds_root(request: Request, if_none_match: IfNoneMatch = None) -> Response:
+async def opds_root(
+    request: Request, viewer: OptionalPrincipal, if_none_match: IfNoneMatch = None
+) -> Response:
     resources, components = resources_of(request.app), app_components(request.app)
     settings, at = components.settings, origins(request)
 
@@ -118,14 +125,35 @@ async def opds_root(request: Request, if_none_match: IfNoneMatch = None) -> Resp
             )
         )
 
-    return await catalog_answer(
-        components.catalog,
-        ("opds", at, "root"),
-        load,
-        public=True,
-        if_none_match=if_none_match,
-        media_type=FEED_TYPE,
-    )
+    if viewer is None or viewer.kind != "user":
+        shared_root = await catalog_answer(
+            components.catalog,
+            ("opds", at, "root"),
+            load,
+            public=True,
+            if_none_match=if_none_match,
+            media_type=FEED_TYPE,
+        )
+        # A cache in between keeps it apart from a signed-in reader's own root.
+        shared_root.headers["Vary"] = "Authorization"
+        return shared_root
+    # A reader's own root: the shared one, their next books first, kept by nobody.
+    _, shared = await components.catalog.get_or_load(("opds", at, "root"), load)
+    document = json.loads(shared)
+    try:  # no connection held while access answers
+        picked = await components.next_books.ids(request.headers["authorization"])
+    except NextBooksUnavailable:
+        log.info("the OPDS root goes without the reader's recommendations this time")
+        picked = []
+    if picked:
+        async with unit_of_work(resources.session_factory) as session:
+            repository = catalog_service(resources, session).repository
+            books = await repository.published_books(picked)  # best first, as access said
+            families = await families_for(repository, books)
+        recommended = [book_out(b, settings, families[b.family_id]) for b in books]
+        document = with_recommended(document, recommended, at)
+    tag, body = _tagged(document)
+    return conditional(body, tag, if_none_match, public=False, media_type=FEED_TYPE)
 
 
 @opds.get(
