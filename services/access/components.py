@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.access.accounts import AccountService
 from services.access.class_report import ClassFigures
 from services.access.devices import KnownDevices
+from services.access.next_books import ModelCache, model_cache
 from services.access.passwords import PasswordHashing
 from services.access.profiles import ProfileCache
 from services.access.repository import AccessRepository
@@ -34,6 +35,7 @@ class Components:
     profiles: ProfileCache
     devices: KnownDevices
     class_figures: ClassFigures
+    next_books_model: ModelCache
 
 
 async def build_components(
@@ -65,6 +67,7 @@ async def build_components(
         devices=KnownDevices(settings.key_encryption_key.get_secret_value()),
         profiles=ProfileCache(resources.bus),
         class_figures=ClassFigures(settings, resources.http, issuer),
+        next_books_model=model_cache(resources),
     )
 
 

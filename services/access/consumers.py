@@ -13,7 +13,11 @@ import uuid
 
 from services.access.data_export import write_access_part
 from services.access.models import CatalogBook
-from services.access.next_books import record_read, refit_after_erasure
+from services.access.next_books import (
+    model_changed_after_commit,
+    record_read,
+    refit_after_erasure,
+)
 from services.access.repository import AccessRepository
 from shared.bus.consumer import EventContext, Handlers
 from shared.bus.read_models import NEVER, latest_wins
@@ -55,6 +59,8 @@ async def _book_row(context: EventContext, book_id: uuid.UUID) -> CatalogBook:
 def _forget_decisions_after_commit(context: EventContext) -> None:
     # Any cached decision may depend on this book: retire them all (books change rarely).
     context.after_commit(context.resources.decisions.invalidate_all)
+    # And the next-book model's copy of the books (next_books.py).
+    model_changed_after_commit(context)
 
 
 async def record_book_created(context: EventContext, event: BookCreated) -> None:

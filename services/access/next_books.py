@@ -42,6 +42,7 @@ from services.access.repository import live_entitlement
 from services.access.settings import AccessSettings
 from shared.bus.consumer import EventContext
 from shared.clients.db import unit_of_work, upsert
+from shared.clients.localcache import InvalidatedCache
 from shared.contracts.clock import now_utc
 from shared.contracts.decisions import READ_ANY_PUBLISHED
 from shared.contracts.events import DeliveryIssued, ReadingCompleted, ReadingOpened, UserErased
@@ -53,9 +54,14 @@ from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
 
+# The model as the API reads it, kept in each API process between refits: the
+# worker tells every process (Redis pub/sub) when it refits or a book changes.
+MODEL_CHANNEL = "access-next-books"
+MODEL_TTL_SECONDS = 600.0
+
 # The most read books a request considers beside its neighbours: enough to fill
 # a list after the rules have taken out what does not fit.
-POPULAR_CANDIDATES = 200
+POPULAR_CANDIDATES = 50
 INSERT_BATCH = 1000
 
 
@@ -99,6 +105,12 @@ async def record_read(
 async def refit_after_erasure(context: EventContext, event: UserErased) -> None:
     """The account's history went with it (a foreign key); the model forgets it now."""
     await refit(context.session, now_utc())
+    model_changed_after_commit(context)
+
+
+def model_changed_after_commit(context: EventContext) -> None:
+    """Every API process drops its copy of the model once this change is committed."""
+    context.after_commit(lambda: context.resources.bus.publish(MODEL_CHANNEL, "*"))
 
 
 # --- the model ----------------------------------------------------------------------
@@ -146,6 +158,7 @@ async def keep_next_books_fitted(
     async def step() -> bool:
         async with unit_of_work(resources.session_factory) as session:
             rows = await refit(session, now_utc())
+        await resources.bus.publish(MODEL_CHANNEL, "*")
         log.info("next books: model refitted", likeness_rows=rows)
         return False
 
@@ -157,16 +170,79 @@ async def keep_next_books_fitted(
 # --- a reader's picks -----------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class BookRow:
+    """What a pick needs of a book."""
+
+    book_id: uuid.UUID
+    title: str | None
+    language: str | None
+    reading_level: str | None
+    family_id: uuid.UUID | None
+    access: str
+    published: bool
+    popularity: float
+
+    def facts(self) -> BookFacts:
+        return BookFacts(
+            str(self.book_id), self.title or "", self.language, self.reading_level,
+            str(self.family_id) if self.family_id else None,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """The model and the books as the last refit left them: what every request reads."""
+
+    books: dict[str, BookRow]
+    neighbours: dict[str, dict[str, float]]
+    facts: dict[str, BookFacts]
+
+    def most_read(self, languages: Sequence[str]) -> list[str]:
+        chosen = [
+            key for key, b in self.books.items()
+            if b.published and (not languages or b.language in languages)
+        ]  # fmt: skip
+        chosen.sort(key=lambda key: (-self.books[key].popularity, key))
+        return chosen[:POPULAR_CANDIDATES]
+
+
+ModelCache = InvalidatedCache[str, ModelView]
+
+
+def model_cache(resources: Resources) -> ModelCache:
+    return InvalidatedCache(resources.bus, MODEL_CHANNEL, ttl=MODEL_TTL_SECONDS, max_entries=4)
+
+
+async def load_model(session: AsyncSession) -> ModelView:
+    rows = await session.execute(
+        select(
+            CatalogBook.book_id, CatalogBook.title, CatalogBook.language,
+            CatalogBook.reading_level, CatalogBook.family_id, CatalogBook.access,
+            CatalogBook.published, CatalogBook.popularity,
+        )
+    )  # fmt: skip
+    books = {str(row[0]): BookRow(*row) for row in rows.all()}
+    neighbours: dict[str, dict[str, float]] = {}
+    likeness = await session.execute(
+        select(BookLikeness.book_id, BookLikeness.other_id, BookLikeness.likeness)
+    )
+    for book_id, other_id, value in likeness.all():
+        neighbours.setdefault(str(book_id), {})[str(other_id)] = value
+    return ModelView(books, neighbours, {key: b.facts() for key, b in books.items()})
+
+
 @dataclass
 class Picked:
     recommendations: Recommendations
-    books: dict[str, CatalogBook]  # every book a pick or a reason names
+    books: dict[str, BookRow]  # every book a pick or a reason names
     due: dict[uuid.UUID, datetime | None]  # the assigned ones' due dates
 
 
 @dataclass
 class NextBooks:
     accounts: AccountService
+    model: ModelCache
 
     @property
     def session(self) -> AsyncSession:
@@ -182,67 +258,43 @@ class NextBooks:
     async def for_reader(self, principal: Principal, limit: int) -> Picked:
         user = await self.accounts.current_user(principal)
         now = now_utc()
-        history = list(
-            await self.session.scalars(
-                select(ReadingHistory).where(ReadingHistory.user_id == user.id)
+        view = await self.model.get_or_load("model", lambda: load_model(self.session))
+        history = (
+            await self.session.execute(
+                select(
+                    ReadingHistory.book_id, ReadingHistory.last_at, ReadingHistory.completed
+                ).where(ReadingHistory.user_id == user.id)
             )
-        )
+        ).all()
         due = await self.accounts.repository.assigned_to(user.id)
         far = datetime.max.replace(tzinfo=UTC)
-        assigned = sorted(due, key=lambda book: (due[book] or far, str(book)))
-        seeds = [row.book_id for row in history]
-        neighbours = await self._neighbours(seeds)
-        books = await self._books(seeds)
+        assigned = [str(b) for b in sorted(due, key=lambda b: (due[b] or far, str(b)))]
+        reader = str(user.id)
         learner = Learner(
-            history=[_read(row) for row in history], declared_languages=user.reading_languages
+            history=[Read(reader, str(b), at.timestamp(), done) for b, at, done in history],
+            declared_languages=user.reading_languages,
         )
-        languages = reading_languages(
-            learner, {k: _facts(b) for k, b in books.items()}, map(str, assigned)
-        )
-        popular = select(CatalogBook).where(CatalogBook.published.is_(True))
-        if languages:
-            popular = popular.where(CatalogBook.language.in_(languages))
-        popular_books = await self.session.scalars(
-            popular.order_by(CatalogBook.popularity.desc(), CatalogBook.book_id).limit(
-                POPULAR_CANDIDATES
-            )
-        )
-        books |= {str(b.book_id): b for b in popular_books}
-        wanted = {uuid.UUID(o) for others in neighbours.values() for o in others} | set(due)
-        wanted -= {uuid.UUID(key) for key in books}
-        books |= await self._books(wanted)
-        readable = await self._readable(user, [b for b in books.values() if b.published], now)
+        languages = reading_languages(learner, view.facts, assigned)
+        seeds = [str(row[0]) for row in history]
+        wanted = {o for seed in seeds for o in view.neighbours.get(seed, {})}
+        wanted |= {*view.most_read(languages), *assigned}
+        candidates = [view.books[key] for key in wanted if key in view.books]
+        readable = await self._readable(user, [b for b in candidates if b.published], now)
         recommendations = recommend(
-            Model(neighbours, {k: b.popularity for k, b in books.items()}),
+            Model(
+                {seed: view.neighbours[seed] for seed in seeds if seed in view.neighbours},
+                {key: view.books[key].popularity for key in wanted if key in view.books},
+            ),
             learner,
-            catalog={k: _facts(b) for k, b in books.items()},
+            catalog=view.facts,
             readable=readable,
-            assigned=[str(book) for book in assigned],
+            assigned=assigned,
             now=now.timestamp(),
             limit=limit,
         )
-        return Picked(recommendations, books, due)
+        return Picked(recommendations, view.books, due)
 
-    async def _books(self, ids: Iterable[uuid.UUID]) -> dict[str, CatalogBook]:
-        found: dict[str, CatalogBook] = {}
-        for chunk in _chunks(ids):
-            rows = await self.session.scalars(
-                select(CatalogBook).where(CatalogBook.book_id.in_(chunk))
-            )
-            found |= {str(book.book_id): book for book in rows}
-        return found
-
-    async def _neighbours(self, ids: Iterable[uuid.UUID]) -> dict[str, dict[str, float]]:
-        found: dict[str, dict[str, float]] = {}
-        for chunk in _chunks(ids):
-            rows = await self.session.scalars(
-                select(BookLikeness).where(BookLikeness.book_id.in_(chunk))
-            )
-            for row in rows:
-                found.setdefault(str(row.book_id), {})[str(row.other_id)] = row.likeness
-        return found
-
-    async def _readable(self, user: User, books: Sequence[CatalogBook], now: datetime) -> list[str]:
+    async def _readable(self, user: User, books: Sequence[BookRow], now: datetime) -> list[str]:
         """Which of these the reader may open now: the rule of `/v1/users/me/books`."""
         if Role(user.role).at_least(READ_ANY_PUBLISHED):
             return [str(b.book_id) for b in books]

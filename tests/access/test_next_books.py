@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from services.access.main import SERVICE as ACCESS
 from services.access.models import BookLikeness, ReadingHistory
-from services.access.next_books import refit
+from services.access.next_books import MODEL_CHANNEL, refit
 from shared.contracts.clock import now_utc
 from shared.contracts.envelope import Envelope
 from shared.contracts.events import (
@@ -86,9 +86,11 @@ async def history_of(
 
 
 async def refitted(access: AccessHarness) -> None:
+    """What the worker's job does: refit, commit, tell every API process."""
     async with access.resources.session_factory() as session:
         await refit(session, now_utc())
         await session.commit()
+    await access.resources.bus.publish(MODEL_CHANNEL, "*")
 
 
 async def picks(access: AccessHarness, reader: Account, **params: int | str) -> dict[str, Any]:
@@ -116,8 +118,15 @@ async def test_a_reader_gets_what_readers_like_them_read_next_and_only_what_they
     await eventually(lambda: _opened(access, me, hippo), what="the offline open reached access")
     for reader, books in [*((o, {lion, zebra, locked}) for o in others), (me, {lion})]:
         await eventually(_reached(access, reader, books), what="the reads reached access")
-    await refitted(access)
+    # Before a refit the model knows no co-reading: popular books only.
+    unfitted = await picks(access, me)
+    assert {item["reason"] for item in unfitted["items"]} == {"popular"}
+    await refitted(access)  # every API process drops its copy of the model
 
+    async def fitted() -> bool:
+        return (await picks(access, me))["items"][0]["reason"] == "because-you-read"
+
+    await eventually(fitted, what="the API read the refitted model")
     mine = await picks(access, me)
     items = mine["items"]
     assert isinstance(items, list)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 
 from services.access.models import ReadingHistory
-from services.access.next_books import refit
+from services.access.next_books import MODEL_CHANNEL, refit
 from shared.contracts.clock import now_utc
 from shared.contracts.envelope import Envelope
 from shared.contracts.events import DeliveryIssued, EventData, ReadingCompleted
@@ -54,6 +54,7 @@ async def test_a_readers_root_starts_with_their_next_books_and_is_theirs_alone(
     async with access.resources.session_factory() as session:
         await refit(session, now_utc())
         await session.commit()
+    await access.resources.bus.publish(MODEL_CHANNEL, "*")  # as the worker's job does
 
     mine = await content.http.get("/opds", headers=me.headers)
     assert mine.status_code == 200, mine.text

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from services.access.components import ComponentsDep
 from services.access.dependencies import AccountServiceDep
 from services.access.next_books import NextBooks, Picked
 from services.access.schemas import NextBook, ReadingLanguages, UserOut
@@ -17,8 +18,8 @@ from shared.service.deps import CurrentPrincipal
 next_books = APIRouter(prefix="/v1/users", tags=["users"])
 
 
-async def get_next_books(accounts: AccountServiceDep) -> NextBooks:
-    return NextBooks(accounts)
+async def get_next_books(accounts: AccountServiceDep, components: ComponentsDep) -> NextBooks:
+    return NextBooks(accounts, components.next_books_model)
 
 
 NextBooksDep = Annotated[NextBooks, Depends(get_next_books)]
