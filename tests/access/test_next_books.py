@@ -124,7 +124,7 @@ async def test_a_reader_gets_what_readers_like_them_read_next_and_only_what_they
     await refitted(access)  # every API process drops its copy of the model
 
     async def fitted() -> bool:
-        return (await picks(access, me))["items"][0]["reason"] == "because-you-read"
+        return bool((await picks(access, me))["items"][0]["reason"] == "because-you-read")
 
     await eventually(fitted, what="the API read the refitted model")
     mine = await picks(access, me)
