@@ -14,7 +14,7 @@ from shared.contracts.events import DeliveryIssued, EventData, ReadingCompleted
 from shared.contracts.roles import Role
 from tests.harness.access import AccessHarness, Account
 from tests.harness.content import ContentHarness
-from tests.support import eventually
+from tests.support import assert_problem, eventually
 
 
 async def send(access: AccessHarness, data: EventData) -> None:
@@ -91,3 +91,10 @@ async def _published_in_access(access: AccessHarness, *books: uuid.UUID) -> bool
 
 async def _rows_are(access: AccessHarness, count: int) -> bool:
     return await rows(access) >= count
+
+
+async def test_a_token_that_is_not_valid_is_refused_not_taken_for_anyone(
+    content: ContentHarness,
+) -> None:
+    refused = await content.http.get("/opds", headers={"Authorization": "Bearer not-a-token"})
+    assert_problem(refused, 401)

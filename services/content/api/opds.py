@@ -84,8 +84,9 @@ def _tagged(document: dict[str, Any]) -> tuple[str, bytes]:
     "",
     summary="OPDS 2.0: the root navigation feed (every book, by language, by level; new)",
     description="Signed in (a reader's bearer token), the feed starts with the reader's "
-    'own "Recommended for you" group (#42), and is private to them.',
-    responses={**NOT_MODIFIED, 200: {"content": {FEED_TYPE: {}}}},
+    'own "Recommended for you" group (#42), and is private to them; a token that is not '
+    "valid is a 401.",
+    responses={**NOT_MODIFIED, **problem_responses(401), 200: {"content": {FEED_TYPE: {}}}},
 )
 async def opds_root(
     request: Request, viewer: OptionalPrincipal, if_none_match: IfNoneMatch = None
