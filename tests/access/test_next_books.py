@@ -15,12 +15,10 @@ from services.access.main import SERVICE as ACCESS
 from services.access.models import BookLikeness, ReadingHistory
 from services.access.next_books import MODEL_CHANNEL, refit
 from shared.contracts.clock import now_utc
-from shared.contracts.envelope import Envelope
 from shared.contracts.events import (
     BookCreated,
     BookPublished,
     DeliveryIssued,
-    EventData,
     ReadingCompleted,
     ReadingOpened,
 )
@@ -40,24 +38,15 @@ async def either(either_database_url: str, moto_url: str) -> AsyncIterator[Acces
         yield harness
 
 
-async def send(access: AccessHarness, data: EventData) -> None:
-    envelope = Envelope.wrap(data)
-    await access.resources.aws.sns.publish(
-        TopicArn=await access.resources.events_topic_arn(data.producer),
-        Message=envelope.model_dump_json(),
-        MessageAttributes={"type": {"DataType": "String", "StringValue": envelope.type}},
-    )
-
-
 async def book(
     access: AccessHarness, title: str, language: str = "en", access_level: str = "free"
 ) -> uuid.UUID:
     book_id = uuid.uuid4()
-    await send(access, BookCreated(
+    await access.publish(BookCreated(
         book_id=book_id, submission_id=uuid.uuid4(), title=title, language=language,
         access=access_level,
     ))  # fmt: skip
-    await send(access, BookPublished(
+    await access.publish(BookPublished(
         book_id=book_id, object_key="k", object_version="v1", access=access_level,
         language=language, **original_lineage(book_id),
     ))  # fmt: skip
@@ -67,12 +56,12 @@ async def book(
 async def read(access: AccessHarness, reader: Account, *books: uuid.UUID) -> None:
     """Opened online (a link), read to the end."""
     for book_id in books:
-        await send(access, DeliveryIssued(book_id=book_id, user_id=reader.id, method="s3"))
-        await send(access, ReadingCompleted(book_id=book_id, user_id=reader.id))
+        await access.publish(DeliveryIssued(book_id=book_id, user_id=reader.id, method="s3"))
+        await access.publish(ReadingCompleted(book_id=book_id, user_id=reader.id))
 
 
 async def opened_offline(access: AccessHarness, reader: Account, book_id: uuid.UUID) -> None:
-    await send(access, ReadingOpened(book_id=book_id, user_id=reader.id))
+    await access.publish(ReadingOpened(book_id=book_id, user_id=reader.id))
 
 
 async def history_of(
@@ -116,6 +105,10 @@ async def test_a_reader_gets_what_readers_like_them_read_next_and_only_what_they
     await read(access, me, lion)
     await opened_offline(access, me, hippo)
     await eventually(lambda: _opened(access, me, hippo), what="the offline open reached access")
+    await eventually(
+        lambda: access.knows_published(lion, zebra, hippo, locked, goat),
+        what="access heard of every book",
+    )
     for reader, books in [*((o, {lion, zebra, locked}) for o in others), (me, {lion})]:
         await eventually(_reached(access, reader, books), what="the reads reached access")
     # Before a refit the model knows no co-reading: popular books only.
@@ -194,7 +187,7 @@ async def test_an_erased_reader_leaves_the_model_and_their_late_reads_are_droppe
     )
     assert await history_of(access, gone) == set()
     await read(access, gone, lion)  # a device uploads late
-    await send(access, ReadingOpened(book_id=hippo, user_id=uuid.uuid4()))  # nobody's
+    await access.publish(ReadingOpened(book_id=hippo, user_id=uuid.uuid4()))  # nobody's
     await eventually(lambda: _queue_empty(access, "access"), what="access handled every event")
     async with access.resources.session_factory() as session:
         assert list(await session.scalars(select(ReadingHistory))) == []

@@ -9,27 +9,17 @@ import uuid
 from services.access.models import ReadingHistory
 from services.access.next_books import MODEL_CHANNEL, refit
 from shared.contracts.clock import now_utc
-from shared.contracts.envelope import Envelope
-from shared.contracts.events import DeliveryIssued, EventData, ReadingCompleted
+from shared.contracts.events import DeliveryIssued, ReadingCompleted
 from shared.contracts.roles import Role
 from tests.harness.access import AccessHarness, Account
 from tests.harness.content import ContentHarness
 from tests.support import assert_problem, eventually
 
 
-async def send(access: AccessHarness, data: EventData) -> None:
-    envelope = Envelope.wrap(data)
-    await access.resources.aws.sns.publish(
-        TopicArn=await access.resources.events_topic_arn(data.producer),
-        Message=envelope.model_dump_json(),
-        MessageAttributes={"type": {"DataType": "String", "StringValue": envelope.type}},
-    )
-
-
 async def read(access: AccessHarness, reader: Account, *books: uuid.UUID) -> None:
     for book in books:
-        await send(access, DeliveryIssued(book_id=book, user_id=reader.id, method="s3"))
-        await send(access, ReadingCompleted(book_id=book, user_id=reader.id))
+        await access.publish(DeliveryIssued(book_id=book, user_id=reader.id, method="s3"))
+        await access.publish(ReadingCompleted(book_id=book, user_id=reader.id))
 
 
 async def rows(access: AccessHarness) -> int:
@@ -44,9 +34,7 @@ async def test_a_readers_root_starts_with_their_next_books_and_is_theirs_alone(
     second = uuid.UUID((await content.book_for_readers("free"))["id"])
     other = await access.account(Role.LEARNER)
     me = await access.account(Role.LEARNER)
-    await eventually(
-        lambda: _published_in_access(access, first, second), what="access heard of both"
-    )
+    await eventually(lambda: access.knows_published(first, second), what="access heard of both")
     before = await rows(access)
     await read(access, other, first, second)
     await read(access, me, first)
@@ -79,14 +67,6 @@ async def test_a_readers_root_starts_with_their_next_books_and_is_theirs_alone(
         for p in g["publications"]
     ]
     assert not [i for i in offered if i.endswith((str(first), str(second)))]
-
-
-async def _published_in_access(access: AccessHarness, *books: uuid.UUID) -> bool:
-    from services.access.models import CatalogBook
-
-    async with access.resources.session_factory() as session:
-        found = [await session.get(CatalogBook, book) for book in books]
-        return all(book is not None and book.published for book in found)
 
 
 async def _rows_are(access: AccessHarness, count: int) -> bool:

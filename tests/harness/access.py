@@ -19,6 +19,7 @@ from services.access.settings import AccessSettings
 from shared.bus.provision import bootstrap
 from shared.clients.db import drop_schema
 from shared.contracts.envelope import Envelope
+from shared.contracts.events import EventData
 from shared.contracts.roles import Role
 from shared.resources import Resources, open_resources
 from shared.service.migrations import upgrade
@@ -174,6 +175,21 @@ class AccessHarness:
             await session.commit()
         await self.resources.decisions.invalidate_all()
         return book_id
+
+    async def publish(self, data: EventData) -> None:
+        """An event on its producer's topic, as that service's relay would send it."""
+        envelope = Envelope.wrap(data)
+        await self.resources.aws.sns.publish(
+            TopicArn=await self.resources.events_topic_arn(data.producer),
+            Message=envelope.model_dump_json(),
+            MessageAttributes={"type": {"DataType": "String", "StringValue": envelope.type}},
+        )
+
+    async def knows_published(self, *books: uuid.UUID) -> bool:
+        """Whether access's read model has heard that each of these is published."""
+        async with self.resources.session_factory() as session:
+            found = [await session.get(CatalogBook, book) for book in books]
+        return all(book is not None and book.published for book in found)
 
     async def outbox(self, event_type: str) -> list[Envelope]:
         return await outbox_events(self.resources.session_factory, event_type)
